@@ -1,0 +1,110 @@
+"""Error classes and the one diagnostic renderer.
+
+Every user-facing error carries an optional `Span`; `render_diagnostic()` prints
+`app.wp:12:5: error: message`, the source line and a caret. Lark never leaks out of
+`webpipe.syntax`: the parser converts its exceptions into `WpSyntaxError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from webpipe.source import Span
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a program, with where it is."""
+
+    message: str
+    span: Span | None = None
+    severity: Severity = "error"
+    code: str = "error"
+    notes: tuple[str, ...] = field(default=())
+
+    def render(self) -> str:
+        return render_diagnostic(self.message, self.span, self.severity, self.notes)
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.span is not None:
+            out.update(
+                file=self.span.source.name,
+                line=self.span.line,
+                column=self.span.column,
+                endLine=self.span.end_line,
+                endColumn=self.span.end_column,
+            )
+        return out
+
+
+def render_diagnostic(
+    message: str,
+    span: Span | None,
+    severity: Severity = "error",
+    notes: tuple[str, ...] = (),
+) -> str:
+    head = f"{span.label}: {severity}: {message}" if span else f"{severity}: {message}"
+    parts = [head]
+    if span is not None:
+        parts.append(span.excerpt())
+    parts.extend(f"  note: {note}" for note in notes)
+    return "\n".join(parts)
+
+
+class WebpipeError(Exception):
+    """Base of every error webpipe reports to a user."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, span: Span | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.span = span
+
+    def __str__(self) -> str:
+        return render_diagnostic(self.message, self.span)
+
+    def diagnostic(self) -> Diagnostic:
+        return Diagnostic(self.message, self.span, "error", self.code)
+
+
+class WpSyntaxError(WebpipeError):
+    code = "syntax"
+
+
+class LoadError(WebpipeError):
+    code = "load"
+
+
+class CheckError(WebpipeError):
+    code = "check"
+
+
+class ConfigError(WebpipeError):
+    """A step's config or a config block cannot be used (raised at load time by prepare())."""
+
+    code = "config"
+
+
+class StepError(WebpipeError):
+    """A middleware execution failure: becomes a branchable `<step>Error` envelope."""
+
+    code = "step"
+
+
+class HardError(WebpipeError):
+    """A failure that aborts the request (HTTP 500, test 'errored'); not catchable by `result`."""
+
+    code = "hard"
+
+    def __init__(self, message: str, *, span: Span | None = None, status: int = 500) -> None:
+        super().__init__(message, span=span)
+        self.status = status

@@ -1,0 +1,64 @@
+"""Source text and positions.
+
+A `Source` is one `.wp` file's name and text; a `Span` points into it. Every diagnostic
+renders through `excerpt()` so the CLI, `check`, the test runner and HTTP error envelopes
+all show the same `file:line:col` label with the source line and a caret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One file: its display name and its text (CRLF already normalised to LF)."""
+
+    name: str
+    text: str = field(repr=False)
+
+    @classmethod
+    def from_text(cls, name: str, text: str) -> Source:
+        return cls(name, text.replace("\r\n", "\n"))
+
+    def line_text(self, line: int) -> str:
+        lines = self.text.split("\n")
+        return lines[line - 1] if 0 < line <= len(lines) else ""
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of a character offset."""
+        offset = max(0, min(offset, len(self.text)))
+        line = self.text.count("\n", 0, offset) + 1
+        col = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
+        return line, col
+
+    def span(self, start: int, end: int | None = None) -> Span:
+        end = start if end is None else end
+        line, col = self.position(start)
+        end_line, end_col = self.position(end)
+        return Span(self, line, col, end_line, end_col, start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source: 1-based line/column plus character offsets."""
+
+    source: Source = field(repr=False)
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start: int
+    end: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.source.name}:{self.line}:{self.column}"
+
+    def excerpt(self) -> str:
+        """The source line and a caret under the span's first character(s)."""
+        text = self.source.line_text(self.line)
+        width = self.end_column - self.column if self.end_line == self.line else 1
+        width = max(1, min(width, max(1, len(text) - self.column + 1)))
+        pad = "".join("\t" if ch == "\t" else " " for ch in text[: self.column - 1])
+        return f"{text}\n{pad}{'^' * width}"
