@@ -1,0 +1,330 @@
+"""The pure mapping between HTTP and pipeline state (language.md §6.1 and §7).
+
+`request_state()` turns a Starlette request and a route's raw captures into the ordered initial
+state object; `build_response()` turns a final state, content type and status into a Starlette
+response; `error_response()` is the JSON envelope for hard errors. The parsers underneath
+(`coerce_number`, `parse_query`, `parse_cookies`, `parse_form`, `parse_body`) are pure functions,
+public so the test runner can build the same values. Decisions and deviations: spec/http.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
+
+DEFAULT_CONTENT_TYPE = "application/json"
+
+# testing.md §4.1: Rust's strict `i64`/`f64` parsers, not Python's lenient int()/float().
+_INT = re.compile(r"[+-]?([0-9]+)")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+_I64_DIGITS = 19
+
+# The reference's `HeaderValue::to_str`: anything but visible ASCII and tab reads as "".
+_VISIBLE_ASCII = re.compile(rb"[\t\x20-\x7e]*")
+# Bytes a response header value may carry (`HeaderValue::from_str`): no controls but tab.
+_VALID_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Headers that describe the framing Starlette computed; a state may not override them.
+_FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
+# Keep what is already ASCII (including `%XX` escapes); escape only raw non-ASCII bytes.
+_PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
+
+_ERROR_TITLES: dict[int, str] = {400: "Bad Request", 413: "Payload Too Large"}
+
+
+class BadRequest(Exception):
+    """A request refused before any pipeline runs: malformed JSON (400), oversized body (413)."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    @property
+    def error(self) -> str:
+        return _ERROR_TITLES.get(self.status, "Bad Request")
+
+    def to_response(self) -> Response:
+        """`{"error": "Bad Request", "details": message}` with this error's status."""
+        return error_response(self.error, self.message, self.status)
+
+
+# --- parsers (pure) ---------------------------------------------------------------------------
+
+
+def coerce_number(text: str) -> int | float | str:
+    """Signed 64-bit integer text → int, finite Rust-syntax float text → float, else the text."""
+    match = _INT.fullmatch(text)
+    # Count significant digits first: int() refuses very long strings, "007" is still 7.
+    if match is not None and len(match.group(1).lstrip("0")) <= _I64_DIGITS:
+        value = int(text)
+        if _I64_MIN <= value <= _I64_MAX:
+            return value
+    if _FLOAT.fullmatch(text) is not None:
+        number = float(text)
+        if math.isfinite(number):
+            return number
+    return text
+
+
+def parse_query(raw_query: bytes | str) -> dict[str, JSON]:
+    """A query string → object: percent-decoded, `+` → space, last value wins, coerced."""
+    return _parse_urlencoded(raw_query)
+
+
+def parse_form(body: bytes | str) -> dict[str, JSON]:
+    """An `application/x-www-form-urlencoded` body, decoded like a query string.
+
+    Deviation (spec/http.md): the reference neither percent-decodes nor turns `+` into spaces.
+    """
+    return _parse_urlencoded(body)
+
+
+def parse_cookies(header: str | None) -> dict[str, str]:
+    """A `Cookie` header → object: split on `;`, trim, name and value split on `=`.
+
+    As in the reference a value containing `=` is truncated and nothing is decoded. Decision
+    (spec/http.md): no header, and empty segments, give no entry (the reference yields `"": ""`).
+    """
+    cookies: dict[str, str] = {}
+    for segment in (header or "").split(";"):
+        segment = segment.strip()
+        if segment:
+            pieces = segment.split("=")
+            cookies[pieces[0]] = pieces[1] if len(pieces) > 1 else ""
+    return cookies
+
+
+def parse_body(body: bytes, content_type: str) -> JSON:
+    """The request body as state: `{}` when empty, else parsed by content type (§6.1).
+
+    Raises `BadRequest` (400) for a malformed JSON body (the reference gives `null`).
+    """
+    if not body:
+        return {}
+    if content_type.startswith("application/json"):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"invalid JSON body: {exc}") from None
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return parse_form(body)
+    return body.decode("utf-8", "replace")
+
+
+def _parse_urlencoded(raw: bytes | str) -> dict[str, JSON]:
+    data = raw.encode("utf-8") if isinstance(raw, str) else raw
+    pairs: dict[str, JSON] = {}
+    for pair in data.split(b"&"):
+        if pair:
+            name, _, value = pair.partition(b"=")
+            pairs[_form_decode(name)] = coerce_number(_form_decode(value))
+    return pairs
+
+
+def _form_decode(raw: bytes) -> str:
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", "replace")
+
+
+# --- request → state --------------------------------------------------------------------------
+
+
+async def request_state(request: Request, params: dict[str, str], max_body: int) -> dict[str, JSON]:
+    """The initial state of a route (§6.1), keys in the reference's order.
+
+    `params` are the route's raw captures, still percent-encoded (routes match the encoded path,
+    as in the reference); they are decoded here. Raises `BadRequest` for a malformed JSON body
+    (400) or a body over `max_body` bytes (413).
+    """
+    headers = request_headers(request)
+    content_type = headers.get("content-type", DEFAULT_CONTENT_TYPE)
+    body = parse_body(await read_body(request, max_body), content_type)
+    query = parse_query(request.scope.get("query_string", b""))
+    decoded = {name: coerce_number(decode_param(value)) for name, value in params.items()}
+    state: dict[str, JSON] = {"method": request.method, "path": raw_path(request)}
+    ip = client_ip(request)
+    if ip is not None:
+        state["ip"] = ip
+    state["query"] = query
+    state["params"] = decoded
+    state["headers"] = headers
+    state["cookies"] = parse_cookies(_first_header(request, b"cookie"))
+    state["body"] = body
+    state["content_type"] = content_type
+    state["originalRequest"] = {
+        "method": request.method,
+        "params": dict(decoded),
+        "query": dict(query),
+    }
+    return state
+
+
+async def read_body(request: Request, max_body: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `max_body` bytes."""
+    declared = request.headers.get("content-length", "")
+    # Refuse up front what the client announces as too large (the digit count guards int()).
+    if declared.isascii() and declared.isdigit() and _exceeds(declared, max_body):
+        raise _too_large(max_body)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise _too_large(max_body)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def request_headers(request: Request) -> dict[str, str]:
+    """All headers, names lower-cased, repeated name → last value, non-ASCII value → ""."""
+    return {
+        name.decode("latin-1").lower(): _header_text(value) for name, value in request.headers.raw
+    }
+
+
+def client_ip(request: Request) -> str | None:
+    """First `X-Forwarded-For` entry, else `X-Real-IP`, else the peer; None when none is known."""
+    forwarded = (_first_header(request, b"x-forwarded-for") or "").split(",")[0].strip()
+    if forwarded:
+        return forwarded
+    real_ip = (_first_header(request, b"x-real-ip") or "").strip()
+    if real_ip:
+        return real_ip
+    client = request.client
+    return client.host if client is not None and client.host else None
+
+
+def raw_path(request: Request) -> str:
+    """The URL path as received: still percent-encoded, without the query string."""
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        raw = str(request.scope["path"]).encode("utf-8")
+    return quote(raw.split(b"?", 1)[0], safe=_PATH_SAFE)
+
+
+def decode_param(raw: str) -> str:
+    """Percent-decode a path capture (lossy UTF-8; `+` stays a plus)."""
+    return unquote_to_bytes(raw).decode("utf-8", "replace")
+
+
+def _first_header(request: Request, name: bytes) -> str | None:
+    for key, value in request.headers.raw:
+        if key.lower() == name:
+            return _header_text(value)
+    return None
+
+
+def _header_text(raw: bytes) -> str:
+    return raw.decode("ascii") if _VISIBLE_ASCII.fullmatch(raw) else ""
+
+
+def _exceeds(digits: str, limit: int) -> bool:
+    return len(digits) > _I64_DIGITS or int(digits) > limit
+
+
+def _too_large(max_body: int) -> BadRequest:
+    return BadRequest(f"request body exceeds {max_body} bytes", status=413)
+
+
+# --- state → response -------------------------------------------------------------------------
+
+
+def build_response(state: JSON, content_type: str, status: int | None) -> Response:
+    """The HTTP response for a finished pipeline (§7), without the CORS layer."""
+    body, media_type = _encode_body(state, content_type)
+    response = Response(
+        body, status_code=_status_code(status), headers={"content-type": media_type}
+    )
+    if isinstance(state, dict):
+        _set_cookies(response, state.get("setCookies"))
+        _set_headers(response, state.get("setHeaders"))
+    return response
+
+
+def error_response(message: str, details: str, status: int = 500) -> Response:
+    """A hard error as JSON: `{"error": message, "details": details}`."""
+    body = json_bytes({"error": message, "details": details})
+    return Response(body, status_code=status, headers={"content-type": DEFAULT_CONTENT_TYPE})
+
+
+def json_bytes(value: JSON) -> bytes:
+    """Compact JSON, key order kept; values orjson refuses fall back to the json module."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # non-str keys, ints beyond 64 bits, lone surrogates, non-JSON objects
+        text = json.dumps(value, separators=(",", ":"), skipkeys=True, default=str)
+        return text.encode("ascii")
+
+
+def _status_code(status: int | None) -> int:
+    if status is None:
+        return 200
+    return status if 100 <= status <= 999 else 500
+
+
+def _encode_body(state: JSON, content_type: str) -> tuple[bytes, str]:
+    if content_type.startswith("text/html"):
+        html = _utf8(state) if isinstance(state, str) else json_bytes(state)
+        return html, "text/html; charset=utf-8"
+    if content_type.startswith("image/svg+xml"):
+        return (_utf8(state) if isinstance(state, str) else b""), content_type
+    if content_type.startswith("image/png"):
+        return _png_bytes(state), content_type
+    return json_bytes(state), DEFAULT_CONTENT_TYPE
+
+
+def _png_bytes(state: JSON) -> bytes:
+    if not isinstance(state, str):
+        return b""
+    try:
+        return base64.b64decode(state, validate=True)
+    except ValueError:  # binascii.Error, or non-ASCII text: send the text itself
+        return _utf8(state)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "replace")
+
+
+def _set_cookies(response: Response, cookies: JSON) -> None:
+    if not isinstance(cookies, list):
+        return
+    for cookie in cookies:
+        value = _header_value(cookie)
+        if value is not None:
+            response.raw_headers.append((b"set-cookie", value))
+
+
+def _set_headers(response: Response, headers: JSON) -> None:
+    if not isinstance(headers, dict):
+        return
+    for name, text in headers.items():
+        value = _header_value(text)
+        if value is None or not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+            continue
+        key = name.lower().encode("ascii")
+        if key not in _FRAMING_HEADERS:
+            response.raw_headers[:] = [item for item in response.raw_headers if item[0] != key]
+            response.raw_headers.append((key, value))
+
+
+def _header_value(text: JSON) -> bytes | None:
+    """A string as header bytes, or None when it is not a string or not a valid value."""
+    if not isinstance(text, str):
+        return None
+    try:
+        raw = text.encode("utf-8").strip(b" \t")
+    except UnicodeEncodeError:
+        return None
+    return raw if _VALID_VALUE.fullmatch(raw) is not None else None

@@ -1,0 +1,360 @@
+"""The `lua` middleware: run a Lua 5.4 chunk, its return value becomes the state.
+
+Spec: spec/middleware.md §5 (our decisions: spec/lua.md). `prepare()` checks the chunk's
+syntax once at load. `run()` snapshots flags, conditions and `$context` on the event loop,
+then runs the chunk with `asyncio.to_thread` on that worker thread's own `LuaState` (lupa
+runtimes are not thread-safe, so a state never leaves the thread that created it). Each run
+gets a fresh sandbox table whose lookups fall through to the state's globals. `executeSql`
+hops back to the loop with `run_coroutine_threadsafe` and blocks the worker until pg answers.
+Flag/condition writes are collected in the `Binding` and applied on the loop afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, NoReturn, Protocol, cast
+
+from lupa import lua54
+
+from webpipe.errors import ConfigError, StepError, WebpipeError
+from webpipe.executor.context import RequestContext
+from webpipe.middleware.base import (
+    JSON,
+    BaseMiddleware,
+    Behavior,
+    MiddlewareHost,
+    StepCall,
+    StepResult,
+)
+from webpipe.middleware.lua_convert import json_to_lua, lua_to_json
+from webpipe.source import Span
+
+SqlOutcome = tuple[JSON, str | None]  # (result, error text), like executeSql's two values
+
+# Runs once per Lua state with the real globals. Receives the Python hooks and the scripts
+# directory, trims the standard library (spec/lua.md "Sandbox"), defines the script-facing
+# functions as Lua closures (so no Python object is ever reachable from a script) and
+# returns the three entry points Python needs.
+PRELUDE = r"""
+local hooks, sources, names = ...
+local G = _G
+local rawload, setupvalue, xpcall, pcall = load, debug.setupvalue, xpcall, pcall
+local type, tostring, error, select, setmetatable = type, tostring, error, select, setmetatable
+local getmetatable = getmetatable
+
+io, debug, package, require, dofile, loadfile, python = nil, nil, nil, nil, nil, nil, nil
+local real_os = os
+os = {clock = real_os.clock, date = real_os.date, difftime = real_os.difftime,
+      getenv = real_os.getenv, time = real_os.time}
+
+-- text chunks only: binary chunks (string.dump output) can break the VM's invariants
+function load(chunk, name, mode, ...)
+  if select("#", ...) > 0 then return rawload(chunk, name, "t", (...)) end
+  return rawload(chunk, name, "t")
+end
+
+local function message(err)
+  if type(err) == "string" or type(err) == "number" then return tostring(err) end
+  local mt = getmetatable(err)
+  if mt ~= nil and mt.__tostring ~= nil then
+    local ok, text = pcall(tostring, err)
+    if ok and type(text) == "string" then return text end
+  end
+  return "(error object is a " .. type(err) .. " value)"
+end
+
+local function name_arg(fname, name)
+  local kind = type(name)
+  if kind == "string" then return name end
+  if kind == "number" then return tostring(name) end
+  error("bad argument #1 to '" .. fname .. "' (string expected, got " .. kind .. ")", 3)
+end
+
+function getFlag(name) return hooks.get_flag(name_arg("getFlag", name)) end
+function setFlag(name, value) hooks.set_flag(name_arg("setFlag", name), value ~= nil and value ~= false) end
+function getWhen(name) return hooks.get_when(name_arg("getWhen", name)) end
+function setWhen(name, value) hooks.set_when(name_arg("setWhen", name), value ~= nil and value ~= false) end
+function getEnv(name) return hooks.get_env(name_arg("getEnv", name)) end
+
+function executeSql(sql, params)
+  sql = name_arg("executeSql", sql)
+  if params == nil then return hooks.execute_sql(sql, {}, 0) end
+  if type(params) ~= "table" then return hooks.execute_sql(sql, false, 0) end
+  local list, n = {}, 0
+  while params[n + 1] ~= nil do n = n + 1; list[n] = params[n] end
+  return hooks.execute_sql(sql, list, n)
+end
+
+local compiled = {}
+
+function requireScript(name)
+  name = name_arg("requireScript", name)
+  local fn = compiled[name]
+  if fn == nil then return nil end
+  local value = fn()
+  G[name] = value
+  return value
+end
+
+local loaded = {string = string, table = table, math = math, utf8 = utf8,
+                coroutine = coroutine, os = os}
+function require(name)
+  name = name_arg("require", name)
+  local value = loaded[name]
+  if value ~= nil then return value end
+  local fn = compiled[name]
+  if fn == nil then
+    error("module '" .. name .. "' not found (only scripts in WEBPIPE_SCRIPTS_DIR)", 2)
+  end
+  value = fn()
+  if value == nil then value = true end
+  loaded[name] = value
+  return value
+end
+
+local function init_scripts()
+  for _, name in ipairs(names) do
+    local fn, err = rawload(sources[name], "@" .. name, "t")
+    if fn == nil then return name, err end
+    compiled[name] = fn
+    local ok, value = xpcall(fn, message)
+    if not ok then return name, value end
+    G[name] = value
+  end
+end
+
+local function compile(source) return rawload(source, "=lua", "t") end
+
+local sandbox_mt = {__index = G}
+local function run(fn, request, context)
+  local env = setmetatable({request = request, context = context}, sandbox_mt)
+  env._G = env
+  setupvalue(fn, 1, env)  -- a main chunk's only upvalue is _ENV
+  local ok, value = xpcall(fn, message)
+  setupvalue(fn, 1, G)    -- drop the request's sandbox; stray closures see plain globals
+  return ok, value
+end
+
+return init_scripts, compile, run
+"""
+
+
+def _deny_attributes(obj: object, name: object, is_setting: bool) -> NoReturn:
+    # No Python object should reach a script; if one does, it must not expose __globals__ etc.
+    raise AttributeError("Python attributes are not accessible from Lua")
+
+
+class SqlExecutor(Protocol):
+    """What `host.middleware("pg")` must offer for `executeSql` (spec/lua.md "executeSql")."""
+
+    async def execute_sql(self, sql: str, params: list[JSON]) -> dict[str, JSON]: ...
+
+
+SqlCall = Callable[[str, "list[JSON] | None"], Coroutine[Any, Any, SqlOutcome]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LuaChunk:
+    """A prepared `lua` step: the checked source (hashed by identity for per-state caches)."""
+
+    source: str
+
+
+@dataclass(slots=True)
+class Binding:
+    """One run's view of the request: snapshots to read, writes to apply on the loop."""
+
+    flags: Mapping[str, bool]
+    conditions: Mapping[str, bool]
+    loop: asyncio.AbstractEventLoop
+    execute_sql: SqlCall
+    flag_writes: dict[str, bool] = field(default_factory=dict)
+    condition_writes: dict[str, bool] = field(default_factory=dict)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+class LuaState:
+    """One Lua runtime with the webpipe globals; only ever used by the thread that made it."""
+
+    def __init__(self, scripts: Mapping[str, str]) -> None:
+        self.lua = lua54.LuaRuntime(
+            encoding=None,
+            register_eval=False,
+            register_builtins=False,
+            unpack_returned_tuples=True,
+            attribute_filter=_deny_attributes,
+        )
+        self.binding: Binding | None = None
+        self._compiled: dict[LuaChunk, Any] = {}
+        hooks = self.lua.table_from({
+            b"get_flag": self._get_flag, b"set_flag": self._set_flag,
+            b"get_when": self._get_when, b"set_when": self._set_when,
+            b"get_env": _get_env, b"execute_sql": self._execute_sql,
+        })
+        names = sorted(scripts)
+        sources = self.lua.table_from({n.encode(): scripts[n].encode() for n in names})
+        init, self._compile, self._run = self.lua.execute(
+            PRELUDE, hooks, sources, self.lua.table_from([n.encode() for n in names])
+        )
+        failed = init()
+        if failed is not None:
+            name, err = failed
+            raise StepError(f"Lua script '{_text(name)}' execution error: {_text(err)}")
+
+    def run(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding) -> JSON:
+        """Run `chunk` with `request = state`; a Lua error raises `StepError`."""
+        fn = self._compiled.get(chunk)
+        if fn is None:
+            fn = self._compiled[chunk] = self._compile_chunk(chunk)
+        self.binding = binding
+        try:
+            ok, value = self._run(fn, json_to_lua(self.lua, state),
+                                  json_to_lua(self.lua, context))
+        finally:
+            self.binding = None
+        if not ok:
+            raise StepError(f"Lua execution error: {_text(value)}")
+        return lua_to_json(value)
+
+    def _compile_chunk(self, chunk: LuaChunk) -> Any:
+        result = self._compile(chunk.source.encode())
+        fn, err = result if isinstance(result, tuple) else (result, None)
+        if fn is None:  # prepare() checked the syntax, so this is not expected
+            raise StepError(f"Lua execution error: {_text(err)}")
+        return fn
+
+    def _current(self) -> Binding:
+        assert self.binding is not None, "Lua hook called outside a run"
+        return self.binding
+
+    def _get_flag(self, name: bytes) -> bool:
+        return bool(self._current().flags.get(_text(name), False))
+
+    def _set_flag(self, name: bytes, value: bool) -> None:
+        self._current().flag_writes[_text(name)] = value
+
+    def _get_when(self, name: bytes) -> bool:
+        return bool(self._current().conditions.get(_text(name), False))
+
+    def _set_when(self, name: bytes, value: bool) -> None:
+        self._current().condition_writes[_text(name)] = value
+
+    def _execute_sql(self, sql: bytes, params: Any, count: int) -> tuple[Any, bytes | None]:
+        binding = self._current()
+        values = None if params is False else [lua_to_json(params[i]) for i in range(1, count + 1)]
+        if _on_loop_thread(binding.loop):  # .result() below would deadlock the loop
+            return None, b"executeSql cannot run on the event loop thread"
+        future = asyncio.run_coroutine_threadsafe(
+            binding.execute_sql(_text(sql), values), binding.loop
+        )
+        result, err = future.result()
+        if err is not None:
+            return None, err.encode()
+        return json_to_lua(self.lua, result), None
+
+
+def _get_env(name: bytes) -> bytes | None:
+    value = os.environ.get(_text(name))
+    return None if value is None else value.encode()
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def scripts_dir() -> Path:
+    """`$WEBPIPE_SCRIPTS_DIR`, default `scripts` relative to the working directory."""
+    return Path(os.environ.get("WEBPIPE_SCRIPTS_DIR") or "scripts")
+
+
+def load_scripts(directory: Path) -> dict[str, str]:
+    """Every `*.lua` file directly in `directory` (stem → source); symlinks must stay inside."""
+    if not directory.is_dir():
+        return {}
+    root = directory.resolve()
+    scripts: dict[str, str] = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix.lower() != ".lua" or not path.stem or not path.is_file():
+            continue
+        if not path.resolve().is_relative_to(root):
+            continue
+        scripts[path.stem] = path.read_text(encoding="utf-8")
+    return scripts
+
+
+class LuaMiddleware(BaseMiddleware):
+    """`|> lua: `...`` — see the module docstring."""
+
+    behavior: ClassVar[Behavior] = Behavior.TRANSFORM
+
+    def __init__(self, host: MiddlewareHost) -> None:
+        super().__init__(host)
+        self.scripts = load_scripts(scripts_dir())  # read once at startup (§5.1)
+        self._local = threading.local()
+        self._checker_lock = threading.Lock()
+        self._checker: Any = None
+
+    def prepare(self, config: str, span: Span | None) -> LuaChunk:
+        """Check the chunk's syntax once, at load time."""
+        err = self._syntax_error(config)
+        if err is not None:
+            raise ConfigError(f"Lua syntax error: {err}", span=span)
+        return LuaChunk(config)
+
+    async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        assert isinstance(prepared, LuaChunk), "prepare() output expected"
+        ctx = call.ctx if call.ctx is not None else RequestContext()
+        binding = Binding(dict(ctx.flags), dict(ctx.conditions),
+                          asyncio.get_running_loop(), self._execute_sql)
+        try:
+            value = await asyncio.to_thread(
+                self.run_in_thread, prepared, state, ctx.context_json(), binding
+            )
+        finally:
+            ctx.flags.update(binding.flag_writes)
+            ctx.conditions.update(binding.condition_writes)
+        return StepResult(value)
+
+    def run_in_thread(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding) -> JSON:
+        """Run on the calling thread's own Lua state (created on first use)."""
+        lua_state: LuaState | None = getattr(self._local, "state", None)
+        if lua_state is None:
+            lua_state = self._local.state = LuaState(self.scripts)
+        return lua_state.run(chunk, state, context, binding)
+
+    async def _execute_sql(self, sql: str, params: list[JSON] | None) -> SqlOutcome:
+        """executeSql on the loop: find pg, then run (middleware.md §5.3 error texts)."""
+        try:
+            pg = cast(SqlExecutor, self.host.middleware("pg"))
+        except KeyError:
+            return None, "database not configured"
+        if params is None:
+            return None, "params must be a table/array"
+        try:
+            return await pg.execute_sql(sql, params), None
+        except WebpipeError as exc:
+            return None, exc.message
+        except Exception as exc:  # any driver failure becomes executeSql's error value
+            return None, str(exc)
+
+    def _syntax_error(self, source: str) -> str | None:
+        with self._checker_lock:
+            if self._checker is None:
+                runtime = lua54.LuaRuntime(encoding=None, register_eval=False,
+                                           register_builtins=False)
+                self._checker = runtime.eval(
+                    "function(src) local _, err = load(src, '=lua', 't'); return err end"
+                )
+            err = self._checker(source.encode())
+        return None if err is None else _text(err)

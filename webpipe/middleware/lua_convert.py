@@ -1,0 +1,110 @@
+"""JSON ↔ Lua value conversion for the `lua` middleware (spec/middleware.md §5.2).
+
+The runtime is opened with `encoding=None`, so every Lua string crosses the boundary as
+`bytes`; this module encodes on the way in and decodes (checking UTF-8) on the way out.
+Both directions are written by hand, as the spec asks, because the mapping has rules no
+generic converter follows: `null` disappears, `[]` comes back as `{}`, a table is an array
+only when its keys are exactly 1..n, NaN/±inf become `0`, and nesting is capped at 20.
+Everything here must run on the thread that owns the `LuaRuntime` (see `lua.py`).
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+from lupa import lua54
+
+JSON = Any
+LuaValue = Any  # None | bool | int | float | bytes | lupa table/function/... object
+
+MAX_DEPTH = 20
+INVALID_UTF8 = "[invalid utf8]"
+INVALID_KEY = "[invalid key]"
+UNSUPPORTED_KEY = "[unsupported key]"
+UNSUPPORTED_TYPE = "[unsupported lua type]"
+MAX_DEPTH_EXCEEDED = "[max depth exceeded]"
+
+
+def json_to_lua(lua: Any, value: JSON) -> LuaValue:
+    """Convert a JSON value into a Lua value owned by `lua` (a `LuaRuntime`)."""
+    prepared = _prepare(value)
+    if isinstance(prepared, (list, dict)):
+        return lua.table_from(prepared, recursive=True)
+    return prepared
+
+
+def _prepare(value: JSON) -> Any:
+    """Turn JSON into plain Python values that `table_from(recursive=True)` maps exactly."""
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int):
+        # integers that fit i64 stay integers; larger ones become floats (serde_json as_f64)
+        return value if lua54.LUA_MININTEGER <= value <= lua54.LUA_MAXINTEGER else float(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    if isinstance(value, list):
+        return [_prepare(item) for item in value]  # a None item leaves a hole: t[i] = nil
+    if isinstance(value, dict):
+        # null members simply disappear (§5.2)
+        return {key.encode("utf-8", "surrogatepass"): _prepare(item)
+                for key, item in value.items() if item is not None}
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def lua_to_json(value: LuaValue, depth: int = 0) -> JSON:
+    """Convert a Lua value (as lupa hands it over) into JSON, following §5.2."""
+    if depth > MAX_DEPTH:
+        return MAX_DEPTH_EXCEEDED
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else 0
+    if isinstance(value, bytes):
+        return _decode(value, INVALID_UTF8)
+    if lua54.lua_type(value) == "table":
+        return _table_to_json(value, depth)
+    return UNSUPPORTED_TYPE
+
+
+def _table_to_json(table: Any, depth: int) -> JSON:
+    items = list(table.items())
+    if items and all(type(key) is int and key > 0 for key, _ in items):
+        if max(key for key, _ in items) == len(items):
+            items.sort(key=lambda item: item[0])
+            return [lua_to_json(item, depth + 1) for _, item in items]
+    out = {key_text(key): lua_to_json(item, depth + 1) for key, item in items}
+    # Lua iteration order is random per state; sorted keys are deterministic and match
+    # serde_json's default (BTreeMap) map in the reference. See spec/lua.md.
+    return dict(sorted(out.items()))
+
+
+def key_text(key: LuaValue) -> str:
+    """The JSON object key for a Lua table key (§5.2)."""
+    if isinstance(key, bytes):
+        return _decode(key, INVALID_KEY)
+    if isinstance(key, bool):
+        return UNSUPPORTED_KEY
+    if isinstance(key, int):
+        return str(key)
+    if isinstance(key, float):
+        return float_text(key)
+    return UNSUPPORTED_KEY
+
+
+def float_text(number: float) -> str:
+    """A float as Rust's `Display` writes it: shortest digits, never an exponent."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    text = format(Decimal(repr(number)), "f")
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _decode(raw: bytes, fallback: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return fallback

@@ -1,0 +1,132 @@
+"""Human messages for syntax errors.
+
+Lark reports "unexpected token X, expected one of {…}"; users need "unclosed backtick",
+"missing `|>`", "`end` missing after `foreach`". These functions look at the failing
+position (and the parser's value stack) and return `(message, start, end)` offsets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from lark import Token
+from lark.exceptions import UnexpectedToken
+
+from webpipe.source import Source
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+_NAMES = {
+    "_PIPE": "`|>`", "IDENT": "a name", "SCOPED": "a name `alias::name`",
+    "BACKTICK": "a `backtick` string", "STRING": 'a "quoted" string', "NUMBER": "a number",
+    "PATH": "a route path", "METHOD": "a route method", "COLON": "`:`", "EQUAL": "`=`",
+    "LBRACE": "`{`", "RBRACE": "`}`", "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`",
+    "END": "`end`", "THEN_COLON": "`then:`", "ELSE_COLON": "`else:`",
+    "DEFAULT_COLON": "`default:`", "BRANCH_HEAD": "a result branch like `ok(200):`",
+    "TAG_NAME": "a tag", "TAG_CALL": "a tag", "ENV_REF": "`$VARIABLE`",
+    "ASSERT_OP": "a comparison (equals, contains, matches, is, …)",
+    "REST_OF_LINE": "a value", "FOREACH_SELECTOR": "a selector such as `items` or `data.rows`",
+    "NAME_ARGS": "a step name", "$END": "end of file", "MOCK_TOKEN": "a mock target",
+    "CLAUSE_KIND": "input, body, headers or cookies", "WHEN": "`when`",
+}
+_WORD_AT_LINE_START = re.compile(r"[ \t]*([A-Za-z0-9_][A-Za-z0-9_-]*)\s*(?:\(|\[|:)")
+_KEYWORDS = {"config", "import", "featureFlags", "graphqlSchema", "query", "mutation",
+             "resolver", "pipeline", "describe", "it", "let", "with", "and", "then", "when",
+             "case", "default", "end"}
+
+
+def human(terminal: str) -> str:
+    if terminal in _NAMES:
+        return _NAMES[terminal]
+    if terminal.isupper() and terminal.isalpha():
+        return f"`{terminal.lower()}`"
+    return terminal
+
+
+def expected_list(expected: Iterable[str]) -> str:
+    names = sorted({human(t) for t in expected if not t.startswith("__")})
+    if not names or len(names) > 5:
+        return ""
+    return "; expected " + (names[0] if len(names) == 1 else ", ".join(names[:-1])
+                            + " or " + names[-1])
+
+
+def describe_unexpected_char(source: Source, pos: int, allowed: Iterable[str] | None,
+                             ) -> tuple[str, int, int]:
+    text = source.text
+    ch = text[pos]
+    if ch == "`" and text.find("`", pos + 1) == -1:
+        return "unclosed backtick: this `…` string never ends", pos, pos + 1
+    if ch == '"' and text.find('"', pos + 1) == -1:
+        return 'unclosed string: this "…" string never ends', pos, pos + 1
+    line_start = text.rfind("\n", 0, pos) + 1
+    before = text[line_start:pos]
+    if re.search(r"@!?[A-Za-z0-9_-]+\([^)]*$", before):
+        return ("tag arguments must be names or `backtick` strings "
+                "(write jq in backticks: @guard(`.x == 1`))"), pos, pos + 1
+    if before.rstrip().endswith(":") and "|>" in before:
+        return ("a step config must be a `backtick` string, a \"quoted\" string or a name"
+                ), pos, pos + 1
+    missing = _missing_pipe(source, pos)
+    if missing:
+        return missing
+    word = re.match(r"\S+", text[pos:])
+    shown = word.group(0) if word else ch
+    return f"unexpected {shown!r}" + expected_list(allowed or ()), pos, pos + len(shown)
+
+
+def describe_unexpected_token(source: Source, exc: UnexpectedToken) -> tuple[str, int, int]:
+    tok: Token = exc.token
+    expected = set(exc.expected)
+    start = tok.start_pos if tok.start_pos is not None else len(source.text)
+    end = tok.end_pos if tok.end_pos is not None else start
+    if tok.type == "$END":
+        start = end = len(source.text.rstrip())
+    opener = _open_block(exc)
+    if "END" in expected and opener and opener[0] == "foreach":
+        line = source.position(opener[1])[0]
+        return (f"`end` missing: the `foreach` opened at line {line} is not closed",
+                start, end)
+    if "THEN_COLON" in expected:
+        return "`if` needs a `then:` branch after its condition", start, end
+    if tok.type == "PATH":
+        return _bad_method(source, start)
+    missing = _missing_pipe(source, start)
+    if missing:
+        return missing
+    what = "end of file" if tok.type == "$END" else repr(str(tok))
+    return f"unexpected {what}" + expected_list(expected), start, end
+
+
+def _bad_method(source: Source, path_start: int) -> tuple[str, int, int]:
+    line_start = source.text.rfind("\n", 0, path_start) + 1
+    word = source.text[line_start:path_start].strip()
+    offset = source.text.find(word, line_start)
+    return (f"unknown route method {word!r}; expected one of {', '.join(METHODS)}",
+            offset, offset + len(word))
+
+
+def _missing_pipe(source: Source, pos: int) -> tuple[str, int, int] | None:
+    """`  jq: ...` on a line after a route or step: the user forgot `|>`."""
+    line_start = source.text.rfind("\n", 0, pos) + 1
+    m = _WORD_AT_LINE_START.match(source.text, line_start)
+    if not m or m.group(1) in _KEYWORDS or m.end() < pos - 1 and pos > m.end() + 1:
+        return None
+    prev = source.text[:line_start].rstrip()
+    prev_line = prev[prev.rfind("\n") + 1:].strip()
+    if not prev_line.startswith(("|>", "GET", "POST", "PUT", "PATCH", "DELETE", "pipeline ")) \
+            and not prev_line.endswith(("`", '"', ":", "=")):
+        return None
+    return (f"missing `|>` before step {m.group(1)!r}", m.start(1), m.end(1))
+
+
+def _open_block(exc: UnexpectedToken) -> tuple[str, int] | None:
+    """The innermost `foreach`/`if`/`dispatch` keyword still open on the parser stack."""
+    parser = getattr(exc, "interactive_parser", None)
+    if parser is None:
+        return None
+    for value in reversed(parser.parser_state.value_stack):
+        if isinstance(value, Token) and value.type in ("FOREACH", "IF", "DISPATCH"):
+            return value.type.lower(), value.start_pos or 0
+    return None

@@ -1,0 +1,97 @@
+"""The one Lark parser, and the conversion of Lark errors into `WpSyntaxError`.
+
+The grammar lives in the top-level `grammar/webpipe.lark`; the wheel ships it as
+`webpipe/grammar/webpipe.lark` (hatch `force-include`). `grammar_path()` looks in the
+installed package first, then in the source checkout. Lark is imported only inside
+`webpipe.syntax`; callers see `nodes.Program` or `WpSyntaxError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from pathlib import Path
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+from webpipe.errors import WebpipeError, WpSyntaxError
+from webpipe.source import Source
+from webpipe.syntax import nodes as n
+from webpipe.syntax.errors import describe_unexpected_char, describe_unexpected_token
+from webpipe.syntax.transform import ToAst
+
+_PACKAGE_GRAMMAR = Path(__file__).resolve().parent.parent / "grammar" / "webpipe.lark"
+_CHECKOUT_GRAMMAR = Path(__file__).resolve().parents[2] / "grammar" / "webpipe.lark"
+
+
+def grammar_path() -> Path:
+    """Where the grammar is: inside the installed package, else in the source tree."""
+    for path in (_PACKAGE_GRAMMAR, _CHECKOUT_GRAMMAR):
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"webpipe grammar not found at {_PACKAGE_GRAMMAR} or {_CHECKOUT_GRAMMAR}")
+
+
+class _CommentSink:
+    """Collects COMMENT tokens during one parse (the Lark instance is shared)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tokens: list[Token] = []
+
+    def __call__(self, token: Token) -> Token:
+        self.tokens.append(token)
+        return token
+
+
+_COMMENTS = _CommentSink()
+
+
+@cache
+def _lark() -> Lark:
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        regex=True,
+        propagate_positions=True,
+        maybe_placeholders=False,
+        lexer_callbacks={"COMMENT": _COMMENTS},
+        cache=True,
+    )
+
+
+def parse(source: Source) -> n.Program:
+    """Parse one file into a `Program`, or raise `WpSyntaxError` pointing at the mistake."""
+    with _COMMENTS.lock:
+        _COMMENTS.tokens = []
+        try:
+            tree = _lark().parse(source.text)
+        except UnexpectedInput as exc:
+            raise _syntax_error(source, exc) from None
+        comments = _COMMENTS.tokens
+    try:
+        program = ToAst(source).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, WebpipeError):
+            raise exc.orig_exc from None
+        raise
+    spans = (source.span(t.start_pos or 0, t.end_pos or 0) for t in comments)
+    notes = tuple(n.Comment(text=str(t), span=s) for t, s in zip(comments, spans, strict=True))
+    return n.Program(items=program.items, comments=notes, span=program.span)
+
+
+def parse_text(text: str, name: str = "<string>") -> n.Program:
+    return parse(Source.from_text(name, text))
+
+
+def _syntax_error(source: Source, exc: UnexpectedInput) -> WpSyntaxError:
+    if isinstance(exc, UnexpectedCharacters):
+        message, start, end = describe_unexpected_char(source, exc.pos_in_stream, exc.allowed)
+    elif isinstance(exc, UnexpectedToken):
+        message, start, end = describe_unexpected_token(source, exc)
+    else:
+        pos = getattr(exc, "pos_in_stream", None) or len(source.text)
+        message, start, end = "unexpected end of file", pos, pos
+    return WpSyntaxError(message, span=source.span(start, end))
