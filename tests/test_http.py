@@ -385,7 +385,7 @@ async def test_malformed_json_raises_400() -> None:
     assert caught.value.status == 400
     response = caught.value.to_response()
     assert response.status_code == 400
-    payload = json.loads(response.body)
+    payload = json.loads(bytes(response.body))
     assert list(payload) == ["error", "details"]
     assert payload["error"] == "Bad Request"
     assert payload["details"].startswith("invalid JSON body: ")
@@ -400,7 +400,7 @@ async def test_oversized_body_is_refused_without_reading_it_all() -> None:
     assert len(received) == 3  # stopped at the chunk that crossed the limit
     response = caught.value.to_response()
     assert response.status_code == 413
-    assert json.loads(response.body)["error"] == "Payload Too Large"
+    assert json.loads(bytes(response.body))["error"] == "Payload Too Large"
 
 
 @pytest.mark.parametrize("declared", ["251", "9" * 30])
@@ -488,7 +488,7 @@ def test_set_cookies_become_headers_and_stay_in_body() -> None:
     state = {"setCookies": ["sid=abc; Path=/; HttpOnly", "theme=dark", 7, "bad=\nvalue", "x=\x7f"]}
     response = build_response(state, "application/json", None)
     assert header_values(response, "set-cookie") == ["sid=abc; Path=/; HttpOnly", "theme=dark"]
-    assert json.loads(response.body) == state
+    assert json.loads(bytes(response.body)) == state
 
 
 def test_set_cookies_need_an_array() -> None:
@@ -519,7 +519,7 @@ def test_set_headers_replace_and_skip_invalid() -> None:
     assert header_values(response, "content-length") == [str(len(response.body))]
     assert header_values(response, "x-spaced") == ["padded"]
     assert b"bad name" not in {name for name, _ in response.raw_headers}
-    assert json.loads(response.body) == json.loads(json_bytes(state))
+    assert json.loads(bytes(response.body)) == json.loads(json_bytes(state))
 
 
 def test_set_headers_can_override_html_content_type_but_not_encoding() -> None:
@@ -560,7 +560,7 @@ def test_error_response() -> None:
     response = error_response("Pipeline execution failed", "At app.wp:3\nboom")
     assert response.status_code == 500
     assert header_values(response, "content-type") == ["application/json"]
-    assert json.loads(response.body) == {
+    assert json.loads(bytes(response.body)) == {
         "error": "Pipeline execution failed",
         "details": "At app.wp:3\nboom",
     }
