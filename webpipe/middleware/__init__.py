@@ -1,0 +1,94 @@
+"""The middleware plugin table.
+
+`BUILTIN_MIDDLEWARE` maps each DSL name to a lazy import string; third-party packages add
+names through the `webpipe.middleware` entry-point group. A `Registry` is built per app
+(copying the table), so tests and apps can `register()` extras without touching globals.
+Importing a middleware module happens on first use, so `check`/`fmt` never import asyncpg
+or lupa unless a program uses them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from webpipe.errors import ConfigError
+from webpipe.middleware.base import Middleware, MiddlewareHost
+
+BUILTIN_MIDDLEWARE: dict[str, str] = {
+    "jq": "webpipe.middleware.jq:JqMiddleware",
+    "handlebars": "webpipe.middleware.handlebars:HandlebarsMiddleware",
+    "mustache": "webpipe.middleware.handlebars:HandlebarsMiddleware",
+    "lua": "webpipe.middleware.lua:LuaMiddleware",
+    "pg": "webpipe.middleware.pg:PgMiddleware",
+    "fetch": "webpipe.middleware.fetch:FetchMiddleware",
+    "graphql": "webpipe.middleware.graphql_step:GraphqlMiddleware",
+    "validate": "webpipe.middleware.validate:ValidateMiddleware",
+    "assert": "webpipe.middleware.assert_:AssertMiddleware",
+    "log": "webpipe.middleware.log:LogMiddleware",
+    "debug": "webpipe.middleware.debug:DebugMiddleware",
+    "auth": "webpipe.middleware.auth:AuthMiddleware",
+    "cache": "webpipe.middleware.cache:CacheMiddleware",
+    "rateLimit": "webpipe.middleware.rate_limit:RateLimitMiddleware",
+    "stdin": "webpipe.middleware.stdin:StdinMiddleware",
+    "join": "webpipe.middleware.join:JoinMiddleware",
+}
+
+# Names the reference registers that webpipe does not implement (spec: out of scope).
+UNSUPPORTED_MIDDLEWARE: dict[str, str] = {
+    "js": "the `js` middleware is not supported by webpipe (use `lua`)",
+    "gg": "the `gg` chart middleware is not supported by webpipe",
+    "algraf": "the `algraf` chart middleware is not supported by webpipe",
+    "ag": "the `ag` chart middleware is not supported by webpipe",
+}
+
+ENTRY_POINT_GROUP = "webpipe.middleware"
+
+
+class Registry:
+    """Name → middleware class for one app; instances are created once, on first use."""
+
+    def __init__(self, table: dict[str, str] | None = None, *, plugins: bool = True) -> None:
+        self.table: dict[str, str | type[Middleware]] = dict(table or BUILTIN_MIDDLEWARE)
+        self.instances: dict[str, Middleware] = {}
+        if plugins:
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                self.register(ep.name, ep.value, replace=False, origin=f"plugin {ep.value}")
+
+    def register(self, name: str, impl: str | type[Middleware], *, replace: bool = False,
+                 origin: str = "") -> None:
+        if name in self.table and not replace:
+            raise ConfigError(f"middleware {name!r} from {origin or impl!r} would shadow an "
+                              "existing one; pass replace=True to allow it")
+        self.table[name] = impl
+        self.instances.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.table or name in UNSUPPORTED_MIDDLEWARE
+
+    def names(self) -> list[str]:
+        return sorted(self.table)
+
+    def get(self, name: str, host: MiddlewareHost) -> Middleware:
+        """The app's instance of `name`, importing and constructing it on first use."""
+        if name in self.instances:
+            return self.instances[name]
+        if name in UNSUPPORTED_MIDDLEWARE:
+            raise ConfigError(UNSUPPORTED_MIDDLEWARE[name])
+        impl = self.table.get(name)
+        if impl is None:
+            raise ConfigError(f"unknown middleware {name!r}")
+        cls = _import(impl) if isinstance(impl, str) else impl
+        instance: Middleware = cls(host)  # type: ignore[call-arg]
+        self.instances[name] = instance
+        return instance
+
+
+def _import(spec: str) -> type[Middleware]:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot load middleware {spec}: {exc}") from None
+    cls: type[Middleware] = getattr(module, attr)
+    return cls

@@ -1,0 +1,144 @@
+"""Load a `.wp` file and its imports into a `ProgramIndex` of lookups.
+
+Imports resolve relative to the importing file, are loaded once each, and cycles or
+missing files are errors that point at the `import` line. Name resolution follows
+spec/language.md §3.6: an unqualified name is looked up in the step's own module first,
+then in a global table of every module (the module whose path sorts last wins a clash);
+`alias::name` looks in the module that alias points to (see spec/decisions.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from webpipe.errors import LoadError
+from webpipe.source import Source
+from webpipe.syntax import nodes as n
+from webpipe.syntax.parser import parse
+
+
+@dataclass(eq=False)
+class Module:
+    """One loaded file: its AST and the modules its aliases point to."""
+
+    path: Path
+    source: Source
+    program: n.Program
+    aliases: dict[str, Module] = field(default_factory=dict)
+    is_main: bool = False
+
+    def items(self, kind: type[n.Item]) -> Iterator[n.Item]:
+        return (item for item in self.program.items if isinstance(item, kind))
+
+
+@dataclass(eq=False)
+class ProgramIndex:
+    """Every module of a program plus the lookup tables derived from them."""
+
+    main: Module
+    modules: list[Module]
+    variables: dict[tuple[int, str, str], n.Variable] = field(default_factory=dict)
+    global_variables: dict[tuple[str, str], n.Variable] = field(default_factory=dict)
+    pipelines: dict[tuple[int, str], n.NamedPipeline] = field(default_factory=dict)
+    global_pipelines: dict[str, n.NamedPipeline] = field(default_factory=dict)
+    module_of: dict[int, Module] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for module in self.modules:
+            for item in module.program.items:
+                if isinstance(item, n.Variable):
+                    self.variables[id(module), item.kind, item.name] = item
+                    self.global_variables[item.kind, item.name] = item
+                elif isinstance(item, n.NamedPipeline):
+                    self.pipelines[id(module), item.name] = item
+                    self.global_pipelines[item.name] = item
+                self.module_of[id(item)] = module
+
+    def variable(self, module: Module, kind: str, name: str) -> n.Variable | None:
+        """Variable (kind, name) as seen from `module`; `alias::name` allowed."""
+        alias, sep, bare = name.partition("::")
+        if sep:
+            target = module.aliases.get(alias)
+            return self.variables.get((id(target), kind, bare)) if target else None
+        local = self.variables.get((id(module), kind, name))
+        return local or self.global_variables.get((kind, name))
+
+    def pipeline(self, module: Module, name: str) -> n.NamedPipeline | None:
+        alias, sep, bare = name.partition("::")
+        if sep:
+            target = module.aliases.get(alias)
+            return self.pipelines.get((id(target), bare)) if target else None
+        return self.pipelines.get((id(module), name)) or self.global_pipelines.get(name)
+
+    def all_items(self, kind: type[n.Item]) -> Iterator[tuple[Module, n.Item]]:
+        for module in self.modules:
+            for item in module.program.items:
+                if isinstance(item, kind):
+                    yield module, item
+
+    def routes(self) -> Iterator[tuple[Module, n.Route]]:
+        for module, item in self.all_items(n.Route):
+            assert isinstance(item, n.Route)
+            yield module, item
+
+    def config_modules(self) -> list[Module]:
+        """Modules whose config blocks count: direct imports first, then the main file."""
+        direct = [m for m in self.main.aliases.values() if m is not self.main]
+        return [*direct, self.main]
+
+
+def load_source(source: Source, path: Path | None = None) -> ProgramIndex:
+    """Load a program from text (imports resolve relative to `path`, default cwd)."""
+    loader = _Loader()
+    main = loader.load_module(source, (path or Path.cwd() / source.name).resolve(), ())
+    main.is_main = True
+    modules = sorted(loader.done.values(), key=lambda m: str(m.path))
+    return ProgramIndex(main=main, modules=modules)
+
+
+def load_file(path: str | Path) -> ProgramIndex:
+    """Load a `.wp` file and everything it imports."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LoadError(f"cannot read {file}: {exc.strerror or exc}") from None
+    return load_source(Source.from_text(_display_path(file.resolve()), text), file)
+
+
+class _Loader:
+    def __init__(self) -> None:
+        self.done: dict[Path, Module] = {}
+
+    def load_module(self, source: Source, path: Path, chain: tuple[Path, ...]) -> Module:
+        module = Module(path=path, source=source, program=parse(source))
+        self.done[path] = module
+        for item in module.items(n.Import):
+            assert isinstance(item, n.Import)
+            if item.alias in module.aliases:
+                raise LoadError(f"duplicate import alias {item.alias!r}", span=item.span)
+            module.aliases[item.alias] = self.load_import(item, path, (*chain, path))
+        return module
+
+    def load_import(self, item: n.Import, importer: Path, chain: tuple[Path, ...]) -> Module:
+        target = (importer.parent / item.path).resolve()
+        if target in chain:
+            cycle = " -> ".join(p.name for p in (*chain[chain.index(target):], target))
+            raise LoadError(f"import cycle: {cycle}", span=item.span)
+        if target in self.done:
+            return self.done[target]
+        try:
+            text = target.read_text(encoding="utf-8")
+        except OSError:
+            raise LoadError(f"imported file not found: {item.path} (looked for {target})",
+                            span=item.span) from None
+        return self.load_module(Source.from_text(_display_path(target), text), target, chain)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
