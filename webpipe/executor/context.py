@@ -7,7 +7,12 @@ foreach items). Async tasks get a fresh one (concurrency.md §2) that shares onl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from webpipe.executor.invoker import REAL_INVOKER, Invoker
+
+if TYPE_CHECKING:
+    from webpipe.executor.tasks import TaskRegistry
 
 JSON = Any
 
@@ -27,8 +32,23 @@ class RequestContext:
     # test runner: recorded calls ("pipeline.NAME" -> inputs); None outside tests
     call_log: dict[str, list[JSON]] | None = None
     stdin: bytes | None = None
-    # anything a subsystem needs to hang on the request (task registry, deferred work)
+    invoker: Invoker = REAL_INVOKER
+    # anything a subsystem needs to hang on the request
     extras: dict[str, Any] = field(default_factory=dict)
+    _tasks: TaskRegistry | None = None
+
+    def tasks(self) -> TaskRegistry:
+        """This request's task registry (created on first `@async`/`join`)."""
+        if self._tasks is None:
+            from webpipe.executor.tasks import TaskRegistry
+
+            self._tasks = TaskRegistry()
+        return self._tasks
+
+    def fork(self) -> RequestContext:
+        """A fresh context for an async task: shares only the invoker and environment."""
+        return RequestContext(env_name=self.env_name, invoker=self.invoker,
+                              call_log=self.call_log, stdin=self.stdin)
 
     def context_json(self) -> dict[str, JSON]:
         """The read-only `$context` snapshot (middleware.md §0.5)."""

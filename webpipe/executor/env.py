@@ -1,0 +1,200 @@
+"""The per-app environment: program index, middleware, and every step's load-time plan.
+
+`build_env()` walks every pipeline of every module once, planning each regular step
+(`plan.py`), so a request only looks plans up by step identity. `Env` is also the
+`MiddlewareHost` that middleware receive (config blocks, partials, other middleware).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from webpipe.config import ConfigBlocks, resolve_blocks
+from webpipe.errors import ConfigError, Diagnostic
+from webpipe.executor.plan import (
+    StepPlan,
+    compile_args,
+    parse_join_list,
+    plan_diagnostics,
+    prepare_middleware,
+    task_tags,
+)
+from webpipe.jqlib import JqError, JqProgram, compile_jq
+from webpipe.loader import Module, ProgramIndex
+from webpipe.middleware import Registry
+from webpipe.middleware.base import Middleware
+from webpipe.syntax import nodes as n
+
+
+@dataclass(eq=False)
+class Env:
+    """Everything a request needs that does not change between requests."""
+
+    index: ProgramIndex
+    registry: Registry
+    configs: ConfigBlocks = field(default_factory=dict)
+    plans: dict[int, StepPlan] = field(default_factory=dict)
+    guards: dict[int, JqProgram | None] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    env_name: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    # ---- MiddlewareHost -------------------------------------------------------------
+
+    @property
+    def base_dir(self) -> Path:
+        return self.index.main.path.parent
+
+    def config_block(self, name: str) -> Mapping[str, Any] | None:
+        return self.configs.get(name)
+
+    def variables_of(self, kind: str) -> Mapping[str, str]:
+        out: dict[str, str] = {}
+        for module in self.index.modules:
+            for item in module.items(n.Variable):
+                assert isinstance(item, n.Variable)
+                if item.kind == kind:
+                    out[item.name] = item.body
+        for alias, module in self.index.main.aliases.items():
+            for item in module.items(n.Variable):
+                assert isinstance(item, n.Variable)
+                if item.kind == kind:
+                    out[f"{alias}/{item.name}"] = item.body
+        return out
+
+    def middleware(self, name: str) -> Middleware:
+        try:
+            return self.registry.get(name, self)
+        except ConfigError:
+            raise KeyError(name) from None
+
+    # ---- lookups --------------------------------------------------------------------
+
+    def plan(self, step: n.MiddlewareStep) -> StepPlan:
+        return self.plans[id(step)]
+
+    def guard(self, tag: n.Tag) -> JqProgram | None:
+        return self.guards.get(id(tag))
+
+    async def aclose(self) -> None:
+        for mw in list(self.registry.instances.values()):
+            close = getattr(mw, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def build_env(index: ProgramIndex, registry: Registry | None = None,
+              environ: Mapping[str, str] | None = None) -> Env:
+    env_vars = os.environ if environ is None else environ
+    blocks = [b for m in index.config_modules() for b in m.items(n.ConfigBlock)]
+    env = Env(index=index, registry=registry or Registry(),
+              configs=resolve_blocks(blocks, env_vars),  # type: ignore[arg-type]
+              env_name=env_vars.get("WEBPIPE_ENV") or None)
+    for module, pipeline in _all_pipelines(index):
+        for step in _walk_steps(pipeline):
+            _plan_into(env, module, step)
+    return env
+
+
+def _all_pipelines(index: ProgramIndex) -> Iterator[tuple[Module, n.Pipeline]]:
+    for module in index.modules:
+        for item in module.program.items:
+            pipeline = getattr(item, "pipeline", None)
+            if isinstance(pipeline, n.Pipeline):
+                yield module, pipeline
+
+
+def _walk_steps(pipeline: n.Pipeline) -> Iterator[n.Step]:
+    for step in pipeline.steps:
+        yield step
+        for child in child_pipelines(step):
+            yield from _walk_steps(child)
+
+
+def child_pipelines(step: n.Step) -> list[n.Pipeline]:
+    match step:
+        case n.ResultStep(branches=branches):
+            return [b.pipeline for b in branches]
+        case n.IfStep(condition=c, then=t, else_=e):
+            return [c, t] + ([e] if e else [])
+        case n.DispatchStep(cases=cases, default=d):
+            return [c.pipeline for c in cases] + ([d] if d else [])
+        case n.ForeachStep(pipeline=p):
+            return [p]
+    return []
+
+
+def step_tags(step: n.Step) -> list[n.TagExpr]:
+    if isinstance(step, n.MiddlewareStep):
+        return [step.tags] if step.tags else []
+    if isinstance(step, n.DispatchStep):
+        return [c.condition for c in step.cases]
+    return []
+
+
+def _plan_into(env: Env, module: Module, step: n.Step) -> None:
+    from webpipe.executor.plan import walk_tags
+
+    for expr in step_tags(step):
+        for tag in walk_tags(expr):
+            if tag.name == "guard" and tag.args:
+                try:
+                    env.guards[id(tag)] = compile_jq(tag.args[0], allow_context=False)
+                except JqError as exc:
+                    env.guards[id(tag)] = None
+                    env.diagnostics.append(Diagnostic(f"@guard: {exc}", tag.span,
+                                                      code="bad-guard"))
+    if isinstance(step, n.MiddlewareStep):
+        plan = plan_step(env, module, step)
+        env.plans[id(step)] = plan
+        env.diagnostics.extend(plan_diagnostics(plan))
+
+
+def plan_step(env: Env, module: Module, step: n.MiddlewareStep) -> StepPlan:
+    span = step.span
+    location = f"{span.source.name}:{span.line}"
+    args, arg_error = compile_args(step)
+    base = dict(step=step, location=location, args=args, arg_error=arg_error,
+                tags=task_tags(step.tags))
+    if step.name == "pipeline" and step.config is not None:
+        return _pipeline_call(env, module, step.config.strip(), "pipeline", base)
+    if step.name not in env.registry:
+        if step.config is None:
+            return _pipeline_call(env, module, step.name, step.name, base)
+        return StepPlan(kind="missing", name=step.name,
+                        missing=f"unknown middleware {step.name!r}", **base)  # type: ignore[arg-type]
+    return _middleware_plan(env, module, step, base)
+
+
+def _pipeline_call(env: Env, module: Module, target: str, name: str,
+                   base: dict[str, Any]) -> StepPlan:
+    callee = env.index.pipeline(module, target)
+    if callee is None:
+        what = "middleware or pipeline" if name == target else "pipeline"
+        return StepPlan(kind="missing", name=name, missing=f"unknown {what} {target!r}", **base)
+    return StepPlan(kind="pipeline", name=name, callee=callee, config=target, **base)
+
+
+def _middleware_plan(env: Env, module: Module, step: n.MiddlewareStep,
+                     base: dict[str, Any]) -> StepPlan:
+    config = step.config or ""
+    auto_name = None
+    variable = env.index.variable(module, step.name, config) if step.config else None
+    if variable is not None:
+        config, auto_name = variable.body, variable.name
+    if step.name == "join":
+        names, error = parse_join_list(config)
+        return StepPlan(kind="join", name="join", config=config, join_names=names,
+                        missing=error or "", **base)
+    plan = StepPlan(kind="middleware", name=step.name, config=config, auto_name=auto_name,
+                    **base)
+    try:
+        mw = env.registry.get(step.name, env)
+    except ConfigError as exc:
+        return StepPlan(kind="missing", name=step.name, missing=exc.message, **base)
+    prepare_middleware(plan, mw)
+    return plan

@@ -1,0 +1,56 @@
+"""The step loop: run one pipeline body (spec/language.md §4-§5).
+
+Every body (route, named pipeline, branch, `if` condition, `case`, `foreach` item) runs
+here. Before each step an error envelope in the state skips everything but `result`; a
+`result` step ends the body. Regular steps go to `steps.run_regular_step`; control flow to
+`branches`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from webpipe.executor.state import JSON_CT, Outcome, error_type
+from webpipe.executor.tags import gate
+from webpipe.syntax import nodes as n
+
+if TYPE_CHECKING:
+    from webpipe.executor.context import RequestContext
+    from webpipe.executor.env import Env
+
+
+async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestContext,
+                       handling: str | None = None) -> Outcome:
+    """Run a body on `state`. `handling` is the error type a `result` branch is handling."""
+    from webpipe.executor import branches, steps
+
+    out = Outcome(state, JSON_CT, None)
+    body = pipeline.steps
+    for index, step in enumerate(body):
+        kind = error_type(out.state)
+        if kind is not None and kind != handling and not isinstance(step, n.ResultStep):
+            continue
+        match step:
+            case n.MiddlewareStep():
+                if await steps.run_regular_step(step, body, index, out, env, ctx):
+                    return out
+            case n.ResultStep():
+                return await branches.run_result(step, out, env, ctx)
+            case n.IfStep():
+                await branches.run_if(step, out, env, ctx)
+            case n.DispatchStep():
+                await branches.run_dispatch(step, out, env, ctx)
+            case n.ForeachStep():
+                await branches.run_foreach(step, out, env, ctx)
+    return out
+
+
+def is_effectively_last(body: tuple[n.Step, ...], index: int, state: Any, env: Env,
+                        ctx: RequestContext) -> bool:
+    """No later step of this body will run (judged on the pre-step state, §4.2-2)."""
+    for later in body[index + 1:]:
+        if not isinstance(later, n.MiddlewareStep):
+            return False
+        if gate(later.tags, state, env, ctx):
+            return False
+    return True

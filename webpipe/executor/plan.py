@@ -1,0 +1,137 @@
+"""Load-time plans for regular steps: everything decidable before a request arrives.
+
+`plan_step()` resolves a `MiddlewareStep` against the program: middleware or named-pipeline
+call, variable substitution, compiled config (`prepare()`), compiled inline arguments and
+guards, and the task tags (`@async @result @error @timeout @retry @background @failfast`).
+Problems are recorded as diagnostics on the plan; the step then fails at run time the way
+the reference does (a `<step>Error` envelope or a hard error), so one bad step never stops
+a whole app from serving.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+from webpipe.errors import ConfigError, Diagnostic
+from webpipe.jqlib import JqError, JqProgram, compile_jq
+from webpipe.middleware.base import Middleware
+from webpipe.syntax import nodes as n
+
+StepKind = Literal["middleware", "pipeline", "join", "missing"]
+
+
+@dataclass(eq=False)
+class TaskTags:
+    """The first `@async/@result/@error/...` tags of a step's expression (spec §4.4)."""
+
+    async_name: str | None = None
+    result_name: str | None = None
+    error_name: str | None = None
+    timeout_ms: int | None = None
+    retry: int | None = None
+    background: bool = False
+    failfast: bool = False
+
+
+@dataclass(eq=False)
+class StepPlan:
+    step: n.MiddlewareStep
+    kind: StepKind
+    name: str  # the name used in `<name>Error` envelopes
+    location: str  # "file.wp:12"
+    middleware: Middleware | None = None
+    config: str = ""
+    prepared: object = None
+    auto_name: str | None = None
+    args: tuple[JqProgram, ...] = ()
+    arg_error: str | None = None
+    prepare_error: str | None = None
+    callee: n.NamedPipeline | None = None
+    join_names: tuple[str, ...] = ()
+    tags: TaskTags = field(default_factory=TaskTags)
+    missing: str = ""  # the hard error for kind == "missing"
+
+
+def task_tags(expr: n.TagExpr | None) -> TaskTags:
+    tags = TaskTags()
+    for tag in walk_tags(expr):
+        if tag.negated:
+            continue
+        one = tag.args[0] if len(tag.args) == 1 else None
+        match tag.name:
+            case "async" if one and tags.async_name is None:
+                tags.async_name = one
+            case "result" if one and tags.result_name is None:
+                tags.result_name = one
+            case "error" if one and tags.error_name is None:
+                tags.error_name = one
+            case "timeout" if one and one.isdigit() and tags.timeout_ms is None:
+                tags.timeout_ms = int(one)
+            case "retry" if one and one.isdigit() and tags.retry is None:
+                tags.retry = int(one)
+            case "background":
+                tags.background = True
+            case "failfast":
+                tags.failfast = True
+    return tags
+
+
+def walk_tags(expr: n.TagExpr | None) -> list[n.Tag]:
+    """Every tag of an expression, left to right."""
+    match expr:
+        case None:
+            return []
+        case n.Tag():
+            return [expr]
+        case n.TagAnd(items=items) | n.TagOr(items=items):
+            return [t for item in items for t in walk_tags(item)]
+    raise AssertionError(expr)
+
+
+def compile_args(step: n.MiddlewareStep) -> tuple[tuple[JqProgram, ...], str | None]:
+    programs: list[JqProgram] = []
+    for text in step.args:
+        try:
+            programs.append(compile_jq(text, allow_context=False))
+        except JqError as exc:
+            return (), str(exc)
+    return tuple(programs), None
+
+
+def parse_join_list(text: str) -> tuple[tuple[str, ...], str | None]:
+    """`a, b` or `["a", "b"]` → names; an error text for an empty or invalid list."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return (), f"join list must be a JSON array of strings: {stripped}"
+        names = tuple(value)
+    else:
+        names = tuple(p.strip() for p in stripped.split(",") if p.strip())
+    return (names, None) if names else ((), "join needs at least one task name")
+
+
+def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
+    plan.middleware = mw
+    try:
+        plan.prepared = mw.prepare(plan.config, plan.step.span)
+    except ConfigError as exc:
+        plan.prepare_error = exc.message
+
+
+def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
+    span = plan.step.span
+    out: list[Diagnostic] = []
+    if plan.missing:
+        out.append(Diagnostic(plan.missing, span, code="unknown-name"))
+    if plan.prepare_error:
+        out.append(Diagnostic(f"{plan.name}: {plan.prepare_error}", span, code="bad-config"))
+    if plan.arg_error:
+        out.append(Diagnostic(f"{plan.name} inline argument: {plan.arg_error}", span,
+                              code="bad-argument"))
+    return out

@@ -1,0 +1,92 @@
+"""Pipeline state helpers: error envelopes, the state rules, and a pipeline's outcome.
+
+The state is a plain Python JSON value passed between steps; middleware treat their input
+as read-only and steps build new containers instead of mutating (so snapshots are cheap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from webpipe.middleware.base import Behavior
+
+JSON_CT = "application/json"
+
+# spec/language.md §6.3: keys a non-final Transform copies back when its output lacks them
+RESTORED_KEYS = ("async", "data", "originalRequest", "query", "params", "body", "headers",
+                 "cookies", "method", "path", "ip", "content_type")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What running a pipeline body produced."""
+
+    state: Any
+    content_type: str = JSON_CT
+    status: int | None = None
+
+
+def error_type(state: Any) -> str | None:
+    """`errors[0].type` when the state is an error envelope, else None."""
+    if isinstance(state, dict):
+        errors = state.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            kind = errors[0].get("type")
+            return kind if isinstance(kind, str) else None
+    return None
+
+
+def envelope(kind: str, message: str, step: str, location: str | None) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": kind, "message": message, "step": step}
+    if location:
+        error["location"] = location
+    return {"errors": [error]}
+
+
+def rename_error(value: Any, name: str) -> Any:
+    """`@error(NAME)`: set `errors[0].type` of an envelope-shaped value."""
+    if isinstance(value, dict):
+        errors = value.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return {**value, "errors": [{**errors[0], "type": name}, *errors[1:]]}
+    return value
+
+
+def merge(state: Any, value: Any) -> Any:
+    if isinstance(state, dict) and isinstance(value, dict):
+        return {**state, **value}
+    return value
+
+
+def transform(state: Any, value: Any, last: bool) -> Any:
+    if last or not isinstance(value, dict) or not isinstance(state, dict):
+        return value
+    missing = [k for k in RESTORED_KEYS if k in state and k not in value]
+    if not missing:
+        return value
+    out = dict(value)
+    for key in missing:
+        out[key] = state[key]
+    return out
+
+
+def wrap_data(state: Any, target: str, value: Any) -> Any:
+    if not isinstance(state, dict):
+        return {"data": {target: value}}
+    data = state.get("data")
+    data = dict(data) if isinstance(data, dict) else {}
+    data[target] = value
+    return {**state, "data": data}
+
+
+def apply_value(behavior: Behavior, wraps_data: bool, target: str | None, state: Any,
+                value: Any, last: bool) -> Any:
+    """The state after a step produced `value` (spec/language.md §6.3)."""
+    if wraps_data and target and error_type(value) is None:
+        return wrap_data(state, target, value)
+    if behavior is Behavior.MERGE:
+        return merge(state, value)
+    if behavior is Behavior.TRANSFORM:
+        return transform(state, value, last)
+    return value

@@ -1,0 +1,166 @@
+"""One regular step: gate, async/background hand-off, invoke, and the state rules.
+
+This is spec/language.md §4.2 in order. Middleware calls go through the request's
+`Invoker` (the test runner swaps in one that applies mocks); middleware failures become
+`<step>Error` envelopes carrying the step's `file:line`; hard errors propagate.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from webpipe.errors import HardError, StepError
+from webpipe.executor.plan import StepPlan
+from webpipe.executor.state import (
+    JSON_CT,
+    Outcome,
+    apply_value,
+    envelope,
+    error_type,
+    merge,
+    rename_error,
+)
+from webpipe.executor.tags import gate
+from webpipe.jqlib import JqError
+from webpipe.middleware.base import Behavior, StepCall, StepResult
+from webpipe.syntax import nodes as n
+
+if TYPE_CHECKING:
+    from webpipe.executor.context import RequestContext
+    from webpipe.executor.env import Env
+
+
+class ControlFlowError(HardError):
+    """A control-flow failure (foreach on a non-array): hard at route level, an envelope
+    at the call site of a named pipeline (spec/language.md §4.5)."""
+
+
+async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], index: int,
+                           out: Outcome, env: Env, ctx: RequestContext) -> bool:
+    """Run one step, updating `out`; True when the body must end (a cache hit)."""
+    from webpipe.executor.pipeline import is_effectively_last
+
+    if step.tags is not None and not gate(step.tags, out.state, env, ctx):
+        return False
+    plan = env.plan(step)
+    pre = out.state
+    if plan.tags.async_name is not None or plan.tags.background:
+        ctx.tasks().defer_or_spawn(plan, out.state, env, ctx)
+        return False
+    state, inserted = _with_auto_name(plan, out.state)
+    target = plan.tags.result_name or _result_name(state)
+    result = await invoke_step(plan, state, target, env, ctx)
+    value = result.value
+    if plan.tags.error_name:
+        value = rename_error(value, plan.tags.error_name)
+    behavior, wraps = _rules(plan)
+    last: bool | None = None
+    wrapped = wraps and target is not None and error_type(value) is None
+    if behavior is Behavior.TRANSFORM and isinstance(value, dict) and not wrapped:
+        last = is_effectively_last(body, index, pre, env, ctx)
+    new_state = apply_value(behavior, wraps, target, state, value, bool(last))
+    if inserted and isinstance(new_state, dict) and "resultName" in new_state:
+        new_state = {k: v for k, v in new_state.items() if k != "resultName"}
+    out.state = new_state
+    if result.content_type != out.content_type:
+        if last is None:
+            last = is_effectively_last(body, index, pre, env, ctx)
+        if last or (result.content_type != JSON_CT and (
+                behavior is Behavior.RENDER or plan.kind == "pipeline")):
+            out.content_type = result.content_type
+    if result.status is not None:
+        out.status = result.status
+    return result.cache_hit
+
+
+def _rules(plan: StepPlan) -> tuple[Behavior, bool]:
+    if plan.middleware is None:  # pipeline calls and join merge
+        return Behavior.MERGE, False
+    return plan.middleware.behavior, plan.middleware.wraps_data
+
+
+def _with_auto_name(plan: StepPlan, state: Any) -> tuple[Any, bool]:
+    if plan.auto_name and isinstance(state, dict) and "resultName" not in state:
+        return {**state, "resultName": plan.auto_name}, True
+    return state, False
+
+
+def _result_name(state: Any) -> str | None:
+    if isinstance(state, dict):
+        name = state.get("resultName")
+        if isinstance(name, str):
+            return name
+    return None
+
+
+async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
+                      ctx: RequestContext) -> StepResult:
+    """Run the step's work and turn a middleware failure into a `<name>Error` envelope."""
+    try:
+        match plan.kind:
+            case "missing":
+                raise HardError(plan.missing, span=plan.step.span)
+            case "join":
+                return await ctx.tasks().join(plan, state, env, ctx)
+            case "pipeline":
+                return await call_pipeline(plan, state, env, ctx)
+        return await ctx.invoker.invoke(plan, state, _call(plan, state, target, ctx))
+    except StepError as exc:
+        return StepResult(envelope(f"{plan.name}Error", exc.message, plan.name, plan.location))
+
+
+def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -> StepCall:
+    if plan.arg_error:
+        raise StepError(plan.arg_error)
+    try:
+        args = tuple(program.first(state) for program in plan.args)
+    except JqError as exc:
+        raise StepError(str(exc)) from None
+    return StepCall(name=plan.name, config=plan.config, args=args, target=target,
+                    span=plan.step.span, ctx=ctx)
+
+
+async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
+                        ) -> StepResult:
+    """A named-pipeline call: run the callee on the (argument-merged) state, Merge back."""
+    from webpipe.executor.pipeline import run_pipeline
+
+    assert plan.callee is not None
+    if ctx.call_log is not None:
+        ctx.call_log.setdefault(f"pipeline.{plan.callee.name}", []).append(state)
+    mocked = ctx.invoker.pipeline_mock(plan.callee.name)
+    if mocked is not None:
+        return StepResult(mocked[0])
+    callee_input = state
+    if plan.args or plan.arg_error:
+        call = _call(plan, state, None, ctx)
+        callee_input = merge(state, call.args[0])
+    try:
+        outcome = await run_pipeline(plan.callee.pipeline, callee_input, env, ctx)
+    except ControlFlowError as exc:
+        raise StepError(exc.message) from None
+    return StepResult(outcome.state, outcome.content_type, status=outcome.status)
+
+
+async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
+    """The body of an `@async` task (concurrency.md §2): one raw middleware call on the
+    snapshot, or a full named-pipeline run; failures become `{"error": ...}`."""
+    from webpipe.executor.pipeline import run_pipeline
+
+    state, _ = _with_auto_name(plan, state)
+    try:
+        if plan.kind == "pipeline" and plan.callee is not None:
+            callee_input = state
+            if plan.args or plan.arg_error:
+                callee_input = merge(state, _call(plan, state, None, ctx).args[0])
+            return (await run_pipeline(plan.callee.pipeline, callee_input, env, ctx)).state
+        if plan.kind in ("missing", "join"):
+            raise HardError(plan.missing or "join cannot run as an async task",
+                            span=plan.step.span)
+        return (await ctx.invoker.invoke(plan, state, _call(plan, state, None, ctx))).value
+    except (StepError, HardError) as exc:
+        return {"error": f"At {plan.location}: {exc.message}"}
+
+
+def is_error(state: Any) -> bool:
+    return error_type(state) is not None

@@ -1,0 +1,181 @@
+"""`@async` tasks, `join`, and `@background` steps — every task has an owner.
+
+`TaskRegistry` is per request: `@async(name)` spawns the step on a snapshot of the state
+and stores the handle under its name; `join` awaits the listed names in order and merges
+their values under `.async`. Every asyncio task is also tracked by the process-wide
+`PROCESS_TASKS`, which logs failures, caps the lifetime of un-joined tasks, and drains or
+cancels them at shutdown. This module is the only place that calls `create_task`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from webpipe.errors import HardError
+from webpipe.executor.state import envelope
+from webpipe.middleware.base import StepResult
+
+if TYPE_CHECKING:
+    from webpipe.executor.context import RequestContext
+    from webpipe.executor.env import Env
+    from webpipe.executor.plan import StepPlan
+
+log = logging.getLogger("webpipe.tasks")
+
+DEFAULT_TASK_LIFETIME_S = 30.0
+
+
+class ProcessTasks:
+    """The owner of every task the process starts (requests' tasks, background work)."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.started = 0
+        self.failed = 0
+        self.cancelled = 0
+
+    def start(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        self.started += 1
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            self.cancelled += 1
+        elif task.exception() is not None:
+            self.failed += 1
+            log.error("task %s failed: %s", task.get_name(), task.exception())
+
+    async def drain(self, grace_s: float) -> list[str]:
+        """Wait up to `grace_s` for running tasks, cancel the rest; their names."""
+        pending = set(self.tasks)
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            log.warning("shutdown abandoned %d task(s): %s", len(pending),
+                        ", ".join(sorted(t.get_name() for t in pending)))
+        return [t.get_name() for t in pending]
+
+    def metrics(self) -> dict[str, int]:
+        return {"running": len(self.tasks), "started": self.started, "failed": self.failed,
+                "cancelled": self.cancelled}
+
+
+PROCESS_TASKS = ProcessTasks()
+
+
+def timeout_value(ms: int) -> dict[str, str]:
+    return {"error": f"timeout after {ms} ms", "type": "timeout"}
+
+
+@dataclass(eq=False)
+class TaskRegistry:
+    """The `@async` handles and deferred `@background` steps of one request."""
+
+    handles: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    background: list[tuple[StepPlan, Any]] = field(default_factory=list)
+
+    def defer_or_spawn(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
+                       ) -> None:
+        if plan.tags.background and plan.tags.async_name is None:
+            self.background.append((plan, state))
+            return
+        name = plan.tags.async_name or "task"
+        coro = _bounded(plan, state, env, ctx.fork())
+        self.handles[name] = PROCESS_TASKS.start(coro, f"{plan.location} @async({name})")
+
+    async def join(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
+                   ) -> StepResult:
+        if plan.missing:
+            raise HardError(plan.missing, span=plan.step.span)
+        wanted = [(name, self.handles.pop(name)) for name in plan.join_names
+                  if name in self.handles]
+        results = await _await_all(wanted, plan)
+        failed = _first_failure(results) if plan.tags.failfast else None
+        if failed is not None:
+            return StepResult(envelope("asyncError", f"task {failed!r} failed: "
+                                       f"{_failure_text(results[failed])}", "join",
+                                       plan.location) | {"task": failed})
+        previous = state.get("async") if isinstance(state, dict) else None
+        merged = {**previous, **results} if isinstance(previous, dict) else results
+        return StepResult({"async": merged})
+
+
+async def _bounded(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
+    from webpipe.executor.steps import run_task_step
+
+    limit_ms = plan.tags.timeout_ms
+    limit = limit_ms / 1000 if limit_ms is not None else DEFAULT_TASK_LIFETIME_S
+    try:
+        return await asyncio.wait_for(run_task_step(plan, state, env, ctx), limit)
+    except TimeoutError:
+        return timeout_value(limit_ms if limit_ms is not None else int(limit * 1000))
+
+
+async def _await_all(wanted: list[tuple[str, asyncio.Task[Any]]], plan: StepPlan,
+                     ) -> dict[str, Any]:
+    """Await tasks in list order within the join's deadline; failfast cancels the rest."""
+    tasks = [task for _, task in wanted]
+    deadline = plan.tags.timeout_ms
+    if plan.tags.failfast:
+        await _wait_failfast(tasks, deadline)
+    elif tasks:
+        await asyncio.wait(tasks, timeout=deadline / 1000 if deadline is not None else None)
+    results: dict[str, Any] = {}
+    for name, task in wanted:
+        if not task.done():
+            task.cancel()
+            results[name] = timeout_value(deadline or 0)
+        elif task.cancelled():
+            results[name] = {"error": "cancelled", "type": "cancelled"}
+        elif task.exception() is not None:
+            results[name] = {"error": f"Task failed: {task.exception()}"}
+        else:
+            results[name] = task.result()
+    return results
+
+
+async def _wait_failfast(tasks: list[asyncio.Task[Any]], deadline: int | None) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline / 1000 if deadline is not None else None
+    pending = set(tasks)
+    while pending:
+        timeout = None if end is None else max(0.0, end - loop.time())
+        done, pending = await asyncio.wait(pending, timeout=timeout,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        if not done or any(_is_failure(t.result()) for t in done
+                           if not t.cancelled() and t.exception() is None):
+            break
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _is_failure(value: Any) -> bool:
+    from webpipe.executor.state import error_type
+
+    return (isinstance(value, dict) and "error" in value) or error_type(value) is not None
+
+
+def _first_failure(results: dict[str, Any]) -> str | None:
+    return next((name for name, value in results.items() if _is_failure(value)), None)
+
+
+def _failure_text(value: Any) -> str:
+    if isinstance(value, dict) and isinstance(value.get("error"), str):
+        return str(value["error"])
+    errors = value.get("errors") if isinstance(value, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("message", errors[0].get("type")))
+    return "failed"
