@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from webpipe.middleware.base import (
 from webpipe.middleware.lua_convert import json_to_lua, lua_to_json
 from webpipe.source import Span
 
+_CONTEXT_NAME = re.compile(r"\bcontext\b")
 SqlOutcome = tuple[JSON, str | None]  # (result, error text), like executeSql's two values
 
 # Runs once per Lua state with the real globals. Receives the Python hooks and the scripts
@@ -75,10 +77,11 @@ local function name_arg(fname, name)
   error("bad argument #1 to '" .. fname .. "' (string expected, got " .. kind .. ")", 3)
 end
 
+-- values are coerced by Lua truthiness: only nil and false are false
 function getFlag(name) return hooks.get_flag(name_arg("getFlag", name)) end
-function setFlag(name, value) hooks.set_flag(name_arg("setFlag", name), value ~= nil and value ~= false) end
+function setFlag(name, value) hooks.set_flag(name_arg("setFlag", name), not not value) end
 function getWhen(name) return hooks.get_when(name_arg("getWhen", name)) end
-function setWhen(name, value) hooks.set_when(name_arg("setWhen", name), value ~= nil and value ~= false) end
+function setWhen(name, value) hooks.set_when(name_arg("setWhen", name), not not value) end
 function getEnv(name) return hooks.get_env(name_arg("getEnv", name)) end
 
 function executeSql(sql, params)
@@ -163,6 +166,9 @@ class LuaChunk:
     """A prepared `lua` step: the checked source (hashed by identity for per-state caches)."""
 
     source: str
+    # converting `$context` costs more than a small chunk's run; skip it when the name
+    # does not occur in the source (only a computed `_ENV["con".."text"]` could miss it)
+    uses_context: bool = True
 
 
 @dataclass(slots=True)
@@ -255,10 +261,14 @@ class LuaState:
         future = asyncio.run_coroutine_threadsafe(
             binding.execute_sql(_text(sql), values), binding.loop
         )
-        result, err = future.result()
-        if err is not None:
-            return None, err.encode()
-        return json_to_lua(self.lua, result), None
+        # a hook must never raise: the exception object would reach the script as userdata
+        try:
+            result, err = future.result()
+            if err is None:
+                return json_to_lua(self.lua, result), None
+        except Exception as exc:
+            err = f"executeSql failed: {exc}"
+        return None, err.encode()
 
 
 def _get_env(name: bytes) -> bytes | None:
@@ -310,17 +320,16 @@ class LuaMiddleware(BaseMiddleware):
         err = self._syntax_error(config)
         if err is not None:
             raise ConfigError(f"Lua syntax error: {err}", span=span)
-        return LuaChunk(config)
+        return LuaChunk(config, uses_context=_CONTEXT_NAME.search(config) is not None)
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         assert isinstance(prepared, LuaChunk), "prepare() output expected"
         ctx = call.ctx if call.ctx is not None else RequestContext()
         binding = Binding(dict(ctx.flags), dict(ctx.conditions),
                           asyncio.get_running_loop(), self._execute_sql)
+        context = ctx.context_json() if prepared.uses_context else None
         try:
-            value = await asyncio.to_thread(
-                self.run_in_thread, prepared, state, ctx.context_json(), binding
-            )
+            value = await asyncio.to_thread(self.run_in_thread, prepared, state, context, binding)
         finally:
             ctx.flags.update(binding.flag_writes)
             ctx.conditions.update(binding.condition_writes)
@@ -332,6 +341,10 @@ class LuaMiddleware(BaseMiddleware):
         if lua_state is None:
             lua_state = self._local.state = LuaState(self.scripts)
         return lua_state.run(chunk, state, context, binding)
+
+    async def aclose(self) -> None:
+        """Drop every thread's Lua state (a run still in flight keeps its own reference)."""
+        self._local = threading.local()
 
     async def _execute_sql(self, sql: str, params: list[JSON] | None) -> SqlOutcome:
         """executeSql on the loop: find pg, then run (middleware.md §5.3 error texts)."""

@@ -29,14 +29,6 @@ MAX_DEPTH_EXCEEDED = "[max depth exceeded]"
 
 def json_to_lua(lua: Any, value: JSON) -> LuaValue:
     """Convert a JSON value into a Lua value owned by `lua` (a `LuaRuntime`)."""
-    prepared = _prepare(value)
-    if isinstance(prepared, (list, dict)):
-        return lua.table_from(prepared, recursive=True)
-    return prepared
-
-
-def _prepare(value: JSON) -> Any:
-    """Turn JSON into plain Python values that `table_from(recursive=True)` maps exactly."""
     if value is None or isinstance(value, (bool, float)):
         return value
     if isinstance(value, int):
@@ -44,12 +36,11 @@ def _prepare(value: JSON) -> Any:
         return value if lua54.LUA_MININTEGER <= value <= lua54.LUA_MAXINTEGER else float(value)
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass")
-    if isinstance(value, list):
-        return [_prepare(item) for item in value]  # a None item leaves a hole: t[i] = nil
-    if isinstance(value, dict):
-        # null members simply disappear (§5.2)
-        return {key.encode("utf-8", "surrogatepass"): _prepare(item)
-                for key, item in value.items() if item is not None}
+    if isinstance(value, list):  # a None item leaves a hole: t[i] = nil
+        return lua.table_from([json_to_lua(lua, item) for item in value])
+    if isinstance(value, dict):  # null members simply disappear (§5.2)
+        return lua.table_from({key.encode("utf-8", "surrogatepass"): json_to_lua(lua, item)
+                               for key, item in value.items() if item is not None})
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
@@ -70,14 +61,18 @@ def lua_to_json(value: LuaValue, depth: int = 0) -> JSON:
 
 def _table_to_json(table: Any, depth: int) -> JSON:
     items = list(table.items())
-    if items and all(type(key) is int and key > 0 for key, _ in items):
-        if max(key for key, _ in items) == len(items):
-            items.sort(key=lambda item: item[0])
-            return [lua_to_json(item, depth + 1) for _, item in items]
+    if _is_sequence([key for key, _ in items]):
+        items.sort(key=lambda item: item[0])
+        return [lua_to_json(item, depth + 1) for _, item in items]
     out = {key_text(key): lua_to_json(item, depth + 1) for key, item in items}
     # Lua iteration order is random per state; sorted keys are deterministic and match
     # serde_json's default (BTreeMap) map in the reference. See spec/lua.md.
     return dict(sorted(out.items()))
+
+
+def _is_sequence(keys: list[Any]) -> bool:
+    """Every key a positive integer and the count equal to the largest key (§5.2)."""
+    return bool(keys) and all(type(k) is int and k > 0 for k in keys) and max(keys) == len(keys)
 
 
 def key_text(key: LuaValue) -> str:
