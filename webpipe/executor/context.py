@@ -45,6 +45,9 @@ class RequestContext:
             self._tasks = TaskRegistry()
         return self._tasks
 
+    def existing_tasks(self) -> TaskRegistry | None:
+        return self._tasks
+
     def fork(self) -> RequestContext:
         """A fresh context for an async task: shares only the invoker and environment."""
         return RequestContext(env_name=self.env_name, invoker=self.invoker,

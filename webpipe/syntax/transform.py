@@ -217,13 +217,13 @@ class ToAst(Transformer[Token, n.Program]):
 
     # ---- tags ---------------------------------------------------------------------
 
-    def tag_or(self, meta: Meta, ch: list[Any]) -> n.TagOr:
-        return n.TagOr(items=tuple(c for c in ch if not isinstance(c, Token)),
-                       span=self._span(meta))
+    def tag_or(self, meta: Meta, ch: list[Any]) -> n.TagExpr:
+        items = tuple(c for c in ch if not isinstance(c, Token))
+        return items[0] if len(items) == 1 else n.TagOr(items=items, span=self._span(meta))
 
-    def tag_and(self, meta: Meta, ch: list[Any]) -> n.TagAnd:
-        return n.TagAnd(items=tuple(c for c in ch if not isinstance(c, Token)),
-                        span=self._span(meta))
+    def tag_and(self, meta: Meta, ch: list[Any]) -> n.TagExpr:
+        items = tuple(c for c in ch if not isinstance(c, Token))
+        return items[0] if len(items) == 1 else n.TagAnd(items=items, span=self._span(meta))
 
     def tag(self, meta: Meta, ch: list[Any]) -> n.Tag:
         head = str(ch[0])

@@ -1,0 +1,155 @@
+"""`webpipe check`: every static check on a program, all problems reported at once.
+
+Load-time problems come from the loader and the step planner (unknown middleware or
+pipeline, bad jq/handlebars/Lua, bad inline arguments, bad `join` lists); this module adds
+the cross-cutting checks: route conflicts, tags, `join` names, task hygiene, config keys,
+partials and variables. Errors make `check` exit 1; warnings do not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from webpipe.errors import Diagnostic, WebpipeError
+from webpipe.executor.env import Env, child_pipelines, step_tags
+from webpipe.executor.plan import walk_tags
+from webpipe.loader import Module
+from webpipe.program import load_program
+from webpipe.server import build_served
+from webpipe.syntax import nodes as n
+
+KNOWN_TAGS = {"env", "flag", "when", "guard", "async", "result", "error", "needs", "timeout",
+              "retry", "failfast", "background", "dedup", "detached"}
+ONE_ARG_TAGS = {"async", "result", "error", "timeout", "retry"}
+CONFIG_KEYS: dict[str, set[str]] = {
+    "pg": {"host", "port", "database", "user", "password", "maxPoolSize", "initialPoolSize",
+           "ssl", "statementTimeout"},
+    "auth": {"sessionTtl", "cookieName", "cookieSecure", "cookieHttpOnly", "cookieSameSite",
+             "cookiePath"},
+    "cache": {"enabled", "defaultTtl", "maxCacheSize", "maxEntrySize", "staleWhileRevalidate",
+              "backend", "url"},
+    "log": {"level", "includeBody", "includeHeaders", "enabled"},
+    "rateLimit": {"maxEntries", "backend", "url", "algorithm"},
+    "graphql": {"endpoint"},
+    "tasks": {"maxPerRequest", "maxGlobal", "lifetimeMs", "shutdownGraceMs"},
+}
+VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
+_PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")
+
+
+def check_file(path: str | Path) -> list[Diagnostic]:
+    try:
+        env = load_program(path)
+    except WebpipeError as exc:
+        return [exc.diagnostic()]
+    build_served(env)  # adds route conflicts to env.diagnostics
+    return check_env(env)
+
+
+def check_env(env: Env) -> list[Diagnostic]:
+    found = list(env.diagnostics)
+    for module in env.index.modules:
+        found += check_configs(module)
+        for pipeline in module_pipelines(module):
+            found += check_pipeline(env, module, pipeline, in_foreach=False)
+    return sorted(found, key=_order)
+
+
+def _order(d: Diagnostic) -> tuple[str, int, int]:
+    return (d.span.source.name, d.span.line, d.span.column) if d.span else ("", 0, 0)
+
+
+def module_pipelines(module: Module) -> Iterator[n.Pipeline]:
+    for item in module.program.items:
+        pipeline = getattr(item, "pipeline", None)
+        if isinstance(pipeline, n.Pipeline):
+            yield pipeline
+
+
+def check_configs(module: Module) -> list[Diagnostic]:
+    out = []
+    for block in module.items(n.ConfigBlock):
+        assert isinstance(block, n.ConfigBlock)
+        known = CONFIG_KEYS.get(block.name)
+        if known is None:
+            out.append(Diagnostic(f"config block {block.name!r} is not read by webpipe",
+                                  block.span, "warning", "unknown-config"))
+            continue
+        out += [Diagnostic(f"unknown key {p.key!r} in config {block.name} "
+                           f"(ignored; known: {', '.join(sorted(known))})", p.span, "warning",
+                           "unknown-config")
+                for p in block.props if p.key not in known]
+    return out
+
+
+def check_pipeline(env: Env, module: Module, pipeline: n.Pipeline, *, in_foreach: bool,
+                   ) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    spawned: set[str] = set()
+    joined: set[str] = set()
+    for step in pipeline.steps:
+        for expr in step_tags(step):
+            out += check_tags(expr)
+        if isinstance(step, n.MiddlewareStep):
+            out += check_step(env, module, step, spawned, joined)
+        for child in child_pipelines(step):
+            out += check_pipeline(env, module, child,
+                                  in_foreach=in_foreach or isinstance(step, n.ForeachStep))
+    for step in pipeline.steps:
+        tags = env.plan(step).tags if isinstance(step, n.MiddlewareStep) else None
+        if tags and tags.async_name and tags.async_name not in joined and in_foreach:
+            out.append(Diagnostic(f"@async({tags.async_name}) inside foreach is never joined "
+                                  "in the loop body", step.span, "warning", "unjoined-task"))
+    return out
+
+
+def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[str],
+               joined: set[str]) -> list[Diagnostic]:
+    plan = env.plan(step)
+    out: list[Diagnostic] = []
+    if plan.tags.async_name:
+        spawned.add(plan.tags.async_name)
+    if plan.kind == "join":
+        for name in plan.join_names:
+            joined.add(name)
+            if name not in spawned and not _declared_anywhere(env, name):
+                out.append(Diagnostic(f"join waits for {name!r}, but no @async({name}) "
+                                      "declares it", step.span, code="unknown-task"))
+    if plan.kind == "middleware" and step.config_kind is n.ConfigKind.IDENT \
+            and step.name in VARIABLE_MIDDLEWARE and plan.auto_name is None:
+        out.append(Diagnostic(f"unknown {step.name} variable {step.config!r}", step.span,
+                              code="unknown-variable"))
+    if plan.kind == "middleware" and step.name in ("handlebars", "mustache"):
+        out += check_partials(env, step, plan.config)
+    return out
+
+
+def _declared_anywhere(env: Env, name: str) -> bool:
+    return any(p.tags.async_name == name for p in env.plans.values())
+
+
+def check_partials(env: Env, step: n.MiddlewareStep, template: str) -> list[Diagnostic]:
+    known = set(env.variables_of("handlebars")) | set(env.variables_of("mustache"))
+    missing = {m.group(1) for m in _PARTIAL.finditer(template)} - known - {"@partial-block"}
+    return [Diagnostic(f"unknown partial {name!r}", step.span, code="unknown-partial")
+            for name in sorted(missing)]
+
+
+def check_tags(expr: n.TagExpr) -> list[Diagnostic]:
+    out = []
+    for tag in walk_tags(expr):
+        if tag.name not in KNOWN_TAGS:
+            out.append(Diagnostic(f"unknown tag @{tag.name} (known: "
+                                  f"{', '.join('@' + t for t in sorted(KNOWN_TAGS))})",
+                                  tag.span, code="unknown-tag"))
+        elif tag.name in ONE_ARG_TAGS and len(tag.args) != 1:
+            out.append(Diagnostic(f"@{tag.name} takes exactly one argument", tag.span,
+                                  code="bad-tag"))
+        elif tag.name == "async" and tag.negated:
+            out.append(Diagnostic("@!async has no meaning; the step runs synchronously",
+                                  tag.span, code="bad-tag"))
+        elif tag.name in ("timeout", "retry") and not tag.args[0].isdigit():
+            out.append(Diagnostic(f"@{tag.name} needs a whole number", tag.span, code="bad-tag"))
+    return out

@@ -1,0 +1,165 @@
+"""Command line: `webpipe serve|check|fmt|routes|run|test`, plus the reference's forms.
+
+`webpipe app.wp` serves (or runs `pipeline main` as a script when the file has one);
+`webpipe app.wp --test`, `--run`, `--serve`, `--port P`, `--address A` and `-- ARGS` work as
+in the reference. Each command is a thin shell over a public function; this module only
+parses arguments and chooses exit codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from webpipe import __version__
+from webpipe.errors import WebpipeError
+
+SUBCOMMANDS = {"serve", "check", "fmt", "routes", "run", "test", "--help", "-h", "--version"}
+
+
+def _fail(exc: WebpipeError) -> None:
+    click.echo(str(exc), err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="webpipe")
+def cli() -> None:
+    """webpipe: HTTP routes as pipelines of steps."""
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default $PORT or 7770).")
+@click.option("--address", default=None, help="HOST:PORT to bind.")
+@click.option("--reload", is_flag=True, help="Reload when the program's files change.")
+@click.option("--workers", type=int, default=1, help="Worker processes.")
+def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
+          workers: int) -> None:
+    """Serve FILE over HTTP."""
+    from webpipe.serve import bind_address, run_server
+
+    bind_host, bind_port = bind_address(host, port, address)
+    try:
+        run_server(file, bind_host, bind_port, reload=reload, workers=workers)
+    except WebpipeError as exc:
+        _fail(exc)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
+def check(files: tuple[Path, ...], as_json: bool) -> None:
+    """Report every problem in FILES; exit 1 if there is an error."""
+    from webpipe.check import check_file
+
+    diagnostics = [d for f in files for d in check_file(f)]
+    if as_json:
+        click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))
+    else:
+        for diagnostic in diagnostics:
+            click.echo(diagnostic.render(), err=True)
+        errors = sum(d.severity == "error" for d in diagnostics)
+        warnings = len(diagnostics) - errors
+        click.echo(f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)",
+                   err=True)
+    sys.exit(1 if any(d.severity == "error" for d in diagnostics) else 0)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--check", "check_only", is_flag=True, help="Exit 1 if a file would change.")
+def fmt(files: tuple[Path, ...], check_only: bool) -> None:
+    """Rewrite FILES in the canonical layout (comments kept)."""
+    from webpipe.syntax.fmt import format_file
+
+    changed = []
+    for file in files:
+        try:
+            if format_file(file, write=not check_only):
+                changed.append(file)
+        except WebpipeError as exc:
+            _fail(exc)
+    for file in changed:
+        click.echo(f"{'would reformat' if check_only else 'reformatted'} {file}", err=True)
+    sys.exit(1 if check_only and changed else 0)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def routes(file: Path) -> None:
+    """List the routes FILE serves."""
+    from webpipe.program import load_program
+
+    try:
+        env = load_program(file)
+    except WebpipeError as exc:
+        _fail(exc)
+    for _module, route in env.index.routes():
+        click.echo(f"{route.method:<7}{route.path}  ({route.span.label})")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(file: Path, args: tuple[str, ...]) -> None:
+    """Run FILE's `pipeline main` as a script; ARGS become $context.args/options."""
+    from webpipe.program import load_program
+    from webpipe.script import run_script
+    from webpipe.serve import load_dotenv_files
+
+    load_dotenv_files(file.parent)
+    try:
+        env = load_program(file)
+    except WebpipeError as exc:
+        _fail(exc)
+    sys.exit(asyncio.run(run_script(env, list(args))))
+
+
+def legacy(argv: list[str]) -> None:
+    """The reference's `webpipe FILE [--serve|--run|--test|--port P|--address A] [-- ARGS]`."""
+    script_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, script_args = argv[:cut], argv[cut + 1:]
+    file, flags = argv[0], argv[1:]
+    if "--test" in flags:
+        rest = ["--verbose"] if "--verbose" in flags else []
+        return cli.main(["test", file, *rest], prog_name="webpipe")
+    serve_args = _serve_flags(flags)
+    if "--run" in flags or (not serve_args and "--serve" not in flags and _has_main(file)):
+        return cli.main(["run", file, *script_args], prog_name="webpipe")
+    return cli.main(["serve", file, *serve_args], prog_name="webpipe")
+
+
+def _serve_flags(flags: list[str]) -> list[str]:
+    out: list[str] = []
+    for name in ("--port", "--address"):
+        if name in flags and flags.index(name) + 1 < len(flags):
+            out += [name, flags[flags.index(name) + 1]]
+    return out
+
+
+def _has_main(file: str) -> bool:
+    from webpipe.loader import load_file
+
+    try:
+        index = load_file(file)
+    except WebpipeError:
+        return False
+    return (id(index.main), "main") in index.pipelines
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
+        legacy(args)
+        return
+    cli.main(args, prog_name="webpipe")

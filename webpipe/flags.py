@@ -1,0 +1,73 @@
+"""The `featureFlags` hook (spec/language.md §3.4).
+
+It runs before a route only when the route needs flags: a static scan (following named
+pipeline calls and every branch) finds `@flag`/`@!flag` or `@needs(flags)`. The hook gets
+the request object, has 50 ms, and its errors are logged and ignored. Flags are whatever
+`setFlag` recorded; a `user` key in its output is copied into the request object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from webpipe.executor.context import RequestContext
+from webpipe.executor.env import Env, child_pipelines, step_tags
+from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.plan import walk_tags
+from webpipe.syntax import nodes as n
+
+log = logging.getLogger("webpipe.flags")
+FLAGS_TIME_LIMIT_S = 0.050
+
+
+def needs_flags(env: Env, route: n.Route) -> bool:
+    seen: set[int] = set()
+    return _pipeline_needs(env, route.pipeline, seen)
+
+
+def _pipeline_needs(env: Env, pipeline: n.Pipeline, seen: set[int]) -> bool:
+    for step in pipeline.steps:
+        for expr in step_tags(step):
+            if any(t.name == "flag" or (t.name == "needs" and "flags" in t.args)
+                   for t in walk_tags(expr)):
+                return True
+        if isinstance(step, n.MiddlewareStep):
+            callee = env.plan(step).callee
+            if callee is not None and id(callee) not in seen:
+                seen.add(id(callee))
+                if _pipeline_needs(env, callee.pipeline, seen):
+                    return True
+        if any(_pipeline_needs(env, child, seen) for child in child_pipelines(step)):
+            return True
+    return False
+
+
+def feature_flags_pipeline(env: Env) -> n.Pipeline | None:
+    for item in env.index.main.program.items:
+        if isinstance(item, n.FeatureFlags):
+            return item.pipeline
+    return None
+
+
+async def run_feature_flags(env: Env, request: Any, ctx: RequestContext) -> Any:
+    """Run the hook; set `ctx.flags`; return the request object (maybe with `.user`)."""
+    pipeline = feature_flags_pipeline(env)
+    if pipeline is None:
+        return request
+    hook_ctx = RequestContext(request=request, env_name=ctx.env_name, invoker=ctx.invoker)
+    try:
+        outcome = await asyncio.wait_for(run_pipeline(pipeline, request, env, hook_ctx),
+                                         FLAGS_TIME_LIMIT_S)
+    except TimeoutError:
+        log.warning("featureFlags took longer than %d ms; no flags set",
+                    int(FLAGS_TIME_LIMIT_S * 1000))
+        return request
+    except Exception as exc:  # the hook's failures never fail the request
+        log.warning("featureFlags failed: %s; no flags set", exc)
+        return request
+    ctx.flags.update(hook_ctx.flags)
+    if isinstance(outcome.state, dict) and "user" in outcome.state and isinstance(request, dict):
+        return {**request, "user": outcome.state["user"]}
+    return request

@@ -1,0 +1,87 @@
+"""Route table: `:name` and `*name` patterns matched against the raw request path.
+
+Segment syntax follows the reference (matchit 0.7): literal text; `:name` matches a
+non-empty run up to the next `/` (it may follow literal text in a segment, `/user_:name`);
+`*name` at the end matches the non-empty rest, slashes included. Literal text takes
+priority over parameters, parameters over catch-alls. Routes that cannot coexist are
+reported, and the first registered one wins (spec/language.md §3.5).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from webpipe.errors import Diagnostic
+from webpipe.source import Span
+
+T = TypeVar("T")
+_PARAM = re.compile(r":([A-Za-z0-9_][A-Za-z0-9_-]*)|\*([A-Za-z0-9_][A-Za-z0-9_-]*)$")
+
+
+@dataclass(eq=False)
+class CompiledRoute(Generic[T]):
+    method: str
+    path: str
+    regex: re.Pattern[str]
+    shape: str  # the path with parameter names erased, for conflict detection
+    rank: tuple[int, ...]
+    target: T
+    span: Span | None = None
+
+
+def compile_path(path: str) -> tuple[re.Pattern[str], str, tuple[int, ...]]:
+    pattern, shape, pos = ["^"], [], 0
+    for m in _PARAM.finditer(path):
+        literal = path[pos:m.start()]
+        pattern.append(re.escape(literal))
+        shape.append(literal)
+        if m.group(1):
+            pattern.append(f"(?P<{_group(m.group(1))}>[^/]+)")
+            shape.append(":")
+        else:
+            pattern.append(f"(?P<{_group(m.group(2))}>.+)")
+            shape.append("*")
+        pos = m.end()
+    pattern.append(re.escape(path[pos:]) + "$")
+    shape.append(path[pos:])
+    rank = tuple(2 if "*" in seg else 1 if ":" in seg else 0 for seg in path.split("/"))
+    return re.compile("".join(pattern)), "".join(shape), rank
+
+
+def _group(name: str) -> str:
+    return "p_" + name.replace("-", "__")
+
+
+def _ungroup(name: str) -> str:
+    return name[2:].replace("__", "-")
+
+
+@dataclass(eq=False)
+class Router(Generic[T]):
+    by_method: dict[str, list[CompiledRoute[T]]] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, method: str, path: str, target: T, span: Span | None = None) -> None:
+        regex, shape, rank = compile_path(path)
+        routes = self.by_method.setdefault(method, [])
+        for other in routes:
+            if other.shape == shape:
+                first = other.span.label if other.span else "earlier"
+                self.diagnostics.append(Diagnostic(
+                    f"route {method} {path} conflicts with {method} {other.path} ({first}); "
+                    "the first one is used", span, "warning", "route-conflict"))
+                return
+        routes.append(CompiledRoute(method, path, regex, shape, rank, target, span))
+        routes.sort(key=lambda r: r.rank)  # stable: source order among equal ranks
+
+    def match(self, method: str, path: str) -> tuple[T, dict[str, str]] | None:
+        for route in self.by_method.get(method, ()):
+            m = route.regex.match(path)
+            if m:
+                return route.target, {_ungroup(k): v for k, v in m.groupdict().items()}
+        return None
+
+    def allows(self, path: str) -> bool:
+        return any(self.match(method, path) for method in self.by_method)

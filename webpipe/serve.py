@@ -1,0 +1,98 @@
+"""`webpipe serve`: load the program, bind, reload on edits, shut down cleanly.
+
+`.env` handling (spec/decisions.md): real environment > `.env.local` > `.env`, in every
+mode; files are read from the directory of the main `.wp` file. Bind address (spec §9.1):
+`--port P` → 127.0.0.1:P; `--address HOST:PORT`; env `PORT` → 0.0.0.0:PORT; else
+127.0.0.1:7770. Hot reload is in-process: a broken edit prints its diagnostic and the last
+good program keeps serving (the reference exits instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from webpipe.errors import WebpipeError
+from webpipe.program import load_program
+from webpipe.server import Served, WebpipeApp, build_served, create_app
+from starlette.types import ASGIApp
+
+log = logging.getLogger("webpipe.serve")
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7770
+
+
+def load_dotenv_files(directory: Path) -> None:
+    """Fill unset variables from `.env.local`, then `.env` (real env always wins)."""
+    for name in (".env.local", ".env"):
+        path = directory / name
+        if path.is_file():
+            for key, value in dotenv_values(path).items():
+                if value is not None and key not in os.environ:
+                    os.environ[key] = value
+
+
+def bind_address(host: str | None, port: int | None, address: str | None) -> tuple[str, int]:
+    if port is not None:
+        return host or DEFAULT_HOST, port
+    if address:
+        addr_host, _, addr_port = address.rpartition(":")
+        return addr_host.strip("[]") or DEFAULT_HOST, int(addr_port)
+    if os.environ.get("PORT", "").isdigit():
+        return host or "0.0.0.0", int(os.environ["PORT"])
+    return host or DEFAULT_HOST, DEFAULT_PORT
+
+
+def load_served(path: Path) -> Served:
+    env = load_program(path)
+    served = build_served(env)
+    for diagnostic in env.diagnostics:
+        print(diagnostic.render(), file=sys.stderr)
+    return served
+
+
+def make_reloader(path: Path) -> Callable[[WebpipeApp], Awaitable[None]]:
+    async def reloader(app: WebpipeApp) -> None:
+        from watchfiles import awatch
+
+        watched = {str(path.parent)} | {str(m.path) for m in app.served.env.index.modules}
+        async for _changes in awatch(*watched, debounce=150):
+            try:
+                load_dotenv_files(path.parent)
+                served = load_served(path)
+            except WebpipeError as exc:
+                print(f"{exc}\nreload failed; still serving the last good version",
+                      file=sys.stderr)
+                continue
+            old, app.served = app.served, served
+            await old.env.aclose()
+            print(f"reloaded {path}", file=sys.stderr)
+
+    return reloader
+
+
+def app_factory() -> ASGIApp:
+    """uvicorn factory for `--workers N`: the file comes from WEBPIPE_APP_FILE."""
+    path = Path(os.environ["WEBPIPE_APP_FILE"])
+    return create_app(load_served(path))
+
+
+def run_server(path: Path, host: str, port: int, *, reload: bool = False,
+               workers: int = 1) -> None:
+    import uvicorn
+
+    load_dotenv_files(path.parent)
+    logging.basicConfig(level=os.environ.get("WEBPIPE_LOG", "INFO").upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    if workers > 1:
+        os.environ["WEBPIPE_APP_FILE"] = str(path.resolve())
+        uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+        return
+    app = create_app(load_served(path), reloader=make_reloader(path) if reload else None)
+    print(f"webpipe serving {path} on http://{host}:{port}", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)

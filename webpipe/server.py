@@ -1,0 +1,158 @@
+"""The ASGI app: request dispatch (spec/language.md §8), lifespan, hot reload.
+
+`WebpipeApp` holds the current `Env` and route table and swaps them atomically on reload,
+so a broken edit prints its diagnostic and the last good program keeps serving. Hard
+errors become a 500 JSON envelope; no input ever produces a traceback in a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from webpipe import __version__
+from webpipe.errors import HardError, WebpipeError
+from webpipe.executor.context import RequestContext
+from webpipe.executor.env import Env
+from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.tasks import PROCESS_TASKS
+from webpipe.flags import needs_flags, run_feature_flags
+from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
+from webpipe.routing import Router
+from webpipe.static import resolve_static, static_response
+from webpipe.syntax import nodes as n
+
+log = logging.getLogger("webpipe.server")
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+SHUTDOWN_GRACE_S = 10.0
+
+
+@dataclass(eq=False)
+class Served:
+    """One loaded program as the server uses it."""
+
+    env: Env
+    router: Router[tuple[n.Route, bool]]
+    public_dir: Path
+
+
+def build_served(env: Env, public_dir: Path | None = None) -> Served:
+    router: Router[tuple[n.Route, bool]] = Router()
+    for _module, route in env.index.routes():
+        router.add(route.method, route.path, (route, needs_flags(env, route)), route.span)
+    env.diagnostics.extend(router.diagnostics)
+    default_public = os.environ.get("WEBPIPE_PUBLIC_DIR") or env.base_dir / "public"
+    return Served(env, router, Path(public_dir or default_public))
+
+
+class WebpipeApp:
+    """ASGI application serving one program (see module docstring)."""
+
+    def __init__(self, served: Served, *, max_body: int = DEFAULT_MAX_BODY,
+                 reloader: Callable[[WebpipeApp], Awaitable[None]] | None = None) -> None:
+        self.served = served
+        self.max_body = max_body
+        self.reloader = reloader
+        self._reload_task: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            response = await self.handle(Request(scope, receive))
+            await response(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        served = self.served
+        method, path = request.method, raw_path(request)
+        if path == "/health":
+            if method != "GET":
+                return Response(status_code=405)
+            return PlainTextResponse(f'{{"status":"ok","version":"{__version__}"}}')
+        if method == "GET":
+            static = resolve_static(served.public_dir, path)
+            if static is not None:
+                return static_response(static)
+        found = served.router.match(method, path)
+        if found is None:
+            return Response(status_code=404 if method in _KNOWN_METHODS else 405)
+        (route, flags), params = found
+        try:
+            return await self.run_route(served.env, route, flags, request, params)
+        except BadRequest as exc:
+            return exc.to_response()
+
+    async def run_route(self, env: Env, route: n.Route, flags: bool, request: Request,
+                        params: dict[str, str]) -> Response:
+        state: Any = await request_state(request, params, self.max_body)
+        ctx = RequestContext(request=state, env_name=env.env_name)
+        if flags:
+            state = await run_feature_flags(env, state, ctx)
+            ctx.request = state
+        try:
+            outcome = await run_pipeline(route.pipeline, state, env, ctx)
+        except HardError as exc:
+            return hard_error_response(exc)
+        except WebpipeError as exc:
+            return hard_error_response(HardError(exc.message, span=exc.span))
+        response = build_response(outcome.state, outcome.content_type, outcome.status)
+        start_background(ctx, env, response.status_code)
+        return response
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.reloader is not None:
+                    self._reload_task = PROCESS_TASKS.start(self.reloader(self), "reloader")
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def shutdown(self) -> None:
+        if self._reload_task is not None:
+            self._reload_task.cancel()
+        await PROCESS_TASKS.drain(SHUTDOWN_GRACE_S)
+        await self.served.env.aclose()
+
+
+_KNOWN_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def hard_error_response(exc: HardError) -> Response:
+    where = f"At {exc.span.source.name}:{exc.span.line}\n" if exc.span else ""
+    log.error("pipeline failed: %s%s", where.replace("\n", ": "), exc.message)
+    return error_response("Pipeline execution failed", where + exc.message, exc.status)
+
+
+def start_background(ctx: RequestContext, env: Env, status: int) -> None:
+    """Run the request's `@background` steps after the response, only for 2xx."""
+    from webpipe.executor.background import run_background
+
+    tasks = ctx.existing_tasks()
+    if tasks is None or not tasks.background or not 200 <= status < 300:
+        return
+    PROCESS_TASKS.start(run_background(tasks.background, env, ctx), "background")
+
+
+def create_app(served: Served, *, max_body: int = DEFAULT_MAX_BODY,
+               reloader: Callable[[WebpipeApp], Awaitable[None]] | None = None) -> ASGIApp:
+    """The full ASGI stack: permissive CORS (spec §7.7) around `WebpipeApp`."""
+    inner = WebpipeApp(served, max_body=max_body, reloader=reloader)
+    app = CORSMiddleware(inner, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    app.webpipe = inner  # type: ignore[attr-defined]
+    return app
+
