@@ -29,7 +29,13 @@ _NAMES = {
     "REST_OF_LINE": "a value", "FOREACH_SELECTOR": "a selector such as `items` or `data.rows`",
     "NAME_ARGS": "a step name", "$END": "end of file", "MOCK_TOKEN": "a mock target",
     "CLAUSE_KIND": "input, body, headers or cookies", "WHEN": "`when`",
+    "TRIPLE_STRING": 'a """triple-quoted""" string',
 }
+_TOP_LEVEL_HINT = ("expected a route (`GET /path`), `pipeline NAME =`, a variable "
+                   "(`TYPE NAME = `…``), `config`, `import`, `featureFlags =`, `query`, "
+                   "`mutation`, `resolver`, `graphqlSchema =` or `describe`")
+_SELECTOR_HINT = ("a selector check is `exists`, `does not exist`, `text <op> V`, "
+                  "`count <op> N` or `attribute `name` <op> V`")
 _WORD_AT_LINE_START = re.compile(r"[ \t]*([A-Za-z0-9_][A-Za-z0-9_-]*)\s*(?:\(|\[|:)")
 _KEYWORDS = {"config", "import", "featureFlags", "graphqlSchema", "query", "mutation",
              "resolver", "pipeline", "describe", "it", "let", "with", "and", "then", "when",
@@ -83,7 +89,15 @@ def describe_unexpected_token(source: Source, exc: UnexpectedToken) -> tuple[str
     end = tok.end_pos if tok.end_pos is not None else start
     if tok.type == "$END":
         start = end = len(source.text.rstrip())
+    backtick = _unbalanced_backtick(source)
+    if backtick is not None:
+        return backtick
     opener = _open_block(exc)
+    if "RBRACE" in expected and "IDENT" in expected:
+        return "`}` missing: this config block is not closed", start, end
+    if "BRANCH_HEAD" in expected and _line_word_colon(source, start):
+        return ("a result branch is written `name(status):`, for example `ok(200):`",
+                start, end)
     if "END" in expected and opener and opener[0] == "foreach":
         line = source.position(opener[1])[0]
         return (f"`end` missing: the `foreach` opened at line {line} is not closed",
@@ -91,18 +105,61 @@ def describe_unexpected_token(source: Source, exc: UnexpectedToken) -> tuple[str
     if "THEN_COLON" in expected:
         return "`if` needs a `then:` branch after its condition", start, end
     if tok.type == "PATH":
-        return _bad_method(source, start)
+        return _bad_method(source, start, exc)
     missing = _missing_pipe(source, start)
     if missing:
         return missing
     what = "end of file" if tok.type == "$END" else repr(str(tok))
+    line_start = source.text.rfind("\n", 0, start) + 1
+    line = source.text[line_start:start]
+    if "selector" in line and ("then" in line or "and" in line):
+        return f"unexpected {what}: {_SELECTOR_HINT}", start, end
+    if _stack_has(exc, "EQUAL") and tok.type == "IDENT" and "BACKTICK" in expected:
+        return "a variable body must be a `backtick` string", start, end
+    if _stray_top_level(source, line_start, exc):
+        return f"cannot read this line: {_TOP_LEVEL_HINT}", line_start, end
     return f"unexpected {what}" + expected_list(expected), start, end
 
 
-def _bad_method(source: Source, path_start: int) -> tuple[str, int, int]:
+def _line_word_colon(source: Source, pos: int) -> bool:
+    line_start = source.text.rfind("\n", 0, pos) + 1
+    return re.match(r"[ \t]*[A-Za-z0-9_-]+[ \t]*:", source.text[line_start:]) is not None
+
+
+def _stray_top_level(source: Source, line_start: int, exc: UnexpectedToken) -> bool:
+    """A line at column 1 that no top-level item accepts (`IDENT IDENT` then junk)."""
+    if not re.match(r"[A-Za-z0-9_]", source.text[line_start:line_start + 1]):
+        return False
+    parser = getattr(exc, "interactive_parser", None)
+    stack = parser.parser_state.value_stack if parser is not None else []
+    tokens = [v for v in stack if isinstance(v, Token)]
+    return bool(tokens) and all((t.start_pos or 0) >= line_start for t in tokens) \
+        and tokens[0].type == "IDENT"
+
+
+def _unbalanced_backtick(source: Source) -> tuple[str, int, int] | None:
+    """An odd number of backticks: find the string that swallowed following code."""
+    text = source.text
+    positions = [i for i, ch in enumerate(text) if ch == "`"]
+    for open_, close in zip(positions[::2], positions[1::2], strict=False):
+        body = text[open_ + 1:close]
+        if re.search(r"\n[ \t]*\|>|\n(GET|POST|PUT|PATCH|DELETE|pipeline|describe) ", body):
+            end_line = source.position(close)[0]
+            return (f"unclosed backtick: this string runs on to line {end_line} "
+                    "(backtick strings may span lines)", open_, open_ + 1)
+    if len(positions) % 2 == 0:
+        return None
+    last = positions[-1]
+    return "unclosed backtick: this `…` string never ends", last, last + 1
+
+
+def _bad_method(source: Source, path_start: int, exc: UnexpectedToken,
+                ) -> tuple[str, int, int]:
     line_start = source.text.rfind("\n", 0, path_start) + 1
     word = source.text[line_start:path_start].strip()
     offset = source.text.find(word, line_start)
+    if word in METHODS and _stack_has(exc, "CONFIG"):
+        return "`}` missing: the config block above is not closed", offset, offset + len(word)
     return (f"unknown route method {word!r}; expected one of {', '.join(METHODS)}",
             offset, offset + len(word))
 
@@ -113,12 +170,27 @@ def _missing_pipe(source: Source, pos: int) -> tuple[str, int, int] | None:
     m = _WORD_AT_LINE_START.match(source.text, line_start)
     if not m or m.group(1) in _KEYWORDS or m.end() < pos - 1 and pos > m.end() + 1:
         return None
+    if _in_result_block(source.text[:line_start]) and \
+            re.match(r"[ \t]*[A-Za-z0-9_-]+[ \t]*:", source.text[line_start:]):
+        return ("a result branch is written `name(status):`, for example `ok(200):`",
+                m.start(1), m.end(1))
     prev = source.text[:line_start].rstrip()
     prev_line = prev[prev.rfind("\n") + 1:].strip()
     if not prev_line.startswith(("|>", "GET", "POST", "PUT", "PATCH", "DELETE", "pipeline ")) \
             and not prev_line.endswith(("`", '"', ":", "=")):
         return None
     return (f"missing `|>` before step {m.group(1)!r}", m.start(1), m.end(1))
+
+
+def _stack_has(exc: UnexpectedToken, token_type: str) -> bool:
+    parser = getattr(exc, "interactive_parser", None)
+    stack = parser.parser_state.value_stack if parser is not None else []
+    return any(isinstance(v, Token) and v.type == token_type for v in stack)
+
+
+def _in_result_block(before: str) -> bool:
+    at = before.rfind("|> result")
+    return at >= 0 and re.search(r"\n[^ \t\n#]", before[at:]) is None
 
 
 def _open_block(exc: UnexpectedToken) -> tuple[str, int] | None:
