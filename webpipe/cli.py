@@ -123,6 +123,20 @@ def run(file: Path, args: tuple[str, ...]) -> None:
     sys.exit(asyncio.run(run_script(env, list(args))))
 
 
+@cli.command(name="test")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-k", "pattern", default=None, help="Only tests whose 'describe :: it' has this.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@click.option("--verbose", is_flag=True, help="Show expected and actual values on failure.")
+def test_command(files: tuple[Path, ...], pattern: str | None, as_json: bool,
+                 verbose: bool) -> None:
+    """Run the describe/it tests of FILES; exit 1 if any test failed."""
+    from webpipe.testing.main import run_test_files
+
+    sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose))
+
+
 def legacy(argv: list[str]) -> None:
     """The reference's `webpipe FILE [--serve|--run|--test|--port P|--address A] [-- ARGS]`."""
     script_args: list[str] = []

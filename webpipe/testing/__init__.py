@@ -1,0 +1,1 @@
+"""The `.wp` test language runner: describe/it, mocks, assertions, reports."""

@@ -1,0 +1,41 @@
+"""Entry point of `webpipe test`: load each file, run its tests, print, choose the exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from webpipe.errors import WebpipeError
+from webpipe.executor.tasks import PROCESS_TASKS
+from webpipe.program import load_program
+from webpipe.serve import load_dotenv_files
+from webpipe.testing.report import json_report, text_report
+from webpipe.testing.runner import CaseResult, run_tests
+
+
+async def _run(files: list[Path], pattern: str | None, verbose: bool) -> list[CaseResult]:
+    results: list[CaseResult] = []
+    for file in files:
+        load_dotenv_files(file.parent)
+        env = load_program(file)
+        try:
+            results += await run_tests(env, pattern=pattern, verbose=verbose)
+        finally:
+            await PROCESS_TASKS.drain(5.0)
+            await env.aclose()
+    return results
+
+
+def run_test_files(files: list[Path], *, pattern: str | None = None, as_json: bool = False,
+                   verbose: bool = False) -> int:
+    try:
+        results = asyncio.run(_run(files, pattern, verbose))
+    except WebpipeError as exc:
+        print(f"Test runner error: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        sys.stdout.write(json_report(results))
+    else:
+        sys.stdout.write(text_report(results, colour=sys.stdout.isatty()))
+    return 0 if all(r.passed for r in results) else 1

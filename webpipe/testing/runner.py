@@ -1,0 +1,205 @@
+"""`webpipe test`: run the `describe`/`it` blocks of a program (spec/testing.md).
+
+Tests run sequentially in describe order, each with a fresh request context (no feature
+flags, no environment name), its own call log and a mock layer. A test fails when an
+assertion fails and *errors* when something breaks before assertions can judge (a hard
+pipeline error, a bad jq input, an unknown pipeline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from webpipe.errors import WebpipeError
+from webpipe.executor.context import RequestContext
+from webpipe.executor.env import Env, plan_step
+from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.state import JSON_CT, Outcome
+from webpipe.routing import Router
+from webpipe.server import build_served
+from webpipe.source import Span
+from webpipe.syntax import nodes as n
+from webpipe.testing.assertions import TestOutcome, check
+from webpipe.testing.mocks import MockInvoker, MockSet
+from webpipe.testing.request import build_test_request
+from webpipe.testing.values import TestValueError, eval_jq, let_value, render
+
+
+@dataclass
+class CaseResult:
+    describe: str
+    name: str
+    passed: bool
+    message: str | None = None
+    errored: bool = False
+    span: Span | None = None
+
+    @property
+    def title(self) -> str:
+        return f"{self.describe} :: {self.name}"
+
+
+class TestError(Exception):
+    """The test errored (not a failed assertion): message and where."""
+
+    def __init__(self, message: str, span: Span | None) -> None:
+        super().__init__(message)
+        self.message, self.span = message, span
+
+
+async def run_tests(env: Env, *, pattern: str | None = None, verbose: bool = False,
+                    ) -> list[CaseResult]:
+    router = build_served(env).router
+    results: list[CaseResult] = []
+    for _module, item in env.index.all_items(n.Describe):
+        assert isinstance(item, n.Describe)
+        for test in item.tests:
+            title = f"{item.name} :: {test.name}"
+            if pattern and pattern.lower() not in title.lower():
+                continue
+            results.append(await run_case(env, router, item, test, verbose))
+    return results
+
+
+async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.Describe,
+                   test: n.It, verbose: bool) -> CaseResult:
+    result = CaseResult(describe.name, test.name, passed=False, span=test.span)
+    try:
+        variables = {let.name: let_value(let.value) for let in (*describe.lets, *test.lets)}
+        mocks = _mocks(describe.mocks, variables).overlay(_mocks(test.mocks, variables))
+        outcome, not_found = await _trigger(env, router, test, variables, mocks)
+        messages = [m for a in test.assertions
+                    if (m := check(a, outcome, variables, verbose)) is not None]
+    except TestValueError as exc:
+        return _errored(result, exc.args[0], test.span)
+    except TestError as exc:
+        return _errored(result, exc.message, exc.span or test.span)
+    except WebpipeError as exc:
+        return _errored(result, exc.message, exc.span or test.span)
+    if not messages and not_found:
+        messages = [not_found]
+    result.passed = not messages
+    result.message = "; ".join(messages) or None
+    return result
+
+
+def _errored(result: CaseResult, message: str, span: Span | None) -> CaseResult:
+    where = f"{span.source.name}:{span.line}" if span else "unknown location"
+    result.errored, result.message = True, f"test errored at {where}: {message}"
+    return result
+
+
+def _mocks(mocks: tuple[n.Mock, ...], variables: dict[str, Any]) -> MockSet:
+    out = MockSet()
+    for mock in mocks:
+        value = eval_jq(mock.returning, variables, f"mock `{mock.target}`")
+        if mock.kind == "middleware":
+            out.middleware[mock.middleware] = value
+        elif mock.kind == "pipeline" and mock.name:
+            out.pipelines[mock.name] = value
+        elif mock.name is not None:
+            out.named[mock.middleware, mock.name] = value
+    return out
+
+
+def _clause(test: n.It, kind: str, variables: dict[str, Any], default: Any) -> Any:
+    for clause in reversed(test.clauses):
+        if clause.kind == kind:
+            if kind == "stdin":
+                return render(clause.value.text, variables)
+            return eval_jq(clause.value.text, variables, kind)
+    return default
+
+
+async def _trigger(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
+                   variables: dict[str, Any], mocks: MockSet) -> tuple[TestOutcome, str | None]:
+    ctx = RequestContext(call_log={}, invoker=MockInvoker(mocks))
+    trigger = test.trigger
+    match trigger:
+        case n.CallTrigger():
+            return await _call_route(env, router, test, trigger, variables, ctx)
+        case n.PipelineTrigger():
+            return await _run_named(env, test, trigger, variables, ctx, mocks), None
+        case n.VariableTrigger():
+            return await _run_variable(env, test, trigger, variables, ctx, mocks), None
+    raise AssertionError(trigger)
+
+
+def _outcome(out: Outcome, ctx: RequestContext) -> TestOutcome:
+    return TestOutcome(out.status or 200, out.content_type, out.state, ctx.call_log or {})
+
+
+async def _call_route(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
+                      trigger: n.CallTrigger, variables: dict[str, Any], ctx: RequestContext,
+                      ) -> tuple[TestOutcome, str | None]:
+    path = render(trigger.path.strip(), variables)
+    raw_path, _, query = path.partition("?")
+    found = router.match(trigger.method, raw_path)
+    if found is None:
+        return TestOutcome(404, JSON_CT, None), f"Route not found: {trigger.method} {trigger.path}"
+    (route, _flags), params = found
+    state = build_test_request(
+        trigger.method, raw_path, query, params,
+        headers=_clause(test, "headers", variables, {}),
+        cookies=_clause(test, "cookies", variables, {}),
+        body=_clause(test, "body", variables, {}))
+    ctx.request = state
+    return _outcome(await run_pipeline(route.pipeline, state, env, ctx), ctx), None
+
+
+async def _run_named(env: Env, test: n.It, trigger: n.PipelineTrigger,
+                     variables: dict[str, Any], ctx: RequestContext, mocks: MockSet,
+                     ) -> TestOutcome:
+    if trigger.name in mocks.pipelines:
+        return TestOutcome(200, JSON_CT, mocks.pipelines[trigger.name])
+    pipeline = next((env.index.pipelines[id(m), trigger.name] for m in env.index.modules
+                     if (id(m), trigger.name) in env.index.pipelines), None)
+    if pipeline is None:
+        raise TestError(f"Pipeline not found: {trigger.name}", trigger.span)
+    _script_context(test, variables, ctx)
+    state = _clause(test, "input", variables, {})
+    ctx.request = state
+    return _outcome(await run_pipeline(pipeline.pipeline, state, env, ctx), ctx)
+
+
+def _script_context(test: n.It, variables: dict[str, Any], ctx: RequestContext) -> None:
+    args = _clause(test, "args", variables, [])
+    options = _clause(test, "options", variables, {})
+    if not isinstance(args, list):
+        raise TestError("`and args are` must be a JSON array", test.span)
+    if not isinstance(options, dict):
+        raise TestError("`and options are` must be a JSON object", test.span)
+    ctx.args = [a if isinstance(a, str) else _json(a) for a in args]
+    ctx.options = options
+    stdin = _clause(test, "stdin", variables, None)
+    if stdin is not None:
+        ctx.stdin = stdin.encode()
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+async def _run_variable(env: Env, test: n.It, trigger: n.VariableTrigger,
+                        variables: dict[str, Any], ctx: RequestContext, mocks: MockSet,
+                        ) -> TestOutcome:
+    main = env.index.main
+    variable = env.index.variables.get((id(main), trigger.kind, trigger.name))
+    if variable is None:
+        raise TestError(f"Variable not found: {trigger.kind} {trigger.name}", trigger.span)
+    mocked = mocks.named_for(trigger.kind, trigger.name)
+    if mocked is not None:
+        return TestOutcome(200, JSON_CT, mocked[0])
+    step = n.MiddlewareStep(name=trigger.kind, config=trigger.name,
+                            config_kind=n.ConfigKind.IDENT, span=variable.span)
+    env.plans[id(step)] = plan_step(env, main, step)
+    state = _clause(test, "input", variables, {})
+    ctx.request = state
+    try:
+        pipeline = n.Pipeline(steps=(step,), span=variable.span)
+        return _outcome(await run_pipeline(pipeline, state, env, ctx), ctx)
+    finally:
+        env.plans.pop(id(step), None)

@@ -1,0 +1,101 @@
+"""Test values: `let` literals, `{{name}}` rendering and jq evaluation with variables.
+
+Two mechanisms, applied to different places (spec/testing.md §3): Handlebars-style
+rendering (`{{name}}`, HTML-escaped; `{{{name}}}` raw) for paths, assertion values and
+selectors; jq with the variables as input *and* `$name` bindings for request data, mocks
+and call assertions.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+import jq
+
+from webpipe.syntax import nodes as n
+
+_TEMPLATE = re.compile(r"\{\{\{\s*([^}]*?)\s*\}\}\}|\{\{\s*([^}]*?)\s*\}\}")
+_JQ_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class TestValueError(Exception):
+    """A test input could not be evaluated (the test errors)."""
+
+
+def parse_json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def let_value(value: n.Value) -> Any:
+    """A `let` value: the raw text parsed as JSON, else kept as a string (§2.3)."""
+    return parse_json_or_text(value.text)
+
+
+def _lookup(variables: dict[str, Any], path: str) -> Any:
+    current: Any = variables
+    for part in path.split("."):
+        if part == "this":
+            continue
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        else:
+            return None
+    return current
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return "[object Object]" if isinstance(value, dict) else ",".join(_text(v) for v in value)
+
+
+def _escape(text: str) -> str:
+    return html.escape(text, quote=True).replace("&#x27;", "&#x27;").replace("`", "&#x60;") \
+        .replace("=", "&#x3D;")
+
+
+def render(template: str, variables: dict[str, Any]) -> str:
+    """`{{name}}` → escaped text, `{{{name}}}` → raw; unknown names render empty."""
+    def sub(m: re.Match[str]) -> str:
+        raw, escaped = m.group(1), m.group(2)
+        if raw is not None:
+            return _text(_lookup(variables, raw))
+        return _escape(_text(_lookup(variables, escaped)))
+    return _TEMPLATE.sub(sub, template)
+
+
+def eval_jq(program: str, variables: dict[str, Any], role: str) -> Any:
+    """Evaluate a test's jq text with the variables as input and `$name` bindings."""
+    bindings = {k: v for k, v in variables.items() if _JQ_NAME.match(k)}
+    try:
+        compiled = jq.compile(program, args=bindings)
+        for result in compiled.input_value(variables):
+            return result
+        return None
+    except ValueError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
+        raise TestValueError(f"JQ error in test {role} `{program}`: {detail}") from None
+
+
+def expected_value(value: n.Value | None, variables: dict[str, Any]) -> Any:
+    """An assertion's expected value: rendered, trimmed, parsed as JSON, else a string."""
+    if value is None:
+        return None
+    text = f'"{value.text}"' if value.kind == "quoted" else value.text
+    rendered = render(text, variables).strip()
+    return parse_json_or_text(rendered)
+
+
+def raw_text(value: n.Value | None, variables: dict[str, Any]) -> str:
+    """A value taken raw (selector text/attribute values): rendered, no JSON parsing."""
+    return "" if value is None else render(value.text, variables)
