@@ -103,9 +103,10 @@ class TaskRegistry:
         results = await _await_all(wanted, plan)
         failed = _first_failure(results) if plan.tags.failfast else None
         if failed is not None:
-            return StepResult(envelope("asyncError", f"task {failed!r} failed: "
-                                       f"{_failure_text(results[failed])}", "join",
-                                       plan.location) | {"task": failed})
+            error = envelope("asyncError", f"task {failed!r} failed: "
+                             f"{_failure_text(results[failed])}", "join", plan.location)
+            error["errors"][0]["task"] = failed
+            return StepResult(error)
         previous = state.get("async") if isinstance(state, dict) else None
         merged = {**previous, **results} if isinstance(previous, dict) else results
         return StepResult({"async": merged})

@@ -1,0 +1,5 @@
+"""`python -m webpipe` runs the CLI."""
+
+from webpipe.cli import main
+
+main()
