@@ -1,0 +1,93 @@
+"""The `handlebars` middleware (spec/middleware.md §4): render the state into HTML.
+
+The step config is a template. `prepare()` dedents it the way the reference does, compiles
+it with `webpipe.templating` (handlebars-rust semantics; see spec/handlebars.md) and
+compiles the partials it names, so syntax errors surface at load time. `run()` renders
+with the state's keys plus `context` (spec §0.5) and returns the string as `text/html`.
+Every `handlebars` and `mustache` variable is a partial under its name (`alias/name` for
+imported ones); partial bodies are not dedented. Rendering stays on the event loop: it is
+pure CPU work over small templates.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from webpipe.errors import ConfigError, StepError
+from webpipe.middleware.base import (
+    JSON,
+    BaseMiddleware,
+    Behavior,
+    MiddlewareHost,
+    StepCall,
+    StepResult,
+)
+from webpipe.source import Span
+from webpipe.templating import Environment, Template, TemplateRenderError, TemplateSyntaxError
+
+if TYPE_CHECKING:
+    from webpipe.executor.context import RequestContext
+
+PARTIAL_KINDS = ("mustache", "handlebars")  # a later kind wins a name clash
+
+
+class HandlebarsMiddleware(BaseMiddleware):
+    """Compiles templates at load time and renders them per request."""
+
+    behavior: ClassVar[Behavior] = Behavior.RENDER
+    content_type: ClassVar[str] = "text/html"
+
+    def __init__(self, host: MiddlewareHost) -> None:
+        super().__init__(host)
+        self._env: Environment | None = None
+
+    @property
+    def env(self) -> Environment:
+        """The template environment, built from the program's variables on first use."""
+        if self._env is None:
+            partials: dict[str, str] = {}
+            for kind in PARTIAL_KINDS:
+                partials.update(self.host.variables_of(kind))
+            self._env = Environment(partials)
+        return self._env
+
+    def prepare(self, config: str, span: Span | None) -> Template:
+        try:
+            template = self.env.compile(dedent(config))
+            self.env.check_partials(template)
+        except TemplateSyntaxError as exc:
+            where = f" in partial {exc.template!r}" if exc.template in self.env.sources else ""
+            message = f"Handlebars template compile error{where}: {exc}"
+            raise ConfigError(message, span=span) from None
+        return template
+
+    async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        assert isinstance(prepared, Template), "prepare() returns a compiled Template"
+        try:
+            html = prepared.render(render_data(state, call.ctx))
+        except TemplateRenderError as exc:
+            raise StepError(f"Handlebars render error: {exc}") from None
+        return StepResult(value=html, content_type=self.content_type)
+
+
+def render_data(state: JSON, ctx: RequestContext | None) -> JSON:
+    """The state's keys plus `context` (which wins); a non-object state is under `data`."""
+    data: dict[str, JSON] = dict(state) if isinstance(state, dict) else {"data": state}
+    if ctx is not None:
+        data["context"] = ctx.context_json()
+    return data
+
+
+def dedent(text: str) -> str:
+    """The reference's `dedent_multiline`: trim line breaks at both ends, then strip the
+    smallest indentation (spaces and tabs count one each) of the non-blank lines."""
+    trimmed = text.strip("\r\n")
+    lines = [line.removesuffix("\r") for line in trimmed.split("\n")]
+    common = min((_indent(line) for line in lines if line.strip()), default=0)
+    if common == 0:
+        return trimmed
+    return "\n".join(line[min(common, _indent(line)) :] for line in lines)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))

@@ -1,0 +1,106 @@
+"""Templates and the environment that compiles them and holds their partials.
+
+`Environment(partials)` takes partial *sources* by name and compiles each one the first
+time it is used (or checked), then keeps it. `compile(text)` caches by text, so the same
+step template is compiled once however many steps use it. `check_partials()` compiles
+every partial a template names statically, transitively, so a broken partial is reported at
+load time rather than on the first request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from webpipe.templating.compiler import Compiler
+from webpipe.templating.errors import TemplateRenderError, TemplateSyntaxError
+from webpipe.templating.parser import parse
+from webpipe.templating.runtime import JSON, Ctx, Render, Scope
+
+
+class Template:
+    """A compiled template; `render(data)` returns the text."""
+
+    def __init__(self, env: Environment, name: str, program: Render,
+                 partial_names: frozenset[str]) -> None:
+        self.env = env
+        self.name = name
+        self.program = program
+        self.partial_names = partial_names
+
+    def render(self, data: JSON) -> str:
+        """Render with `data` as the root context; raises TemplateRenderError."""
+        ctx = Ctx(data, self.env.partial)
+        out: list[str] = []
+        try:
+            self.render_into(ctx, Scope(data), out)
+        except RecursionError:
+            raise TemplateRenderError("template nesting too deep") from None
+        return "".join(out)
+
+    def render_into(self, ctx: Ctx, scope: Scope, out: list[str]) -> None:
+        try:
+            self.program(ctx, scope, out)
+        except TemplateRenderError as exc:
+            exc.name(self.name)
+            raise
+
+    def __repr__(self) -> str:
+        return f"<Template {self.name}>"
+
+
+class Environment:
+    """Compiles templates and resolves partials by name."""
+
+    def __init__(self, partials: Mapping[str, str] | None = None) -> None:
+        self.sources: Mapping[str, str] = dict(partials or {})
+        self._partials: dict[str, Template | TemplateSyntaxError] = {}
+        self._cache: dict[str, Template] = {}
+
+    def compile(self, source: str, name: str | None = None) -> Template:
+        """Compile template text (cached by text); raises TemplateSyntaxError."""
+        if name is None and source in self._cache:
+            return self._cache[source]
+        label = name or "tpl_" + hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
+        try:
+            compiler = Compiler(source, label)
+            program = compiler.program(parse(source), top=True)
+        except TemplateSyntaxError as exc:
+            raise exc.locate(source, label) from None
+        template = Template(self, label, program, frozenset(compiler.partial_names))
+        if name is None:
+            self._cache[source] = template
+        return template
+
+    def partial(self, name: str) -> Template | None:
+        """The compiled partial `name`, None if there is none; a broken one fails to render."""
+        try:
+            return self._partial(name)
+        except TemplateSyntaxError as exc:
+            raise TemplateRenderError(f"Failed to parse template {name}: {exc}") from None
+
+    def _partial(self, name: str) -> Template | None:
+        if name not in self._partials:
+            if name not in self.sources:
+                return None
+            try:
+                self._partials[name] = self.compile(self.sources[name], name)
+            except TemplateSyntaxError as exc:
+                self._partials[name] = exc
+        found = self._partials[name]
+        if isinstance(found, TemplateSyntaxError):
+            raise found
+        return found
+
+    def check_partials(self, template: Template) -> None:
+        """Compile every partial `template` names, transitively; raise the first error."""
+        seen: set[str] = set()
+        pending = list(template.partial_names)
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            partial = self._partial(name)
+            if partial is not None:
+                pending.extend(partial.partial_names)
