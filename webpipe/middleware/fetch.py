@@ -1,0 +1,314 @@
+"""`fetch`: one outgoing HTTP request per step (spec/middleware.md §3, spec/fetch.md).
+
+The URL and options come from the inline arguments `fetch(URL, OPTS)` or, without them, from
+the state keys `fetchUrl`/`fetchMethod`/`fetchHeaders`/`fetchBody`/`fetchTimeout` with the
+config text as the fallback URL. A 2xx answer becomes `{response, status, headers}` (the body
+parsed as JSON when it is valid JSON, else the text); every other outcome is a domain envelope
+(`networkError`, `timeoutError`, `httpError`) returned as the step's value. One aiohttp
+session per middleware instance (so per app) carries every request, created lazily inside the
+running loop and closed by `aclose()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import aiohttp
+
+from webpipe.errors import StepError
+from webpipe.middleware.base import (
+    JSON,
+    BaseMiddleware,
+    Behavior,
+    MiddlewareHost,
+    StepCall,
+    StepResult,
+)
+from webpipe.source import Span
+
+DEFAULT_TIMEOUT: float = 10.0  # seconds, whole request; a per-request `timeout` replaces it
+MAX_REDIRECTS = 10
+USER_AGENT = "WebPipe/1.0"
+PROXY_OPT_OUT = "WEBPIPE_DISABLE_SYSTEM_PROXY"
+CONNECTION_LIMIT = 1000  # total open connections; no per-host cap, so @async fan-out is parallel
+
+# Which keys hold method, headers, body and timeout in each input form (middleware.md §3.1).
+ARG_KEYS = ("method", "headers", "body", "timeout")
+STATE_KEYS = ("fetchMethod", "fetchHeaders", "fetchBody", "fetchTimeout")
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: methods, header names
+_DECODED_ENCODINGS = frozenset({"gzip", "deflate", "br"})
+_MAX_U64 = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class FetchConfig:
+    """What `prepare()` knows at load time: the trimmed config text (the fallback URL)."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """One fully resolved outgoing request."""
+
+    url: str
+    method: str = "GET"
+    headers: Mapping[str, str] | None = None
+    body: bytes | None = None
+    timeout: int | None = None
+    query: tuple[tuple[str, str], ...] = ()
+
+
+class FetchMiddleware(BaseMiddleware):
+    """`|> fetch: URL`, `|> fetch(URL_EXPR, OPTS_EXPR)`; results land under `.data`."""
+
+    behavior: ClassVar[Behavior] = Behavior.MERGE
+    wraps_data: ClassVar[bool] = True
+
+    def __init__(self, host: MiddlewareHost) -> None:
+        super().__init__(host)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def prepare(self, config: str, span: Span | None) -> FetchConfig:
+        # A literal URL is not rejected here: `fetchUrl` in the state may replace it, and a bad
+        # URL is a branchable networkError at run time, as in the reference (spec/fetch.md).
+        return FetchConfig(config.strip())
+
+    async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        assert isinstance(prepared, FetchConfig)
+        if call.args:
+            request = request_from_args(call.args)
+        else:
+            request = request_from_state(state, prepared.url)
+        payload = await self.send(request)
+        if call.target is not None or "errors" in payload:
+            return StepResult(payload)
+        # middleware.md §3.3: without a target the payload replaces `.data` on a state copy
+        base = state if isinstance(state, dict) else {}
+        return StepResult({**base, "data": payload})
+
+    async def send(self, request: FetchRequest) -> dict[str, JSON]:
+        """Perform one request; the success payload or a domain error envelope."""
+        if not request.url:
+            return error_envelope("networkError", "Missing URL for fetch middleware")
+        if request.timeout == 0:  # the reference's zero-length timer fires before sending
+            return error_envelope("timeoutError", _send_failure(request.url, TimeoutError()))
+        session = self.session()
+        total = DEFAULT_TIMEOUT if request.timeout is None else request.timeout
+        try:
+            response = await session.request(
+                request.method, request.url, headers=request.headers, data=request.body,
+                params=request.query or None, timeout=aiohttp.ClientTimeout(total=total),
+                max_redirects=MAX_REDIRECTS)
+        except TimeoutError as exc:
+            return error_envelope("timeoutError", _send_failure(request.url, exc))
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return error_envelope("networkError", _send_failure(request.url, exc), url=request.url)
+        try:
+            return await _read_response(response, request.url)
+        finally:
+            response.release()
+
+    def session(self) -> aiohttp.ClientSession:
+        """The shared session, (re)created on first use in the running loop."""
+        loop = asyncio.get_running_loop()
+        if self._session is not None and not self._session.closed and self._loop is loop:
+            return self._session
+        if self._session is not None and not self._session.closed:
+            # Left behind by another (finished) loop: it cannot be awaited from here.
+            self._session.detach()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=CONNECTION_LIMIT, limit_per_host=0),
+            cookie_jar=aiohttp.DummyCookieJar(),  # one app-wide session must not share cookies
+            trust_env=PROXY_OPT_OUT not in os.environ,
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT))
+        self._loop = loop
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the shared session (app shutdown); a later request opens a new one."""
+        session, self._session, self._loop = self._session, None, None
+        if session is not None and not session.closed:
+            await session.close()
+
+
+# ---- request ------------------------------------------------------------------------------
+
+
+def request_from_args(args: tuple[JSON, ...]) -> FetchRequest:
+    """Inline form `fetch(URL_EXPR, OPTS_EXPR?)`: wrong argument types are a `fetchError`."""
+    url = args[0]
+    if not isinstance(url, str):
+        raise StepError(f"fetch argument 0 must evaluate to a string, got: {_show(url)}")
+    options = args[1] if len(args) > 1 else {}
+    if not isinstance(options, dict):
+        raise StepError(f"fetch argument 1 must evaluate to an object, got: {_show(options)}")
+    return build_request(url, options, ARG_KEYS, _query(options.get("query")))
+
+
+def request_from_state(state: JSON, config_url: str) -> FetchRequest:
+    """State form: `fetchUrl` (else the config text) and the other `fetch*` keys."""
+    keys: Mapping[str, JSON] = state if isinstance(state, dict) else {}
+    url = keys.get("fetchUrl")
+    return build_request(url if isinstance(url, str) else config_url, keys, STATE_KEYS)
+
+
+def build_request(url: str, source: Mapping[str, JSON], keys: tuple[str, str, str, str],
+                  query: tuple[tuple[str, str], ...] = ()) -> FetchRequest:
+    """Read method/headers/body/timeout from `source`; wrong types fall back to defaults."""
+    method_key, headers_key, body_key, timeout_key = keys
+    headers = _headers(source.get(headers_key))
+    body = None
+    if body_key in source:  # present even when null: `null` is sent (middleware.md §3.1)
+        body = _json_bytes(source[body_key])
+        headers.setdefault("content-type", "application/json")
+    headers.setdefault("user-agent", USER_AGENT)
+    return FetchRequest(url.strip(), _method(source.get(method_key)), headers, body,
+                        _timeout(source.get(timeout_key)), query)
+
+
+def _method(value: JSON) -> str:
+    # middleware.md §3.2 [Improve]: upper-cased; an unusable method is GET, as in the reference
+    if isinstance(value, str) and _TOKEN.fullmatch(value):
+        return value.upper()
+    return "GET"
+
+
+def _headers(value: JSON) -> dict[str, str]:
+    """String-valued entries with a valid name and value; others are silently dropped."""
+    if not isinstance(value, dict):
+        return {}
+    return {name.lower(): text for name, text in value.items()
+            if isinstance(text, str) and _TOKEN.fullmatch(name) and _valid_header_value(text)}
+
+
+def _valid_header_value(text: str) -> bool:
+    return all(ch == "\t" or (ord(ch) >= 0x20 and ord(ch) != 0x7F) for ch in text)
+
+
+def _timeout(value: JSON) -> int | None:
+    """Non-negative integer seconds; floats, booleans and anything else are ignored."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_U64:
+        return value
+    return None
+
+
+def _query(value: JSON) -> tuple[tuple[str, str], ...]:
+    """spec/fetch.md extension: `query` object → URL parameters (lists repeat the key)."""
+    if not isinstance(value, dict):
+        return ()
+    pairs: list[tuple[str, str]] = []
+    for key, item in value.items():
+        for one in item if isinstance(item, list) else [item]:
+            if one is not None:
+                pairs.append((key, one if isinstance(one, str) else _json_text(one)))
+    return tuple(pairs)
+
+
+def _json_text(value: JSON) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_bytes(value: JSON) -> bytes:
+    try:
+        return _json_text(value).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a request body: send it \u-escaped
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def _show(value: JSON) -> str:
+    text = _json_text(value)
+    return text if len(text) <= 200 else text[:200] + "…"
+
+
+# ---- response -----------------------------------------------------------------------------
+
+
+async def _read_response(response: aiohttp.ClientResponse, url: str) -> dict[str, JSON]:
+    try:
+        raw = await response.read()
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+        message = f"Failed to read response body: {_describe(exc)}"
+        return error_envelope("networkError", message, url=url)
+    text = decode_body(raw, response.charset)
+    if not 200 <= response.status < 300:
+        return error_envelope("httpError", text, url=url, status=response.status)
+    return {"response": parse_body(text), "status": response.status,
+            "headers": response_headers(response.raw_headers)}
+
+
+def decode_body(raw: bytes, charset: str | None) -> str:
+    """Body text: a BOM wins, then the declared charset, else UTF-8; bad bytes become U+FFFD."""
+    if raw.startswith(codecs.BOM_UTF8):
+        return raw[len(codecs.BOM_UTF8):].decode("utf-8", "replace")
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16", "replace")
+    try:
+        return raw.decode(charset or "utf-8", "replace")
+    except LookupError:  # unknown or non-text codec name
+        return raw.decode("utf-8", "replace")
+
+
+def parse_body(text: str) -> JSON:
+    """The parsed JSON value when `text` is strict JSON, else the text itself."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return text
+
+
+def _reject_constant(name: str) -> JSON:
+    raise ValueError(f"{name} is not JSON")
+
+
+def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    """Lower-case names; a repeated header keeps its last value; non-text values are ""."""
+    headers = {name.decode("latin-1").lower(): _header_text(value) for name, value in raw}
+    if headers.get("content-encoding", "").strip().lower() in _DECODED_ENCODINGS:
+        # The body was decompressed: these no longer describe it (as reqwest drops them).
+        headers.pop("content-encoding", None)
+        headers.pop("content-length", None)
+    return headers
+
+
+def _header_text(value: bytes) -> str:
+    if all(byte == 0x09 or 0x20 <= byte <= 0x7E for byte in value):
+        return value.decode("ascii")
+    return ""
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+
+def error_envelope(kind: str, message: str, *, url: str | None = None,
+                   status: int | None = None) -> dict[str, JSON]:
+    """`{"errors": [{type[, status], message[, url]}]}` in the spec's field order."""
+    error: dict[str, JSON] = {"type": kind}
+    if status is not None:
+        error["status"] = status
+    error["message"] = message
+    if url is not None:
+        error["url"] = url
+    return {"errors": [error]}
+
+
+def _send_failure(url: str, exc: BaseException) -> str:
+    return f"error sending request for url ({url}): {_describe(exc)}"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return "invalid URL"  # their text repeats the URL, which the message already shows
+    text = str(exc)
+    if text:
+        return text
+    return "operation timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
