@@ -51,7 +51,8 @@ async def run_script(env: Env, argv: list[str]) -> int:
         print("error: no `pipeline main` in this file", file=sys.stderr)
         return 1
     args, options = parse_script_args(argv)
-    ctx = RequestContext(request={}, env_name=env.env_name, args=args, options=options)
+    ctx = RequestContext(request={}, env_name=env.env_name, args=args, options=options,
+                         extras={"invocation": "script"})
     try:
         await run_feature_flags(env, {}, ctx)
         outcome = await run_pipeline(main.pipeline, {}, env, ctx)

@@ -8,6 +8,7 @@ errors become a 500 JSON envelope; no input ever produces a traceback in a respo
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from webpipe.errors import HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.state import Outcome
 from webpipe.executor.tasks import PROCESS_TASKS
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
@@ -96,17 +98,20 @@ class WebpipeApp:
     async def run_route(self, env: Env, route: n.Route, flags: bool, request: Request,
                         params: dict[str, str]) -> Response:
         state: Any = await request_state(request, params, self.max_body)
-        ctx = RequestContext(request=state, env_name=env.env_name)
+        ctx = RequestContext(request=state, env_name=env.env_name,
+                             extras={"invocation": "http"})
         if flags:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
         try:
-            outcome = await run_pipeline(route.pipeline, state, env, ctx)
+            outcome = await run_route_pipeline(route.pipeline, state, env, ctx)
         except HardError as exc:
-            return hard_error_response(exc)
+            return hard_error_response(exc, ctx)
         except WebpipeError as exc:
-            return hard_error_response(HardError(exc.message, span=exc.span))
+            return hard_error_response(HardError(exc.message, span=exc.span), ctx)
         response = build_response(outcome.state, outcome.content_type, outcome.status)
+        run_hooks(ctx, "after_response", outcome.state, response.status_code,
+                  outcome.content_type)
         start_background(ctx, env, response.status_code)
         return response
 
@@ -132,10 +137,34 @@ class WebpipeApp:
 _KNOWN_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 
-def hard_error_response(exc: HardError) -> Response:
+async def run_route_pipeline(pipeline: n.Pipeline, state: Any, env: Env,
+                             ctx: RequestContext) -> Outcome:
+    """Run a route's pipeline, then its `after_pipeline` hooks (cache saving)."""
+    outcome = await run_pipeline(pipeline, state, env, ctx)
+    for hook in ctx.extras.get("after_pipeline", ()):
+        result = hook(outcome.state, outcome.content_type, outcome.status)
+        if inspect.isawaitable(result):
+            await result
+    return outcome
+
+
+def run_hooks(ctx: RequestContext, name: str, *args: Any) -> None:
+    """Call the request's hooks registered under `name`; a failing hook is logged only."""
+    for hook in ctx.extras.get(name, ()):
+        try:
+            hook(*args)
+        except Exception:
+            log.exception("%s hook failed", name)
+
+
+def hard_error_response(exc: HardError, ctx: RequestContext | None = None) -> Response:
     where = f"At {exc.span.source.name}:{exc.span.line}\n" if exc.span else ""
     log.error("pipeline failed: %s%s", where.replace("\n", ": "), exc.message)
-    return error_response("Pipeline execution failed", where + exc.message, exc.status)
+    response = error_response("Pipeline execution failed", where + exc.message, exc.status)
+    retry_after = ctx.extras.get("retry_after") if ctx is not None else None
+    if exc.status == 429 and retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def start_background(ctx: RequestContext, env: Env, status: int) -> None:

@@ -51,6 +51,9 @@ def is_effectively_last(body: tuple[n.Step, ...], index: int, state: Any, env: E
     for later in body[index + 1:]:
         if not isinstance(later, n.MiddlewareStep):
             return False
+        tags = env.plan(later).tags
+        if tags.background and tags.async_name is None:
+            continue  # @background work never shapes the response
         if gate(later.tags, state, env, ctx):
             return False
     return True

@@ -17,7 +17,7 @@ from webpipe.executor.env import Env, plan_step
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome
 from webpipe.routing import Router
-from webpipe.server import build_served
+from webpipe.server import build_served, run_route_pipeline
 from webpipe.source import Span
 from webpipe.syntax import nodes as n
 from webpipe.testing.assertions import TestOutcome, check
@@ -114,7 +114,7 @@ def _clause(test: n.It, kind: str, variables: dict[str, Any], default: Any) -> A
 
 async def _trigger(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
                    variables: dict[str, Any], mocks: MockSet) -> tuple[TestOutcome, str | None]:
-    ctx = RequestContext(call_log={}, invoker=MockInvoker(mocks))
+    ctx = RequestContext(call_log={}, invoker=MockInvoker(mocks), extras={"invocation": "test"})
     trigger = test.trigger
     match trigger:
         case n.CallTrigger():
@@ -145,7 +145,7 @@ async def _call_route(env: Env, router: Router[tuple[n.Route, bool]], test: n.It
         cookies=_clause(test, "cookies", variables, {}),
         body=_clause(test, "body", variables, {}))
     ctx.request = state
-    return _outcome(await run_pipeline(route.pipeline, state, env, ctx), ctx), None
+    return _outcome(await run_route_pipeline(route.pipeline, state, env, ctx), ctx), None
 
 
 async def _run_named(env: Env, test: n.It, trigger: n.PipelineTrigger,
@@ -175,6 +175,7 @@ def _script_context(test: n.It, variables: dict[str, Any], ctx: RequestContext) 
     stdin = _clause(test, "stdin", variables, None)
     if stdin is not None:
         ctx.stdin = stdin.encode()
+        ctx.extras["invocation"] = "script"
 
 
 def _json(value: Any) -> str:

@@ -1,0 +1,163 @@
+"""HTTP tests through the real ASGI app (httpx ASGITransport): dispatch order, bad input,
+hard errors, static files, CORS, featureFlags, background steps."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from webpipe.executor.tasks import PROCESS_TASKS
+from webpipe.program import program_from_text
+from webpipe.server import build_served, create_app
+
+APP = r'''
+featureFlags =
+  |> lua: `setFlag("beta", request.headers["x-beta"] == "1"); return { user = "u-" .. (request.query.who or "anon") }`
+
+GET /hello/:who
+  |> jq: `{ hello: .params.who }`
+
+GET /
+  |> jq: `{ root: true }`
+
+POST /items
+  |> jq: `{ got: .body }`
+
+PATCH /items/:id
+  |> jq: `{ patched: .params.id, body: .body }`
+
+DELETE /items/:id
+  |> jq: `{ deleted: .params.id }`
+
+GET /files/*rest
+  |> jq: `{ rest: .params.rest }`
+
+GET /files/special
+  |> jq: `{ special: true }`
+
+GET /beta
+  |> jq: `{ beta: true, user: .user }` @flag(beta)
+  |> jq: `{ beta: false, user: .user }` @!flag(beta)
+
+GET /page
+  |> jq: `{ t: "x" }`
+  |> handlebars: `<p>{{t}}</p>`
+
+GET /foreach-bad
+  |> jq: `{ items: 1 }`
+  |> foreach items
+    |> jq: `.`
+  end
+
+GET /unknown
+  |> nosuch: `x`
+
+GET /bg
+  |> jq: `{ ok: true }`
+  |> lua: `BG_MARK = true; return request` @background
+
+GET /form
+  |> jq: `.body`
+'''
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> httpx.AsyncClient:
+    (tmp_path / "public").mkdir()
+    (tmp_path / "public" / "style.css").write_text("body{}")
+    (tmp_path / "public" / "hello").mkdir()
+    (tmp_path / "secret.txt").write_text("no")
+    env = program_from_text(APP, base_dir=tmp_path)
+    app = create_app(build_served(env))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_route_params_and_root(client: httpx.AsyncClient) -> None:
+    r = await client.get("/hello/ada%20b")
+    assert (r.status_code, r.json()) == (200, {"hello": "ada b"})
+    assert (await client.get("/")).json() == {"root": True}
+
+
+async def test_methods(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/items", json={"a": 1})).json() == {"got": {"a": 1}}
+    assert (await client.patch("/items/3", json=[1])).json() == {"patched": 3, "body": [1]}
+    assert (await client.delete("/items/4")).json() == {"deleted": 4}
+
+
+async def test_literal_beats_catch_all(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/files/special")).json() == {"special": True}
+    assert (await client.get("/files/a/b.txt")).json() == {"rest": "a/b.txt"}
+
+
+async def test_not_found_and_method_not_allowed(client: httpx.AsyncClient) -> None:
+    r = await client.get("/nope")
+    assert (r.status_code, r.text) == (404, "")
+    assert (await client.request("OPTIONS", "/hello/x")).status_code in (200, 400, 405)
+    assert (await client.post("/health")).status_code == 405
+
+
+async def test_health(client: httpx.AsyncClient) -> None:
+    r = await client.get("/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
+    r = await client.post("/items", content=b"{nope", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"] == "Bad Request"
+
+
+async def test_form_body(client: httpx.AsyncClient) -> None:
+    r = await client.request("GET", "/form", content=b"a=1&b=x+y", headers={
+        "content-type": "application/x-www-form-urlencoded"})
+    assert r.json() == {"a": 1, "b": "x y"}
+
+
+async def test_hard_errors_are_500_with_location(client: httpx.AsyncClient) -> None:
+    r = await client.get("/foreach-bad")
+    assert r.status_code == 500
+    body = r.json()
+    assert body["error"] == "Pipeline execution failed"
+    assert body["details"].startswith("At app.wp:")
+    r = await client.get("/unknown")
+    assert r.status_code == 500 and "unknown middleware 'nosuch'" in r.json()["details"]
+
+
+async def test_html_content_type(client: httpx.AsyncClient) -> None:
+    r = await client.get("/page")
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.text == "<p>x</p>"
+
+
+async def test_static_files_and_traversal(client: httpx.AsyncClient) -> None:
+    r = await client.get("/style.css")
+    assert r.status_code == 200 and r.text == "body{}"
+    assert (await client.get("/../secret.txt")).status_code == 404
+    assert (await client.get("/%2e%2e/secret.txt")).status_code == 404
+
+
+async def test_cors(client: httpx.AsyncClient) -> None:
+    r = await client.get("/hello/x", headers={"origin": "http://elsewhere"})
+    assert r.headers["access-control-allow-origin"] == "*"
+    pre = await client.options("/hello/x", headers={
+        "origin": "http://elsewhere", "access-control-request-method": "GET"})
+    assert pre.status_code == 200
+
+
+async def test_feature_flags_hook(client: httpx.AsyncClient) -> None:
+    on = (await client.get("/beta?who=zed", headers={"x-beta": "1"})).json()
+    off = (await client.get("/beta")).json()
+    assert on == {"beta": True, "user": "u-zed"}
+    assert off == {"beta": False, "user": "u-anon"}
+
+
+async def test_background_step_runs_after_response(client: httpx.AsyncClient) -> None:
+    r = await client.get("/bg")
+    assert r.json() == {"ok": True}
+    started = PROCESS_TASKS.started
+    await asyncio.sleep(0)
+    await PROCESS_TASKS.drain(5.0)
+    assert PROCESS_TASKS.started >= started
