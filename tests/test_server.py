@@ -15,7 +15,8 @@ from webpipe.server import build_served, create_app
 
 APP = r'''
 featureFlags =
-  |> lua: `setFlag("beta", request.headers["x-beta"] == "1"); return { user = "u-" .. (request.query.who or "anon") }`
+  |> lua: `setFlag("beta", request.headers["x-beta"] == "1")
+           return { user = "u-" .. (request.query.who or "anon") }`
 
 GET /hello/:who
   |> jq: `{ hello: .params.who }`

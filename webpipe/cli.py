@@ -146,11 +146,13 @@ def legacy(argv: list[str]) -> None:
     file, flags = argv[0], argv[1:]
     if "--test" in flags:
         rest = ["--verbose"] if "--verbose" in flags else []
-        return cli.main(["test", file, *rest], prog_name="webpipe")
+        cli.main(["test", file, *rest], prog_name="webpipe")
+        return
     serve_args = _serve_flags(flags)
     if "--run" in flags or (not serve_args and "--serve" not in flags and _has_main(file)):
-        return cli.main(["run", file, *script_args], prog_name="webpipe")
-    return cli.main(["serve", file, *serve_args], prog_name="webpipe")
+        cli.main(["run", file, *script_args], prog_name="webpipe")
+        return
+    cli.main(["serve", file, *serve_args], prog_name="webpipe")
 
 
 def _serve_flags(flags: list[str]) -> list[str]:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
+from starlette.types import ASGIApp
 
 from webpipe.errors import WebpipeError
 from webpipe.program import load_program
 from webpipe.server import Served, WebpipeApp, build_served, create_app
-from starlette.types import ASGIApp
 
 log = logging.getLogger("webpipe.serve")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7770
@@ -55,7 +56,7 @@ def load_served(path: Path) -> Served:
     return served
 
 
-def make_reloader(path: Path) -> Callable[[WebpipeApp], Awaitable[None]]:
+def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None]]:
     async def reloader(app: WebpipeApp) -> None:
         from watchfiles import awatch
 

@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ class WebpipeApp:
     """ASGI application serving one program (see module docstring)."""
 
     def __init__(self, served: Served, *, max_body: int = DEFAULT_MAX_BODY,
-                 reloader: Callable[[WebpipeApp], Awaitable[None]] | None = None) -> None:
+                 reloader: Callable[[WebpipeApp], Coroutine[Any, Any, None]] | None = None) -> None:
         self.served = served
         self.max_body = max_body
         self.reloader = reloader
@@ -177,8 +177,11 @@ def start_background(ctx: RequestContext, env: Env, status: int) -> None:
     PROCESS_TASKS.start(run_background(tasks.background, env, ctx), "background")
 
 
+Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]
+
+
 def create_app(served: Served, *, max_body: int = DEFAULT_MAX_BODY,
-               reloader: Callable[[WebpipeApp], Awaitable[None]] | None = None) -> ASGIApp:
+               reloader: Reloader | None = None) -> ASGIApp:
     """The full ASGI stack: permissive CORS (spec §7.7) around `WebpipeApp`."""
     inner = WebpipeApp(served, max_body=max_body, reloader=reloader)
     app = CORSMiddleware(inner, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])

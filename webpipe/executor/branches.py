@@ -82,12 +82,10 @@ def selector_path(selector: str) -> list[str | int]:
 
 def get_path(value: Any, path: list[str | int]) -> Any:
     for key in path:
-        if isinstance(key, int) and isinstance(value, list) and key < len(value):
-            value = value[key]
-        elif isinstance(key, str) and isinstance(value, dict) and key in value:
-            value = value[key]
-        else:
+        indexable = isinstance(key, int) and isinstance(value, list) and key < len(value)
+        if not indexable and not (isinstance(value, dict) and key in value):
             return None
+        value = value[key]
     return value
 
 

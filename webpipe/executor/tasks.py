@@ -39,6 +39,7 @@ class ProcessTasks:
         self.cancelled = 0
 
     def start(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Start and own a task; its failure is logged when it ends."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self.tasks.add(task)
         self.started += 1

@@ -111,8 +111,8 @@ def describe_unexpected_token(source: Source, exc: UnexpectedToken) -> tuple[str
         return missing
     what = "end of file" if tok.type == "$END" else repr(str(tok))
     line_start = source.text.rfind("\n", 0, start) + 1
-    line = source.text[line_start:start]
-    if "selector" in line and ("then" in line or "and" in line):
+    before = source.text[line_start:start]
+    if "selector" in before and ("then" in before or "and" in before):
         return f"unexpected {what}: {_SELECTOR_HINT}", start, end
     if _stack_has(exc, "EQUAL") and tok.type == "IDENT" and "BACKTICK" in expected:
         return "a variable body must be a `backtick` string", start, end
@@ -168,7 +168,7 @@ def _missing_pipe(source: Source, pos: int) -> tuple[str, int, int] | None:
     """`  jq: ...` on a line after a route or step: the user forgot `|>`."""
     line_start = source.text.rfind("\n", 0, pos) + 1
     m = _WORD_AT_LINE_START.match(source.text, line_start)
-    if not m or m.group(1) in _KEYWORDS or m.end() < pos - 1 and pos > m.end() + 1:
+    if not m or m.group(1) in _KEYWORDS or (m.end() < pos - 1 and pos > m.end() + 1):
         return None
     if _in_result_block(source.text[:line_start]) and \
             re.match(r"[ \t]*[A-Za-z0-9_-]+[ \t]*:", source.text[line_start:]):

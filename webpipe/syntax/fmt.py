@@ -245,7 +245,7 @@ def request_clause(clause: n.RequestClause, first: bool) -> str:
 def assertion(a: n.Assertion) -> str:
     match a:
         case n.FieldAssertion():
-            parts = [a.field, value(a.path) if a.path else "", a.op,
+            parts = [a.subject, value(a.path) if a.path else "", a.op,
                      value(a.value) if a.value else ""]
         case n.SelectorAssertion():
             check = {"exists": "exists", "not_exists": "does not exist"}.get(a.check)

@@ -15,10 +15,6 @@ from typing import Literal
 from webpipe.source import Span
 
 
-def _span() -> Span:
-    return field(compare=False, repr=False)  # type: ignore[no-any-return]
-
-
 class ConfigKind(enum.Enum):
     """How a step's config was written."""
 
@@ -38,19 +34,19 @@ class Tag:
     negated: bool = False
     args: tuple[str, ...] = ()
     has_parens: bool = False
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TagAnd:
     items: tuple[TagExpr, ...]
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TagOr:
     items: tuple[TagExpr, ...]
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 TagExpr = Tag | TagAnd | TagOr
@@ -62,7 +58,7 @@ TagExpr = Tag | TagAnd | TagOr
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pipeline:
     steps: tuple[Step, ...] = ()
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +71,7 @@ class MiddlewareStep:
     args: tuple[str, ...] = ()
     arg_form: Literal["", "(", "["] = ""
     tags: TagExpr | None = None
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,13 +79,13 @@ class ResultBranch:
     name: str
     status: int
     pipeline: Pipeline
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResultStep:
     branches: tuple[ResultBranch, ...] = ()
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,14 +94,14 @@ class IfStep:
     then: Pipeline
     else_: Pipeline | None = None
     has_end: bool = False
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DispatchCase:
     condition: TagExpr
     pipeline: Pipeline
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,14 +109,14 @@ class DispatchStep:
     cases: tuple[DispatchCase, ...] = ()
     default: Pipeline | None = None
     has_end: bool = False
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ForeachStep:
     selector: str
     pipeline: Pipeline
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 Step = MiddlewareStep | ResultStep | IfStep | DispatchStep | ForeachStep
@@ -136,7 +132,7 @@ class EnvRef:
     var: str
     default: str | int | bool | None = None
     has_default: bool = False
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 ConfigValue = str | int | bool | EnvRef
@@ -146,33 +142,33 @@ ConfigValue = str | int | bool | EnvRef
 class ConfigProp:
     key: str
     value: ConfigValue
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigBlock:
     name: str
     props: tuple[ConfigProp, ...] = ()
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Import:
     path: str
     alias: str
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeatureFlags:
     pipeline: Pipeline
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GraphqlSchema:
     sdl: str
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,14 +179,14 @@ class Resolver:
     type_name: str  # "Query", "Mutation" or the object type
     field_name: str
     pipeline: Pipeline
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NamedPipeline:
     name: str
     pipeline: Pipeline
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,7 +194,7 @@ class Variable:
     kind: str
     name: str
     body: str
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,7 +202,7 @@ class Route:
     method: str
     path: str
     pipeline: Pipeline
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 # ---- tests ------------------------------------------------------------------------
@@ -220,14 +216,14 @@ class Value:
 
     text: str
     kind: ValueKind
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Let:
     name: str
     value: Value
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 MockKind = Literal["middleware", "named", "pipeline", "query", "mutation"]
@@ -243,27 +239,27 @@ class Mock:
     name: str | None
     returning: str
     keyword: Literal["with", "and"] = "with"
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallTrigger:
     method: str
     path: str
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PipelineTrigger:
     name: str
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VariableTrigger:
     kind: str
     name: str
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 Trigger = CallTrigger | PipelineTrigger | VariableTrigger
@@ -275,18 +271,18 @@ ClauseKind = Literal["input", "body", "headers", "cookies", "stdin", "args", "op
 class RequestClause:
     kind: ClauseKind
     value: Value
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FieldAssertion:
     """`then status is 200`, ``and output `.a` equals 1``, `and header "X" contains v`."""
 
-    field: str
+    subject: str
     path: Value | None = None
     op: str
     value: Value | None = None
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -296,7 +292,7 @@ class SelectorAssertion:
     attribute: Value | None = None
     op: str = ""
     value: Value | None = None
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,7 +300,7 @@ class CallAssertion:
     kind: Literal["query", "mutation", "pipeline"]
     name: str
     value: Value
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 Assertion = FieldAssertion | SelectorAssertion | CallAssertion
@@ -318,7 +314,7 @@ class It:
     trigger: Trigger
     clauses: tuple[RequestClause, ...] = ()
     assertions: tuple[Assertion, ...] = ()
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,7 +323,7 @@ class Describe:
 
     name: str
     items: tuple[Let | Mock | It, ...] = ()
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
     @property
     def lets(self) -> tuple[Let, ...]:
@@ -358,7 +354,7 @@ Item = (
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Comment:
     text: str
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -367,4 +363,4 @@ class Program:
 
     items: tuple[Item, ...] = ()
     comments: tuple[Comment, ...] = field(default=(), compare=False, repr=False)
-    span: Span = _span()
+    span: Span = field(compare=False, repr=False)

@@ -30,7 +30,8 @@ def grammar_path() -> Path:
     for path in (_PACKAGE_GRAMMAR, _CHECKOUT_GRAMMAR):
         if path.is_file():
             return path
-    raise FileNotFoundError(f"webpipe grammar not found at {_PACKAGE_GRAMMAR} or {_CHECKOUT_GRAMMAR}")
+    raise FileNotFoundError(
+        f"webpipe grammar not found at {_PACKAGE_GRAMMAR} or {_CHECKOUT_GRAMMAR}")
 
 
 class _CommentSink:
@@ -88,7 +89,7 @@ def parse_text(text: str, name: str = "<string>") -> n.Program:
 
 def _syntax_error(source: Source, exc: UnexpectedInput) -> WpSyntaxError:
     if isinstance(exc, UnexpectedCharacters):
-        message, start, end = describe_unexpected_char(source, exc.pos_in_stream, exc.allowed)
+        message, start, end = describe_unexpected_char(source, exc.pos_in_stream or 0, exc.allowed)
     elif isinstance(exc, UnexpectedToken):
         message, start, end = describe_unexpected_token(source, exc)
     else:

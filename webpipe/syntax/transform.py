@@ -312,10 +312,11 @@ class ToAst(Transformer[Token, n.Program]):
         return body
 
     def field_assertion(self, meta: Meta, ch: list[Any]) -> n.FieldAssertion:
-        path = self._value(ch[1]) if isinstance(ch[1], Token) and ch[1].type != "ASSERT_OP" else None
+        has_path = isinstance(ch[1], Token) and ch[1].type != "ASSERT_OP"
+        path = self._value(ch[1]) if has_path else None
         op_tok = next(c for c in ch if isinstance(c, Token) and c.type == "ASSERT_OP")
         value = ch[-1] if isinstance(ch[-1], n.Value) else None
-        return n.FieldAssertion(field=str(ch[0]), path=path, op=_op(op_tok), value=value,
+        return n.FieldAssertion(subject=str(ch[0]), path=path, op=_op(op_tok), value=value,
                                 span=self._span(meta))
 
     def selector_assertion(self, meta: Meta, ch: list[Any]) -> n.SelectorAssertion:

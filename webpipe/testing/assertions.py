@@ -68,16 +68,16 @@ def search(pattern: Any, subject: str) -> bool:
 def check(a: n.Assertion, out: TestOutcome, variables: dict[str, Any],
           verbose: bool) -> str | None:
     match a:
-        case n.FieldAssertion(field="status"):
+        case n.FieldAssertion(subject="status"):
             return _status(a, out, variables)
-        case n.FieldAssertion(field="contentType"):
+        case n.FieldAssertion(subject="contentType"):
             want = as_text(expected_value(a.value, variables))
             if a.op in ("is", "equals"):
                 return None if out.content_type == want else \
                     f"expected contentType {want} got {out.content_type}"
-        case n.FieldAssertion(field="output"):
+        case n.FieldAssertion(subject="output"):
             return _output(a, out, variables, verbose)
-        case n.FieldAssertion(field="header"):
+        case n.FieldAssertion(subject="header"):
             return _header(a, out, variables)
         case n.SelectorAssertion():
             from webpipe.testing.selectors import check_selector
@@ -91,7 +91,7 @@ def check(a: n.Assertion, out: TestOutcome, variables: dict[str, Any],
 def _unsupported(a: n.Assertion, variables: dict[str, Any]) -> str:
     if isinstance(a, n.FieldAssertion):
         value = raw_text(a.value, variables)
-        return f"unsupported condition: {a.field} {a.op} {value}".rstrip()
+        return f"unsupported condition: {a.subject} {a.op} {value}".rstrip()
     return "unsupported condition"
 
 
@@ -124,12 +124,14 @@ def _output(a: n.FieldAssertion, out: TestOutcome, variables: dict[str, Any],
     details = f"\nExpected: {pretty(want)}\nActual: {pretty(actual)}" if verbose else ""
     match a.op:
         case "equals" | "is":
-            return None if equal(actual, want) else "output mismatch" + details
+            ok, failure = equal(actual, want), "output mismatch"
         case "contains":
-            return None if contains(actual, want) else "output missing expected fragment" + details
+            ok, failure = contains(actual, want), "output missing expected fragment"
         case "matches":
-            return None if search(want, as_text(actual)) else "output does not match regex" + details
-    return _unsupported(a, variables)
+            ok, failure = search(want, as_text(actual)), "output does not match regex"
+        case _:
+            return _unsupported(a, variables)
+    return None if ok else failure + details
 
 
 def header_value(output: Any, name: str) -> str | None:
