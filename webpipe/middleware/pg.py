@@ -1,0 +1,360 @@
+"""`pg`: run one SQL statement on PostgreSQL through asyncpg (middleware.md §2, spec/pg.md).
+
+`prepare()` lexes the SQL once at load: it classifies the statement (row-returning,
+command or `!raw`), wraps row-returning ones in the `json_agg(row_to_json(..))` CTE so
+PostgreSQL itself converts values to JSON, and splits the text at its `$N` placeholders.
+Per request, each placeholder gets an explicit cast chosen from the JSON parameter's type
+(`int8`, `float8`, `text`, `bool`, `jsonb`; middleware.md §2.2) and the query runs through
+asyncpg's per-connection statement cache. The pool is created lazily on first use, so an
+app with `config pg` loads and serves its other routes without a reachable database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from webpipe.config import config_int
+from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, resolve_target
+from webpipe.errors import HardError, StepError
+from webpipe.middleware.base import (
+    JSON,
+    BaseMiddleware,
+    Behavior,
+    MiddlewareHost,
+    StepCall,
+    StepResult,
+)
+from webpipe.pgembed import EmbeddedUnavailable, start_embedded
+from webpipe.source import Span
+
+# asyncpg ships no type information: it is imported lazily and used as Any
+Pool = Any
+Connection = Any
+
+Kind = Literal["rows", "command", "raw"]
+
+ACQUIRE_TIMEOUT_S = 3.0  # middleware.md §2.7; no statement timeout
+POOL_TIMEOUT_MESSAGE = "pool timed out while waiting for an open connection"
+ROWS_SQL = ("{head}_wp_t AS (\n{body}\n) "
+            "SELECT COALESCE(json_agg(row_to_json(_wp_t)), '[]'::json) AS rows FROM _wp_t")
+ROW_WORDS = frozenset({"select", "values", "table"})
+WRITE_WORDS = frozenset({"insert", "update", "delete", "merge"})
+MAIN_WORDS = ROW_WORDS | WRITE_WORDS
+
+# Just enough SQL lexing to find words, parentheses and `$N` outside literals/comments.
+_TOKENS = re.compile(r"""
+    (?P<skip>
+        [eE]'(?:[^'\\]|\\.|'')*'                        # E'...' string
+      | '(?:[^']|'')*'                                  # '...' string
+      | "(?:[^"]|"")*"                                  # quoted identifier
+      | --[^\n]*                                        # line comment
+      | /\*.*?\*/                                       # block comment
+      | \$(?P<tag>(?:[^\W\d]\w*)?)\$.*?\$(?P=tag)\$     # dollar-quoted string
+    )
+  | (?P<word>[^\W\d][\w$]*)
+  | (?P<param>\$\d+)
+  | (?P<open>\()
+  | (?P<close>\))
+""", re.S | re.X)
+
+
+@dataclass(frozen=True, slots=True)
+class PgStatement:
+    """A prepared step: the SQL as written, its class, and the query split at `$N`."""
+
+    sql: str
+    kind: Kind
+    pieces: tuple[str, ...]
+    slots: tuple[int, ...]
+
+    def render(self, params: Sequence[JSON], null_type: str | None = None,
+               ) -> tuple[str, list[Any]]:
+        """The query with a cast on every bound placeholder, and the driver arguments."""
+        bound = [_bind(p) if p is not None else (null_type, None) for p in params]
+        out = [self.pieces[0]]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            cast = bound[slot - 1][0] if 0 < slot <= len(bound) else None
+            out.append(f"(${slot}::{cast})" if cast else f"${slot}")
+            out.append(piece)
+        # PostgreSQL ignores surplus typed parameters; asyncpg would reject them
+        return "".join(out), [value for _, value in bound[:max(self.slots, default=0)]]
+
+
+@functools.lru_cache(maxsize=512)
+def compile_statement(config: str, *, force_rows: bool = False) -> PgStatement:
+    """Classify and wrap one step's SQL (middleware.md §2.3, spec/pg.md)."""
+    sql = config.strip()
+    raw = sql.startswith("!raw")
+    if raw:
+        sql = sql[4:].strip()
+    text = sql
+    while text.endswith(";"):  # a trailing `;` would end up inside the CTE
+        text = text[:-1].rstrip()
+    kind: Kind
+    kind, query = ("raw", text) if raw else _wrap(text, force_rows)
+    pieces, slots = _split_params(query)
+    return PgStatement(sql, kind, pieces, slots)
+
+
+def _wrap(text: str, force_rows: bool) -> tuple[Kind, str]:
+    first, main, main_start, returning = _shape(text)
+    rows = main in ROW_WORDS or first == "(" or (main in WRITE_WORDS and returning)
+    if not (rows or force_rows):
+        return "command", text
+    if first == "with" and main_start is not None:
+        # splice into the statement's own WITH: data-modifying CTEs must stay top level
+        head, body = text[:main_start].rstrip() + ",\n", text[main_start:]
+    else:
+        head, body = "WITH ", text
+    return "rows", ROWS_SQL.format(head=head, body=body)
+
+
+def _shape(text: str) -> tuple[str | None, str | None, int | None, bool]:
+    """First token, main statement keyword and offset, and a top-level RETURNING."""
+    depth, first, main, start, returning = 0, None, None, None, False
+    for m in _TOKENS.finditer(text):
+        group = m.lastgroup
+        if group == "open":
+            if first is None:
+                first, start = "(", m.start()
+            depth += 1
+        elif group == "close":
+            depth = max(0, depth - 1)
+        elif group == "word" and depth == 0:
+            word = m.group().lower()
+            if first is None:
+                first = word
+            if main is None and word in MAIN_WORDS and (word == first or first == "with"):
+                main, start = word, m.start()
+            elif main is not None and word == "returning":
+                returning = True
+    return first, main, start, returning
+
+
+def _split_params(query: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    pieces, slots, last = [], [], 0
+    for m in _TOKENS.finditer(query):
+        if m.lastgroup == "param":
+            pieces.append(query[last:m.start()])
+            slots.append(int(m.group()[1:]))
+            last = m.end()
+    pieces.append(query[last:])
+    return tuple(pieces), tuple(slots)
+
+
+def _bind(value: JSON) -> tuple[str | None, Any]:
+    """(cast, driver value) for one JSON parameter (middleware.md §2.2)."""
+    if value is None:
+        return None, None  # untyped: PostgreSQL infers the type from the context
+    if isinstance(value, bool):
+        return "bool", value
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            return "int8", value
+        if 0 <= value < 2**64:
+            return "int8", value - 2**64  # a u64 above the i64 range wraps [Parity]
+        return "float8", float(value) if abs(value) < 2**1023 else float("inf")
+    if isinstance(value, float):
+        return "float8", value
+    if isinstance(value, str):
+        return "text", value
+    return "jsonb", json.dumps(value, ensure_ascii=False, default=str)
+
+
+class JsonText(str):
+    """A json/jsonb value as text, so `!raw` can tell JSON columns from others."""
+
+    __slots__ = ()
+
+
+class RawModeError(Exception):
+    """A `!raw` query that did not yield one JSON value."""
+
+
+async def _init_connection(conn: Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, schema="pg_catalog", encoder=str, decoder=JsonText,
+                                  format="text")
+
+
+async def _execute(conn: Connection, stmt: PgStatement, params: Sequence[JSON],
+                   ) -> JSON:
+    errors = _asyncpg().exceptions
+    try:
+        return await _execute_as(conn, stmt, params, None)
+    except (errors.IndeterminateDatatypeError, errors.AmbiguousParameterError):
+        # an untyped NULL fits any column, but `$1 IS NULL` alone needs a type: use text
+        if None not in params:
+            raise
+        return await _execute_as(conn, stmt, params, "text")
+
+
+async def _execute_as(conn: Connection, stmt: PgStatement, params: Sequence[JSON],
+                      null_type: str | None) -> JSON:
+    query, args = stmt.render(params, null_type)
+    if stmt.kind == "command":
+        status: str = await conn.execute(query, *args)
+        count = status.rsplit(" ", 1)[-1]
+        return {"rows": [], "rowCount": int(count) if count.isdigit() else 0}
+    row = await conn.fetchrow(query, *args)
+    if stmt.kind == "rows":
+        rows = json.loads(row[0]) if row is not None else []
+        return {"rows": rows, "rowCount": len(rows)}
+    if row is None:
+        raise RawModeError("!raw query returned no rows")
+    if len(row) == 0 or not (row[0] is None or isinstance(row[0], JsonText)):
+        raise RawModeError("!raw query must return a json or jsonb first column")
+    return None if row[0] is None else json.loads(row[0])
+
+
+def sql_error(exc: BaseException, query: str) -> dict[str, JSON]:
+    """The `sqlError` envelope for a failed statement (middleware.md §2.6)."""
+    asyncpg = _asyncpg()
+    error: dict[str, JSON] = {"type": "sqlError", "message": _message(exc)}
+    if isinstance(exc, asyncpg.PostgresError):
+        error["sqlstate"] = exc.sqlstate
+        severity = getattr(exc, "severity_en", None) or getattr(exc, "severity", None)
+        if severity:
+            error["severity"] = str(severity).capitalize()  # sqlx's enum name: `Error`
+    error["query"] = query
+    return {"errors": [error]}
+
+
+def _message(exc: BaseException) -> str:
+    asyncpg = _asyncpg()
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "message", None) or exc)
+    if isinstance(exc, TimeoutError):
+        return POOL_TIMEOUT_MESSAGE
+    return str(exc) or type(exc).__name__
+
+
+def _asyncpg() -> Any:
+    return importlib.import_module("asyncpg")
+
+
+def _db_errors() -> tuple[type[BaseException], ...]:
+    asyncpg = _asyncpg()
+    return (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+            OSError, TimeoutError, RawModeError)
+
+
+class PgMiddleware(BaseMiddleware):
+    """One pool per app, opened on the first statement and closed by `aclose()`."""
+
+    behavior: ClassVar[Behavior] = Behavior.TRANSFORM
+    wraps_data: ClassVar[bool] = True
+
+    def __init__(self, host: MiddlewareHost) -> None:
+        super().__init__(host)
+        self.acquire_timeout = ACQUIRE_TIMEOUT_S
+        self._pool: Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+
+    def prepare(self, config: str, span: Span | None) -> PgStatement:
+        return compile_statement(config)
+
+    async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        assert isinstance(prepared, PgStatement)
+        if not prepared.sql:
+            raise HardError("Empty SQL config for pg middleware")
+        params = _params(state, call)
+        try:
+            value = await self._query(prepared, params)
+        except _db_errors() as exc:
+            return StepResult(sql_error(exc, prepared.sql))
+        if call.target is None and prepared.kind != "raw":
+            value = {"data": value}  # middleware.md §2.5: no target, legacy shape
+        return StepResult(value)
+
+    async def execute_sql(self, sql: str, params: list[JSON]) -> dict[str, JSON]:
+        """Lua's `executeSql` (middleware.md §5.3): always the row CTE; raises on failure."""
+        stmt = compile_statement(sql, force_rows=True)
+        try:
+            result: dict[str, JSON] = await self._query(stmt, params)
+        except HardError:
+            raise HardError("database not configured") from None
+        except _db_errors() as exc:
+            raise StepError(_message(exc)) from exc
+        return result
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if self._loop is not asyncio.get_running_loop():
+            _terminate(pool)  # its connections belong to another (finished) loop
+            return
+        try:
+            await asyncio.wait_for(pool.close(), timeout=5)
+        except TimeoutError:
+            _terminate(pool)
+
+    async def _query(self, stmt: PgStatement, params: Sequence[JSON]) -> JSON:
+        pool = await self._ensure_pool()
+        async with pool.acquire(timeout=self.acquire_timeout) as conn:
+            return await _execute(conn, stmt, params)
+
+    async def _ensure_pool(self) -> Pool:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (reload, tests): start afresh
+            if self._pool is not None:
+                _terminate(self._pool)
+            self._pool, self._loop, self._lock = None, loop, asyncio.Lock()
+        if self._pool is not None:
+            return self._pool
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await self._create_pool()
+            return self._pool
+
+    async def _create_pool(self) -> Pool:
+        asyncpg = _asyncpg()
+        block = self.host.config_block("pg")
+        size = max(1, config_int(block, "maxPoolSize", 20))
+        initial = min(max(1, config_int(block, "initialPoolSize", 5)), size)
+        pool = asyncpg.create_pool(await self._url(), min_size=initial, max_size=size,
+                                   init=_init_connection, server_settings=SERVER_SETTINGS,
+                                   timeout=self.acquire_timeout)
+        try:
+            return await asyncio.wait_for(pool, timeout=self.acquire_timeout)
+        except BaseException:
+            _terminate(pool)
+            raise
+
+    async def _url(self) -> str:
+        target = resolve_target(self.host.config_block("pg"), self.host.base_dir)
+        if target is None:
+            raise HardError(NOT_CONFIGURED)
+        if target.url is not None:
+            return target.url
+        assert target.data_dir is not None
+        try:
+            return await start_embedded(target.data_dir)
+        except EmbeddedUnavailable as exc:
+            raise HardError(f"{NOT_CONFIGURED} ({exc})") from None
+
+
+def _terminate(pool: Pool) -> None:
+    with contextlib.suppress(RuntimeError):  # its loop is closed: nothing left to abort
+        pool.terminate()
+
+
+def _params(state: JSON, call: StepCall) -> list[JSON]:
+    if call.args:
+        value = call.args[0]
+        if not isinstance(value, list):
+            raise StepError("pg argument 0 must evaluate to an array, got: "
+                            + json.dumps(value, default=str))
+        return value
+    params = state.get("sqlParams") if isinstance(state, dict) else None
+    return params if isinstance(params, list) else []
