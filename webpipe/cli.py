@@ -18,7 +18,7 @@ import click
 from webpipe import __version__
 from webpipe.errors import WebpipeError
 
-SUBCOMMANDS = {"serve", "check", "fmt", "routes", "run", "test", "--help", "-h", "--version"}
+SUBCOMMANDS = {"serve", "check", "fmt", "routes", "run", "test", "db", "--help", "-h", "--version"}
 
 
 def _fail(exc: WebpipeError) -> None:
@@ -121,6 +121,37 @@ def run(file: Path, args: tuple[str, ...]) -> None:
     except WebpipeError as exc:
         _fail(exc)
     sys.exit(asyncio.run(run_script(env, list(args))))
+
+
+@cli.group()
+def db() -> None:
+    """The app's Postgres (the embedded one when nothing else is configured)."""
+
+
+@db.command(name="url")
+@click.argument("app", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def db_url(app: Path) -> None:
+    """Print the connection URL the app uses (starting the embedded server if needed)."""
+    from webpipe.db import connection_url
+    from webpipe.serve import load_dotenv_files
+
+    load_dotenv_files(app.parent)
+    click.echo(connection_url(app))
+
+
+@db.command(name="run")
+@click.argument("app", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("sql_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def db_run(app: Path, sql_file: Path) -> None:
+    """Run SQL_FILE against the app's database."""
+    from webpipe.db import run_sql_file
+    from webpipe.serve import load_dotenv_files
+
+    load_dotenv_files(app.parent)
+    try:
+        click.echo(asyncio.run(run_sql_file(app, sql_file)))
+    except WebpipeError as exc:
+        _fail(exc)
 
 
 @cli.command(name="test")

@@ -89,6 +89,7 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
     load_dotenv_files(path.parent)
     logging.basicConfig(level=os.environ.get("WEBPIPE_LOG", "INFO").upper(),
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     if workers > 1:
         os.environ["WEBPIPE_APP_FILE"] = str(path.resolve())
         uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
