@@ -34,6 +34,7 @@ _I64_DIGITS = 19
 _VISIBLE_ASCII = re.compile(rb"[\t\x20-\x7e]*")
 # Bytes a response header value may carry (`HeaderValue::from_str`): no controls but tab.
 _VALID_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+_PLAIN_PATH = re.compile(rb"[\x21-\x7e]*")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Headers that describe the framing Starlette computed; a state may not override them.
 _FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
@@ -145,29 +146,64 @@ async def request_state(request: Request, params: dict[str, str], max_body: int)
 
     `params` are the route's raw captures, still percent-encoded (routes match the encoded path,
     as in the reference); they are decoded here. Raises `BadRequest` for a malformed JSON body
-    (400) or a body over `max_body` bytes (413).
+    (400) or a body over `max_body` bytes (413). Headers are scanned once, in one pass.
     """
-    headers = request_headers(request)
+    scan = _HeaderScan(request.scope.get("headers", ()))
+    headers = scan.headers
     content_type = headers.get("content-type", DEFAULT_CONTENT_TYPE)
-    body = parse_body(await read_body(request, max_body), content_type)
+    method = request.scope["method"]
+    # Methods without a body by convention skip the read unless one is announced.
+    wants_body = scan.has_body or method not in _BODYLESS_METHODS
+    raw_body = await read_body(request, max_body) if wants_body else b""
+    body = parse_body(raw_body, content_type)
     query = parse_query(request.scope.get("query_string", b""))
     decoded = {name: coerce_number(decode_param(value)) for name, value in params.items()}
-    state: dict[str, JSON] = {"method": request.method, "path": raw_path(request)}
-    ip = client_ip(request)
+    state: dict[str, JSON] = {"method": method, "path": raw_path(request)}
+    ip = scan.client_ip(request)
     if ip is not None:
         state["ip"] = ip
     state["query"] = query
     state["params"] = decoded
     state["headers"] = headers
-    state["cookies"] = parse_cookies(_first_header(request, b"cookie"))
+    state["cookies"] = parse_cookies(scan.first.get(b"cookie"))
     state["body"] = body
     state["content_type"] = content_type
-    state["originalRequest"] = {
-        "method": request.method,
-        "params": dict(decoded),
-        "query": dict(query),
-    }
+    state["originalRequest"] = {"method": method, "params": dict(decoded), "query": dict(query)}
     return state
+
+
+_FIRST_WANTED = (b"cookie", b"x-forwarded-for", b"x-real-ip")
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+class _HeaderScan:
+    """One pass over the raw ASGI headers: the lower-cased dict (last value wins), the first
+    value of the few headers read by first occurrence, and whether a body is announced."""
+
+    __slots__ = ("first", "has_body", "headers")
+
+    def __init__(self, raw: Any) -> None:
+        self.headers: dict[str, str] = {}
+        self.first: dict[bytes, str] = {}
+        self.has_body = False
+        for name, value in raw:
+            lowered = name.lower()
+            text = _header_text(value)
+            self.headers[lowered.decode("latin-1")] = text
+            if lowered in _FIRST_WANTED and lowered not in self.first:
+                self.first[lowered] = text
+            elif lowered in (b"content-length", b"transfer-encoding"):
+                self.has_body = True
+
+    def client_ip(self, request: Request) -> str | None:
+        forwarded = (self.first.get(b"x-forwarded-for") or "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+        real_ip = (self.first.get(b"x-real-ip") or "").strip()
+        if real_ip:
+            return real_ip
+        client = request.scope.get("client")
+        return str(client[0]) if client and client[0] else None
 
 
 async def read_body(request: Request, max_body: int) -> bytes:
@@ -188,21 +224,12 @@ async def read_body(request: Request, max_body: int) -> bytes:
 
 def request_headers(request: Request) -> dict[str, str]:
     """All headers, names lower-cased, repeated name → last value, non-ASCII value → ""."""
-    return {
-        name.decode("latin-1").lower(): _header_text(value) for name, value in request.headers.raw
-    }
+    return _HeaderScan(request.scope.get("headers", ())).headers
 
 
 def client_ip(request: Request) -> str | None:
     """First `X-Forwarded-For` entry, else `X-Real-IP`, else the peer; None when none is known."""
-    forwarded = (_first_header(request, b"x-forwarded-for") or "").split(",")[0].strip()
-    if forwarded:
-        return forwarded
-    real_ip = (_first_header(request, b"x-real-ip") or "").strip()
-    if real_ip:
-        return real_ip
-    client = request.client
-    return client.host if client is not None and client.host else None
+    return _HeaderScan(request.scope.get("headers", ())).client_ip(request)
 
 
 def raw_path(request: Request) -> str:
@@ -210,7 +237,10 @@ def raw_path(request: Request) -> str:
     raw = request.scope.get("raw_path")
     if not isinstance(raw, bytes):
         raw = str(request.scope["path"]).encode("utf-8")
-    return quote(raw.split(b"?", 1)[0], safe=_PATH_SAFE)
+    raw = raw.split(b"?", 1)[0]
+    if _PLAIN_PATH.fullmatch(raw):
+        return raw.decode("ascii")
+    return quote(raw, safe=_PATH_SAFE)
 
 
 def decode_param(raw: str) -> str:

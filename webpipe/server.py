@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,6 +46,7 @@ class Served:
     env: Env
     router: Router[tuple[n.Route, bool]]
     public_dir: Path
+    has_public: bool = False  # checked once per load: no directory, no static lookups
 
 
 def build_served(env: Env, public_dir: Path | None = None) -> Served:
@@ -55,7 +55,8 @@ def build_served(env: Env, public_dir: Path | None = None) -> Served:
         router.add(route.method, route.path, (route, needs_flags(env, route)), route.span)
     env.diagnostics.extend(router.diagnostics)
     default_public = os.environ.get("WEBPIPE_PUBLIC_DIR") or env.base_dir / "public"
-    return Served(env, router, Path(public_dir or default_public))
+    public = Path(public_dir or default_public)
+    return Served(env, router, public, public.is_dir())
 
 
 class WebpipeApp:
@@ -70,7 +71,12 @@ class WebpipeApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            response = await self.handle(Request(scope, receive))
+            request = Request(scope, receive)
+            if scope["method"] == "OPTIONS" and "access-control-request-method" in request.headers:
+                response: Response = preflight_response(request)
+            else:
+                response = await self.handle(request)
+                response.raw_headers.append(_ALLOW_ANY_ORIGIN)
             await response(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
@@ -82,7 +88,7 @@ class WebpipeApp:
             if method != "GET":
                 return Response(status_code=405)
             return PlainTextResponse(f'{{"status":"ok","version":"{__version__}"}}')
-        if method == "GET":
+        if method == "GET" and served.has_public:
             static = resolve_static(served.public_dir, path)
             if static is not None:
                 return static_response(static)
@@ -135,6 +141,18 @@ class WebpipeApp:
 
 
 _KNOWN_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+_ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
+
+
+def preflight_response(request: Request) -> Response:
+    """Permissive CORS (spec §7.7): any origin, method and header."""
+    asked = request.headers.get("access-control-request-headers", "*")
+    return Response(status_code=200, headers={
+        "access-control-allow-origin": "*",
+        "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+        "access-control-allow-headers": asked,
+        "access-control-max-age": "600",
+    })
 
 
 async def run_route_pipeline(pipeline: n.Pipeline, state: Any, env: Env,
@@ -169,11 +187,11 @@ def hard_error_response(exc: HardError, ctx: RequestContext | None = None) -> Re
 
 def start_background(ctx: RequestContext, env: Env, status: int) -> None:
     """Run the request's `@background` steps after the response, only for 2xx."""
-    from webpipe.executor.background import run_background
-
     tasks = ctx.existing_tasks()
     if tasks is None or not tasks.background or not 200 <= status < 300:
         return
+    from webpipe.executor.background import run_background
+
     PROCESS_TASKS.start(run_background(tasks.background, env, ctx), "background")
 
 
@@ -182,9 +200,6 @@ Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]
 
 def create_app(served: Served, *, max_body: int = DEFAULT_MAX_BODY,
                reloader: Reloader | None = None) -> ASGIApp:
-    """The full ASGI stack: permissive CORS (spec §7.7) around `WebpipeApp`."""
-    inner = WebpipeApp(served, max_body=max_body, reloader=reloader)
-    app = CORSMiddleware(inner, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
-    app.webpipe = inner  # type: ignore[attr-defined]
-    return app
+    """The ASGI app (CORS is answered by `WebpipeApp` itself, spec §7.7)."""
+    return WebpipeApp(served, max_body=max_body, reloader=reloader)
 

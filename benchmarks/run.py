@@ -1,0 +1,136 @@
+"""Benchmarks: webpipe routes vs the same logic hand-written in Starlette + orjson.
+
+Run on demand (not in CI):  python benchmarks/run.py [W0 W1 ...] [--duration 10]
+
+For each workload both servers run under uvicorn with the same settings (uvloop, httptools,
+no access log), pinned to CPU 0; wrk (Debian package `wrk`) drives them from CPU 1. Results
+are printed as a table (rps, p50, p99, ratio webpipe / hand-written, all from this run) and
+written to benchmarks/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from workloads import WORKLOADS, Workload  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(port: int, path: str, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def start(cmd: list[str], port: int, path: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    proc = subprocess.Popen(pin + cmd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_ready(port, path)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wrk(port: int, w: Workload, duration: int) -> dict[str, float]:
+    pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
+    cmd = [*pin, "wrk", "-t1", f"-c{w.connections}", f"-d{duration}s", "--latency"]
+    if w.lua:
+        script = HERE / f".{w.name}.lua"
+        script.write_text(w.lua)
+        cmd += ["-s", str(script)]
+    url = f"http://127.0.0.1:{port}{w.path}"
+    subprocess.run([*pin, "wrk", "-t1", "-c8", "-d2s", *(["-s", str(HERE / f".{w.name}.lua")]
+                    if w.lua else []), url], capture_output=True, check=True)  # warm-up
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def _ms(text: str) -> float:
+    value, unit = float(re.match(r"[\d.]+", text).group(0)), re.sub(r"[\d.]", "", text)  # type: ignore[union-attr]
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def parse_wrk(out: str) -> dict[str, float]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+(\S+)", out).group(1)  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": _ms(p50), "p99_ms": _ms(p99),
+            "non2xx": float(errors.group(1)) if errors else 0.0}
+
+
+def run_workload(w: Workload, duration: int, workdir: Path) -> dict[str, object]:
+    env = {**os.environ, "WEBPIPE_LOG": "WARNING"}
+    results: dict[str, object] = {"workload": w.name, "title": w.title}
+    app_dir = workdir / w.name
+    app_dir.mkdir(parents=True, exist_ok=True)
+    (app_dir / "app.wp").write_text(w.wp)
+    (app_dir / "hand.py").write_text(w.starlette)
+    for extra_name, extra_text in w.files.items():
+        (app_dir / extra_name).write_text(extra_text)
+    uvicorn = [sys.executable, "-m", "uvicorn", "--loop", "uvloop", "--http", "httptools",
+               "--no-access-log", "--log-level", "warning"]
+    for side, cmd in (("webpipe", [sys.executable, "-m", "webpipe", "serve",
+                                   str(app_dir / "app.wp")]),
+                      ("hand", [*uvicorn, "--app-dir", str(app_dir), "hand:app"])):
+        port = free_port()
+        full = [*cmd, "--port", str(port)]
+        proc = start(full, port, w.path, env)
+        try:
+            results[side] = wrk(port, w, duration)
+        finally:
+            stop(proc)
+    web, hand = results["webpipe"], results["hand"]
+    results["ratio"] = round(web["rps"] / hand["rps"], 3)  # type: ignore[index]
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("names", nargs="*", help="workloads to run (default: all)")
+    parser.add_argument("--duration", type=int, default=10)
+    args = parser.parse_args()
+    chosen = [w for w in WORKLOADS if not args.names or w.name in args.names]
+    workdir = HERE / ".work"
+    rows = [run_workload(w, args.duration, workdir) for w in chosen]
+    print(f"{'workload':<8}{'webpipe rps':>13}{'hand rps':>11}{'ratio':>8}"
+          f"{'wp p50':>9}{'wp p99':>9}{'hand p99':>10}  title")
+    for r in rows:
+        web, hand = r["webpipe"], r["hand"]
+        print(f"{r['workload']:<8}{web['rps']:>13.0f}{hand['rps']:>11.0f}{r['ratio']:>8.2f}"  # type: ignore[index]
+              f"{web['p50_ms']:>8.2f}m{web['p99_ms']:>8.2f}m{hand['p99_ms']:>9.2f}m  {r['title']}")  # type: ignore[index]
+    (HERE / "results.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
