@@ -12,6 +12,8 @@ use, so `import webpipe` stays light.
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import threading
 import warnings
 from pathlib import Path
@@ -57,11 +59,27 @@ def _start(data_dir: Path, keep_running: bool) -> str:
     pgserver = _import_pgserver()
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
+        _traversable_prefixes(data_dir.parent)
         server = pgserver.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
         return str(server.get_uri())
     except Exception as exc:  # initdb/pg_ctl failures surface as many exception types
         raise EmbeddedUnavailable(f"embedded PostgreSQL in {data_dir} did not start: "
                                   f"{exc}") from exc
+
+
+def _traversable_prefixes(path: Path) -> None:
+    """As root, pgserver runs postgres as the `pgserver` user, which must be able to walk
+    down to the data directory. pgserver does this once per process; other tools (pytest
+    re-chmods its base temp dir to 0700 at each session start) can undo it, so redo it."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    for prefix in (path, *path.parents):
+        mode = prefix.stat().st_mode
+        if mode & _GROUP_OTHER_RX != _GROUP_OTHER_RX:
+            prefix.chmod(mode | _GROUP_OTHER_RX)
+
+
+_GROUP_OTHER_RX = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
 
 
 def _import_pgserver() -> Any:
