@@ -7,9 +7,11 @@ This is spec/language.md §4.2 in order. Middleware calls go through the request
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
-from webpipe.errors import HardError, StepError
+from webpipe.errors import HardError, StepError, WebpipeError
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.state import (
     JSON_CT,
@@ -28,6 +30,9 @@ from webpipe.syntax import nodes as n
 if TYPE_CHECKING:
     from webpipe.executor.context import RequestContext
     from webpipe.executor.env import Env
+
+
+log = logging.getLogger("webpipe.executor")
 
 
 class ControlFlowError(HardError):
@@ -107,6 +112,13 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
         return await ctx.invoker.invoke(plan, state, _call(plan, state, target, ctx))
     except StepError as exc:
         return StepResult(envelope(f"{plan.name}Error", exc.message, plan.name, plan.location))
+    except (WebpipeError, asyncio.CancelledError):
+        raise
+    except Exception as exc:  # a middleware bug: log where, answer a generic 500
+        span = plan.step.span
+        log.exception("%s: middleware %r crashed", span.label, plan.name)
+        raise HardError(f"internal error in middleware {plan.name!r} "
+                        f"({type(exc).__name__})", span=span) from exc
 
 
 def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -> StepCall:
