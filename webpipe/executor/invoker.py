@@ -28,5 +28,9 @@ class Invoker:
         """A mocked result for named pipeline `name`, as a 1-tuple, or None."""
         return None
 
+    def resolver_mock(self, type_name: str, field_name: str) -> tuple[Any] | None:
+        """A mocked result for GraphQL resolver `type_name.field_name`, or None."""
+        return None
+
 
 REAL_INVOKER = Invoker()

@@ -78,3 +78,6 @@ class MockInvoker(Invoker):
         if name in self.mocks.pipelines:
             return (self.mocks.pipelines[name],)
         return None
+
+    def resolver_mock(self, type_name: str, field_name: str) -> tuple[Any] | None:
+        return self.mocks.resolver(type_name, field_name)

@@ -1,0 +1,126 @@
+"""`graphql`: run an operation against the program's schema (graphql.md §6, middleware.md §15).
+
+The operation is the step's config (a stored `graphql NAME` operation is substituted by
+the planner), else the string at `.query` in the state. A config operation is parsed and
+validated once, at load time, against the schema; a document that fails is reported as a
+warning and answered at run time with `{"data": null, "errors": [...]}` like the
+reference. Variables, first match wins: the inline argument (must be an object, else a
+`graphqlError` envelope), `.variables` (present and not null; a non-object means none),
+`.graphqlParams` (an object), `{}`.
+
+Placement (§6.3): the step is a Transform that wraps under `.data.<target>` when a target
+exists. The smart unwrap is done here: with a target T and a response whose `data` is an
+object with exactly the one key T, the step returns `data[T]` (dropping `errors`), which
+the executor then stores at `.data.T`. Inside `@async` tasks there is no target, so no
+unwrap happens (graphql.md §8). GraphQL `errors` carry no `type` and never trigger
+`result` branches; `@error(NAME)` on the step types them when branching is wanted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from webpipe.errors import Diagnostic, HardError, StepError
+from webpipe.executor.context import RequestContext
+from webpipe.middleware.base import JSON, BaseMiddleware, Behavior, StepCall, StepResult
+from webpipe.source import Span
+
+if TYPE_CHECKING:
+    from webpipe.executor.env import Env
+    from webpipe.graphql.runtime import GraphqlRuntime
+
+NO_SCHEMA = "No GraphQL schema defined in program"
+NO_QUERY = "GraphQL middleware requires either a config string or 'query' in state"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphqlOperation:
+    """A step's operation text (its parsed document lives in the runtime's cache)."""
+
+    text: str
+
+
+class GraphqlMiddleware(BaseMiddleware):
+    behavior: ClassVar[Behavior] = Behavior.TRANSFORM
+    wraps_data: ClassVar[bool] = True
+
+    def prepare(self, config: str, span: Span | None) -> GraphqlOperation | None:
+        if not config.strip():
+            return None  # dynamic: the operation comes from `.query`
+        env = self._env()
+        runtime = self._runtime()
+        if env is not None and runtime is not None:
+            errors = runtime.document(config).errors
+            if errors:
+                env.diagnostics.append(Diagnostic(
+                    f"graphql: {errors[0]['message']}", span, "warning", "graphql-document"))
+        return GraphqlOperation(config)
+
+    async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        env, runtime = self._env(), self._runtime()
+        if env is None or runtime is None:
+            raise HardError(NO_SCHEMA, span=call.span)
+        if isinstance(prepared, GraphqlOperation):
+            text = prepared.text
+        else:
+            query = state.get("query") if isinstance(state, dict) else None
+            if not isinstance(query, str):
+                raise HardError(NO_QUERY, span=call.span)
+            text = query
+        variables = operation_variables(state, call.args)
+        ctx = call.ctx if call.ctx is not None else RequestContext()
+        response = await runtime.execute(runtime.document(text), variables, state, env, ctx)
+        return StepResult(smart_unwrap(response, call.target))
+
+    def _env(self) -> Env | None:
+        from webpipe.executor.env import Env
+
+        return self.host if isinstance(self.host, Env) else None
+
+    def _runtime(self) -> GraphqlRuntime | None:
+        from webpipe.graphql.schema import build_graphql
+
+        env = self._env()
+        return build_graphql(env) if env is not None else None
+
+
+def operation_variables(state: JSON, args: tuple[JSON, ...]) -> dict[str, JSON]:
+    """§6.1 variable precedence: inline argument, `.variables`, `.graphqlParams`, `{}`."""
+    if args:
+        value = args[0]
+        if not isinstance(value, dict):
+            raise StepError(f"GraphQL variables must be an object, got {_kind(value)}")
+        return value
+    if not isinstance(state, dict):
+        return {}
+    variables = state.get("variables")
+    if variables is not None:
+        return variables if isinstance(variables, dict) else {}
+    params = state.get("graphqlParams")
+    return params if isinstance(params, dict) else {}
+
+
+def smart_unwrap(response: dict[str, JSON], target: str | None) -> JSON:
+    """§6.3: with target T, `data[T]` when `data` is an object whose only key is T."""
+    if target is None:
+        return response
+    data = response.get("data")
+    if isinstance(data, dict) and len(data) == 1 and target in data:
+        return data[target]
+    return response
+
+
+def _kind(value: Any) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "boolean"
+        case int() | float():
+            return "number"
+        case str():
+            return "string"
+        case list():
+            return "array"
+    return "object"
