@@ -8,7 +8,6 @@ errors become a 500 JSON envelope; no input ever produces a traceback in a respo
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -24,8 +23,8 @@ from webpipe import __version__
 from webpipe.errors import HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
+from webpipe.executor.hooks import AFTER_RESPONSE
 from webpipe.executor.pipeline import run_pipeline
-from webpipe.executor.state import Outcome
 from webpipe.executor.tasks import PROCESS_TASKS
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
@@ -110,13 +109,13 @@ class WebpipeApp:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
         try:
-            outcome = await run_route_pipeline(route.pipeline, state, env, ctx)
+            outcome = await run_pipeline(route.pipeline, state, env, ctx)
         except HardError as exc:
             return hard_error_response(exc, ctx)
         except WebpipeError as exc:
             return hard_error_response(HardError(exc.message, span=exc.span), ctx)
         response = build_response(outcome.state, outcome.content_type, outcome.status)
-        run_hooks(ctx, "after_response", outcome.state, response.status_code,
+        run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
         start_background(ctx, env, response.status_code)
         return response
@@ -153,17 +152,6 @@ def preflight_response(request: Request) -> Response:
         "access-control-allow-headers": asked,
         "access-control-max-age": "600",
     })
-
-
-async def run_route_pipeline(pipeline: n.Pipeline, state: Any, env: Env,
-                             ctx: RequestContext) -> Outcome:
-    """Run a route's pipeline, then its `after_pipeline` hooks (cache saving)."""
-    outcome = await run_pipeline(pipeline, state, env, ctx)
-    for hook in ctx.extras.get("after_pipeline", ()):
-        result = hook(outcome.state, outcome.content_type, outcome.status)
-        if inspect.isawaitable(result):
-            await result
-    return outcome
 
 
 def run_hooks(ctx: RequestContext, name: str, *args: Any) -> None:

@@ -20,12 +20,12 @@ import pytest
 
 from tests.support import SimpleHost
 from webpipe.executor.context import RequestContext
+from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import Outcome
 from webpipe.middleware import Registry
 from webpipe.middleware.base import Behavior, StepCall, StepResult
 from webpipe.middleware.cache import (
-    AFTER_PIPELINE,
     CacheMiddleware,
     CacheSettings,
     CacheStep,
@@ -33,7 +33,6 @@ from webpipe.middleware.cache import (
     default_key,
     prepare_step,
     read_settings,
-    run_after_pipeline,
 )
 from webpipe.middleware.stores import (
     MemoryStore,
@@ -388,16 +387,8 @@ async def test_pipeline_hit_skips_later_steps_and_keeps_status() -> None:
     assert other.state == {"page": 3, "built": 30}
 
 
-EXECUTOR_HIT = pytest.mark.xfail(strict=True, reason=(
-    "executor: steps.run_regular_step merges a cache hit's value into the state and keeps the "
-    "content type of a non-final MERGE step; language.md §4.2-10 wants the cached state and "
-    "content type as they are"))
-SCOPED_HOOKS = pytest.mark.xfail(strict=True, reason=(
-    "after_pipeline hooks are drained only after the route's pipeline; middleware.md §8.3 "
-    "saves the output of the pipeline run the cache step belongs to (drain in run_pipeline)"))
 
 
-@EXECUTOR_HIT
 async def test_pipeline_hit_replaces_state() -> None:
     env = program_from_text(APP)
     await serve(env, "/items", {"page": 2})
@@ -405,7 +396,6 @@ async def test_pipeline_hit_replaces_state() -> None:
     assert again.state == {"page": 2, "built": 30}
 
 
-@EXECUTOR_HIT
 async def test_pipeline_hit_keeps_content_type() -> None:
     env = program_from_text(APP)
     first = await serve(env, "/page")
@@ -414,7 +404,6 @@ async def test_pipeline_hit_keeps_content_type() -> None:
     assert (again.state, again.content_type) == ("<p>1</p>", "text/html")
 
 
-@SCOPED_HOOKS
 async def test_cache_in_named_pipeline_saves_that_run() -> None:
     env = program_from_text(APP)
     await serve(env, "/shop")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.state import JSON_CT, Outcome, error_type
 from webpipe.executor.tags import gate
 from webpipe.syntax import nodes as n
@@ -21,7 +22,19 @@ if TYPE_CHECKING:
 
 async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestContext,
                        handling: str | None = None) -> Outcome:
-    """Run a body on `state`. `handling` is the error type a `result` branch is handling."""
+    """Run a body on `state`. `handling` is the error type a `result` branch is handling.
+
+    `after_pipeline` hooks registered while this body ran are awaited when it ends."""
+    hooks = ctx.extras.get(AFTER_PIPELINE)
+    mark = len(hooks) if hooks else 0
+    out = await _run_body(pipeline, state, env, ctx, handling)
+    if ctx.extras.get(AFTER_PIPELINE):
+        await run_after_pipeline(ctx, out.state, out.content_type, out.status, since=mark)
+    return out
+
+
+async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestContext,
+                    handling: str | None) -> Outcome:
     from webpipe.executor import branches, steps
 
     out = Outcome(state, JSON_CT, None)

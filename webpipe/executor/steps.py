@@ -55,6 +55,11 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
     state, inserted = _with_auto_name(plan, out.state)
     target = plan.tags.result_name or _result_name(state)
     result = await invoke_step(plan, state, target, env, ctx)
+    if result.cache_hit:  # spec/language.md §4.2-10: the body ends with the cached response
+        out.state, out.content_type = result.value, result.content_type
+        if result.status is not None:
+            out.status = result.status
+        return True
     value = result.value
     if plan.tags.error_name:
         value = rename_error(value, plan.tags.error_name)

@@ -27,13 +27,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
 from webpipe.config import config_bool, config_int
+from webpipe.executor.hooks import AFTER_PIPELINE
 from webpipe.executor.state import error_type
 from webpipe.middleware.base import (
     JSON,
@@ -60,12 +60,10 @@ from webpipe.middleware.stores import (
 from webpipe.source import Span
 
 if TYPE_CHECKING:
-    from webpipe.executor.context import RequestContext
+    pass
 
 log = logging.getLogger("webpipe.cache")
 
-AFTER_PIPELINE = "after_pipeline"
-AfterPipelineHook = Callable[[JSON, str, int | None], Awaitable[None]]
 REFRESH_HOLD_S = 30  # a refresher holds its slot this long before another may take over
 _SLOT = "\x00refresh:"  # refresher-slot keys cannot clash with rendered keys (no NUL in .wp)
 
@@ -219,15 +217,6 @@ class PendingSave:
             log.exception("cache save of %r failed", self.key)
         if self.refresher:
             await self.cache.release(self.key)
-
-
-async def run_after_pipeline(ctx: RequestContext, state: JSON, content_type: str,
-                             status: int | None, *, since: int = 0) -> None:
-    """Await and remove the hooks registered since index `since` (the contract above)."""
-    hooks: list[AfterPipelineHook] = ctx.extras.get(AFTER_PIPELINE, [])
-    pending, hooks[since:] = hooks[since:], []
-    for hook in pending:
-        await hook(state, content_type, status)
 
 
 # ---- configuration ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from webpipe.executor.env import Env, plan_step
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome
 from webpipe.routing import Router
-from webpipe.server import build_served, run_route_pipeline
+from webpipe.server import build_served
 from webpipe.source import Span
 from webpipe.syntax import nodes as n
 from webpipe.testing.assertions import TestOutcome, check
@@ -145,7 +145,7 @@ async def _call_route(env: Env, router: Router[tuple[n.Route, bool]], test: n.It
         cookies=_clause(test, "cookies", variables, {}),
         body=_clause(test, "body", variables, {}))
     ctx.request = state
-    return _outcome(await run_route_pipeline(route.pipeline, state, env, ctx), ctx), None
+    return _outcome(await run_pipeline(route.pipeline, state, env, ctx), ctx), None
 
 
 async def _run_named(env: Env, test: n.It, trigger: n.PipelineTrigger,
