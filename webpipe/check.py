@@ -32,7 +32,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
               "backend", "url"},
     "log": {"level", "includeBody", "includeHeaders", "enabled"},
     "rateLimit": {"maxEntries", "backend", "url", "algorithm"},
-    "graphql": {"endpoint"},
+    "graphql": {"endpoint", "strictScalars"},
     "tasks": {"maxPerRequest", "maxGlobal", "lifetimeMs", "shutdownGraceMs"},
 }
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
@@ -42,9 +42,9 @@ _PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")
 def check_file(path: str | Path) -> list[Diagnostic]:
     try:
         env = load_program(path)
+        build_served(env)  # route conflicts and GraphQL schema problems
     except WebpipeError as exc:
         return [exc.diagnostic()]
-    build_served(env)  # adds route conflicts to env.diagnostics
     return check_env(env)
 
 

@@ -24,6 +24,8 @@ from webpipe.errors import HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
+from webpipe.executor.state import JSON_CT
+from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.tasks import PROCESS_TASKS
 from webpipe.flags import needs_flags, run_feature_flags
@@ -49,6 +51,8 @@ class Served:
 
 
 def build_served(env: Env, public_dir: Path | None = None) -> Served:
+    """Routes, the GraphQL runtime (schema errors raise `LoadError`) and the public dir."""
+    load_graphql(env)
     router: Router[tuple[n.Route, bool]] = Router()
     for _module, route in env.index.routes():
         router.add(route.method, route.path, (route, needs_flags(env, route)), route.span)
@@ -91,6 +95,8 @@ class WebpipeApp:
             static = resolve_static(served.public_dir, path)
             if static is not None:
                 return static_response(static)
+        if method == "POST" and path == graphql_endpoint_path(served.env):
+            return await self.run_graphql(served.env, request)
         found = served.router.match(method, path)
         if found is None:
             return Response(status_code=404 if method in _KNOWN_METHODS else 405)
@@ -119,6 +125,21 @@ class WebpipeApp:
                   outcome.content_type)
         start_background(ctx, env, response.status_code)
         return response
+
+    async def run_graphql(self, env: Env, request: Request) -> Response:
+        """The automatic GraphQL endpoint (graphql.md §7)."""
+        try:
+            state = await request_state(request, {}, self.max_body)
+        except BadRequest as exc:
+            return exc.to_response()
+        ctx = RequestContext(request=state, env_name=env.env_name, extras={"invocation": "http"})
+        try:
+            status, value = await handle_graphql_request(env, state["body"], ctx)
+        except HardError as exc:
+            return hard_error_response(exc, ctx)
+        except WebpipeError as exc:
+            return hard_error_response(HardError(exc.message, span=exc.span), ctx)
+        return build_response(value, JSON_CT, status)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:

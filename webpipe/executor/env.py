@@ -94,10 +94,27 @@ def build_env(index: ProgramIndex, registry: Registry | None = None,
     env = Env(index=index, registry=registry or Registry(),
               configs=resolve_blocks(blocks, env_vars),  # type: ignore[arg-type]
               env_name=env_vars.get("WEBPIPE_ENV") or None)
+    loaders = _loader_steps(index)
     for module, pipeline in _all_pipelines(index):
         for step in _walk_steps(pipeline):
-            _plan_into(env, module, step)
+            if id(step) in loaders:
+                assert isinstance(step, n.MiddlewareStep)
+                env.plans[id(step)] = StepPlan(step=step, kind="loader", name="loader",
+                                               location=step.span.label)
+            else:
+                _plan_into(env, module, step)
     return env
+
+
+def _loader_steps(index: ProgramIndex) -> set[int]:
+    """`|> loader` at the top level of a `resolver Type.field` pipeline (graphql.md §5)."""
+    found: set[int] = set()
+    for _module, item in index.all_items(n.Resolver):
+        assert isinstance(item, n.Resolver)
+        if item.kind == "resolver":
+            found.update(id(s) for s in item.pipeline.steps
+                         if isinstance(s, n.MiddlewareStep) and s.name == "loader")
+    return found
 
 
 def _all_pipelines(index: ProgramIndex) -> Iterator[tuple[Module, n.Pipeline]]:

@@ -19,7 +19,7 @@ from webpipe.jqlib import JqError, JqProgram, compile_jq
 from webpipe.middleware.base import Middleware
 from webpipe.syntax import nodes as n
 
-StepKind = Literal["middleware", "pipeline", "join", "missing"]
+StepKind = Literal["middleware", "pipeline", "join", "missing", "loader"]
 
 
 @dataclass(eq=False)

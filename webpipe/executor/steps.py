@@ -110,6 +110,9 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
         match plan.kind:
             case "missing":
                 raise HardError(plan.missing, span=plan.step.span)
+            case "loader":
+                raise HardError("a `loader` step only runs as part of a GraphQL field resolver",
+                                span=plan.step.span)
             case "join":
                 return await ctx.tasks().join(plan, state, env, ctx)
             case "pipeline":

@@ -17,6 +17,7 @@ from webpipe.executor.env import Env, plan_step
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome
 from webpipe.routing import Router
+from webpipe.graphql import graphql_endpoint_path, handle_graphql_request
 from webpipe.server import build_served
 from webpipe.source import Span
 from webpipe.syntax import nodes as n
@@ -135,17 +136,25 @@ async def _call_route(env: Env, router: Router[tuple[n.Route, bool]], test: n.It
                       ) -> tuple[TestOutcome, str | None]:
     path = render(trigger.path.strip(), variables)
     raw_path, _, query = path.partition("?")
+    if trigger.method == "POST" and raw_path == graphql_endpoint_path(env):
+        ctx.request = _test_request(test, variables, "POST", raw_path, query, {})
+        status, value = await handle_graphql_request(env, ctx.request["body"], ctx)
+        return TestOutcome(status, JSON_CT, value, ctx.call_log or {}), None
     found = router.match(trigger.method, raw_path)
     if found is None:
         return TestOutcome(404, JSON_CT, None), f"Route not found: {trigger.method} {trigger.path}"
     (route, _flags), params = found
-    state = build_test_request(
-        trigger.method, raw_path, query, params,
-        headers=_clause(test, "headers", variables, {}),
-        cookies=_clause(test, "cookies", variables, {}),
-        body=_clause(test, "body", variables, {}))
+    state = _test_request(test, variables, trigger.method, raw_path, query, params)
     ctx.request = state
     return _outcome(await run_pipeline(route.pipeline, state, env, ctx), ctx), None
+
+
+def _test_request(test: n.It, variables: dict[str, Any], method: str, path: str, query: str,
+                  params: dict[str, str]) -> dict[str, Any]:
+    return build_test_request(method, path, query, params,
+                              headers=_clause(test, "headers", variables, {}),
+                              cookies=_clause(test, "cookies", variables, {}),
+                              body=_clause(test, "body", variables, {}))
 
 
 async def _run_named(env: Env, test: n.It, trigger: n.PipelineTrigger,
