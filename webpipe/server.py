@@ -24,11 +24,11 @@ from webpipe.errors import HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
-from webpipe.executor.state import JSON_CT
-from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.state import JSON_CT
 from webpipe.executor.tasks import PROCESS_TASKS
 from webpipe.flags import needs_flags, run_feature_flags
+from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
 from webpipe.routing import Router
 from webpipe.static import resolve_static, static_response

@@ -16,8 +16,8 @@ from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env, plan_step
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome
-from webpipe.routing import Router
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request
+from webpipe.routing import Router
 from webpipe.server import build_served
 from webpipe.source import Span
 from webpipe.syntax import nodes as n
