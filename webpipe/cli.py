@@ -160,12 +160,18 @@ def db_run(app: Path, sql_file: Path) -> None:
 @click.option("-k", "pattern", default=None, help="Only tests whose 'describe :: it' has this.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @click.option("--verbose", is_flag=True, help="Show expected and actual values on failure.")
+@click.option("--golden", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Record each test's response in DIR and compare on later runs.")
+@click.option("--update", is_flag=True, help="Rewrite the golden files from this run.")
 def test_command(files: tuple[Path, ...], pattern: str | None, as_json: bool,
-                 verbose: bool) -> None:
+                 verbose: bool, golden: Path | None, update: bool) -> None:
     """Run the describe/it tests of FILES; exit 1 if any test failed."""
     from webpipe.testing.main import run_test_files
 
-    sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose))
+    if update and golden is None:
+        raise click.UsageError("--update needs --golden DIR")
+    sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose,
+                            golden=golden, update=update))
 
 
 def legacy(argv: list[str]) -> None:

@@ -15,6 +15,8 @@ from webpipe.syntax.fmt import format_source
 from webpipe.syntax.parser import parse
 
 CASES = sorted((GOLDEN / "parse").glob("*.wp"))
+ROOT = GOLDEN.parent.parent
+FMT_CASES = CASES + sorted(ROOT.glob("examples/*/app.wp")) + sorted(ROOT.glob("tests/wp/*.wp"))
 
 
 def _parse(path: Path, text: str | None = None) -> object:
@@ -27,7 +29,7 @@ def test_parse_golden(path: Path, update_goldens: bool) -> None:
     assert_golden(path.with_suffix(".ast.json"), actual, update_goldens)
 
 
-@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+@pytest.mark.parametrize("path", FMT_CASES, ids=[str(p.relative_to(ROOT)) for p in FMT_CASES])
 def test_fmt_properties(path: Path) -> None:
     text = path.read_text()
     once = format_source(Source.from_text(path.name, text))

@@ -14,23 +14,34 @@ from webpipe.testing.report import json_report, text_report
 from webpipe.testing.runner import CaseResult, run_tests
 
 
-async def _run(files: list[Path], pattern: str | None, verbose: bool) -> list[CaseResult]:
+async def _run(files: list[Path], pattern: str | None, verbose: bool, golden: Path | None,
+               update: bool) -> list[CaseResult]:
     results: list[CaseResult] = []
     for file in files:
         load_dotenv_files(file.parent)
         env = load_program(file)
         try:
-            results += await run_tests(env, pattern=pattern, verbose=verbose)
+            results += await run_tests(env, pattern=pattern, verbose=verbose,
+                                       golden=_golden_dir(golden, file, len(files)),
+                                       update=update)
         finally:
             await PROCESS_TASKS.drain(5.0)
             await env.aclose()
     return results
 
 
+def _golden_dir(golden: Path | None, file: Path, count: int) -> Path | None:
+    """One directory per file when several files share a --golden DIR."""
+    if golden is None:
+        return None
+    return golden / file.stem if count > 1 else golden
+
+
 def run_test_files(files: list[Path], *, pattern: str | None = None, as_json: bool = False,
-                   verbose: bool = False) -> int:
+                   verbose: bool = False, golden: Path | None = None,
+                   update: bool = False) -> int:
     try:
-        results = asyncio.run(_run(files, pattern, verbose))
+        results = asyncio.run(_run(files, pattern, verbose, golden, update))
     except WebpipeError as exc:
         print(f"Test runner error: {exc}", file=sys.stderr)
         return 1
@@ -38,4 +49,7 @@ def run_test_files(files: list[Path], *, pattern: str | None = None, as_json: bo
         sys.stdout.write(json_report(results))
     else:
         sys.stdout.write(text_report(results, colour=sys.stdout.isatty()))
+    recorded = sum(r.recorded for r in results)
+    if recorded:
+        print(f"{recorded} golden file(s) written under {golden}", file=sys.stderr)
     return 0 if all(r.passed for r in results) else 1

@@ -9,6 +9,7 @@ pipeline error, a bad jq input, an unknown pipeline).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from webpipe.errors import WebpipeError
@@ -35,6 +36,8 @@ class CaseResult:
     message: str | None = None
     errored: bool = False
     span: Span | None = None
+    outcome: TestOutcome | None = None
+    recorded: bool = False
 
     @property
     def title(self) -> str:
@@ -50,7 +53,7 @@ class TestError(Exception):
 
 
 async def run_tests(env: Env, *, pattern: str | None = None, verbose: bool = False,
-                    ) -> list[CaseResult]:
+                    golden: Path | None = None, update: bool = False) -> list[CaseResult]:
     router = build_served(env).router
     results: list[CaseResult] = []
     for _module, item in env.index.all_items(n.Describe):
@@ -59,8 +62,21 @@ async def run_tests(env: Env, *, pattern: str | None = None, verbose: bool = Fal
             title = f"{item.name} :: {test.name}"
             if pattern and pattern.lower() not in title.lower():
                 continue
-            results.append(await run_case(env, router, item, test, verbose))
+            result = await run_case(env, router, item, test, verbose)
+            if golden is not None and result.outcome is not None and not result.errored:
+                _golden(result, result.outcome, golden, update)
+            results.append(result)
     return results
+
+
+def _golden(result: CaseResult, outcome: TestOutcome, directory: Path, update: bool) -> None:
+    from webpipe.testing.golden import check_golden, golden_path
+
+    failure, result.recorded = check_golden(
+        outcome, golden_path(directory, result.describe, result.name), update)
+    if failure is not None:
+        result.passed = False
+        result.message = f"{result.message}; {failure}" if result.message else failure
 
 
 async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.Describe,
@@ -80,6 +96,7 @@ async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.D
         return _errored(result, exc.message, exc.span or test.span)
     if not messages and not_found:
         messages = [not_found]
+    result.outcome = outcome
     result.passed = not messages
     result.message = "; ".join(messages) or None
     return result
