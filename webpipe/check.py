@@ -33,7 +33,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "log": {"level", "includeBody", "includeHeaders", "enabled"},
     "rateLimit": {"maxEntries", "backend", "url", "algorithm"},
     "graphql": {"endpoint", "strictScalars"},
-    "tasks": {"maxPerRequest", "maxGlobal", "lifetimeMs", "shutdownGraceMs"},
+    "async": {"maxPerRequest", "maxGlobal", "lifetimeMs", "shutdownGraceMs"},
 }
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
 _PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")

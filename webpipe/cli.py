@@ -39,14 +39,15 @@ def cli() -> None:
 @click.option("--address", default=None, help="HOST:PORT to bind.")
 @click.option("--reload", is_flag=True, help="Reload when the program's files change.")
 @click.option("--workers", type=int, default=1, help="Worker processes.")
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at GET /metrics.")
 def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
-          workers: int) -> None:
+          workers: int, metrics: bool) -> None:
     """Serve FILE over HTTP."""
     from webpipe.serve import bind_address, run_server
 
     bind_host, bind_port = bind_address(host, port, address)
     try:
-        run_server(file, bind_host, bind_port, reload=reload, workers=workers)
+        run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics)
     except WebpipeError as exc:
         _fail(exc)
 

@@ -14,8 +14,8 @@ from typing import Any
 from webpipe.errors import WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
+from webpipe.executor.owner import PROCESS_TASKS
 from webpipe.executor.pipeline import run_pipeline
-from webpipe.executor.tasks import PROCESS_TASKS
 from webpipe.flags import run_feature_flags
 
 
@@ -60,7 +60,7 @@ async def run_script(env: Env, argv: list[str]) -> int:
         print(str(exc), file=sys.stderr)
         return 1
     finally:
-        await PROCESS_TASKS.drain(10.0)
+        await PROCESS_TASKS.drain()
         await env.aclose()
     _print_value(outcome.state, outcome.content_type)
     return 1 if (outcome.status or 200) >= 400 else 0

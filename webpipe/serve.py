@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 from starlette.types import ASGIApp
 
 from webpipe.errors import WebpipeError
+from webpipe.executor.owner import PROCESS_TASKS
 from webpipe.program import load_program
 from webpipe.server import Served, WebpipeApp, build_served, create_app
 
@@ -79,11 +80,11 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
 def app_factory() -> ASGIApp:
     """uvicorn factory for `--workers N`: the file comes from WEBPIPE_APP_FILE."""
     path = Path(os.environ["WEBPIPE_APP_FILE"])
-    return create_app(load_served(path))
+    return create_app(load_served(path), metrics=bool(os.environ.get("WEBPIPE_METRICS")))
 
 
 def run_server(path: Path, host: str, port: int, *, reload: bool = False,
-               workers: int = 1) -> None:
+               workers: int = 1, metrics: bool = False) -> None:
     import uvicorn
 
     load_dotenv_files(path.parent)
@@ -92,9 +93,12 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     if workers > 1:
         os.environ["WEBPIPE_APP_FILE"] = str(path.resolve())
+        os.environ["WEBPIPE_METRICS"] = "1" if metrics else ""
         uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
         return
-    app = create_app(load_served(path), reloader=make_reloader(path) if reload else None)
+    app = create_app(load_served(path), reloader=make_reloader(path) if reload else None,
+                     metrics=metrics)
     print(f"webpipe serving {path} on http://{host}:{port}", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    uvicorn.run(app, host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=max(1, PROCESS_TASKS.limits.shutdown_grace_ms // 1000))

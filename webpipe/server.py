@@ -24,12 +24,13 @@ from webpipe.errors import HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
+from webpipe.executor.owner import PROCESS_TASKS, TaskLimits
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT
-from webpipe.executor.tasks import PROCESS_TASKS
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
+from webpipe.metrics import METRICS
 from webpipe.routing import Router
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
@@ -37,7 +38,6 @@ from webpipe.syntax import nodes as n
 log = logging.getLogger("webpipe.server")
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
-SHUTDOWN_GRACE_S = 10.0
 
 
 @dataclass(eq=False)
@@ -53,6 +53,7 @@ class Served:
 def build_served(env: Env, public_dir: Path | None = None) -> Served:
     """Routes, the GraphQL runtime (schema errors raise `LoadError`) and the public dir."""
     load_graphql(env)
+    PROCESS_TASKS.configure(TaskLimits.from_config(env.configs.get("async")))
     router: Router[tuple[n.Route, bool]] = Router()
     for _module, route in env.index.routes():
         router.add(route.method, route.path, (route, needs_flags(env, route)), route.span)
@@ -66,10 +67,11 @@ class WebpipeApp:
     """ASGI application serving one program (see module docstring)."""
 
     def __init__(self, served: Served, *, max_body: int = DEFAULT_MAX_BODY,
-                 reloader: Callable[[WebpipeApp], Coroutine[Any, Any, None]] | None = None) -> None:
+                 reloader: Reloader | None = None, metrics: bool = False) -> None:
         self.served = served
         self.max_body = max_body
         self.reloader = reloader
+        self.metrics = metrics
         self._reload_task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,6 +93,9 @@ class WebpipeApp:
             if method != "GET":
                 return Response(status_code=405)
             return PlainTextResponse(f'{{"status":"ok","version":"{__version__}"}}')
+        if self.metrics and path == "/metrics" and method == "GET":
+            return PlainTextResponse(METRICS.render(lambda: PROCESS_TASKS.pending),
+                                     media_type="text/plain; version=0.0.4")
         if method == "GET" and served.has_public:
             static = resolve_static(served.public_dir, path)
             if static is not None:
@@ -102,9 +107,11 @@ class WebpipeApp:
             return Response(status_code=404 if method in _KNOWN_METHODS else 405)
         (route, flags), params = found
         try:
-            return await self.run_route(served.env, route, flags, request, params)
+            response = await self.run_route(served.env, route, flags, request, params)
         except BadRequest as exc:
-            return exc.to_response()
+            response = exc.to_response()
+        METRICS.request(f"{route.method} {route.path}", response.status_code)
+        return response
 
     async def run_route(self, env: Env, route: n.Route, flags: bool, request: Request,
                         params: dict[str, str]) -> Response:
@@ -156,7 +163,7 @@ class WebpipeApp:
     async def shutdown(self) -> None:
         if self._reload_task is not None:
             self._reload_task.cancel()
-        await PROCESS_TASKS.drain(SHUTDOWN_GRACE_S)
+        await PROCESS_TASKS.drain()
         await self.served.env.aclose()
 
 
@@ -208,7 +215,8 @@ Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]
 
 
 def create_app(served: Served, *, max_body: int = DEFAULT_MAX_BODY,
-               reloader: Reloader | None = None) -> ASGIApp:
-    """The ASGI app (CORS is answered by `WebpipeApp` itself, spec §7.7)."""
-    return WebpipeApp(served, max_body=max_body, reloader=reloader)
+               reloader: Reloader | None = None, metrics: bool = False) -> ASGIApp:
+    """The ASGI app (CORS is answered by `WebpipeApp` itself, spec §7.7); with `metrics`,
+    `GET /metrics` serves the Prometheus text page."""
+    return WebpipeApp(served, max_body=max_body, reloader=reloader, metrics=metrics)
 

@@ -50,7 +50,7 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
     plan = env.plan(step)
     pre = out.state
     if plan.tags.async_name is not None or plan.tags.background:
-        ctx.tasks().defer_or_spawn(plan, out.state, env, ctx)
+        await ctx.tasks().defer_or_spawn(plan, out.state, env, ctx)
         return False
     state, inserted = _with_auto_name(plan, out.state)
     target = plan.tags.result_name or _result_name(state)

@@ -1,10 +1,11 @@
-"""`@async` tasks, `join`, and `@background` steps — every task has an owner.
+"""`@async` tasks, `join`, and `@background` steps of one request.
 
 `TaskRegistry` is per request: `@async(name)` spawns the step on a snapshot of the state
 and stores the handle under its name; `join` awaits the listed names in order and merges
-their values under `.async`. Every asyncio task is also tracked by the process-wide
-`PROCESS_TASKS`, which logs failures, caps the lifetime of un-joined tasks, and drains or
-cancels them at shutdown. This module is the only place that calls `create_task`.
+their values under `.async`. Spawning waits for a slot under the per-request and
+process-wide caps (back-pressure); every task is owned by `owner.PROCESS_TASKS`, which
+counts outcomes, logs failures and drains or cancels tasks at shutdown. A task's lifetime is
+bounded by its `@timeout(ms)` or, when it has none, by `config async { lifetimeMs }`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError
+from webpipe.executor.owner import PROCESS_TASKS
 from webpipe.executor.state import envelope
 from webpipe.middleware.base import StepResult
 
@@ -25,54 +27,6 @@ if TYPE_CHECKING:
     from webpipe.executor.plan import StepPlan
 
 log = logging.getLogger("webpipe.tasks")
-
-DEFAULT_TASK_LIFETIME_S = 30.0
-
-
-class ProcessTasks:
-    """The owner of every task the process starts (requests' tasks, background work)."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.started = 0
-        self.failed = 0
-        self.cancelled = 0
-
-    def start(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Start and own a task; its failure is logged when it ends."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        self.started += 1
-        task.add_done_callback(self._finished)
-        return task
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
-        if task.cancelled():
-            self.cancelled += 1
-        elif task.exception() is not None:
-            self.failed += 1
-            log.error("task %s failed: %s", task.get_name(), task.exception())
-
-    async def drain(self, grace_s: float) -> list[str]:
-        """Wait up to `grace_s` for running tasks, cancel the rest; their names."""
-        pending = set(self.tasks)
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=grace_s)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-            log.warning("shutdown abandoned %d task(s): %s", len(pending),
-                        ", ".join(sorted(t.get_name() for t in pending)))
-        return [t.get_name() for t in pending]
-
-    def metrics(self) -> dict[str, int]:
-        return {"running": len(self.tasks), "started": self.started, "failed": self.failed,
-                "cancelled": self.cancelled}
-
-
-PROCESS_TASKS = ProcessTasks()
 
 
 def timeout_value(ms: int) -> dict[str, str]:
@@ -85,15 +39,33 @@ class TaskRegistry:
 
     handles: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     background: list[tuple[StepPlan, Any]] = field(default_factory=list)
+    slots: asyncio.Semaphore | None = None
 
-    def defer_or_spawn(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
-                       ) -> None:
+    async def defer_or_spawn(self, plan: StepPlan, state: Any, env: Env,
+                             ctx: RequestContext) -> None:
         if plan.tags.background and plan.tags.async_name is None:
             self.background.append((plan, state))
             return
         name = plan.tags.async_name or "task"
-        coro = _bounded(plan, state, env, ctx.fork())
-        self.handles[name] = PROCESS_TASKS.start(coro, f"{plan.location} @async({name})")
+        await self._acquire()
+        coro = self._owned(_bounded(plan, state, env, ctx.fork()))
+        self.handles[name] = PROCESS_TASKS.start(coro, _task_name(plan, name, ctx))
+
+    async def _acquire(self) -> None:
+        cap = PROCESS_TASKS.limits.max_per_request
+        if cap > 0:
+            if self.slots is None:
+                self.slots = asyncio.Semaphore(cap)
+            await self.slots.acquire()
+        await PROCESS_TASKS.acquire()
+
+    async def _owned(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            return await coro
+        finally:
+            PROCESS_TASKS.release()
+            if self.slots is not None:
+                self.slots.release()
 
     async def join(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
                    ) -> StepResult:
@@ -113,15 +85,22 @@ class TaskRegistry:
         return StepResult({"async": merged})
 
 
+def _task_name(plan: StepPlan, name: str, ctx: RequestContext) -> str:
+    request = ctx.request if isinstance(ctx.request, dict) else {}
+    route = f"{request.get('method', '')} {request.get('path', '')}".strip() or "script"
+    return f"{route} @async({name}) at {plan.location}"
+
+
 async def _bounded(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
     from webpipe.executor.steps import run_task_step
 
     limit_ms = plan.tags.timeout_ms
-    limit = limit_ms / 1000 if limit_ms is not None else DEFAULT_TASK_LIFETIME_S
+    if limit_ms is None:
+        limit_ms = PROCESS_TASKS.limits.lifetime_ms
     try:
-        return await asyncio.wait_for(run_task_step(plan, state, env, ctx), limit)
+        return await asyncio.wait_for(run_task_step(plan, state, env, ctx), limit_ms / 1000)
     except TimeoutError:
-        return timeout_value(limit_ms if limit_ms is not None else int(limit * 1000))
+        return timeout_value(limit_ms)
 
 
 async def _await_all(wanted: list[tuple[str, asyncio.Task[Any]]], plan: StepPlan,
