@@ -54,7 +54,20 @@ def check_env(env: Env) -> list[Diagnostic]:
         found += check_configs(module)
         for pipeline in module_pipelines(module):
             found += check_pipeline(env, module, pipeline, in_foreach=False)
+    found += check_unjoined(env)
     return sorted(found, key=_order)
+
+
+def check_unjoined(env: Env) -> list[Diagnostic]:
+    """`@async(x)` whose name no `join` anywhere lists (unless it is `@background`)."""
+    joined = {name for plan in env.plans.values() if plan.kind == "join"
+              for name in plan.join_names}
+    return [Diagnostic(f"@async({plan.tags.async_name}) is never joined; its result is "
+                       "discarded (add a join, or @background for fire-and-forget work)",
+                       plan.step.span, "warning", "unjoined-task")
+            for plan in env.plans.values()
+            if plan.tags.async_name and plan.tags.async_name not in joined
+            and not plan.tags.background]
 
 
 def _order(d: Diagnostic) -> tuple[str, int, int]:
@@ -110,7 +123,12 @@ def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[st
     plan = env.plan(step)
     out: list[Diagnostic] = []
     if plan.tags.async_name:
+        if plan.tags.async_name in spawned - joined:
+            out.append(Diagnostic(f"task name {plan.tags.async_name!r} is reused before its "
+                                  "join; the earlier task's result is lost", step.span,
+                                  "warning", "duplicate-task"))
         spawned.add(plan.tags.async_name)
+        joined.discard(plan.tags.async_name)
     if plan.kind == "join":
         for name in plan.join_names:
             joined.add(name)

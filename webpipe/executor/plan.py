@@ -33,6 +33,7 @@ class TaskTags:
     retry: int | None = None
     background: bool = False
     failfast: bool = False
+    dedup: bool = False
 
 
 @dataclass(eq=False)
@@ -75,6 +76,8 @@ def task_tags(expr: n.TagExpr | None) -> TaskTags:
                 tags.background = True
             case "failfast":
                 tags.failfast = True
+            case "dedup":
+                tags.dedup = True
     return tags
 
 

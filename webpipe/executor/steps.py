@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError, StepError, WebpipeError
 from webpipe.executor.plan import StepPlan
+from webpipe.executor.singleflight import flight_key, single_flight
 from webpipe.executor.state import (
     JSON_CT,
     Outcome,
@@ -117,7 +118,7 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
                 return await ctx.tasks().join(plan, state, env, ctx)
             case "pipeline":
                 return await call_pipeline(plan, state, env, ctx)
-        return await ctx.invoker.invoke(plan, state, _call(plan, state, target, ctx))
+        return await invoke_middleware(plan, state, _call(plan, state, target, ctx), ctx)
     except StepError as exc:
         return StepResult(envelope(f"{plan.name}Error", exc.message, plan.name, plan.location))
     except (WebpipeError, asyncio.CancelledError):
@@ -127,6 +128,17 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
         log.exception("%s: middleware %r crashed", span.label, plan.name)
         raise HardError(f"internal error in middleware {plan.name!r} "
                         f"({type(exc).__name__})", span=span) from exc
+
+
+async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: RequestContext,
+                            ) -> StepResult:
+    """Call the middleware through the request's invoker; `@dedup` shares identical calls."""
+    if not plan.tags.dedup:
+        return await ctx.invoker.invoke(plan, state, call)
+    key = flight_key(plan.name, plan.config, call.args, call.target, state)
+    result: StepResult = await single_flight(key, plan.location,
+                                             lambda: ctx.invoker.invoke(plan, state, call))
+    return result
 
 
 def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -> StepCall:
@@ -177,7 +189,7 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
         if plan.kind in ("missing", "join"):
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
-        return (await ctx.invoker.invoke(plan, state, _call(plan, state, None, ctx))).value
+        return (await invoke_middleware(plan, state, _call(plan, state, None, ctx), ctx)).value
     except (StepError, HardError) as exc:
         return {"error": f"At {plan.location}: {exc.message}"}
 
