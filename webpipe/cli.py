@@ -9,6 +9,8 @@ parses arguments and chooses exit codes.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,7 +20,14 @@ import click
 from webpipe import __version__
 from webpipe.errors import WebpipeError
 
-SUBCOMMANDS = {"serve", "check", "fmt", "routes", "run", "test", "db", "--help", "-h", "--version"}
+# Commands defined in their own modules, imported only when used ("name": "module:attr").
+LAZY_COMMANDS: dict[str, str] = {
+    "migrate": "webpipe.migrate.cli:migrate",
+    "init": "webpipe.scaffold:init_command",
+    "lsp": "webpipe.lsp.server:lsp_command",
+}
+
+SUBCOMMANDS = {*LAZY_COMMANDS, "serve", "check", "fmt", "routes", "run", "test", "db", "--help", "-h", "--version"}
 
 
 def _fail(exc: WebpipeError) -> None:
@@ -26,7 +35,33 @@ def _fail(exc: WebpipeError) -> None:
     sys.exit(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _module_exists(target: str) -> bool:
+    try:
+        return importlib.util.find_spec(target.partition(":")[0]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LazyGroup(click.Group):
+    """A click group whose LAZY_COMMANDS are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        present = {name for name, target in LAZY_COMMANDS.items() if _module_exists(target)}
+        return sorted({*super().list_commands(ctx), *present})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module_name, _, attr = LAZY_COMMANDS[cmd_name].partition(":")
+            try:
+                command = getattr(importlib.import_module(module_name), attr)
+            except ImportError as exc:
+                raise click.ClickException(f"`webpipe {cmd_name}` is unavailable: {exc}"
+                                           ) from None
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="webpipe")
 def cli() -> None:
     """webpipe: HTTP routes as pipelines of steps."""
