@@ -1,0 +1,101 @@
+"""W5: fork/join fan-out. N `fetch @async` steps to a loopback upstream that sleeps 50 ms,
+then one `join`; compared with the same N fetches run sequentially.
+
+Run: python benchmarks/fanout.py  (prints p50/p99 per N and the ratio to the slowest branch)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+
+from webpipe.program import program_from_text
+from webpipe.server import build_served, create_app
+
+SLEEP_MS = 50
+
+
+UPSTREAM = f"""
+import asyncio, sys
+from aiohttp import web
+
+async def slow(_request):
+    await asyncio.sleep({SLEEP_MS} / 1000)
+    return web.json_response({{"ok": True}})
+
+app = web.Application()
+app.router.add_get("/slow", slow)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, backlog=2048,
+            print=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def upstream() -> tuple[subprocess.Popen[bytes], str]:
+    """The upstream runs in its own process (pinned to CPU 1 when taskset exists), so its
+    work is not counted against webpipe's event loop."""
+    port = free_port()
+    pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
+    proc = subprocess.Popen([*pin, sys.executable, "-c", UPSTREAM, str(port)])
+    url = f"http://127.0.0.1:{port}/slow"
+    async with httpx.AsyncClient() as client:
+        for _ in range(100):
+            try:
+                await client.get(url)
+                return proc, url
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)
+    raise RuntimeError("upstream did not start")
+
+
+def program(url: str, n: int) -> str:
+    names = [f"t{i}" for i in range(n)]
+    forks = "\n".join(f"  |> fetch: `{url}` @async({name})" for name in names)
+    sequential = "\n".join(f"  |> fetch: `{url}` @result(s{i})" for i in range(n))
+    return (f"GET /fan\n{forks}\n  |> join: `{', '.join(names)}`\n"
+            f"  |> jq: `.async | length`\n\nGET /seq\n{sequential}\n  |> jq: `.data | length`\n")
+
+
+async def measure(client: httpx.AsyncClient, path: str, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        response = await client.get(path)
+        response.raise_for_status()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+async def main() -> None:
+    proc, url = await upstream()
+    print(f"{'N':>5}{'fan p50':>10}{'fan p99':>10}{'vs 50ms':>9}{'seq p50':>10}{'≈N×50':>8}")
+    for n in (1, 10, 50, 200):
+        env = program_from_text(program(url, n))
+        app = create_app(build_served(env))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t", timeout=120) as client:
+            await measure(client, "/fan", 3)
+            fan = await measure(client, "/fan", 20)
+            seq = await measure(client, "/seq", 3 if n >= 50 else 5)
+        await env.aclose()
+        fan_p50 = statistics.median(fan)
+        print(f"{n:>5}{fan_p50:>9.1f}m{max(fan):>9.1f}m{fan_p50 / SLEEP_MS:>9.2f}"
+              f"{statistics.median(seq):>9.0f}m{statistics.median(seq) / (n * SLEEP_MS):>8.2f}")
+    proc.terminate()
+    proc.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
