@@ -80,7 +80,7 @@ async def measure(client: httpx.AsyncClient, path: str, runs: int) -> list[float
 
 async def main() -> None:
     proc, url = await upstream()
-    print(f"{'N':>5}{'fan p50':>10}{'fan p99':>10}{'vs 50ms':>9}{'seq p50':>10}{'≈N×50':>8}")
+    print(f"{'N':>5}{'fan p50':>10}{'fan p99':>10}{'vs 50ms':>9}{'seq p50':>10}{'~Nx50':>8}")
     for n in (1, 10, 50, 200):
         env = program_from_text(program(url, n))
         app = create_app(build_served(env))
