@@ -129,7 +129,7 @@ class FetchMiddleware(BaseMiddleware):
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=CONNECTION_LIMIT, limit_per_host=0),
             cookie_jar=aiohttp.DummyCookieJar(),  # one app-wide session must not share cookies
-            trust_env=PROXY_OPT_OUT not in os.environ,
+            trust_env=_uses_system_proxy(),
             timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT))
         self._loop = loop
         return self._session
@@ -281,9 +281,20 @@ def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
 
 
 def _header_text(value: bytes) -> str:
-    if all(byte == 0x09 or 0x20 <= byte <= 0x7E for byte in value):
-        return value.decode("ascii")
-    return ""
+    return value.decode("ascii") if _VISIBLE_ASCII.fullmatch(value) else ""
+
+
+_VISIBLE_ASCII = re.compile(rb"[\t\x20-\x7e]*")
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
+
+
+def _uses_system_proxy() -> bool:
+    """aiohttp's `trust_env` costs two thread hops per request (proxy and .netrc lookups);
+    enable it only when a proxy is configured (and not opted out), which is equivalent."""
+    if PROXY_OPT_OUT in os.environ:
+        return False
+    names = {name.lower() for name in os.environ}
+    return any(var in names for var in _PROXY_VARS)
 
 
 # ---- errors -------------------------------------------------------------------------------
