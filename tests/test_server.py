@@ -100,6 +100,13 @@ async def test_not_found_and_method_not_allowed(client: httpx.AsyncClient) -> No
     assert (await client.post("/health")).status_code == 405
 
 
+async def test_head_is_answered_like_get(client: httpx.AsyncClient) -> None:
+    r = await client.head("/hello/ada")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    assert (await client.head("/nope")).status_code == 404
+
+
 async def test_health(client: httpx.AsyncClient) -> None:
     r = await client.get("/health")
     assert r.status_code == 200 and r.json()["status"] == "ok"

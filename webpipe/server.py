@@ -96,13 +96,14 @@ class WebpipeApp:
         if self.metrics and path == "/metrics" and method == "GET":
             return PlainTextResponse(METRICS.render(lambda: PROCESS_TASKS.pending),
                                      media_type="text/plain; version=0.0.4")
-        if method == "GET" and served.has_public:
+        if method in ("GET", "HEAD") and served.has_public:
             static = resolve_static(served.public_dir, path)
             if static is not None:
                 return static_response(static)
         if method == "POST" and path == graphql_endpoint_path(served.env):
             return await self.run_graphql(served.env, request)
-        found = served.router.match(method, path)
+        # HEAD is answered like GET (the server sends no body)
+        found = served.router.match("GET" if method == "HEAD" else method, path)
         if found is None:
             return Response(status_code=404 if method in _KNOWN_METHODS else 405)
         (route, flags), params = found
@@ -167,7 +168,7 @@ class WebpipeApp:
         await self.served.env.aclose()
 
 
-_KNOWN_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+_KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 _ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 
 
