@@ -134,3 +134,15 @@ def test_serve_stops_cleanly_on_sigterm(served: tuple[Path, str, subprocess.Pope
     # uvicorn shuts down gracefully, then re-raises the signal (exit status -SIGTERM)
     assert proc.wait(timeout=15) in (0, -15)
     assert "Traceback" not in (app.parent / "serve.log").read_text()
+
+
+def test_check_reports_every_syntax_error(tmp_path: Path) -> None:
+    app = tmp_path / "many.wp"
+    app.write_text("GET /a\n  jq: `1`\n\nGET /b\n  |> foreach items\n    |> jq: `.`\n\n"
+                   "GET /c\n  |> jq: `1` @guard(.x)\n\npg q = SELECT 1\n\nHEAD /d\n  |> jq: `1`\n"
+                   "\nGET /fine\n  |> jq: `1`\n")
+    done = webpipe("check", "--json", str(app))
+    assert done.returncode == 1
+    found = [(d["line"], d["message"].split(":")[0]) for d in json.loads(done.stdout)]
+    assert [line for line, _ in found] == [2, 8, 9, 11, 13]
+    assert found[-1][1].startswith("unknown route method 'HEAD'")

@@ -12,13 +12,14 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from webpipe.errors import Diagnostic, WebpipeError
+from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
 from webpipe.executor.plan import walk_tags
 from webpipe.loader import Module
 from webpipe.program import load_program
 from webpipe.server import build_served
 from webpipe.syntax import nodes as n
+from webpipe.syntax.recover import all_syntax_errors
 
 KNOWN_TAGS = {"env", "flag", "when", "guard", "async", "result", "error", "needs", "timeout",
               "retry", "failfast", "background", "dedup", "detached"}
@@ -43,9 +44,19 @@ def check_file(path: str | Path) -> list[Diagnostic]:
     try:
         env = load_program(path)
         build_served(env)  # route conflicts and GraphQL schema problems
+    except WpSyntaxError as exc:
+        return _every_syntax_error(exc)
     except WebpipeError as exc:
         return [exc.diagnostic()]
     return check_env(env)
+
+
+def _every_syntax_error(first: WpSyntaxError) -> list[Diagnostic]:
+    """All syntax errors of the file the first one is in (recovering item by item)."""
+    if first.span is None:
+        return [first.diagnostic()]
+    errors = all_syntax_errors(first.span.source)
+    return [e.diagnostic() for e in errors] or [first.diagnostic()]
 
 
 def check_env(env: Env) -> list[Diagnostic]:
