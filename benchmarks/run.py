@@ -89,8 +89,27 @@ def parse_wrk(out: str) -> dict[str, float]:
             "non2xx": float(errors.group(1)) if errors else 0.0}
 
 
+def database_url(workdir: Path) -> str:
+    """DATABASE_URL, else the embedded server of the benchmark directory, seeded once."""
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"]
+    (workdir / "db").mkdir(parents=True, exist_ok=True)
+    app = workdir / "db" / "app.wp"
+    app.write_text("GET /\n")
+    seed = workdir / "db" / "seed.sql"
+    seed.write_text("CREATE TABLE IF NOT EXISTS bench_users (id int PRIMARY KEY, name text);\n"
+                    "INSERT INTO bench_users VALUES (1, 'Ada') ON CONFLICT DO NOTHING;\n")
+    webpipe = [sys.executable, "-m", "webpipe", "db"]
+    subprocess.run([*webpipe, "run", str(app), str(seed)], check=True, capture_output=True)
+    url = subprocess.run([*webpipe, "url", str(app)], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    return url
+
+
 def run_workload(w: Workload, duration: int, workdir: Path) -> dict[str, object]:
     env = {**os.environ, "WEBPIPE_LOG": "WARNING"}
+    if w.needs_database:
+        env["DATABASE_URL"] = database_url(workdir)
     results: dict[str, object] = {"workload": w.name, "title": w.title}
     app_dir = workdir / w.name
     app_dir.mkdir(parents=True, exist_ok=True)

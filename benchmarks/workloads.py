@@ -15,6 +15,7 @@ class Workload:
     lua: str = ""  # wrk script (e.g. POST bodies)
     connections: int = 64
     files: dict[str, str] = field(default_factory=dict)
+    needs_database: bool = False
 
 
 HAND_PRELUDE = '''
@@ -116,4 +117,37 @@ async def listing(request):
 app = Starlette(routes=[Route("/list", listing)])
 ''')
 
-WORKLOADS = [W0, W1, W2, W3, W7, W8]
+W4 = Workload(
+    "W4", "pg one-row select + jq (DATABASE_URL from the environment)", "/user/1",
+    wp=('pg userById = `SELECT id, name FROM bench_users WHERE id = $1`\n\n'
+        'GET /user/:id\n  |> pg([.params.id]): userById\n'
+        '  |> jq: `.data.userById.rows[0]`\n'),
+    starlette=HAND_PRELUDE + '''
+import os
+import asyncpg
+
+pool = None
+
+async def user(request):
+    global pool
+    if pool is None:
+        pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=5, max_size=20)
+    row = await pool.fetchrow("SELECT id, name FROM bench_users WHERE id = $1",
+                              int(request.path_params["id"]))
+    return js(dict(row))
+
+app = Starlette(routes=[Route("/user/{id}", user)])
+''',
+    needs_database=True)
+
+W9 = Workload(
+    "W9", "cache hit vs a hand-written hello", "/cached/world",
+    wp=('GET /cached/:w\n  |> cache: `ttl: 600`\n  |> jq: `{ hello: .params.w }`\n'),
+    starlette=HAND_PRELUDE + '''
+async def hello(request):
+    return js({"hello": request.path_params["w"]})
+
+app = Starlette(routes=[Route("/cached/{w}", hello)])
+''')
+
+WORKLOADS = [W0, W1, W2, W3, W4, W7, W8, W9]
