@@ -17,7 +17,7 @@ import functools
 import importlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -299,9 +299,19 @@ class PgMiddleware(BaseMiddleware):
         except TimeoutError:
             _terminate(pool)
 
-    async def _query(self, stmt: PgStatement, params: Sequence[JSON]) -> JSON:
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A connection from the app's one pool, for middleware with SQL of their own (auth).
+
+        The pool is created on first use as for a `pg` step: `HardError` when no database is
+        configured; driver errors (asyncpg's, `OSError`, `TimeoutError`) propagate as is.
+        """
         pool = await self._ensure_pool()
         async with pool.acquire(timeout=self.acquire_timeout) as conn:
+            yield conn
+
+    async def _query(self, stmt: PgStatement, params: Sequence[JSON]) -> JSON:
+        async with self.connection() as conn:
             return await _execute(conn, stmt, params)
 
     async def _ensure_pool(self) -> Pool:
