@@ -146,3 +146,12 @@ def test_check_reports_every_syntax_error(tmp_path: Path) -> None:
     found = [(d["line"], d["message"].split(":")[0]) for d in json.loads(done.stdout)]
     assert [line for line, _ in found] == [2, 8, 9, 11, 13]
     assert found[-1][1].startswith("unknown route method 'HEAD'")
+
+
+def test_db_init_auth_creates_tables_once(tmp_path: Path) -> None:
+    app = tmp_path / "app.wp"
+    app.write_text("GET /x\n  |> jq: `1`\n")
+    first = webpipe("db", "init-auth", str(app))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "created: users, sessions"
+    assert webpipe("db", "init-auth", str(app)).stdout.strip() == "auth tables already exist"

@@ -190,6 +190,21 @@ def db_run(app: Path, sql_file: Path) -> None:
         _fail(exc)
 
 
+@db.command(name="init-auth")
+@click.argument("app", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def db_init_auth(app: Path) -> None:
+    """Create the `auth` tables (users, sessions) in the app's database, if missing."""
+    from webpipe.middleware.auth_schema import init_auth_schema
+    from webpipe.serve import load_dotenv_files
+
+    load_dotenv_files(app.parent)
+    try:
+        created = asyncio.run(init_auth_schema(app))
+    except LookupError as exc:
+        raise click.ClickException(f"no database configured: {exc}") from None
+    click.echo(f"created: {', '.join(created)}" if created else "auth tables already exist")
+
+
 @cli.command(name="test")
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
