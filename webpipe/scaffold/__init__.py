@@ -1,0 +1,41 @@
+"""`webpipe init [DIR]`: a runnable starter project (spec/migrate.md "webpipe init").
+
+The project is an app with a handlebars page and a pg-backed JSON resource, its first
+migration, tests in the `.wp` test language that mock every query, `.env.example`,
+`.gitignore`, a stylesheet in `public/` and a README. It passes `webpipe check` and
+`webpipe test` as generated. The logic is `project.init_project`; this module is the command.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from webpipe.scaffold.project import ScaffoldError, init_project
+
+__all__ = ["ScaffoldError", "init_command", "init_project"]
+
+
+@click.command(name="init")
+@click.argument("directory", required=False, default=".",
+                type=click.Path(path_type=Path))
+@click.option("--name", default=None, help="Project name (default: the directory's name).")
+def init_command(directory: Path, name: str | None) -> None:
+    """Create a starter project in DIRECTORY (default: the current one).
+
+    Refuses, writing nothing, if any of its files already exists.
+    """
+    try:
+        written = init_project(directory, name=name)
+    except ScaffoldError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    for path in written:
+        click.echo(f"created {path}")
+    app = directory / "app.wp"
+    click.echo("\nnext:\n"
+               f"  webpipe test {app}          # the tests mock every query\n"
+               f"  webpipe migrate up {app}    # create the tables\n"
+               f"  webpipe serve {app}         # http://127.0.0.1:7770/")
