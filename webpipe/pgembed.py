@@ -25,6 +25,7 @@ DATA_DIR = "pgdata"
 
 _LOCK = threading.Lock()
 _URLS: dict[Path, str] = {}
+_SERVERS: list[Any] = []  # servers this process stops when it ends
 
 
 class EmbeddedUnavailable(RuntimeError):
@@ -61,10 +62,22 @@ def _start(data_dir: Path, keep_running: bool) -> str:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         _traversable_prefixes(data_dir.parent)
         server = pgserver.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
+        if not keep_running:
+            _SERVERS.append(server)
         return str(server.get_uri())
     except Exception as exc:  # initdb/pg_ctl failures surface as many exception types
         raise EmbeddedUnavailable(f"embedded PostgreSQL in {data_dir} did not start: "
                                   f"{exc}") from exc
+
+
+def stop_embedded() -> None:
+    """Stop the embedded servers this process started (also done at exit by pgserver, but
+    a process ended by a re-raised SIGTERM, as uvicorn does, never runs exit handlers)."""
+    with _LOCK:
+        servers, _SERVERS[:] = list(_SERVERS), []
+        _URLS.clear()
+    for server in servers:
+        server.cleanup()
 
 
 def _traversable_prefixes(path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -166,6 +167,10 @@ class WebpipeApp:
             self._reload_task.cancel()
         await PROCESS_TASKS.drain()
         await self.served.env.aclose()
+        if "webpipe.pgembed" in sys.modules:  # only when an embedded server may be running
+            from webpipe.pgembed import stop_embedded
+
+            await asyncio.to_thread(stop_embedded)
 
 
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
