@@ -27,8 +27,17 @@ class Printer:
     # ---- comments -------------------------------------------------------------------
 
     def leading(self, node_start: int, indent: str) -> None:
+        """Comments before a node, keeping one blank line where the source had any after a
+        comment (so a file's header comment stays detached from the first item)."""
         while self.comments and self.comments[0].span.start < node_start:
-            self.lines.append(indent + self.comments.pop(0).text.rstrip())
+            comment = self.comments.pop(0)
+            self.lines.append(indent + comment.text.rstrip())
+            source = comment.span.source
+            following = self.comments[0].span.start if self.comments and \
+                self.comments[0].span.start < node_start else node_start
+            if following < len(source.text) and \
+                    source.position(following)[0] > comment.span.line + 1:
+                self.lines.append("")
 
     def trailing(self, end: int, end_line: int) -> None:
         if self.comments and self.comments[0].span.line == end_line \
