@@ -454,3 +454,10 @@ def test_templates_are_compiled_once_per_text() -> None:
     first = mw.prepare("  {{> p}}\n", None)
     assert mw.prepare("{{> p}}", None) is first
     assert mw.env.partial("p") is mw.env.partial("p")
+
+
+async def test_mustache_inverted_sections() -> None:
+    assert await render("{{^items}}none{{/items}}", {"items": []}) == "none"
+    assert await render("{{^items}}none{{/items}}", {"items": [1]}) == ""
+    assert await render("{{^user}}anonymous{{/user}}", {}) == "anonymous"
+    assert await render("{{^user}}anonymous{{/user}}", {"user": {"n": 1}}) == ""

@@ -23,6 +23,7 @@ class TagKind(enum.Enum):
     EXPR = "expr"  # {{x}}
     RAW_EXPR = "raw_expr"  # {{{x}}} {{&x}}
     OPEN = "open"  # {{#x}}
+    OPEN_INVERSE = "open_inverse"  # {{^x}} (a Mustache inverted section)
     OPEN_PARTIAL = "open_partial"  # {{#> x}}
     OPEN_DECORATOR = "open_decorator"  # {{#*inline}}
     CLOSE = "close"  # {{/x}}
@@ -185,6 +186,8 @@ def _classify(body: str, pos: int) -> tuple[TagKind, int]:
         return TagKind.RAW_EXPR, 1  # {{~{ x }~}}
     if body == "^":
         return TagKind.ELSE, 1
+    if body.startswith("^") and len(body) > 1 and not body[1].isspace():
+        return TagKind.OPEN_INVERSE, 1
     if body == "else":
         return TagKind.ELSE, 4
     if body.startswith("else") and body[4].isspace():

@@ -61,6 +61,8 @@ class _Parser:
                 return Mustache(value, tok.kind is TagKind.EXPR, tok.start)
             case TagKind.OPEN:
                 return self.block(tok)
+            case TagKind.OPEN_INVERSE:
+                return self.inverse_section(tok)
             case TagKind.OPEN_PARTIAL | TagKind.PARTIAL:
                 return self.partial(tok)
             case TagKind.OPEN_DECORATOR | TagKind.DECORATOR:
@@ -76,6 +78,14 @@ class _Parser:
         node, stop = self._branches(tok)
         _expect_close(stop, tok, node.call.name, "helper")
         return node
+
+    def inverse_section(self, tok: Tag) -> Block:
+        """`{{^x}}…{{/x}}` renders when `x` is falsy or empty (Mustache/Handlebars.js), i.e.
+        `{{#unless x}}…{{/unless}}` (spec/handlebars.md)."""
+        call = parse_call(f"unless {tok.body}", tok.body_pos - len("unless "))
+        program, stop = self.program()
+        _expect_close(stop, tok, tok.body.split()[0], "section")
+        return Block(call, program, None, tok.start)
 
     def _branches(self, tok: Tag) -> tuple[Block, Tag | None]:
         """One block (or `else` link of a chain) up to the tag that ends it."""
