@@ -1,23 +1,33 @@
-"""libjq programs, compiled once and shared by every user of jq in a process.
+"""jq programs, compiled once and shared by every user of jq in a process.
 
 `compile_jq(text)` returns a cached `JqProgram`; `JqProgram.first(value)` runs it and
 returns the first output (`None` when there is none), as the reference does. A program that
 mentions `$context` is compiled as `.context as $context | .state | PROGRAM` and fed
 `{"state": S, "context": C}`, so the context is injected per run without recompiling.
 Errors are raised as `JqError` with the reference's message prefixes.
+
+Every program is compiled by libjq (which owns compile errors) and, when it stays within the
+fast-path subset, also to Python closures (`webpipe.jqfast`, spec/jq.md). Runs use the
+closures; a `Fallback` signal reruns the program on libjq. `WEBPIPE_JQ_LIBJQ=1` in the
+environment (read when a program is compiled) forces libjq for every run.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from typing import Any
 
 import jq
 
+from webpipe.jqfast import Fallback, FastProgram, JqFastError, compile_fast
+
 JSON = Any
+FORCE_LIBJQ_ENV = "WEBPIPE_JQ_LIBJQ"
 _USES_CONTEXT = re.compile(r"\$context\b")
 _CONTEXT_PRELUDE = ".context as $context | .state |\n"
+_NO_VARIABLES: dict[str, Any] = {}
 
 
 class JqError(Exception):
@@ -27,19 +37,36 @@ class JqError(Exception):
 class JqProgram:
     """A compiled jq program; thread-safe to run (libjq state is per call)."""
 
-    __slots__ = ("_program", "text", "uses_context")
+    __slots__ = ("_fast", "_program", "text", "uses_context")
 
-    def __init__(self, text: str, *, allow_context: bool = True) -> None:
+    def __init__(self, text: str, *, allow_context: bool = True,
+                 force_libjq: bool | None = None) -> None:
         self.text = text
         self.uses_context = allow_context and bool(_USES_CONTEXT.search(text))
         source = _CONTEXT_PRELUDE + text if self.uses_context else text
         try:
             self._program = jq.compile(source)
         except ValueError as exc:
-            raise JqError(f"JQ compilation error: {_clean(exc)}") from None
+            raise JqError(f"JQ compilation error: {_clean(str(exc))}") from None
+        if force_libjq is None:
+            force_libjq = libjq_forced()
+        self._fast: FastProgram | None = None if force_libjq else compile_fast(text)
+
+    @property
+    def fast(self) -> bool:
+        """Whether runs go through the fast path (libjq only on a `Fallback`)."""
+        return self._fast is not None
 
     def first(self, value: JSON, context: JSON = None) -> JSON:
         """The first output of the program on `value`, or None if it yields nothing."""
+        if self._fast is not None:
+            variables = {"context": context} if self.uses_context else _NO_VARIABLES
+            try:
+                return self._fast.first(value, variables)
+            except JqFastError as exc:
+                raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
+            except Fallback:
+                pass
         data = {"state": value, "context": context} if self.uses_context else value
         try:
             out = self._program.input_value(data)
@@ -47,24 +74,40 @@ class JqProgram:
                 return result
             return None
         except ValueError as exc:
-            raise JqError(f"JQ execution error: {_clean(exc)}") from None
+            raise JqError(f"JQ execution error: {_clean(str(exc))}") from None
 
     def all(self, value: JSON) -> list[JSON]:
+        if self._fast is not None and not self.uses_context:
+            try:
+                return list(self._fast.outputs(value, _NO_VARIABLES))
+            except JqFastError as exc:
+                raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
+            except Fallback:
+                pass
         try:
             return list(self._program.input_value(value))
         except ValueError as exc:
-            raise JqError(f"JQ execution error: {_clean(exc)}") from None
+            raise JqError(f"JQ execution error: {_clean(str(exc))}") from None
 
 
-def _clean(exc: Exception) -> str:
-    text = str(exc).strip()
+def _clean(message: str) -> str:
+    text = message.strip()
     return re.sub(r"^jq: error(?: \(at <unknown>\))?: ", "", text)
 
 
-@lru_cache(maxsize=4096)
+def libjq_forced() -> bool:
+    """Whether `WEBPIPE_JQ_LIBJQ=1` asks for libjq on every run (for comparisons)."""
+    return os.environ.get(FORCE_LIBJQ_ENV) == "1"
+
+
 def compile_jq(text: str, allow_context: bool = True) -> JqProgram:
     """Compile (or fetch from the cache) a jq program. Raises `JqError`."""
-    return JqProgram(text, allow_context=allow_context)
+    return _compile_cached(text, allow_context, libjq_forced())
+
+
+@lru_cache(maxsize=4096)
+def _compile_cached(text: str, allow_context: bool, force_libjq: bool) -> JqProgram:
+    return JqProgram(text, allow_context=allow_context, force_libjq=force_libjq)
 
 
 def truthy(value: JSON) -> bool:

@@ -1,0 +1,92 @@
+"""`compile_fast`: a jq program as Python closures, or None when it needs libjq.
+
+`FastProgram.first(value, variables)` returns the first output converted the way the `jq`
+binding converts it (None when there is none), raises `JqFastError` for a jq runtime error
+(its `message` is libjq's text) and `Fallback` when the run must be redone on libjq.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import fields
+from typing import Any
+
+from webpipe.jqfast import nodes as n
+from webpipe.jqfast.code import Code
+from webpipe.jqfast.compile import compile_node
+from webpipe.jqfast.errors import Fallback, Unsupported
+from webpipe.jqfast.parser import parse
+from webpipe.jqfast.values import to_output
+
+
+class FastProgram:
+    """A jq program compiled to closures; immutable and safe to share between threads."""
+
+    __slots__ = ("_code", "text")
+
+    def __init__(self, text: str, code: Code) -> None:
+        self.text = text
+        self._code = code
+
+    def first(self, value: Any, variables: dict[str, Any]) -> Any:
+        """The first output (None if there is none), as the `jq` binding would return it."""
+        try:
+            one = self._code.one
+            if one is not None:
+                return to_output(one(value, variables))
+            for out in self._code.gen(value, variables):
+                return to_output(out)
+            return None
+        except RecursionError:  # very deep values: libjq's own limits apply
+            raise Fallback from None
+
+    def outputs(self, value: Any, variables: dict[str, Any]) -> Iterator[Any]:
+        """Every output, lazily (errors surface where libjq raises them)."""
+        try:
+            for out in self._code.gen(value, variables):
+                yield to_output(out)
+        except RecursionError:
+            raise Fallback from None
+
+    def __repr__(self) -> str:
+        return f"FastProgram({self.text!r})"
+
+
+def compile_fast(text: str) -> FastProgram | None:
+    """Compile `text` for the fast path, or None when any part of it is outside the subset
+    (or it is not valid jq; libjq then reports the error)."""
+    try:
+        tree = parse(text)
+        if free_variables(tree) - {"context"}:
+            return None
+        return FastProgram(text, compile_node(tree))
+    except Unsupported:
+        return None
+    except RecursionError:
+        return None
+
+
+def free_variables(node: n.Node, bound: frozenset[str] = frozenset()) -> set[str]:
+    """Variables used but not bound by `as` (only `$context` can be supplied at run time)."""
+    if isinstance(node, n.Var):
+        return set() if node.name in bound else {node.name}
+    if isinstance(node, n.Bind):
+        return free_variables(node.source, bound) | free_variables(
+            node.body, bound | {node.name})
+    found: set[str] = set()
+    for child in _children(node):
+        found |= free_variables(child, bound)
+    return found
+
+
+def _children(node: n.Node) -> list[n.Node]:
+    children: list[n.Node] = []
+    for field in fields(node):
+        value = getattr(node, field.name)
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if isinstance(item, n.ObjectEntry):
+                children.extend(x for x in (item.key, item.value) if x is not None)
+            elif item is not None and not isinstance(item, str | bool | int | float):
+                children.append(item)
+    return children
