@@ -315,6 +315,8 @@ def _is_constant(node: n.Node) -> bool:
     match node:
         case n.Literal():
             return True
+        case n.Collect(body=n.Comma(left=left, right=right)):  # `[1, 2]` folds too
+            return _is_constant(n.Collect(left)) and _is_constant(n.Collect(right))
         case n.Collect(body=body):
             return body is None or _is_constant(body)
         case n.MakeObject(entries=entries):
