@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
+from webpipe.executor.owner import PROCESS_TASKS
 from webpipe.executor.state import error_type
 from webpipe.graphql.resolvers import (
     Binding,
@@ -182,7 +183,7 @@ class Batcher:
         batch = self.open.get(group)
         if batch is None:
             batch = self.open[group] = _Batch(spec, args, run.context)
-            task = asyncio.get_running_loop().create_task(self._dispatch(run, group, batch))
+            task = PROCESS_TASKS.start(self._dispatch(run, group, batch), f"loader batch {group}")
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         identity = _identity(key)
