@@ -27,7 +27,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "lsp": "webpipe.lsp.server:lsp_command",
 }
 
-SUBCOMMANDS = {*LAZY_COMMANDS, "serve", "check", "fmt", "routes", "run", "test", "db", "--help", "-h", "--version"}
+SUBCOMMANDS = {*LAZY_COMMANDS, "serve", "check", "fmt", "routes", "run", "test", "db",
+               "--help", "-h", "--version"}
 
 
 def _fail(exc: WebpipeError) -> None:

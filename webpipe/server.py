@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import os
+import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path

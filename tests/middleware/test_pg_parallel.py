@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.middleware.test_pg import _get, app_dir, pg_url, proxy  # noqa: F401  (fixtures)
 from tests.middleware.pg_server import TcpProxy
+from tests.middleware.test_pg import _get, app_dir, pg_url, proxy  # noqa: F401  (fixtures)
 
 SLEEPS = """
 config pg {
