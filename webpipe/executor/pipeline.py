@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.state import JSON_CT, Outcome, error_type
-from webpipe.executor.tags import gate
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -35,8 +34,6 @@ async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestC
 
 async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestContext,
                     handling: str | None) -> Outcome:
-    from webpipe.executor import branches, steps
-
     out = Outcome(state, JSON_CT, None)
     body = pipeline.steps
     for index, step in enumerate(body):
@@ -58,15 +55,5 @@ async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestCont
     return out
 
 
-def is_effectively_last(body: tuple[n.Step, ...], index: int, state: Any, env: Env,
-                        ctx: RequestContext) -> bool:
-    """No later step of this body will run (judged on the pre-step state, §4.2-2)."""
-    for later in body[index + 1:]:
-        if not isinstance(later, n.MiddlewareStep):
-            return False
-        tags = env.plan(later).tags
-        if tags.background and tags.async_name is None:
-            continue  # @background work never shapes the response
-        if gate(later.tags, state, env, ctx):
-            return False
-    return True
+# imported last: both modules import run_pipeline from here
+from webpipe.executor import branches, steps  # noqa: E402

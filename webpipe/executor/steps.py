@@ -44,8 +44,6 @@ class ControlFlowError(HardError):
 async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], index: int,
                            out: Outcome, env: Env, ctx: RequestContext) -> bool:
     """Run one step, updating `out`; True when the body must end (a cache hit)."""
-    from webpipe.executor.pipeline import is_effectively_last
-
     if step.tags is not None and not gate(step.tags, out.state, env, ctx):
         return False
     plan = env.plan(step)
@@ -82,6 +80,20 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
     if result.status is not None:
         out.status = result.status
     return result.cache_hit
+
+
+def is_effectively_last(body: tuple[n.Step, ...], index: int, state: Any, env: Env,
+                        ctx: RequestContext) -> bool:
+    """No later step of this body will run (judged on the pre-step state, §4.2-2)."""
+    for later in body[index + 1:]:
+        if not isinstance(later, n.MiddlewareStep):
+            return False
+        tags = env.plan(later).tags
+        if tags.background and tags.async_name is None:
+            continue  # @background work never shapes the response
+        if gate(later.tags, state, env, ctx):
+            return False
+    return True
 
 
 def _rules(plan: StepPlan) -> tuple[Behavior, bool]:
