@@ -85,7 +85,9 @@ class ToAst(Transformer[Token, n.Program]):
     def _span(self, meta: Meta) -> Span:
         if getattr(meta, "empty", True):
             return self.source.span(0, 0)
-        return self.source.span(meta.start_pos, meta.end_pos)
+        # Lark's positions: 1-based lines/columns, end column just past the last character
+        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column,
+                    meta.start_pos, meta.end_pos)
 
     # ---- top level ----------------------------------------------------------------
 
