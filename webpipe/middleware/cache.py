@@ -150,6 +150,12 @@ class CacheMiddleware(BaseMiddleware):
         if self.store is not None:
             await self.store.aclose()
 
+    async def reset(self) -> None:
+        """Forget all in-process state (a fresh memory store); a shared Redis store is kept."""
+        if isinstance(self.store, MemoryStore):
+            await self.store.aclose()
+            self.store = self._memory()
+
     def _memory(self) -> MemoryStore:
         return MemoryStore(max_entries=self.settings.max_entries,
                            max_bytes=self.settings.max_cache_size)

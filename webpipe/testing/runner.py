@@ -82,6 +82,7 @@ def _golden(result: CaseResult, outcome: TestOutcome, directory: Path, update: b
 async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.Describe,
                    test: n.It, verbose: bool) -> CaseResult:
     result = CaseResult(describe.name, test.name, passed=False, span=test.span)
+    await _fresh_stores(env)
     try:
         variables = {let.name: let_value(let.value) for let in (*describe.lets, *test.lets)}
         mocks = _mocks(describe.mocks, variables).overlay(_mocks(test.mocks, variables))
@@ -100,6 +101,14 @@ async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.D
     result.passed = not messages
     result.message = "; ".join(messages) or None
     return result
+
+
+async def _fresh_stores(env: Env) -> None:
+    """Each test starts with empty in-process caches and rate-limit counters (§4.1)."""
+    for middleware in list(env.registry.instances.values()):
+        reset = getattr(middleware, "reset", None)
+        if reset is not None:
+            await reset()
 
 
 def _errored(result: CaseResult, message: str, span: Span | None) -> CaseResult:
