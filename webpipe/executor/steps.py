@@ -202,7 +202,9 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
         return (await invoke_middleware(plan, state, _call(plan, state, None, ctx), ctx)).value
-    except (StepError, HardError) as exc:
+    except StepError as exc:  # concurrency.md §5 flavour 2
+        return {"error": f"At {plan.location}: Middleware execution failed: {exc.message}"}
+    except HardError as exc:
         return {"error": f"At {plan.location}: {exc.message}"}
 
 
