@@ -73,6 +73,10 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
                 continue
             old, app.served = app.served, served
             await old.env.aclose()
+            del old
+            gc.unfreeze()  # let the old program's cycles be collected, then freeze the new one
+            gc.collect()
+            gc.freeze()
             print(f"reloaded {path}", file=sys.stderr)
 
     return reloader
