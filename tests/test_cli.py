@@ -107,10 +107,15 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str, subprocess.Popen[str]]]:
 
 
 def wait_for(predicate: object, timeout: float = 10.0) -> bool:
+    """Poll until true; a request that fails mid-reload (an editor's half-written file
+    being reloaded) just counts as not yet."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
+        try:
+            if predicate():  # type: ignore[operator]
+                return True
+        except (httpx.HTTPError, ValueError):
+            pass
         time.sleep(0.1)
     return False
 
