@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from webpipe.executor.owner import PROCESS_TASKS
+from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import program_from_text
 from webpipe.server import build_served, create_app
 

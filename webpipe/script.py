@@ -14,8 +14,8 @@ from typing import Any
 from webpipe.errors import WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
-from webpipe.executor.owner import PROCESS_TASKS
 from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.flags import run_feature_flags
 
 

@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 from starlette.types import ASGIApp
 
 from webpipe.errors import WebpipeError
-from webpipe.executor.owner import PROCESS_TASKS
+from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import load_program
 from webpipe.server import Served, WebpipeApp, build_served, create_app
 

@@ -25,8 +25,8 @@ from webpipe.errors import HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
-from webpipe.executor.owner import PROCESS_TASKS, TaskLimits
 from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
 from webpipe.executor.state import JSON_CT
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql

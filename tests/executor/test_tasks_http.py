@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from webpipe.executor.env import Env
-from webpipe.executor.owner import PROCESS_TASKS
+from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import program_from_text
 from webpipe.server import build_served, create_app
 

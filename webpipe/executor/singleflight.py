@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from webpipe.executor.owner import PROCESS_TASKS
+from webpipe.executor.process_tasks import PROCESS_TASKS
 
 _INFLIGHT: dict[bytes, asyncio.Task[Any]] = {}
 

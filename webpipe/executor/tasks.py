@@ -3,7 +3,7 @@
 `TaskRegistry` is per request: `@async(name)` spawns the step on a snapshot of the state
 and stores the handle under its name; `join` awaits the listed names in order and merges
 their values under `.async`. Spawning waits for a slot under the per-request and
-process-wide caps (back-pressure); every task is owned by `owner.PROCESS_TASKS`, which
+process-wide caps (back-pressure); every task is owned by `process_tasks.PROCESS_TASKS`, which
 counts outcomes, logs failures and drains or cancels tasks at shutdown. A task's lifetime is
 bounded by its `@timeout(ms)` or, when it has none, by `config async { lifetimeMs }`.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError
-from webpipe.executor.owner import PROCESS_TASKS
+from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.executor.state import envelope
 from webpipe.middleware.base import StepResult
 

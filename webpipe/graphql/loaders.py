@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
-from webpipe.executor.owner import PROCESS_TASKS
+from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.executor.state import error_type
 from webpipe.graphql.resolvers import (
     Binding,

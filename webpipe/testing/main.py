@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from webpipe.errors import WebpipeError
-from webpipe.executor.owner import PROCESS_TASKS
+from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import load_program
 from webpipe.serve import load_dotenv_files
 from webpipe.testing.report import json_report, text_report

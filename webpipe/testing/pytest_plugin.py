@@ -23,7 +23,7 @@ import pytest
 
 from webpipe.errors import WebpipeError
 from webpipe.executor.env import Env
-from webpipe.executor.owner import PROCESS_TASKS
+from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import load_program
 from webpipe.syntax import nodes as n
 
