@@ -160,3 +160,12 @@ def test_db_init_auth_creates_tables_once(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == "created: users, sessions"
     assert webpipe("db", "init-auth", str(app)).stdout.strip() == "auth tables already exist"
+
+
+def test_check_rejects_an_unknown_auth_flow(tmp_path: Path) -> None:
+    app = tmp_path / "app.wp"
+    app.write_text("GET /a\n  |> auth: requird\n  |> auth: required\n  |> auth: `type:admin`\n")
+    done = webpipe("check", str(app))
+    assert done.returncode == 1
+    assert "app.wp:2:3: error: unknown auth flow 'requird'" in done.stderr
+    assert done.stderr.count("error:") == 1

@@ -152,6 +152,11 @@ def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[st
                               code="unknown-variable"))
     if plan.kind == "middleware" and step.name in ("handlebars", "mustache"):
         out += check_partials(env, step, plan.config)
+    if plan.kind == "middleware" and step.name == "auth" \
+            and getattr(plan.prepared, "kind", None) == "invalid":
+        out.append(Diagnostic(f"unknown auth flow {plan.config.strip()!r} (expected login, "
+                              "register, logout, required, optional or type:ROLE)", step.span,
+                              code="bad-config"))
     return out
 
 
