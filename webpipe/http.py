@@ -248,13 +248,6 @@ def decode_param(raw: str) -> str:
     return unquote_to_bytes(raw).decode("utf-8", "replace")
 
 
-def _first_header(request: Request, name: bytes) -> str | None:
-    for key, value in request.headers.raw:
-        if key.lower() == name:
-            return _header_text(value)
-    return None
-
-
 def _header_text(raw: bytes) -> str:
     return raw.decode("ascii") if _VISIBLE_ASCII.fullmatch(raw) else ""
 

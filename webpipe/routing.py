@@ -82,6 +82,3 @@ class Router(Generic[T]):
             if m:
                 return route.target, {_ungroup(k): v for k, v in m.groupdict().items()}
         return None
-
-    def allows(self, path: str) -> bool:
-        return any(self.match(method, path) for method in self.by_method)

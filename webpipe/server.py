@@ -125,10 +125,8 @@ class WebpipeApp:
             ctx.request = state
         try:
             outcome = await run_pipeline(route.pipeline, state, env, ctx)
-        except HardError as exc:
-            return hard_error_response(exc, ctx)
         except WebpipeError as exc:
-            return hard_error_response(HardError(exc.message, span=exc.span), ctx)
+            return hard_error_response(exc, ctx)
         response = build_response(outcome.state, outcome.content_type, outcome.status)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
@@ -144,10 +142,8 @@ class WebpipeApp:
         ctx = RequestContext(request=state, env_name=env.env_name, extras={"invocation": "http"})
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
-        except HardError as exc:
-            return hard_error_response(exc, ctx)
         except WebpipeError as exc:
-            return hard_error_response(HardError(exc.message, span=exc.span), ctx)
+            return hard_error_response(exc, ctx)
         return build_response(value, JSON_CT, status)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
@@ -197,12 +193,14 @@ def run_hooks(ctx: RequestContext, name: str, *args: Any) -> None:
             log.exception("%s hook failed", name)
 
 
-def hard_error_response(exc: HardError, ctx: RequestContext | None = None) -> Response:
+def hard_error_response(exc: WebpipeError, ctx: RequestContext | None = None) -> Response:
+    """Any error that ended a request: 500 (or a `HardError`'s own status) with the envelope."""
+    status = exc.status if isinstance(exc, HardError) else 500
     where = f"At {exc.span.source.name}:{exc.span.line}\n" if exc.span else ""
     log.error("pipeline failed: %s%s", where.replace("\n", ": "), exc.message)
-    response = error_response("Pipeline execution failed", where + exc.message, exc.status)
+    response = error_response("Pipeline execution failed", where + exc.message, status)
     retry_after = ctx.extras.get("retry_after") if ctx is not None else None
-    if exc.status == 429 and retry_after is not None:
+    if status == 429 and retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
 

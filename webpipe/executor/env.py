@@ -22,6 +22,7 @@ from webpipe.executor.plan import (
     plan_diagnostics,
     prepare_middleware,
     task_tags,
+    walk_tags,
 )
 from webpipe.jqlib import JqError, JqProgram, compile_jq
 from webpipe.loader import Module, ProgramIndex
@@ -154,8 +155,6 @@ def step_tags(step: n.Step) -> list[n.TagExpr]:
 
 
 def _plan_into(env: Env, module: Module, step: n.Step) -> None:
-    from webpipe.executor.plan import walk_tags
-
     for expr in step_tags(step):
         for tag in walk_tags(expr):
             if tag.name == "guard" and tag.args:

@@ -43,6 +43,3 @@ def _forget(key: bytes, task: asyncio.Task[Any]) -> None:
     if _INFLIGHT.get(key) is task:
         del _INFLIGHT[key]
 
-
-def in_flight() -> int:
-    return len(_INFLIGHT)

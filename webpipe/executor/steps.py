@@ -207,6 +207,3 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     except HardError as exc:
         return {"error": f"At {plan.location}: {exc.message}"}
 
-
-def is_error(state: Any) -> bool:
-    return error_type(state) is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -54,7 +54,6 @@ class StepResult:
     content_type: str = "application/json"
     cache_hit: bool = False
     status: int | None = None
-    extra: dict[str, JSON] = field(default_factory=dict)
 
 
 class MiddlewareHost(Protocol):

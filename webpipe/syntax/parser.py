@@ -83,10 +83,6 @@ def parse(source: Source) -> n.Program:
     return n.Program(items=program.items, comments=notes, span=program.span)
 
 
-def parse_text(text: str, name: str = "<string>") -> n.Program:
-    return parse(Source.from_text(name, text))
-
-
 def _syntax_error(source: Source, exc: UnexpectedInput) -> WpSyntaxError:
     if isinstance(exc, UnexpectedCharacters):
         message, start, end = describe_unexpected_char(source, exc.pos_in_stream or 0, exc.allowed)
