@@ -37,7 +37,6 @@ from webpipe.executor.hooks import AFTER_PIPELINE
 from webpipe.executor.state import error_type
 from webpipe.middleware.base import (
     JSON,
-    BaseMiddleware,
     Behavior,
     MiddlewareHost,
     StepCall,
@@ -47,10 +46,10 @@ from webpipe.middleware.stores import (
     KVStore,
     MemoryStore,
     StoreError,
+    StoreMiddleware,
     Template,
     compile_template,
     dump_json,
-    open_store,
     parse_bool,
     parse_pairs,
     parse_uint,
@@ -113,18 +112,17 @@ class Entry:
     fresh_until: float
 
 
-class CacheMiddleware(BaseMiddleware):
+class CacheMiddleware(StoreMiddleware):
     behavior: ClassVar[Behavior] = Behavior.MERGE
+    BLOCK: ClassVar[str] = "cache"
+    PREFIX: ClassVar[str] = "webpipe:cache:"
 
     def __init__(self, host: MiddlewareHost, *, store: KVStore | None = None) -> None:
-        super().__init__(host)
         self.settings = read_settings(host.config_block("cache"))
-        self.store = store
+        super().__init__(host, store=store)
 
     def prepare(self, config: str, span: Span | None) -> CacheStep:
-        if self.store is None:
-            self.store = open_store(self.host.config_block("cache"), block_name="cache",
-                                    prefix="webpipe:cache:", span=span, memory=self._memory)
+        self._open_store(span)
         return prepare_step(config, span, self.settings)
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
@@ -145,16 +143,6 @@ class CacheMiddleware(BaseMiddleware):
         elif refresher:
             await self.release(key)
         return StepResult(state)
-
-    async def aclose(self) -> None:
-        if self.store is not None:
-            await self.store.aclose()
-
-    async def reset(self) -> None:
-        """Forget all in-process state (a fresh memory store); a shared Redis store is kept."""
-        if isinstance(self.store, MemoryStore):
-            await self.store.aclose()
-            self.store = self._memory()
 
     def _memory(self) -> MemoryStore:
         return MemoryStore(max_entries=self.settings.max_entries,

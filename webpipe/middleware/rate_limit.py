@@ -31,7 +31,6 @@ from webpipe.config import config_bool, config_int
 from webpipe.errors import ConfigError, HardError
 from webpipe.middleware.base import (
     JSON,
-    BaseMiddleware,
     Behavior,
     MiddlewareHost,
     StepCall,
@@ -41,9 +40,9 @@ from webpipe.middleware.stores import (
     KVStore,
     MemoryStore,
     StoreError,
+    StoreMiddleware,
     Template,
     compile_template,
-    open_store,
     parse_bool,
     parse_pairs,
     parse_uint,
@@ -89,20 +88,20 @@ class Decision:
 DISABLED = None  # the prepared value of an `enabled: false` step
 
 
-class RateLimitMiddleware(BaseMiddleware):
+class RateLimitMiddleware(StoreMiddleware):
     behavior: ClassVar[Behavior] = Behavior.MERGE
 
+    BLOCK: ClassVar[str] = "rateLimit"
+    PREFIX: ClassVar[str] = "webpipe:rl:"
+
     def __init__(self, host: MiddlewareHost, *, store: KVStore | None = None) -> None:
-        super().__init__(host)
         block = host.config_block("rateLimit")
         self.max_entries = config_int(block, "maxEntries", 10_000)
         self.fail_open = config_bool(block, "failOpen", True)
-        self.store = store
+        super().__init__(host, store=store)
 
     def prepare(self, config: str, span: Span | None) -> RateLimitRule | None:
-        if self.store is None:
-            self.store = open_store(self.host.config_block("rateLimit"), block_name="rateLimit",
-                                    prefix="webpipe:rl:", span=span, memory=self._memory)
+        self._open_store(span)
         return parse_rule(config, span)
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
@@ -121,16 +120,6 @@ class RateLimitMiddleware(BaseMiddleware):
             raise HardError(rejection_message(decision, prepared, key), span=call.span,
                             status=429)
         return StepResult(state)
-
-    async def aclose(self) -> None:
-        if self.store is not None:
-            await self.store.aclose()
-
-    async def reset(self) -> None:
-        """Forget all in-process state (a fresh memory store); a shared Redis store is kept."""
-        if isinstance(self.store, MemoryStore):
-            await self.store.aclose()
-            self.store = self._memory()
 
     def _memory(self) -> MemoryStore:
         return MemoryStore(max_entries=self.max_entries)

@@ -21,12 +21,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import orjson
 
 from webpipe.config import config_str
 from webpipe.errors import ConfigError
+from webpipe.middleware.base import BaseMiddleware, MiddlewareHost
 from webpipe.source import Span
 
 Clock = Callable[[], float]
@@ -178,6 +179,36 @@ def open_store(block: Mapping[str, Any] | None, *, block_name: str, prefix: str,
         raise ConfigError(f"config {block_name}: the redis backend needs "
                           "`pip install webpipe[redis]`", span=span) from None
     return RedisStore(url, prefix=prefix)
+
+
+class StoreMiddleware(BaseMiddleware):
+    """A middleware whose state lives in a `KVStore` (`cache`, `rateLimit`): the store is
+    opened from `config <BLOCK>` at the first `prepare()`, closed at shutdown, and
+    `reset()` forgets in-process state (a shared Redis store is kept)."""
+
+    BLOCK: ClassVar[str]
+    PREFIX: ClassVar[str]
+
+    def __init__(self, host: MiddlewareHost, *, store: KVStore | None = None) -> None:
+        super().__init__(host)
+        self.store = store
+
+    def _memory(self) -> MemoryStore:
+        raise NotImplementedError
+
+    def _open_store(self, span: Span | None) -> None:
+        if self.store is None:
+            self.store = open_store(self.host.config_block(self.BLOCK), block_name=self.BLOCK,
+                                    prefix=self.PREFIX, span=span, memory=self._memory)
+
+    async def aclose(self) -> None:
+        if self.store is not None:
+            await self.store.aclose()
+
+    async def reset(self) -> None:
+        if isinstance(self.store, MemoryStore):
+            await self.store.aclose()
+            self.store = self._memory()
 
 
 # ---- step config: `key: value` pairs and key templates ----------------------------------
