@@ -8,16 +8,16 @@ and call assertions.
 
 from __future__ import annotations
 
-import html
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 import jq
 
 from webpipe.syntax import nodes as n
+from webpipe.templating import Environment, Template, TemplateError
 
-_TEMPLATE = re.compile(r"\{\{\{\s*([^}]*?)\s*\}\}\}|\{\{\s*([^}]*?)\s*\}\}")
 _JQ_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -37,41 +37,21 @@ def let_value(value: n.Value) -> Any:
     return parse_json_or_text(value.text)
 
 
-def _lookup(variables: dict[str, Any], path: str) -> Any:
-    current: Any = variables
-    for part in path.split("."):
-        if part == "this":
-            continue
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        else:
-            return None
-    return current
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return json.dumps(value)
-    return "[object Object]" if isinstance(value, dict) else ",".join(_text(v) for v in value)
-
-
-def _escape(text: str) -> str:
-    return html.escape(text, quote=True).replace("&#x27;", "&#x27;").replace("`", "&#x60;") \
-        .replace("=", "&#x3D;")
-
-
 def render(template: str, variables: dict[str, Any]) -> str:
-    """`{{name}}` → escaped text, `{{{name}}}` → raw; unknown names render empty."""
-    def sub(m: re.Match[str]) -> str:
-        raw, escaped = m.group(1), m.group(2)
-        if raw is not None:
-            return _text(_lookup(variables, raw))
-        return _escape(_text(_lookup(variables, escaped)))
-    return _TEMPLATE.sub(sub, template)
+    """Handlebars rendering with the same engine as the `handlebars` middleware:
+    `{{name}}` HTML-escaped, `{{{name}}}` raw, unknown names empty (spec/testing.md §3.1)."""
+    try:
+        return _compile(template).render(variables)
+    except TemplateError as exc:
+        raise TestValueError(f"Template substitution failed: {exc}") from None
+
+
+@lru_cache(maxsize=1024)
+def _compile(template: str) -> Template:
+    return _ENGINE.compile(template)
+
+
+_ENGINE = Environment()
 
 
 def eval_jq(program: str, variables: dict[str, Any], role: str) -> Any:
