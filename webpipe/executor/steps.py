@@ -164,6 +164,13 @@ def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -
                     span=plan.step.span, ctx=ctx)
 
 
+def _callee_input(plan: StepPlan, state: Any, ctx: RequestContext) -> Any:
+    """A pipeline call's input: the state, merged with the first inline argument (§4.1)."""
+    if plan.args or plan.arg_error:
+        return merge(state, _call(plan, state, None, ctx).args[0])
+    return state
+
+
 async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
                         ) -> StepResult:
     """A named-pipeline call: run the callee on the (argument-merged) state, Merge back."""
@@ -175,12 +182,9 @@ async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     mocked = ctx.invoker.pipeline_mock(plan.callee.name)
     if mocked is not None:
         return StepResult(mocked[0])
-    callee_input = state
-    if plan.args or plan.arg_error:
-        call = _call(plan, state, None, ctx)
-        callee_input = merge(state, call.args[0])
     try:
-        outcome = await run_pipeline(plan.callee.pipeline, callee_input, env, ctx)
+        outcome = await run_pipeline(plan.callee.pipeline, _callee_input(plan, state, ctx),
+                                     env, ctx)
     except ControlFlowError as exc:
         raise StepError(exc.message) from None
     return StepResult(outcome.state, outcome.content_type, status=outcome.status)
@@ -194,9 +198,7 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     state, _ = _with_auto_name(plan, state)
     try:
         if plan.kind == "pipeline" and plan.callee is not None:
-            callee_input = state
-            if plan.args or plan.arg_error:
-                callee_input = merge(state, _call(plan, state, None, ctx).args[0])
+            callee_input = _callee_input(plan, state, ctx)
             return (await run_pipeline(plan.callee.pipeline, callee_input, env, ctx)).state
         if plan.kind in ("missing", "join"):
             raise HardError(plan.missing or "join cannot run as an async task",
