@@ -9,6 +9,7 @@ good program keeps serving (the reference exits instead).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -58,12 +59,39 @@ def load_served(path: Path) -> Served:
     return served
 
 
+def _signature(paths: list[Path]) -> list[tuple[int, int] | None]:
+    out: list[tuple[int, int] | None] = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_mtime_ns, st.st_size))
+    return out
+
+
+async def wait_until_settled(paths: list[Path], quiet: float = 0.1, limit: float = 2.0) -> None:
+    """Wait until the watched files stop changing for `quiet` seconds (at most `limit`), so
+    an editor's truncate-then-write is never loaded half written."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    before = _signature(paths)
+    while loop.time() < deadline:
+        await asyncio.sleep(quiet)
+        after = _signature(paths)
+        if after == before:
+            return
+        before = after
+
+
 def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None]]:
     async def reloader(app: WebpipeApp) -> None:
         from watchfiles import awatch
 
         watched = {str(path.parent)} | {str(m.path) for m in app.served.env.index.modules}
         async for _changes in awatch(*watched, debounce=150):
+            await wait_until_settled([path, *(m.path for m in app.served.env.index.modules)])
             try:
                 load_dotenv_files(path.parent)
                 served = load_served(path)
