@@ -515,3 +515,55 @@ async def test_aclose_drops_states_and_runs_still_work(lua: LuaMiddleware) -> No
     assert run_here(lua, "string.mark = 1 return string.mark") == 1
     await lua.aclose()
     assert run_here(lua, "return string.mark") is None  # a fresh state
+
+
+# -- where a run happens: inline under a budget, else a worker thread -----------------------
+
+
+async def test_small_chunk_runs_on_the_loop_thread(lua: LuaMiddleware) -> None:
+    chunk = lua.prepare("return { n = request.n * 2 }", None)
+    assert (await lua.run({"n": 21}, chunk, StepCall("lua", ""))).value == {"n": 42}
+    # the loop thread now owns a Lua state; no worker was needed
+    assert getattr(lua._local, "state", None) is not None
+    assert chunk not in lua._on_thread
+
+
+async def test_chunk_over_the_budget_is_rerun_on_a_worker_and_stays_there(
+    lua: LuaMiddleware,
+) -> None:
+    code = ("setFlag('seen', true) local s = 0 "
+            "for i = 1, request.n do s = s + i % 7 end return { s = s }")
+    chunk = lua.prepare(code, None)
+    ctx = RequestContext()
+    n = 30_000_000  # far more than a millisecond of Lua
+    value = (await lua.run({"n": n}, chunk, StepCall("lua", "", ctx=ctx))).value
+    full_cycles, rest = divmod(n, 7)
+    assert value == {"s": full_cycles * 21 + sum(range(1, rest + 1))}
+    assert chunk in lua._on_thread
+    assert ctx.flags == {"seen": True}  # applied once, from the worker's run
+    # a later small input still runs on a worker: the chunk is known to be heavy
+    assert (await lua.run({"n": 7}, chunk, StepCall("lua", ""))).value == {"s": 21}
+
+
+async def test_pcall_cannot_keep_an_over_budget_run_on_the_loop(lua: LuaMiddleware) -> None:
+    code = """
+      local s = 0
+      local ok = pcall(function() for i = 1, request.n do s = s + 1 end end)
+      return { s = s, ok = ok }
+    """
+    chunk = lua.prepare(code, None)
+    value = (await lua.run({"n": 30_000_000}, chunk, StepCall("lua", ""))).value
+    assert value == {"s": 30_000_000, "ok": True}
+    assert chunk in lua._on_thread
+
+
+async def test_execute_sql_through_a_computed_name_is_rerun_on_a_worker(
+    host: SimpleHost,
+) -> None:
+    pg = host.others["pg"] = RecordingPg()
+    mw = LuaMiddleware(host)
+    code = 'local f = _G["execute" .. "Sql"] local r, e = f("SELECT 1") return { r.rows[1].id, e }'
+    chunk = mw.prepare(code, None)
+    assert (await mw.run({}, chunk, StepCall("lua", ""))).value == [1]
+    assert pg.calls == [("SELECT 1", [])]
+    assert chunk in mw._on_thread

@@ -2,11 +2,15 @@
 
 Spec: spec/middleware.md §5 (our decisions: spec/lua.md). `prepare()` checks the chunk's
 syntax once at load. `run()` snapshots flags, conditions and `$context` on the event loop,
-then runs the chunk with `asyncio.to_thread` on that worker thread's own `LuaState` (lupa
-runtimes are not thread-safe, so a state never leaves the thread that created it). Each run
-gets a fresh sandbox table whose lookups fall through to the state's globals. `executeSql`
-hops back to the loop with `run_coroutine_threadsafe` and blocks the worker until pg answers.
-Flag/condition writes are collected in the `Binding` and applied on the loop afterwards.
+then runs the chunk on the loop thread under a CPU budget (`INLINE_BUDGET`, checked by a Lua
+count hook): a thread hop costs more than a small chunk's whole run. A chunk that goes over
+the budget, or calls `executeSql`, is abandoned (its flag writes are dropped) and rerun with
+`asyncio.to_thread`, and that chunk runs on a worker from then on. Each thread has its own
+`LuaState` (lupa runtimes are not thread-safe, so a state never leaves the thread that
+created it). Each run gets a fresh sandbox table whose lookups fall through to the state's
+globals. `executeSql` hops back to the loop with `run_coroutine_threadsafe` and blocks the
+worker until pg answers. Flag/condition writes are collected in the `Binding` and applied on
+the loop afterwards.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from webpipe.middleware.lua_convert import json_to_lua, lua_to_json
 from webpipe.source import Span
 
 _CONTEXT_NAME = re.compile(r"\bcontext\b")
+# CPU seconds a chunk may run on the event loop before it is moved to a worker thread
+INLINE_BUDGET = 0.001
 SqlOutcome = tuple[JSON, str | None]  # (result, error text), like executeSql's two values
 
 # Runs once per Lua state with the real globals. Receives the Python hooks and the scripts
@@ -48,6 +54,7 @@ local G = _G
 local rawload, setupvalue, xpcall, pcall = load, debug.setupvalue, xpcall, pcall
 local type, tostring, error, select, setmetatable = type, tostring, error, select, setmetatable
 local getmetatable = getmetatable
+local sethook, cpu_clock = debug.sethook, os.clock
 
 io, debug, package, require, dofile, loadfile, python = nil, nil, nil, nil, nil, nil, nil
 local real_os = os
@@ -134,13 +141,28 @@ end
 local function compile(source) return rawload(source, "=lua", "t") end
 
 local sandbox_mt = {__index = G}
-local function run(fn, request, context)
+-- `budget` (CPU seconds, or nil) bounds a run on the event loop thread: a count hook checks
+-- the clock every 10000 instructions and, once over, raises on every check until the run
+-- unwinds (a script's pcall cannot keep it alive); the caller then reruns on a worker thread.
+local over_budget = false
+local function run(fn, request, context, budget)
   local env = setmetatable({request = request, context = context}, sandbox_mt)
   env._G = env
   setupvalue(fn, 1, env)  -- a main chunk's only upvalue is _ENV
+  over_budget = false
+  if budget ~= nil then
+    local deadline = cpu_clock() + budget
+    sethook(function()
+      if over_budget or cpu_clock() > deadline then
+        over_budget = true
+        error("webpipe: inline time budget exceeded", 0)
+      end
+    end, "", 10000)
+  end
   local ok, value = xpcall(fn, message)
+  if budget ~= nil then sethook() end
   setupvalue(fn, 1, G)    -- drop the request's sandbox; stray closures see plain globals
-  return ok, value
+  return ok, value, over_budget
 end
 
 return init_scripts, compile, run
@@ -181,6 +203,11 @@ class Binding:
     execute_sql: SqlCall
     flag_writes: dict[str, bool] = field(default_factory=dict)
     condition_writes: dict[str, bool] = field(default_factory=dict)
+    wants_thread: bool = False  # executeSql was called during an inline run
+
+
+class MustRunOnThread(Exception):
+    """An inline run went over its budget or needs `executeSql`: rerun it on a worker."""
 
 
 def _text(raw: bytes) -> str:
@@ -215,17 +242,23 @@ class LuaState:
             name, err = failed
             raise StepError(f"Lua script '{_text(name)}' execution error: {_text(err)}")
 
-    def run(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding) -> JSON:
-        """Run `chunk` with `request = state`; a Lua error raises `StepError`."""
+    def run(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
+            budget: float | None = None) -> JSON:
+        """Run `chunk` with `request = state`; a Lua error raises `StepError`.
+
+        With a `budget` (CPU seconds) the run is on the event loop: going over it, or calling
+        `executeSql`, abandons the run with `MustRunOnThread` (nothing of it is kept)."""
         fn = self._compiled.get(chunk)
         if fn is None:
             fn = self._compiled[chunk] = self._compile_chunk(chunk)
         self.binding = binding
         try:
-            ok, value = self._run(fn, json_to_lua(self.lua, state),
-                                  json_to_lua(self.lua, context))
+            ok, value, over = self._run(fn, json_to_lua(self.lua, state),
+                                        json_to_lua(self.lua, context), budget)
         finally:
             self.binding = None
+        if over or binding.wants_thread:
+            raise MustRunOnThread
         if not ok:
             raise StepError(f"Lua execution error: {_text(value)}")
         return lua_to_json(value)
@@ -257,6 +290,7 @@ class LuaState:
         binding = self._current()
         values = None if params is False else [lua_to_json(params[i]) for i in range(1, count + 1)]
         if _on_loop_thread(binding.loop):  # .result() below would deadlock the loop
+            binding.wants_thread = True  # the run is abandoned and redone on a worker
             return None, b"executeSql cannot run on the event loop thread"
         future = asyncio.run_coroutine_threadsafe(
             binding.execute_sql(_text(sql), values), binding.loop
@@ -314,33 +348,49 @@ class LuaMiddleware(BaseMiddleware):
         self._local = threading.local()
         self._checker_lock = threading.Lock()
         self._checker: Any = None
+        # chunks that went over the inline budget or call executeSql: always on a worker
+        self._on_thread: set[LuaChunk] = set()
 
     def prepare(self, config: str, span: Span | None) -> LuaChunk:
         """Check the chunk's syntax once, at load time."""
         err = self._syntax_error(config)
         if err is not None:
             raise ConfigError(f"Lua syntax error: {err}", span=span)
-        return LuaChunk(config, uses_context=_CONTEXT_NAME.search(config) is not None)
+        chunk = LuaChunk(config, uses_context=_CONTEXT_NAME.search(config) is not None)
+        if "executeSql" in config:  # known up front: skip the inline attempt
+            self._on_thread.add(chunk)
+        return chunk
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         assert isinstance(prepared, LuaChunk), "prepare() output expected"
         ctx = call.ctx if call.ctx is not None else RequestContext()
-        binding = Binding(dict(ctx.flags), dict(ctx.conditions),
-                          asyncio.get_running_loop(), self._execute_sql)
         context = ctx.context_json() if prepared.uses_context else None
+        loop = asyncio.get_running_loop()
+        binding = self._binding(ctx, loop)
         try:
-            value = await asyncio.to_thread(self.run_in_thread, prepared, state, context, binding)
+            if prepared not in self._on_thread:
+                try:
+                    return StepResult(self.run_in_thread(prepared, state, context, binding,
+                                                         INLINE_BUDGET))
+                except MustRunOnThread:
+                    self._on_thread.add(prepared)
+                    binding = self._binding(ctx, loop)  # nothing of the abandoned run is kept
+            return StepResult(await asyncio.to_thread(self.run_in_thread, prepared, state,
+                                                      context, binding))
         finally:
             ctx.flags.update(binding.flag_writes)
             ctx.conditions.update(binding.condition_writes)
-        return StepResult(value)
 
-    def run_in_thread(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding) -> JSON:
+    def _binding(self, ctx: RequestContext, loop: asyncio.AbstractEventLoop) -> Binding:
+        return Binding(dict(ctx.flags), dict(ctx.conditions), loop, self._execute_sql)
+
+    def run_in_thread(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
+                      budget: float | None = None) -> JSON:
         """Run on the calling thread's own Lua state (created on first use)."""
         lua_state: LuaState | None = getattr(self._local, "state", None)
         if lua_state is None:
             lua_state = self._local.state = LuaState(self.scripts)
-        return lua_state.run(chunk, state, context, binding)
+        return lua_state.run(chunk, state, context, binding, budget)
 
     async def aclose(self) -> None:
         """Drop every thread's Lua state (a run still in flight keeps its own reference)."""

@@ -28,19 +28,35 @@ MAX_DEPTH_EXCEEDED = "[max depth exceeded]"
 
 
 def json_to_lua(lua: Any, value: JSON) -> LuaValue:
-    """Convert a JSON value into a Lua value owned by `lua` (a `LuaRuntime`)."""
-    if value is None or isinstance(value, (bool, float)):
+    """Convert a JSON value into a Lua value owned by `lua` (a `LuaRuntime`).
+
+    The value is first rewritten into what lupa converts as-is (bytes strings, i64 integers,
+    no `null` members), then built in one recursive `table_from` call: one boundary
+    crossing instead of one per table."""
+    ready = _lua_ready(value)
+    if isinstance(ready, (dict, list)):
+        return lua.table_from(ready, recursive=True)
+    return ready
+
+
+def _lua_ready(value: JSON) -> LuaValue:
+    kind = type(value)
+    if kind is str:
+        return value.encode("utf-8", "surrogatepass")
+    if kind is dict:  # null members simply disappear (§5.2)
+        return {key.encode("utf-8", "surrogatepass"): _lua_ready(item)
+                for key, item in value.items() if item is not None}
+    if kind is list:  # a None item leaves a hole: t[i] = nil
+        return [_lua_ready(item) for item in value]
+    if value is None or kind is bool or kind is float:
         return value
-    if isinstance(value, int):
+    if kind is int:
         # integers that fit i64 stay integers; larger ones become floats (serde_json as_f64)
         return value if lua54.LUA_MININTEGER <= value <= lua54.LUA_MAXINTEGER else float(value)
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
-    if isinstance(value, list):  # a None item leaves a hole: t[i] = nil
-        return lua.table_from([json_to_lua(lua, item) for item in value])
-    if isinstance(value, dict):  # null members simply disappear (§5.2)
-        return lua.table_from({key.encode("utf-8", "surrogatepass"): json_to_lua(lua, item)
-                               for key, item in value.items() if item is not None})
+    bases: tuple[Any, ...] = (bool, str, dict, list, int, float)
+    for base in bases:  # subclasses (IntEnum, str subclasses): as their base type
+        if isinstance(value, base):
+            return _lua_ready(base(value))
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
