@@ -3,9 +3,9 @@
 Run on demand (not in CI):  python benchmarks/run.py [W0 W1 ...] [--duration 5] [--rounds 3]
 
 For each workload both servers run under uvicorn with the same settings (uvloop, httptools,
-no access log), pinned to CPU 0; wrk (Debian package `wrk`) drives them from CPU 1, alternating rounds
-between the two servers (the median round of each side is reported). Results
-are printed as a table (rps, p50, p99, ratio webpipe / hand-written, all from this run) and
+no access log), pinned to CPU 0; wrk (Debian package `wrk`) drives them from CPU 1, in rounds
+alternating between the two servers (each side's median round is reported). Results are
+printed as a table (rps, p50, p99, ratio webpipe / hand-written, all from this run) and
 written to benchmarks/results.json.
 """
 

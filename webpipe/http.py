@@ -29,6 +29,7 @@ _INT = re.compile(r"[+-]?([0-9]+)")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _I64_DIGITS = 19
+_NUMBER_START = frozenset("0123456789+-.")
 
 # The reference's `HeaderValue::to_str`: anything but visible ASCII and tab reads as "".
 _VISIBLE_ASCII = re.compile(rb"[\t\x20-\x7e]*")
@@ -66,6 +67,8 @@ class BadRequest(Exception):
 
 def coerce_number(text: str) -> int | float | str:
     """Signed 64-bit integer text → int, finite Rust-syntax float text → float, else the text."""
+    if not text or text[0] not in _NUMBER_START:
+        return text
     match = _INT.fullmatch(text)
     # Count significant digits first: int() refuses very long strings, "007" is still 7.
     if match is not None and len(match.group(1).lstrip("0")) <= _I64_DIGITS:
@@ -141,38 +144,46 @@ def _form_decode(raw: bytes) -> str:
 # --- request → state --------------------------------------------------------------------------
 
 
-async def request_state(request: Request, params: dict[str, str], max_body: int) -> dict[str, JSON]:
+async def request_state(request: Request, params: dict[str, str], max_body: int,
+                        path: str | None = None) -> dict[str, JSON]:
     """The initial state of a route (§6.1), keys in the reference's order.
 
     `params` are the route's raw captures, still percent-encoded (routes match the encoded path,
     as in the reference); they are decoded here. Raises `BadRequest` for a malformed JSON body
     (400) or a body over `max_body` bytes (413). Headers are scanned once, in one pass.
+    `path` is `raw_path(request)` when the caller already has it.
     """
-    scan = _HeaderScan(request.scope.get("headers", ()))
+    scope = request.scope
+    scan = _HeaderScan(scope.get("headers", ()))
     headers = scan.headers
     content_type = headers.get("content-type", DEFAULT_CONTENT_TYPE)
-    method = request.scope["method"]
+    method = scope["method"]
     # Methods without a body by convention skip the read unless one is announced.
     wants_body = scan.has_body or method not in _BODYLESS_METHODS
-    raw_body = await read_body(request, max_body) if wants_body else b""
-    body = parse_body(raw_body, content_type)
-    query = parse_query(request.scope.get("query_string", b""))
+    body = parse_body(await read_body(request, max_body), content_type) if wants_body else {}
+    raw_query = scope.get("query_string")
+    query = parse_query(raw_query) if raw_query else {}
     decoded = {name: coerce_number(decode_param(value)) for name, value in params.items()}
-    state: dict[str, JSON] = {"method": method, "path": raw_path(request)}
+    state: dict[str, JSON] = {"method": method,
+                              "path": raw_path(request) if path is None else path}
     ip = scan.client_ip(request)
     if ip is not None:
         state["ip"] = ip
     state["query"] = query
     state["params"] = decoded
     state["headers"] = headers
-    state["cookies"] = parse_cookies(scan.first.get(b"cookie"))
+    cookie = scan.first.get(b"cookie")
+    state["cookies"] = parse_cookies(cookie) if cookie else {}
     state["body"] = body
     state["content_type"] = content_type
     state["originalRequest"] = {"method": method, "params": dict(decoded), "query": dict(query)}
     return state
 
 
-_FIRST_WANTED = (b"cookie", b"x-forwarded-for", b"x-real-ip")
+_FIRST, _FRAMING = "first", "framing"
+# headers read by first occurrence, and those announcing a body
+_SPECIAL_HEADERS = {b"cookie": _FIRST, b"x-forwarded-for": _FIRST, b"x-real-ip": _FIRST,
+                    b"content-length": _FRAMING, b"transfer-encoding": _FRAMING}
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 
@@ -186,13 +197,16 @@ class _HeaderScan:
         self.headers: dict[str, str] = {}
         self.first: dict[bytes, str] = {}
         self.has_body = False
+        headers, first = self.headers, self.first
         for name, value in raw:
             lowered = name.lower()
             text = _header_text(value)
-            self.headers[lowered.decode("latin-1")] = text
-            if lowered in _FIRST_WANTED and lowered not in self.first:
-                self.first[lowered] = text
-            elif lowered in (b"content-length", b"transfer-encoding"):
+            headers[lowered.decode("latin-1")] = text
+            kind = _SPECIAL_HEADERS.get(lowered)
+            if kind is _FIRST:
+                if lowered not in first:
+                    first[lowered] = text
+            elif kind is _FRAMING:
                 self.has_body = True
 
     def client_ip(self, request: Request) -> str | None:
@@ -245,11 +259,17 @@ def raw_path(request: Request) -> str:
 
 def decode_param(raw: str) -> str:
     """Percent-decode a path capture (lossy UTF-8; `+` stays a plus)."""
+    if "%" not in raw:
+        return raw
     return unquote_to_bytes(raw).decode("utf-8", "replace")
 
 
 def _header_text(raw: bytes) -> str:
-    return raw.decode("ascii") if _VISIBLE_ASCII.fullmatch(raw) else ""
+    if raw.isascii():
+        text = raw.decode("ascii")
+        if text.isprintable() or _VISIBLE_ASCII.fullmatch(raw):  # isprintable: no tab
+            return text
+    return ""
 
 
 def _exceeds(digits: str, limit: int) -> bool:
@@ -263,12 +283,34 @@ def _too_large(max_body: int) -> BadRequest:
 # --- state → response -------------------------------------------------------------------------
 
 
+class BodyResponse(Response):
+    """A response whose body is already bytes: the headers list is built directly (no
+    Starlette header normalisation per request); otherwise a plain Starlette `Response`."""
+
+    def __init__(self, body: bytes, status_code: int, content_type: bytes) -> None:
+        self.body = body
+        self.status_code = status_code
+        self.background = None
+        self.raw_headers = [(b"content-type", content_type),
+                            (b"content-length", str(len(body)).encode("ascii"))]
+
+
+_MEDIA_TYPE_BYTES: dict[str, bytes] = {}
+
+
+def _media_type_bytes(media_type: str) -> bytes:
+    cached = _MEDIA_TYPE_BYTES.get(media_type)
+    if cached is None:
+        cached = media_type.encode("latin-1", "replace")
+        if len(_MEDIA_TYPE_BYTES) < 256:
+            _MEDIA_TYPE_BYTES[media_type] = cached
+    return cached
+
+
 def build_response(state: JSON, content_type: str, status: int | None) -> Response:
     """The HTTP response for a finished pipeline (§7), without the CORS layer."""
     body, media_type = _encode_body(state, content_type)
-    response = Response(
-        body, status_code=_status_code(status), headers={"content-type": media_type}
-    )
+    response = BodyResponse(body, _status_code(status), _media_type_bytes(media_type))
     if isinstance(state, dict):
         _set_cookies(response, state.get("setCookies"))
         _set_headers(response, state.get("setHeaders"))

@@ -109,15 +109,15 @@ class WebpipeApp:
             return Response(status_code=404 if method in _KNOWN_METHODS else 405)
         (route, flags), params = found
         try:
-            response = await self.run_route(served.env, route, flags, request, params)
+            response = await self.run_route(served.env, route, flags, request, params, path)
         except BadRequest as exc:
             response = exc.to_response()
         METRICS.request(f"{route.method} {route.path}", response.status_code)
         return response
 
     async def run_route(self, env: Env, route: n.Route, flags: bool, request: Request,
-                        params: dict[str, str]) -> Response:
-        state: Any = await request_state(request, params, self.max_body)
+                        params: dict[str, str], path: str | None = None) -> Response:
+        state: Any = await request_state(request, params, self.max_body, path)
         ctx = RequestContext(request=state, env_name=env.env_name,
                              extras={"invocation": "http"})
         if flags:
