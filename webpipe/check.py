@@ -16,7 +16,7 @@ from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
 from webpipe.executor.plan import walk_tags
 from webpipe.loader import Module
-from webpipe.program import load_program
+from webpipe.program import gc_paused, load_program
 from webpipe.server import build_served
 from webpipe.syntax import nodes as n
 from webpipe.syntax.recover import all_syntax_errors
@@ -41,14 +41,15 @@ _PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")
 
 
 def check_file(path: str | Path) -> list[Diagnostic]:
-    try:
-        env = load_program(path)
-        build_served(env)  # route conflicts and GraphQL schema problems
-    except WpSyntaxError as exc:
-        return _every_syntax_error(exc)
-    except WebpipeError as exc:
-        return [exc.diagnostic()]
-    return check_env(env)
+    with gc_paused():
+        try:
+            env = load_program(path)
+            build_served(env)  # route conflicts and GraphQL schema problems
+        except WpSyntaxError as exc:
+            return _every_syntax_error(exc)
+        except WebpipeError as exc:
+            return [exc.diagnostic()]
+        return check_env(env)
 
 
 def _every_syntax_error(first: WpSyntaxError) -> list[Diagnostic]:

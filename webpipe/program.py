@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from webpipe.executor.env import Env, build_env
@@ -11,10 +13,25 @@ from webpipe.middleware import Registry
 from webpipe.source import Source
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic GC while a program loads: parsing allocates many long-lived objects and
+    the collector's passes over them cost about a fifth of the load time. Garbage made
+    meanwhile is collected by the first pass after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_program(path: str | Path, *, registry: Registry | None = None,
                  environ: Mapping[str, str] | None = None) -> Env:
     """Load `path` and its imports and prepare every step (raises `WebpipeError`)."""
-    return build_env(load_file(path), registry, environ)
+    with gc_paused():
+        return build_env(load_file(path), registry, environ)
 
 
 def program_from_text(text: str, *, name: str = "app.wp", base_dir: Path | None = None,
@@ -22,4 +39,5 @@ def program_from_text(text: str, *, name: str = "app.wp", base_dir: Path | None 
                       environ: Mapping[str, str] | None = None) -> Env:
     """Load a program from text; imports resolve relative to `base_dir` (default cwd)."""
     path = (base_dir or Path.cwd()) / name
-    return build_env(load_source(Source.from_text(name, text), path), registry, environ)
+    with gc_paused():
+        return build_env(load_source(Source.from_text(name, text), path), registry, environ)

@@ -265,8 +265,12 @@ def default_key(identity: str, state: JSON) -> str:
         for name in ("query", "params"):
             if name in state:
                 parts.append([name, state[name]])
-    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
-    return "pipeline:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+    try:
+        raw = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:  # ints beyond 64 bits, lone surrogates: the slow encoder copes
+        raw = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                         default=str).encode("utf-8", "surrogatepass")
+    return "pipeline:" + hashlib.sha256(raw).hexdigest()[:32]
 
 
 def encode_entry(value: bytes, content_type: str, status: int | None,
