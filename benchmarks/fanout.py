@@ -1,5 +1,7 @@
 """W5: fork/join fan-out. N `fetch @async` steps to a loopback upstream that sleeps 50 ms,
-then one `join`; compared with the same N fetches run sequentially.
+then one `join`; compared with a hand-written Starlette handler doing the same N requests
+with `asyncio.gather` on one aiohttp session (what the machine and upstream allow), and
+with the same N fetches run sequentially.
 
 Run: python benchmarks/fanout.py  (prints p50/p99 per N and the ratio to the slowest branch)
 """
@@ -68,6 +70,33 @@ def program(url: str, n: int) -> str:
             f"  |> jq: `.async | length`\n\nGET /seq\n{sequential}\n  |> jq: `.data | length`\n")
 
 
+def hand_app(url: str, n: int) -> object:
+    """The hand-written baseline: N concurrent aiohttp GETs, JSON-decoded, then a count."""
+    import aiohttp
+    import orjson
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    holder: dict[str, aiohttp.ClientSession] = {}
+
+    async def one(session: aiohttp.ClientSession) -> object:
+        async with session.get(url) as response:
+            return orjson.loads(await response.read())
+
+    async def fan(_request: object) -> Response:
+        session = holder.get("s")
+        if session is None:
+            session = holder["s"] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0))
+        results = await asyncio.gather(*(one(session) for _ in range(n)))
+        return Response(orjson.dumps(len(results)), media_type="application/json")
+
+    app = Starlette(routes=[Route("/fan", fan)])
+    app.state.holder = holder
+    return app
+
+
 async def measure(client: httpx.AsyncClient, path: str, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
@@ -80,7 +109,8 @@ async def measure(client: httpx.AsyncClient, path: str, runs: int) -> list[float
 
 async def main() -> None:
     proc, url = await upstream()
-    print(f"{'N':>5}{'fan p50':>10}{'fan p99':>10}{'vs 50ms':>9}{'seq p50':>10}{'~Nx50':>8}")
+    print(f"{'N':>5}{'fan p50':>10}{'fan p99':>10}{'vs 50ms':>9}{'hand p50':>10}{'vs hand':>9}"
+          f"{'seq p50':>10}{'~Nx50':>8}")
     for n in (1, 10, 50, 200):
         env = program_from_text(program(url, n))
         app = create_app(build_served(env))
@@ -90,8 +120,15 @@ async def main() -> None:
             fan = await measure(client, "/fan", 20)
             seq = await measure(client, "/seq", 3 if n >= 50 else 5)
         await env.aclose()
-        fan_p50 = statistics.median(fan)
+        hand = hand_app(url, n)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hand),  # type: ignore[arg-type]
+                                     base_url="http://t", timeout=120) as client:
+            await measure(client, "/fan", 3)
+            hand_times = await measure(client, "/fan", 20)
+        await hand.state.holder["s"].close()  # type: ignore[attr-defined]
+        fan_p50, hand_p50 = statistics.median(fan), statistics.median(hand_times)
         print(f"{n:>5}{fan_p50:>9.1f}m{max(fan):>9.1f}m{fan_p50 / SLEEP_MS:>9.2f}"
+              f"{hand_p50:>9.1f}m{fan_p50 / hand_p50:>9.2f}"
               f"{statistics.median(seq):>9.0f}m{statistics.median(seq) / (n * SLEEP_MS):>8.2f}")
     proc.terminate()
     proc.wait()

@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError, StepError, WebpipeError
+from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.singleflight import flight_key, single_flight
 from webpipe.executor.state import (
@@ -121,6 +122,8 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
     """Run the step's work and turn a middleware failure into a `<name>Error` envelope."""
     try:
         match plan.kind:
+            case "middleware":
+                return await invoke_middleware(plan, state, _call(plan, state, target, ctx), ctx)
             case "missing":
                 raise HardError(plan.missing, span=plan.step.span)
             case "loader":
@@ -130,7 +133,7 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
                 return await ctx.tasks().join(plan, state, env, ctx)
             case "pipeline":
                 return await call_pipeline(plan, state, env, ctx)
-        return await invoke_middleware(plan, state, _call(plan, state, target, ctx), ctx)
+        raise AssertionError(plan.kind)
     except StepError as exc:
         return StepResult(envelope(f"{plan.name}Error", exc.message, plan.name, plan.location))
     except (WebpipeError, asyncio.CancelledError):
@@ -146,7 +149,10 @@ async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: Req
                             ) -> StepResult:
     """Call the middleware through the request's invoker; `@dedup` shares identical calls."""
     if not plan.tags.dedup:
-        return await ctx.invoker.invoke(plan, state, call)
+        invoker = ctx.invoker
+        if invoker is REAL_INVOKER and plan.middleware is not None and not plan.prepare_error:
+            return await plan.middleware.run(state, plan.prepared, call)  # the common case
+        return await invoker.invoke(plan, state, call)
     key = flight_key(plan.name, plan.config, call.args, call.target, state)
     result: StepResult = await single_flight(key, plan.location,
                                              lambda: ctx.invoker.invoke(plan, state, call))
@@ -156,10 +162,12 @@ async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: Req
 def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -> StepCall:
     if plan.arg_error:
         raise StepError(plan.arg_error)
-    try:
-        args = tuple(program.first(state) for program in plan.args)
-    except JqError as exc:
-        raise StepError(str(exc)) from None
+    args: tuple[Any, ...] = ()
+    if plan.args:
+        try:
+            args = tuple(program.first(state) for program in plan.args)
+        except JqError as exc:
+            raise StepError(str(exc)) from None
     return StepCall(name=plan.name, config=plan.config, args=args, target=target,
                     span=plan.step.span, ctx=ctx)
 
