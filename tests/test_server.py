@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -167,3 +168,71 @@ async def test_background_step_is_left_out_of_the_response(client: httpx.AsyncCl
     assert r.json() == {"ok": True}
     await asyncio.sleep(0)
     assert await PROCESS_TASKS.drain(5.0) == []
+
+
+# -- routes that read only part of the request get only that part built --------------------
+
+PARTIAL_APP = r'''
+GET /p/:w
+  |> jq: `{ w: .params.w, q: .query.n, m: .method, ct: .content_type }`
+
+POST /p
+  |> jq: `{ total: ([.body.items[] | .qty] | add) }`
+
+GET /whole
+  |> jq: `.`
+
+GET /ctx
+  |> jq: `$context.request.headers["x-k"]`
+
+GET /two
+  |> jq: `{ p: .params }`
+  |> jq: `.headers["x-k"]`
+
+GET /hdr
+  |> jq: `.headers["x-k"]`
+'''
+
+
+@pytest.fixture
+def partial(tmp_path: Path) -> tuple[httpx.AsyncClient, object]:
+    served = build_served(program_from_text(PARTIAL_APP, base_dir=tmp_path))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(served)),
+                               base_url="http://t")
+    return client, served
+
+
+async def test_only_the_read_keys_are_planned(partial: tuple[httpx.AsyncClient, Any]) -> None:
+    _client, served = partial
+    planned = {route.path: served.reads.get(id(route))
+               for _m, route in served.env.index.routes()}
+    assert planned == {"/p/:w": frozenset({"params", "query", "method", "content_type"}),
+                       "/p": frozenset({"body"}), "/whole": None, "/ctx": None,
+                       "/two": None, "/hdr": frozenset({"headers"})}
+
+
+async def test_partial_requests_answer_like_full_ones(
+        partial: tuple[httpx.AsyncClient, Any]) -> None:
+    client, _served = partial
+    r = await client.get("/p/ada%20b?n=3", headers={"x-k": "v"})
+    assert r.json() == {"w": "ada b", "q": 3, "m": "GET", "ct": "application/json"}
+    r = await client.post("/p", json={"items": [{"qty": 2}, {"qty": 5}]})
+    assert r.json() == {"total": 7}
+    whole = (await client.get("/whole?a=1", headers={"x-k": "v"})).json()
+    assert whole["headers"]["x-k"] == "v" and whole["query"] == {"a": 1}
+    assert whole["originalRequest"] == {"method": "GET", "params": {}, "query": {"a": 1}}
+    assert (await client.get("/ctx", headers={"x-k": "c"})).json() == "c"
+    assert (await client.get("/two", headers={"x-k": "t"})).json() == "t"
+    assert (await client.get("/hdr", headers={"x-k": "h"})).json() == "h"
+
+
+async def test_partial_requests_still_refuse_bad_bodies(
+        partial: tuple[httpx.AsyncClient, Any]) -> None:
+    client, _served = partial
+    r = await client.post("/p", content=b"{nope", headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"] == "Bad Request"
+    r = await client.post("/p", content=b"items=1",
+                          headers={"content-type": "application/x-www-form-urlencoded"})
+    # the form body was parsed and handed over: jq sees `items` as the number 1
+    assert r.json()["errors"][0]["message"] == "JQ execution error: Cannot iterate over number (1)"

@@ -145,22 +145,32 @@ def _form_decode(raw: bytes) -> str:
 
 
 async def request_state(request: Request, params: dict[str, str], max_body: int,
-                        path: str | None = None) -> dict[str, JSON]:
+                        path: str | None = None, only: frozenset[str] | None = None,
+                        ) -> dict[str, JSON]:
     """The initial state of a route (§6.1), keys in the reference's order.
 
     `params` are the route's raw captures, still percent-encoded (routes match the encoded path,
     as in the reference); they are decoded here. Raises `BadRequest` for a malformed JSON body
     (400) or a body over `max_body` bytes (413). Headers are scanned once, in one pass.
-    `path` is `raw_path(request)` when the caller already has it.
+    `path` is `raw_path(request)` when the caller already has it. With `only`, just those
+    top-level keys are built (the route was shown to read nothing else); the body is still
+    read and checked, so a bad request is refused the same way.
     """
+    if only is not None and not only.isdisjoint(_HEADER_DERIVED):
+        only = None  # these need the full header scan anyway
     scope = request.scope
-    scan = _HeaderScan(scope.get("headers", ()))
-    headers = scan.headers
-    content_type = headers.get("content-type", DEFAULT_CONTENT_TYPE)
     method = scope["method"]
+    if only is None:
+        scan = _HeaderScan(scope.get("headers", ()))
+        content_type = scan.headers.get("content-type", DEFAULT_CONTENT_TYPE)
+        has_body = scan.has_body
+    else:
+        content_type, has_body = _framing(scope.get("headers", ()))
     # Methods without a body by convention skip the read unless one is announced.
-    wants_body = scan.has_body or method not in _BODYLESS_METHODS
+    wants_body = has_body or method not in _BODYLESS_METHODS
     body = parse_body(await read_body(request, max_body), content_type) if wants_body else {}
+    if only is not None:
+        return _partial_state(request, params, path, only, method, body, content_type)
     raw_query = scope.get("query_string")
     query = parse_query(raw_query) if raw_query else {}
     decoded = {name: coerce_number(decode_param(value)) for name, value in params.items()}
@@ -171,7 +181,7 @@ async def request_state(request: Request, params: dict[str, str], max_body: int,
         state["ip"] = ip
     state["query"] = query
     state["params"] = decoded
-    state["headers"] = headers
+    state["headers"] = scan.headers
     cookie = scan.first.get(b"cookie")
     state["cookies"] = parse_cookies(cookie) if cookie else {}
     state["body"] = body
@@ -180,10 +190,56 @@ async def request_state(request: Request, params: dict[str, str], max_body: int,
     return state
 
 
-_FIRST, _FRAMING = "first", "framing"
-# headers read by first occurrence, and those announcing a body
+# state keys whose values come from the header scan
+_HEADER_DERIVED = frozenset({"ip", "headers", "cookies"})
+
+
+def _framing(raw: Any) -> tuple[str, bool]:
+    """Content type (last value wins, as in the headers object) and whether a body is
+    announced, without building the headers object."""
+    content_type, has_body = DEFAULT_CONTENT_TYPE, False
+    for name, value in raw:
+        kind = _SPECIAL_HEADERS.get(name.lower())
+        if kind is _FRAMING:
+            has_body = True
+        elif kind is _CONTENT_TYPE:
+            content_type = _header_text(value)
+    return content_type, has_body
+
+
+def _partial_state(request: Request, params: dict[str, str], path: str | None,
+                   only: frozenset[str], method: str, body: JSON, content_type: str,
+                   ) -> dict[str, JSON]:
+    """`request_state` limited to the keys in `only` (none of them header-derived)."""
+    state: dict[str, JSON] = {}
+    if "method" in only:
+        state["method"] = method
+    if "path" in only:
+        state["path"] = raw_path(request) if path is None else path
+    query: dict[str, JSON] = {}
+    if "query" in only or "originalRequest" in only:
+        raw_query = request.scope.get("query_string")
+        query = parse_query(raw_query) if raw_query else {}
+    if "query" in only:
+        state["query"] = query
+    decoded = {name: coerce_number(decode_param(value)) for name, value in params.items()}
+    if "params" in only:
+        state["params"] = decoded
+    if "body" in only:
+        state["body"] = body
+    if "content_type" in only:
+        state["content_type"] = content_type
+    if "originalRequest" in only:
+        state["originalRequest"] = {"method": method, "params": dict(decoded),
+                                    "query": dict(query)}
+    return state
+
+
+_FIRST, _FRAMING, _CONTENT_TYPE = "first", "framing", "content-type"
+# headers read by first occurrence, those announcing a body, and the content type
 _SPECIAL_HEADERS = {b"cookie": _FIRST, b"x-forwarded-for": _FIRST, b"x-real-ip": _FIRST,
-                    b"content-length": _FRAMING, b"transfer-encoding": _FRAMING}
+                    b"content-length": _FRAMING, b"transfer-encoding": _FRAMING,
+                    b"content-type": _CONTENT_TYPE}
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
 

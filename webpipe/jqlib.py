@@ -53,6 +53,14 @@ class JqProgram:
         self._fast: FastProgram | None = None if force_libjq else compile_fast(text)
 
     @property
+    def input_keys(self) -> frozenset[str] | None:
+        """The top-level input keys the program can read (None: maybe all of the input;
+        always None for `$context` programs, which see the whole request through it)."""
+        if self._fast is None or self.uses_context:
+            return None
+        return self._fast.input_keys
+
+    @property
     def fast(self) -> bool:
         """Whether runs go through the fast path (libjq only on a `Fallback`)."""
         return self._fast is not None

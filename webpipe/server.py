@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,9 @@ from webpipe.executor.state import JSON_CT
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
+from webpipe.jqlib import JqProgram
 from webpipe.metrics import METRICS
+from webpipe.middleware.jq import JqMiddleware
 from webpipe.routing import Router
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
@@ -49,6 +51,8 @@ class Served:
     router: Router[tuple[n.Route, bool]]
     public_dir: Path
     has_public: bool = False  # checked once per load: no directory, no static lookups
+    # id(route) -> the only request keys the route can read (routes that may read all: absent)
+    reads: dict[int, frozenset[str]] = field(default_factory=dict)
 
 
 def build_served(env: Env, public_dir: Path | None = None) -> Served:
@@ -56,12 +60,32 @@ def build_served(env: Env, public_dir: Path | None = None) -> Served:
     load_graphql(env)
     PROCESS_TASKS.configure(TaskLimits.from_config(env.configs.get("async")))
     router: Router[tuple[n.Route, bool]] = Router()
+    reads: dict[int, frozenset[str]] = {}
     for _module, route in env.index.routes():
-        router.add(route.method, route.path, (route, needs_flags(env, route)), route.span)
+        flags = needs_flags(env, route)
+        router.add(route.method, route.path, (route, flags), route.span)
+        keys = None if flags else request_reads(env, route)
+        if keys is not None:
+            reads[id(route)] = keys
     env.diagnostics.extend(router.diagnostics)
     default_public = os.environ.get("WEBPIPE_PUBLIC_DIR") or env.base_dir / "public"
     public = Path(public_dir or default_public)
-    return Served(env, router, public, public.is_dir())
+    return Served(env, router, public, public.is_dir(), reads)
+
+
+def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
+    """The request keys a route can read, when that is provable: its one step is an untagged
+    `jq` step on the fast path (no `$context`, no inline arguments) whose output is the
+    response. Anything else may pass the whole request on (None)."""
+    steps = route.pipeline.steps
+    if len(steps) != 1 or not isinstance(steps[0], n.MiddlewareStep) or steps[0].tags:
+        return None
+    plan = env.plan(steps[0])
+    if (plan.kind != "middleware" or not isinstance(plan.middleware, JqMiddleware)
+            or plan.args or plan.arg_error or plan.prepare_error
+            or not isinstance(plan.prepared, JqProgram)):
+        return None
+    return plan.prepared.input_keys
 
 
 class WebpipeApp:
@@ -109,15 +133,17 @@ class WebpipeApp:
             return Response(status_code=404 if method in _KNOWN_METHODS else 405)
         (route, flags), params = found
         try:
-            response = await self.run_route(served.env, route, flags, request, params, path)
+            response = await self.run_route(served.env, route, flags, request, params, path,
+                                            served.reads.get(id(route)))
         except BadRequest as exc:
             response = exc.to_response()
         METRICS.request(f"{route.method} {route.path}", response.status_code)
         return response
 
     async def run_route(self, env: Env, route: n.Route, flags: bool, request: Request,
-                        params: dict[str, str], path: str | None = None) -> Response:
-        state: Any = await request_state(request, params, self.max_body, path)
+                        params: dict[str, str], path: str | None = None,
+                        only: frozenset[str] | None = None) -> Response:
+        state: Any = await request_state(request, params, self.max_body, path, only)
         ctx = RequestContext(request=state, env_name=env.env_name,
                              extras={"invocation": "http"})
         if flags:

@@ -16,17 +16,21 @@ from webpipe.jqfast.code import Code
 from webpipe.jqfast.compile import compile_node
 from webpipe.jqfast.errors import Fallback, Unsupported
 from webpipe.jqfast.parser import parse
+from webpipe.jqfast.reads import input_keys
 from webpipe.jqfast.values import to_output
 
 
 class FastProgram:
     """A jq program compiled to closures; immutable and safe to share between threads."""
 
-    __slots__ = ("_code", "text")
+    __slots__ = ("_code", "input_keys", "text")
 
-    def __init__(self, text: str, code: Code) -> None:
+    def __init__(self, text: str, code: Code,
+                 input_keys: frozenset[str] | None = None) -> None:
         self.text = text
         self._code = code
+        # the top-level input keys the program can read; None: it may read the whole input
+        self.input_keys = input_keys
 
     def first(self, value: Any, variables: dict[str, Any]) -> Any:
         """The first output (None if there is none), as the `jq` binding would return it."""
@@ -59,7 +63,7 @@ def compile_fast(text: str) -> FastProgram | None:
         tree = parse(text)
         if free_variables(tree) - {"context"}:
             return None
-        return FastProgram(text, compile_node(tree))
+        return FastProgram(text, compile_node(tree), input_keys(tree))
     except Unsupported:
         return None
     except RecursionError:
