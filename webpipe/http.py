@@ -160,6 +160,7 @@ async def request_state(request: Request, params: dict[str, str], max_body: int,
         only = None  # these need the full header scan anyway
     scope = request.scope
     method = scope["method"]
+    scan: _HeaderScan | None = None
     if only is None:
         scan = _HeaderScan(scope.get("headers", ()))
         content_type = scan.headers.get("content-type", DEFAULT_CONTENT_TYPE)
@@ -169,24 +170,38 @@ async def request_state(request: Request, params: dict[str, str], max_body: int,
     # Methods without a body by convention skip the read unless one is announced.
     wants_body = has_body or method not in _BODYLESS_METHODS
     body = parse_body(await read_body(request, max_body), content_type) if wants_body else {}
-    if only is not None:
-        return _partial_state(request, params, path, only, method, body, content_type)
-    raw_query = scope.get("query_string")
-    query = parse_query(raw_query) if raw_query else {}
+
+    def wanted(key: str) -> bool:
+        return only is None or key in only
+
+    query: dict[str, JSON] = {}
+    if wanted("query") or wanted("originalRequest"):
+        raw_query = scope.get("query_string")
+        query = parse_query(raw_query) if raw_query else {}
     decoded = {name: coerce_number(decode_param(value)) for name, value in params.items()}
-    state: dict[str, JSON] = {"method": method,
-                              "path": raw_path(request) if path is None else path}
-    ip = scan.client_ip(request)
+    state: dict[str, JSON] = {}
+    if wanted("method"):
+        state["method"] = method
+    if wanted("path"):
+        state["path"] = raw_path(request) if path is None else path
+    ip = scan.client_ip(request) if scan is not None else None
     if ip is not None:
         state["ip"] = ip
-    state["query"] = query
-    state["params"] = decoded
-    state["headers"] = scan.headers
-    cookie = scan.first.get(b"cookie")
-    state["cookies"] = parse_cookies(cookie) if cookie else {}
-    state["body"] = body
-    state["content_type"] = content_type
-    state["originalRequest"] = {"method": method, "params": dict(decoded), "query": dict(query)}
+    if wanted("query"):
+        state["query"] = query
+    if wanted("params"):
+        state["params"] = decoded
+    if scan is not None:
+        state["headers"] = scan.headers
+        cookie = scan.first.get(b"cookie")
+        state["cookies"] = parse_cookies(cookie) if cookie else {}
+    if wanted("body"):
+        state["body"] = body
+    if wanted("content_type"):
+        state["content_type"] = content_type
+    if wanted("originalRequest"):
+        state["originalRequest"] = {"method": method, "params": dict(decoded),
+                                    "query": dict(query)}
     return state
 
 
@@ -205,34 +220,6 @@ def _framing(raw: Any) -> tuple[str, bool]:
         elif kind is _CONTENT_TYPE:
             content_type = _header_text(value)
     return content_type, has_body
-
-
-def _partial_state(request: Request, params: dict[str, str], path: str | None,
-                   only: frozenset[str], method: str, body: JSON, content_type: str,
-                   ) -> dict[str, JSON]:
-    """`request_state` limited to the keys in `only` (none of them header-derived)."""
-    state: dict[str, JSON] = {}
-    if "method" in only:
-        state["method"] = method
-    if "path" in only:
-        state["path"] = raw_path(request) if path is None else path
-    query: dict[str, JSON] = {}
-    if "query" in only or "originalRequest" in only:
-        raw_query = request.scope.get("query_string")
-        query = parse_query(raw_query) if raw_query else {}
-    if "query" in only:
-        state["query"] = query
-    decoded = {name: coerce_number(decode_param(value)) for name, value in params.items()}
-    if "params" in only:
-        state["params"] = decoded
-    if "body" in only:
-        state["body"] = body
-    if "content_type" in only:
-        state["content_type"] = content_type
-    if "originalRequest" in only:
-        state["originalRequest"] = {"method": method, "params": dict(decoded),
-                                    "query": dict(query)}
-    return state
 
 
 _FIRST, _FRAMING, _CONTENT_TYPE = "first", "framing", "content-type"
@@ -351,22 +338,10 @@ class BodyResponse(Response):
                             (b"content-length", str(len(body)).encode("ascii"))]
 
 
-_MEDIA_TYPE_BYTES: dict[str, bytes] = {}
-
-
-def _media_type_bytes(media_type: str) -> bytes:
-    cached = _MEDIA_TYPE_BYTES.get(media_type)
-    if cached is None:
-        cached = media_type.encode("latin-1", "replace")
-        if len(_MEDIA_TYPE_BYTES) < 256:
-            _MEDIA_TYPE_BYTES[media_type] = cached
-    return cached
-
-
 def build_response(state: JSON, content_type: str, status: int | None) -> Response:
     """The HTTP response for a finished pipeline (§7), without the CORS layer."""
     body, media_type = _encode_body(state, content_type)
-    response = BodyResponse(body, _status_code(status), _media_type_bytes(media_type))
+    response = BodyResponse(body, _status_code(status), media_type.encode("latin-1", "replace"))
     if isinstance(state, dict):
         _set_cookies(response, state.get("setCookies"))
         _set_headers(response, state.get("setHeaders"))

@@ -12,7 +12,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError, StepError, WebpipeError
-from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.singleflight import flight_key, single_flight
 from webpipe.executor.state import (
@@ -149,10 +148,7 @@ async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: Req
                             ) -> StepResult:
     """Call the middleware through the request's invoker; `@dedup` shares identical calls."""
     if not plan.tags.dedup:
-        invoker = ctx.invoker
-        if invoker is REAL_INVOKER and plan.middleware is not None and not plan.prepare_error:
-            return await plan.middleware.run(state, plan.prepared, call)  # the common case
-        return await invoker.invoke(plan, state, call)
+        return await ctx.invoker.invoke(plan, state, call)
     key = flight_key(plan.name, plan.config, call.args, call.target, state)
     result: StepResult = await single_flight(key, plan.location,
                                              lambda: ctx.invoker.invoke(plan, state, call))
