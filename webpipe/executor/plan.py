@@ -11,14 +11,16 @@ a whole app from serving.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.jqlib import JqError, JqProgram, compile_jq
-from webpipe.middleware.base import Middleware
+from webpipe.middleware.base import Middleware, StepCall, StepResult
 from webpipe.syntax import nodes as n
 
+SyncRun = Callable[[Any, object, StepCall], StepResult]
 StepKind = Literal["middleware", "pipeline", "join", "missing", "loader"]
 
 
@@ -53,6 +55,9 @@ class StepPlan:
     join_names: tuple[str, ...] = ()
     tags: TaskTags = field(default_factory=TaskTags)
     missing: str = ""  # the hard error for kind == "missing"
+    # the middleware's `run_sync`, when it has one and the step prepared cleanly: the step
+    # loop calls it without a coroutine (real invoker, no `@dedup`)
+    run_sync: SyncRun | None = None
 
 
 def task_tags(expr: n.TagExpr | None) -> TaskTags:
@@ -125,6 +130,8 @@ def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
         plan.prepared = mw.prepare(plan.config, plan.step.span)
     except ConfigError as exc:
         plan.prepare_error = exc.message
+        return
+    plan.run_sync = getattr(mw, "run_sync", None)
 
 
 def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:

@@ -7,11 +7,11 @@ This is spec/language.md §4.2 in order. Middleware calls go through the request
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError, StepError, WebpipeError
+from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.singleflight import flight_key, single_flight
 from webpipe.executor.state import (
@@ -47,21 +47,25 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
     if step.tags is not None and not gate(step.tags, out.state, env, ctx):
         return False
     plan = env.plan(step)
+    tags = plan.tags
     pre = out.state
-    if plan.tags.async_name is not None or plan.tags.background:
-        await ctx.tasks().defer_or_spawn(plan, out.state, env, ctx)
+    if tags.async_name is not None or tags.background:
+        await ctx.tasks().defer_or_spawn(plan, pre, env, ctx)
         return False
-    state, inserted = _with_auto_name(plan, out.state)
-    target = plan.tags.result_name or _result_name(state)
-    result = await invoke_step(plan, state, target, env, ctx)
+    state, inserted = _with_auto_name(plan, pre)
+    target = tags.result_name or _result_name(state)
+    if plan.run_sync is not None and ctx.invoker is REAL_INVOKER and not tags.dedup:
+        result = _invoke_sync(plan, state, target, ctx)
+    else:
+        result = await invoke_step(plan, state, target, env, ctx)
     if result.cache_hit:  # spec/language.md §4.2-10: the body ends with the cached response
         out.state, out.content_type = result.value, result.content_type
         if result.status is not None:
             out.status = result.status
         return True
     value = result.value
-    if plan.tags.error_name:
-        value = rename_error(value, plan.tags.error_name)
+    if tags.error_name:
+        value = rename_error(value, tags.error_name)
     behavior, wraps = _rules(plan)
     last: bool | None = None
     wrapped = wraps and target is not None and error_type(value) is None
@@ -79,7 +83,7 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
             out.content_type = result.content_type
     if result.status is not None:
         out.status = result.status
-    return result.cache_hit
+    return False
 
 
 def is_effectively_last(body: tuple[n.Step, ...], index: int, state: Any, env: Env,
@@ -133,15 +137,31 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
             case "pipeline":
                 return await call_pipeline(plan, state, env, ctx)
         raise AssertionError(plan.kind)
-    except StepError as exc:
+    except Exception as exc:
+        return _failure(plan, exc)
+
+
+def _invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext,
+                 ) -> StepResult:
+    """`invoke_step` for a middleware with `run_sync` and the real invoker: no coroutine."""
+    assert plan.run_sync is not None
+    try:
+        return plan.run_sync(state, plan.prepared, _call(plan, state, target, ctx))
+    except Exception as exc:
+        return _failure(plan, exc)
+
+
+def _failure(plan: StepPlan, exc: Exception) -> StepResult:
+    """Called in an `except` block: a `StepError` becomes the `<name>Error` envelope, other
+    webpipe errors propagate, anything else is a middleware bug (logged, a generic 500)."""
+    if isinstance(exc, StepError):
         return StepResult(envelope(f"{plan.name}Error", exc.message, plan.name, plan.location))
-    except (WebpipeError, asyncio.CancelledError):
-        raise
-    except Exception as exc:  # a middleware bug: log where, answer a generic 500
-        span = plan.step.span
-        log.exception("%s: middleware %r crashed", span.label, plan.name)
-        raise HardError(f"internal error in middleware {plan.name!r} "
-                        f"({type(exc).__name__})", span=span) from exc
+    if isinstance(exc, WebpipeError):
+        raise exc
+    span = plan.step.span
+    log.exception("%s: middleware %r crashed", span.label, plan.name)
+    raise HardError(f"internal error in middleware {plan.name!r} "
+                    f"({type(exc).__name__})", span=span) from exc
 
 
 async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: RequestContext,
@@ -164,8 +184,7 @@ def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -
             args = tuple(program.first(state) for program in plan.args)
         except JqError as exc:
             raise StepError(str(exc)) from None
-    return StepCall(name=plan.name, config=plan.config, args=args, target=target,
-                    span=plan.step.span, ctx=ctx)
+    return StepCall(plan.name, plan.config, args, target, plan.step.span, ctx)
 
 
 def _callee_input(plan: StepPlan, state: Any, ctx: RequestContext) -> Any:

@@ -34,9 +34,11 @@ class Behavior(enum.Enum):
     RENDER = "render"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepCall:
-    """Everything a middleware may need about the step being run, in one object."""
+    """Everything a middleware may need about the step being run, in one object (read-only
+    by convention: not frozen, because a frozen dataclass costs twice as much to build and
+    one is built per step)."""
 
     name: str
     config: str
@@ -85,6 +87,14 @@ class Middleware(Protocol):
     def prepare(self, config: str, span: Span | None) -> object: ...
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult: ...
+
+
+class SyncMiddleware(Protocol):
+    """Optional: a middleware whose work is short, pure CPU (jq, handlebars) may also offer
+    `run_sync`, same contract as `run`; the step loop then calls it without a coroutine.
+    `run` must stay and give the same result (mocks, `@dedup` and tasks go through it)."""
+
+    def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult: ...
 
 
 class BaseMiddleware:

@@ -62,6 +62,9 @@ class HandlebarsMiddleware(BaseMiddleware):
         return template
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        return self.run_sync(state, prepared, call)
+
+    def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         assert isinstance(prepared, Template), "prepare() returns a compiled Template"
         try:
             html = prepared.render(render_data(state, call.ctx))

@@ -24,6 +24,9 @@ class JqMiddleware(BaseMiddleware):
             raise ConfigError(str(exc), span=span) from None
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        return self.run_sync(state, prepared, call)
+
+    def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         assert isinstance(prepared, JqProgram)
         context = call.ctx.context_json() if prepared.uses_context and call.ctx else None
         try:
