@@ -452,7 +452,7 @@ async def test_render_error_inside_partial_names_the_partial() -> None:
 def test_templates_are_compiled_once_per_text() -> None:
     mw = middleware({"p": "<p/>"})
     first = mw.prepare("  {{> p}}\n", None)
-    assert mw.prepare("{{> p}}", None) is first
+    assert mw.prepare("{{> p}}", None).template is first.template
     assert mw.env.partial("p") is mw.env.partial("p")
 
 
@@ -461,3 +461,36 @@ async def test_mustache_inverted_sections() -> None:
     assert await render("{{^items}}none{{/items}}", {"items": [1]}) == ""
     assert await render("{{^user}}anonymous{{/user}}", {}) == "anonymous"
     assert await render("{{^user}}anonymous{{/user}}", {"user": {"n": 1}}) == ""
+
+
+# --- `context` only when a template can reach it ------------------------------------------
+
+
+@pytest.mark.parametrize(("source", "partials", "expected"), [
+    ("<p>{{title}} {{#each items}}{{name}}{{@index}}{{/each}}</p>", {}, False),
+    ("{{#if ok}}{{> row}}{{/if}}", {"row": "<li>{{name}}</li>"}, False),
+    ("{{context.env}}", {}, True),
+    ("{{#with context}}{{env}}{{/with}}", {}, True),
+    ("{{this}}", {}, True),
+    ("{{#each items}}{{../context.env}}{{/each}}", {}, True),
+    ("{{@root.context.env}}", {}, True),
+    ("{{lookup . 'context'}}", {}, True),
+    ("{{> row}}", {"row": "{{context.env}}"}, True),
+    ("{{> outer}}", {"outer": "{{> inner}}", "inner": "{{#each this}}{{/each}}"}, True),
+    ("{{> (concat 'r' 'ow')}}", {"row": "x"}, True),
+])
+def test_templates_that_may_read_context_are_detected(
+        source: str, partials: dict[str, str], expected: bool) -> None:
+    assert middleware(partials).prepare(source, None).reads_context is expected
+
+
+async def test_context_is_there_when_read_and_state_alone_otherwise() -> None:
+    state = {"title": "T", "context": {"env": "own key"}}
+    ctx = RequestContext(env_name="dev")
+    assert await render("{{title}} {{context.env}}", state, ctx=ctx) == "T dev"
+    assert await render("{{#each items}}{{../context.env}}{{/each}}",
+                        {"items": [1, 2]}, ctx=ctx) == "devdev"
+    assert await render("{{> p}}", state, partials={"p": "{{context.env}}"}, ctx=ctx) == "dev"
+    # a template that cannot reach `context` renders the state itself
+    assert await render("{{title}}{{#each items}}{{this}}{{/each}}", {"title": "T", "items": [1]},
+                        ctx=ctx) == "T1"

@@ -11,6 +11,7 @@ pure CPU work over small templates.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from webpipe.errors import ConfigError, StepError
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
     from webpipe.executor.context import RequestContext
 
 PARTIAL_KINDS = ("mustache", "handlebars")  # a later kind wins a name clash
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    template: Template
+    reads_context: bool  # may read the root's `context`: build `$context` for each render
 
 
 class HandlebarsMiddleware(BaseMiddleware):
@@ -51,7 +58,7 @@ class HandlebarsMiddleware(BaseMiddleware):
             self._env = Environment(partials)
         return self._env
 
-    def prepare(self, config: str, span: Span | None) -> Template:
+    def prepare(self, config: str, span: Span | None) -> Prepared:
         try:
             template = self.env.compile(dedent(config))
             self.env.check_partials(template)
@@ -59,15 +66,18 @@ class HandlebarsMiddleware(BaseMiddleware):
             where = f" in partial {exc.template!r}" if exc.template in self.env.sources else ""
             message = f"Handlebars template compile error{where}: {exc}"
             raise ConfigError(message, span=span) from None
-        return template
+        return Prepared(template, self.env.reads_context(template))
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         return self.run_sync(state, prepared, call)
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
-        assert isinstance(prepared, Template), "prepare() returns a compiled Template"
+        assert isinstance(prepared, Prepared), "prepare() output expected"
+        # a template that cannot reach `context` renders the state itself (no copy)
+        data = (render_data(state, call.ctx) if prepared.reads_context
+                or not isinstance(state, dict) else state)
         try:
-            html = prepared.render(render_data(state, call.ctx))
+            html = prepared.template.render(data)
         except TemplateRenderError as exc:
             raise StepError(f"Handlebars render error: {exc}") from None
         return StepResult(value=html, content_type=self.content_type)

@@ -51,6 +51,9 @@ class Compiler:
         self.source = source
         self.name = name
         self.partial_names: set[str] = set()  # statically named partials this template uses
+        # whether a path may reach the root's `context` key (`context…`, `this`, `..`,
+        # `@root`, a computed partial name); partials are judged on their own
+        self.may_read_context = False
 
     def program(self, nodes: Program | None, top: bool = False) -> Render:
         steps: list[tuple[Render, int, int]] = []
@@ -90,6 +93,8 @@ class Compiler:
         if isinstance(target, PathExpr) and target.raw in HELPERS:
             return self.call(Call(target.raw), escape=node.escape)
         value, escape = self.value(target), node.escape
+        if isinstance(target, PathExpr) and _is_plain_name(target):
+            return _plain_mustache(target.parts[0], value, escape)
 
         def render(ctx: Ctx, scope: Scope, out: list[str]) -> None:
             result = value(ctx, scope)
@@ -135,13 +140,19 @@ class Compiler:
             case Literal(value=constant):
                 return lambda ctx, scope: constant
             case PathExpr():
-                return _path_eval(value)
+                return self.path(value)
             case SubExpr(call=call, path=path):
                 if path is not None and call.name not in HELPERS:
-                    return _path_eval(path)  # `(name)` without arguments reads a value
+                    return self.path(path)  # `(name)` without arguments reads a value
                 return self.subexpression(call)
             case _:
                 assert_never(value)
+
+    def path(self, path: PathExpr) -> Eval:
+        if path.root or path.ups or not path.parts or (
+                not path.local and path.parts[0] == "context"):
+            self.may_read_context = True
+        return _path_eval(path)
 
     def subexpression(self, call: Call) -> Eval:
         helper = HELPERS.get(call.name)
@@ -174,12 +185,15 @@ class Compiler:
         if isinstance(name, str):
             self.partial_names.add(name)
             return lambda ctx, scope: name
+        self.may_read_context = True  # a computed name: any partial may render
         value = self.value(name)
         return lambda ctx, scope: render_value(value(ctx, scope))
 
     def _partial_scope(self, context: Value | None, hashes: Hash) -> Callable[[Ctx, Scope], Scope]:
         """The scope a partial renders in: a path argument and/or hash push a new one."""
         path = context if isinstance(context, PathExpr) else None  # literals are ignored
+        if path is not None:
+            self.path(path)
         pairs = tuple((key, self.value(v)) for key, v in hashes)
         if path is None and not pairs:
             return lambda ctx, scope: scope
@@ -225,6 +239,33 @@ def _sequence(steps: list[tuple[Render, int, int]]) -> Render:
             except TemplateRenderError as exc:
                 exc.locate(line, column)
                 raise
+
+    return render
+
+
+def _is_plain_name(path: PathExpr) -> bool:
+    """`{{name}}`: one segment, no `../`, `@root` or `@local`."""
+    return len(path.parts) == 1 and not (path.ups or path.root or path.local)
+
+
+def _plain_mustache(name: str, general: Eval, escape: bool) -> Render:
+    """`{{name}}` with the common case inline: no block param on the stack of that name and
+    an object as the current context (the general lookup gives the same, slower)."""
+
+    def render(ctx: Ctx, scope: Scope, out: list[str]) -> None:
+        frame: Scope | None = scope
+        this = scope.this
+        while frame is not None:
+            if name in frame.params:
+                result = general(ctx, scope)
+                break
+            frame = frame.parent
+        else:
+            result = this.get(name) if type(this) is dict else general(ctx, scope)
+        if result is None:
+            return
+        text = result if type(result) is str else render_value(result)
+        out.append(escape_html(text) if escape else text)
 
     return render
 

@@ -22,11 +22,12 @@ class Template:
     """A compiled template; `render(data)` returns the text."""
 
     def __init__(self, env: Environment, name: str, program: Render,
-                 partial_names: frozenset[str]) -> None:
+                 partial_names: frozenset[str], may_read_context: bool = True) -> None:
         self.env = env
         self.name = name
         self.program = program
         self.partial_names = partial_names
+        self.may_read_context = may_read_context  # this template alone, not its partials
 
     def render(self, data: JSON) -> str:
         """Render with `data` as the root context; raises TemplateRenderError."""
@@ -67,7 +68,8 @@ class Environment:
             program = compiler.program(parse(source), top=True)
         except TemplateSyntaxError as exc:
             raise exc.locate(source, label) from None
-        template = Template(self, label, program, frozenset(compiler.partial_names))
+        template = Template(self, label, program, frozenset(compiler.partial_names),
+                            compiler.may_read_context)
         if name is None:
             self._cache[source] = template
         return template
@@ -94,6 +96,15 @@ class Environment:
 
     def check_partials(self, template: Template) -> None:
         """Compile every partial `template` names, transitively; raise the first error."""
+        self._reachable(template)
+
+    def reads_context(self, template: Template) -> bool:
+        """Whether rendering `template` may read the root's `context` key: it or a partial
+        it names (transitively) has a path that can reach it. Call after check_partials."""
+        return any(t.may_read_context for t in self._reachable(template))
+
+    def _reachable(self, template: Template) -> list[Template]:
+        found = [template]
         seen: set[str] = set()
         pending = list(template.partial_names)
         while pending:
@@ -103,4 +114,6 @@ class Environment:
             seen.add(name)
             partial = self._partial(name)
             if partial is not None:
+                found.append(partial)
                 pending.extend(partial.partial_names)
+        return found
