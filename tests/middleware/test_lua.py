@@ -14,7 +14,7 @@ from tests.support import SimpleHost
 from webpipe.errors import ConfigError, StepError
 from webpipe.executor.context import RequestContext
 from webpipe.middleware.base import Behavior, StepCall
-from webpipe.middleware.lua import Binding, LuaMiddleware
+from webpipe.middleware.lua import Binding, LuaMiddleware, request_keys
 from webpipe.source import Source
 
 JSON = Any
@@ -567,3 +567,43 @@ async def test_execute_sql_through_a_computed_name_is_rerun_on_a_worker(
     assert (await mw.run({}, chunk, StepCall("lua", ""))).value == [1]
     assert pg.calls == [("SELECT 1", [])]
     assert chunk in mw._on_thread
+
+
+# --- reading only what a chunk can read; results in one crossing ------------------------
+
+
+@pytest.mark.parametrize(("source", "keys"), [
+    ("return request.params.n", {"params"}),
+    ("return { a = request.query.a, b = request . body }", {"query", "body"}),
+    ("return 1", set()),
+    ("local r = request return r.params", None),          # the table escapes
+    ("return request['params']", None),                   # indexed by an expression
+    ("return request:len()", None),                       # a method call
+    ("return request..'x'", None),                        # concatenation, not a field
+    ("return _ENV.request.params", None),                 # computed names possible
+    ("return _G['req'..'uest'].params", None),
+    ("return load('return request')()", None),
+    ("-- request\nreturn request.params", None),          # a comment counts: cautious
+    ("local my_request = 1 return request.x", {"x"}),     # only the whole word
+])
+def test_request_keys_are_read_from_the_text(source: str, keys: set[str] | None) -> None:
+    found = request_keys(source)
+    assert (None if found is None else set(found)) == keys
+
+
+async def test_a_chunk_sees_the_keys_it_reads_and_a_whole_request_when_it_escapes(
+        lua: LuaMiddleware) -> None:
+    state = {"params": {"n": 3}, "query": {"q": "x"}, "headers": {"h": "1"}}
+    assert await run(lua, "return request.params.n * 2", state) == 6
+    assert await run(lua, "local r = request return r.headers.h .. r.query.q", state) == "1x"
+    count = "local n = 0 for _ in pairs(request) do n = n + 1 end return n"
+    assert await run(lua, count, state) == 3
+
+
+async def test_results_longer_than_one_crossing_come_back_whole(lua: LuaMiddleware) -> None:
+    out = await run(lua, "local t = {} for i = 1, 9000 do t[i] = { i, tostring(i) } end "
+                         "return { items = t, n = #t }")
+    assert out["n"] == 9000
+    assert out["items"][0] == [1, "1"]
+    assert out["items"][8999] == [9000, "9000"]
+    assert len(out["items"]) == 9000

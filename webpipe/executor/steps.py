@@ -25,7 +25,7 @@ from webpipe.executor.state import (
 )
 from webpipe.executor.tags import gate
 from webpipe.jqlib import JqError
-from webpipe.middleware.base import Behavior, StepCall, StepResult
+from webpipe.middleware.base import Behavior, RunAsync, StepCall, StepResult
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -54,9 +54,10 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
         return False
     state, inserted = _with_auto_name(plan, pre)
     target = tags.result_name or _result_name(state)
+    result = None
     if plan.run_sync is not None and ctx.invoker is REAL_INVOKER and not tags.dedup:
         result = _invoke_sync(plan, state, target, ctx)
-    else:
+    if result is None:
         result = await invoke_step(plan, state, target, env, ctx)
     if result.cache_hit:  # spec/language.md §4.2-10: the body ends with the cached response
         out.state, out.content_type = result.value, result.content_type
@@ -142,11 +143,14 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
 
 
 def _invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext,
-                 ) -> StepResult:
-    """`invoke_step` for a middleware with `run_sync` and the real invoker: no coroutine."""
+                 ) -> StepResult | None:
+    """`invoke_step` for a middleware with `run_sync` and the real invoker: no coroutine.
+    None when the middleware hands the call over to its `run`."""
     assert plan.run_sync is not None
     try:
         return plan.run_sync(state, plan.prepared, _call(plan, state, target, ctx))
+    except RunAsync:
+        return None
     except Exception as exc:
         return _failure(plan, exc)
 

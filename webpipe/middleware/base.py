@@ -89,10 +89,15 @@ class Middleware(Protocol):
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult: ...
 
 
+class RunAsync(Exception):
+    """Raised by `run_sync` before doing anything visible: this call must go through `run`."""
+
+
 class SyncMiddleware(Protocol):
     """Optional: a middleware whose work is short, pure CPU (jq, handlebars) may also offer
     `run_sync`, same contract as `run`; the step loop then calls it without a coroutine.
-    `run` must stay and give the same result (mocks, `@dedup` and tasks go through it)."""
+    `run` must stay and give the same result (mocks, `@dedup` and tasks go through it).
+    `run_sync` may raise `RunAsync` to hand a call over to `run` (Lua over its budget)."""
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult: ...
 

@@ -33,13 +33,19 @@ from webpipe.middleware.base import (
     BaseMiddleware,
     Behavior,
     MiddlewareHost,
+    RunAsync,
     StepCall,
     StepResult,
 )
-from webpipe.middleware.lua_convert import json_to_lua, lua_to_json
+from webpipe.middleware.lua_convert import from_flat, json_to_lua, lua_to_json
 from webpipe.source import Span
 
 _CONTEXT_NAME = re.compile(r"\bcontext\b")
+_REQUEST_NAME = re.compile(r"\brequest\b")
+_FIELD = re.compile(r"\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+# names through which a chunk can reach a global by a computed name
+_DYNAMIC_GLOBALS = re.compile(r"\b(?:_ENV|_G|load)\b")
+_SLICE = 4096  # items per call when a long result is read back in pieces
 # CPU seconds a chunk may run on the event loop before it is moved to a worker thread
 INLINE_BUDGET = 0.001
 SqlOutcome = tuple[JSON, str | None]  # (result, error text), like executeSql's two values
@@ -141,32 +147,114 @@ end
 local function compile(source) return rawload(source, "=lua", "t") end
 
 local sandbox_mt = {__index = G}
--- `budget` (CPU seconds, or nil) bounds a run on the event loop thread: a count hook checks
--- the clock every 10000 instructions and, once over, raises on every check until the run
--- unwinds (a script's pcall cannot keep it alive); the caller then reruns on a worker thread.
-local over_budget = false
+
+-- The result crosses into Python as one flat tuple (one boundary crossing, not one per table
+-- entry): pairs of (0, scalar), (1, n) + n items for a sequence, (2, n) + n (key, value)
+-- for any other table, 3 for a value past MAX_DEPTH, 4 for an unsupported type. Python
+-- applies the rest of spec §5.2 (see lua_convert.from_flat). Keys that are not strings or
+-- numbers are sent as `false` ("[unsupported key]").
+local next, rawget, mtype, unpack = next, rawget, math.type, table.unpack
+local MAX_DEPTH, CHUNK = 20, 4096
+local function flatten(value, out, n, depth)
+  if depth > MAX_DEPTH then n = n + 1; out[n] = 3; return n end
+  local kind = type(value)
+  if kind == "table" then
+    local count, top, seq = 0, 0, true
+    for k in next, value do
+      count = count + 1
+      if seq then
+        if mtype(k) == "integer" and k > 0 then
+          if k > top then top = k end
+        else
+          seq = false
+        end
+      end
+    end
+    if seq and count > 0 and top == count then
+      out[n + 1] = 1; out[n + 2] = count; n = n + 2
+      for i = 1, count do n = flatten(rawget(value, i), out, n, depth + 1) end
+    else
+      out[n + 1] = 2; out[n + 2] = count; n = n + 2
+      for k, v in next, value do
+        local kk = type(k)
+        n = n + 1
+        if kk == "string" or kk == "number" then out[n] = k else out[n] = false end
+        n = flatten(v, out, n, depth + 1)
+      end
+    end
+  elseif kind == "string" or kind == "number" or kind == "boolean" or kind == "nil" then
+    out[n + 1] = 0; out[n + 2] = value; n = n + 2
+  else
+    n = n + 1; out[n] = 4
+  end
+  return n
+end
+
+-- `budget` (CPU seconds, or nil) bounds a run on the event loop thread: a count hook fires
+-- every 10000 instructions; the first firing in a run reads the clock, later ones check it
+-- and, once over, raise on every firing until the run unwinds (a script's pcall cannot keep
+-- it alive); the caller then reruns on a worker thread. The hook is installed once, by the
+-- first budgeted run (only the loop thread's state has them), and is idle between runs.
+local over_budget, budget_left, started, hooked = false, nil, nil, false
+local function budget_hook()
+  if budget_left == nil then return end
+  if over_budget then error("webpipe: inline time budget exceeded", 0) end
+  local now = cpu_clock()
+  if started == nil then
+    started = now
+  elseif now - started > budget_left then
+    over_budget = true
+    error("webpipe: inline time budget exceeded", 0)
+  end
+end
+
+-- returns ok, over_budget, then the error message, or the flat result: its length, the
+-- table itself when longer than CHUNK (Python reads it with `slice`), else its items
 local function run(fn, request, context, budget)
   local env = setmetatable({request = request, context = context}, sandbox_mt)
   env._G = env
   setupvalue(fn, 1, env)  -- a main chunk's only upvalue is _ENV
   over_budget = false
-  if budget ~= nil then
-    local deadline = cpu_clock() + budget
-    sethook(function()
-      if over_budget or cpu_clock() > deadline then
-        over_budget = true
-        error("webpipe: inline time budget exceeded", 0)
-      end
-    end, "", 10000)
+  budget_left, started = budget, nil
+  if budget ~= nil and not hooked then
+    sethook(budget_hook, "", 10000)
+    hooked = true
   end
   local ok, value = xpcall(fn, message)
-  if budget ~= nil then sethook() end
   setupvalue(fn, 1, G)    -- drop the request's sandbox; stray closures see plain globals
-  return ok, value, over_budget
+  local out, n
+  if ok then
+    out = {}
+    ok, n = pcall(flatten, value, out, 0, 0)
+    if not ok then value = message(n) end
+  end
+  budget_left = nil
+  if not ok or over_budget then return false, over_budget, value end
+  if n > CHUNK then return true, false, n, out end
+  return true, false, n, false, unpack(out, 1, n)
 end
 
-return init_scripts, compile, run
+local function slice(out, i, j) return unpack(out, i, j) end
+
+return init_scripts, compile, run, slice
 """
+
+
+def request_keys(source: str) -> frozenset[str] | None:
+    """The top-level keys of `request` a chunk can read, when the text proves it: every
+    occurrence of the word `request` (strings and comments included, which only makes the
+    answer more cautious) is followed by `.name`, and no `_ENV`, `_G` or `load` could reach
+    the global by a computed name. Scripts loaded by `require` run outside the sandbox and
+    never see `request`. None when any of that fails."""
+    if _DYNAMIC_GLOBALS.search(source):
+        return None
+    keys: set[str] = set()
+    for match in _REQUEST_NAME.finditer(source):
+        field = _FIELD.match(source, match.end())
+        if field is None:
+            return None
+        keys.add(field.group(1))
+    return frozenset(keys)
 
 
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> NoReturn:
@@ -191,6 +279,8 @@ class LuaChunk:
     # converting `$context` costs more than a small chunk's run; skip it when the name
     # does not occur in the source (only a computed `_ENV["con".."text"]` could miss it)
     uses_context: bool = True
+    # the only top-level keys of the input the chunk can read (None: maybe any)
+    request_keys: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -234,7 +324,7 @@ class LuaState:
         })
         names = sorted(scripts)
         sources = self.lua.table_from({n.encode(): scripts[n].encode() for n in names})
-        init, self._compile, self._run = self.lua.execute(
+        init, self._compile, self._run, self._slice = self.lua.execute(
             PRELUDE, hooks, sources, self.lua.table_from([n.encode() for n in names])
         )
         failed = init()
@@ -251,17 +341,25 @@ class LuaState:
         fn = self._compiled.get(chunk)
         if fn is None:
             fn = self._compiled[chunk] = self._compile_chunk(chunk)
+        if chunk.request_keys is not None and type(state) is dict:
+            state = {key: state[key] for key in chunk.request_keys if key in state}
         self.binding = binding
         try:
-            ok, value, over = self._run(fn, json_to_lua(self.lua, state),
-                                        json_to_lua(self.lua, context), budget)
+            out = self._run(fn, json_to_lua(self.lua, state), json_to_lua(self.lua, context),
+                            budget)
+            if out[1] or binding.wants_thread:
+                raise MustRunOnThread
+            if not out[0]:
+                raise StepError(f"Lua execution error: {_text(out[2])}")
+            count, table = out[2], out[3]
+            if table is False:
+                return from_flat(out, 4)
+            flat: list[Any] = []
+            for start in range(1, count + 1, _SLICE):
+                flat.extend(self._slice(table, start, min(count, start + _SLICE - 1)))
+            return from_flat(flat, 0)
         finally:
             self.binding = None
-        if over or binding.wants_thread:
-            raise MustRunOnThread
-        if not ok:
-            raise StepError(f"Lua execution error: {_text(value)}")
-        return lua_to_json(value)
 
     def _compile_chunk(self, chunk: LuaChunk) -> Any:
         result = self._compile(chunk.source.encode())
@@ -303,6 +401,11 @@ class LuaState:
         except Exception as exc:
             err = f"executeSql failed: {exc}"
         return None, err.encode()
+
+
+def _apply_writes(ctx: RequestContext, binding: Binding) -> None:
+    ctx.flags.update(binding.flag_writes)
+    ctx.conditions.update(binding.condition_writes)
 
 
 def _get_env(name: bytes) -> bytes | None:
@@ -356,33 +459,49 @@ class LuaMiddleware(BaseMiddleware):
         err = self._syntax_error(config)
         if err is not None:
             raise ConfigError(f"Lua syntax error: {err}", span=span)
-        chunk = LuaChunk(config, uses_context=_CONTEXT_NAME.search(config) is not None)
+        chunk = LuaChunk(config, uses_context=_CONTEXT_NAME.search(config) is not None,
+                         request_keys=request_keys(config))
         if "executeSql" in config:  # known up front: skip the inline attempt
             self._on_thread.add(chunk)
         return chunk
 
-    async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+    def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        """The inline attempt, on the event loop under `INLINE_BUDGET`; `RunAsync` when the
+        chunk belongs on a worker thread (it then stays there)."""
         assert isinstance(prepared, LuaChunk), "prepare() output expected"
+        if prepared in self._on_thread:
+            raise RunAsync
         ctx = call.ctx if call.ctx is not None else RequestContext()
         context = ctx.context_json() if prepared.uses_context else None
-        loop = asyncio.get_running_loop()
-        binding = self._binding(ctx, loop)
+        # an inline run is synchronous: it may read the live flags, no snapshot needed
+        binding = Binding(ctx.flags, ctx.conditions, asyncio.get_running_loop(),
+                          self._execute_sql)
         try:
-            if prepared not in self._on_thread:
-                try:
-                    return StepResult(self.run_in_thread(prepared, state, context, binding,
-                                                         INLINE_BUDGET))
-                except MustRunOnThread:
-                    self._on_thread.add(prepared)
-                    binding = self._binding(ctx, loop)  # nothing of the abandoned run is kept
+            value = self.run_in_thread(prepared, state, context, binding, INLINE_BUDGET)
+        except MustRunOnThread:
+            self._on_thread.add(prepared)  # nothing of the abandoned run is kept
+            raise RunAsync from None
+        except StepError:
+            _apply_writes(ctx, binding)
+            raise
+        _apply_writes(ctx, binding)
+        return StepResult(value)
+
+    async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        try:
+            return self.run_sync(state, prepared, call)
+        except RunAsync:
+            pass
+        assert isinstance(prepared, LuaChunk)
+        ctx = call.ctx if call.ctx is not None else RequestContext()
+        context = ctx.context_json() if prepared.uses_context else None
+        binding = Binding(dict(ctx.flags), dict(ctx.conditions), asyncio.get_running_loop(),
+                          self._execute_sql)
+        try:
             return StepResult(await asyncio.to_thread(self.run_in_thread, prepared, state,
                                                       context, binding))
         finally:
-            ctx.flags.update(binding.flag_writes)
-            ctx.conditions.update(binding.condition_writes)
-
-    def _binding(self, ctx: RequestContext, loop: asyncio.AbstractEventLoop) -> Binding:
-        return Binding(dict(ctx.flags), dict(ctx.conditions), loop, self._execute_sql)
+            _apply_writes(ctx, binding)
 
     def run_in_thread(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
                       budget: float | None = None) -> JSON:

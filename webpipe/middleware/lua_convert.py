@@ -60,6 +60,40 @@ def _lua_ready(value: JSON) -> LuaValue:
     raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
+def from_flat(flat: Any, start: int) -> JSON:
+    """The JSON value of a result flattened by the prelude's `flatten` (see lua.py), read
+    from `flat[start:]`: the same rules as `lua_to_json`, without crossing into Lua."""
+    return _from_flat(flat, start)[0]
+
+
+def _from_flat(flat: Any, i: int) -> tuple[JSON, int]:
+    tag = flat[i]
+    if tag == 0:
+        value = flat[i + 1]
+        kind = type(value)
+        if kind is bytes:
+            value = _decode(value, INVALID_UTF8)
+        elif kind is float and not math.isfinite(value):
+            value = 0
+        return value, i + 2
+    if tag == 1:
+        items = []
+        i += 2
+        for _ in range(flat[i - 1]):
+            item, i = _from_flat(flat, i)
+            items.append(item)
+        return items, i
+    if tag == 2:
+        out = {}
+        i += 2
+        for _ in range(flat[i - 1]):
+            key = key_text(flat[i])
+            out[key], i = _from_flat(flat, i + 1)
+        # sorted like lua_to_json's tables (see there)
+        return dict(sorted(out.items())), i
+    return (MAX_DEPTH_EXCEEDED if tag == 3 else UNSUPPORTED_TYPE), i + 1
+
+
 def lua_to_json(value: LuaValue, depth: int = 0) -> JSON:
     """Convert a Lua value (as lupa hands it over) into JSON, following §5.2."""
     if depth > MAX_DEPTH:
