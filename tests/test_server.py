@@ -191,6 +191,15 @@ GET /two
 
 GET /hdr
   |> jq: `.headers["x-k"]`
+
+GET /lua/:n
+  |> lua: `return { n = request.params.n, q = request.query.q }`
+
+GET /lua-whole
+  |> lua: `local r = request return r.headers["x-k"]`
+
+GET /lua-ctx
+  |> lua: `return context.request.headers["x-k"]`
 '''
 
 
@@ -208,7 +217,9 @@ async def test_only_the_read_keys_are_planned(partial: tuple[httpx.AsyncClient, 
                for _m, route in served.env.index.routes()}
     assert planned == {"/p/:w": frozenset({"params", "query", "method", "content_type"}),
                        "/p": frozenset({"body"}), "/whole": None, "/ctx": None,
-                       "/two": None, "/hdr": frozenset({"headers"})}
+                       "/two": None, "/hdr": frozenset({"headers"}),
+                       "/lua/:n": frozenset({"params", "query"}), "/lua-whole": None,
+                       "/lua-ctx": None}
 
 
 async def test_partial_requests_answer_like_full_ones(
@@ -224,6 +235,9 @@ async def test_partial_requests_answer_like_full_ones(
     assert (await client.get("/ctx", headers={"x-k": "c"})).json() == "c"
     assert (await client.get("/two", headers={"x-k": "t"})).json() == "t"
     assert (await client.get("/hdr", headers={"x-k": "h"})).json() == "h"
+    assert (await client.get("/lua/4?q=x")).json() == {"n": 4, "q": "x"}
+    assert (await client.get("/lua-whole", headers={"x-k": "w"})).json() == "w"
+    assert (await client.get("/lua-ctx", headers={"x-k": "c"})).json() == "c"
 
 
 async def test_partial_requests_still_refuse_bad_bodies(

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -31,9 +31,7 @@ from webpipe.executor.state import JSON_CT
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
-from webpipe.jqlib import JqProgram
 from webpipe.metrics import METRICS
-from webpipe.middleware.jq import JqMiddleware
 from webpipe.routing import Router
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
@@ -74,18 +72,22 @@ def build_served(env: Env, public_dir: Path | None = None) -> Served:
 
 
 def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
-    """The request keys a route can read, when that is provable: its one step is an untagged
-    `jq` step on the fast path (no `$context`, no inline arguments) whose output is the
-    response. Anything else may pass the whole request on (None)."""
+    """The request keys a route can read, when that is provable: its one step is untagged,
+    has no inline arguments, and its middleware can name the input keys it reads (jq on the
+    fast path, Lua chunks that only use `request.name`, neither touching `$context`); that
+    step's output is the response. Anything else may pass the whole request on (None)."""
     steps = route.pipeline.steps
     if len(steps) != 1 or not isinstance(steps[0], n.MiddlewareStep) or steps[0].tags:
         return None
     plan = env.plan(steps[0])
-    if (plan.kind != "middleware" or not isinstance(plan.middleware, JqMiddleware)
-            or plan.args or plan.arg_error or plan.prepare_error
-            or not isinstance(plan.prepared, JqProgram)):
+    if (plan.kind != "middleware" or plan.args or plan.arg_error or plan.prepare_error
+            or plan.middleware is None):
         return None
-    return plan.prepared.input_keys
+    reader = getattr(plan.middleware, "input_keys", None)
+    return None if reader is None else cast(KeysOf, reader)(plan.prepared)
+
+
+KeysOf = Callable[[object], "frozenset[str] | None"]
 
 
 class WebpipeApp:

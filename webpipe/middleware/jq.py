@@ -23,6 +23,10 @@ class JqMiddleware(BaseMiddleware):
         except JqError as exc:
             raise ConfigError(str(exc), span=span) from None
 
+    def input_keys(self, prepared: object) -> frozenset[str] | None:
+        """The top-level input keys the step can read (None: maybe all); see server."""
+        return prepared.input_keys if isinstance(prepared, JqProgram) else None
+
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         return self.run_sync(state, prepared, call)
 

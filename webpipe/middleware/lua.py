@@ -465,6 +465,12 @@ class LuaMiddleware(BaseMiddleware):
             self._on_thread.add(chunk)
         return chunk
 
+    def input_keys(self, prepared: object) -> frozenset[str] | None:
+        """The top-level input keys the chunk can read (None: maybe all, `context` too)."""
+        if not isinstance(prepared, LuaChunk) or prepared.uses_context:
+            return None
+        return prepared.request_keys
+
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         """The inline attempt, on the event loop under `INLINE_BUDGET`; `RunAsync` when the
         chunk belongs on a worker thread (it then stays there)."""

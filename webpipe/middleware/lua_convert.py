@@ -69,29 +69,41 @@ def from_flat(flat: Any, start: int) -> JSON:
 def _from_flat(flat: Any, i: int) -> tuple[JSON, int]:
     tag = flat[i]
     if tag == 0:
-        value = flat[i + 1]
-        kind = type(value)
-        if kind is bytes:
-            value = _decode(value, INVALID_UTF8)
-        elif kind is float and not math.isfinite(value):
-            value = 0
-        return value, i + 2
+        return _scalar(flat[i + 1]), i + 2
     if tag == 1:
+        count, i = flat[i + 1], i + 2
+        end = i + 2 * count
+        if not any(flat[i:end:2]):  # scalars only: sliced out in one go
+            return [_scalar(value) for value in flat[i + 1:end:2]], end
         items = []
-        i += 2
-        for _ in range(flat[i - 1]):
+        for _ in range(count):
             item, i = _from_flat(flat, i)
             items.append(item)
         return items, i
     if tag == 2:
-        out = {}
-        i += 2
-        for _ in range(flat[i - 1]):
-            key = key_text(flat[i])
-            out[key], i = _from_flat(flat, i + 1)
+        count, i = flat[i + 1], i + 2
+        end = i + 3 * count
+        out: dict[str, JSON] = {}
+        if not any(flat[i + 1:end:3]):  # scalar members only
+            for key, value in zip(flat[i:end:3], flat[i + 2:end:3], strict=True):
+                out[key_text(key)] = _scalar(value)
+            i = end
+        else:
+            for _ in range(count):
+                key = key_text(flat[i])
+                out[key], i = _from_flat(flat, i + 1)
         # sorted like lua_to_json's tables (see there)
         return dict(sorted(out.items())), i
     return (MAX_DEPTH_EXCEEDED if tag == 3 else UNSUPPORTED_TYPE), i + 1
+
+
+def _scalar(value: LuaValue) -> JSON:
+    kind = type(value)
+    if kind is bytes:
+        return _decode(value, INVALID_UTF8)
+    if kind is float and not math.isfinite(value):
+        return 0
+    return value
 
 
 def lua_to_json(value: LuaValue, depth: int = 0) -> JSON:
