@@ -195,6 +195,22 @@ GET /hdr
 GET /lua/:n
   |> lua: `return { n = request.params.n, q = request.query.q }`
 
+GET /multi/:w
+  |> jq: `{ n: (.params.w + 1) }`
+  |> handlebars: `<p>{{n}}</p>`
+
+GET /cached/:w
+  |> cache: `ttl: 60`
+  |> jq: `{ hello: .params.w, n: (.params.w + 1) }`
+
+GET /merge-last
+  |> jq: `{ a: .params }`
+  |> cache: `ttl: 60`
+
+GET /lua-then-jq/:n
+  |> lua: `return { n = request.params.n }`
+  |> jq: `{ n: .n }`
+
 GET /lua-whole
   |> lua: `local r = request return r.headers["x-k"]`
 
@@ -217,7 +233,11 @@ async def test_only_the_read_keys_are_planned(partial: tuple[httpx.AsyncClient, 
                for _m, route in served.env.index.routes()}
     assert planned == {"/p/:w": frozenset({"params", "query", "method", "content_type"}),
                        "/p": frozenset({"body"}), "/whole": None, "/ctx": None,
-                       "/two": None, "/hdr": frozenset({"headers"}),
+                       "/two": frozenset({"params", "headers"}), "/hdr": frozenset({"headers"}),
+                       "/multi/:w": frozenset({"params", "n"}),
+                       "/cached/:w": frozenset({"method", "path", "query", "params"}),
+                       "/merge-last": None,       # the last step passes the state on
+                       "/lua-then-jq/:n": None,   # Lua is not rerunnable
                        "/lua/:n": frozenset({"params", "query"}), "/lua-whole": None,
                        "/lua-ctx": None}
 
@@ -238,6 +258,29 @@ async def test_partial_requests_answer_like_full_ones(
     assert (await client.get("/lua/4?q=x")).json() == {"n": 4, "q": "x"}
     assert (await client.get("/lua-whole", headers={"x-k": "w"})).json() == "w"
     assert (await client.get("/lua-ctx", headers={"x-k": "c"})).json() == "c"
+
+
+async def test_multi_step_partial_routes_answer_like_the_whole_request_even_on_errors(
+        tmp_path: Path) -> None:
+    """An early step's error envelope gets request keys restored into it (§6.3): the partial
+    run is redone on the whole request, so both answer byte for byte alike."""
+    def client(partial: bool) -> httpx.AsyncClient:
+        served = build_served(program_from_text(PARTIAL_APP, base_dir=tmp_path))
+        if not partial:
+            served.reads.clear()
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(served)),
+                                 base_url="http://t")
+
+    cut, whole = client(True), client(False)
+    for url in ("/multi/3", "/multi/x?q=1", "/cached/4", "/cached/y?z=2", "/cached/y?z=2"):
+        got, want = await cut.get(url, headers={"x-k": "v"}), await whole.get(
+            url, headers={"x-k": "v"})
+        assert (got.status_code, got.headers["content-type"], got.content) == (
+            want.status_code, want.headers["content-type"], want.content), url
+    error = (await cut.get("/multi/x", headers={"x-k": "v"})).json()
+    assert error["errors"][0]["type"] == "jqError"
+    assert error["headers"]["x-k"] == "v"  # restored from the whole request
+    assert (await cut.get("/multi/3")).text == "<p>4</p>"
 
 
 async def test_partial_requests_still_refuse_bad_bodies(

@@ -13,7 +13,7 @@ import base64
 import json
 import math
 import re
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote_to_bytes
 
 import orjson
@@ -264,7 +264,11 @@ class _HeaderScan:
 
 
 async def read_body(request: Request, max_body: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `max_body` bytes."""
+    """The request body, refused with 413 as soon as it is known to exceed `max_body` bytes.
+    Kept in the scope, so a request that is run twice (see server.py) reads it again."""
+    kept = request.scope.get(_BODY_KEY)
+    if kept is not None:
+        return cast(bytes, kept)
     declared = request.headers.get("content-length", "")
     # Refuse up front what the client announces as too large (the digit count guards int()).
     if declared.isascii() and declared.isdigit() and _exceeds(declared, max_body):
@@ -276,7 +280,11 @@ async def read_body(request: Request, max_body: int) -> bytes:
         if size > max_body:
             raise _too_large(max_body)
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = request.scope[_BODY_KEY] = b"".join(chunks)
+    return body
+
+
+_BODY_KEY = "webpipe.body"
 
 
 def request_headers(request: Request) -> dict[str, str]:

@@ -27,11 +27,12 @@ from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
-from webpipe.executor.state import JSON_CT
+from webpipe.executor.state import JSON_CT, error_type
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
 from webpipe.metrics import METRICS
+from webpipe.middleware.base import Behavior
 from webpipe.routing import Router
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
@@ -72,19 +73,38 @@ def build_served(env: Env, public_dir: Path | None = None) -> Served:
 
 
 def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
-    """The request keys a route can read, when that is provable: its one step is untagged,
-    has no inline arguments, and its middleware can name the input keys it reads (jq on the
-    fast path, Lua chunks that only use `request.name`, neither touching `$context`); that
-    step's output is the response. Anything else may pass the whole request on (None)."""
+    """The request keys a route can read, when that is provable (None: it may pass the whole
+    request on). Every step is an untagged middleware step whose middleware names the input
+    keys it reads (`input_keys`: jq on the fast path, Lua chunks using only `request.name`,
+    templates with plain paths, cache keys; none of them touching `$context`), and so do its
+    inline arguments; the last step's output is the response (Transform or Render). With
+    several steps, an error envelope from an early step would carry request keys into the
+    response (§6.3 restores them), so every step must be `rerunnable`: such a request is run
+    again on the whole request object (`WebpipeApp.run_route`)."""
     steps = route.pipeline.steps
-    if len(steps) != 1 or not isinstance(steps[0], n.MiddlewareStep) or steps[0].tags:
+    if not steps:
         return None
-    plan = env.plan(steps[0])
-    if (plan.kind != "middleware" or plan.args or plan.arg_error or plan.prepare_error
-            or plan.middleware is None):
+    keys: set[str] = set()
+    for step in steps:
+        if not isinstance(step, n.MiddlewareStep) or step.tags:
+            return None
+        plan = env.plan(step)
+        mw = plan.middleware
+        if plan.kind != "middleware" or plan.arg_error or plan.prepare_error or mw is None:
+            return None
+        reader = getattr(mw, "input_keys", None)
+        step_keys = None if reader is None else cast(KeysOf, reader)(plan.prepared)
+        if step_keys is None or (len(steps) > 1 and not getattr(mw, "rerunnable", False)):
+            return None
+        keys |= step_keys
+        for program in plan.args:
+            if program.input_keys is None:
+                return None
+            keys |= program.input_keys
+    last = env.plan(cast(n.MiddlewareStep, steps[-1])).middleware
+    if last is None or last.wraps_data or last.behavior is Behavior.MERGE:
         return None
-    reader = getattr(plan.middleware, "input_keys", None)
-    return None if reader is None else cast(KeysOf, reader)(plan.prepared)
+    return frozenset(keys)
 
 
 KeysOf = Callable[[object], "frozenset[str] | None"]
@@ -153,6 +173,14 @@ class WebpipeApp:
             ctx.request = state
         try:
             outcome = await run_pipeline(route.pipeline, state, env, ctx)
+            if (only is not None and len(route.pipeline.steps) > 1
+                    and error_type(outcome.state) is not None):
+                # an early step's error envelope carries request keys (§6.3): the steps
+                # are rerunnable (see request_reads), so answer from the whole request
+                state = await request_state(request, params, self.max_body, path)
+                ctx = RequestContext(request=state, env_name=env.env_name,
+                                     extras={"invocation": "http"})
+                outcome = await run_pipeline(route.pipeline, state, env, ctx)
         except WebpipeError as exc:
             return hard_error_response(exc, ctx)
         response = build_response(outcome.state, outcome.content_type, outcome.status)

@@ -114,6 +114,10 @@ class Entry:
 
 class CacheMiddleware(StoreMiddleware):
     behavior: ClassVar[Behavior] = Behavior.MERGE
+    # running a request twice (server.py does, for a partial request that ended in an
+    # error) leaves the store as one run does: error outputs are never saved and a refresher
+    # slot is released when its pipeline ends
+    rerunnable: ClassVar[bool] = True
     BLOCK: ClassVar[str] = "cache"
     PREFIX: ClassVar[str] = "webpipe:cache:"
 
@@ -124,6 +128,17 @@ class CacheMiddleware(StoreMiddleware):
     def prepare(self, config: str, span: Span | None) -> CacheStep:
         self._open_store(span)
         return prepare_step(config, span, self.settings)
+
+    def input_keys(self, prepared: object) -> frozenset[str] | None:
+        """The top-level state keys the key is made of (the state itself passes through)."""
+        if not isinstance(prepared, CacheStep):
+            return None
+        if not prepared.enabled:
+            return frozenset()
+        if prepared.template is None:
+            return DEFAULT_KEY_PARTS
+        heads = {_head(part[0]) for part in prepared.template if not isinstance(part, str)}
+        return None if "" in heads else frozenset(heads)  # `{}` is the whole state
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         assert isinstance(prepared, CacheStep)
@@ -253,6 +268,14 @@ def _key_text(state: JSON, path: str) -> str:
         if segment:
             current = current.get(segment) if isinstance(current, dict) else None
     return scalar_text(current, null="")
+
+
+DEFAULT_KEY_PARTS = frozenset({"method", "path", "query", "params"})
+
+
+def _head(path: str) -> str:
+    """The first non-empty segment of a dotted key path ("" when there is none)."""
+    return next((segment for segment in path.split(".") if segment), "")
 
 
 def default_key(identity: str, state: JSON) -> str:

@@ -36,6 +36,7 @@ PARTIAL_KINDS = ("mustache", "handlebars")  # a later kind wins a name clash
 class Prepared:
     template: Template
     reads_context: bool  # may read the root's `context`: build `$context` for each render
+    root_keys: frozenset[str] | None = None  # the state keys a render can read (None: any)
 
 
 class HandlebarsMiddleware(BaseMiddleware):
@@ -43,6 +44,7 @@ class HandlebarsMiddleware(BaseMiddleware):
 
     behavior: ClassVar[Behavior] = Behavior.RENDER
     content_type: ClassVar[str] = "text/html"
+    rerunnable: ClassVar[bool] = True  # rendering has no effects
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)
@@ -66,7 +68,12 @@ class HandlebarsMiddleware(BaseMiddleware):
             where = f" in partial {exc.template!r}" if exc.template in self.env.sources else ""
             message = f"Handlebars template compile error{where}: {exc}"
             raise ConfigError(message, span=span) from None
-        return Prepared(template, self.env.reads_context(template))
+        return Prepared(template, self.env.reads_context(template),
+                        self.env.root_keys(template))
+
+    def input_keys(self, prepared: object) -> frozenset[str] | None:
+        """The top-level state keys a render can read (None: maybe all); see server."""
+        return prepared.root_keys if isinstance(prepared, Prepared) else None
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         return self.run_sync(state, prepared, call)

@@ -16,6 +16,7 @@ from webpipe.source import Span
 
 class JqMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
+    rerunnable: ClassVar[bool] = True  # a jq program has no effects
 
     def prepare(self, config: str, span: Span | None) -> JqProgram:
         try:

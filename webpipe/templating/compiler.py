@@ -54,6 +54,7 @@ class Compiler:
         # whether a path may reach the root's `context` key (`context…`, `this`, `..`,
         # `@root`, a computed partial name); partials are judged on their own
         self.may_read_context = False
+        self.heads: set[str] = set()  # first segments of every path (what a root may read)
 
     def program(self, nodes: Program | None, top: bool = False) -> Render:
         steps: list[tuple[Render, int, int]] = []
@@ -149,6 +150,8 @@ class Compiler:
                 assert_never(value)
 
     def path(self, path: PathExpr) -> Eval:
+        if path.parts and not path.local:
+            self.heads.add(path.parts[0])
         if path.root or path.ups or not path.parts or (
                 not path.local and path.parts[0] == "context"):
             self.may_read_context = True

@@ -22,12 +22,14 @@ class Template:
     """A compiled template; `render(data)` returns the text."""
 
     def __init__(self, env: Environment, name: str, program: Render,
-                 partial_names: frozenset[str], may_read_context: bool = True) -> None:
+                 partial_names: frozenset[str], may_read_context: bool = True,
+                 heads: frozenset[str] | None = None) -> None:
         self.env = env
         self.name = name
         self.program = program
         self.partial_names = partial_names
         self.may_read_context = may_read_context  # this template alone, not its partials
+        self.heads = heads  # first segments of its paths (None: unknown)
 
     def render(self, data: JSON) -> str:
         """Render with `data` as the root context; raises TemplateRenderError."""
@@ -69,7 +71,7 @@ class Environment:
         except TemplateSyntaxError as exc:
             raise exc.locate(source, label) from None
         template = Template(self, label, program, frozenset(compiler.partial_names),
-                            compiler.may_read_context)
+                            compiler.may_read_context, frozenset(compiler.heads))
         if name is None:
             self._cache[source] = template
         return template
@@ -102,6 +104,17 @@ class Environment:
         """Whether rendering `template` may read the root's `context` key: it or a partial
         it names (transitively) has a path that can reach it. Call after check_partials."""
         return any(t.may_read_context for t in self._reachable(template))
+
+    def root_keys(self, template: Template) -> frozenset[str] | None:
+        """The top-level keys of the data a render can read: the first segment of every path
+        in it and its partials (cautious: paths inside blocks count too). None when a path
+        may reach past them (`this`, `..`, `@root`, `context`, a computed partial name)."""
+        keys: set[str] = set()
+        for found in self._reachable(template):
+            if found.may_read_context or found.heads is None:
+                return None
+            keys |= found.heads
+        return frozenset(keys)
 
     def _reachable(self, template: Template) -> list[Template]:
         found = [template]
