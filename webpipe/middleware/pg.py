@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import orjson
+
 from webpipe.config import config_int
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, resolve_target
 from webpipe.errors import HardError, StepError
@@ -206,13 +208,22 @@ async def _execute_as(conn: Connection, stmt: PgStatement, params: Sequence[JSON
         return {"rows": [], "rowCount": int(count) if count.isdigit() else 0}
     row = await conn.fetchrow(query, *args)
     if stmt.kind == "rows":
-        rows = json.loads(row[0]) if row is not None else []
+        rows = _load_json(row[0]) if row is not None else []
         return {"rows": rows, "rowCount": len(rows)}
     if row is None:
         raise RawModeError("!raw query returned no rows")
     if len(row) == 0 or not (row[0] is None or isinstance(row[0], JsonText)):
         raise RawModeError("!raw query must return a json or jsonb first column")
-    return None if row[0] is None else json.loads(row[0])
+    return None if row[0] is None else _load_json(row[0])
+
+
+def _load_json(text: str) -> JSON:
+    """Postgres' JSON text: orjson, or the json module for what orjson refuses (integers
+    beyond 64 bits, numbers out of float range), which reads it the same way otherwise."""
+    try:
+        return orjson.loads(str(text))  # a str subclass (JsonText) is refused as is
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def sql_error(exc: BaseException, query: str) -> dict[str, JSON]:
@@ -307,8 +318,14 @@ class PgMiddleware(BaseMiddleware):
         configured; driver errors (asyncpg's, `OSError`, `TimeoutError`) propagate as is.
         """
         pool = await self._ensure_pool()
-        async with pool.acquire(timeout=self.acquire_timeout) as conn:
+        # asyncio.timeout around a plain acquire: asyncpg's own `timeout=` runs the acquire
+        # in a new task (wait_for) and times the release too, costing a loop pass or two
+        async with asyncio.timeout(self.acquire_timeout):
+            conn = await pool.acquire()
+        try:
             yield conn
+        finally:
+            await pool.release(conn)
 
     async def _query(self, stmt: PgStatement, params: Sequence[JSON]) -> JSON:
         async with self.connection() as conn:
