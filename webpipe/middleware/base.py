@@ -8,6 +8,12 @@ per request and returns a `StepResult`. The executor applies the state rule name
 
 Failures: raise `StepError` for an execution failure (it becomes a branchable `<step>Error`
 envelope), `HardError` to abort the request. Domain errors are returned as envelopes.
+
+Optional members, read with `getattr` (third-party middleware need none of them):
+`run_sync(state, prepared, call)` (see `SyncMiddleware`), `input_keys(prepared)` (the
+top-level keys of its input a step can read, None when it may read anything: lets the server
+build a partial request object) and `rerunnable: ClassVar[bool]` (running a step twice for
+one request leaves no trace). See spec/decisions.md and spec/http.md.
 """
 
 from __future__ import annotations

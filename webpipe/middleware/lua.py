@@ -1,11 +1,12 @@
 """The `lua` middleware: run a Lua 5.4 chunk, its return value becomes the state.
 
 Spec: spec/middleware.md §5 (our decisions: spec/lua.md). `prepare()` checks the chunk's
-syntax once at load. `run()` snapshots flags, conditions and `$context` on the event loop,
-then runs the chunk on the loop thread under a CPU budget (`INLINE_BUDGET`, checked by a Lua
-count hook): a thread hop costs more than a small chunk's whole run. A chunk that goes over
-the budget, or calls `executeSql`, is abandoned (its flag writes are dropped) and rerun with
-`asyncio.to_thread`, and that chunk runs on a worker from then on. Each thread has its own
+syntax once at load and finds the request keys it reads. `run_sync()` runs the chunk on the
+loop thread under a CPU budget (`INLINE_BUDGET`, checked by a Lua count hook): a thread hop
+costs more than a small chunk's whole run. A chunk that goes over the budget, or calls
+`executeSql`, is abandoned (its flag writes are dropped) and `run()` reruns it with
+`asyncio.to_thread` on snapshots of flags and conditions; that chunk runs on a worker from
+then on. Each thread has its own
 `LuaState` (lupa runtimes are not thread-safe, so a state never leaves the thread that
 created it). Each run gets a fresh sandbox table whose lookups fall through to the state's
 globals. `executeSql` hops back to the loop with `run_coroutine_threadsafe` and blocks the
