@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from webpipe.config import ConfigBlocks, resolve_blocks
@@ -41,6 +42,7 @@ class Env:
     plans: dict[int, StepPlan] = field(default_factory=dict)
     guards: dict[int, JqProgram | None] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    _variables: dict[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
     env_name: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
 
@@ -54,6 +56,13 @@ class Env:
         return self.configs.get(name)
 
     def variables_of(self, kind: str) -> Mapping[str, str]:
+        """Variables of one kind, imported ones as `alias/name` (computed once per kind)."""
+        found = self._variables.get(kind)
+        if found is None:
+            found = self._variables[kind] = MappingProxyType(self._collect_variables(kind))
+        return found
+
+    def _collect_variables(self, kind: str) -> dict[str, str]:
         out: dict[str, str] = {}
         for module in self.index.modules:
             for item in module.items(n.Variable):

@@ -13,9 +13,9 @@ from functools import cache
 from pathlib import Path
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from webpipe.errors import WebpipeError, WpSyntaxError
+from webpipe.errors import WpSyntaxError
 from webpipe.source import Source
 from webpipe.syntax import nodes as n
 from webpipe.syntax.errors import describe_unexpected_char, describe_unexpected_token
@@ -72,12 +72,7 @@ def parse(source: Source) -> n.Program:
         except UnexpectedInput as exc:
             raise _syntax_error(source, exc) from None
         comments = _COMMENTS.tokens
-    try:
-        program = ToAst(source).transform(tree)
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, WebpipeError):
-            raise exc.orig_exc from None
-        raise
+    program = ToAst(source).transform(tree)  # a WpSyntaxError from it propagates as is
     spans = (source.span(t.start_pos or 0, t.end_pos or 0) for t in comments)
     notes = tuple(n.Comment(text=str(t), span=s) for t, s in zip(comments, spans, strict=True))
     return n.Program(items=program.items, comments=notes, span=program.span)

@@ -8,9 +8,10 @@ argument splitting) so the executor never sees raw syntax.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
-from lark import Token, Transformer, v_args
+from lark import Token, Tree
 from lark.tree import Meta
 
 from webpipe.errors import WpSyntaxError
@@ -61,13 +62,35 @@ _VALUE_KINDS: dict[str, n.ValueKind] = {
 }
 
 
-@v_args(meta=True)
-class ToAst(Transformer[Token, n.Program]):
-    """Builds `nodes.Program` from a Lark tree (see module docstring)."""
+Handler = Callable[[Meta, list[Any]], Any]
+
+
+class ToAst:
+    """Builds `nodes.Program` from a Lark tree (see module docstring).
+
+    A walk of our own rather than Lark's `Transformer` with `v_args(meta=True)`, which builds
+    a wrapper function per rule call (about a tenth of a large file's load time). A rule
+    without a method keeps its Lark tree, as `Transformer.__default__` does."""
 
     def __init__(self, source: Source) -> None:
-        super().__init__()
         self.source = source
+        self._handlers: dict[str, Handler] = {}
+
+    def transform(self, tree: Tree[Token]) -> n.Program:
+        program = self._walk(tree)
+        assert isinstance(program, n.Program), "the start rule builds the Program"
+        return program
+
+    def _walk(self, tree: Tree[Token]) -> Any:
+        children = [self._walk(c) if isinstance(c, Tree) else c for c in tree.children]
+        name = str(tree.data)
+        handler = self._handlers.get(name)
+        if handler is None:
+            found = getattr(self, name, None)
+            if found is None or name.startswith("_"):
+                return Tree(tree.data, children, tree.meta)
+            handler = self._handlers[name] = found
+        return handler(tree.meta, children)
 
     def _tok_span(self, token: Token) -> Span:
         start = token.start_pos or 0
