@@ -293,3 +293,61 @@ async def test_partial_requests_still_refuse_bad_bodies(
                           headers={"content-type": "application/x-www-form-urlencoded"})
     # the form body was parsed and handed over: jq sees `items` as the number 1
     assert r.json()["errors"][0]["message"] == "JQ execution error: Cannot iterate over number (1)"
+
+
+# -- routes of jq/handlebars steps run without coroutines, answering the same ---------------
+
+SYNC_APP = r'''
+handlebars card = `<b>{{name}}</b>`
+
+GET /a/:w
+  |> jq: `{ name: .params.w, n: (.params.w | length) }`
+  |> handlebars: `<p>{{> card}} {{n}}</p>`
+
+GET /err/:w
+  |> jq: `{ n: (.params.w + 1) }`
+  |> jq: `{ m: .n }`
+
+GET /envelope
+  |> jq: `{ errors: [{ type: "mine", message: "made by hand" }] }`
+  |> jq: `{ never: true }`
+
+GET /scalar
+  |> jq: `[1, 2, .method]`
+  |> jq: `length`
+
+GET /named
+  |> jq: `{ resultName: "x", v: 1 }`
+  |> jq: `{ v: (.v + 1), kept: .params }`
+
+GET /html-then-json
+  |> handlebars: `<i>{{path}}</i>`
+  |> jq: `{ page: . }`
+
+GET /tagged
+  |> jq: `{ a: 1 }` @result(r)
+
+GET /lua
+  |> lua: `return 1`
+'''
+
+
+async def test_sync_routes_answer_like_the_step_loop(tmp_path: Path) -> None:
+    def client(use_sync: bool) -> tuple[httpx.AsyncClient, Any]:
+        served = build_served(program_from_text(SYNC_APP, base_dir=tmp_path))
+        if not use_sync:
+            served.sync.clear()
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(served)),
+                                 base_url="http://t"), served
+
+    (fast, served), (loop, _) = client(True), client(False)
+    assert sorted(route.path for _m, route in served.env.index.routes()
+                  if id(route) in served.sync) == [
+        "/a/:w", "/envelope", "/err/:w", "/html-then-json", "/named", "/scalar"]
+    for url in ("/a/ada", "/a/%3Cx%3E", "/err/x", "/err/3", "/envelope", "/scalar", "/named",
+                "/html-then-json"):
+        got, want = await fast.get(url), await loop.get(url)
+        assert (got.status_code, got.headers["content-type"], got.content) == (
+            want.status_code, want.headers["content-type"], want.content), url
+    assert (await fast.get("/a/ada")).text == "<p><b>ada</b> 3</p>"
+    assert (await fast.get("/err/x")).json()["errors"][0]["type"] == "jqError"

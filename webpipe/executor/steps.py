@@ -8,6 +8,7 @@ This is spec/language.md §4.2 in order. Middleware calls go through the request
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError, StepError, WebpipeError
@@ -59,32 +60,85 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
         result = _invoke_sync(plan, state, target, ctx)
     if result is None:
         result = await invoke_step(plan, state, target, env, ctx)
+    return settle(plan, result, state, target, inserted, out,
+                  lambda: is_effectively_last(body, index, pre, env, ctx))
+
+
+def settle(plan: StepPlan, result: StepResult, state: Any, target: str | None, inserted: bool,
+           out: Outcome, last_of: Callable[[], bool]) -> bool:
+    """Apply a step's result to `out` (the state rules, content type and status of §4.2);
+    True when the body must end (a cache hit). `last_of()` tells whether no later step of
+    the body will run; it is only asked when that matters."""
     if result.cache_hit:  # spec/language.md §4.2-10: the body ends with the cached response
         out.state, out.content_type = result.value, result.content_type
         if result.status is not None:
             out.status = result.status
         return True
     value = result.value
-    if tags.error_name:
-        value = rename_error(value, tags.error_name)
+    if plan.tags.error_name:
+        value = rename_error(value, plan.tags.error_name)
     behavior, wraps = _rules(plan)
     last: bool | None = None
     wrapped = wraps and target is not None and error_type(value) is None
     if behavior is Behavior.TRANSFORM and isinstance(value, dict) and not wrapped:
-        last = is_effectively_last(body, index, pre, env, ctx)
+        last = last_of()
     new_state = apply_value(behavior, wraps, target, state, value, bool(last))
     if inserted and isinstance(new_state, dict) and "resultName" in new_state:
         new_state = {k: v for k, v in new_state.items() if k != "resultName"}
     out.state = new_state
     if result.content_type != out.content_type:
         if last is None:
-            last = is_effectively_last(body, index, pre, env, ctx)
+            last = last_of()
         if last or (result.content_type != JSON_CT and (
                 behavior is Behavior.RENDER or plan.kind == "pipeline")):
             out.content_type = result.content_type
     if result.status is not None:
         out.status = result.status
     return False
+
+
+def run_sync_steps(plans: tuple[StepPlan, ...], state: Any, ctx: RequestContext) -> Outcome:
+    """A route body made only of untagged steps whose middleware always finish in `run_sync`
+    (`sync_plans`), with the real invoker: the step loop without any coroutine. The first
+    error envelope ends it (there is no `result` step to catch it)."""
+    out = Outcome(state, JSON_CT, None)
+    last_index = len(plans) - 1
+    for index, plan in enumerate(plans):
+        if error_type(out.state) is not None:
+            break
+        pre = out.state
+        target = _result_name(pre)
+        result = _invoke_sync(plan, pre, target, ctx)
+        assert result is not None, "sync_plans admits only middleware that never defer"
+        settle(plan, result, pre, target, False, out, _LAST if index == last_index else _NOT_LAST)
+    return out
+
+
+def sync_plans(body: tuple[n.Step, ...], env: Env) -> tuple[StepPlan, ...] | None:
+    """The plans for `run_sync_steps` when every step of `body` qualifies: an untagged
+    middleware step, prepared cleanly, without a variable's auto name, whose middleware says
+    `run_sync` never defers (`always_sync`). None otherwise."""
+    plans = []
+    for step in body:
+        if not isinstance(step, n.MiddlewareStep) or step.tags is not None:
+            return None
+        plan = env.plan(step)
+        if (plan.kind != "middleware" or plan.run_sync is None or plan.auto_name
+                or not getattr(plan.middleware, "always_sync", False)):
+            return None
+        plans.append(plan)
+    return tuple(plans) if plans else None
+
+
+def _last() -> bool:
+    return True
+
+
+def _not_last() -> bool:
+    return False
+
+
+_LAST, _NOT_LAST = _last, _not_last
 
 
 def is_effectively_last(body: tuple[n.Step, ...], index: int, state: Any, env: Env,
