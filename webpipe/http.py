@@ -171,8 +171,7 @@ async def request_state(request: Request, params: dict[str, str], max_body: int,
     wants_body = has_body or method not in _BODYLESS_METHODS
     body = parse_body(await read_body(request, max_body), content_type) if wants_body else {}
 
-    def wanted(key: str) -> bool:
-        return only is None or key in only
+    wanted = (_ALL_KEYS if only is None else only).__contains__
 
     query: dict[str, JSON] = {}
     if wanted("query") or wanted("originalRequest"):
@@ -205,6 +204,8 @@ async def request_state(request: Request, params: dict[str, str], max_body: int,
     return state
 
 
+_ALL_KEYS = frozenset({"method", "path", "ip", "query", "params", "headers", "cookies", "body",
+                       "content_type", "originalRequest"})
 # state keys whose values come from the header scan
 _HEADER_DERIVED = frozenset({"ip", "headers", "cookies"})
 

@@ -29,6 +29,11 @@ class CompiledRoute(Generic[T]):
     rank: tuple[int, ...]
     target: T
     span: Span | None = None
+    names: tuple[str, ...] = ()  # parameter names, in the order of the regex's groups
+
+    def __post_init__(self) -> None:
+        index = self.regex.groupindex
+        self.names = tuple(_ungroup(g) for g in sorted(index, key=index.__getitem__))
 
 
 def compile_path(path: str) -> tuple[re.Pattern[str], str, tuple[int, ...]]:
@@ -80,5 +85,5 @@ class Router(Generic[T]):
         for route in self.by_method.get(method, ()):
             m = route.regex.match(path)
             if m:
-                return route.target, {_ungroup(k): v for k, v in m.groupdict().items()}
+                return route.target, dict(zip(route.names, m.groups(), strict=True))
         return None
