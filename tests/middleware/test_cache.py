@@ -24,7 +24,7 @@ from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import Outcome
 from webpipe.middleware import Registry
-from webpipe.middleware.base import Behavior, StepCall, StepResult
+from webpipe.middleware.base import Behavior, RunAsync, StepCall, StepResult
 from webpipe.middleware.cache import (
     CacheMiddleware,
     CacheSettings,
@@ -463,3 +463,28 @@ async def test_redis_backed_cache_end_to_end(redis_url: str) -> None:
     hit = await cache.run(REQUEST, prepared, StepCall("cache", config, ctx=RequestContext()))
     assert hit == StepResult({"v": "é"}, "text/plain", cache_hit=True, status=203)
     await cache.aclose()
+
+
+# ---- the synchronous hit ------------------------------------------------------------------
+
+
+async def test_run_sync_answers_fresh_hits_and_defers_everything_else(clock: Clock) -> None:
+    cache = make_cache(clock)
+    config = "keyTemplate: k, ttl: 10"
+    prepared = cache.prepare(config, None)
+
+    def sync() -> StepResult:
+        return cache.run_sync(REQUEST, prepared, StepCall("cache", config, ctx=RequestContext()))
+
+    with pytest.raises(RunAsync):  # a miss: run() decides (save hook, refresher)
+        sync()
+    await miss_then_save(cache, config, {"v": 1}, content_type="text/html", status=201)
+    hit = sync()
+    assert (hit.value, hit.content_type, hit.status, hit.cache_hit) == (
+        {"v": 1}, "text/html", 201, True)
+    assert hit == await lookup(cache, config)
+    clock.t += 11  # stale: the refresher election happens in run()
+    with pytest.raises(RunAsync):
+        sync()
+    off = cache.prepare("enabled: false", None)
+    assert cache.run_sync(REQUEST, off, StepCall("cache", "")).value == REQUEST

@@ -39,6 +39,7 @@ from webpipe.middleware.base import (
     JSON,
     Behavior,
     MiddlewareHost,
+    RunAsync,
     StepCall,
     StepResult,
 )
@@ -139,6 +140,22 @@ class CacheMiddleware(StoreMiddleware):
             return DEFAULT_KEY_PARTS
         heads = {_head(part[0]) for part in prepared.template if not isinstance(part, str)}
         return None if "" in heads else frozenset(heads)  # `{}` is the whole state
+
+    def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        """A fresh hit in the in-process store, answered without a coroutine; anything else
+        (a miss, a stale entry, Redis) goes to `run` before any effect (`RunAsync`)."""
+        assert isinstance(prepared, CacheStep)
+        store = self.store
+        if not prepared.enabled:
+            return StepResult(state)
+        if not isinstance(store, MemoryStore):
+            raise RunAsync
+        entry = decode_entry(store.get_nowait(prepared.key(state)))
+        if entry is None or entry.fresh_until <= store.now():
+            raise RunAsync
+        if call.ctx is not None:
+            call.ctx.sections["cache"] = prepared.context_json()
+        return StepResult(entry.value, entry.content_type, cache_hit=True, status=entry.status)
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         assert isinstance(prepared, CacheStep)

@@ -100,6 +100,10 @@ class MemoryStore:
         return list(self._data)
 
     async def get(self, key: str) -> bytes | None:
+        return self.get_nowait(key)
+
+    def get_nowait(self, key: str) -> bytes | None:
+        """`get` without a coroutine (an in-process store never waits)."""
         entry = self._live(key)
         if entry is None:
             return None
