@@ -295,7 +295,7 @@ async def test_partial_requests_still_refuse_bad_bodies(
     assert r.json()["errors"][0]["message"] == "JQ execution error: Cannot iterate over number (1)"
 
 
-# -- routes of jq/handlebars steps run without coroutines, answering the same ---------------
+# -- routes of plain middleware steps run in the lighter loop, answering the same -----------
 
 SYNC_APP = r'''
 handlebars card = `<b>{{name}}</b>`
@@ -327,25 +327,37 @@ GET /html-then-json
 GET /tagged
   |> jq: `{ a: 1 }` @result(r)
 
-GET /lua
-  |> lua: `return 1`
+GET /lua/:n
+  |> lua: `return { n = request.params.n }`
+  |> jq: `.n * 2`
+
+GET /cache/:w
+  |> cache: `ttl: 60`
+  |> jq: `{ w: .params.w }`
+
+GET /flow
+  |> jq: `{ a: 1 }`
+  |> result
+    ok(200):
+      |> jq: `.`
 '''
 
 
-async def test_sync_routes_answer_like_the_step_loop(tmp_path: Path) -> None:
-    def client(use_sync: bool) -> tuple[httpx.AsyncClient, Any]:
+async def test_plain_routes_answer_like_the_step_loop(tmp_path: Path) -> None:
+    def client(use_plain: bool) -> tuple[httpx.AsyncClient, Any]:
         served = build_served(program_from_text(SYNC_APP, base_dir=tmp_path))
-        if not use_sync:
-            served.sync.clear()
+        if not use_plain:
+            served.plain.clear()
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(served)),
                                  base_url="http://t"), served
 
     (fast, served), (loop, _) = client(True), client(False)
     assert sorted(route.path for _m, route in served.env.index.routes()
-                  if id(route) in served.sync) == [
-        "/a/:w", "/envelope", "/err/:w", "/html-then-json", "/named", "/scalar"]
+                  if id(route) in served.plain) == [
+        "/a/:w", "/cache/:w", "/envelope", "/err/:w", "/html-then-json", "/lua/:n", "/named",
+        "/scalar"]
     for url in ("/a/ada", "/a/%3Cx%3E", "/err/x", "/err/3", "/envelope", "/scalar", "/named",
-                "/html-then-json"):
+                "/html-then-json", "/lua/4", "/cache/q", "/cache/q", "/tagged", "/flow"):
         got, want = await fast.get(url), await loop.get(url)
         assert (got.status_code, got.headers["content-type"], got.content) == (
             want.status_code, want.headers["content-type"], want.content), url

@@ -25,12 +25,11 @@ from webpipe.errors import HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
-from webpipe.executor.invoker import REAL_INVOKER
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_pipeline, run_plain
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
 from webpipe.executor.state import JSON_CT, error_type
-from webpipe.executor.steps import run_sync_steps, sync_plans
+from webpipe.executor.steps import plain_plans
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
@@ -55,8 +54,8 @@ class Served:
     has_public: bool = False  # checked once per load: no directory, no static lookups
     # id(route) -> the only request keys the route can read (routes that may read all: absent)
     reads: dict[int, frozenset[str]] = field(default_factory=dict)
-    # id(route) -> its plans, when its body can run without coroutines (`run_sync_steps`)
-    sync: dict[int, tuple[StepPlan, ...]] = field(default_factory=dict)
+    # id(route) -> its plans, when its body is plain middleware steps (`run_plain_steps`)
+    plain: dict[int, tuple[StepPlan, ...]] = field(default_factory=dict)
 
 
 def build_served(env: Env, public_dir: Path | None = None) -> Served:
@@ -65,20 +64,20 @@ def build_served(env: Env, public_dir: Path | None = None) -> Served:
     PROCESS_TASKS.configure(TaskLimits.from_config(env.configs.get("async")))
     router: Router[tuple[n.Route, bool]] = Router()
     reads: dict[int, frozenset[str]] = {}
-    sync: dict[int, tuple[StepPlan, ...]] = {}
+    plain: dict[int, tuple[StepPlan, ...]] = {}
     for _module, route in env.index.routes():
         flags = needs_flags(env, route)
         router.add(route.method, route.path, (route, flags), route.span)
         keys = None if flags else request_reads(env, route)
         if keys is not None:
             reads[id(route)] = keys
-        plans = sync_plans(route.pipeline.steps, env)
+        plans = plain_plans(route.pipeline.steps, env)
         if plans is not None:
-            sync[id(route)] = plans
+            plain[id(route)] = plans
     env.diagnostics.extend(router.diagnostics)
     default_public = os.environ.get("WEBPIPE_PUBLIC_DIR") or env.base_dir / "public"
     public = Path(public_dir or default_public)
-    return Served(env, router, public, public.is_dir(), reads, sync)
+    return Served(env, router, public, public.is_dir(), reads, plain)
 
 
 def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
@@ -166,7 +165,7 @@ class WebpipeApp:
         try:
             response = await self.run_route(served.env, route, flags, request, params, path,
                                             served.reads.get(id(route)),
-                                            served.sync.get(id(route)))
+                                            served.plain.get(id(route)))
         except BadRequest as exc:
             response = exc.to_response()
         METRICS.request(f"{route.method} {route.path}", response.status_code)
@@ -175,7 +174,7 @@ class WebpipeApp:
     async def run_route(self, env: Env, route: n.Route, flags: bool, request: Request,
                         params: dict[str, str], path: str | None = None,
                         only: frozenset[str] | None = None,
-                        sync: tuple[StepPlan, ...] | None = None) -> Response:
+                        plain: tuple[StepPlan, ...] | None = None) -> Response:
         state: Any = await request_state(request, params, self.max_body, path, only)
         ctx = RequestContext(request=state, env_name=env.env_name,
                              extras={"invocation": "http"})
@@ -183,8 +182,8 @@ class WebpipeApp:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
         try:
-            if sync is not None and ctx.invoker is REAL_INVOKER:
-                outcome = run_sync_steps(sync, state, ctx)
+            if plain is not None:
+                outcome = await run_plain(plain, state, env, ctx)
             else:
                 outcome = await run_pipeline(route.pipeline, state, env, ctx)
             if (only is not None and len(route.pipeline.steps) > 1

@@ -97,34 +97,38 @@ def settle(plan: StepPlan, result: StepResult, state: Any, target: str | None, i
     return False
 
 
-def run_sync_steps(plans: tuple[StepPlan, ...], state: Any, ctx: RequestContext) -> Outcome:
-    """A route body made only of untagged steps whose middleware always finish in `run_sync`
-    (`sync_plans`), with the real invoker: the step loop without any coroutine. The first
-    error envelope ends it (there is no `result` step to catch it)."""
+async def run_plain_steps(plans: tuple[StepPlan, ...], state: Any, env: Env,
+                          ctx: RequestContext) -> Outcome:
+    """A body of untagged middleware steps (`plain_plans`) in one coroutine: the step loop
+    without its per-step coroutine and tag handling; steps with `run_sync` run without any.
+    The first error envelope ends it (there is no `result` step to catch it)."""
     out = Outcome(state, JSON_CT, None)
     last_index = len(plans) - 1
+    real = ctx.invoker is REAL_INVOKER
     for index, plan in enumerate(plans):
         if error_type(out.state) is not None:
             break
         pre = out.state
-        target = _result_name(pre)
-        result = _invoke_sync(plan, pre, target, ctx)
-        assert result is not None, "sync_plans admits only middleware that never defer"
-        settle(plan, result, pre, target, False, out, _LAST if index == last_index else _NOT_LAST)
+        state, inserted = _with_auto_name(plan, pre)
+        target = _result_name(state)
+        result = _invoke_sync(plan, state, target, ctx) if plan.run_sync and real else None
+        if result is None:
+            result = await invoke_step(plan, state, target, env, ctx)
+        if settle(plan, result, state, target, inserted, out,
+                  _last if index == last_index else _not_last):
+            break
     return out
 
 
-def sync_plans(body: tuple[n.Step, ...], env: Env) -> tuple[StepPlan, ...] | None:
-    """The plans for `run_sync_steps` when every step of `body` qualifies: an untagged
-    middleware step, prepared cleanly, without a variable's auto name, whose middleware says
-    `run_sync` never defers (`always_sync`). None otherwise."""
+def plain_plans(body: tuple[n.Step, ...], env: Env) -> tuple[StepPlan, ...] | None:
+    """The plans for `run_plain_steps` when every step of `body` is an untagged middleware
+    step (no tags, no flow steps, no pipeline calls or `join`). None otherwise."""
     plans = []
     for step in body:
         if not isinstance(step, n.MiddlewareStep) or step.tags is not None:
             return None
         plan = env.plan(step)
-        if (plan.kind != "middleware" or plan.run_sync is None or plan.auto_name
-                or not getattr(plan.middleware, "always_sync", False)):
+        if plan.kind != "middleware":
             return None
         plans.append(plan)
     return tuple(plans) if plans else None
@@ -136,9 +140,6 @@ def _last() -> bool:
 
 def _not_last() -> bool:
     return False
-
-
-_LAST, _NOT_LAST = _last, _not_last
 
 
 def is_effectively_last(body: tuple[n.Step, ...], index: int, state: Any, env: Env,

@@ -12,9 +12,8 @@ envelope), `HardError` to abort the request. Domain errors are returned as envel
 Optional members, read with `getattr` (third-party middleware need none of them):
 `run_sync(state, prepared, call)` (see `SyncMiddleware`), `input_keys(prepared)` (the
 top-level keys of its input a step can read, None when it may read anything: lets the server
-build a partial request object), `rerunnable: ClassVar[bool]` (running a step twice for
-one request leaves no trace) and `always_sync: ClassVar[bool]` (`run_sync` never raises
-`RunAsync`: routes of such steps run without coroutines). See spec/decisions.md, spec/http.md.
+build a partial request object) and `rerunnable: ClassVar[bool]` (running a step twice for
+one request leaves no trace). See spec/decisions.md and spec/http.md.
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ class HandlebarsMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.RENDER
     content_type: ClassVar[str] = "text/html"
     rerunnable: ClassVar[bool] = True  # rendering has no effects
-    always_sync: ClassVar[bool] = True  # run_sync never raises RunAsync
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)

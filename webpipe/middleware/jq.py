@@ -17,7 +17,6 @@ from webpipe.source import Span
 class JqMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     rerunnable: ClassVar[bool] = True  # a jq program has no effects
-    always_sync: ClassVar[bool] = True  # run_sync never raises RunAsync
 
     def prepare(self, config: str, span: Span | None) -> JqProgram:
         try:
