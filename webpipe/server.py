@@ -25,11 +25,11 @@ from webpipe.errors import HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
-from webpipe.executor.pipeline import run_pipeline, run_plain
+from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
 from webpipe.executor.state import JSON_CT, error_type
-from webpipe.executor.steps import plain_plans
+from webpipe.executor.steps import plain_plans, run_plain
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
@@ -54,7 +54,7 @@ class Served:
     has_public: bool = False  # checked once per load: no directory, no static lookups
     # id(route) -> the only request keys the route can read (routes that may read all: absent)
     reads: dict[int, frozenset[str]] = field(default_factory=dict)
-    # id(route) -> its plans, when its body is plain middleware steps (`run_plain_steps`)
+    # id(route) -> its plans, when its body is plain middleware steps (`steps.run_plain`)
     plain: dict[int, tuple[StepPlan, ...]] = field(default_factory=dict)
 
 

@@ -17,7 +17,6 @@ from webpipe.syntax import nodes as n
 if TYPE_CHECKING:
     from webpipe.executor.context import RequestContext
     from webpipe.executor.env import Env
-    from webpipe.executor.plan import StepPlan
 
 
 async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestContext,
@@ -28,18 +27,6 @@ async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestC
     hooks = ctx.extras.get(AFTER_PIPELINE)
     mark = len(hooks) if hooks else 0
     out = await _run_body(pipeline, state, env, ctx, handling)
-    if ctx.extras.get(AFTER_PIPELINE):
-        await run_after_pipeline(ctx, out.state, out.content_type, out.status, since=mark)
-    return out
-
-
-async def run_plain(plans: tuple[StepPlan, ...], state: Any, env: Env, ctx: RequestContext,
-                    ) -> Outcome:
-    """`run_pipeline` for a body of plain middleware steps (`steps.plain_plans`): the same
-    answer through the lighter loop of `steps.run_plain_steps`."""
-    hooks = ctx.extras.get(AFTER_PIPELINE)
-    mark = len(hooks) if hooks else 0
-    out = await steps.run_plain_steps(plans, state, env, ctx)
     if ctx.extras.get(AFTER_PIPELINE):
         await run_after_pipeline(ctx, out.state, out.content_type, out.status, since=mark)
     return out

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError, StepError, WebpipeError
+from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.singleflight import flight_key, single_flight
@@ -97,11 +98,14 @@ def settle(plan: StepPlan, result: StepResult, state: Any, target: str | None, i
     return False
 
 
-async def run_plain_steps(plans: tuple[StepPlan, ...], state: Any, env: Env,
-                          ctx: RequestContext) -> Outcome:
-    """A body of untagged middleware steps (`plain_plans`) in one coroutine: the step loop
-    without its per-step coroutine and tag handling; steps with `run_sync` run without any.
-    The first error envelope ends it (there is no `result` step to catch it)."""
+async def run_plain(plans: tuple[StepPlan, ...], state: Any, env: Env, ctx: RequestContext,
+                    ) -> Outcome:
+    """`run_pipeline` for a body of untagged middleware steps (`plain_plans`), in one
+    coroutine: the step loop without its per-step coroutine and tag handling; steps with
+    `run_sync` run without any. The first error envelope ends it (there is no `result` step
+    to catch it). After-pipeline hooks run as `run_pipeline` runs them."""
+    hooks = ctx.extras.get(AFTER_PIPELINE)
+    mark = len(hooks) if hooks else 0
     out = Outcome(state, JSON_CT, None)
     last_index = len(plans) - 1
     real = ctx.invoker is REAL_INVOKER
@@ -117,11 +121,13 @@ async def run_plain_steps(plans: tuple[StepPlan, ...], state: Any, env: Env,
         if settle(plan, result, state, target, inserted, out,
                   _last if index == last_index else _not_last):
             break
+    if ctx.extras.get(AFTER_PIPELINE):
+        await run_after_pipeline(ctx, out.state, out.content_type, out.status, since=mark)
     return out
 
 
 def plain_plans(body: tuple[n.Step, ...], env: Env) -> tuple[StepPlan, ...] | None:
-    """The plans for `run_plain_steps` when every step of `body` is an untagged middleware
+    """The plans for `run_plain` when every step of `body` is an untagged middleware
     step (no tags, no flow steps, no pipeline calls or `join`). None otherwise."""
     plans = []
     for step in body:
