@@ -3,6 +3,8 @@ then one `join`; compared with a hand-written Starlette handler doing the same N
 with `asyncio.gather` on one aiohttp session (what the machine and upstream allow), and
 with the same N fetches run sequentially.
 
+Everything runs on uvloop, as `webpipe serve` does (uvicorn picks it when installed).
+
 Run: python benchmarks/fanout.py  (prints p50/p99 per N and the ratio to the slowest branch)
 """
 
@@ -26,7 +28,10 @@ SLEEP_MS = 50
 
 UPSTREAM = f"""
 import asyncio, sys
+import uvloop
 from aiohttp import web
+
+uvloop.install()
 
 async def slow(_request):
     await asyncio.sleep({SLEEP_MS} / 1000)
@@ -135,4 +140,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import uvloop  # what `webpipe serve` runs on (uvicorn[standard]); both sides share it
+
+    uvloop.run(main())

@@ -21,7 +21,7 @@ from webpipe.executor.context import RequestContext
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.middleware import fetch as fetch_module
 from webpipe.middleware.base import Behavior, StepCall
-from webpipe.middleware.fetch import FetchConfig, FetchMiddleware
+from webpipe.middleware.fetch import FetchConfig, FetchMiddleware, parse_body
 from webpipe.program import program_from_text
 
 JSON = Any
@@ -554,3 +554,19 @@ pipeline fanout =
                                                "message": "no such thing",
                                                "url": upstream.url + "/missing"}]}
     assert json.dumps(state)  # plain JSON throughout
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"a": [1, 2.5, "x", null, true]}', {"a": [1, 2.5, "x", None, True]}),
+    ('{"a": 1, "a": 2}', {"a": 2}),
+    ("123456789012345678901234567890", 123456789012345678901234567890),  # exact, not a float
+    ('{"n": 18446744073709551615}', {"n": 18446744073709551615}),
+    ("NaN", "NaN"),                      # not strict JSON: the text
+    ('{"a": Infinity}', '{"a": Infinity}'),
+    ('"\\ud800"', "\ud800"),             # a lone surrogate escape: the json module's reading
+    ("not json", "not json"),
+    (" 5 ", 5),
+])
+def test_response_bodies_parse_as_strict_json(text: str, expected: Any) -> None:
+    got = parse_body(text)
+    assert got == expected and type(got) is type(expected)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import aiohttp
+import orjson
 
 from webpipe.errors import StepError
 from webpipe.middleware.base import (
@@ -259,7 +260,15 @@ def decode_body(raw: bytes, charset: str | None) -> str:
 
 
 def parse_body(text: str) -> JSON:
-    """The parsed JSON value when `text` is strict JSON, else the text itself."""
+    """The parsed JSON value when `text` is strict JSON, else the text itself. orjson first,
+    unless a run of 20 digits could be an integer beyond 64 bits (orjson would make it a
+    float; we keep it exact); what orjson refuses (lone surrogates, out-of-range numbers,
+    non-JSON) goes to the json module, which still refuses NaN/Infinity."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
@@ -281,10 +290,15 @@ def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
 
 
 def _header_text(value: bytes) -> str:
-    return value.decode("ascii") if _VISIBLE_ASCII.fullmatch(value) else ""
+    if value.isascii():
+        text = value.decode("ascii")
+        if text.isprintable() or _VISIBLE_ASCII.fullmatch(value):  # isprintable: no tab
+            return text
+    return ""
 
 
 _VISIBLE_ASCII = re.compile(rb"[\t\x20-\x7e]*")
+_LONG_DIGITS = re.compile(r"[0-9]{20}")
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
 
 
