@@ -98,7 +98,9 @@ async def _bounded(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) ->
     if limit_ms is None:
         limit_ms = PROCESS_TASKS.limits.lifetime_ms
     try:
-        return await asyncio.wait_for(run_task_step(plan, state, env, ctx), limit_ms / 1000)
+        # asyncio.timeout rather than wait_for, which would run the step in a second task
+        async with asyncio.timeout(limit_ms / 1000):
+            return await run_task_step(plan, state, env, ctx)
     except TimeoutError:
         return timeout_value(limit_ms)
 
