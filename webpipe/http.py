@@ -147,7 +147,26 @@ def _form_decode(raw: bytes) -> str:
 async def request_state(request: Request, params: dict[str, str], max_body: int,
                         path: str | None = None, only: frozenset[str] | None = None,
                         ) -> dict[str, JSON]:
-    """The initial state of a route (§6.1), keys in the reference's order.
+    """The initial state of a route (§6.1): `request_state_now`, then the body if one must be
+    read (`read_state_body`). A caller may run the two itself to skip a coroutine."""
+    state, pending = request_state_now(request, params, path, only)
+    if pending is not None:
+        await read_state_body(request, state, pending, max_body)
+    return state
+
+
+async def read_state_body(request: Request, state: dict[str, JSON], content_type: str,
+                          max_body: int) -> None:
+    """Read and parse the body into `state["body"]` (when the state has that key)."""
+    body = parse_body(await read_body(request, max_body), content_type)
+    if "body" in state:
+        state["body"] = body
+
+
+def request_state_now(request: Request, params: dict[str, str], path: str | None = None,
+                      only: frozenset[str] | None = None) -> tuple[dict[str, JSON], str | None]:
+    """The initial state of a route (§6.1), keys in the reference's order, with `{}` for the
+    body; and the content type when a body must still be read (None: nothing to read).
 
     `params` are the route's raw captures, still percent-encoded (routes match the encoded path,
     as in the reference); they are decoded here. Raises `BadRequest` for a malformed JSON body
@@ -169,7 +188,6 @@ async def request_state(request: Request, params: dict[str, str], max_body: int,
         content_type, has_body = _framing(scope.get("headers", ()))
     # Methods without a body by convention skip the read unless one is announced.
     wants_body = has_body or method not in _BODYLESS_METHODS
-    body = parse_body(await read_body(request, max_body), content_type) if wants_body else {}
 
     wanted = (_ALL_KEYS if only is None else only).__contains__
 
@@ -195,13 +213,13 @@ async def request_state(request: Request, params: dict[str, str], max_body: int,
         cookie = scan.first.get(b"cookie")
         state["cookies"] = parse_cookies(cookie) if cookie else {}
     if wanted("body"):
-        state["body"] = body
+        state["body"] = {}  # filled in by read_state_body, in this position
     if wanted("content_type"):
         state["content_type"] = content_type
     if wanted("originalRequest"):
         state["originalRequest"] = {"method": method, "params": dict(decoded),
                                     "query": dict(query)}
-    return state
+    return state, content_type if wants_body else None
 
 
 _ALL_KEYS = frozenset({"method", "path", "ip", "query", "params", "headers", "cookies", "body",
@@ -349,12 +367,19 @@ class BodyResponse(Response):
 
 def build_response(state: JSON, content_type: str, status: int | None) -> Response:
     """The HTTP response for a finished pipeline (§7), without the CORS layer."""
-    body, media_type = _encode_body(state, content_type)
-    response = BodyResponse(body, _status_code(status), media_type.encode("latin-1", "replace"))
-    if isinstance(state, dict):
+    if content_type == DEFAULT_CONTENT_TYPE:  # the common case, without the type dispatch
+        response = BodyResponse(json_bytes(state), _status_code(status), _JSON_MEDIA)
+    else:
+        body, media_type = _encode_body(state, content_type)
+        response = BodyResponse(body, _status_code(status),
+                                media_type.encode("latin-1", "replace"))
+    if isinstance(state, dict) and ("setCookies" in state or "setHeaders" in state):
         _set_cookies(response, state.get("setCookies"))
         _set_headers(response, state.get("setHeaders"))
     return response
+
+
+_JSON_MEDIA = DEFAULT_CONTENT_TYPE.encode("latin-1")
 
 
 def error_response(message: str, details: str, status: int = 500) -> Response:

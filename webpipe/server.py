@@ -32,7 +32,15 @@ from webpipe.executor.state import JSON_CT, error_type
 from webpipe.executor.steps import plain_plans, run_plain
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
-from webpipe.http import BadRequest, build_response, error_response, raw_path, request_state
+from webpipe.http import (
+    BadRequest,
+    build_response,
+    error_response,
+    raw_path,
+    read_state_body,
+    request_state,
+    request_state_now,
+)
 from webpipe.metrics import METRICS
 from webpipe.middleware.base import Behavior
 from webpipe.routing import Router
@@ -175,7 +183,10 @@ class WebpipeApp:
                         params: dict[str, str], path: str | None = None,
                         only: frozenset[str] | None = None,
                         plain: tuple[StepPlan, ...] | None = None) -> Response:
-        state: Any = await request_state(request, params, self.max_body, path, only)
+        state: Any
+        state, pending = request_state_now(request, params, path, only)
+        if pending is not None:
+            await read_state_body(request, state, pending, self.max_body)
         ctx = RequestContext(request=state, env_name=env.env_name,
                              extras={"invocation": "http"})
         if flags:
