@@ -217,3 +217,15 @@ GET /m
     assert 'webpipe_tasks_total{outcome="ok"}' in page
     assert 'webpipe_requests_total{route="GET /m",status="200"}' in page
     assert "webpipe_task_duration_seconds_count" in page
+
+
+def test_task_duration_histogram_is_cumulative() -> None:
+    from webpipe.metrics import Metrics
+
+    metrics = Metrics()
+    for seconds in (0.001, 0.005, 0.0051, 0.3, 99.0):  # a bound itself counts in its bucket
+        metrics.task("ok", seconds)
+    lines = [line for line in metrics.render(lambda: 0).splitlines() if "_bucket" in line]
+    counts = {line.split('le="')[1].split('"')[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
+    assert counts["0.005"] == 2 and counts["0.01"] == 3 and counts["0.25"] == 3
+    assert counts["0.5"] == 4 and counts["30.0"] == 4 and counts["+Inf"] == 5
