@@ -70,3 +70,31 @@ def test_generated_programs_agree(text: str, value: Any, context: Any) -> None:
     if actual is not None:
         expected = run_libjq(text, value, context)
         assert repr(actual) == repr(expected), (text, value)
+
+
+_EDGE_NUMBERS = [0, -0.0, 0.0, 1, -1, 3, 1.5, -2.25, 0.1, 0.2, 1e300, -1e300, 1e-300,
+                 2**53 - 1, 2**53, 2**53 + 1, -(2**53), -(2**53) - 1, 2**63, 10**20, 123456789.125]
+
+
+@pytest.mark.parametrize("op", ["+", "-", "*"])
+def test_arithmetic_on_edge_numbers_agrees(op: str) -> None:
+    """The int/float fast lanes of + - * (ops._exact) against libjq, around ±2**53 and zero."""
+    text = f".a {op} .b"
+    compared = [assert_same(text, {"a": a, "b": b}) for a in _EDGE_NUMBERS for b in _EDGE_NUMBERS]
+    assert sum(compared) > len(compared) // 2
+
+
+def test_add_over_plain_numbers_agrees() -> None:
+    """add_all's lane for arrays of plain numbers against libjq (order of additions kept)."""
+    arrays = [[0.1] * 10, [1, 2, 3], [2**53, 1, 1], [1, 2**53, -(2**53)], [1e300, 1e300, -1e300],
+              [-0.0, 0], [-0.0, -0.0], [0.1, 0.2, 0.3], [3, 1.5], [2**53 + 1, 1], [1, True],
+              [1, "a"], [1.5, None, 2]]
+    compared = [assert_same("add", items) for items in arrays]
+    assert sum(compared) >= len(arrays) - 3
+
+
+@pytest.mark.parametrize("text", ["(.a * 0.1) + .b", "(.a - .b) * (.a + 0.5)", "(.a + .b) - 1e-300",
+                                  "[.a, .b, (.a * .b)] | add", "[(.a / 3), .b] | add"])
+def test_arithmetic_on_computed_values_agrees(text: str) -> None:
+    compared = [assert_same(text, {"a": a, "b": b}) for a in _EDGE_NUMBERS for b in _EDGE_NUMBERS]
+    assert sum(compared) > len(compared) // 2

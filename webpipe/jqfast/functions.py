@@ -17,6 +17,8 @@ from typing import Any
 from webpipe.jqfast.code import Code, map_one, unary
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.numeric import (
+    FLOAT_TYPES,
+    MAX_SAFE,
     NUMBER_TYPES,
     CFloat,
     LFloat,
@@ -130,10 +132,27 @@ def _entry(e: Any) -> dict[str, Any]:
 
 
 def add_all(v: Any) -> Any:
+    if type(v) is list and len(v) > 1 and _plain_numbers(v):
+        # `reduce .[] as $x (null; . + $x)` on plain numbers: the same double additions in
+        # the same order, without a computed value per step (computed() keeps the double)
+        acc = float(v[0])
+        for x in v[1:]:
+            acc += x
+        return computed(acc)
     total = None
     for x in iterate(v):
         total = add(total, x)
     return total
+
+
+def _plain_numbers(items: list[Any]) -> bool:
+    """Floats (literal or computed) and ints within ±2**53: Python's double arithmetic on
+    them is jq's (a non-finite total falls back through computed())."""
+    for x in items:
+        t = type(x)
+        if t not in FLOAT_TYPES and not (t is int and -MAX_SAFE <= x <= MAX_SAFE):
+            return False
+    return True
 
 
 def sort(v: Any) -> list[Any]:

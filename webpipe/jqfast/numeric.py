@@ -45,6 +45,7 @@ class LFloat(float):
 Number = int | float
 NUMBER_TYPES = frozenset((int, float, CFloat, LFloat))
 LITERAL_FLOATS = frozenset((float, LFloat))
+FLOAT_TYPES = frozenset((float, CFloat, LFloat))
 
 
 def computed(d: float) -> Number:

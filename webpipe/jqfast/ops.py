@@ -12,6 +12,8 @@ from typing import Any
 
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.numeric import (
+    FLOAT_TYPES,
+    MAX_SAFE,
     NUMBER_TYPES,
     CFloat,
     LFloat,
@@ -107,7 +109,18 @@ def _both_numbers(a: Any, b: Any) -> bool:
     return type(a) in NUMBER_TYPES and type(b) in NUMBER_TYPES
 
 
+def _exact(a: Any, b: Any) -> bool:
+    """Both numbers whose double arithmetic Python reproduces as is: a float (literal or
+    computed) is its own double and an int within ±2**53 converts exactly (numeric.to_double;
+    a non-finite result still falls back through computed())."""
+    ta, tb = type(a), type(b)
+    return ((ta in FLOAT_TYPES or (ta is int and -MAX_SAFE <= a <= MAX_SAFE))
+            and (tb in FLOAT_TYPES or (tb is int and -MAX_SAFE <= b <= MAX_SAFE)))
+
+
 def add(a: Any, b: Any) -> Any:
+    if _exact(a, b):  # the common case without to_double calls: same double, same result
+        return computed(float(a) + b)
     if type(a) in NUMBER_TYPES and type(b) in NUMBER_TYPES:
         return computed(to_double(a) + to_double(b))
     if a is None:
@@ -126,6 +139,8 @@ def add(a: Any, b: Any) -> Any:
 
 
 def subtract(a: Any, b: Any) -> Any:
+    if _exact(a, b):
+        return computed(float(a) - b)
     if type(a) in NUMBER_TYPES and type(b) in NUMBER_TYPES:
         return computed(to_double(a) - to_double(b))
     if type(a) is list and type(b) is list:
@@ -134,6 +149,8 @@ def subtract(a: Any, b: Any) -> Any:
 
 
 def multiply(a: Any, b: Any) -> Any:
+    if _exact(a, b):
+        return computed(float(a) * b)
     if type(a) in NUMBER_TYPES and type(b) in NUMBER_TYPES:
         return computed(to_double(a) * to_double(b))
     if type(a) is str and type(b) in NUMBER_TYPES:
