@@ -166,10 +166,12 @@ def to_output(v: Any) -> Any:
         if not v.isascii() and _SURROGATE.search(v):
             raise Fallback
         return v
+    # ASCII text (the commonest member) is returned inline, without a call
     if t is dict:
-        return {_output_key(k): to_output(x) for k, x in v.items()}
+        return {(k if type(k) is str and k.isascii() else _output_key(k)):
+                (x if type(x) is str and x.isascii() else to_output(x)) for k, x in v.items()}
     if t is list:
-        return [to_output(x) for x in v]
+        return [x if type(x) is str and x.isascii() else to_output(x) for x in v]
     if v is None or t is bool:
         return v
     if t in NUMBER_TYPES:
