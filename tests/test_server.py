@@ -363,3 +363,68 @@ async def test_plain_routes_answer_like_the_step_loop(tmp_path: Path) -> None:
             want.status_code, want.headers["content-type"], want.content), url
     assert (await fast.get("/a/ada")).text == "<p><b>ada</b> 3</p>"
     assert (await fast.get("/err/x")).json()["errors"][0]["type"] == "jqError"
+
+
+# -- cache hits answered before the pipeline ------------------------------------------------
+
+FRONT_APP = r'''
+GET /c/:w
+  |> cache: `ttl: 60`
+  |> jq: `{ w: .params.w, q: .query, at: now }`
+
+GET /page/:w
+  |> cache: `ttl: 60, keyTemplate: page-{params.w}`
+  |> jq: `{ w: .params.w, setHeaders: { "x-made": "once" } }`
+  |> handlebars: `<p>{{w}}</p>`
+
+GET /by-header
+  |> cache: `ttl: 60, keyTemplate: h-{headers.x-k}`
+  |> jq: `{ k: .headers["x-k"] }`
+
+GET /short
+  |> cache: `ttl: 1`
+  |> jq: `{ at: now }`
+'''
+
+
+async def test_front_cache_answers_hits_like_the_pipeline(tmp_path: Path) -> None:
+    served = build_served(program_from_text(FRONT_APP, base_dir=tmp_path))
+    assert sorted(route.path for _m, route in served.env.index.routes()
+                  if id(route) in served.front) == ["/c/:w", "/page/:w", "/short"]
+    plain = build_served(program_from_text(FRONT_APP, base_dir=tmp_path))
+    plain.front.clear()
+    fast, slow = (httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(s)),
+                                    base_url="http://t") for s in (served, plain))
+    for url in ("/c/a", "/c/a?x=1", "/page/p", "/by-header"):
+        first = await fast.get(url, headers={"x-k": "1"})
+        for _ in range(2):  # hits: the same bytes and headers as the first answer
+            again = await fast.get(url, headers={"x-k": "1"})
+            assert (again.status_code, again.headers.get("content-type"), again.content,
+                    again.headers.get("x-made")) == (
+                first.status_code, first.headers.get("content-type"), first.content,
+                first.headers.get("x-made")), url
+        # and the same as a server without the front path, hit for hit
+        await slow.get(url, headers={"x-k": "1"})
+        twin = await slow.get(url, headers={"x-k": "1"})
+        assert (twin.status_code, twin.headers.get("content-type")) == (
+            again.status_code, again.headers.get("content-type")), url
+    # a different query string is another key; HEAD is answered too
+    assert (await fast.get("/c/a?x=2")).json()["q"] == {"x": 2}
+    assert (await fast.head("/c/a")).status_code == 200
+    # a request announcing a body goes through the pipeline (its body is checked first)
+    bad = await fast.request("GET", "/c/a", content=b"{nope",
+                             headers={"content-type": "application/json"})
+    assert bad.status_code == 400
+
+
+async def test_front_cache_leaves_stale_entries_to_the_pipeline(tmp_path: Path) -> None:
+    served = build_served(program_from_text(FRONT_APP, base_dir=tmp_path))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(served)),
+                               base_url="http://t")
+    first = (await client.get("/short")).json()
+    assert (await client.get("/short")).json() == first  # a hit
+    await asyncio.sleep(1.1)
+    # stale: the pipeline runs (serving the stale value while it refreshes, §8.3)
+    assert (await client.get("/short")).status_code == 200
+    assert len(served.front[next(id(r) for _m, r in served.env.index.routes()
+                                 if r.path == "/short")].keys) == 1

@@ -31,6 +31,7 @@ from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
 from webpipe.executor.state import JSON_CT, error_type
 from webpipe.executor.steps import plain_plans, run_plain
 from webpipe.flags import needs_flags, run_feature_flags
+from webpipe.front_cache import FrontCache, front_cache
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import (
     BadRequest,
@@ -64,6 +65,8 @@ class Served:
     reads: dict[int, frozenset[str]] = field(default_factory=dict)
     # id(route) -> its plans, when its body is plain middleware steps (`steps.run_plain`)
     plain: dict[int, tuple[StepPlan, ...]] = field(default_factory=dict)
+    # id(route) -> cache hits answered before the pipeline (`front_cache`)
+    front: dict[int, FrontCache] = field(default_factory=dict)
 
 
 def build_served(env: Env, public_dir: Path | None = None) -> Served:
@@ -73,6 +76,7 @@ def build_served(env: Env, public_dir: Path | None = None) -> Served:
     router: Router[tuple[n.Route, bool]] = Router()
     reads: dict[int, frozenset[str]] = {}
     plain: dict[int, tuple[StepPlan, ...]] = {}
+    front: dict[int, FrontCache] = {}
     for _module, route in env.index.routes():
         flags = needs_flags(env, route)
         router.add(route.method, route.path, (route, flags), route.span)
@@ -82,10 +86,13 @@ def build_served(env: Env, public_dir: Path | None = None) -> Served:
         plans = plain_plans(route.pipeline.steps, env)
         if plans is not None:
             plain[id(route)] = plans
+        hits = None if flags else front_cache(env, route)
+        if hits is not None:
+            front[id(route)] = hits
     env.diagnostics.extend(router.diagnostics)
     default_public = os.environ.get("WEBPIPE_PUBLIC_DIR") or env.base_dir / "public"
     public = Path(public_dir or default_public)
-    return Served(env, router, public, public.is_dir(), reads, plain)
+    return Served(env, router, public, public.is_dir(), reads, plain, front)
 
 
 def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
@@ -170,6 +177,12 @@ class WebpipeApp:
         if found is None:
             return Response(status_code=404 if method in _KNOWN_METHODS else 405)
         (route, flags), params = found
+        front = served.front.get(id(route))
+        if front is not None:
+            hit = front.answer(request, params, path)
+            if hit is not None:
+                METRICS.request(f"{route.method} {route.path}", hit.status_code)
+                return hit
         try:
             response = await self.run_route(served.env, route, flags, request, params, path,
                                             served.reads.get(id(route)),

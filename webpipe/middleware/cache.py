@@ -141,17 +141,25 @@ class CacheMiddleware(StoreMiddleware):
         heads = {_head(part[0]) for part in prepared.template if not isinstance(part, str)}
         return None if "" in heads else frozenset(heads)  # `{}` is the whole state
 
+    def fresh_entry(self, key: str) -> Entry | None:
+        """The fresh entry under `key` in the in-process store, read without a coroutine;
+        None for a miss, a stale entry or another store (`run` handles those)."""
+        store = self.store
+        if not isinstance(store, MemoryStore):
+            return None
+        entry = decode_entry(store.get_nowait(key))
+        if entry is None or entry.fresh_until <= store.now():
+            return None
+        return entry
+
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         """A fresh hit in the in-process store, answered without a coroutine; anything else
         (a miss, a stale entry, Redis) goes to `run` before any effect (`RunAsync`)."""
         assert isinstance(prepared, CacheStep)
-        store = self.store
         if not prepared.enabled:
             return StepResult(state)
-        if not isinstance(store, MemoryStore):
-            raise RunAsync
-        entry = decode_entry(store.get_nowait(prepared.key(state)))
-        if entry is None or entry.fresh_until <= store.now():
+        entry = self.fresh_entry(prepared.key(state))
+        if entry is None:
             raise RunAsync
         if call.ctx is not None:
             call.ctx.sections["cache"] = prepared.context_json()
