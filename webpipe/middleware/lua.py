@@ -346,8 +346,8 @@ class LuaState:
             state = {key: state[key] for key in chunk.request_keys if key in state}
         self.binding = binding
         try:
-            out = self._run(fn, json_to_lua(self.lua, state), json_to_lua(self.lua, context),
-                            budget)
+            lua_context = None if context is None else json_to_lua(self.lua, context)
+            out = self._run(fn, json_to_lua(self.lua, state), lua_context, budget)
             if out[1] or binding.wants_thread:
                 raise MustRunOnThread
             if not out[0]:
