@@ -291,7 +291,13 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
         if plan.kind in ("missing", "join"):
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
-        return (await invoke_middleware(plan, state, _call(plan, state, None, ctx), ctx)).value
+        call = _call(plan, state, None, ctx)
+        if plan.run_sync is not None and ctx.invoker is REAL_INVOKER and not plan.tags.dedup:
+            try:
+                return plan.run_sync(state, plan.prepared, call).value
+            except RunAsync:
+                pass
+        return (await invoke_middleware(plan, state, call, ctx)).value
     except StepError as exc:  # concurrency.md §5 flavour 2
         return {"error": f"At {plan.location}: Middleware execution failed: {exc.message}"}
     except HardError as exc:

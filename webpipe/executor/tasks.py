@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,7 @@ class TaskRegistry:
             return
         name = plan.tags.async_name or "task"
         await self._acquire()
-        coro = self._owned(_bounded(plan, state, env, ctx.fork()))
+        coro = self._owned(plan, state, env, ctx.fork())
         self.handles[name] = PROCESS_TASKS.start(coro, _task_name(plan, name, ctx))
 
     async def _acquire(self) -> None:
@@ -59,9 +58,10 @@ class TaskRegistry:
             await self.slots.acquire()
         await PROCESS_TASKS.acquire()
 
-    async def _owned(self, coro: Coroutine[Any, Any, Any]) -> Any:
+    async def _owned(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
+        """The task's body: the step within its deadline, then the slots given back."""
         try:
-            return await coro
+            return await _bounded(plan, state, env, ctx)
         finally:
             PROCESS_TASKS.release()
             if self.slots is not None:
