@@ -18,14 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from webpipe.executor.env import Env
-from webpipe.http import build_response, request_state_now
+from webpipe.http import build_response, reads_body, request_state_now
 from webpipe.middleware.cache import CacheMiddleware, CacheStep
 from webpipe.syntax import nodes as n
 
 REQUEST_KEYS = frozenset({"method", "path", "query", "params"})
 MEMO_LIMIT = 10_000  # remembered keys per route; the memo starts over when full
-_BODYLESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
-_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
 @dataclass(eq=False)
@@ -38,11 +36,9 @@ class FrontCache:
     def answer(self, request: Request, params: dict[str, str], path: str) -> Response | None:
         """The response of a fresh hit, or None (the request then runs as usual)."""
         scope = request.scope
-        method = scope["method"]
-        if method not in _BODYLESS or any(
-                name.lower() in _FRAMING for name, _ in scope.get("headers", ())):
+        if reads_body(scope):
             return None  # a body is read (and checked) before the first step
-        memo = (method, path, scope.get("query_string") or b"")
+        memo = (scope["method"], path, scope.get("query_string") or b"")
         key = self.keys.get(memo)
         if key is None:
             state, _ = request_state_now(request, params, path, self.reads)

@@ -20,6 +20,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from webpipe.wire import header_text
+
 JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
 
 DEFAULT_CONTENT_TYPE = "application/json"
@@ -32,7 +34,6 @@ _I64_DIGITS = 19
 _NUMBER_START = frozenset("0123456789+-.")
 
 # The reference's `HeaderValue::to_str`: anything but visible ASCII and tab reads as "".
-_VISIBLE_ASCII = re.compile(rb"[\t\x20-\x7e]*")
 # Bytes a response header value may carry (`HeaderValue::from_str`): no controls but tab.
 _VALID_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 _PLAIN_PATH = re.compile(rb"[\x21-\x7e]*")
@@ -237,7 +238,7 @@ def _framing(raw: Any) -> tuple[str, bool]:
         if kind is _FRAMING:
             has_body = True
         elif kind is _CONTENT_TYPE:
-            content_type = _header_text(value)
+            content_type = header_text(value)
     return content_type, has_body
 
 
@@ -247,6 +248,13 @@ _SPECIAL_HEADERS = {b"cookie": _FIRST, b"x-forwarded-for": _FIRST, b"x-real-ip":
                     b"content-length": _FRAMING, b"transfer-encoding": _FRAMING,
                     b"content-type": _CONTENT_TYPE}
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
+
+
+def reads_body(scope: Any) -> bool:
+    """Whether building the request state reads a body: a method that has one by convention,
+    or a body announced by `Content-Length` / `Transfer-Encoding` (as `request_state_now`)."""
+    return scope["method"] not in _BODYLESS_METHODS or any(
+        name.lower() in _FRAMING_HEADERS for name, _ in scope.get("headers", ()))
 
 
 class _HeaderScan:
@@ -262,7 +270,7 @@ class _HeaderScan:
         headers, first = self.headers, self.first
         for name, value in raw:
             lowered = name.lower()
-            text = _header_text(value)
+            text = header_text(value)
             headers[lowered.decode("latin-1")] = text
             kind = _SPECIAL_HEADERS.get(lowered)
             if kind is _FIRST:
@@ -332,14 +340,6 @@ def decode_param(raw: str) -> str:
     if "%" not in raw:
         return raw
     return unquote_to_bytes(raw).decode("utf-8", "replace")
-
-
-def _header_text(raw: bytes) -> str:
-    if raw.isascii():
-        text = raw.decode("ascii")
-        if text.isprintable() or _VISIBLE_ASCII.fullmatch(raw):  # isprintable: no tab
-            return text
-    return ""
 
 
 def _exceeds(digits: str, limit: int) -> bool:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import aiohttp
-import orjson
 
 from webpipe.errors import StepError
 from webpipe.middleware.base import (
@@ -33,6 +32,7 @@ from webpipe.middleware.base import (
     StepResult,
 )
 from webpipe.source import Span
+from webpipe.wire import header_text, loads_exact
 
 DEFAULT_TIMEOUT: float = 10.0  # seconds, whole request; a per-request `timeout` replaces it
 MAX_REDIRECTS = 10
@@ -264,13 +264,8 @@ def parse_body(text: str) -> JSON:
     unless a run of 20 digits could be an integer beyond 64 bits (orjson would make it a
     float; we keep it exact); what orjson refuses (lone surrogates, out-of-range numbers,
     non-JSON) goes to the json module, which still refuses NaN/Infinity."""
-    if _LONG_DIGITS.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return loads_exact(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         return text
 
@@ -281,7 +276,7 @@ def _reject_constant(name: str) -> JSON:
 
 def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
     """Lower-case names; a repeated header keeps its last value; non-text values are ""."""
-    headers = {name.decode("latin-1").lower(): _header_text(value) for name, value in raw}
+    headers = {name.decode("latin-1").lower(): header_text(value) for name, value in raw}
     if headers.get("content-encoding", "").strip().lower() in _DECODED_ENCODINGS:
         # The body was decompressed: these no longer describe it (as reqwest drops them).
         headers.pop("content-encoding", None)
@@ -289,16 +284,6 @@ def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
     return headers
 
 
-def _header_text(value: bytes) -> str:
-    if value.isascii():
-        text = value.decode("ascii")
-        if text.isprintable() or _VISIBLE_ASCII.fullmatch(value):  # isprintable: no tab
-            return text
-    return ""
-
-
-_VISIBLE_ASCII = re.compile(rb"[\t\x20-\x7e]*")
-_LONG_DIGITS = re.compile(r"[0-9]{20}")
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
 
 

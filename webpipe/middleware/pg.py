@@ -21,8 +21,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import orjson
-
 from webpipe.config import config_int
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, resolve_target
 from webpipe.errors import HardError, StepError
@@ -36,6 +34,7 @@ from webpipe.middleware.base import (
 )
 from webpipe.pgembed import EmbeddedUnavailable, start_embedded
 from webpipe.source import Span
+from webpipe.wire import loads_exact
 
 # asyncpg ships no type information: it is imported lazily and used as Any
 Pool = Any
@@ -218,12 +217,8 @@ async def _execute_as(conn: Connection, stmt: PgStatement, params: Sequence[JSON
 
 
 def _load_json(text: str) -> JSON:
-    """Postgres' JSON text: orjson, or the json module for what orjson refuses (integers
-    beyond 64 bits, numbers out of float range), which reads it the same way otherwise."""
-    try:
-        return orjson.loads(str(text))  # a str subclass (JsonText) is refused as is
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    """Postgres' JSON text (numerics of any size stay exact)."""
+    return loads_exact(str(text))  # orjson refuses a str subclass (JsonText) as is
 
 
 def sql_error(exc: BaseException, query: str) -> dict[str, JSON]:
