@@ -178,17 +178,14 @@ class WebpipeApp:
             return Response(status_code=404 if method in _KNOWN_METHODS else 405)
         (route, flags), params = found
         front = served.front.get(id(route))
-        if front is not None:
-            hit = front.answer(request, params, path)
-            if hit is not None:
-                METRICS.request(f"{route.method} {route.path}", hit.status_code)
-                return hit
-        try:
-            response = await self.run_route(served.env, route, flags, request, params, path,
-                                            served.reads.get(id(route)),
-                                            served.plain.get(id(route)))
-        except BadRequest as exc:
-            response = exc.to_response()
+        response = front.answer(request, params, path) if front is not None else None
+        if response is None:  # not a hit answered before the pipeline
+            try:
+                response = await self.run_route(served.env, route, flags, request, params, path,
+                                                served.reads.get(id(route)),
+                                                served.plain.get(id(route)))
+            except BadRequest as exc:
+                response = exc.to_response()
         METRICS.request(f"{route.method} {route.path}", response.status_code)
         return response
 
@@ -200,8 +197,7 @@ class WebpipeApp:
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
             await read_state_body(request, state, pending, self.max_body)
-        ctx = RequestContext(request=state, env_name=env.env_name,
-                             extras={"invocation": "http"})
+        ctx = _http_context(env, state)
         if flags:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
@@ -215,8 +211,7 @@ class WebpipeApp:
                 # an early step's error envelope carries request keys (§6.3): the steps
                 # are rerunnable (see request_reads), so answer from the whole request
                 state = await request_state(request, params, self.max_body, path)
-                ctx = RequestContext(request=state, env_name=env.env_name,
-                                     extras={"invocation": "http"})
+                ctx = _http_context(env, state)
                 outcome = await run_pipeline(route.pipeline, state, env, ctx)
         except WebpipeError as exc:
             return hard_error_response(exc, ctx)
@@ -232,7 +227,7 @@ class WebpipeApp:
             state = await request_state(request, {}, self.max_body)
         except BadRequest as exc:
             return exc.to_response()
-        ctx = RequestContext(request=state, env_name=env.env_name, extras={"invocation": "http"})
+        ctx = _http_context(env, state)
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
         except WebpipeError as exc:
@@ -263,6 +258,11 @@ class WebpipeApp:
 
 
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def _http_context(env: Env, state: Any) -> RequestContext:
+    """A fresh context for one HTTP request whose initial state is `state`."""
+    return RequestContext(request=state, env_name=env.env_name, extras={"invocation": "http"})
 _ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 
 
