@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from webpipe.errors import HardError, StepError, WebpipeError
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.invoker import REAL_INVOKER
-from webpipe.executor.plan import StepPlan
+from webpipe.executor.plan import StepPlan, SyncRun
 from webpipe.executor.singleflight import flight_key, single_flight
 from webpipe.executor.state import (
     JSON_CT,
@@ -56,9 +56,7 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
         return False
     state, inserted = _with_auto_name(plan, pre)
     target = tags.result_name or _result_name(state)
-    result = None
-    if plan.run_sync is not None and ctx.invoker is REAL_INVOKER and not tags.dedup:
-        result = _invoke_sync(plan, state, target, ctx)
+    result = _invoke_sync(plan, state, target, ctx) if _sync_run(plan, ctx) else None
     if result is None:
         result = await invoke_step(plan, state, target, env, ctx)
     return settle(plan, result, state, target, inserted, out,
@@ -108,14 +106,13 @@ async def run_plain(plans: tuple[StepPlan, ...], state: Any, env: Env, ctx: Requ
     mark = len(hooks) if hooks else 0
     out = Outcome(state, JSON_CT, None)
     last_index = len(plans) - 1
-    real = ctx.invoker is REAL_INVOKER
     for index, plan in enumerate(plans):
         if error_type(out.state) is not None:
             break
         pre = out.state
         state, inserted = _with_auto_name(plan, pre)
         target = _result_name(state)
-        result = _invoke_sync(plan, state, target, ctx) if plan.run_sync and real else None
+        result = _invoke_sync(plan, state, target, ctx) if _sync_run(plan, ctx) else None
         if result is None:
             result = await invoke_step(plan, state, target, env, ctx)
         if settle(plan, result, state, target, inserted, out,
@@ -201,6 +198,14 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
         raise AssertionError(plan.kind)
     except Exception as exc:
         return _failure(plan, exc)
+
+
+def _sync_run(plan: StepPlan, ctx: RequestContext) -> SyncRun | None:
+    """The step's `run_sync` when it may be used: the invoker is the real one (the test
+    runner's answers mocks in `invoke`) and `@dedup` does not share the call."""
+    if ctx.invoker is REAL_INVOKER and not plan.tags.dedup:
+        return plan.run_sync
+    return None
 
 
 def _invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext,
@@ -292,9 +297,10 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
         call = _call(plan, state, None, ctx)
-        if plan.run_sync is not None and ctx.invoker is REAL_INVOKER and not plan.tags.dedup:
+        sync = _sync_run(plan, ctx)
+        if sync is not None:
             try:
-                return plan.run_sync(state, plan.prepared, call).value
+                return sync(state, plan.prepared, call).value
             except RunAsync:
                 pass
         return (await invoke_middleware(plan, state, call, ctx)).value

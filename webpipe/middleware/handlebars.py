@@ -35,8 +35,12 @@ PARTIAL_KINDS = ("mustache", "handlebars")  # a later kind wins a name clash
 @dataclass(frozen=True, slots=True)
 class Prepared:
     template: Template
-    reads_context: bool  # may read the root's `context`: build `$context` for each render
-    root_keys: frozenset[str] | None = None  # the state keys a render can read (None: any)
+    root_keys: frozenset[str] | None  # the state keys a render can read (None: any)
+
+    @property
+    def reads_context(self) -> bool:
+        """Whether a render may read the root's `context`: build `$context` for each one."""
+        return self.root_keys is None
 
 
 class HandlebarsMiddleware(BaseMiddleware):
@@ -68,8 +72,7 @@ class HandlebarsMiddleware(BaseMiddleware):
             where = f" in partial {exc.template!r}" if exc.template in self.env.sources else ""
             message = f"Handlebars template compile error{where}: {exc}"
             raise ConfigError(message, span=span) from None
-        return Prepared(template, self.env.reads_context(template),
-                        self.env.root_keys(template))
+        return Prepared(template, self.env.root_keys(template))
 
     def input_keys(self, prepared: object) -> frozenset[str] | None:
         """The top-level state keys a render can read (None: maybe all); see server."""

@@ -100,11 +100,6 @@ class Environment:
         """Compile every partial `template` names, transitively; raise the first error."""
         self._reachable(template)
 
-    def reads_context(self, template: Template) -> bool:
-        """Whether rendering `template` may read the root's `context` key: it or a partial
-        it names (transitively) has a path that can reach it. Call after check_partials."""
-        return any(t.may_read_context for t in self._reachable(template))
-
     def root_keys(self, template: Template) -> frozenset[str] | None:
         """The top-level keys of the data a render can read: the first segment of every path
         in it and its partials (cautious: paths inside blocks count too). None when a path
