@@ -46,6 +46,12 @@ class Source:
 
     def span(self, start: int, end: int | None = None) -> Span:
         end = start if end is None else end
+        starts, size = self._line_starts, len(self.text)
+        if 0 <= start <= end <= size:  # what the parser gives; `position` inlined
+            first = bisect_right(starts, start) - 1
+            last = bisect_right(starts, end, first) - 1
+            return Span(self, first + 1, start - starts[first] + 1,
+                        last + 1, end - starts[last] + 1, start, end)
         line, col = self.position(start)
         end_line, end_col = self.position(end)
         return Span(self, line, col, end_line, end_col, start, end)

@@ -18,6 +18,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from webpipe.errors import WpSyntaxError
 from webpipe.source import Source
 from webpipe.syntax import nodes as n
+from webpipe.syntax.driver import Driver
 from webpipe.syntax.errors import describe_unexpected_char, describe_unexpected_token
 from webpipe.syntax.transform import ToAst
 
@@ -63,8 +64,20 @@ def _lark() -> Lark:
     )
 
 
-def parse(source: Source) -> n.Program:
-    """Parse one file into a `Program`, or raise `WpSyntaxError` pointing at the mistake."""
+@cache
+def _driver() -> Driver:
+    return Driver(_lark())
+
+
+def parse(source: Source, *, lark_only: bool = False) -> n.Program:
+    """Parse one file into a `Program`, or raise `WpSyntaxError` pointing at the mistake.
+
+    The driver (webpipe/syntax/driver.py) parses valid files; a file it cannot take, and
+    every file when `lark_only` is set, goes through Lark's parser and `ToAst`'s walk."""
+    if not lark_only:
+        done = _driver().parse(source.text, ToAst(source))
+        if done is not None:
+            return _program(source, *done)
     with _COMMENTS.lock:
         _COMMENTS.tokens = []
         try:
@@ -73,6 +86,10 @@ def parse(source: Source) -> n.Program:
             raise _syntax_error(source, exc) from None
         comments = _COMMENTS.tokens
     program = ToAst(source).transform(tree)  # a WpSyntaxError from it propagates as is
+    return _program(source, program, comments)
+
+
+def _program(source: Source, program: n.Program, comments: list[Token]) -> n.Program:
     spans = (source.span(t.start_pos or 0, t.end_pos or 0) for t in comments)
     notes = tuple(n.Comment(text=str(t), span=s) for t, s in zip(comments, spans, strict=True))
     return n.Program(items=program.items, comments=notes, span=program.span)

@@ -62,7 +62,7 @@ _VALUE_KINDS: dict[str, n.ValueKind] = {
 }
 
 
-Handler = Callable[[Meta, list[Any]], Any]
+Handler = Callable[[Any, list[Any]], Any]  # (Lark `Meta` or the driver's extent, children)
 
 
 class ToAst:
@@ -84,13 +84,25 @@ class ToAst:
     def _walk(self, tree: Tree[Token]) -> Any:
         children = [self._walk(c) if isinstance(c, Tree) else c for c in tree.children]
         name = str(tree.data)
-        handler = self._handlers.get(name)
+        handler = self._handlers.get(name) or self.handler(name)
         if handler is None:
-            found = getattr(self, name, None)
-            if found is None or name.startswith("_"):
-                return Tree(tree.data, children, tree.meta)
-            handler = self._handlers[name] = found
+            return Tree(tree.data, children, tree.meta)
         return handler(tree.meta, children)
+
+    def handler(self, rule: str) -> Handler | None:
+        """The method building `rule`'s node; None keeps a Lark tree."""
+        found = self._handlers.get(rule)
+        if found is None and self.method(rule) is not None:
+            found = self._handlers[rule] = getattr(self, rule)
+        return found
+
+    @classmethod
+    def method(cls, rule: str) -> Callable[[ToAst, Any, list[Any]], Any] | None:
+        """The unbound method building `rule`'s node (see `handler`)."""
+        if rule.startswith("_") or rule in ("transform", "handler", "method"):
+            return None
+        found: Callable[[ToAst, Any, list[Any]], Any] | None = getattr(cls, rule, None)
+        return found
 
     def _tok_span(self, token: Token) -> Span:
         start = token.start_pos or 0
@@ -105,8 +117,10 @@ class ToAst:
             text = _strip_trailing_comment(text.strip())
         return n.Value(text=text, kind=kind, span=self._tok_span(token))
 
-    def _span(self, meta: Meta) -> Span:
-        if getattr(meta, "empty", True):
+    def _span(self, meta: Meta | tuple[int, int] | None) -> Span:
+        if isinstance(meta, tuple):  # the driver's (start, end) offsets
+            return self.source.span(*meta)
+        if meta is None or getattr(meta, "empty", True):
             return self.source.span(0, 0)
         # Lark's positions: 1-based lines/columns, end column just past the last character
         return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column,

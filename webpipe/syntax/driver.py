@@ -1,0 +1,202 @@
+"""A tighter run of Lark's own LALR automaton, building our AST during the parse.
+
+Lark builds the parse table and the contextual lexer's per-state scanners from
+`grammar/webpipe.lark`; this module runs that same table with those same scanners in one
+loop and calls `ToAst`'s rule methods at each reduction. No Lark tree is built and no Lark
+wrapper chain runs, which roughly halves the load time of a large file (benchmarks W10).
+
+It reproduces Lark's tree shaping (`lark.parse_tree_builder` with LALR, no placeholders):
+anonymous and `_`-named tokens are filtered out, the values of `_`-named rules (Lark's
+repetition helpers) are spliced into their parent, a `?rule` with one child passes it on,
+and a node spans from its first to its last child as `propagate_positions` does (a child
+passed on by a `?rule` keeps the extent of the rule that passed it, a token its own).
+
+Anything unusual — a lexing or parse error, a `WpSyntaxError` from a rule method — makes
+`parse` return None, and `parser.parse` runs Lark itself, which gives the same AST or the
+error with Lark's own expectations. tests/syntax/test_driver.py compares both paths on every
+`.wp` file of the repository and on generated files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lark import Lark, Token, Tree
+from lark.tree import Meta
+
+from webpipe.errors import WpSyntaxError
+from webpipe.syntax.transform import ToAst
+
+Extent = tuple[int, int] | None
+_new_str = str.__new__
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    goto: str  # the nonterminal to shift after reducing
+    size: int  # symbols on the right-hand side
+    keep: tuple[tuple[int, bool], ...] | None  # (index, splice) kept; None: all, as they are
+    name: str  # the rule method to call (alias, else the rule's name)
+    expand1: bool  # `?rule`: one child is passed on as it is
+    splice: bool  # `_rule`: the children are spliced into the parent
+    method: Callable[[ToAst, Extent, list[Any]], Any] | None  # ToAst's, None keeps a tree
+
+
+_Action = int | _Rule  # a state to shift to, or a rule to reduce by
+_Scanner = tuple[tuple[Any, ...], dict[str, Any]]  # compiled alternations, token callbacks
+
+
+class Driver:
+    """Lark's tables and scanners for one grammar, run by `parse`."""
+
+    def __init__(self, lark: Lark) -> None:
+        frontend = lark.parser
+        table = frontend.parser.parser.parse_table
+        self._start: int = table.start_states["start"]
+        self._end: int = table.end_states["start"]
+        rules: dict[Any, _Rule] = {}
+        self._states: dict[int, dict[str, _Action]] = {
+            state: {kind: _action(action, arg, rules) for kind, (action, arg) in acts.items()}
+            for state, acts in table.states.items()}
+        scanners: dict[int, _Scanner] = {}
+        self._scanners: dict[int, _Scanner] = {}
+        ignore: set[str] = set()
+        for state, basic in frontend.lexer.lexers.items():
+            if id(basic) not in scanners:
+                mres = tuple(basic.scanner._mres)
+                ignore |= basic.ignore_types
+                callbacks = {k: f for k, f in basic.callback.items()
+                             if k not in basic.ignore_types}
+                scanners[id(basic)] = (mres, callbacks)
+            self._scanners[state] = scanners[id(basic)]
+        self._ignore = frozenset(ignore)
+
+    def parse(self, text: str, ast: ToAst) -> tuple[Any, list[Token]] | None:
+        """The start rule's value and the comment tokens, or None (see module docstring)."""
+        try:
+            return self._run(text, ast)
+        except WpSyntaxError:
+            return None
+
+    def _run(self, text: str, ast: ToAst) -> tuple[Any, list[Token]] | None:
+        states, scanners, ignore = self._states, self._scanners, self._ignore
+        stack = [self._start]
+        values: list[Any] = []
+        extents: list[Extent] = []
+        comments: list[Token] = []
+        pos, length = 0, len(text)
+        while True:
+            if pos < length:
+                mres, callbacks = scanners[stack[-1]]
+                for mre in mres:
+                    m = mre.match(text, pos)
+                    if m is not None:
+                        break
+                else:
+                    return None
+                kind: str = m.lastgroup
+                end = m.end()
+                if kind in ignore:
+                    if kind == "COMMENT":
+                        comments.append(_token(kind, m.group(), pos, end))
+                    pos = end
+                    continue
+                token = _token(kind, m.group(), pos, end)
+                callback = callbacks.get(kind)
+                if callback is not None:
+                    token = callback(token)
+                    kind = token.type
+                extent: Extent = (pos, end)
+                pos = end
+            else:
+                kind, token, extent = "$END", None, None
+            while True:
+                action = states[stack[-1]].get(kind)
+                if action is None:
+                    return None
+                if isinstance(action, int):
+                    stack.append(action)
+                    values.append(token)
+                    extents.append(extent)
+                    break
+                value, where = _reduce(action, stack, values, extents, ast)
+                stack.append(states[stack[-1]][action.goto])  # type: ignore[arg-type]
+                values.append(value)
+                extents.append(where)
+                if token is None and stack[-1] == self._end:
+                    return value, comments
+
+
+def _reduce(rule: _Rule, stack: list[int], values: list[Any], extents: list[Extent],
+            ast: ToAst) -> tuple[Any, Extent]:
+    size = rule.size
+    if size:
+        raw, spans = values[-size:], extents[-size:]
+        del stack[-size:], values[-size:], extents[-size:]
+        first, last = spans[0], spans[-1]
+        if first is None or last is None:  # an empty rule at an edge: Lark skips it
+            first = next((s for s in spans if s is not None), None)
+            last = next((s for s in reversed(spans) if s is not None), None)
+        where: Extent = None if first is None or last is None else (first[0], last[1])
+    else:
+        raw, where = [], None
+    keep = rule.keep
+    if keep is None:
+        children = raw
+    else:
+        children = []
+        for index, splice in keep:
+            if not splice:
+                children.append(raw[index])
+            elif children:
+                children += raw[index]
+            else:  # left recursion: grow the helper's list in place, as Lark does
+                children = raw[index]
+    if rule.splice:
+        return children, where
+    if rule.expand1 and len(children) == 1:
+        only = children[0]
+        if isinstance(only, Token):  # Lark gives a token passed on no container extent
+            return only, (only.start_pos or 0, only.end_pos or 0)
+        return only, where
+    method = rule.method
+    if method is None:
+        return Tree(rule.name, children, _meta(where)), where
+    return method(ast, where, children), where
+
+
+def _action(action: Any, arg: Any, rules: dict[Any, _Rule]) -> _Action:
+    if action.name == "Shift":
+        assert isinstance(arg, int), "a shift's argument is the next state"
+        return arg
+    rule = rules.get(arg)
+    if rule is None:
+        expansion = arg.expansion
+        kept = [(i, not sym.is_term and sym.name.startswith("_"))
+                for i, sym in enumerate(expansion)
+                if arg.options.keep_all_tokens or not (sym.is_term and sym.filter_out)]
+        plain = len(kept) == len(expansion) and not any(splice for _, splice in kept)
+        name = arg.alias or arg.options.template_source or arg.origin.name
+        rule = rules[arg] = _Rule(
+            goto=arg.origin.name, size=len(expansion), keep=None if plain else tuple(kept),
+            name=name, expand1=bool(arg.options.expand1) and not arg.alias,
+            splice=arg.origin.name.startswith("_"), method=ToAst.method(name))
+    return rule
+
+
+def _token(kind: str, text: str, start: int, end: int) -> Token:
+    """A Lark token with offsets only (the AST computes lines and columns from offsets)."""
+    token: Token = _new_str(Token, text)
+    token.type, token.value, token.start_pos, token.end_pos = kind, text, start, end
+    token.line = token.column = token.end_line = token.end_column = None
+    return token
+
+
+def _meta(where: Extent) -> Meta:
+    meta = Meta()  # type: ignore[no-untyped-call]
+    if where is not None:
+        meta.start_pos, meta.end_pos = where
+        meta.empty = False
+    return meta
