@@ -81,7 +81,7 @@ class Driver:
             return None
 
     def _run(self, text: str, ast: ToAst) -> tuple[Any, list[Token]] | None:
-        states, scanners, ignore = self._states, self._scanners, self._ignore
+        states, scanners, ignore, new_str = self._states, self._scanners, self._ignore, _new_str
         stack = [self._start]
         values: list[Any] = []
         extents: list[Extent] = []
@@ -103,7 +103,10 @@ class Driver:
                         comments.append(_token(kind, m.group(), pos, end))
                     pos = end
                     continue
-                token = _token(kind, m.group(), pos, end)
+                word = m.group()
+                token = new_str(Token, word)  # `_token`, inlined
+                token.type, token.value, token.start_pos, token.end_pos = kind, word, pos, end
+                token.line = token.column = token.end_line = token.end_column = None
                 callback = callbacks.get(kind)
                 if callback is not None:
                     token = callback(token)
