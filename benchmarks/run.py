@@ -4,9 +4,13 @@ Run on demand (not in CI):  python benchmarks/run.py [W0 W1 ...] [--duration 5] 
 
 For each workload both servers run under uvicorn with the same settings (uvloop, httptools,
 no access log), pinned to CPU 0; wrk (Debian package `wrk`) drives them from CPU 1, in rounds
-alternating between the two servers (each side's median round is reported). Results are
-printed as a table (rps, p50, p99, ratio webpipe / hand-written, all from this run) and
-written to benchmarks/results.json.
+alternating between the two servers (each side's median round is reported). Each round
+also drives both servers at the same time (`paired`): sharing CPU 0, each gets about half of
+it, so the ratio of their rps is the ratio of their per-request costs measured under the same
+machine speed; this machine's speed drifts by up to ±30 % between solo rounds, which paired
+rounds cancel. Results are printed as a table (rps, p50, p99 from the solo rounds, the ratio of
+their medians and the median paired ratio, all from this run) and written to
+benchmarks/results.json.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -131,9 +136,13 @@ def run_workload(w: Workload, duration: int, rounds: int, workdir: Path) -> dict
             port = free_port()
             procs[side] = (start([*cmd, "--port", str(port)], port, w.path, env), port)
         runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+        paired: list[float] = []
         for _ in range(rounds):
             for side, (_proc, port) in procs.items():
                 runs[side].append(wrk(port, w, duration))
+            both = wrk_together({side: port for side, (_proc, port) in procs.items()}, w,
+                                duration)
+            paired.append(both["webpipe"]["rps"] / both["hand"]["rps"])
     finally:
         for proc, _port in procs.values():
             stop(proc)
@@ -143,7 +152,27 @@ def run_workload(w: Workload, duration: int, rounds: int, workdir: Path) -> dict
                          "rounds_rps": [round(r["rps"]) for r in side_runs]}
     web, hand = results["webpipe"], results["hand"]
     results["ratio"] = round(web["rps"] / hand["rps"], 3)  # type: ignore[index]
+    results["paired_ratio"] = round(sorted(paired)[len(paired) // 2], 3)
+    results["paired_rounds"] = [round(r, 3) for r in paired]
     return results
+
+
+def wrk_together(ports: dict[str, int], w: Workload, duration: int,
+                 ) -> dict[str, dict[str, float]]:
+    """One wrk per server, all started at once (see the module docstring)."""
+    found: dict[str, dict[str, float]] = {}
+
+    def drive(side: str, port: int) -> None:
+        found[side] = wrk(port, w, duration)
+
+    threads = [threading.Thread(target=drive, args=item) for item in ports.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if len(found) != len(ports):
+        raise RuntimeError(f"a paired wrk run failed for {w.name}")
+    return found
 
 
 def main() -> None:
@@ -151,16 +180,18 @@ def main() -> None:
     parser.add_argument("names", nargs="*", help="workloads to run (default: all)")
     parser.add_argument("--duration", type=int, default=5, help="seconds per round")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating rounds per side; the median is reported")
+                        help="rounds (each: one solo run per side, one paired run); "
+                             "medians are reported")
     args = parser.parse_args()
     chosen = [w for w in WORKLOADS if not args.names or w.name in args.names]
     workdir = HERE / ".work"
     rows = [run_workload(w, args.duration, args.rounds, workdir) for w in chosen]
-    print(f"{'workload':<8}{'webpipe rps':>13}{'hand rps':>11}{'ratio':>8}"
+    print(f"{'workload':<8}{'webpipe rps':>13}{'hand rps':>11}{'ratio':>8}{'paired':>8}"
           f"{'wp p50':>9}{'wp p99':>9}{'hand p99':>10}  title")
     for r in rows:
         web, hand = r["webpipe"], r["hand"]
         print(f"{r['workload']:<8}{web['rps']:>13.0f}{hand['rps']:>11.0f}{r['ratio']:>8.2f}"  # type: ignore[index]
+              f"{r['paired_ratio']:>8.2f}"
               f"{web['p50_ms']:>8.2f}m{web['p99_ms']:>8.2f}m{hand['p99_ms']:>9.2f}m  {r['title']}")  # type: ignore[index]
     (HERE / "results.json").write_text(json.dumps(rows, indent=2))
 
