@@ -48,6 +48,26 @@ _Action = int | _Rule  # a state to shift to, or a rule to reduce by
 _Scanner = tuple[tuple[Any, ...], dict[str, Any]]  # compiled alternations, token callbacks
 
 
+class _Scanners(dict[int, _Scanner]):
+    """Each parser state's scanner, compiled on first use as Lark does (87 distinct ones)."""
+
+    def __init__(self, lexers: dict[int, Any]) -> None:
+        super().__init__()
+        self._lexers = lexers
+        self._built: dict[int, _Scanner] = {}
+
+    def __missing__(self, state: int) -> _Scanner:
+        basic = self._lexers[state]
+        found = self._built.get(id(basic))
+        if found is None:
+            mres = tuple(basic.scanner._mres)  # building the scanner sets `callback`
+            callbacks = {k: f for k, f in basic.callback.items()
+                         if k not in basic.ignore_types}
+            found = self._built[id(basic)] = (mres, callbacks)
+        self[state] = found
+        return found
+
+
 class Driver:
     """Lark's tables and scanners for one grammar, run by `parse`."""
 
@@ -60,18 +80,8 @@ class Driver:
         self._states: dict[int, dict[str, _Action]] = {
             state: {kind: _action(action, arg, rules) for kind, (action, arg) in acts.items()}
             for state, acts in table.states.items()}
-        scanners: dict[int, _Scanner] = {}
-        self._scanners: dict[int, _Scanner] = {}
-        ignore: set[str] = set()
-        for state, basic in frontend.lexer.lexers.items():
-            if id(basic) not in scanners:
-                mres = tuple(basic.scanner._mres)
-                ignore |= basic.ignore_types
-                callbacks = {k: f for k, f in basic.callback.items()
-                             if k not in basic.ignore_types}
-                scanners[id(basic)] = (mres, callbacks)
-            self._scanners[state] = scanners[id(basic)]
-        self._ignore = frozenset(ignore)
+        self._scanners = _Scanners(frontend.lexer.lexers)
+        self._ignore: frozenset[str] = frozenset(frontend.lexer.root_lexer.ignore_types)
 
     def parse(self, text: str, ast: ToAst) -> tuple[Any, list[Token]] | None:
         """The start rule's value and the comment tokens, or None (see module docstring)."""

@@ -1,8 +1,10 @@
-"""Lark parse tree → typed AST (`nodes`), one method per grammar rule.
+"""Grammar rules → typed AST (`nodes`), one method per grammar rule.
 
-Each method receives the rule's `meta` (positions, thanks to `propagate_positions`) and
-its children, and returns a node. Token text is unwrapped here (backticks, quotes, inline
-argument splitting) so the executor never sees raw syntax.
+Each method receives the rule's position and its children, and returns a node. Valid files
+reach the methods from the parse driver (`driver.py`, positions as `(start, end)` offsets);
+the Lark path walks Lark's tree (`transform`, positions as Lark's `meta`). Token text is
+unwrapped here (backticks, quotes, inline argument splitting) so the executor never sees raw
+syntax.
 """
 
 from __future__ import annotations
