@@ -402,6 +402,61 @@ async def test_pool_size_zero_still_means_one_connection(make_pg: MakePg) -> Non
     assert await one(mw, "1") == 1
 
 
+async def _backend(mw: PgMiddleware) -> int:
+    pid: int = await one(mw, "pg_backend_pid()")
+    return pid
+
+
+async def test_session_settings_do_not_reach_the_next_request(make_pg: MakePg) -> None:
+    mw = make_pg({"maxPoolSize": 1})  # one connection: every statement shares it
+    before = await _backend(mw)
+    for statement in ("SET application_name = 'leak'",
+                      "SELECT set_config('application_name', 'leak', false) AS v"):
+        assert "errors" not in await run(mw, statement)
+        assert await one(mw, "current_setting('application_name')") != "leak"
+    assert await _backend(mw) == before  # reset, not replaced
+
+
+async def test_an_open_transaction_does_not_reach_the_next_request(make_pg: MakePg) -> None:
+    mw = make_pg({"maxPoolSize": 1})
+    assert "errors" not in await run(mw, "BEGIN")
+    # two statements of one still-open transaction would see the same transaction id
+    assert await one(mw, "txid_current()") != await one(mw, "txid_current()")
+
+
+async def test_plain_statements_keep_the_connection_as_it_is(make_pg: MakePg) -> None:
+    """No reset round trip after statements that cannot leave session state; the price,
+    documented in spec/pg.md: a setting changed inside a function is not seen and stays."""
+    mw = make_pg({"maxPoolSize": 1})
+    create = ("CREATE OR REPLACE FUNCTION wp_test_mark() RETURNS text LANGUAGE sql AS "
+              "$$ SELECT set_config('application_name', 'marked', false) $$")
+    assert "errors" not in await run(mw, create)
+    try:
+        assert await one(mw, "wp_test_mark()") == "marked"
+        assert await one(mw, "current_setting('application_name')") == "marked"
+    finally:
+        await run(mw, "DROP FUNCTION wp_test_mark()")
+
+
+@pytest.mark.parametrize(("sql", "touches"), [
+    ("SELECT 1", False),
+    ("UPDATE t SET a = 1 WHERE b = 'begin'", False),
+    ("INSERT INTO t (start, temp) VALUES (1, 2)", True),  # over-matching costs a reset only
+    ("SELECT 'set_config' AS v -- begin", False),
+    ("SET search_path TO app", True),
+    ("  set local statement_timeout = 5", True),
+    ("UPDATE t SET a = 1; SET x = 2", True),
+    ("SELECT set_config('a.b', '1', false)", True),
+    ("SELECT pg_advisory_lock(7)", True),
+    ("LISTEN news", True),
+    ("BEGIN", True),
+    ("CREATE TEMP TABLE x (a int)", True),
+    ("DO $$ BEGIN PERFORM 1; END $$", False),
+])
+def test_which_statements_touch_the_session(sql: str, touches: bool) -> None:
+    assert compile_statement(sql).session is touches
+
+
 # -- lazy connection and recovery ---------------------------------------------------------
 
 

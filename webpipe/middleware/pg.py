@@ -75,6 +75,7 @@ class PgStatement:
     kind: Kind
     pieces: tuple[str, ...]
     slots: tuple[int, ...]
+    session: bool = False  # may leave session state behind: reset the connection after it
 
     def render(self, params: Sequence[JSON], null_type: str | None = None,
                ) -> tuple[str, list[Any]]:
@@ -102,7 +103,37 @@ def compile_statement(config: str, *, force_rows: bool = False) -> PgStatement:
     kind: Kind
     kind, query = ("raw", text) if raw else _wrap(text, force_rows)
     pieces, slots = _split_params(query)
-    return PgStatement(sql, kind, pieces, slots)
+    return PgStatement(sql, kind, pieces, slots, touches_session(text))
+
+
+# Statements that can leave state on a connection for the next request to find (settings,
+# LISTEN, cursors, prepared statements, transactions, locks, temporary tables): after one of
+# these the connection gets asyncpg's full reset before it returns to the pool; after any
+# other statement it returns as it is (spec/pg.md). Over-matching only costs a reset.
+_SESSION_WORDS = frozenset({
+    "reset", "listen", "unlisten", "declare", "prepare", "deallocate", "discard", "begin",
+    "start", "commit", "rollback", "savepoint", "release", "lock", "load", "temp",
+    "temporary", "set_config",
+})
+
+
+def touches_session(text: str) -> bool:
+    """Whether `text` (one or more statements) may change the connection's session state:
+    a word of `_SESSION_WORDS` or an advisory-lock function anywhere outside literals and
+    comments, or `SET` starting a statement."""
+    initial, last = True, 0
+    for m in _TOKENS.finditer(text):
+        if m.lastgroup == "word":
+            word = m.group().lower()
+            initial = initial or ";" in text[last:m.start()]
+            if word in _SESSION_WORDS or word.startswith("pg_advisory") or (
+                    initial and word == "set"):
+                return True
+            initial = False
+        elif m.lastgroup != "skip":
+            initial = False
+        last = m.end()
+    return False
 
 
 def _wrap(text: str, force_rows: bool) -> tuple[Kind, str]:
@@ -324,7 +355,12 @@ class PgMiddleware(BaseMiddleware):
 
     async def _query(self, stmt: PgStatement, params: Sequence[JSON]) -> JSON:
         async with self.connection() as conn:
-            return await _execute(conn, stmt, params)
+            if not stmt.session:
+                return await _execute(conn, stmt, params)
+            try:
+                return await _execute(conn, stmt, params)
+            finally:
+                await _reset_session(conn)
 
     async def _ensure_pool(self) -> Pool:
         loop = asyncio.get_running_loop()
@@ -345,7 +381,8 @@ class PgMiddleware(BaseMiddleware):
         size = max(1, config_int(block, "maxPoolSize", 20))
         initial = min(max(1, config_int(block, "initialPoolSize", 5)), size)
         pool = asyncpg.create_pool(await self._url(), min_size=initial, max_size=size,
-                                   init=_init_connection, server_settings=SERVER_SETTINGS,
+                                   init=_init_connection, reset=_keep_session,
+                                   server_settings=SERVER_SETTINGS,
                                    timeout=self.acquire_timeout)
         try:
             return await asyncio.wait_for(pool, timeout=self.acquire_timeout)
@@ -364,6 +401,24 @@ class PgMiddleware(BaseMiddleware):
             return await start_embedded(target.data_dir)
         except EmbeddedUnavailable as exc:
             raise HardError(f"{NOT_CONFIGURED} ({exc})") from None
+
+
+async def _keep_session(conn: Connection) -> None:
+    """The pool's reset on release: nothing beyond what asyncpg always does (roll back an
+    open transaction). Statements that touch session state reset in `_query` instead; the
+    default reset would cost every query a second round trip."""
+
+
+async def _reset_session(conn: Connection) -> None:
+    """asyncpg's full reset; a connection that cannot be reset is closed (the pool opens a
+    fresh one), so no state it may hold reaches another request."""
+    try:
+        await conn.reset()
+    except asyncio.CancelledError:
+        conn.terminate()
+        raise
+    except Exception:
+        conn.terminate()
 
 
 def _terminate(pool: Pool) -> None:
