@@ -19,6 +19,7 @@ error with Lark's own expectations. tests/syntax/test_driver.py compares both pa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,12 +61,22 @@ class _Scanners(dict[int, _Scanner]):
         basic = self._lexers[state]
         found = self._built.get(id(basic))
         if found is None:
-            mres = tuple(basic.scanner._mres)  # building the scanner sets `callback`
+            # building the scanner sets `callback`
+            mres = tuple(_plain(mre) for mre in basic.scanner._mres)
             callbacks = {k: f for k, f in basic.callback.items()
                          if k not in basic.ignore_types}
             found = self._built[id(basic)] = (mres, callbacks)
         self[state] = found
         return found
+
+
+def _plain(mre: Any) -> Any:
+    """The same alternation compiled by `re`, faster than the `regex` module that the
+    grammar needs only for NAME_ARGS' recursion (that scanner keeps its `regex` pattern)."""
+    try:
+        return re.compile(mre.pattern)
+    except re.error:
+        return mre
 
 
 class Driver:
