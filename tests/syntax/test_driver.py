@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from lark.exceptions import UnexpectedInput
 
 from tests.syntax.test_fuzz import mutated
 from webpipe.errors import WpSyntaxError
@@ -106,13 +107,25 @@ def test_the_benchmark_file_parses_the_same_with_its_comments() -> None:
     assert len(comments) == text.count("# ttl below")
 
 
-def test_errors_go_to_lark_and_read_the_same() -> None:
-    text = "GET /x\n  |> jq: `.`\n  |> )\n"
-    source = Source.from_text("bad.wp", text)
-    assert _driver().parse(source.text, ToAst(source)) is None
-    lark, driver = _both("bad.wp", text)
+ERRORS = {
+    "unexpected token": "GET /x\n  |> jq: `.`\n  |> )\n",
+    "token another state reads": "GET /x\n  |> jq: `.`\nconfig pg {\n  host \"h\"\n}\n",
+    "unreadable character": "GET /x\n  |> jq: `.`\n  ~~\n",
+    "unexpected end": "GET /x\n  |> foreach data.items\n    |> jq: `.`\n",
+    "unknown method": "FETCH /x\n  |> jq: `.`\n",
+    "missing pipe": "GET /x\n  jq: `.`\n",
+}
+
+
+@pytest.mark.parametrize("name", list(ERRORS))
+def test_syntax_errors_read_as_lark_reports_them(name: str) -> None:
+    source = Source.from_text("bad.wp", ERRORS[name])
+    with pytest.raises(UnexpectedInput) as raised:
+        _driver().parse(source.text, ToAst(source))
+    assert str(raised.value)  # a readable Lark exception, as Lark's own
+    lark, driver = _both("bad.wp", ERRORS[name])
+    assert lark[0] == "error"
     assert driver == lark
-    assert lark[1].startswith("bad.wp:3:")
 
 
 @settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow])

@@ -11,10 +11,12 @@ repetition helpers) are spliced into their parent, a `?rule` with one child pass
 and a node spans from its first to its last child as `propagate_positions` does (a child
 passed on by a `?rule` keeps the extent of the rule that passed it, a token its own).
 
-Anything unusual — a lexing or parse error, a `WpSyntaxError` from a rule method — makes
-`parse` return None, and `parser.parse` runs Lark itself, which gives the same AST or the
-error with Lark's own expectations. tests/syntax/test_driver.py compares both paths on every
-`.wp` file of the repository and on generated files.
+A syntax error raises the exception Lark's parser would raise there (the same expected
+terminals and parser stack; where no terminal of the state matches, the token any terminal
+would read, as Lark's contextual lexer does), so `parser.parse` words it as before. A
+`WpSyntaxError` from a rule method makes `parse` return None and `parser.parse` runs Lark
+itself, so errors keep Lark's order. tests/syntax/test_driver.py compares both paths on
+every `.wp` file of the repository, on error cases and on generated files.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 
 from webpipe.errors import WpSyntaxError
@@ -92,10 +95,15 @@ class Driver:
             state: {kind: _action(action, arg, rules) for kind, (action, arg) in acts.items()}
             for state, acts in table.states.items()}
         self._scanners = _Scanners(frontend.lexer.lexers)
-        self._ignore: frozenset[str] = frozenset(frontend.lexer.root_lexer.ignore_types)
+        self._lexers = frontend.lexer.lexers
+        self._root = frontend.lexer.root_lexer
+        self._ignore: frozenset[str] = frozenset(self._root.ignore_types)
 
     def parse(self, text: str, ast: ToAst) -> tuple[Any, list[Token]] | None:
-        """The start rule's value and the comment tokens, or None (see module docstring)."""
+        """The start rule's value and the comment tokens; None when a rule method raised
+        `WpSyntaxError` (see module docstring). A syntax error raises the exception Lark's
+        parser would raise (`UnexpectedToken` or `UnexpectedCharacters`), with the same
+        expectations and parser stack."""
         try:
             return self._run(text, ast)
         except WpSyntaxError:
@@ -107,7 +115,7 @@ class Driver:
         values: list[Any] = []
         extents: list[Extent] = []
         comments: list[Token] = []
-        pos, length = 0, len(text)
+        pos, length, last = 0, len(text), 0
         while True:
             if pos < length:
                 mres, callbacks = scanners[stack[-1]]
@@ -116,7 +124,7 @@ class Driver:
                     if m is not None:
                         break
                 else:
-                    return None
+                    raise self._lex_error(text, pos, stack[-1], values)
                 kind: str = m.lastgroup
                 end = m.end()
                 if kind in ignore:
@@ -133,13 +141,13 @@ class Driver:
                     token = callback(token)
                     kind = token.type
                 extent: Extent = (pos, end)
-                pos = end
+                pos = last = end
             else:
                 kind, token, extent = "$END", None, None
             while True:
                 action = states[stack[-1]].get(kind)
                 if action is None:
-                    return None
+                    raise self._parse_error(token, values, stack[-1], text, last)
                 if isinstance(action, int):
                     stack.append(action)
                     values.append(token)
@@ -151,6 +159,46 @@ class Driver:
                 extents.append(where)
                 if token is None and stack[-1] == self._end:
                     return value, comments
+
+
+    def _lex_error(self, text: str, pos: int, state: int, values: list[Any]) -> UnexpectedInput:
+        """What Lark's contextual lexer raises where no terminal of `state` matches: the
+        token any terminal would read there, as unexpected, else the character."""
+        allowed = self._lexers[state].scanner.allowed_types - self._ignore
+        found = next((m for m in (mre.match(text, pos) for mre in self._root.scanner._mres)
+                      if m is not None), None)
+        if found is not None:
+            token = _token(found.lastgroup, found.group(), pos, found.end())
+            callback = self._root.callback.get(token.type)
+            token = callback(token) if callback is not None else token
+            return UnexpectedToken(  # type: ignore[no-untyped-call]
+                token, allowed, interactive_parser=_Stack(values, allowed))
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        return UnexpectedCharacters(  # type: ignore[no-untyped-call]
+            text, pos, line, column, allowed=allowed)
+
+    def _parse_error(self, token: Token | None, values: list[Any], state: int, text: str,
+                     last: int) -> UnexpectedToken:
+        """What Lark's parser raises for a token no action accepts (`$END` at the end)."""
+        if token is None:  # Lark's `$END` borrows the last token's position
+            token = _token("$END", "", last, last)
+        expected = {kind for kind in self._states[state] if kind.isupper()}
+        return UnexpectedToken(  # type: ignore[no-untyped-call]
+            token, expected, interactive_parser=_Stack(values, expected))
+
+
+class _Stack:
+    """Stands in for Lark's interactive parser in an error: the parser stack at the error
+    (`syntax/errors.py` reads the tokens on it) and what could have come instead."""
+
+    def __init__(self, values: list[Any], expected: set[str]) -> None:
+        self.parser_state = self
+        self.value_stack = values
+        self._expected = expected
+
+    def accepts(self) -> set[str]:
+        return self._expected
 
 
 def _reduce(rule: _Rule, stack: list[int], values: list[Any], extents: list[Extent],

@@ -73,10 +73,14 @@ def _driver() -> Driver:
 def parse(source: Source, *, lark_only: bool = False) -> n.Program:
     """Parse one file into a `Program`, or raise `WpSyntaxError` pointing at the mistake.
 
-    The driver (webpipe/syntax/driver.py) parses valid files; a file it cannot take, and
-    every file when `lark_only` is set, goes through Lark's parser and `ToAst`'s walk."""
+    The driver (webpipe/syntax/driver.py) parses every file and reports syntax errors as
+    Lark would; with `lark_only`, or when a rule method raises, Lark's parser and `ToAst`'s
+    walk run instead."""
     if not lark_only:
-        done = _driver().parse(source.text, ToAst(source))
+        try:
+            done = _driver().parse(source.text, ToAst(source))
+        except UnexpectedInput as exc:
+            raise _syntax_error(source, exc) from None
         if done is not None:
             return _program(source, *done)
     with _COMMENTS.lock:
