@@ -147,7 +147,7 @@ class Driver:
             while True:
                 action = states[stack[-1]].get(kind)
                 if action is None:
-                    raise self._parse_error(token, values, stack[-1], text, last)
+                    raise self._parse_error(token, values, stack[-1], last)
                 if isinstance(action, int):
                     stack.append(action)
                     values.append(token)
@@ -159,7 +159,6 @@ class Driver:
                 extents.append(where)
                 if token is None and stack[-1] == self._end:
                     return value, comments
-
 
     def _lex_error(self, text: str, pos: int, state: int, values: list[Any]) -> UnexpectedInput:
         """What Lark's contextual lexer raises where no terminal of `state` matches: the
@@ -178,8 +177,8 @@ class Driver:
         return UnexpectedCharacters(  # type: ignore[no-untyped-call]
             text, pos, line, column, allowed=allowed)
 
-    def _parse_error(self, token: Token | None, values: list[Any], state: int, text: str,
-                     last: int) -> UnexpectedToken:
+    def _parse_error(self, token: Token | None, values: list[Any], state: int, last: int,
+                     ) -> UnexpectedToken:
         """What Lark's parser raises for a token no action accepts (`$END` at the end)."""
         if token is None:  # Lark's `$END` borrows the last token's position
             token = _token("$END", "", last, last)
