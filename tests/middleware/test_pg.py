@@ -451,7 +451,10 @@ async def test_plain_statements_keep_the_connection_as_it_is(make_pg: MakePg) ->
     ("LISTEN news", True),
     ("BEGIN", True),
     ("CREATE TEMP TABLE x (a int)", True),
-    ("DO $$ BEGIN PERFORM 1; END $$", False),
+    ("DO $$ BEGIN PERFORM set_config('a.b', '1', false); END $$", True),
+    ("CALL refresh_all()", True),
+    ("INSERT INTO t VALUES (1) ON CONFLICT (id) DO NOTHING", False),
+    ("SELECT 'begin; set x' AS v", False),
 ])
 def test_which_statements_touch_the_session(sql: str, touches: bool) -> None:
     assert compile_statement(sql).session is touches

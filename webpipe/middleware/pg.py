@@ -117,17 +117,22 @@ _SESSION_WORDS = frozenset({
 })
 
 
+# ... and statements that start with these (an anonymous block or a procedure may do any of
+# the above inside; `ON CONFLICT DO` and `UPDATE … SET` are not meant)
+_SESSION_STARTS = frozenset({"set", "do", "call"})
+
+
 def touches_session(text: str) -> bool:
     """Whether `text` (one or more statements) may change the connection's session state:
     a word of `_SESSION_WORDS` or an advisory-lock function anywhere outside literals and
-    comments, or `SET` starting a statement."""
+    comments, or a statement starting with a word of `_SESSION_STARTS`."""
     initial, last = True, 0
     for m in _TOKENS.finditer(text):
         if m.lastgroup == "word":
             word = m.group().lower()
             initial = initial or ";" in text[last:m.start()]
             if word in _SESSION_WORDS or word.startswith("pg_advisory") or (
-                    initial and word == "set"):
+                    initial and word in _SESSION_STARTS):
                 return True
             initial = False
         elif m.lastgroup != "skip":
