@@ -10,6 +10,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
+
+_new_span = tuple.__new__  # a Span without NamedTuple's keyword-handling constructor
 
 
 @dataclass(frozen=True)
@@ -50,24 +53,30 @@ class Source:
         if 0 <= start <= end <= size:  # what the parser gives; `position` inlined
             first = bisect_right(starts, start) - 1
             last = bisect_right(starts, end, first) - 1
-            return Span(self, first + 1, start - starts[first] + 1,
-                        last + 1, end - starts[last] + 1, start, end)
+            return _new_span(Span, (self, first + 1, start - starts[first] + 1,
+                                    last + 1, end - starts[last] + 1, start, end))
         line, col = self.position(start)
         end_line, end_col = self.position(end)
         return Span(self, line, col, end_line, end_col, start, end)
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A region of a source: 1-based line/column plus character offsets."""
+class Span(NamedTuple):
+    """A region of a source: 1-based line/column plus character offsets.
 
-    source: Source = field(repr=False)
+    An immutable named tuple rather than a frozen dataclass: every AST node gets one at load,
+    and a frozen dataclass cost ~2 µs to build (a tuple ~0.2 µs; W10 builds ~8 000)."""
+
+    source: Source
     line: int
     column: int
     end_line: int
     end_column: int
     start: int
     end: int
+
+    def __repr__(self) -> str:  # without the source text
+        return (f"Span(line={self.line}, column={self.column}, end_line={self.end_line}, "
+                f"end_column={self.end_column}, start={self.start}, end={self.end})")
 
     @property
     def label(self) -> str:
