@@ -115,8 +115,6 @@ _SESSION_WORDS = frozenset({
     "start", "commit", "rollback", "savepoint", "release", "lock", "load", "temp",
     "temporary", "set_config",
 })
-
-
 # ... and statements that start with these (an anonymous block or a procedure may do any of
 # the above inside; `ON CONFLICT DO` and `UPDATE … SET` are not meant)
 _SESSION_STARTS = frozenset({"set", "do", "call"})
@@ -360,12 +358,11 @@ class PgMiddleware(BaseMiddleware):
 
     async def _query(self, stmt: PgStatement, params: Sequence[JSON]) -> JSON:
         async with self.connection() as conn:
-            if not stmt.session:
-                return await _execute(conn, stmt, params)
             try:
                 return await _execute(conn, stmt, params)
             finally:
-                await _reset_session(conn)
+                if stmt.session:
+                    await _reset_session(conn)
 
     async def _ensure_pool(self) -> Pool:
         loop = asyncio.get_running_loop()

@@ -1,5 +1,5 @@
-"""The one Lark parser (run by our driver for valid files, see driver.py), and the
-conversion of Lark errors into `WpSyntaxError`.
+"""The one Lark parser (its tables run by our driver, see driver.py), and the conversion
+of Lark's syntax errors into `WpSyntaxError`.
 
 The grammar lives in the top-level `grammar/webpipe.lark`; the wheel ships it as
 `webpipe/grammar/webpipe.lark` (hatch `force-include`). `grammar_path()` looks in the

@@ -86,7 +86,7 @@ class ToAst:
     def _walk(self, tree: Tree[Token]) -> Any:
         children = [self._walk(c) if isinstance(c, Tree) else c for c in tree.children]
         name = str(tree.data)
-        handler = self._handlers.get(name) or self.handler(name)
+        handler = self.handler(name)
         if handler is None:
             return Tree(tree.data, children, tree.meta)
         return handler(tree.meta, children)
@@ -124,9 +124,7 @@ class ToAst:
             return self.source.span(*meta)
         if meta is None or getattr(meta, "empty", True):
             return self.source.span(0, 0)
-        # Lark's positions: 1-based lines/columns, end column just past the last character
-        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column,
-                    meta.start_pos, meta.end_pos)
+        return self.source.span(meta.start_pos, meta.end_pos)
 
     # ---- top level ----------------------------------------------------------------
 
