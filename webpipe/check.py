@@ -15,6 +15,7 @@ from pathlib import Path
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
 from webpipe.executor.plan import walk_tags
+from webpipe.limits import KEYS as LIMIT_KEYS
 from webpipe.loader import Module
 from webpipe.program import gc_paused, load_program
 from webpipe.server import build_served
@@ -35,6 +36,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "rateLimit": {"maxEntries", "backend", "url", "algorithm"},
     "graphql": {"endpoint", "strictScalars"},
     "async": {"maxPerRequest", "maxGlobal", "lifetimeMs", "shutdownGraceMs"},
+    "limits": set(LIMIT_KEYS),
 }
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
 _PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")
