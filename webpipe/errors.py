@@ -95,9 +95,16 @@ class ConfigError(WebpipeError):
 
 
 class StepError(WebpipeError):
-    """A middleware execution failure: becomes a branchable `<step>Error` envelope."""
+    """A middleware execution failure: becomes a branchable `<step>Error` envelope, or an
+    envelope of `error_type` when given (`timeout`, `limitError`, `responseTooLarge`: a
+    bound of spec/limits.md was passed, whatever the step)."""
 
     code = "step"
+
+    def __init__(self, message: str, *, span: Span | None = None,
+                 error_type: str | None = None) -> None:
+        super().__init__(message, span=span)
+        self.error_type = error_type
 
 
 class HardError(WebpipeError):

@@ -225,7 +225,8 @@ def _failure(plan: StepPlan, exc: Exception) -> StepResult:
     """Called in an `except` block: a `StepError` becomes the `<name>Error` envelope, other
     webpipe errors propagate, anything else is a middleware bug (logged, a generic 500)."""
     if isinstance(exc, StepError):
-        return StepResult(envelope(f"{plan.name}Error", exc.message, plan.name, plan.location))
+        kind = exc.error_type or f"{plan.name}Error"
+        return StepResult(envelope(kind, exc.message, plan.name, plan.location))
     if isinstance(exc, WebpipeError):
         raise exc
     span = plan.step.span
