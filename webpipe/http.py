@@ -9,6 +9,7 @@ public so the test runner can build the same values. Decisions and deviations: s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -20,7 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from webpipe.wire import header_text
+from webpipe.wire import MAX_JSON_DEPTH, JsonTooDeep, header_text, loads_bounded
 
 JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
 
@@ -43,11 +44,13 @@ _FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 # Keep what is already ASCII (including `%XX` escapes); escape only raw non-ASCII bytes.
 _PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 
-_ERROR_TITLES: dict[int, str] = {400: "Bad Request", 413: "Payload Too Large"}
+_ERROR_TITLES: dict[int, str] = {400: "Bad Request", 408: "Request Timeout",
+                                  413: "Payload Too Large"}
 
 
 class BadRequest(Exception):
-    """A request refused before any pipeline runs: malformed JSON (400), oversized body (413)."""
+    """A request refused before any pipeline runs: malformed or too deeply nested JSON (400),
+    a body not received in time (408), an oversized body (413)."""
 
     def __init__(self, message: str, *, status: int = 400) -> None:
         super().__init__(message)
@@ -59,8 +62,12 @@ class BadRequest(Exception):
         return _ERROR_TITLES.get(self.status, "Bad Request")
 
     def to_response(self) -> Response:
-        """`{"error": "Bad Request", "details": message}` with this error's status."""
-        return error_response(self.error, self.message, self.status)
+        """`{"error": "Bad Request", "details": message}` with this error's status. A 408
+        closes the connection: the rest of that body may still arrive."""
+        response = error_response(self.error, self.message, self.status)
+        if self.status == 408:
+            response.headers["connection"] = "close"
+        return response
 
 
 # --- parsers (pure) ---------------------------------------------------------------------------
@@ -111,16 +118,19 @@ def parse_cookies(header: str | None) -> dict[str, str]:
     return cookies
 
 
-def parse_body(body: bytes, content_type: str) -> JSON:
+def parse_body(body: bytes, content_type: str, max_depth: int = MAX_JSON_DEPTH) -> JSON:
     """The request body as state: `{}` when empty, else parsed by content type (§6.1).
 
-    Raises `BadRequest` (400) for a malformed JSON body (the reference gives `null`).
+    Raises `BadRequest` (400) for a malformed JSON body (the reference gives `null`) and for
+    one nested deeper than `max_depth` (spec/limits.md `maxJsonDepth`).
     """
     if not body:
         return {}
     if content_type.startswith("application/json"):
         try:
-            return orjson.loads(body)
+            return loads_bounded(body, max_depth)
+        except JsonTooDeep as exc:
+            raise BadRequest(str(exc)) from None
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"invalid JSON body: {exc}") from None
     if content_type.startswith("application/x-www-form-urlencoded"):
@@ -146,20 +156,25 @@ def _form_decode(raw: bytes) -> str:
 
 
 async def request_state(request: Request, params: dict[str, str], max_body: int,
-                        path: str | None = None, only: frozenset[str] | None = None,
+                        path: str | None = None, only: frozenset[str] | None = None, *,
+                        max_depth: int = MAX_JSON_DEPTH, timeout_s: float | None = None,
                         ) -> dict[str, JSON]:
     """The initial state of a route (§6.1): `request_state_now`, then the body if one must be
     read (`read_state_body`). A caller may run the two itself to skip a coroutine."""
     state, pending = request_state_now(request, params, path, only)
     if pending is not None:
-        await read_state_body(request, state, pending, max_body)
+        await read_state_body(request, state, pending, max_body, max_depth=max_depth,
+                              timeout_s=timeout_s)
     return state
 
 
 async def read_state_body(request: Request, state: dict[str, JSON], content_type: str,
-                          max_body: int) -> None:
-    """Read and parse the body into `state["body"]` (when the state has that key)."""
-    body = parse_body(await read_body(request, max_body), content_type)
+                          max_body: int, *, max_depth: int = MAX_JSON_DEPTH,
+                          timeout_s: float | None = None) -> None:
+    """Read and parse the body into `state["body"]` (when the state has that key): at most
+    `max_body` bytes (413), within `timeout_s` seconds (408), JSON at most `max_depth`
+    levels deep (400)."""
+    body = parse_body(await read_body(request, max_body, timeout_s), content_type, max_depth)
     if "body" in state:
         state["body"] = body
 
@@ -290,9 +305,11 @@ class _HeaderScan:
         return str(client[0]) if client and client[0] else None
 
 
-async def read_body(request: Request, max_body: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `max_body` bytes.
-    Kept in the scope, so a request that is run twice (see server.py) reads it again."""
+async def read_body(request: Request, max_body: int, timeout_s: float | None = None) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `max_body` bytes,
+    and with 408 when it has not all arrived `timeout_s` seconds after the read began (a
+    client announcing more than it sends would otherwise hold the request forever). Kept in
+    the scope, so a request that is run twice (see server.py) reads it again."""
     kept = request.scope.get(_BODY_KEY)
     if kept is not None:
         return cast(bytes, kept)
@@ -300,6 +317,17 @@ async def read_body(request: Request, max_body: int) -> bytes:
     # Refuse up front what the client announces as too large (the digit count guards int()).
     if declared.isascii() and declared.isdigit() and _exceeds(declared, max_body):
         raise _too_large(max_body)
+    try:
+        async with asyncio.timeout(timeout_s):
+            body = await _read_chunks(request, max_body)
+    except TimeoutError:
+        waited = round((timeout_s or 0) * 1000)
+        raise BadRequest(f"request body not received within {waited} ms", status=408) from None
+    request.scope[_BODY_KEY] = body
+    return body
+
+
+async def _read_chunks(request: Request, max_body: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -307,8 +335,7 @@ async def read_body(request: Request, max_body: int) -> bytes:
         if size > max_body:
             raise _too_large(max_body)
         chunks.append(chunk)
-    body = request.scope[_BODY_KEY] = b"".join(chunks)
-    return body
+    return b"".join(chunks)
 
 
 _BODY_KEY = "webpipe.body"
