@@ -21,6 +21,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webpipe import __version__
+from webpipe.config import config_bool
 from webpipe.errors import Diagnostic, HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
@@ -75,6 +76,7 @@ class Served:
     # id(route) -> cache hits answered before the pipeline (`front_cache`)
     front: dict[int, FrontCache] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)  # `config limits { }` (spec/limits.md)
+    dotfiles: bool = False  # `config static { dotfiles: true }`: serve `.env`, `.git/`...
 
 
 def build_served(env: Env, public_dir: Path | None = None) -> Served:
@@ -100,7 +102,9 @@ def build_served(env: Env, public_dir: Path | None = None) -> Served:
     env.diagnostics.extend(router.diagnostics)
     default_public = os.environ.get("WEBPIPE_PUBLIC_DIR") or env.base_dir / "public"
     public = Path(public_dir or default_public)
-    return Served(env, router, public, public.is_dir(), reads, plain, front, app_limits(env))
+    dotfiles = config_bool(env.configs.get("static"), "dotfiles", False)
+    return Served(env, router, public, public.is_dir(), reads, plain, front, app_limits(env),
+                  dotfiles)
 
 
 def app_limits(env: Env) -> Limits:
@@ -192,7 +196,7 @@ class WebpipeApp:
             return PlainTextResponse(METRICS.render(lambda: PROCESS_TASKS.pending),
                                      media_type="text/plain; version=0.0.4")
         if method in ("GET", "HEAD") and served.has_public:
-            static = resolve_static(served.public_dir, path)
+            static = resolve_static(served.public_dir, path, dotfiles=served.dotfiles)
             if static is not None:
                 return static_response(static)
         if method == "POST" and path == graphql_endpoint_path(served.env):
