@@ -21,6 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from webpipe.errors import HardError
 from webpipe.wire import MAX_JSON_DEPTH, JsonTooDeep, header_text, loads_bounded
 
 JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
@@ -416,12 +417,18 @@ def error_response(message: str, details: str, status: int = 500) -> Response:
 
 
 def json_bytes(value: JSON) -> bytes:
-    """Compact JSON, key order kept; values orjson refuses fall back to the json module."""
+    """Compact JSON, key order kept; values orjson refuses fall back to the json module.
+    A value too deep even for that (built by a step: request JSON is bounded by
+    `maxJsonDepth`) is a `HardError`, never a RecursionError escaping the app."""
     try:
         return orjson.dumps(value)
-    except TypeError:  # non-str keys, ints beyond 64 bits, lone surrogates, non-JSON objects
+    except TypeError:  # non-str keys, ints beyond 64 bits, lone surrogates, non-JSON objects,
+        pass  # or more than 254 levels
+    try:
         text = json.dumps(value, separators=(",", ":"), skipkeys=True, default=str)
-        return text.encode("ascii")
+    except RecursionError:
+        raise HardError("the response value is nested too deeply to serialise") from None
+    return text.encode("ascii")
 
 
 def _status_code(status: int | None) -> int:

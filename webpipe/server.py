@@ -242,9 +242,9 @@ class WebpipeApp:
                 state = await request_state(request, params, path=path, **self.body_bounds())
                 ctx = _http_context(env, state)
                 outcome = await run_pipeline(route.pipeline, state, env, ctx)
+            response = build_response(outcome.state, outcome.content_type, outcome.status)
         except WebpipeError as exc:
             return hard_error_response(exc, ctx)
-        response = build_response(outcome.state, outcome.content_type, outcome.status)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
         start_background(ctx, env, response.status_code)
@@ -265,9 +265,9 @@ class WebpipeApp:
         ctx = _http_context(env, state)
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
+            return build_response(value, JSON_CT, status)
         except WebpipeError as exc:
             return hard_error_response(exc, ctx)
-        return build_response(value, JSON_CT, status)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -33,10 +33,19 @@ POST /validate
 POST /cache
   |> cache: `ttl: 600, keyTemplate: k-{body}`
   |> jq: `.body`
+POST /jq/library
+  |> jq: `[([.body, .body] | sort | length), ([.body | paths] | length), ([.body | ..] | length), (.body | tostring | length), ([.body, .body] | group_by(.) | length), (.body | tojson | fromjson | length)]`
+POST /mustache
+  |> mustache: `{{body}}`
+POST /log
+  |> log: `level: info, includeBody: true`
+  |> jq: `{ logged: true }`
+GET /built/:n
+  |> jq: `reduce range(.params.n) as $i (1; [.])`
 """
 
 ROUTES = ("/echo", "/jq/fast", "/jq/compare", "/jq/walk", "/lua", "/handlebars", "/validate",
-          "/cache")
+          "/cache", "/jq/library", "/mustache", "/log")
 JSON_CT = {"content-type": "application/json"}
 
 
@@ -58,6 +67,10 @@ async def test_every_step_handles_the_bound_and_refuses_beyond(tmp_path: Path,
             assert r.status_code == 400, (route, r.text[:300])
             assert r.json() == {"error": "Bad Request",
                                 "details": "JSON nested deeper than 512 levels"}
+        # a value a step builds deeper than any serialiser: a 500 envelope, not a traceback
+        built = await c.get("/built/3000")
+        assert built.status_code == 500
+        assert built.json()["details"] == "the response value is nested too deeply to serialise"
         echoed = await c.post("/echo", content=nested(512, kind), headers=JSON_CT)
         assert echoed.json()["body"] == httpx.Response(200, content=nested(512, kind)).json()
         assert "RecursionError" not in served.log.read_text()
