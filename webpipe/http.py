@@ -9,7 +9,6 @@ public so the test runner can build the same values. Decisions and deviations: s
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import math
@@ -18,7 +17,7 @@ from typing import Any, cast
 from urllib.parse import quote, unquote_to_bytes
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from webpipe.errors import HardError
@@ -45,13 +44,12 @@ _FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding"})
 # Keep what is already ASCII (including `%XX` escapes); escape only raw non-ASCII bytes.
 _PATH_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 
-_ERROR_TITLES: dict[int, str] = {400: "Bad Request", 408: "Request Timeout",
-                                  413: "Payload Too Large"}
+_ERROR_TITLES: dict[int, str] = {400: "Bad Request", 413: "Payload Too Large"}
 
 
 class BadRequest(Exception):
-    """A request refused before any pipeline runs: malformed or too deeply nested JSON (400),
-    a body not received in time (408), an oversized body (413)."""
+    """A request refused before any pipeline runs: malformed or too deeply nested JSON, an
+    incomplete body (400), an oversized body (413)."""
 
     def __init__(self, message: str, *, status: int = 400) -> None:
         super().__init__(message)
@@ -63,12 +61,8 @@ class BadRequest(Exception):
         return _ERROR_TITLES.get(self.status, "Bad Request")
 
     def to_response(self) -> Response:
-        """`{"error": "Bad Request", "details": message}` with this error's status. A 408
-        closes the connection: the rest of that body may still arrive."""
-        response = error_response(self.error, self.message, self.status)
-        if self.status == 408:
-            response.headers["connection"] = "close"
-        return response
+        """`{"error": "Bad Request", "details": message}` with this error's status."""
+        return error_response(self.error, self.message, self.status)
 
 
 # --- parsers (pure) ---------------------------------------------------------------------------
@@ -158,24 +152,21 @@ def _form_decode(raw: bytes) -> str:
 
 async def request_state(request: Request, params: dict[str, str], max_body: int,
                         path: str | None = None, only: frozenset[str] | None = None, *,
-                        max_depth: int = MAX_JSON_DEPTH, timeout_s: float | None = None,
-                        ) -> dict[str, JSON]:
+                        max_depth: int = MAX_JSON_DEPTH) -> dict[str, JSON]:
     """The initial state of a route (§6.1): `request_state_now`, then the body if one must be
     read (`read_state_body`). A caller may run the two itself to skip a coroutine."""
     state, pending = request_state_now(request, params, path, only)
     if pending is not None:
-        await read_state_body(request, state, pending, max_body, max_depth=max_depth,
-                              timeout_s=timeout_s)
+        await read_state_body(request, state, pending, max_body, max_depth=max_depth)
     return state
 
 
 async def read_state_body(request: Request, state: dict[str, JSON], content_type: str,
-                          max_body: int, *, max_depth: int = MAX_JSON_DEPTH,
-                          timeout_s: float | None = None) -> None:
+                          max_body: int, *, max_depth: int = MAX_JSON_DEPTH) -> None:
     """Read and parse the body into `state["body"]` (when the state has that key): at most
-    `max_body` bytes (413), within `timeout_s` seconds (408), JSON at most `max_depth`
-    levels deep (400)."""
-    body = parse_body(await read_body(request, max_body, timeout_s), content_type, max_depth)
+    `max_body` bytes (413), JSON at most `max_depth` levels deep (400). The time a body may
+    take is bounded by the connection (`webpipe.protocol`, `bodyTimeoutMs`)."""
+    body = parse_body(await read_body(request, max_body), content_type, max_depth)
     if "body" in state:
         state["body"] = body
 
@@ -306,11 +297,9 @@ class _HeaderScan:
         return str(client[0]) if client and client[0] else None
 
 
-async def read_body(request: Request, max_body: int, timeout_s: float | None = None) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed `max_body` bytes,
-    and with 408 when it has not all arrived `timeout_s` seconds after the read began (a
-    client announcing more than it sends would otherwise hold the request forever). Kept in
-    the scope, so a request that is run twice (see server.py) reads it again."""
+async def read_body(request: Request, max_body: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `max_body` bytes.
+    Kept in the scope, so a request that is run twice (see server.py) reads it again."""
     kept = request.scope.get(_BODY_KEY)
     if kept is not None:
         return cast(bytes, kept)
@@ -319,11 +308,9 @@ async def read_body(request: Request, max_body: int, timeout_s: float | None = N
     if declared.isascii() and declared.isdigit() and _exceeds(declared, max_body):
         raise _too_large(max_body)
     try:
-        async with asyncio.timeout(timeout_s):
-            body = await _read_chunks(request, max_body)
-    except TimeoutError:
-        waited = round((timeout_s or 0) * 1000)
-        raise BadRequest(f"request body not received within {waited} ms", status=408) from None
+        body = await _read_chunks(request, max_body)
+    except ClientDisconnect:  # gone, or cut off at bodyTimeoutMs: nobody reads this answer
+        raise BadRequest("request body incomplete: the connection was closed") from None
     request.scope[_BODY_KEY] = body
     return body
 

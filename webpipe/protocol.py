@@ -1,16 +1,20 @@
-"""HTTP/1.1 connections with bounded waits: uvicorn's httptools protocol plus a head timeout.
+"""HTTP/1.1 connections with bounded waits: uvicorn's httptools protocol plus two timers.
 
 uvicorn bounds an idle keep-alive connection (`timeout_keep_alive`, our `keepAliveMs`) but
-nothing else: a connection that sends no request, or a request head byte by byte, is held
-forever, and about a thousand of them exhaust a 1,024-file limit. `BoundedHttpProtocol`
-arms one more timer, from accept (and again from the end of each response) until a complete
-request head: past `headerTimeoutMs` the connection is closed, after a 408 JSON answer when
-part of a head had arrived. It also refuses connections beyond a cap derived from the
-open-file limit, with a log line, so sockets never starve upstreams, Postgres and static
-files of descriptors. The request body is bounded in the app instead (`http.read_body`,
-`bodyTimeoutMs`), where a 408 can be answered in order. A protocol subclass, chosen
-through uvicorn's `http=` option, is the one place that sees a connection before its first
-request; an ASGI middleware only runs once a head is complete. Decisions: spec/http.md.
+nothing else: a connection that sends no request, a request head sent byte by byte, or a
+body shorter than its Content-Length is held forever, and about a thousand of them exhaust
+a 1,024-file limit. `BoundedHttpProtocol` arms a head timer from accept (and again from the
+end of each response) until a complete request head (`headerTimeoutMs`), and a body timer
+from there until the body is complete (`bodyTimeoutMs`). Past either, the connection gets a
+408 JSON answer (unless nothing was asked, or the app already answered) and is closed. It
+also refuses connections beyond a cap derived from the open-file limit, with a log line, so
+sockets never starve upstreams, Postgres and static files of descriptors.
+
+Why a protocol subclass (chosen through uvicorn's `http=` option): it is the one place that
+sees a connection before its first request (an ASGI middleware only runs once a head is
+complete), and it knows when the body is complete, so a body that arrives with its head,
+the common case, costs no timer at all (an `asyncio.timeout` around the app's body read
+cost ~6 µs per request with a body). Decisions: spec/http.md.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ log = logging.getLogger("webpipe.connections")
 RESERVED_FILES = 128  # descriptors kept for upstreams, Postgres, static files and logs
 PROTOCOL = "webpipe.protocol:BoundedHttpProtocol"  # uvicorn's `http=` import string
 _REFUSAL_LOG_EVERY_S = 10.0
-_HEAD_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
                  b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
 
 
@@ -43,8 +47,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     max_connections: ClassVar[int | None] = None
     _last_refusal: ClassVar[float] = 0.0
 
+    body_timeout_s: ClassVar[float] = Limits().body_timeout_ms / 1000
+
     _head_timer: asyncio.TimerHandle | None = None
     _head_begun = False
+    _body_timer: asyncio.TimerHandle | None = None
+    _body_pending = False  # a head is complete, its body is not
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -57,7 +65,14 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
+        self._disarm_body_timer()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # armed only when a head arrived without all of its body
+        if self._body_pending and self._body_timer is None and not self.transport.is_closing():
+            self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_timed_out)
 
     def on_message_begin(self) -> None:
         self._head_begun = True
@@ -65,7 +80,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_head_timer()
+        self._body_pending = True
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._body_pending = False
+        self._disarm_body_timer()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # the next head is already complete
@@ -83,15 +104,42 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _disarm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self.transport.is_closing():
             return
         if self._head_begun:  # a client mid-request is told why; an idle one just closed
-            waited = round(self.header_timeout_s * 1000)
-            body = (b'{"error":"Request Timeout","details":"request head not received '
-                    b'within %d ms"}' % waited)
-            self.transport.write(_HEAD_TIMEOUT % (len(body), body))
+            self._close_with_408("head", self.header_timeout_s)
+        else:
+            self.transport.close()
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if not self._body_pending or self.transport.is_closing():
+            return
+        if self.pipeline:  # queued behind a response: reading is paused, not the client's fault
+            self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_timed_out)
+        elif cycle.response_started:  # answered without the rest of the body: end there
+            cycle.keep_alive = False
+            if cycle.response_complete:
+                self.transport.close()
+        else:
+            # the app's pending receive() now returns http.disconnect and its answer is
+            # dropped (uvicorn discards sends after a disconnect): the 408 is written here
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self._close_with_408("body", self.body_timeout_s)
+
+    def _close_with_408(self, part: str, waited_s: float) -> None:
+        body = (b'{"error":"Request Timeout","details":"request %s not received within '
+                b'%d ms"}' % (part.encode(), round(waited_s * 1000)))
+        self.transport.write(_TIMED_OUT % (len(body), body))
         self.transport.close()
 
     def _refuse(self, open_now: int) -> None:
@@ -105,9 +153,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
 
 def configure_connections(limits: Limits) -> None:
-    """Apply `headerTimeoutMs` and `keepAliveMs` to the connections this process accepts
-    from now on, and cap them below its open-file limit."""
+    """Apply `headerTimeoutMs`, `bodyTimeoutMs` and `keepAliveMs` to the connections this
+    process accepts from now on, and cap them below its open-file limit."""
     BoundedHttpProtocol.header_timeout_s = limits.header_timeout_ms / 1000
+    BoundedHttpProtocol.body_timeout_s = limits.body_timeout_ms / 1000
     BoundedHttpProtocol.keep_alive_s = limits.keep_alive_ms / 1000
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     BoundedHttpProtocol.max_connections = (

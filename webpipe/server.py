@@ -58,7 +58,6 @@ log = logging.getLogger("webpipe.server")
 class BodyBounds(TypedDict):
     max_body: int
     max_depth: int
-    timeout_s: float
 
 
 @dataclass(eq=False)
@@ -251,10 +250,11 @@ class WebpipeApp:
         return response
 
     def body_bounds(self) -> BodyBounds:
-        """How a request body is read: `maxBodyBytes`, `maxJsonDepth`, `bodyTimeoutMs`."""
+        """How a request body is read: `maxBodyBytes`, `maxJsonDepth` (its time,
+        `bodyTimeoutMs`, is bounded by the connection: `webpipe.protocol`)."""
         limits = self.served.limits
         return {"max_body": self.max_body or limits.max_body_bytes,
-                "max_depth": limits.max_json_depth, "timeout_s": limits.body_timeout_ms / 1000}
+                "max_depth": limits.max_json_depth}
 
     async def run_graphql(self, env: Env, request: Request) -> Response:
         """The automatic GraphQL endpoint (graphql.md §7)."""

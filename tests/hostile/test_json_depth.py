@@ -34,7 +34,9 @@ POST /cache
   |> cache: `ttl: 600, keyTemplate: k-{body}`
   |> jq: `.body`
 POST /jq/library
-  |> jq: `[([.body, .body] | sort | length), ([.body | paths] | length), ([.body | ..] | length), (.body | tostring | length), ([.body, .body] | group_by(.) | length), (.body | tojson | fromjson | length)]`
+  |> jq: `[([.body, .body] | sort | length), ([.body | paths] | length), ([.body | ..] | length)]`
+POST /jq/text
+  |> jq: `[(.body | tostring | length), ([.body] | group_by(.) | length), (.body|tojson|fromjson)]`
 POST /mustache
   |> mustache: `{{body}}`
 POST /log
@@ -45,7 +47,7 @@ GET /built/:n
 """
 
 ROUTES = ("/echo", "/jq/fast", "/jq/compare", "/jq/walk", "/lua", "/handlebars", "/validate",
-          "/cache", "/jq/library", "/mustache", "/log")
+          "/cache", "/jq/library", "/jq/text", "/mustache", "/log")
 JSON_CT = {"content-type": "application/json"}
 
 
