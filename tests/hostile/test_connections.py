@@ -164,3 +164,14 @@ async def test_the_bounds_hold_with_several_workers(tmp_path: Path) -> None:
             assert took < 1.0 + SLACK_S
             assert expected in answer
         assert await served.stop(grace_s=10) < 10
+
+
+async def test_an_answer_that_skipped_the_body_still_ends_the_connection(tmp_path: Path) -> None:
+    """/health answers a POST (405) without reading its body; the rest never comes: the
+    connection ends (here at the keep-alive timeout, the shorter) instead of waiting."""
+    unread = b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"
+    async with serve(tmp_path, APP) as served:
+        took, answer = await until_closed(served, unread)
+        assert answer.startswith(b"HTTP/1.1 405 ")
+        assert b"408" not in answer  # answered once
+        assert 0.5 - 0.1 < took < 1.0 + SLACK_S
