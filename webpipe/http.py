@@ -9,6 +9,7 @@ public so the test runner can build the same values. Decisions and deviations: s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -21,7 +22,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from webpipe.errors import HardError
-from webpipe.wire import MAX_JSON_DEPTH, JsonTooDeep, header_text, loads_bounded
+from webpipe.wire import (
+    MAX_JSON_DEPTH,
+    JsonTooDeep,
+    collector_paused,
+    header_text,
+    loads_bounded,
+)
 
 JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
 
@@ -165,10 +172,23 @@ async def read_state_body(request: Request, state: dict[str, JSON], content_type
                           max_body: int, *, max_depth: int = MAX_JSON_DEPTH) -> None:
     """Read and parse the body into `state["body"]` (when the state has that key): at most
     `max_body` bytes (413), JSON at most `max_depth` levels deep (400). The time a body may
-    take is bounded by the connection (`webpipe.protocol`, `bodyTimeoutMs`)."""
-    body = parse_body(await read_body(request, max_body), content_type, max_depth)
+    take is bounded by the connection (`webpipe.protocol`, `bodyTimeoutMs`). A large body is
+    parsed on a worker thread: 10 MiB of JSON would hold the event loop for tens of ms."""
+    raw = await read_body(request, max_body)
+    if len(raw) <= PARSE_INLINE_BYTES:
+        body = parse_body(raw, content_type, max_depth)
+    else:
+        body = await asyncio.to_thread(_parse_large, raw, content_type, max_depth)
     if "body" in state:
         state["body"] = body
+
+
+PARSE_INLINE_BYTES = 256 * 1024  # larger bodies are parsed off the event loop
+
+
+def _parse_large(body: bytes, content_type: str, max_depth: int) -> JSON:
+    with collector_paused():
+        return parse_body(body, content_type, max_depth)
 
 
 def request_state_now(request: Request, params: dict[str, str], path: str | None = None,

@@ -35,7 +35,7 @@ from webpipe.middleware.base import (
 )
 from webpipe.pgembed import EmbeddedUnavailable, start_embedded
 from webpipe.source import Span
-from webpipe.wire import MAX_JSON_DEPTH, JsonTooDeep, check_depth, loads_exact
+from webpipe.wire import MAX_JSON_DEPTH, JsonTooDeep, loads_exact_bounded
 
 # asyncpg ships no type information: it is imported lazily and used as Any
 Pool = Any
@@ -259,9 +259,8 @@ def _load_json(text: str, max_depth: int, wrapping: int = 0) -> JSON:
     RecursionError downstream."""
     plain = str(text)  # orjson refuses a str subclass (JsonText) as is
     try:
-        value = loads_exact(plain)
-        check_depth(plain, value, max_depth + wrapping)
-    except (RecursionError, JsonTooDeep):
+        value = loads_exact_bounded(plain, max_depth + wrapping)
+    except JsonTooDeep:
         raise StepError(f"JSON from the database nested deeper than {max_depth} levels "
                         "(maxJsonDepth)", error_type="limitError") from None
     return value
