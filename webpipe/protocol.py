@@ -83,6 +83,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._body_pending = True
         super().on_headers_complete()
 
+    def handle_websocket_upgrade(self) -> None:
+        self._body_pending = False  # the connection is no longer HTTP/1.1 requests
+        self._disarm_body_timer()
+        super().handle_websocket_upgrade()
+
     def on_message_complete(self) -> None:
         self._body_pending = False
         self._disarm_body_timer()
@@ -121,7 +126,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def _body_timed_out(self) -> None:
         self._body_timer = None
         cycle = self.cycle
-        if not self._body_pending or self.transport.is_closing():
+        if not self._body_pending or cycle is None or self.transport.is_closing():
             return
         if self.pipeline:  # queued behind a response: reading is paused, not the client's fault
             self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_timed_out)
