@@ -19,7 +19,7 @@ def test_orjson_refuses_exactly_past_its_depth() -> None:
     assert orjson.loads(nested(ORJSON_DEPTH)) is not None
     assert orjson.loads(nested(ORJSON_DEPTH, '{"a":', "}")) is not None
     for text in (nested(ORJSON_DEPTH + 1), nested(ORJSON_DEPTH + 1, '{"a":', "}")):
-        with pytest.raises(orjson.JSONDecodeError, match="^depth limit"):
+        with pytest.raises(orjson.JSONDecodeError, match=r"^depth limit"):
             orjson.loads(text)
 
 
@@ -31,7 +31,7 @@ def test_depth_is_exact(loads: object, opener: str, closer: str) -> None:
     for limit in (1, 7, 512):
         fits = nested(limit // step, opener, closer)
         assert read(fits, limit) == json.loads(fits)
-        with pytest.raises(JsonTooDeep, match=f"^JSON nested deeper than {limit} levels$"):
+        with pytest.raises(JsonTooDeep, match=rf"^JSON nested deeper than {limit} levels$"):
             read(nested(limit // step + 1, opener, closer), limit)
     with pytest.raises(JsonTooDeep):
         read(nested(5000), 512)

@@ -47,6 +47,7 @@ from webpipe.limits import Limits, limits_of
 from webpipe.metrics import METRICS
 from webpipe.middleware.base import Behavior
 from webpipe.routing import Router
+from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
 from webpipe.wire import MAX_JSON_DEPTH
@@ -54,8 +55,9 @@ from webpipe.wire import MAX_JSON_DEPTH
 log = logging.getLogger("webpipe.server")
 
 
-
 class BodyBounds(TypedDict):
+    """The keyword arguments bounding a request body read (`http.read_state_body`)."""
+
     max_body: int
     max_depth: int
 
@@ -112,15 +114,22 @@ def app_limits(env: Env) -> Limits:
     limits = limits_of(env)
     if 1 <= limits.max_json_depth <= MAX_JSON_DEPTH:
         return limits
-    span = next((prop.span for module in env.index.config_modules()
-                 for block in module.items(n.ConfigBlock)
-                 for prop in cast(n.ConfigBlock, block).props
-                 if cast(n.ConfigBlock, block).name == "limits" and prop.key == "maxJsonDepth"),
-                None)
     env.diagnostics.append(Diagnostic(
         f"maxJsonDepth must be between 1 and {MAX_JSON_DEPTH} (the depth every step is safe "
-        f"at); using {MAX_JSON_DEPTH}", span, "warning", "limits"))
+        f"at); using {MAX_JSON_DEPTH}", _config_span(env, "limits", "maxJsonDepth"),
+        "warning", "limits"))
     return replace(limits, max_json_depth=MAX_JSON_DEPTH)
+
+
+def _config_span(env: Env, block_name: str, key: str) -> Span | None:
+    """Where `config <block_name> { <key>: ... }` is written (the last one wins)."""
+    found = None
+    for module in env.index.config_modules():
+        for block in module.items(n.ConfigBlock):
+            assert isinstance(block, n.ConfigBlock)
+            if block.name == block_name:
+                found = next((p.span for p in block.props if p.key == key), found)
+    return found
 
 
 def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:

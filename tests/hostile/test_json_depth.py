@@ -15,6 +15,7 @@ import pytest
 
 from tests.hostile.harness import health_while, serve
 from tests.hostile.responsive import assert_responsive
+from webpipe.check import check_file
 
 APP = """
 POST /echo
@@ -120,3 +121,12 @@ async def test_deep_bodies_do_not_stall_the_server(tmp_path: Path) -> None:
         assert {code for batch in codes for code in batch} == {200, 400}  # type: ignore[union-attr]
         assert served.rss_kb() < rss_before * 1.1
         assert await served.stop() < 5
+
+
+def test_check_warns_at_a_depth_past_the_ceiling(tmp_path: Path) -> None:
+    app = tmp_path / "app.wp"
+    app.write_text("config limits {\n  maxJsonDepth: 5000\n}\n" + APP)
+    [warning] = [d for d in check_file(app) if d.code == "limits"]
+    assert warning.severity == "warning" and warning.span is not None
+    assert (warning.span.line, warning.span.column) == (2, 3)
+    assert warning.message.startswith("maxJsonDepth must be between 1 and 512")
