@@ -35,19 +35,19 @@ RESERVED_FILES = 128  # descriptors kept for upstreams, Postgres, static files a
 PROTOCOL = "webpipe.protocol:BoundedHttpProtocol"  # uvicorn's `http=` import string
 _REFUSAL_LOG_EVERY_S = 10.0
 _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                 b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
+              b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """`HttpToolsProtocol` with a head timeout, `keepAliveMs` and a connection cap (class
-    attributes, set once per process by `configure_connections`)."""
+    """`HttpToolsProtocol` with head and body timeouts, `keepAliveMs` and a connection cap
+    (class attributes, set per process by `configure_connections`). The timers cost what
+    uvicorn's own keep-alive timer costs: one `call_later` per response."""
 
     header_timeout_s: ClassVar[float] = Limits().header_timeout_ms / 1000
+    body_timeout_s: ClassVar[float] = Limits().body_timeout_ms / 1000
     keep_alive_s: ClassVar[float] = Limits().keep_alive_ms / 1000
     max_connections: ClassVar[int | None] = None
     _last_refusal: ClassVar[float] = 0.0
-
-    body_timeout_s: ClassVar[float] = Limits().body_timeout_ms / 1000
 
     _head_timer: asyncio.TimerHandle | None = None
     _head_begun = False
