@@ -29,18 +29,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("webpipe.background")
 
 
-def start_background(steps: list[tuple[StepPlan, Any]], env: Env, ctx: RequestContext) -> None:
-    """Start every deferred step of a request (or task) that answered 2xx."""
+def start_background(steps: list[tuple[StepPlan, Any]], env: Env, ctx: RequestContext,
+                     ) -> list[asyncio.Task[Any]]:
+    """Start every deferred step of a request (or task) that answered 2xx; their tasks."""
     previous: asyncio.Task[Any] | None = None
+    started = []
     for plan, state in steps:
         info = TaskInfo(ctx.route_label, plan.tags.async_name or "", "background",
                         plan.location)
         parallel = plan.tags.async_name is not None
         after = None if parallel else previous
         task = PROCESS_TASKS.start(run_step(plan, state, env, ctx.fork(), info, after), info)
+        started.append(task)
         if not parallel:
             previous = task
     steps.clear()
+    return started
 
 
 async def run_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, info: TaskInfo,
@@ -87,6 +91,8 @@ async def _failed(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, inf
 
     report = {"error": problem, "step": plan.name, "location": span.label,
               "attempts": attempts, "input": state}
+    if ctx.call_log is not None:  # the test runner's `call pipeline` assertions
+        ctx.call_log.setdefault(f"pipeline.{handler.name}", []).append(report)
     try:
         outcome_state = (await run_pipeline(handler.pipeline, report, env, ctx)).state
     except Exception as exc:  # the handler is user code: its failure is logged, not raised

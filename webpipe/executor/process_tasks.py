@@ -95,6 +95,8 @@ class ProcessTasks:
 
     def __init__(self) -> None:
         self.tasks: dict[asyncio.Task[Any], _Entry] = {}
+        # counted tasks -> wall-clock start, in start order (the first is the oldest)
+        self._counted: dict[asyncio.Task[Any], float] = {}
         self.limits = TaskLimits()
         self.shutdown_started: float | None = None  # monotonic, set by the signal
         self._global: asyncio.Semaphore | None = None
@@ -107,7 +109,7 @@ class ProcessTasks:
 
     @property
     def pending(self) -> int:
-        return sum(1 for entry in self.tasks.values() if entry.info.counted)
+        return len(self._counted)
 
     def global_slots(self) -> asyncio.Semaphore | None:
         if self.limits.max_global > 0 and self._global is None:
@@ -122,9 +124,10 @@ class ProcessTasks:
     def start(self, coro: Coroutine[Any, Any, Any], info: TaskInfo) -> asyncio.Task[Any]:
         """Start and own a task; its outcome is counted when it ends."""
         task = asyncio.get_running_loop().create_task(coro, name=info.label)
-        self.tasks[task] = _Entry(info, time.monotonic(), time.time())
+        entry = self.tasks[task] = _Entry(info, time.monotonic(), time.time())
         task.add_done_callback(self._finished)
         if info.counted:
+            self._counted[task] = entry.wall
             self._gauges()
         return task
 
@@ -153,11 +156,12 @@ class ProcessTasks:
             info = entry.info
             METRICS.task(info.route, info.name, info.kind, outcome,
                          time.monotonic() - entry.started)
+            del self._counted[task]
             self._gauges()
 
     def _gauges(self) -> None:
-        counted = [e for e in self.tasks.values() if e.info.counted]
-        METRICS.pending(len(counted), min((e.wall for e in counted), default=None))
+        oldest = next(iter(self._counted.values()), None)
+        METRICS.pending(len(self._counted), oldest)
 
     def watch_signals(self) -> None:
         """Note when SIGTERM/SIGINT arrives (wrapping the server's own handlers), so the

@@ -35,6 +35,8 @@ class Held:
 
     async def take(self, max_wait_ms: int = 0) -> None:
         """Acquire every wanted slot, in order; on failure hold none of them."""
+        if not self.wanted:
+            return
         try:
             async with asyncio.timeout(max_wait_ms / 1000 if max_wait_ms > 0 else None):
                 for sem in self.wanted:

@@ -324,6 +324,8 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     try:
         if plan.kind == "pipeline" and plan.callee is not None:
             callee_input = _callee_input(plan, state, ctx)
+            if ctx.call_log is not None:  # `call pipeline` assertions see task calls too
+                ctx.call_log.setdefault(f"pipeline.{plan.callee.name}", []).append(state)
             final = (await run_pipeline(plan.callee.pipeline, callee_input, env, ctx)).state
             return _as_tagged(plan, state, None, final)
         if plan.kind in ("missing", "join"):
