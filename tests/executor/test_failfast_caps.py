@@ -25,7 +25,8 @@ GET /ff
   |> join: `{order}` @failfast
   |> result
     asyncError(502):
-      |> jq: `{{ task: .errors[0].task, message: .errors[0].message, quick: .async.quick.data.response.slept, hasSlow: (.async | has("slow")) }}`
+      |> jq: `{{ task: .errors[0].task, message: .errors[0].message,
+                 quick: .async.quick.data.response.slept, hasSlow: (.async | has("slow")) }}`
     ok(200):
       |> jq: `{{ unexpected: true }}`
 
@@ -35,7 +36,8 @@ GET /deadline
   |> join: `slow, quick` @failfast @timeout(200)
   |> result
     timeout(504):
-      |> jq: `{{ type: .errors[0].type, task: .errors[0].task, quick: .async.quick.data.response.slept }}`
+      |> jq: `{{ type: .errors[0].type, task: .errors[0].task,
+                 quick: .async.quick.data.response.slept }}`
     ok(200):
       |> jq: `{{ unexpected: true }}`
 '''

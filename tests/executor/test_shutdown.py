@@ -118,15 +118,16 @@ async def test_sigterm_names_every_background_step_it_does_not_run(
     background step it starts during the shutdown runs."""
     from tests.hostile.harness import serve
 
-    async with serve(tmp_path, drain_app(upstream.base)) as served:
-        async with httpx.AsyncClient(base_url=served.base, timeout=10) as client:
-            for _ in range(10):
-                assert (await client.get("/bg")).json() == {"accepted": True}
-                assert (await client.get("/long")).json() == {"accepted": True}
-            late = asyncio.ensure_future(client.get("/late"))
-            await asyncio.sleep(0.3)
-            exited_after = await served.stop(grace_s=10)
-            assert (await late).json() == {"accepted": True}
+    async with serve(tmp_path, drain_app(upstream.base)) as served, \
+            httpx.AsyncClient(base_url=served.base, timeout=10) as client:
+        for _ in range(10):
+            assert (await client.get("/bg")).json() == {"accepted": True}
+            assert (await client.get("/long")).json() == {"accepted": True}
+        late = asyncio.ensure_future(client.get("/late"))
+        while "/slow/800" not in upstream.hits:  # the request is in flight at the signal
+            await asyncio.sleep(0.02)
+        exited_after = await served.stop(grace_s=10)
+        assert (await late).json() == {"accepted": True}
     log = served.log.read_text()
     assert exited_after < 4.0, f"exit took {exited_after:.2f} s"
     lines = (tmp_path / "app.wp").read_text().splitlines()
