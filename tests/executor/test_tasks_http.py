@@ -32,6 +32,7 @@ class Upstream:
     in_flight: int = 0
     most_in_flight: int = 0
     times: list[float] = field(default_factory=list)  # monotonic time of each hit
+    trace: list[str] = field(default_factory=list)  # "start /slow/5", "end /slow/5"
 
 
 @pytest.fixture
@@ -42,6 +43,7 @@ async def upstream() -> AsyncIterator[Upstream]:
         ms = int(request.match_info["ms"])
         state.hits.append(request.path)
         state.events.append("start")
+        state.trace.append(f"start {request.path}")
         state.in_flight += 1
         state.most_in_flight = max(state.most_in_flight, state.in_flight)
         try:
@@ -53,6 +55,7 @@ async def upstream() -> AsyncIterator[Upstream]:
             state.in_flight -= 1
         state.finished.append(request.path)
         state.events.append("end")
+        state.trace.append(f"end {request.path}")
         return web.json_response({"slept": ms})
 
     async def fail(request: web.Request) -> web.Response:

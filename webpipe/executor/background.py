@@ -57,8 +57,8 @@ async def run_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, in
         async with asyncio.timeout(lifetime / 1000):
             value, attempts = await _attempts(plan, state, env, ctx)
     except TimeoutError:
-        value, attempts = {"error": f"cut at the background lifetime of {lifetime} ms",
-                           "type": "timeout"}, 0
+        value = {"error": f"cut at its background lifetime of {lifetime} ms", "type": "timeout"}
+        attempts = 0  # unknown: the cut may fall in any attempt or pause
     finally:
         held.release()
     if is_failure(value):
@@ -82,8 +82,9 @@ async def _failed(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, inf
     problem = failure_text(value)
     outcome = "timeout" if _kind(value) == "timeout" else "error"
     PROCESS_TASKS.mark_current(outcome)
-    log.error("%s:%d:%d: %s failed after %d attempt(s): %s", span.source.name, span.line,
-              span.column, info.label, attempts, problem)
+    tried = f" after {attempts} attempt(s)" if attempts else ""
+    log.error("%s:%d:%d: %s failed%s: %s", span.source.name, span.line, span.column,
+              info.label, tried, problem)
     handler = plan.on_error
     if handler is None:
         return

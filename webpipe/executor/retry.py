@@ -56,12 +56,13 @@ def with_attempts(value: Any, attempts: int) -> Any:
 
 
 async def retrying(attempt: Callable[[], Awaitable[Any]], retries: int,
-                   failed: Callable[[Any], bool] = is_failure) -> tuple[Any, int]:
-    """Run `attempt` until it succeeds or `retries` more tries failed; (value, attempts)."""
+                   value_of: Callable[[Any], Any] = lambda v: v) -> tuple[Any, int]:
+    """Run `attempt` until it succeeds or `retries` more tries failed; (its last result,
+    attempts). `value_of` gives the step value of a result (a `StepResult`'s `.value`)."""
     value = await attempt()
     tries = 1
-    while tries <= retries and failed(value):
-        wait = retry_after_s(value)
+    while tries <= retries and is_failure(value_of(value)):
+        wait = retry_after_s(value_of(value))
         await asyncio.sleep(backoff_s(tries) if wait is None else wait)
         value = await attempt()
         tries += 1

@@ -87,7 +87,7 @@ async def _guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
 
     retries = plan.tags.retry or 0
     result: StepResult
-    result, tries = await retrying(attempt, retries, lambda r: is_failure(r.value))
+    result, tries = await retrying(attempt, retries, lambda r: r.value)
     if retries and is_failure(result.value):
         result = StepResult(with_attempts(result.value, tries), result.content_type,
                             status=result.status)
