@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webpipe import __version__
 from webpipe.errors import HardError, WebpipeError
+from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
@@ -300,19 +301,6 @@ def hard_error_response(exc: WebpipeError, ctx: RequestContext | None = None) ->
     if status == 429 and retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
-
-
-def end_request(ctx: RequestContext, env: Env, status: int) -> None:
-    """The request has its response: its un-joined tasks are watched for failures, and its
-    `@background` steps start when the status is 2xx (spec/tasks.md)."""
-    tasks = ctx.existing_tasks()
-    if tasks is None:
-        return
-    tasks.close(ctx)
-    if tasks.background and 200 <= status < 300:
-        from webpipe.executor.background import start_background
-
-        start_background(tasks.background, env, ctx)
 
 
 Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]

@@ -243,3 +243,32 @@ GET /m
     assert 'webpipe_requests_total{route="GET /m",status="200"}' in page
     assert "webpipe_task_duration_seconds_count" in page
     assert "webpipe_tasks_oldest_pending_age_seconds" in page
+
+
+async def test_metrics_show_the_age_of_the_oldest_pending_task(
+        upstream: Upstream, client_for: MakeClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client = client_for(f'''
+GET /pending
+  |> jq: `{{ ok: true }}`
+  |> fetch: `{upstream.base}/slow/800` @background
+''')
+
+    async def gauges() -> dict[str, float]:
+        page = (await client.get("/metrics")).text
+        return {s.name: s.value for f in text_string_to_metric_families(page)
+                for s in f.samples if s.name.startswith("webpipe_tasks_")}
+
+    assert (await client.get("/pending")).json() == {"ok": True}
+    for _ in range(200):  # until the step has been pending for a while
+        seen = await gauges()
+        if seen["webpipe_tasks_oldest_pending_age_seconds"] >= 0.2:
+            break
+        await asyncio.sleep(0.02)
+    assert seen["webpipe_tasks_pending"] >= 1
+    assert 0.2 <= seen["webpipe_tasks_oldest_pending_age_seconds"] < 30
+    await PROCESS_TASKS.drain(5.0)
+    seen = await gauges()
+    assert seen["webpipe_tasks_pending"] == 0
+    assert seen["webpipe_tasks_oldest_pending_age_seconds"] == 0

@@ -29,6 +29,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("webpipe.background")
 
 
+def end_request(ctx: RequestContext, env: Env, status: int) -> list[asyncio.Task[Any]]:
+    """A request (or script run) has its answer: its un-joined tasks are watched for
+    failures, and its background steps start when the status is 2xx; their tasks."""
+    tasks = ctx.existing_tasks()
+    if tasks is None:
+        return []
+    tasks.close()
+    if tasks.background and 200 <= status < 300:
+        return start_background(tasks.background, env, ctx)
+    return []
+
+
 def start_background(steps: list[tuple[StepPlan, Any]], env: Env, ctx: RequestContext,
                      ) -> list[asyncio.Task[Any]]:
     """Start every deferred step of a request (or task) that answered 2xx; their tasks."""

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from webpipe.config import config_int
+from webpipe.executor.slots import task_context
 from webpipe.metrics import METRICS
 
 log = logging.getLogger("webpipe.tasks")
@@ -123,7 +124,8 @@ class ProcessTasks:
 
     def start(self, coro: Coroutine[Any, Any, Any], info: TaskInfo) -> asyncio.Task[Any]:
         """Start and own a task; its outcome is counted when it ends."""
-        task = asyncio.get_running_loop().create_task(coro, name=info.label)
+        task = asyncio.get_running_loop().create_task(coro, name=info.label,
+                                                      context=task_context())
         entry = self.tasks[task] = _Entry(info, time.monotonic(), time.time())
         task.add_done_callback(self._finished)
         if info.counted:

@@ -12,9 +12,9 @@ task's deadline, so it counts against the task's `@timeout` (or lifetime) and th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 
@@ -51,7 +51,16 @@ class Held:
 
 
 # the slots held by the task running now (each asyncio task has its own context)
-HELD: ContextVar[Held | None] = ContextVar("webpipe_held_slots", default=None)
+HELD: contextvars.ContextVar[Held | None] = contextvars.ContextVar("webpipe_held_slots",
+                                                                 default=None)
+
+
+def task_context() -> contextvars.Context:
+    """The context a new task starts in: the spawner's, minus the spawner's slots (a task
+    never gives back slots it does not hold)."""
+    context = contextvars.copy_context()
+    context.run(HELD.set, None)
+    return context
 
 
 async def take_slots(sems: tuple[asyncio.Semaphore | None, ...], max_wait_ms: int) -> Held:

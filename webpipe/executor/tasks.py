@@ -42,7 +42,7 @@ def timeout_value(ms: int) -> dict[str, str]:
 class TaskRegistry:
     """The `@async` handles and deferred `@background` steps of one request (or task)."""
 
-    handles: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    handles: dict[str, tuple[asyncio.Task[Any], TaskInfo]] = field(default_factory=dict)
     background: list[tuple[StepPlan, Any]] = field(default_factory=list)
     # the request's maxPerRequest semaphore, shared with the tasks' own registries
     slots: asyncio.Semaphore | None = None
@@ -66,14 +66,14 @@ class TaskRegistry:
         task = PROCESS_TASKS.start(run_task(plan, state, env, child, info), info)
         replaced = self.handles.get(name)
         if replaced is not None:
-            watch_unjoined(replaced, info, "replaced by a later @async of the same name")
-        self.handles[name] = task
+            watch_unjoined(*replaced, "replaced by a later @async of the same name")
+        self.handles[name] = task, info
 
     async def join(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
                    ) -> StepResult:
         if plan.missing:
             raise HardError(plan.missing, span=plan.step.span)
-        wanted = [(name, self.handles.pop(name)) for name in plan.join_names
+        wanted = [(name, self.handles.pop(name)[0]) for name in plan.join_names
                   if name in self.handles]
         async with given_back():
             results, failed, late = await _await_all(wanted, plan)
@@ -87,20 +87,14 @@ class TaskRegistry:
             return StepResult(_failfast_envelope(plan, results, rejected, None, merged))
         return StepResult({"async": merged})
 
-    def close(self, ctx: RequestContext) -> None:
+    def close(self) -> None:
         """The request (or task) ended: tasks nobody joined have their failures logged."""
         if self.closed:
             return
         self.closed = True
-        for name, task in self.handles.items():
-            info = TaskInfo(ctx.route_label, name, "async", _location(task))
+        for task, info in self.handles.values():
             watch_unjoined(task, info, "never joined")
         self.handles.clear()
-
-
-def _location(task: asyncio.Task[Any]) -> str:
-    name = task.get_name()
-    return name.rsplit(" at ", 1)[-1] if " at " in name else "?"
 
 
 def watch_unjoined(task: asyncio.Task[Any], info: TaskInfo, why: str) -> None:
@@ -110,7 +104,7 @@ def watch_unjoined(task: asyncio.Task[Any], info: TaskInfo, why: str) -> None:
             return  # cancellation is logged by whoever cancels; crashes by the owner
         value = done.result()
         if is_failure(value):
-            log.error("%s failed (%s): %s", done.get_name(), why, failure_text(value))
+            log.error("%s failed (%s): %s", info.label, why, failure_text(value))
 
     if task.done():
         report(task)
@@ -141,7 +135,7 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
     finally:
         if held is not None:
             held.release()
-    tasks.close(ctx)
+    tasks.close()
     if tasks.background and not is_failure(value):
         from webpipe.executor.background import start_background
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from webpipe.errors import WebpipeError
-from webpipe.executor.background import start_background
+from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env, plan_step
 from webpipe.executor.pipeline import run_pipeline
@@ -183,12 +183,8 @@ async def _call_route(env: Env, router: Router[tuple[n.Route, bool]], test: n.It
 async def run_background_now(ctx: RequestContext, env: Env, status: int) -> None:
     """As the server does after the response (spec/tasks.md §4), but the test waits for
     the background steps, so `call` assertions see what they did."""
-    tasks = ctx.existing_tasks()
-    if tasks is None:
-        return
-    tasks.close(ctx)
-    if tasks.background and 200 <= status < 300:
-        started = start_background(tasks.background, env, ctx)
+    started = end_request(ctx, env, status)
+    if started:
         await asyncio.wait(started)
 
 
