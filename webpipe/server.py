@@ -233,7 +233,9 @@ class WebpipeApp:
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
         except WebpipeError as exc:
+            end_request(ctx, env, 500)
             return hard_error_response(exc, ctx)
+        end_request(ctx, env, status)
         return build_response(value, JSON_CT, status)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:

@@ -75,6 +75,7 @@ async def run_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, in
         held.release()
     if is_failure(value):
         await _failed(plan, state, env, ctx, info, value, attempts)
+    end_request(ctx, env, 500 if is_failure(value) else 200)  # tasks the step started
     return value
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError
+from webpipe.executor.background import end_request
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.retry import is_failure, retrying, with_attempts
 from webpipe.executor.slots import CapacityError, given_back, take_slots
@@ -130,16 +131,11 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
         if plan.tags.timeout_ms is None:
             log.warning("%s cut at its lifetime of %d ms", info.label, limit_ms)
     except CapacityError:
-        PROCESS_TASKS.mark_current("rejected")
         value = capacity_envelope(info, limits.max_wait_ms)
     finally:
         if held is not None:
             held.release()
-    tasks.close()
-    if tasks.background and not is_failure(value):
-        from webpipe.executor.background import start_background
-
-        start_background(tasks.background, env, ctx)
+    end_request(ctx, env, 500 if is_failure(value) else 200)  # the task's end is its answer
     return value
 
 
