@@ -12,8 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.executor.test_tasks_http import Upstream, upstream  # noqa: F401  (fixture)
+from tests.executor.test_tasks_http import (  # noqa: F401  (fixtures)
+    MakeClient,
+    Upstream,
+    client_for,
+    upstream,
+)
 from tests.hostile.harness import serve
+from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
 
 
 def failfast_app(base: str, order: str) -> str:
@@ -130,3 +136,31 @@ async def test_max_wait_turns_a_long_wait_into_a_capacity_error(
     assert upstream.hits == ["/slow/600"]  # the rejected task never ran
     assert 'webpipe_tasks_rejected_total{kind="async",route="GET /capped",task="b"} 1.0' \
         in page
+
+
+async def test_waiting_for_a_slot_counts_against_the_deadlines(
+        upstream: Upstream, client_for: MakeClient) -> None:  # noqa: F811
+    client = client_for(f'''
+config async {{
+  maxGlobal: 1
+}}
+
+GET /task-deadline
+  |> fetch: `{upstream.base}/slow/700` @async(holder)
+  |> fetch: `{upstream.base}/slow/10` @async(waiter) @timeout(200)
+  |> join: `holder, waiter`
+  |> jq: `{{ holder: .async.holder.data.response.slept, waiter: .async.waiter.type }}`
+
+GET /join-deadline
+  |> fetch: `{upstream.base}/slow/700` @async(holder)
+  |> fetch: `{upstream.base}/slow/10` @async(waiter)
+  |> join: `holder, waiter` @timeout(300)
+  |> jq: `{{ holder: .async.holder.type, waiter: .async.waiter.type }}`
+''')
+    start = time.monotonic()
+    assert (await client.get("/task-deadline")).json() == {"holder": 700, "waiter": "timeout"}
+    assert (await client.get("/join-deadline")).json() == {"holder": "timeout",
+                                                           "waiter": "timeout"}
+    assert time.monotonic() - start < 1.6  # 0.7 s + 0.3 s, not a wait past the deadlines
+    assert "/slow/10" not in upstream.hits  # the waiter never got a slot
+    PROCESS_TASKS.configure(TaskLimits())

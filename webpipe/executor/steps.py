@@ -216,7 +216,8 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
     try:
         match plan.kind:
             case "middleware":
-                return await invoke_middleware(plan, state, _call(plan, state, target, ctx), ctx)
+                call = step_call(plan, state, target, ctx)
+                return await invoke_middleware(plan, state, call, ctx)
             case "missing":
                 raise HardError(plan.missing, span=plan.step.span)
             case "loader":
@@ -245,7 +246,7 @@ def _invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestCon
     None when the middleware hands the call over to its `run`."""
     assert plan.run_sync is not None
     try:
-        return plan.run_sync(state, plan.prepared, _call(plan, state, target, ctx))
+        return plan.run_sync(state, plan.prepared, step_call(plan, state, target, ctx))
     except RunAsync:
         return None
     except Exception as exc:
@@ -277,7 +278,8 @@ async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: Req
     return result
 
 
-def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -> StepCall:
+def step_call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -> StepCall:
+    """The `StepCall` of a middleware step on `state`: its inline arguments evaluated."""
     if plan.arg_error:
         raise StepError(plan.arg_error)
     args: tuple[Any, ...] = ()
@@ -292,7 +294,7 @@ def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -
 def _callee_input(plan: StepPlan, state: Any, ctx: RequestContext) -> Any:
     """A pipeline call's input: the state, merged with the first inline argument (§4.1)."""
     if plan.args or plan.arg_error:
-        return merge(state, _call(plan, state, None, ctx).args[0])
+        return merge(state, step_call(plan, state, None, ctx).args[0])
     return state
 
 
@@ -332,7 +334,7 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
         target = plan.tags.result_name
-        call = _call(plan, state, target, ctx)
+        call = step_call(plan, state, target, ctx)
         sync = _sync_run(plan, ctx)
         value = None
         if sync is not None:
