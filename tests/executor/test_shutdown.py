@@ -140,3 +140,30 @@ async def test_sigterm_names_every_background_step_it_does_not_run(
     assert log.count("abandoned task GET /long @background @async(long) at "
                      f"{tmp_path}/app.wp:{long_line} ") == 10
     assert "/slow/300" in upstream.finished  # started during the shutdown, finished in it
+
+
+async def test_sigterm_names_an_abandoned_dedup_call_with_its_route_and_line(
+        tmp_path: Path, upstream: Upstream) -> None:  # noqa: F811
+    from tests.hostile.harness import serve
+
+    text = f'''
+config async {{
+  shutdownGraceMs: 1000
+}}
+
+GET /shared
+  |> fetch: `{upstream.base}/slow/60000` @dedup
+  |> jq: `{{ never: true }}`
+'''
+    async with serve(tmp_path, text) as served, \
+            httpx.AsyncClient(base_url=served.base, timeout=10) as client:
+        pending = asyncio.ensure_future(client.get("/shared"))
+        while "/slow/60000" not in upstream.hits:
+            await asyncio.sleep(0.02)
+        exited_after = await served.stop(grace_s=10)
+        await asyncio.gather(pending, return_exceptions=True)  # cut by the shutdown
+    assert exited_after < 2.0, f"exit took {exited_after:.2f} s with a 1 s grace"
+    app = tmp_path / "app.wp"
+    line = next(i for i, t in enumerate(app.read_text().splitlines(), 1) if "@dedup" in t)
+    assert f"shutdown: abandoned task GET /shared @dedup at {app}:{line} " \
+        in served.log.read_text()
