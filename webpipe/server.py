@@ -144,6 +144,7 @@ class WebpipeApp:
         self.max_body = max_body
         self.reloader = reloader
         self.metrics = metrics
+        METRICS.load()  # the client's import (~100 ms) at startup, not on a first request
         self._reload_task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
