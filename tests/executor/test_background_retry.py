@@ -148,3 +148,31 @@ async def test_background_steps_run_after_a_2xx_response_bounded(
               "failed: cut at its background lifetime of 1500 ms"
         await until(lambda: cut in served.log.read_text())
     assert "/slow/5" not in upstream.hits  # never on a non-2xx response
+
+
+async def test_a_failed_background_step_calls_its_on_error_pipeline(
+        tmp_path: Path, upstream: Upstream) -> None:  # noqa: F811
+    text = f'''
+config async {{
+  retryBaseMs: 1
+}}
+
+pipeline alert =
+  |> fetch("{upstream.base}/alert", {{ method: "POST", body: . }})
+
+GET /order/:id
+  |> jq: `{{ id: .params.id }}`
+  |> fetch: `{upstream.base}/fail/1` @background @retry(2) @onError(alert)
+'''
+    async with serve(tmp_path, text) as served, \
+            httpx.AsyncClient(base_url=served.base, timeout=10) as client:
+        assert (await client.get("/order/7")).json() == {"id": 7}
+        await until(lambda: len(upstream.alerts) == 1)
+    app = tmp_path / "app.wp"
+    [report] = upstream.alerts
+    assert isinstance(report, dict)
+    assert report["attempts"] == 3 and upstream.hits.count("/fail/1") == 3
+    assert report["step"] == "fetch"
+    assert report["location"] == f"{app}:{line_of(app, '/fail/1')}:3"
+    assert report["error"].startswith("httpError: ")
+    assert report["input"] == {"id": 7}

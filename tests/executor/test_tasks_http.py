@@ -33,6 +33,7 @@ class Upstream:
     most_in_flight: int = 0
     times: list[float] = field(default_factory=list)  # monotonic time of each hit
     trace: list[str] = field(default_factory=list)  # "start /slow/5", "end /slow/5"
+    alerts: list[object] = field(default_factory=list)  # bodies POSTed to /alert
 
 
 @pytest.fixture
@@ -78,6 +79,12 @@ async def upstream() -> AsyncIterator[Upstream]:
     app.router.add_get("/slow/{ms}", slow)
     app.router.add_get("/flaky", flaky)
     app.router.add_get("/fail/{ms}", fail)
+
+    async def alert(request: web.Request) -> web.Response:
+        state.alerts.append(await request.json())
+        return web.json_response({"stored": True})
+
+    app.router.add_post("/alert", alert)
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
