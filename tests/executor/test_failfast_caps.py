@@ -103,6 +103,7 @@ async def test_nested_fork_join_under_a_global_cap_never_deadlocks(
     assert [b.json() for b in bodies] == [{"a": 300, "b": 300}] * 4
     assert upstream.most_in_flight <= 2  # the cap held
     # 8 leaf calls, 2 at a time: four waves of 300 ms; a lifetime would be 20 s
+    print(f"nested cap: 4 requests, 8 leaf calls of 0.3 s, 2 slots: {elapsed:.2f} s")
     assert elapsed < 4.0, f"took {elapsed:.2f} s"
     assert "lifetime" not in served.log.read_text()
 
