@@ -76,7 +76,7 @@ GET /r
 
 
 async def test_backoff_is_exponential_with_full_jitter_under_the_cap(
-        upstream: Upstream, client_for: MakeClient) -> None:  # noqa: F811
+        client_for: MakeClient) -> None:  # noqa: F811
     client_for("config async {\n  retryBaseMs: 100\n  retryMaxMs: 500\n}\n\nGET /x\n")
     assert PROCESS_TASKS.limits.retry_base_ms == 100
     for retry, ceiling in ((1, 0.1), (2, 0.2), (3, 0.4), (4, 0.5), (9, 0.5)):
