@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
-from webpipe.executor.process_tasks import PROCESS_TASKS
+from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.state import error_type
 from webpipe.graphql.resolvers import (
     Binding,
@@ -183,7 +183,8 @@ class Batcher:
         batch = self.open.get(group)
         if batch is None:
             batch = self.open[group] = _Batch(spec, args, run.context)
-            task = PROCESS_TASKS.start(self._dispatch(run, group, batch), f"loader batch {group}")
+            task = PROCESS_TASKS.start(self._dispatch(run, group, batch),
+                                      TaskInfo("", f"loader batch {group}", "internal", ""))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         identity = _identity(key)
