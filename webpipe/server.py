@@ -62,6 +62,7 @@ class BodyBounds(TypedDict):
 
     max_body: int
     max_depth: int
+    max_containers: int
 
 
 @dataclass(eq=False)
@@ -266,7 +267,8 @@ class WebpipeApp:
         `bodyTimeoutMs`, is bounded by the connection: `webpipe.protocol`)."""
         limits = self.served.limits
         return {"max_body": self.max_body or limits.max_body_bytes,
-                "max_depth": limits.max_json_depth}
+                "max_depth": limits.max_json_depth,
+                "max_containers": limits.max_json_containers}
 
     async def run_graphql(self, env: Env, request: Request) -> Response:
         """The automatic GraphQL endpoint (graphql.md §7)."""

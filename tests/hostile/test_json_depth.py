@@ -130,3 +130,53 @@ def test_check_warns_at_a_depth_past_the_ceiling(tmp_path: Path) -> None:
     assert warning.severity == "warning" and warning.span is not None
     assert (warning.span.line, warning.span.column) == (2, 3)
     assert warning.message.startswith("maxJsonDepth must be between 1 and 512")
+
+
+def wide(count: int) -> bytes:
+    return b"[" + b",".join([b"[]"] * count) + b"]"
+
+
+async def test_wide_bodies_are_refused_before_parsing(tmp_path: Path) -> None:
+    """8 clients posting 6 MB bodies of two million empty arrays (each held the loop ~0.5 s
+    while parsed): a 400 before any parse, /health keeps answering; a configured
+    `maxJsonContainers` applies to request and fetch bodies alike.
+
+    RSS: receiving 16 bodies of 6 MB at once leaves the process at a high-water mark
+    (46 -> ~85 MB; a hand-written Starlette app on uvicorn that only reads such bodies goes
+    34 -> 79 MB), so the check is that a second and third wave do not add to it."""
+    app = APP + "\nGET /upstream\n  |> jq: `[range(50) | [.]]`\n"
+    async with serve(tmp_path, app) as served:
+        async with httpx.AsyncClient(base_url=served.base, timeout=30) as c:
+            body = wide(2_000_000)
+            rss_waves = []
+
+            async def hostile() -> list[httpx.Response]:
+                return [await c.post("/echo", content=body, headers=JSON_CT)
+                        for _ in range(2)]
+
+            for _ in range(3):
+                latencies, answers = await health_while(
+                    served, asyncio.gather(*(hostile() for _ in range(8))))
+                assert_responsive(latencies)
+                rss_waves.append(served.rss_kb())
+        for batch in answers:  # type: ignore[union-attr]
+            for r in batch:
+                assert r.status_code == 400
+                assert r.json()["details"] == "JSON has more than 200000 arrays and objects"
+        assert max(rss_waves[1:]) < rss_waves[0] * 1.1, rss_waves
+    (tmp_path / "small").mkdir()
+    app = ("config limits {\n  maxJsonContainers: 20\n}\n" + APP
+           + "\nGET /upstream\n  |> jq: `[range(50) | [.]]`\n")
+    async with serve(tmp_path / "small", app) as served:
+        async with httpx.AsyncClient(base_url=served.base) as c:
+            assert (await c.post("/echo", content=wide(19), headers=JSON_CT)).is_success
+            r = await c.post("/echo", content=wide(20), headers=JSON_CT)
+            assert r.status_code == 400
+            app_fetch = f"GET /f\n  |> fetch: `{served.base}/upstream`\n"
+            (tmp_path / "small" / "f").mkdir()
+        async with serve(tmp_path / "small" / "f",
+                         "config limits {\n  maxJsonContainers: 20\n}\n" + app_fetch) as other, \
+                httpx.AsyncClient(base_url=other.base) as c2:
+            error = (await c2.get("/f")).json()["errors"][0]
+            assert error["type"] == "limitError"
+            assert "more than 20 arrays and objects (maxJsonContainers)" in error["message"]
