@@ -117,11 +117,10 @@ async def test_timeout_envelope_routes_through_result_and_step_timeout(
         "  |> result\n"
         "    ok(200):\n      |> jq: `{fine: true}`\n"
         "    timeout(504):\n      |> jq: `{late: .errors[0].message}`\n")
-    async with serve(tmp_path, text) as served:
-        async with httpx.AsyncClient(base_url=served.base) as client:
-            start = time.monotonic()
-            response = await client.get("/slow", timeout=30.0)
-            took = time.monotonic() - start
+    async with serve(tmp_path, text) as served, httpx.AsyncClient(base_url=served.base) as client:
+        start = time.monotonic()
+        response = await client.get("/slow", timeout=30.0)
+        took = time.monotonic() - start
     assert response.status_code == 504
     assert response.json() == {"late": "jq program exceeded its 200 ms time budget"}
     assert took < 0.2 + SLACK_S
