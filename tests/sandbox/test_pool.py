@@ -188,3 +188,9 @@ def test_workers_die_with_the_server(tmp_path: Any) -> None:
             break
         time.sleep(0.02)
     assert not alive(worker)
+
+
+async def test_a_payload_that_is_not_json_is_an_error(pool: SandboxPool) -> None:
+    with pytest.raises(SandboxError, match="not JSON"):
+        await run(pool, "echo", {"when": object()})
+    assert await run(pool, "echo", [1]) == [1]
