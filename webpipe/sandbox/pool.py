@@ -113,9 +113,13 @@ class SandboxPool:
                             "memory_mb": memory_mb})
         except (TypeError, ValueError) as exc:
             raise SandboxError(f"the input is not JSON: {exc}") from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         try:
-            async with asyncio.timeout(timeout_s):
+            async with asyncio.timeout_at(deadline):
                 async with self._slots:
+                    if loop.time() >= deadline:  # woken as the deadline struck: no run
+                        raise TimeoutError
                     return await self._run_on_worker(frame, callback)
         except TimeoutError:
             raise SandboxTimeout(f"past its {timeout_s:g} s budget") from None
