@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workloads import W0, W1, W2, W3, Workload  # noqa: E402
+from workloads import W0, W1, W2, W3, Workload
 
-from webpipe.program import program_from_text  # noqa: E402
-from webpipe.server import build_served, create_app  # noqa: E402
+from webpipe.program import program_from_text
+from webpipe.server import build_served, create_app
 
 WORKLOADS = {w.name: w for w in (W0, W1, W2, W3)}
 
