@@ -71,10 +71,13 @@ async def test_every_step_handles_the_bound_and_refuses_beyond(tmp_path: Path,
             assert r.status_code == 400, (route, r.text[:300])
             assert r.json() == {"error": "Bad Request",
                                 "details": "JSON nested deeper than 512 levels"}
-        # a value a step builds deeper than any serialiser: a 500 envelope, not a traceback
+        # a value a jq step builds deeper than any serialiser: libjq runs in a sandbox worker
+        # (spec/sandbox.md), which cannot send it back: the step's limitError, no traceback
         built = await c.get("/built/3000")
-        assert built.status_code == 500
-        assert built.json()["details"] == "the response value is nested too deeply to serialise"
+        assert built.json()["errors"][0] == {
+            "type": "limitError", "step": "jq",
+            "message": "jq program: its result is nested too deeply to return",
+            "location": built.json()["errors"][0]["location"]}
         echoed = await c.post("/echo", content=nested(512, kind), headers=JSON_CT)
         assert echoed.json()["body"] == httpx.Response(200, content=nested(512, kind)).json()
         assert "RecursionError" not in served.log.read_text()
