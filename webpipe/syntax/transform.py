@@ -238,14 +238,15 @@ class ToAst:
         has_end = any(isinstance(c, Token) and c.type == "END" for c in ch)
         return n.IfStep(condition=pipes[0], then=pipes[1],
                         else_=pipes[2] if len(pipes) > 2 else None, has_end=has_end,
-                        span=self._span(meta))
+                        span=self._span(meta), then_at=_token_at(ch, "THEN_COLON"),
+                        else_at=_token_at(ch, "ELSE_COLON"))
 
     def dispatch_step(self, meta: Meta, ch: list[Any]) -> n.DispatchStep:
         cases = tuple(c for c in ch if isinstance(c, n.DispatchCase))
         default = next((c for c in ch if isinstance(c, n.Pipeline)), None)
         has_end = any(isinstance(c, Token) and c.type == "END" for c in ch)
         return n.DispatchStep(cases=cases, default=default, has_end=has_end,
-                              span=self._span(meta))
+                              span=self._span(meta), default_at=_token_at(ch, "DEFAULT_COLON"))
 
     def dispatch_case(self, meta: Meta, ch: list[Any]) -> n.DispatchCase:
         return n.DispatchCase(condition=ch[0], pipeline=ch[1], span=self._span(meta))
@@ -392,3 +393,11 @@ def _number(text: str, span: Span) -> int:
     if not text.isdigit():
         raise WpSyntaxError(f"config values must be non-negative integers, got {text}", span=span)
     return int(text)
+
+
+def _token_at(children: list[Any], kind: str) -> int:
+    """Start offset of the first `kind` token among a rule's children (-1 when absent)."""
+    for child in children:
+        if isinstance(child, Token) and child.type == kind:
+            return child.start_pos if child.start_pos is not None else -1
+    return -1
