@@ -1,0 +1,120 @@
+"""Mutations of the repository's own `.wp` files, and the one property every stage keeps.
+
+`mutated()` draws a corpus file (tests/ and examples/) and applies one to four edits: a
+character range or a line deleted, a line or range duplicated, two lines swapped, a grammar
+token or an odd character inserted, a slice of another corpus file spliced in.
+`run_stages()` pushes the text through parse, the checker's error recovery, load
+(`build_env` + `build_served`), the static checks and `fmt`: only `WebpipeError`s may
+escape, and a file that parses formats to a fixed point with the same AST and comments.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from webpipe.check import check_env
+from webpipe.errors import WebpipeError, WpSyntaxError
+from webpipe.executor.env import build_env
+from webpipe.executor.process_tasks import PROCESS_TASKS
+from webpipe.loader import load_source
+from webpipe.server import build_served
+from webpipe.source import Source
+from webpipe.syntax.fmt import format_source
+from webpipe.syntax.parser import parse
+from webpipe.syntax.recover import all_syntax_errors
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENS = [
+    "|>", "|> ", "`", '"', '"""', "#", "# note\n", "@", "@!", "end", "then:", "else:",
+    "default:", "case ", "case @flag(x):", "|> if\n", "|> dispatch\n", "|> foreach .x\n",
+    "|> result\n", "ok(200):", "error(500):", "|> join: `a`", "@async(a)", "@timeout(5)",
+    "pipeline p =\n", "GET /", "POST /x/:id", "/:id", "/:id/:id", "/*rest", ":", "::",
+    "import \"", "import \"./x.wp\" as x\n", "config x {", "{", "}", "(", ")", "[", "]", ",",
+    "$", "$X || 1", "||", "=", "describe \"d\"\n", "it \"x\"\n", "when calling GET /\n",
+    "with mock jq returning `1`\n", "and mock jq returning `2`\n", "then status is 200\n",
+    "let x = 1\n", "with body `{}`", "|> validate: `{ a: string, b: number }`",
+    "|> jq: `.`", "|> lua: `return 1`", "|> handlebars: `{{x}}`", "|> pg: `select 1`",
+    "99999999999999999999", "-1", "0", "\n", "\n\n", "  ", "    ", "\t", "\r", "\r\n",
+    "\x00", "\x0b", "\x7f", "\u00e9", "\ufeff", "\u2028", "\U0001f600", "\\", "\\0",
+]
+LINE_OPS = ["delete_line", "duplicate_line", "swap_lines"]
+RANGE_OPS = ["delete", "duplicate", "insert", "splice"]
+
+
+@cache
+def corpus() -> tuple[tuple[Path, str], ...]:
+    """Every `.wp` file of the repository's tests and examples, with its text."""
+    files = sorted([*(ROOT / "tests").rglob("*.wp"), *(ROOT / "examples").rglob("*.wp")])
+    return tuple((p, p.read_text(encoding="utf-8")) for p in files)
+
+
+def _edit_lines(draw: st.DrawFn, text: str, op: str) -> str:
+    lines = text.split("\n")
+    i = draw(st.integers(0, len(lines) - 1))
+    if op == "delete_line":
+        del lines[i]
+    elif op == "duplicate_line":
+        lines.insert(i, lines[i])
+    else:
+        j = draw(st.integers(0, len(lines) - 1))
+        lines[i], lines[j] = lines[j], lines[i]
+    return "\n".join(lines)
+
+
+def _edit_range(draw: st.DrawFn, text: str, op: str) -> str:
+    pos = draw(st.integers(0, len(text)))
+    size = draw(st.integers(1, 40))
+    if op == "delete":
+        return text[:pos] + text[pos + size:]
+    if op == "duplicate":
+        return text[:pos] + text[pos:pos + size] + text[pos:]
+    if op == "insert":
+        return text[:pos] + draw(st.sampled_from(TOKENS)) + text[pos:]
+    _, other = draw(st.sampled_from(corpus()))
+    start = draw(st.integers(0, len(other)))
+    return text[:pos] + other[start:start + size * 8] + text[pos:]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[Path, str]:
+    """A corpus file's path (imports resolve beside it) and its mutated text."""
+    path, text = draw(st.sampled_from(corpus()))
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(LINE_OPS + RANGE_OPS))
+        text = _edit_lines(draw, text, op) if op in LINE_OPS else _edit_range(draw, text, op)
+    return path, text
+
+
+def run_stages(path: Path, text: str) -> None:
+    """Parse, recover, load, check and format `text` as if it were the file `path`."""
+    source = Source.from_text(path.name, text)
+    try:
+        program = parse(source)
+    except WpSyntaxError as exc:
+        assert exc.span is not None, f"syntax error without a position: {exc.message}"
+        str(exc)
+        assert all_syntax_errors(source), "the checker's recovery lost the error"
+        return
+    _load(source, path)
+    formatted = format_source(source)
+    again = Source.from_text(path.name, formatted)
+    assert parse(again) == program, "fmt changed the AST"
+    assert [c.text.rstrip() for c in parse(again).comments] == \
+        [c.text.rstrip() for c in program.comments], "fmt lost or changed a comment"
+    assert format_source(again) == formatted, "fmt is not idempotent"
+
+
+def _load(source: Source, path: Path) -> None:
+    saved = PROCESS_TASKS.limits  # build_served configures the process-wide task caps
+    try:
+        env = build_env(load_source(source, path), None, {})
+        build_served(env)
+        for diagnostic in check_env(env):
+            diagnostic.render()
+    except WebpipeError as exc:
+        str(exc)
+    finally:
+        PROCESS_TASKS.configure(saved)
