@@ -18,6 +18,7 @@ from typing import Any, Literal
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.jqlib import JqError, JqProgram, compile_jq
 from webpipe.middleware.base import Middleware, StepCall, StepResult
+from webpipe.source import Span
 from webpipe.syntax import nodes as n
 
 SyncRun = Callable[[Any, object, StepCall], StepResult]
@@ -51,6 +52,7 @@ class StepPlan:
     args: tuple[JqProgram, ...] = ()
     arg_error: str | None = None
     prepare_error: str | None = None
+    prepare_span: Span | None = None  # where in the config the error is, when the step knows
     callee: n.NamedPipeline | None = None
     join_names: tuple[str, ...] = ()
     tags: TaskTags = field(default_factory=TaskTags)
@@ -129,7 +131,7 @@ def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
     try:
         plan.prepared = mw.prepare(plan.config, plan.step.span)
     except ConfigError as exc:
-        plan.prepare_error = exc.message
+        plan.prepare_error, plan.prepare_span = exc.message, exc.span
         return
     plan.run_sync = getattr(mw, "run_sync", None)
 
@@ -140,7 +142,8 @@ def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
     if plan.missing:
         out.append(Diagnostic(plan.missing, span, code="unknown-name"))
     if plan.prepare_error:
-        out.append(Diagnostic(f"{plan.name}: {plan.prepare_error}", span, code="bad-config"))
+        out.append(Diagnostic(f"{plan.name}: {plan.prepare_error}", plan.prepare_span or span,
+                              code="bad-config"))
     if plan.arg_error:
         out.append(Diagnostic(f"{plan.name} inline argument: {plan.arg_error}", span,
                               code="bad-argument"))
