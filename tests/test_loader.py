@@ -106,14 +106,3 @@ def test_a_parameter_named_twice_is_refused_at_the_path(tmp_path: Path) -> None:
     span = info.value.span
     assert span is not None and (span.line, span.column, span.end_column) == (4, 5, 17)
 
-
-def test_check_and_serve_report_a_bad_route_and_a_nul_import(tmp_path: Path) -> None:
-    """Both commands print our diagnostic with file:line:col and exit 1, no traceback."""
-    from tests.test_cli import webpipe
-    for text, where in (("GET /a/:id/:id\n  |> jq: `1`\n", "app.wp:1:5: error"),
-                        ('import "x\0y.wp" as x\n', "app.wp:1:1: error")):
-        (tmp_path / "app.wp").write_text(text)
-        for command in ("check", "serve"):
-            done = webpipe(command, str(tmp_path / "app.wp"), cwd=tmp_path)
-            assert done.returncode == 1, done.stderr
-            assert where in done.stderr and "Traceback" not in done.stderr

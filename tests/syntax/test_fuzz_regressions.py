@@ -1,0 +1,66 @@
+"""Inputs that once escaped as tracebacks (issue 22), each now one diagnostic with
+`file:line:col`; every stage of `tests/fuzzing.py` runs on them. Found by the fuzzer or by
+hunting for what mutations cannot reach (deep nesting)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fuzzing import run_stages
+from webpipe.errors import WpSyntaxError
+from webpipe.program import program_from_text
+from webpipe.source import Source
+from webpipe.syntax.nesting import MAX_NESTING
+from webpipe.syntax.parser import parse
+
+HERE = Path(__file__)
+
+
+def nested_ifs(depth: int) -> str:
+    lines = ["GET /deep"]
+    lines += ["  |> if", "    |> jq: `true`", "    then:"] * depth
+    lines += ["  |> jq: `{ deep: true }`"] + ["  end"] * depth
+    return "\n".join(lines) + "\n"
+
+
+def nested_tags(depth: int) -> str:
+    expr = "@flag(a)"
+    for level in range(depth):
+        expr = f"(@!flag(b) {'or ' if level % 2 else ''}{expr})"
+    return f"GET /t\n  |> jq: `1` {expr}\n"
+
+
+@pytest.mark.parametrize("make", [nested_ifs, nested_tags])
+def test_nesting_up_to_the_bound_loads_and_formats(make: object) -> None:
+    assert callable(make)
+    text = make(MAX_NESTING)
+    run_stages(HERE, text)
+    assert program_from_text(text).diagnostics == []
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    (nested_ifs(MAX_NESTING + 1), (2 + 3 * MAX_NESTING, 3), "steps nested more than 50"),
+    (nested_ifs(3000), (2 + 3 * MAX_NESTING, 3), "steps nested more than 50"),
+    (nested_tags(3000), (2, None), "tag groups nested more than 50"),
+])
+def test_nesting_past_the_bound_is_a_syntax_error(
+        text: str, where: tuple[int, int | None], message: str) -> None:
+    with pytest.raises(WpSyntaxError, match=message) as info:
+        parse(Source.from_text("deep.wp", text))
+    span = info.value.span
+    assert span is not None and span.line == where[0]
+    assert where[1] is None or span.column == where[1]
+    # Lark's own tree walk (the fallback when a rule method fails) may run out of stack
+    # first; that is a diagnostic too
+    with pytest.raises(WpSyntaxError, match="nested"):
+        parse(Source.from_text("deep.wp", text), lark_only=True)
+    run_stages(HERE, text)
+
+
+def test_the_fuzzers_first_finds() -> None:
+    """`GET /a/:id/:id` raised re.error; an import of a NUL path raised ValueError."""
+    for text in ("GET /a/:id/:id\n  |> jq: `1`\n", 'import "x\0" as x\n',
+                 "GET /a/:x-y/:x__y\n  |> jq: `1`\n"):
+        run_stages(HERE, text)
