@@ -2,7 +2,9 @@
 
 `mutated()` draws a corpus file (tests/ and examples/) and applies one to four edits: a
 character range or a line deleted, a line or range duplicated, two lines swapped, a grammar
-token or an odd character inserted, a slice of another corpus file spliced in.
+token or an odd character inserted, a slice of another corpus file spliced in; or, keeping
+the file's shape, a backtick text replaced by another one of the corpus (or by tokens), a
+step's middleware renamed, a route's path replaced.
 `run_stages()` pushes the text through parse, the checker's error recovery, load
 (`build_env` + `build_served`), the static checks and `fmt`: only `WebpipeError`s may
 escape, and a file that parses formats to a fixed point with the same AST and comments.
@@ -10,6 +12,7 @@ escape, and a file that parses formats to a fixed point with the same AST and co
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -40,8 +43,15 @@ TOKENS = [
     "99999999999999999999", "-1", "0", "\n", "\n\n", "  ", "    ", "\t", "\r", "\r\n",
     "\x00", "\x0b", "\x7f", "\u00e9", "\ufeff", "\u2028", "\U0001f600", "\\", "\\0",
 ]
+MIDDLEWARE = ["jq", "lua", "handlebars", "pg", "fetch", "graphql", "validate", "assert", "auth",
+              "cache", "rateLimit", "log", "debug", "join", "stdin", "mustache", "nosuch"]
 LINE_OPS = ["delete_line", "duplicate_line", "swap_lines"]
 RANGE_OPS = ["delete", "duplicate", "insert", "splice"]
+# edits that keep the file's structure, so that load and check see odd configs and names
+SHAPE_OPS = ["swap_config", "swap_name", "swap_path"]
+_BACKTICK = re.compile(r"`[^`]*`")
+_STEP_NAME = re.compile(r"(?<=\|> )[A-Za-z][A-Za-z0-9_]*")
+_ROUTE = re.compile(r"^(GET|POST|PUT|PATCH|DELETE) (\S+)", re.M)
 
 
 @cache
@@ -78,13 +88,42 @@ def _edit_range(draw: st.DrawFn, text: str, op: str) -> str:
     return text[:pos] + other[start:start + size * 8] + text[pos:]
 
 
+@cache
+def configs() -> tuple[str, ...]:
+    """Every backtick text of the corpus: step configs, variables, tag arguments, values."""
+    return tuple(sorted({m.group() for _, text in corpus() for m in _BACKTICK.finditer(text)}))
+
+
+def _edit_shape(draw: st.DrawFn, text: str, op: str) -> str:
+    pattern = {"swap_config": _BACKTICK, "swap_name": _STEP_NAME, "swap_path": _ROUTE}[op]
+    found = list(pattern.finditer(text))
+    if not found:
+        return text
+    match = draw(st.sampled_from(found))
+    if op == "swap_config":
+        new = draw(st.sampled_from(configs()) | st.builds(
+            lambda parts: "`" + "".join(parts) + "`",
+            st.lists(st.sampled_from([t for t in TOKENS if "`" not in t]), max_size=6)))
+        return text[:match.start()] + new + text[match.end():]
+    if op == "swap_name":
+        return text[:match.start()] + draw(st.sampled_from(MIDDLEWARE)) + text[match.end():]
+    path = draw(st.sampled_from(["/", "/a/:id", "/a/*rest", "/:x-y/:x__y", "/a/:id/:id",
+                                 "/%00", "/a b", "/:", "/*", "/:1/*2", "//"]))
+    return text[:match.start(2)] + path + text[match.end(2):]
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> tuple[Path, str]:
     """A corpus file's path (imports resolve beside it) and its mutated text."""
     path, text = draw(st.sampled_from(corpus()))
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(LINE_OPS + RANGE_OPS))
-        text = _edit_lines(draw, text, op) if op in LINE_OPS else _edit_range(draw, text, op)
+        op = draw(st.sampled_from(LINE_OPS + RANGE_OPS + SHAPE_OPS))
+        if op in SHAPE_OPS:
+            text = _edit_shape(draw, text, op)
+        elif op in LINE_OPS:
+            text = _edit_lines(draw, text, op)
+        else:
+            text = _edit_range(draw, text, op)
     return path, text
 
 

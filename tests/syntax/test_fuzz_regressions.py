@@ -64,3 +64,12 @@ def test_the_fuzzers_first_finds() -> None:
     for text in ("GET /a/:id/:id\n  |> jq: `1`\n", 'import "x\0" as x\n',
                  "GET /a/:x-y/:x__y\n  |> jq: `1`\n"):
         run_stages(HERE, text)
+
+
+def test_carriage_returns_before_a_line_end_normalise_in_one_pass() -> None:
+    """`\\r\\r\\n` used to become `\\r\\n`, which the next read turned into `\\n`: `fmt`
+    changed a `with body` value on its second run (found by the fuzzer)."""
+    text = 'describe "x"\n  it "y"\n    when calling GET /a\n    with body `\r\r\n\n\r`\n' \
+           "    then status is 200\n"
+    run_stages(HERE, text)
+    assert Source.from_text("a.wp", "a\r\r\nb\r\nc\rd").text == "a\nb\nc\rd"
