@@ -106,3 +106,10 @@ def test_a_parameter_named_twice_is_refused_at_the_path(tmp_path: Path) -> None:
     span = info.value.span
     assert span is not None and (span.line, span.column, span.end_column) == (4, 5, 17)
 
+
+
+def test_fmt_reports_an_unreadable_file(tmp_path: Path) -> None:
+    from webpipe.syntax.fmt import format_file
+    (tmp_path / "bad.wp").write_bytes(b"GET /a\n  |> jq: `\"\xff\"`\n")
+    with pytest.raises(LoadError, match=r"bad.wp: not UTF-8 text \(byte 18\)"):
+        format_file(tmp_path / "bad.wp")

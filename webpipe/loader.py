@@ -102,11 +102,15 @@ def load_source(source: Source, path: Path | None = None) -> ProgramIndex:
 def load_file(path: str | Path) -> ProgramIndex:
     """Load a `.wp` file and everything it imports."""
     file = Path(path)
+    return load_source(Source.from_text(_display_path(file.resolve()), read_file(file)), file)
+
+
+def read_file(file: Path) -> str:
+    """The text of a `.wp` file named on the command line; `LoadError` when unreadable."""
     try:
-        text = read_wp(file)
+        return read_wp(file)
     except (OSError, ValueError) as exc:
         raise LoadError(f"cannot read {file}: {_reason(exc)}") from None
-    return load_source(Source.from_text(_display_path(file.resolve()), text), file)
 
 
 def read_wp(path: Path) -> str:

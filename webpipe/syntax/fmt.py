@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from webpipe.errors import LoadError
+from webpipe.loader import read_file
 from webpipe.source import Source
 from webpipe.syntax import nodes as n
 from webpipe.syntax.parser import parse
@@ -285,10 +287,13 @@ def format_source(source: Source) -> str:
 
 def format_file(path: Path, *, write: bool = True) -> bool:
     """Format `path` in place (unless `write` is False); True when it changed."""
-    text = path.read_text(encoding="utf-8")
+    text = read_file(path)
     formatted = format_source(Source.from_text(str(path), text))
     if formatted == text:
         return False
     if write:
-        path.write_text(formatted, encoding="utf-8")
+        try:
+            path.write_text(formatted, encoding="utf-8")
+        except OSError as exc:
+            raise LoadError(f"cannot write {path}: {exc.strerror or exc}") from None
     return True
