@@ -14,7 +14,7 @@ from pathlib import Path
 
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
-from webpipe.executor.plan import walk_tags
+from webpipe.executor.plan import is_count, walk_tags
 from webpipe.limits import KEYS as LIMIT_KEYS
 from webpipe.loader import Module
 from webpipe.program import gc_paused, load_program
@@ -187,6 +187,7 @@ def check_tags(expr: n.TagExpr) -> list[Diagnostic]:
         elif tag.name == "async" and tag.negated:
             out.append(Diagnostic("@!async has no meaning; the step runs synchronously",
                                   tag.span, code="bad-tag"))
-        elif tag.name in ("timeout", "retry") and not tag.args[0].isdigit():
-            out.append(Diagnostic(f"@{tag.name} needs a whole number", tag.span, code="bad-tag"))
+        elif tag.name in ("timeout", "retry") and not is_count(tag.args[0]):
+            out.append(Diagnostic(f"@{tag.name} needs a whole number of at most 9 digits",
+                                  tag.span, code="bad-tag"))
     return out

@@ -73,3 +73,27 @@ def test_carriage_returns_before_a_line_end_normalise_in_one_pass() -> None:
            "    then status is 200\n"
     run_stages(HERE, text)
     assert Source.from_text("a.wp", "a\r\r\nb\r\nc\rd").text == "a\nb\nc\rd"
+
+
+@pytest.mark.parametrize("text", [
+    "GET /a\n  |> jq: `1` @timeout(" + "9" * 5000 + ")\n",
+    "GET /a\n  |> jq: `1` @timeout(`\u00b2`)\n  |> jq: `1` @retry(`\u0663`)\n",
+    "config pg {\n  port: " + "9" * 5000 + "\n}\n",
+    "GET /a\n  |> result\n    ok(" + "2" * 5000 + "):\n      |> jq: `1`\n",
+    "GET /a\n  |> foreach .rows.\u00b2\n    |> jq: `1`\n  end\n",
+])
+def test_numbers_no_int_can_read_are_diagnostics(text: str) -> None:
+    """Digits past `int()`'s 4300-digit limit, and `²` (`isdigit()` but not `int()`)."""
+    run_stages(HERE, text)
+
+
+def test_status_and_tag_numbers_are_bounded_in_check(tmp_path: Path) -> None:
+    from webpipe.check import check_file
+    app = tmp_path / "app.wp"
+    app.write_text("GET /a\n  |> jq: `1` @timeout(`\u00b2`)\n")
+    [found] = check_file(app)
+    assert found.message == "@timeout needs a whole number of at most 9 digits"
+    app.write_text("GET /a\n  |> result\n    ok(99):\n      |> jq: `1`\n")
+    [found] = check_file(app)
+    assert found.message == "result branch status must be between 100 and 599, got 99"
+    assert found.span is not None and (found.span.line, found.span.column) == (3, 5)

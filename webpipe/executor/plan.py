@@ -75,9 +75,9 @@ def task_tags(expr: n.TagExpr | None) -> TaskTags:
                 tags.result_name = one
             case "error" if one and tags.error_name is None:
                 tags.error_name = one
-            case "timeout" if one and one.isdigit() and tags.timeout_ms is None:
+            case "timeout" if one and is_count(one) and tags.timeout_ms is None:
                 tags.timeout_ms = int(one)
-            case "retry" if one and one.isdigit() and tags.retry is None:
+            case "retry" if one and is_count(one) and tags.retry is None:
                 tags.retry = int(one)
             case "background":
                 tags.background = True
@@ -86,6 +86,12 @@ def task_tags(expr: n.TagExpr | None) -> TaskTags:
             case "dedup":
                 tags.dedup = True
     return tags
+
+
+def is_count(text: str) -> bool:
+    """A tag's whole number: ASCII digits (`int()` also reads other scripts' digits and
+    `isdigit()` accepts `²`, which `int()` refuses), at most nine of them."""
+    return text.isascii() and text.isdigit() and len(text) <= 9
 
 
 def walk_tags(expr: n.TagExpr | None) -> list[n.Tag]:

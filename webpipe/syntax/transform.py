@@ -230,7 +230,11 @@ class ToAst:
     def result_branch(self, meta: Meta, ch: list[Any]) -> n.ResultBranch:
         m = _BRANCH.match(str(ch[0]))
         assert m is not None, "BRANCH_HEAD terminal always matches"
-        return n.ResultBranch(name=m.group(1), status=int(m.group(2)), pipeline=ch[1],
+        digits = m.group(2).lstrip("0") or "0"
+        if len(digits) != 3 or not "100" <= digits <= "599":
+            raise WpSyntaxError(f"result branch status must be between 100 and 599, got "
+                                f"{m.group(2)[:20]}", span=self._span(meta))
+        return n.ResultBranch(name=m.group(1), status=int(digits), pipeline=ch[1],
                               span=self._span(meta))
 
     def if_step(self, meta: Meta, ch: list[Any]) -> n.IfStep:
@@ -390,8 +394,11 @@ def _op(token: Token) -> str:
 
 
 def _number(text: str, span: Span) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise WpSyntaxError(f"config values must be non-negative integers, got {text}", span=span)
+    if len(text) > 18:  # past any useful setting, and int() refuses 4300 digits
+        raise WpSyntaxError(f"config value {text[:20]}… is too large (at most 18 digits)",
+                            span=span)
     return int(text)
 
 
