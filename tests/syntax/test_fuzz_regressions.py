@@ -81,6 +81,11 @@ def test_carriage_returns_before_a_line_end_normalise_in_one_pass() -> None:
     "config pg {\n  port: " + "9" * 5000 + "\n}\n",
     "GET /a\n  |> result\n    ok(" + "2" * 5000 + "):\n      |> jq: `1`\n",
     "GET /a\n  |> foreach .rows.\u00b2\n    |> jq: `1`\n  end\n",
+    "GET /a\n  |> assert: `{ a: string(1.." + "9" * 5000 + ") }`\n",
+    "GET /a\n  |> pg: `select $" + "9" * 5000 + "`\n",
+    "GET /a\n  |> cache: `ttl: " + "9" * 5000 + "`\n",
+    "GET /a\n  |> jq: `" + "9" * 5000 + "`\n",
+    "GET /a\n  |> validate: `{ a: string(" + "9" * 5000 + ") }`\n",
 ])
 def test_numbers_no_int_can_read_are_diagnostics(text: str) -> None:
     """Digits past `int()`'s 4300-digit limit, and `²` (`isdigit()` but not `int()`)."""

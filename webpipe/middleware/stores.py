@@ -232,7 +232,8 @@ def parse_pairs(config: str) -> dict[str, str]:
 def parse_uint(text: str) -> int | None:
     """A non-negative integer as Rust's `u64::from_str` reads it (optional `+`), else None."""
     digits = text[1:] if text.startswith("+") else text
-    return int(digits) if digits.isascii() and digits.isdigit() else None
+    # u64 has at most 20 digits (and int() refuses 4300)
+    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 20 else None
 
 
 def parse_bool(text: str) -> bool | None:
