@@ -102,3 +102,16 @@ def test_status_and_tag_numbers_are_bounded_in_check(tmp_path: Path) -> None:
     [found] = check_file(app)
     assert found.message == "result branch status must be between 100 and 599, got 99"
     assert found.span is not None and (found.span.line, found.span.column) == (3, 5)
+
+
+def test_a_schema_graphql_core_refuses_while_building_is_a_load_error() -> None:
+    """`build_ast_schema` raised GraphQLError itself (a directive argument of the wrong type)."""
+    from webpipe.errors import LoadError
+    from webpipe.server import build_served
+    text = "graphqlSchema = `type Query { a: Int @deprecated(reason: 5) }`\n" \
+           "query a =\n  |> jq: `1`\n"
+    run_stages(HERE, text)
+    with pytest.raises(LoadError, match="^GraphQL initialization failed: Query fields cannot "
+                                        "be resolved.*non string value: 5$") as info:
+        build_served(program_from_text(text))
+    assert info.value.span is not None and info.value.span.line == 1
