@@ -117,3 +117,14 @@ def test_a_schema_graphql_core_refuses_while_building_is_a_load_error() -> None:
         "GraphQL initialization failed: Query fields cannot be resolved. Argument 'reason' "
         "has invalid value: String cannot represent a non string value: 5")
     assert info.value.span is not None and info.value.span.line == 1
+
+
+@pytest.mark.parametrize("block", ["cache", "rateLimit"])
+def test_a_redis_url_redis_py_cannot_read_is_a_config_error(block: str) -> None:
+    pytest.importorskip("redis")
+    step = "cache: `ttl: 5`" if block == "cache" else "rateLimit: `limit: 5/min, key: ip`"
+    text = f'config {block} {{\n  backend: "redis",\n  url: "::::"\n}}\n\nGET /x\n  |> {step}\n'
+    run_stages(HERE, text)
+    [found] = [d for d in program_from_text(text).diagnostics if "redis" in d.message]
+    assert "bad redis url: Redis URL must specify one of the following schemes" in found.message
+    assert found.span is not None and found.span.line == 7

@@ -182,7 +182,10 @@ def open_store(block: Mapping[str, Any] | None, *, block_name: str, prefix: str,
     except ImportError:
         raise ConfigError(f"config {block_name}: the redis backend needs "
                           "`pip install webpipe[redis]`", span=span) from None
-    return RedisStore(url, prefix=prefix)
+    try:
+        return RedisStore(url, prefix=prefix)
+    except ValueError as exc:  # redis-py checks the URL's scheme and parts when it parses it
+        raise ConfigError(f"config {block_name}: bad redis url: {exc}", span=span) from None
 
 
 class StoreMiddleware(BaseMiddleware):
