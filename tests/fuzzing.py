@@ -1,8 +1,8 @@
 """Mutations of the repository's own `.wp` files, and the one property every stage keeps.
 
 `mutated()` draws a corpus file (tests/ and examples/) and applies one to four edits: a
-character range or a line deleted, a line or range duplicated, two lines swapped, a grammar
-token or an odd character inserted, a slice of another corpus file spliced in; or, keeping
+character range or a line deleted, a line or range duplicated, two lines swapped, a comment
+line or a trailing comment added, a grammar token or an odd character inserted, a slice of another corpus file spliced in; or, keeping
 the file's shape, a backtick text replaced by another one of the corpus (or by tokens), a
 step's middleware renamed, a route's path replaced.
 `run_stages()` pushes the text through parse, the checker's error recovery, load
@@ -45,7 +45,7 @@ TOKENS = [
 ]
 MIDDLEWARE = ["jq", "lua", "handlebars", "pg", "fetch", "graphql", "validate", "assert", "auth",
               "cache", "rateLimit", "log", "debug", "join", "stdin", "mustache", "nosuch"]
-LINE_OPS = ["delete_line", "duplicate_line", "swap_lines"]
+LINE_OPS = ["delete_line", "duplicate_line", "swap_lines", "comment_line", "comment_after"]
 RANGE_OPS = ["delete", "duplicate", "insert", "splice"]
 # edits that keep the file's structure, so that load and check see odd configs and names
 SHAPE_OPS = ["swap_config", "swap_name", "swap_path"]
@@ -66,6 +66,10 @@ def _edit_lines(draw: st.DrawFn, text: str, op: str) -> str:
     i = draw(st.integers(0, len(lines) - 1))
     if op == "delete_line":
         del lines[i]
+    elif op == "comment_line":  # a comment on a line of its own, indented like the next
+        lines.insert(i, lines[i][:len(lines[i]) - len(lines[i].lstrip())] + "# note")
+    elif op == "comment_after":
+        lines[i] += " # note"
     elif op == "duplicate_line":
         lines.insert(i, lines[i])
     else:
