@@ -6,6 +6,7 @@ line or a trailing comment added, a grammar token or an odd character inserted, 
 another corpus file spliced in; or, keeping the file's shape, a backtick text replaced by
 another one of the corpus (or by tokens), a step's middleware renamed, a route's path
 replaced.
+
 `run_stages()` pushes the text through parse, the checker's error recovery, load
 (`build_env` + `build_served`), the static checks and `fmt`: only `WebpipeError`s may
 escape, and a file that parses formats to a fixed point with the same AST and comments.
