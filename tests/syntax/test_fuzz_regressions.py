@@ -128,3 +128,14 @@ def test_a_redis_url_redis_py_cannot_read_is_a_config_error(block: str) -> None:
     [found] = [d for d in program_from_text(text).diagnostics if "redis" in d.message]
     assert "bad redis url: Redis URL must specify one of the following schemes" in found.message
     assert found.span is not None and found.span.line == 7
+
+
+def test_a_long_chain_of_pipeline_calls_loads() -> None:
+    """The feature-flags scan followed calls recursively: RecursionError at load."""
+    lines = [f"pipeline p{i} =\n  |> p{i + 1}\n" for i in range(3000)]
+    text = "".join(lines) + "pipeline p3000 =\n  |> jq: `1` @flag(x)\n\nGET /a\n  |> p0\n"
+    run_stages(HERE, text)
+    from webpipe.flags import needs_flags
+    env = program_from_text(text)
+    [(_, route)] = list(env.index.routes())
+    assert needs_flags(env, route)
