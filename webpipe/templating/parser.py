@@ -11,15 +11,12 @@ from __future__ import annotations
 from typing import assert_never
 
 from webpipe.templating.errors import TemplateSyntaxError
-from webpipe.templating.exprs import parse_call, parse_mustache, parse_partial
+from webpipe.templating.exprs import MAX_NESTING, parse_call, parse_mustache, parse_partial
 from webpipe.templating.lexer import Tag, TagKind, Text, Token, tokenize
 from webpipe.templating.nodes import Block, Decorator, Mustache, Node, PartialCall, Program
 from webpipe.templating.nodes import Text as TextNode
 
 _STOPS = frozenset({TagKind.CLOSE, TagKind.ELSE, TagKind.ELSE_CHAIN})
-# Blocks (and `else if` links) deeper than this are a syntax error: the parser, the compiler
-# and the renderer recurse once per level, and Python's stack is finite.
-MAX_NESTING = 100
 
 
 def parse(source: str) -> Program:
