@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from tests.support import SimpleHost
 from webpipe.errors import ConfigError, StepError
 from webpipe.executor.context import RequestContext
 from webpipe.middleware.base import Behavior, StepCall
-from webpipe.middleware.lua import Binding, LuaMiddleware, request_keys
+from webpipe.middleware.lua import LuaMiddleware, request_keys
+from webpipe.middleware.lua_state import Binding, Budget
 from webpipe.source import Source
 
 JSON = Any
@@ -54,15 +56,8 @@ async def lua_error(mw: LuaMiddleware, code: str, state: JSON = None) -> str:
 
 def run_here(mw: LuaMiddleware, code: str, state: JSON = None) -> JSON:
     """Run on the calling thread's state (no executeSql), to observe per-thread behaviour."""
-    binding = Binding({}, {}, asyncio.new_event_loop(), _no_sql)
-    try:
-        return mw.run_in_thread(mw.prepare(code, None), state, {}, binding)
-    finally:
-        binding.loop.close()
-
-
-async def _no_sql(sql: str, params: list[JSON] | None) -> tuple[JSON, str | None]:
-    raise AssertionError("not used")
+    budget = Budget(5000, 256, deadline=time.monotonic() + 5)
+    return mw.run_here(mw.prepare(code, None), state, {}, Binding({}, {}), budget)
 
 
 # -- contract ----------------------------------------------------------------------------
@@ -300,8 +295,9 @@ async def test_require_script_cannot_leave_the_directory(scripts: Path) -> None:
 async def test_require_serves_builtins_and_scripts_only(scripts: Path) -> None:
     (scripts / "util.lua").write_text("return { two = 2 }")
     mw = LuaMiddleware(SimpleHost())
+    # a script module is the value the script produced when the state was made (its global)
     code = 'return { require("util").two, require("string") == string, require("util") == util }'
-    assert await run(mw, code) == [2, True, False]
+    assert await run(mw, code) == [2, True, True]
     assert await lua_error(mw, 'require("io")') == (
         "Lua execution error: lua:1: module 'io' not found (only scripts in WEBPIPE_SCRIPTS_DIR)"
     )
@@ -359,7 +355,7 @@ async def test_load_accepts_text_but_not_bytecode(lua: LuaMiddleware) -> None:
 
 
 async def test_no_python_object_is_reachable(lua: LuaMiddleware) -> None:
-    code = """
+    code = f"local names = '{BASE_NAMES}'" + """
       local seen, found = {}, {}
       local function walk(v)
         if type(v) == "userdata" then found[#found + 1] = tostring(v) end
@@ -368,18 +364,53 @@ async def test_no_python_object_is_reachable(lua: LuaMiddleware) -> None:
         for k, x in pairs(v) do walk(k) walk(x) end
         walk(getmetatable(v))
       end
-      walk(_G) walk(getmetatable(_G).__index) walk(getmetatable(""))
+      for name in names:gmatch("%S+") do walk(_ENV[name]) end
+      walk(_G) walk(getmetatable(_G)) walk(getmetatable(""))
       return #found
     """
     assert await run(lua, code) == 0
 
 
-async def test_globals_do_not_leak_between_runs_but_library_mutation_does(
-    lua: LuaMiddleware,
-) -> None:
-    # same thread → same Lua state (middleware.md §5.1)
-    assert run_here(lua, "leak = 1; _G.leak2 = 2; string.leak3 = 3; return leak") == 1
-    assert run_here(lua, "return { leak == nil, leak2 == nil, string.leak3 }") == [True, True, 3]
+BASE_NAMES = (
+    "assert collectgarbage error getmetatable ipairs next pairs pcall print rawequal rawget "
+    "rawlen rawset select setmetatable tonumber tostring type xpcall load require "
+    "string table math utf8 coroutine os getFlag setFlag getWhen setWhen getEnv executeSql "
+    "requireScript"
+)
+
+
+async def test_nothing_a_run_changes_is_seen_by_a_later_run(lua: LuaMiddleware) -> None:
+    # same thread → same Lua state; every run still starts from the same globals
+    changes = """
+      leak = 1; _G.leak2 = 2; string.leak3 = 3; math.floor = tostring; table.insert(table, 1)
+      load("leak4 = 4")(); rawset(string, "leak5", 5); require("os").leak6 = 6
+      assert(not pcall(setmetatable, string, {}))
+      assert(getmetatable("") == false and getmetatable(_ENV) == false)
+      return { leak, string.leak3, math.floor(1.5), leak4, string.leak5 }
+    """
+    assert run_here(lua, changes) == [1, 3, "1.5", 4, 5]
+    after = """
+      return { leak == nil, leak2 == nil, string.leak3 == nil, math.floor(1.5), #table,
+               leak4 == nil, string.leak5 == nil, os.leak6 == nil, ("x"):upper() }
+    """
+    assert run_here(lua, after) == [True, True, True, 1, 0, True, True, True, "X"]
+    assert lua._local.state is not None and not lua._local.state.dirty
+
+
+async def test_gc_switches_and_finalizers_are_refused(lua: LuaMiddleware) -> None:
+    assert await lua_error(lua, 'collectgarbage("stop")') == (
+        "Lua execution error: lua:1: collectgarbage('stop') is not available in webpipe")
+    assert await lua_error(lua, "setmetatable({}, { __gc = function() end })") == (
+        "Lua execution error: lua:1: __gc metamethods are not available in webpipe")
+    assert await run(lua, 'collectgarbage("collect") return collectgarbage("isrunning")')
+
+
+async def test_script_state_changed_by_a_run_is_rebuilt(scripts: Path) -> None:
+    (scripts / "store.lua").write_text("return { items = {} }")
+    mw = LuaMiddleware(SimpleHost())
+    code = "table.insert(store.items, request.n) return #store.items"
+    assert run_here(mw, code, {"n": 1}) == 1
+    assert run_here(mw, code, {"n": 2}) == 1  # the changed state was dropped
 
 
 # -- errors (§5.4) -----------------------------------------------------------------------
@@ -512,9 +543,11 @@ def test_runs_on_many_threads_give_their_own_results(lua: LuaMiddleware) -> None
 
 
 async def test_aclose_drops_states_and_runs_still_work(lua: LuaMiddleware) -> None:
-    assert run_here(lua, "string.mark = 1 return string.mark") == 1
+    assert run_here(lua, "return 1") == 1
+    before = lua._local.state
     await lua.aclose()
-    assert run_here(lua, "return string.mark") is None  # a fresh state
+    assert run_here(lua, "return 2") == 2
+    assert lua._local.state is not before  # a fresh state
 
 
 # -- where a run happens: inline under a budget, else a worker thread -----------------------
@@ -525,7 +558,7 @@ async def test_small_chunk_runs_on_the_loop_thread(lua: LuaMiddleware) -> None:
     assert (await lua.run({"n": 21}, chunk, StepCall("lua", ""))).value == {"n": 42}
     # the loop thread now owns a Lua state; no worker was needed
     assert getattr(lua._local, "state", None) is not None
-    assert chunk not in lua._on_thread
+    assert chunk not in lua._in_worker
 
 
 async def test_chunk_over_the_budget_is_rerun_on_a_worker_and_stays_there(
@@ -535,11 +568,11 @@ async def test_chunk_over_the_budget_is_rerun_on_a_worker_and_stays_there(
             "for i = 1, request.n do s = s + i % 7 end return { s = s }")
     chunk = lua.prepare(code, None)
     ctx = RequestContext()
-    n = 30_000_000  # far more than a millisecond of Lua
+    n = 3_000_000  # far more than a millisecond of Lua
     value = (await lua.run({"n": n}, chunk, StepCall("lua", "", ctx=ctx))).value
     full_cycles, rest = divmod(n, 7)
     assert value == {"s": full_cycles * 21 + sum(range(1, rest + 1))}
-    assert chunk in lua._on_thread
+    assert chunk in lua._in_worker
     assert ctx.flags == {"seen": True}  # applied once, from the worker's run
     # a later small input still runs on a worker: the chunk is known to be heavy
     assert (await lua.run({"n": 7}, chunk, StepCall("lua", ""))).value == {"s": 21}
@@ -552,9 +585,9 @@ async def test_pcall_cannot_keep_an_over_budget_run_on_the_loop(lua: LuaMiddlewa
       return { s = s, ok = ok }
     """
     chunk = lua.prepare(code, None)
-    value = (await lua.run({"n": 30_000_000}, chunk, StepCall("lua", ""))).value
-    assert value == {"s": 30_000_000, "ok": True}
-    assert chunk in lua._on_thread
+    value = (await lua.run({"n": 3_000_000}, chunk, StepCall("lua", ""))).value
+    assert value == {"s": 3_000_000, "ok": True}
+    assert chunk in lua._in_worker
 
 
 async def test_execute_sql_through_a_computed_name_is_rerun_on_a_worker(
@@ -566,7 +599,7 @@ async def test_execute_sql_through_a_computed_name_is_rerun_on_a_worker(
     chunk = mw.prepare(code, None)
     assert (await mw.run({}, chunk, StepCall("lua", ""))).value == [1]
     assert pg.calls == [("SELECT 1", [])]
-    assert chunk in mw._on_thread
+    assert chunk in mw._in_worker
 
 
 # --- reading only what a chunk can read; results in one crossing ------------------------

@@ -255,7 +255,8 @@ def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -
             args = tuple(program.first(state) for program in plan.args)
         except JqError as exc:
             raise StepError(str(exc)) from None
-    return StepCall(plan.name, plan.config, args, target, plan.step.span, ctx)
+    return StepCall(plan.name, plan.config, args, target, plan.step.span, ctx,
+                    plan.tags.timeout_ms)
 
 
 def _callee_input(plan: StepPlan, state: Any, ctx: RequestContext) -> Any:

@@ -52,6 +52,7 @@ class StepCall:
     target: str | None = None
     span: Span | None = None
     ctx: RequestContext | None = None
+    timeout_ms: int | None = None  # the step's `@timeout(ms)`: bounds embedded code's run
 
 
 @dataclass(slots=True)
