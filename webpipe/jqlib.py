@@ -1,15 +1,19 @@
 """jq programs, compiled once and shared by every user of jq in a process.
 
-`compile_jq(text)` returns a cached `JqProgram`; `JqProgram.first(value)` runs it and
-returns the first output (`None` when there is none), as the reference does. A program that
-mentions `$context` is compiled as `.context as $context | .state | PROGRAM` and fed
-`{"state": S, "context": C}`, so the context is injected per run without recompiling.
-Errors are raised as `JqError` with the reference's message prefixes.
+`compile_jq(text)` returns a cached `JqProgram`. A program that mentions `$context` is
+compiled as `.context as $context | .state | PROGRAM` and fed `{"state": S, "context": C}`,
+so the context is injected per run without recompiling. Errors are raised as `JqError` with
+the reference's message prefixes.
 
 Every program is compiled by libjq (which owns compile errors) and, when it stays within the
-fast-path subset, also to Python closures (`webpipe.jqfast`, spec/jq.md). Runs use the
-closures; a `Fallback` signal reruns the program on libjq. `WEBPIPE_JQ_LIBJQ=1` in the
-environment (read when a program is compiled) forces libjq for every run.
+fast-path subset, also to Python closures (`webpipe.jqfast`, spec/jq.md). Runs on a
+request's path are bounded (spec/sandbox.md): `first_inline` runs the closures on the event
+loop under a small budget (`INLINE_BUDGET_S`, `INLINE_MAX_UNITS`, counted by
+`jqfast.budget`) and raises `NeedsWorker` when the run must go elsewhere (no fast path, a
+`Fallback`, or past the inline budget); `run_in_worker` then runs it on libjq in a sandbox
+worker under the app's `jqTimeoutMs`/`jqMemoryMb`, raising `JqLimitError` past them.
+`first` runs in-process without a budget (tooling and tests only). `WEBPIPE_JQ_LIBJQ=1` in
+the environment (read when a program is compiled) forces libjq for every run.
 """
 
 from __future__ import annotations
@@ -17,33 +21,54 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jq
 
-from webpipe.jqfast import Fallback, FastProgram, JqFastError, compile_fast
+from webpipe.jqfast import Fallback, FastProgram, JqFastError, budget, compile_fast
+
+if TYPE_CHECKING:
+    from webpipe.sandbox.pool import SandboxPool
 
 JSON = Any
 FORCE_LIBJQ_ENV = "WEBPIPE_JQ_LIBJQ"
 _USES_CONTEXT = re.compile(r"\$context\b")
 _CONTEXT_PRELUDE = ".context as $context | .state |\n"
 _NO_VARIABLES: dict[str, Any] = {}
+INLINE_BUDGET_S = 0.002  # fast-path work on the event loop before a run goes to a worker
+INLINE_MAX_UNITS = 1_000_000  # elements (or 16-character pieces) built or touched inline
 
 
 class JqError(Exception):
     """A jq parse, compile or execution error (message already prefixed)."""
 
 
+class JqLimitError(JqError):
+    """A run stopped past its time (`error_type` "timeout") or memory ("limitError") bound."""
+
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class NeedsWorker(Exception):
+    """Signal from `first_inline`: this run must go to a sandbox worker (`run_in_worker`)."""
+
+    def __init__(self, program: JqProgram, value: JSON, context: JSON = None) -> None:
+        super().__init__(program.text)
+        self.program, self.value, self.context = program, value, context
+
+
 class JqProgram:
     """A compiled jq program; thread-safe to run (libjq state is per call)."""
 
-    __slots__ = ("_fast", "_program", "text", "uses_context")
+    __slots__ = ("_fast", "_program", "_source", "text", "uses_context")
 
     def __init__(self, text: str, *, allow_context: bool = True,
                  force_libjq: bool | None = None) -> None:
         self.text = text
         self.uses_context = allow_context and bool(_USES_CONTEXT.search(text))
-        source = _CONTEXT_PRELUDE + text if self.uses_context else text
+        source = self._source = _CONTEXT_PRELUDE + text if self.uses_context else text
         try:
             self._program = jq.compile(source)
         except ValueError as exc:
@@ -65,8 +90,43 @@ class JqProgram:
         """Whether runs go through the fast path (libjq only on a `Fallback`)."""
         return self._fast is not None
 
+    def first_inline(self, value: JSON, context: JSON = None) -> JSON:
+        """The first output (None if none) from the fast path under the inline budget;
+        `NeedsWorker` when the run must go to a sandbox worker instead."""
+        fast = self._fast
+        if fast is None:
+            raise NeedsWorker(self, value, context)
+        budget.begin(INLINE_BUDGET_S, INLINE_MAX_UNITS)
+        try:
+            return fast.first(value, {"context": context} if self.uses_context else _NO_VARIABLES)
+        except JqFastError as exc:
+            raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
+        except Fallback:
+            raise NeedsWorker(self, value, context) from None
+
+    async def run_in_worker(self, value: JSON, context: JSON, sandbox: SandboxPool,
+                            timeout_ms: int, memory_mb: int) -> JSON:
+        """The first output, from libjq in a sandbox worker under the given bounds."""
+        from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxTimeout
+
+        data = {"state": value, "context": context} if self.uses_context else value
+        try:
+            return await sandbox.run("jq", {"program": self._source, "input": data},
+                                     timeout_s=timeout_ms / 1000, memory_mb=memory_mb)
+        except SandboxTimeout:
+            raise JqLimitError(f"jq program exceeded its {timeout_ms} ms time budget",
+                               "timeout") from None
+        except SandboxMemory:
+            raise JqLimitError(f"jq program exceeded its {memory_mb} MB memory budget",
+                               "limitError") from None
+        except SandboxError as exc:
+            raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
+
     def first(self, value: JSON, context: JSON = None) -> JSON:
-        """The first output of the program on `value`, or None if it yields nothing."""
+        """The first output of the program on `value`, or None if it yields nothing: in
+        this process and without a budget (tooling and tests; requests use the bounded
+        `first_inline` / `run_in_worker`)."""
+        budget.begin()
         if self._fast is not None:
             variables = {"context": context} if self.uses_context else _NO_VARIABLES
             try:
@@ -85,6 +145,7 @@ class JqProgram:
             raise JqError(f"JQ execution error: {_clean(str(exc))}") from None
 
     def all(self, value: JSON) -> list[JSON]:
+        budget.begin()
         if self._fast is not None and not self.uses_context:
             try:
                 return list(self._fast.outputs(value, _NO_VARIABLES))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from webpipe.executor.jqrun import retrying
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome, error_type
 from webpipe.executor.steps import ControlFlowError
 from webpipe.executor.tags import gate
-from webpipe.jqlib import truthy
+from webpipe.jqlib import NeedsWorker, truthy
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -65,11 +66,18 @@ async def run_if(step: n.IfStep, out: Outcome, env: Env, ctx: RequestContext) ->
 
 async def run_dispatch(step: n.DispatchStep, out: Outcome, env: Env, ctx: RequestContext,
                        ) -> None:
-    chosen = step.default
-    for case in step.cases:
-        if gate(case.condition, out.state, env, ctx):
-            chosen = case.pipeline
-            break
+    state = out.state
+
+    def choose() -> n.Pipeline | None:
+        for case in step.cases:
+            if gate(case.condition, state, env, ctx):
+                return case.pipeline
+        return step.default
+
+    try:
+        chosen = choose()
+    except NeedsWorker:  # a `@guard` condition needs a sandbox worker
+        chosen = await retrying(choose, env, ctx)
     if chosen is not None:
         _take_branch(out, await run_pipeline(chosen, out.state, env, ctx))
 

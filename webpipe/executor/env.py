@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webpipe.config import ConfigBlocks, resolve_blocks
 from webpipe.errors import ConfigError, Diagnostic
@@ -26,10 +26,14 @@ from webpipe.executor.plan import (
     walk_tags,
 )
 from webpipe.jqlib import JqError, JqProgram, compile_jq
+from webpipe.limits import Limits, limits_of
 from webpipe.loader import Module, ProgramIndex
 from webpipe.middleware import Registry
 from webpipe.middleware.base import Middleware
 from webpipe.syntax import nodes as n
+
+if TYPE_CHECKING:
+    from webpipe.sandbox.pool import SandboxPool
 
 
 @dataclass(eq=False)
@@ -45,6 +49,8 @@ class Env:
     _variables: dict[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
     env_name: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    _limits: Limits | None = field(default=None, repr=False)
+    _sandbox: SandboxPool | None = field(default=None, repr=False)
 
     # ---- MiddlewareHost -------------------------------------------------------------
 
@@ -82,6 +88,22 @@ class Env:
         except ConfigError:
             raise KeyError(name) from None
 
+    @property
+    def limits(self) -> Limits:
+        """The app's `config limits { }` (read once)."""
+        if self._limits is None:
+            self._limits = limits_of(self)
+        return self._limits
+
+    def sandbox(self) -> SandboxPool:
+        """The app's pool of sandbox workers for embedded code (spec/sandbox.md); its
+        processes start on first use and end with `aclose()`."""
+        if self._sandbox is None:
+            from webpipe.sandbox.pool import SandboxPool
+
+            self._sandbox = SandboxPool(self.limits.sandbox_workers)
+        return self._sandbox
+
     # ---- lookups --------------------------------------------------------------------
 
     def plan(self, step: n.MiddlewareStep) -> StepPlan:
@@ -95,6 +117,8 @@ class Env:
             close = getattr(mw, "aclose", None)
             if close is not None:
                 await close()
+        if self._sandbox is not None:
+            await self._sandbox.aclose()
 
 
 def build_env(index: ProgramIndex, registry: Registry | None = None,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from webpipe.errors import HardError, StepError, WebpipeError
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.invoker import REAL_INVOKER
+from webpipe.executor.jqrun import first_sync, retrying
 from webpipe.executor.plan import StepPlan, SyncRun
 from webpipe.executor.singleflight import flight_key, single_flight
 from webpipe.executor.state import (
@@ -26,7 +27,7 @@ from webpipe.executor.state import (
     rename_error,
 )
 from webpipe.executor.tags import gate
-from webpipe.jqlib import JqError
+from webpipe.jqlib import JqError, NeedsWorker
 from webpipe.middleware.base import Behavior, RunAsync, StepCall, StepResult
 from webpipe.syntax import nodes as n
 
@@ -46,7 +47,7 @@ class ControlFlowError(HardError):
 async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], index: int,
                            out: Outcome, env: Env, ctx: RequestContext) -> bool:
     """Run one step, updating `out`; True when the body must end (a cache hit)."""
-    if step.tags is not None and not gate(step.tags, out.state, env, ctx):
+    if step.tags is not None and not await _gate(step.tags, out.state, env, ctx):
         return False
     plan = env.plan(step)
     tags = plan.tags
@@ -59,8 +60,21 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
     result = _invoke_sync(plan, state, target, ctx) if _sync_run(plan, ctx) else None
     if result is None:
         result = await invoke_step(plan, state, target, env, ctx)
-    return settle(plan, result, state, target, inserted, out,
-                  lambda: is_effectively_last(body, index, pre, env, ctx))
+    def settled() -> bool:
+        return settle(plan, result, state, target, inserted, out,
+                      lambda: is_effectively_last(body, index, pre, env, ctx))
+
+    try:
+        return settled()
+    except NeedsWorker:  # a later step's @guard: `settle` changes nothing before asking
+        return await retrying(settled, env, ctx)
+
+
+async def _gate(expr: n.TagExpr, state: Any, env: Env, ctx: RequestContext) -> bool:
+    try:
+        return gate(expr, state, env, ctx)
+    except NeedsWorker:
+        return await retrying(lambda: gate(expr, state, env, ctx), env, ctx)
 
 
 def settle(plan: StepPlan, result: StepResult, state: Any, target: str | None, inserted: bool,
@@ -185,7 +199,8 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
     try:
         match plan.kind:
             case "middleware":
-                return await invoke_middleware(plan, state, _call(plan, state, target, ctx), ctx)
+                call = await _call_resolved(plan, state, target, env, ctx)
+                return await invoke_middleware(plan, state, call, ctx)
             case "missing":
                 raise HardError(plan.missing, span=plan.step.span)
             case "loader":
@@ -215,7 +230,7 @@ def _invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestCon
     assert plan.run_sync is not None
     try:
         return plan.run_sync(state, plan.prepared, _call(plan, state, target, ctx))
-    except RunAsync:
+    except (RunAsync, NeedsWorker):
         return None
     except Exception as exc:
         return _failure(plan, exc)
@@ -252,17 +267,26 @@ def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -
     args: tuple[Any, ...] = ()
     if plan.args:
         try:
-            args = tuple(program.first(state) for program in plan.args)
+            args = tuple(first_sync(program, state, ctx) for program in plan.args)
         except JqError as exc:
             raise StepError(str(exc)) from None
     return StepCall(plan.name, plan.config, args, target, plan.step.span, ctx,
                     plan.tags.timeout_ms)
 
 
-def _callee_input(plan: StepPlan, state: Any, ctx: RequestContext) -> Any:
+async def _call_resolved(plan: StepPlan, state: Any, target: str | None, env: Env,
+                         ctx: RequestContext) -> StepCall:
+    """`_call`, running on a sandbox worker the inline arguments that need one."""
+    try:
+        return _call(plan, state, target, ctx)
+    except NeedsWorker:
+        return await retrying(lambda: _call(plan, state, target, ctx), env, ctx)
+
+
+async def _callee_input(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
     """A pipeline call's input: the state, merged with the first inline argument (§4.1)."""
     if plan.args or plan.arg_error:
-        return merge(state, _call(plan, state, None, ctx).args[0])
+        return merge(state, (await _call_resolved(plan, state, None, env, ctx)).args[0])
     return state
 
 
@@ -278,8 +302,8 @@ async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     if mocked is not None:
         return StepResult(mocked[0])
     try:
-        outcome = await run_pipeline(plan.callee.pipeline, _callee_input(plan, state, ctx),
-                                     env, ctx)
+        outcome = await run_pipeline(plan.callee.pipeline,
+                                     await _callee_input(plan, state, env, ctx), env, ctx)
     except ControlFlowError as exc:
         raise StepError(exc.message) from None
     return StepResult(outcome.state, outcome.content_type, status=outcome.status)
@@ -293,12 +317,12 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     state, _ = _with_auto_name(plan, state)
     try:
         if plan.kind == "pipeline" and plan.callee is not None:
-            callee_input = _callee_input(plan, state, ctx)
+            callee_input = await _callee_input(plan, state, env, ctx)
             return (await run_pipeline(plan.callee.pipeline, callee_input, env, ctx)).state
         if plan.kind in ("missing", "join"):
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
-        call = _call(plan, state, None, ctx)
+        call = await _call_resolved(plan, state, None, env, ctx)
         sync = _sync_run(plan, ctx)
         if sync is not None:
             try:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import cmp_to_key
 from typing import Any
 
+from webpipe.jqfast.budget import spend, spend_text
 from webpipe.jqfast.code import Code, map_one, unary
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.numeric import (
@@ -132,6 +133,8 @@ def _entry(e: Any) -> dict[str, Any]:
 
 
 def add_all(v: Any) -> Any:
+    if type(v) is list:
+        spend(len(v))
     if type(v) is list and len(v) > 1 and _plain_numbers(v):
         # `reduce .[] as $x (null; . + $x)` on plain numbers: the same double additions in
         # the same order, without a computed value per step (computed() keeps the double)
@@ -158,6 +161,7 @@ def _plain_numbers(items: list[Any]) -> bool:
 def sort(v: Any) -> list[Any]:
     if type(v) is not list:
         raise type_error(v, "cannot be sorted, as it is not an array")
+    spend(len(v) * max(1, len(v).bit_length()))
     return sorted(v, key=cmp_to_key(compare))
 
 
@@ -216,8 +220,10 @@ def _contains(a: Any, b: Any) -> bool:
     if type(a) is dict:
         return all(k in a and _contains(a[k], x) for k, x in b.items())
     if type(a) is list:
+        spend(len(a) * len(b))
         return all(any(_contains(x, y) for x in a) for y in b)
     if type(a) is str:
+        spend_text(len(a))
         return b in a
     return equal(a, b)
 

@@ -28,6 +28,8 @@ from webpipe.source import Span
 
 if TYPE_CHECKING:
     from webpipe.executor.context import RequestContext
+    from webpipe.limits import Limits
+    from webpipe.sandbox.pool import SandboxPool
 
 JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
 
@@ -52,7 +54,7 @@ class StepCall:
     target: str | None = None
     span: Span | None = None
     ctx: RequestContext | None = None
-    timeout_ms: int | None = None  # the step's `@timeout(ms)`: bounds embedded code's run
+    timeout_ms: int | None = None  # the step's `@timeout(ms)`, for middleware that bound runs
 
 
 @dataclass(slots=True)
@@ -81,6 +83,15 @@ class MiddlewareHost(Protocol):
 
     def middleware(self, name: str) -> Middleware:
         """Another middleware of the same app (lua's executeSql uses pg)."""
+        ...
+
+    @property
+    def limits(self) -> Limits:
+        """The app's `config limits { }` (spec/limits.md)."""
+        ...
+
+    def sandbox(self) -> SandboxPool:
+        """The app's sandbox workers for embedded code (spec/sandbox.md)."""
         ...
 
 
