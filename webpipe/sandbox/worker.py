@@ -31,6 +31,7 @@ from webpipe.sandbox.channel import Channel, HandlerError
 from webpipe.sandbox.frames import read_frame, write_frame
 
 MB = 1024 * 1024
+WORKER_NICENESS = 10  # the server process keeps its priority; workers yield to it
 RETIRE_GROWTH = 64 * MB  # resident growth after which a worker asks to be replaced
 Handler = Callable[[Any, Channel], Any]
 
@@ -95,6 +96,9 @@ def _die_with_parent() -> None:
 def main(argv: list[str]) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server, which kills us
+    # a runaway spinning until its deadline must not take CPU from the server's event loop
+    # (on a two-core machine, two spinning workers otherwise delay /health past 100 ms)
+    os.nice(WORKER_NICENESS)
     table = {**HANDLERS, **(orjson.loads(argv[0]) if argv else {})}
     out_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints go to stderr, never into the frames
