@@ -105,7 +105,7 @@ async def test_memory_bombs_fail_and_rss_comes_back(tmp_path: Path) -> None:
         latencies, results = await health_while(served, _hostile(served, "/big"))
         _assert_healthy(latencies)
         assert isinstance(results, list)
-        for _, (status, body) in results:
+        for _, (_status, body) in results:
             assert _error(body) == ("limitError", "Lua chunk exceeded its 64 MB memory budget")
         _, caught = await health_while(served, _hostile(served, "/big-caught"))
         assert isinstance(caught, list)
@@ -118,7 +118,7 @@ async def test_a_costly_pattern_leaves_the_loop(tmp_path: Path) -> None:
         latencies, results = await health_while(served, _hostile(served, "/pattern"))
         _assert_healthy(latencies)
         assert isinstance(results, list)
-        for seconds, (status, body) in results:
+        for seconds, (_status, body) in results:
             assert _error(body) == ("timeout", "Lua chunk exceeded its 500 ms time budget")
             assert seconds < BUDGET_MS / 1000 + SLACK_S
 
@@ -134,13 +134,16 @@ GET /poison-load
   |> lua: `load("y_global = 1")() rawset(table, "z", 1) return { y_global }`
 
 GET /poison-worker
-  |> lua: `local s = 0 for i = 1, 3000000 do s = s + i end string.upper = nil; w_global = 1; return { s }`
+  |> lua: `local s = 0 for i = 1, 3000000 do s = s + i end
+            string.upper = nil; w_global = 1; return { s }`
 
 GET /check
-  |> lua: `return { ("a"):upper(), string.upper("b"), x_global == nil, y_global == nil, table.z == nil, w_global == nil }`
+  |> lua: `return { ("a"):upper(), string.upper("b"), x_global == nil, y_global == nil,
+                     table.z == nil, w_global == nil }`
 
 GET /check-worker
-  |> lua: `local s = 0 for i = 1, 3000000 do s = s + i end return { string.upper("c"), w_global == nil, x_global == nil }`
+  |> lua: `local s = 0 for i = 1, 3000000 do s = s + i end
+            return { string.upper("c"), w_global == nil, x_global == nil }`
 """
 
 

@@ -640,3 +640,25 @@ async def test_results_longer_than_one_crossing_come_back_whole(lua: LuaMiddlewa
     assert out["items"][0] == [1, "1"]
     assert out["items"][8999] == [9000, "9000"]
     assert len(out["items"]) == 9000
+
+
+async def test_scripts_too_heavy_for_the_loop_load_in_workers(scripts: Path) -> None:
+    (scripts / "slow.lua").write_text(
+        "local s = 0 for i = 1, 3000000 do s = s + i end return { total = s }")
+    mw = LuaMiddleware(SimpleHost())
+    try:
+        assert await run(mw, "return slow.total") == 4500001500000
+        assert mw._workers_only  # the loop gave up making its own state
+        assert await run(mw, "return 1") == 1
+    finally:
+        await mw.aclose()
+
+
+async def test_a_looping_script_fails_every_run_within_the_budget(scripts: Path) -> None:
+    (scripts / "stuck.lua").write_text("while true do pcall(function() while true do end end) end")
+    mw = LuaMiddleware(SimpleHost())
+    try:
+        assert await lua_error(mw, "return 1") == (
+            "Lua script 'stuck' execution error: time budget exceeded")
+    finally:
+        await mw.aclose()

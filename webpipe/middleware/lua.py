@@ -44,6 +44,7 @@ from webpipe.middleware.lua_state import (
     LuaChunk,
     LuaState,
     RunElsewhere,
+    ScriptsTooHeavy,
     SqlOutcome,
     _text,
 )
@@ -136,6 +137,8 @@ class LuaMiddleware(BaseMiddleware):
         self._own_pool: SandboxPool | None = None
         # chunks that went over the inline budget or call executeSql: always in a worker
         self._in_worker: set[LuaChunk] = set()
+        # the scripts directory is too heavy to load on the loop: every chunk runs in workers
+        self._workers_only = False
 
     def prepare(self, config: str, span: Span | None) -> LuaChunk:
         """Check the chunk's syntax once, at load time."""
@@ -158,7 +161,7 @@ class LuaMiddleware(BaseMiddleware):
         """The inline attempt, on the event loop under `INLINE_BUDGET`; `RunAsync` when the
         chunk belongs in a worker (it then stays there)."""
         assert isinstance(prepared, LuaChunk), "prepare() output expected"
-        if prepared in self._in_worker:
+        if prepared in self._in_worker or self._workers_only:
             raise RunAsync
         ctx, context = _request_view(call, prepared)
         # an inline run is synchronous: it may read the live flags, no snapshot needed
@@ -167,6 +170,9 @@ class LuaMiddleware(BaseMiddleware):
                         inline_cpu=INLINE_BUDGET)
         try:
             value = self.run_here(prepared, state, context, binding, budget)
+        except ScriptsTooHeavy:
+            self._workers_only = True
+            raise RunAsync from None
         except RunElsewhere:
             self._in_worker.add(prepared)  # nothing of the abandoned run is kept
             raise RunAsync from None

@@ -211,8 +211,8 @@ local function init(deadline)
   local fine, err = rawpcall(init_body)
   inside = false
   local name, text = r_ok, r_value
-  if aborting then name, text = "", "time budget exceeded"
-  elseif not fine then name, text = "", err end
+  if aborting then name, text = loading, "time budget exceeded"
+  elseif not fine then name, text = loading, err end
   clock, limit_at, aborting, r_ok, r_value = nil, nil, nil, nil, nil
   if name ~= nil then return name, text end
   settle()

@@ -106,8 +106,10 @@ function require(name)
   return value
 end
 
+local loading = ""  -- the script being loaded (named when its loading is stopped)
 local function init_scripts()
   for _, name in ipairs(names) do
+    loading = name
     local fn, err = rawload(sources[name], "@" .. name, "t")
     if fn == nil then return name, err end
     compiled[name] = fn

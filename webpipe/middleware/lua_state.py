@@ -30,6 +30,11 @@ MB = 1024 * 1024
 _SLICE = 4096  # items per call when a long result is read back in pieces
 SqlOutcome = tuple[JSON, str | None]  # (result, error text), like executeSql's two values
 SqlCall = Callable[[str, "list[JSON] | None"], SqlOutcome]
+# memory an inline run may allocate; past it the run is redone in a worker with the full budget
+INLINE_MEMORY_MB = 8
+# wall time the scripts directory may take to load on the event loop (else: workers only)
+INLINE_INIT_S = 0.02
+MEMORY_ERROR, TIME_ERROR = b"not enough memory", b"time budget exceeded"
 # status codes of the prelude's `run` (lua_guard.GUARD)
 DONE, LUA_ERROR, OVER_TIME, OUT_OF_MEMORY, COSTLY_PATTERN = range(5)
 
@@ -74,6 +79,10 @@ class RunElsewhere(Exception):
     """An inline run went over its budget or needs `executeSql`: redo it in a worker."""
 
 
+class ScriptsTooHeavy(RunElsewhere):
+    """The scripts directory took too long (or too much memory) to load on the event loop."""
+
+
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> NoReturn:
     # No Python object should reach a script; if one does, it must not expose __globals__ etc.
     raise AttributeError("Python attributes are not accessible from Lua")
@@ -106,16 +115,20 @@ class LuaState:
         })
         names = sorted(scripts)
         sources = self.lua.table_from({n.encode(): scripts[n].encode() for n in names})
-        self.lua.set_max_memory(budget.memory_mb * MB)
+        inline = budget.inline_cpu is not None
+        self.lua.set_max_memory((INLINE_MEMORY_MB if inline else budget.memory_mb) * MB)
         init, self._compile, self._run, self._slice = self.lua.execute(
             PRELUDE, hooks, sources, self.lua.table_from([n.encode() for n in names])
         )
+        limit_s = INLINE_INIT_S if inline else budget.timeout_ms / 1000
         try:
-            failed = init(time.monotonic() + budget.timeout_ms / 1000)
+            failed = init(time.monotonic() + limit_s)
         except lua54.LuaMemoryError:
-            failed = (b"", b"not enough memory")
+            failed = (b"", MEMORY_ERROR)
         if failed is not None:
             name, err = failed
+            if inline and err in (MEMORY_ERROR, TIME_ERROR):
+                raise ScriptsTooHeavy  # for the loop: workers make their states
             raise StepError(f"Lua script '{_text(name)}' execution error: {_text(err)}")
 
     def run(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
@@ -199,8 +212,6 @@ class LuaState:
         return None, err.encode()
 
 
-# memory an inline run may allocate; past it the run is redone in a worker with the full budget
-INLINE_MEMORY_MB = 8
 
 
 def _failure(status: int, text: bytes | None, budget: Budget) -> StepError:
