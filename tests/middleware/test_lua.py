@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,25 @@ def host(scripts: Path) -> SimpleHost:
     return SimpleHost()
 
 
+MakeLua = Callable[[SimpleHost], LuaMiddleware]
+
+
 @pytest.fixture
-def lua(host: SimpleHost) -> LuaMiddleware:
-    return LuaMiddleware(host)
+async def make_lua() -> AsyncIterator[MakeLua]:
+    """Middleware that are closed after the test (their sandbox workers end)."""
+    made: list[LuaMiddleware] = []
+
+    def make(host: SimpleHost) -> LuaMiddleware:
+        made.append(LuaMiddleware(host))
+        return made[-1]
+    yield make
+    for mw in made:
+        await mw.aclose()
+
+
+@pytest.fixture
+def lua(host: SimpleHost, make_lua: MakeLua) -> LuaMiddleware:
+    return make_lua(host)
 
 
 async def run(
@@ -264,11 +281,14 @@ async def test_get_env(lua: LuaMiddleware, monkeypatch: pytest.MonkeyPatch) -> N
 # -- scripts directory -------------------------------------------------------------------
 
 
-async def test_scripts_are_globals_and_require_script_reloads(scripts: Path) -> None:
+async def test_scripts_are_globals_and_require_script_reloads(
+    scripts: Path,
+    make_lua: MakeLua,
+) -> None:
     (scripts / "fmt.lua").write_text("return { shout = function(s) return s:upper() end }")
     (scripts / "counter.lua").write_text("calls = (calls or 0) + 1 return calls")
     (scripts / "notes.txt").write_text("return 1")
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(SimpleHost())
     out = await run(mw, """
       local first = counter
       local again = requireScript("counter")
@@ -278,12 +298,12 @@ async def test_scripts_are_globals_and_require_script_reloads(scripts: Path) -> 
     assert out == ["HI", 1, 2, 2, "X", True, True]
 
 
-async def test_require_script_cannot_leave_the_directory(scripts: Path) -> None:
+async def test_require_script_cannot_leave_the_directory(scripts: Path, make_lua: MakeLua) -> None:
     (scripts.parent / "secret.lua").write_text("return 'secret'")
     (scripts / "sub").mkdir()
     (scripts / "sub" / "inner.lua").write_text("return 'inner'")
     (scripts / "link.lua").symlink_to(scripts.parent / "secret.lua")
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(SimpleHost())
     out = await run(mw, """
       return { requireScript("../secret") == nil, requireScript("sub/inner") == nil,
                requireScript("link") == nil, link == nil, secret == nil }
@@ -292,9 +312,9 @@ async def test_require_script_cannot_leave_the_directory(scripts: Path) -> None:
     assert sorted(mw.scripts) == []
 
 
-async def test_require_serves_builtins_and_scripts_only(scripts: Path) -> None:
+async def test_require_serves_builtins_and_scripts_only(scripts: Path, make_lua: MakeLua) -> None:
     (scripts / "util.lua").write_text("return { two = 2 }")
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(SimpleHost())
     # a script module is the value the script produced when the state was made (its global)
     code = 'return { require("util").two, require("string") == string, require("util") == util }'
     assert await run(mw, code) == [2, True, True]
@@ -303,9 +323,9 @@ async def test_require_serves_builtins_and_scripts_only(scripts: Path) -> None:
     )
 
 
-async def test_failing_script_makes_runs_fail(scripts: Path) -> None:
+async def test_failing_script_makes_runs_fail(scripts: Path, make_lua: MakeLua) -> None:
     (scripts / "bad.lua").write_text('error("oops")')
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(SimpleHost())
     assert await lua_error(mw, "return 1") == "Lua script 'bad' execution error: bad:1: oops"
 
 
@@ -405,9 +425,9 @@ async def test_gc_switches_and_finalizers_are_refused(lua: LuaMiddleware) -> Non
     assert await run(lua, 'collectgarbage("collect") return collectgarbage("isrunning")')
 
 
-async def test_script_state_changed_by_a_run_is_rebuilt(scripts: Path) -> None:
+async def test_script_state_changed_by_a_run_is_rebuilt(scripts: Path, make_lua: MakeLua) -> None:
     (scripts / "store.lua").write_text("return { items = {} }")
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(SimpleHost())
     code = "table.insert(store.items, request.n) return #store.items"
     assert run_here(mw, code, {"n": 1}) == 1
     assert run_here(mw, code, {"n": 2}) == 1  # the changed state was dropped
@@ -460,9 +480,12 @@ class RecordingPg:
                 "rowCount": 1}
 
 
-async def test_execute_sql_returns_rows_and_converts_params(host: SimpleHost) -> None:
+async def test_execute_sql_returns_rows_and_converts_params(
+    host: SimpleHost,
+    make_lua: MakeLua,
+) -> None:
     pg = host.others["pg"] = RecordingPg()
-    mw = LuaMiddleware(host)
+    mw = make_lua(host)
     code = """
       local res, err = executeSql("SELECT $1", { 7, 2.5, "s", true, {}, {1, 2}, nil, 9 })
       local row = res.rows[1]
@@ -475,9 +498,9 @@ async def test_execute_sql_returns_rows_and_converts_params(host: SimpleHost) ->
     assert pg.threads == {threading.get_ident()}  # the coroutine ran on the event loop
 
 
-async def test_execute_sql_without_params(host: SimpleHost) -> None:
+async def test_execute_sql_without_params(host: SimpleHost, make_lua: MakeLua) -> None:
     pg = host.others["pg"] = RecordingPg()
-    out = await run(LuaMiddleware(host), 'return executeSql("SELECT 1").rows[1].id')
+    out = await run(make_lua(host), 'return executeSql("SELECT 1").rows[1].id')
     assert (out, pg.calls) == (1, [("SELECT 1", [])])
 
 
@@ -486,10 +509,10 @@ async def test_execute_sql_without_database(lua: LuaMiddleware) -> None:
     assert await run(lua, code) == [True, "database not configured"]
 
 
-async def test_execute_sql_params_must_be_a_table(host: SimpleHost) -> None:
+async def test_execute_sql_params_must_be_a_table(host: SimpleHost, make_lua: MakeLua) -> None:
     pg = host.others["pg"] = RecordingPg()
     code = 'local r, e = executeSql("SELECT 1", "x") return { r == nil, e }'
-    assert await run(LuaMiddleware(host), code) == [True, "params must be a table/array"]
+    assert await run(make_lua(host), code) == [True, "params must be a table/array"]
     assert pg.calls == []
 
 
@@ -501,11 +524,12 @@ async def test_execute_sql_params_must_be_a_table(host: SimpleHost) -> None:
     ],
 )
 async def test_execute_sql_failure_is_the_second_value(
-    host: SimpleHost, fail: Exception, text: str
+    host: SimpleHost, fail: Exception, text: str,
+    make_lua: MakeLua,
 ) -> None:
     host.others["pg"] = RecordingPg(fail=fail)
     code = 'local r, e = executeSql("SELECT * FROM nope") return { r == nil, e }'
-    assert await run(LuaMiddleware(host), code) == [True, text]
+    assert await run(make_lua(host), code) == [True, text]
 
 
 async def test_execute_sql_needs_sql_text(lua: LuaMiddleware) -> None:
@@ -517,9 +541,9 @@ async def test_execute_sql_needs_sql_text(lua: LuaMiddleware) -> None:
 # -- concurrency -------------------------------------------------------------------------
 
 
-async def test_concurrent_runs_are_independent(host: SimpleHost) -> None:
+async def test_concurrent_runs_are_independent(host: SimpleHost, make_lua: MakeLua) -> None:
     pg = host.others["pg"] = RecordingPg(delay=0.05)
-    mw = LuaMiddleware(host)
+    mw = make_lua(host)
     chunk = mw.prepare("""
       local res = executeSql("SELECT $1", { request.n })
       setFlag("n" .. request.n, true)
@@ -591,10 +615,10 @@ async def test_pcall_cannot_keep_an_over_budget_run_on_the_loop(lua: LuaMiddlewa
 
 
 async def test_execute_sql_through_a_computed_name_is_rerun_on_a_worker(
-    host: SimpleHost,
+    host: SimpleHost, make_lua: MakeLua,
 ) -> None:
     pg = host.others["pg"] = RecordingPg()
-    mw = LuaMiddleware(host)
+    mw = make_lua(host)
     code = 'local f = _G["execute" .. "Sql"] local r, e = f("SELECT 1") return { r.rows[1].id, e }'
     chunk = mw.prepare(code, None)
     assert (await mw.run({}, chunk, StepCall("lua", ""))).value == [1]
@@ -642,10 +666,13 @@ async def test_results_longer_than_one_crossing_come_back_whole(lua: LuaMiddlewa
     assert len(out["items"]) == 9000
 
 
-async def test_scripts_too_heavy_for_the_loop_load_in_workers(scripts: Path) -> None:
+async def test_scripts_too_heavy_for_the_loop_load_in_workers(
+    scripts: Path,
+    make_lua: MakeLua,
+) -> None:
     (scripts / "slow.lua").write_text(
         "local s = 0 for i = 1, 3000000 do s = s + i end return { total = s }")
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(SimpleHost())
     try:
         assert await run(mw, "return slow.total") == 4500001500000
         assert mw._workers_only  # the loop gave up making its own state
@@ -654,11 +681,45 @@ async def test_scripts_too_heavy_for_the_loop_load_in_workers(scripts: Path) -> 
         await mw.aclose()
 
 
-async def test_a_looping_script_fails_every_run_within_the_budget(scripts: Path) -> None:
+async def test_a_looping_script_fails_every_run_within_the_budget(
+    scripts: Path,
+    make_lua: MakeLua,
+) -> None:
     (scripts / "stuck.lua").write_text("while true do pcall(function() while true do end end) end")
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(SimpleHost())
     try:
         assert await lua_error(mw, "return 1") == (
             "Lua script 'stuck' execution error: time budget exceeded")
     finally:
         await mw.aclose()
+
+
+async def test_a_huge_error_message_is_cut(lua: LuaMiddleware) -> None:
+    message = await lua_error(lua, "error(string.rep('x', 1000000), 0)")
+    assert message == "Lua execution error: " + "x" * 4096
+
+
+@pytest.mark.parametrize("code", [
+    "return { string.find(string.rep('a', 5000), '.-.-.-.-b') }",
+    "local t = { string.byte(string.rep('a', 30000), 1, -1) } table.sort(t) return #t",
+    "return load(string.rep('x = 1 ', 20000)) ~= nil",
+])
+async def test_long_c_calls_leave_the_loop(lua: LuaMiddleware, code: str) -> None:
+    chunk = lua.prepare(code, None)
+    try:
+        await lua.run({}, chunk, StepCall("lua", "", timeout_ms=3000))
+    except StepError as exc:  # the pattern: a worker is killed past its budget
+        assert exc.error_type == "timeout"
+    assert chunk in lua._in_worker
+    await lua.aclose()
+
+
+async def test_step_timeout_overrides_the_budget(lua: LuaMiddleware) -> None:
+    chunk = lua.prepare("while true do end", None)
+    start = time.monotonic()
+    with pytest.raises(StepError) as info:
+        await lua.run({}, chunk, StepCall("lua", "", timeout_ms=200))
+    assert (info.value.error_type, info.value.message) == (
+        "timeout", "Lua chunk exceeded its 200 ms time budget")
+    assert time.monotonic() - start < 0.2 + 3.0
+    await lua.aclose()

@@ -70,26 +70,42 @@ coroutine.wrap = function(f)
   return function(...) return wrapped_result(co, co_resume(co, ...)) end
 end
 
--- Pattern matching runs in C, where no hook fires: a backtracking pattern can take hours.
--- An inline run (on the event loop) gives up on a call whose cost may be past PATTERN_WORK
--- (about len ^ (quantifiers + 1)); the run is redone where it can be killed.
-local PATTERN_WORK = 1e7
+-- Some library calls run long in C, where no hook fires: a backtracking pattern can take
+-- hours, compiling a huge `load` text or sorting a long table takes a while. An inline run
+-- (on the event loop) gives up on such a call past C_WORK steps (patterns: about
+-- len ^ (unbounded quantifiers + 1), one less when anchored); the run is redone in a worker,
+-- where it can be killed.
+local C_WORK = 1e7
+local LOAD_TEXT, SORT_ITEMS = 65536, 20000
 local str_find, str_match, str_gmatch, str_gsub = string.find, string.match,
   string.gmatch, string.gsub
-local pattern_guard = false
-local function costly(s, p, plain)
-  if not (inside and pattern_guard) or plain or type(s) ~= "string" or type(p) ~= "string" then
-    return false
-  end
-  local _, q = str_gsub(p, "[%*%+%-%?]", "")
-  if (#s) ^ (q + 1) <= PATTERN_WORK then return false end
+local str_sub, rawlen, tbl_sort = string.sub, rawlen, table.sort
+local inline = false  -- this run is the event loop's attempt
+local function too_slow()
   aborting = "slow"
   error(ABORT, 0)
+end
+local function costly(s, p, plain)
+  if not (inside and inline) or plain or type(s) ~= "string" or type(p) ~= "string" then
+    return
+  end
+  local _, q = str_gsub(p, "[%*%+%-]", "")
+  if str_sub(p, 1, 1) ~= "^" then q = q + 1 end
+  if (#s) ^ q > C_WORK then too_slow() end
 end
 string.find = function(s, p, i, plain) costly(s, p, plain); return str_find(s, p, i, plain) end
 string.match = function(s, p, i) costly(s, p); return str_match(s, p, i) end
 string.gmatch = function(s, p, i) costly(s, p); return str_gmatch(s, p, i) end
 string.gsub = function(s, p, r, n) costly(s, p); return str_gsub(s, p, r, n) end
+table.sort = function(t, f)
+  if inside and inline and type(t) == "table" and rawlen(t) > SORT_ITEMS then too_slow() end
+  return tbl_sort(t, f)
+end
+local sandbox_load = load
+G.load = function(chunk, ...)
+  if inside and inline and type(chunk) == "string" and #chunk > LOAD_TEXT then too_slow() end
+  return sandbox_load(chunk, ...)
+end
 
 -- GC switches would outlive the run (a stopped collector, another mode): refused.
 local rawcollect = collectgarbage
@@ -232,7 +248,7 @@ local function finish(fine, err, ok, value)
   elseif not ok then
     status = value == "not enough memory" and 3 or 1
   end
-  clock, limit_at, budget_left, aborting, pattern_guard = nil, nil, nil, nil, false
+  clock, limit_at, budget_left, aborting, inline = nil, nil, nil, nil, false
   if seeded then seeded = false; rawseed() end
   local dirty = changed()
   if rawcollect("count") > gc_mark then rawcollect("collect") end
@@ -249,7 +265,7 @@ local function run(fn, request, context, budget, deadline)
   if deadline ~= nil then
     clock, limit_at = now, deadline
   else
-    clock, budget_left, pattern_guard = cpu_clock, budget, true
+    clock, budget_left, inline = cpu_clock, budget, true
   end
   local fine, err = rawpcall(body, fn)
   inside = false

@@ -35,6 +35,7 @@ INLINE_MEMORY_MB = 8
 # wall time the scripts directory may take to load on the event loop (else: workers only)
 INLINE_INIT_S = 0.02
 MEMORY_ERROR, TIME_ERROR = b"not enough memory", b"time budget exceeded"
+MAX_ERROR_TEXT = 4096  # bytes of a Lua error message kept in the envelope
 # status codes of the prelude's `run` (lua_guard.GUARD)
 DONE, LUA_ERROR, OVER_TIME, OUT_OF_MEMORY, COSTLY_PATTERN = range(5)
 
@@ -221,4 +222,5 @@ def _failure(status: int, text: bytes | None, budget: Budget) -> StepError:
     if status == OUT_OF_MEMORY:
         return StepError(f"Lua chunk exceeded its {budget.memory_mb} MB memory budget",
                          error_type="limitError")
-    return StepError(f"Lua execution error: {_text(text or b'')}")
+    # an error value can be as long as the memory budget: the envelope carries its start
+    return StepError(f"Lua execution error: {_text((text or b'')[:MAX_ERROR_TEXT])}")
