@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.hostile.harness import health_while, serve  # noqa: E402
+from tests.hostile.harness import health_while, serve
 
 PROGRAMS = {
     "/recurse": "def f: f; f",
@@ -79,7 +79,8 @@ async def main() -> None:
     parser.add_argument("--window", type=float, default=30.0)
     parser.add_argument("paths", nargs="*", default=list(PROGRAMS))
     args = parser.parse_args()
-    print("| program | health < 100 ms | slowest probe | 8 requests took | answers | RSS | SIGTERM |")
+    print("| program | health < 100 ms | slowest probe | 8 requests took | answers | RSS "
+          "| SIGTERM |")
     print("|---|---:|---:|---:|---|---:|---:|")
     for path in args.paths:
         print(await measure(path, args.window), flush=True)

@@ -122,10 +122,37 @@ class JqProgram:
         except SandboxError as exc:
             raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
 
+    def first_tooling(self, value: JSON, timeout_ms: int = 1000, memory_mb: int = 256) -> JSON:
+        """The first output for tooling (`webpipe test` assertions), bounded like a request's
+        run: the fast path under the inline budget, else libjq in the blocking tooling worker.
+        It blocks its caller, so it never runs in a server."""
+        from webpipe.sandbox.blocking import tooling_worker
+        from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxTimeout
+
+        if self._fast is not None and not self.uses_context:
+            budget.begin(INLINE_BUDGET_S, INLINE_MAX_UNITS)
+            try:
+                return self._fast.first(value, _NO_VARIABLES)
+            except JqFastError as exc:
+                raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
+            except Fallback:
+                pass
+        try:
+            return tooling_worker().run("jq", {"program": self._source, "input": value},
+                                        timeout_s=timeout_ms / 1000, memory_mb=memory_mb)
+        except SandboxTimeout:
+            raise JqLimitError(f"jq program exceeded its {timeout_ms} ms time budget",
+                               "timeout") from None
+        except SandboxMemory:
+            raise JqLimitError(f"jq program exceeded its {memory_mb} MB memory budget",
+                               "limitError") from None
+        except SandboxError as exc:
+            raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
+
     def first(self, value: JSON, context: JSON = None) -> JSON:
         """The first output of the program on `value`, or None if it yields nothing: in
-        this process and without a budget (tooling and tests; requests use the bounded
-        `first_inline` / `run_in_worker`)."""
+        this process and without a budget (the library's own tests; requests use the
+        bounded `first_inline` / `run_in_worker`, tooling `first_tooling`)."""
         budget.begin()
         if self._fast is not None:
             variables = {"context": context} if self.uses_context else _NO_VARIABLES

@@ -27,7 +27,7 @@ from webpipe.executor.state import (
     rename_error,
 )
 from webpipe.executor.tags import gate
-from webpipe.jqlib import JqError, NeedsWorker
+from webpipe.jqlib import JqError, JqLimitError, NeedsWorker
 from webpipe.middleware.base import Behavior, RunAsync, StepCall, StepResult
 from webpipe.syntax import nodes as n
 
@@ -268,6 +268,8 @@ def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -
     if plan.args:
         try:
             args = tuple(first_sync(program, state, ctx) for program in plan.args)
+        except JqLimitError as exc:
+            raise StepError(str(exc), error_type=exc.error_type) from None
         except JqError as exc:
             raise StepError(str(exc)) from None
     return StepCall(plan.name, plan.config, args, target, plan.step.span, ctx,

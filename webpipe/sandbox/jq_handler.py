@@ -1,7 +1,8 @@
 """The sandbox worker's `jq` handler: libjq runs, compiled once per worker per program.
 
-The payload is `{"program": TEXT, "input": VALUE, "all": BOOL}`: TEXT is the source libjq
-compiles (already with the `$context` prelude when the program uses it), and the answer is
+The payload is `{"program": TEXT, "input": VALUE, "all": BOOL, "args": {NAME: VALUE}}`: TEXT
+is the source libjq compiles (already with the `$context` prelude when the program uses it),
+`args` optional `$NAME` bindings (test tooling), and the answer is
 the first output (None when there is none) or, with `all`, the list of outputs. A jq error
 is raised as `HandlerError` carrying libjq's message, which the server prefixes as usual.
 """
@@ -23,7 +24,10 @@ def _compiled(text: str) -> Any:
 
 def run(payload: dict[str, Any], channel: Channel) -> Any:
     try:
-        program = _compiled(payload["program"])
+        args = payload.get("args")
+        # `$name` bindings (test tooling) are compiled into the program: no cache for those
+        program = jq.compile(payload["program"], args=args) if args else \
+            _compiled(payload["program"])
         outputs = program.input_value(payload.get("input"))
         if payload.get("all"):
             return list(outputs)

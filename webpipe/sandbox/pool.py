@@ -96,6 +96,8 @@ class SandboxPool:
         self._slots = asyncio.Semaphore(self.size)
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
+        # killed workers, kept until their exit is seen (a Process dropped earlier warns)
+        self._dying: set[_Worker] = set()
         self._closed = False
 
     @property
@@ -138,6 +140,8 @@ class SandboxPool:
             self._idle.append(worker)
         else:
             worker.kill()
+            self._dying.add(worker)
+        self._dying = {w for w in self._dying if w.proc.returncode is None}
 
     async def _spawn(self) -> _Worker:
         args = [sys.executable, "-m", "webpipe.sandbox.worker"]
@@ -150,8 +154,9 @@ class SandboxPool:
     async def aclose(self) -> None:
         """Kill every worker (a run in flight fails) and reap them."""
         self._closed = True
-        workers = [*self._idle, *self._busy]
+        workers = [*self._idle, *self._busy, *self._dying]
         self._idle.clear()
+        self._dying.clear()
         for worker in workers:
             worker.kill()
         for worker in workers:

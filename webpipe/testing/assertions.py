@@ -117,7 +117,7 @@ def _output(a: n.FieldAssertion, out: TestOutcome, variables: dict[str, Any],
     want = expected_value(a.value, variables)
     if a.path is not None:
         try:
-            actual = compile_jq(a.path.text, allow_context=False).first(actual)
+            actual = compile_jq(a.path.text, allow_context=False).first_tooling(actual)
         except JqError as exc:
             detail = f"\nActual output: {pretty(out.output)}" if verbose else ""
             return f"output assertion `{a.path.text}` {a.op} {as_text(want)}: {exc}{detail}"
