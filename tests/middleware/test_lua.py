@@ -41,7 +41,7 @@ MakeLua = Callable[[SimpleHost], LuaMiddleware]
 
 @pytest.fixture
 async def make_lua() -> AsyncIterator[MakeLua]:
-    """Middleware that are closed after the test (their sandbox workers end)."""
+    """Middleware closed after the test, with their host's sandbox workers."""
     made: list[LuaMiddleware] = []
 
     def make(host: SimpleHost) -> LuaMiddleware:
@@ -50,6 +50,9 @@ async def make_lua() -> AsyncIterator[MakeLua]:
     yield make
     for mw in made:
         await mw.aclose()
+        pool = mw.host.others.get("sandbox")  # type: ignore[attr-defined]
+        if pool is not None:
+            await pool.aclose()
 
 
 @pytest.fixture
@@ -673,12 +676,9 @@ async def test_scripts_too_heavy_for_the_loop_load_in_workers(
     (scripts / "slow.lua").write_text(
         "local s = 0 for i = 1, 3000000 do s = s + i end return { total = s }")
     mw = make_lua(SimpleHost())
-    try:
-        assert await run(mw, "return slow.total") == 4500001500000
-        assert mw._workers_only  # the loop gave up making its own state
-        assert await run(mw, "return 1") == 1
-    finally:
-        await mw.aclose()
+    assert await run(mw, "return slow.total") == 4500001500000
+    assert mw._workers_only  # the loop gave up making its own state
+    assert await run(mw, "return 1") == 1
 
 
 async def test_a_looping_script_fails_every_run_within_the_budget(
@@ -687,11 +687,8 @@ async def test_a_looping_script_fails_every_run_within_the_budget(
 ) -> None:
     (scripts / "stuck.lua").write_text("while true do pcall(function() while true do end end) end")
     mw = make_lua(SimpleHost())
-    try:
-        assert await lua_error(mw, "return 1") == (
-            "Lua script 'stuck' execution error: time budget exceeded")
-    finally:
-        await mw.aclose()
+    assert await lua_error(mw, "return 1") == (
+        "Lua script 'stuck' execution error: time budget exceeded")
 
 
 async def test_a_huge_error_message_is_cut(lua: LuaMiddleware) -> None:
@@ -711,7 +708,6 @@ async def test_long_c_calls_leave_the_loop(lua: LuaMiddleware, code: str) -> Non
     except StepError as exc:  # the pattern: a worker is killed past its budget
         assert exc.error_type == "timeout"
     assert chunk in lua._in_worker
-    await lua.aclose()
 
 
 async def test_step_timeout_overrides_the_budget(lua: LuaMiddleware) -> None:
@@ -722,4 +718,3 @@ async def test_step_timeout_overrides_the_budget(lua: LuaMiddleware) -> None:
     assert (info.value.error_type, info.value.message) == (
         "timeout", "Lua chunk exceeded its 200 ms time budget")
     assert time.monotonic() - start < 0.2 + 3.0
-    await lua.aclose()

@@ -48,7 +48,7 @@ from webpipe.middleware.lua_state import (
     SqlOutcome,
     _text,
 )
-from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxPool, SandboxTimeout
+from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxTimeout
 from webpipe.source import Span
 
 _CONTEXT_NAME = re.compile(r"\bcontext\b")
@@ -134,7 +134,6 @@ class LuaMiddleware(BaseMiddleware):
         self._local = threading.local()  # the inline state (the loop thread's)
         self._checker_lock = threading.Lock()
         self._checker: Any = None
-        self._own_pool: SandboxPool | None = None
         # chunks that went over the inline budget or call executeSql: always in a worker
         self._in_worker: set[LuaChunk] = set()
         # the scripts directory is too heavy to load on the loop: every chunk runs in workers
@@ -223,7 +222,7 @@ class LuaMiddleware(BaseMiddleware):
             "timeout_ms": timeout_ms, "memory_mb": memory_mb,
         }
         try:
-            answer = await self._pool().run(
+            answer = await self.host.sandbox().run(
                 "lua", payload, timeout_s=timeout_ms / 1000 + KILL_GRACE_S,
                 memory_mb=memory_mb + WORKER_OVERHEAD_MB, callback=self._callback)
         except SandboxTimeout:
@@ -236,15 +235,6 @@ class LuaMiddleware(BaseMiddleware):
             raise StepError(f"Lua execution error: {exc.message}") from None
         return cast(dict[str, Any], answer)
 
-    def _pool(self) -> SandboxPool:
-        """The app's sandbox pool when the host offers one, else this middleware's own."""
-        shared = getattr(self.host, "sandbox", None)
-        if callable(shared):
-            return cast(SandboxPool, shared())
-        if self._own_pool is None:
-            self._own_pool = SandboxPool(self.limits.sandbox_workers)
-        return self._own_pool
-
     async def _callback(self, name: str, payload: Any) -> Any:
         """A worker's call back during a run: only `executeSql`."""
         if name != "executeSql":
@@ -253,11 +243,8 @@ class LuaMiddleware(BaseMiddleware):
         return [result, err]
 
     async def aclose(self) -> None:
-        """Drop the inline state and end this middleware's own workers."""
+        """Drop the inline state (the app owns and closes the sandbox workers)."""
         self._local = threading.local()
-        if self._own_pool is not None:
-            pool, self._own_pool = self._own_pool, None
-            await pool.aclose()
 
     async def _execute_sql(self, sql: str, params: list[JSON] | None) -> SqlOutcome:
         """executeSql on the loop: find pg, then run (middleware.md §5.3 error texts)."""
