@@ -121,9 +121,10 @@ class LuaState:
         init, self._compile, self._run, self._slice = self.lua.execute(
             PRELUDE, hooks, sources, self.lua.table_from([n.encode() for n in names])
         )
-        limit_s = INLINE_INIT_S if inline else budget.timeout_ms / 1000
+        # in a worker: the run's own deadline (loading the scripts is part of its time)
+        deadline = time.monotonic() + INLINE_INIT_S if inline else budget.deadline
         try:
-            failed = init(time.monotonic() + limit_s)
+            failed = init(deadline)
         except lua54.LuaMemoryError:
             failed = (b"", MEMORY_ERROR)
         if failed is not None:
