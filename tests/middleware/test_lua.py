@@ -31,9 +31,15 @@ def scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
+def a_host(**others: Any) -> SimpleHost:
+    """A host whose Lua budget leaves room for a sandbox worker's cold start (up to a
+    second or more on a busy machine; tests of the budget itself set `timeout_ms`)."""
+    return SimpleHost(configs={"limits": {"luaTimeoutMs": 10000}}, others=others)
+
+
 @pytest.fixture
 def host(scripts: Path) -> SimpleHost:
-    return SimpleHost()
+    return a_host()
 
 
 MakeLua = Callable[[SimpleHost], LuaMiddleware]
@@ -291,7 +297,7 @@ async def test_scripts_are_globals_and_require_script_reloads(
     (scripts / "fmt.lua").write_text("return { shout = function(s) return s:upper() end }")
     (scripts / "counter.lua").write_text("calls = (calls or 0) + 1 return calls")
     (scripts / "notes.txt").write_text("return 1")
-    mw = make_lua(SimpleHost())
+    mw = make_lua(a_host())
     out = await run(mw, """
       local first = counter
       local again = requireScript("counter")
@@ -306,7 +312,7 @@ async def test_require_script_cannot_leave_the_directory(scripts: Path, make_lua
     (scripts / "sub").mkdir()
     (scripts / "sub" / "inner.lua").write_text("return 'inner'")
     (scripts / "link.lua").symlink_to(scripts.parent / "secret.lua")
-    mw = make_lua(SimpleHost())
+    mw = make_lua(a_host())
     out = await run(mw, """
       return { requireScript("../secret") == nil, requireScript("sub/inner") == nil,
                requireScript("link") == nil, link == nil, secret == nil }
@@ -317,7 +323,7 @@ async def test_require_script_cannot_leave_the_directory(scripts: Path, make_lua
 
 async def test_require_serves_builtins_and_scripts_only(scripts: Path, make_lua: MakeLua) -> None:
     (scripts / "util.lua").write_text("return { two = 2 }")
-    mw = make_lua(SimpleHost())
+    mw = make_lua(a_host())
     # a script module is the value the script produced when the state was made (its global)
     code = 'return { require("util").two, require("string") == string, require("util") == util }'
     assert await run(mw, code) == [2, True, True]
@@ -328,7 +334,7 @@ async def test_require_serves_builtins_and_scripts_only(scripts: Path, make_lua:
 
 async def test_failing_script_makes_runs_fail(scripts: Path, make_lua: MakeLua) -> None:
     (scripts / "bad.lua").write_text('error("oops")')
-    mw = make_lua(SimpleHost())
+    mw = make_lua(a_host())
     assert await lua_error(mw, "return 1") == "Lua script 'bad' execution error: bad:1: oops"
 
 
@@ -430,7 +436,7 @@ async def test_gc_switches_and_finalizers_are_refused(lua: LuaMiddleware) -> Non
 
 async def test_script_state_changed_by_a_run_is_rebuilt(scripts: Path, make_lua: MakeLua) -> None:
     (scripts / "store.lua").write_text("return { items = {} }")
-    mw = make_lua(SimpleHost())
+    mw = make_lua(a_host())
     code = "table.insert(store.items, request.n) return #store.items"
     assert run_here(mw, code, {"n": 1}) == 1
     assert run_here(mw, code, {"n": 2}) == 1  # the changed state was dropped
@@ -675,7 +681,7 @@ async def test_scripts_too_heavy_for_the_loop_load_in_workers(
 ) -> None:
     (scripts / "slow.lua").write_text(
         "local s = 0 for i = 1, 3000000 do s = s + i end return { total = s }")
-    mw = make_lua(SimpleHost())
+    mw = make_lua(a_host())
     assert await run(mw, "return slow.total") == 4500001500000
     assert mw._workers_only  # the loop gave up making its own state
     assert await run(mw, "return 1") == 1
@@ -686,7 +692,7 @@ async def test_a_looping_script_fails_every_run_within_the_budget(
     make_lua: MakeLua,
 ) -> None:
     (scripts / "stuck.lua").write_text("while true do pcall(function() while true do end end) end")
-    mw = make_lua(SimpleHost())
+    mw = make_lua(a_host())
     with pytest.raises(StepError) as info:  # a long budget: a worker may be slow to start
         await mw.run({}, mw.prepare("return 1", None), StepCall("lua", "", timeout_ms=3000))
     assert info.value.message == "Lua script 'stuck' execution error: time budget exceeded"
