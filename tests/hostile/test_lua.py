@@ -53,7 +53,8 @@ GET /pattern
   |> lua: `return {{ string.find(string.rep('a', 3000), '.-.-.-.-.-b') }}`
 
 GET /fine/:n
-  |> lua: `local s = 0 for i = 1, request.params.n do s = s + i end return {{ s = s }}`
+  |> lua: `local s = 0 for i = 1, request.params.n do s = s + i end
+            return {{ s = s }}` @timeout(10000)
 """
 
 
@@ -95,7 +96,8 @@ async def test_runaways_end_within_their_budget_and_health_answers(
         # the server still runs Lua afterwards, inline and in a worker
         async with httpx.AsyncClient(base_url=served.base) as client:
             assert (await client.get("/fine/10")).json() == {"s": 55}
-            assert (await client.get("/fine/3000000")).json() == {"s": 4500001500000}
+            # a step's @timeout(ms) gives it more than the app's 500 ms
+            assert (await client.get("/fine/3000000", timeout=30)).json() == {"s": 4500001500000}
 
 
 async def test_memory_bombs_fail_and_rss_comes_back(tmp_path: Path) -> None:
@@ -168,6 +170,10 @@ async def test_execute_sql_from_a_worker_run(tmp_path: Path, pg_host: str) -> No
 config pg {{
   host: "{pg_host}"
   port: 5432
+}}
+
+config limits {{
+  luaTimeoutMs: 10000
 }}
 
 GET /sql/:n

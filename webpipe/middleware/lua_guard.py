@@ -10,7 +10,10 @@ prelude by returning the entry points `LuaState` calls.
 from __future__ import annotations
 
 GUARD = r"""
--- Budget. A count hook fires every COUNT instructions in every coroutine of the state. It
+-- Budget. A count hook fires every `count` instructions in every coroutine of the state
+-- (INLINE_COUNT on the event loop: one instruction can cost a millisecond, e.g. `..` of two
+-- MB-long strings, so the loop must look often; WORKER_COUNT in a worker, where the pool's
+-- kill bounds what the hook misses). It
 -- acts only `inside` a run's protected body (so it never raises in the prelude's own code
 -- around it). A run sets `clock` (os.clock for an inline run, the host's monotonic clock
 -- otherwise) and either an absolute `limit_at` or a `budget_left` counted from the hook's
@@ -19,7 +22,8 @@ GUARD = r"""
 -- call (pcall, xpcall, coroutine.resume/close/wrap) re-raises when it sees it, so no
 -- handler can keep the run alive. Message handlers are skipped while aborting (a looping
 -- __tostring or xpcall handler cannot outlive the budget either).
-local COUNT = 10000
+local INLINE_COUNT, WORKER_COUNT = 100, 10000
+local count = WORKER_COUNT
 local ABORT = "webpipe: run aborted"
 local inside = false
 local now = hooks.now
@@ -35,7 +39,7 @@ local function budget_hook()
     error(ABORT, 0)
   end
 end
-sethook(budget_hook, "", COUNT)
+sethook(budget_hook, "", count)
 
 local function pass(ok, ...)
   if aborting then error(ABORT, 0) end
@@ -53,7 +57,7 @@ end
 local co_create, co_resume, co_close, co_status =
   coroutine.create, coroutine.resume, coroutine.close, coroutine.status
 -- a new coroutine inherits the C hook but not debug.sethook's Lua function: set it anew
-local function hooked(co) sethook(co, budget_hook, "", COUNT); return co end
+local function hooked(co) sethook(co, budget_hook, "", count); return co end
 local function wrapped_result(co, ok, ...)
   if aborting then error(ABORT, 0) end
   if ok then return ... end
@@ -97,6 +101,23 @@ string.find = function(s, p, i, plain) costly(s, p, plain); return str_find(s, p
 string.match = function(s, p, i) costly(s, p); return str_match(s, p, i) end
 string.gmatch = function(s, p, i) costly(s, p); return str_gmatch(s, p, i) end
 string.gsub = function(s, p, r, n) costly(s, p); return str_gsub(s, p, r, n) end
+local str_rep, tbl_move = string.rep, table.move
+-- `rep` of an empty string and separator loops n times in C doing nothing (2^60 is forever)
+string.rep = function(s, n, sep)
+  if type(s) == "string" and (sep == nil or type(sep) == "string")
+     and #s + #(sep or "") == 0 and math.type(n) then
+    return ""
+  end
+  return str_rep(s, n, sep)
+end
+-- `move` over absent keys allocates nothing: only the count bounds it
+table.move = function(a1, f, e, t, a2)
+  if inside and inline and type(f) == "number" and type(e) == "number"
+     and e - f > SORT_ITEMS then
+    too_slow()
+  end
+  return tbl_move(a1, f, e, t, a2)
+end
 table.sort = function(t, f)
   if inside and inline and type(t) == "table" and rawlen(t) > SORT_ITEMS then too_slow() end
   return tbl_sort(t, f)
@@ -262,6 +283,8 @@ local function run(fn, request, context, budget, deadline)
   env._G = env
   current_env = env
   setupvalue(fn, 1, env)  -- a main chunk's only upvalue is _ENV
+  local want = deadline ~= nil and WORKER_COUNT or INLINE_COUNT
+  if want ~= count then count = want; sethook(budget_hook, "", count) end
   if deadline ~= nil then
     clock, limit_at = now, deadline
   else

@@ -31,7 +31,7 @@ _SLICE = 4096  # items per call when a long result is read back in pieces
 SqlOutcome = tuple[JSON, str | None]  # (result, error text), like executeSql's two values
 SqlCall = Callable[[str, "list[JSON] | None"], SqlOutcome]
 # memory an inline run may allocate; past it the run is redone in a worker with the full budget
-INLINE_MEMORY_MB = 8
+INLINE_MEMORY_MB = 4
 # wall time the scripts directory may take to load on the event loop (else: workers only)
 INLINE_INIT_S = 0.02
 MEMORY_ERROR, TIME_ERROR = b"not enough memory", b"time budget exceeded"
