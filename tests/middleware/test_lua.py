@@ -15,7 +15,7 @@ import pytest
 from tests.support import SimpleHost
 from webpipe.errors import ConfigError, StepError
 from webpipe.executor.context import RequestContext
-from webpipe.middleware.base import Behavior, StepCall
+from webpipe.middleware.base import Behavior, RunAsync, StepCall
 from webpipe.middleware.lua import LuaMiddleware, request_keys
 from webpipe.middleware.lua_state import Binding, Budget
 from webpipe.source import Source
@@ -725,3 +725,24 @@ async def test_step_timeout_overrides_the_budget(lua: LuaMiddleware) -> None:
     assert (info.value.error_type, info.value.message) == (
         "timeout", "Lua chunk exceeded its 200 ms time budget")
     assert time.monotonic() - start < 0.2 + 3.0
+
+
+@pytest.mark.parametrize("code", [
+    "local big = string.rep('x', 1500000) while true do local u = big .. big end",
+    "local big = string.rep('x', 3000000) while true do local u = big:upper() end",
+    "table.move({}, 1, 2^40, 2)",
+    "local t = {} for i = 1, 200000 do t[i] = i end "
+    "while true do table.insert(t, 1, 0) table.remove(t, 1) end",
+])
+def test_the_loop_gives_up_on_costly_instructions_at_once(lua: LuaMiddleware, code: str) -> None:
+    # each of these stalled the loop for seconds (or for ever) between two hook firings
+    chunk = lua.prepare(code, None)
+    start = time.monotonic()
+    with pytest.raises(RunAsync):
+        lua.run_sync({}, chunk, StepCall("lua", ""))
+    assert time.monotonic() - start < 0.5  # the inline budget is 1 ms; 26 s before
+    assert chunk in lua._in_worker
+
+
+async def test_rep_of_an_empty_string_is_empty(lua: LuaMiddleware) -> None:
+    assert await run(lua, "return { #string.rep('', 2^60), #string.rep('', 2^60, '') }") == [0, 0]
