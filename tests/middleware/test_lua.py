@@ -746,3 +746,14 @@ def test_the_loop_gives_up_on_costly_instructions_at_once(lua: LuaMiddleware, co
 
 async def test_rep_of_an_empty_string_is_empty(lua: LuaMiddleware) -> None:
     assert await run(lua, "return { #string.rep('', 2^60), #string.rep('', 2^60, '') }") == [0, 0]
+
+
+async def test_a_request_larger_than_the_inline_allowance_does_not_abort_the_process(
+    lua: LuaMiddleware,
+) -> None:
+    # lupa builds the request's tables with unprotected Lua API calls: under the allocator
+    # limit, a failed allocation there was "PANIC: unprotected error" and the server died
+    big = {"items": [{"name": "x" * 100, "n": i} for i in range(60000)]}  # ~10 MB in Lua
+    assert await run(lua, "return #request.items", big) == 60000
+    code = "local t = {} for i, v in ipairs(request.items) do t[i] = v.name .. i end return #t"
+    assert await run(lua, code, big) == 60000

@@ -108,6 +108,7 @@ class LuaState:
         )
         self.binding: Binding | None = None
         self.dirty = False  # a run changed shared tables: the owner must drop this state
+        self._limit = 0  # the running run's memory limit (lupa's max_memory, bytes)
         self._compiled: dict[LuaChunk, Any] = {}
         hooks = self.lua.table_from({
             b"get_flag": self._get_flag, b"set_flag": self._set_flag,
@@ -143,13 +144,19 @@ class LuaState:
             state = {key: state[key] for key in chunk.request_keys if key in state}
         inline = budget.inline_cpu is not None
         allowance = INLINE_MEMORY_MB if inline else budget.memory_mb
-        self.lua.set_max_memory(self.lua.get_memory_used() + allowance * MB)
+        # lupa builds tables with unprotected Lua API calls, where a failed allocation aborts
+        # the process ("PANIC: unprotected error"): convert with no limit (the input is
+        # bounded by maxBodyBytes), then bound what the run itself allocates
+        self.lua.set_max_memory(0)
+        lua_context = None if context is None else json_to_lua(self.lua, context)
+        lua_request = json_to_lua(self.lua, state)
+        self._limit = self.lua.get_memory_used() + allowance * MB
+        self.lua.set_max_memory(self._limit)
         self.binding = binding
         try:
-            lua_context = None if context is None else json_to_lua(self.lua, context)
-            out = self._run(fn, json_to_lua(self.lua, state), lua_context,
+            out = self._run(fn, lua_request, lua_context,
                             budget.inline_cpu, None if inline else budget.deadline)
-        except lua54.LuaMemoryError:  # outside the chunk's own pcall: conversions, flatten
+        except lua54.LuaMemoryError:  # outside the chunk's own pcall (e.g. flattening)
             self.dirty = True  # the prelude did not get to check the shared tables
             out = (OUT_OF_MEMORY, True, None)
         finally:
@@ -161,6 +168,15 @@ class LuaState:
         if inline and (status != LUA_ERROR or binding.wants_worker):
             raise RunElsewhere
         raise _failure(status, out[2], budget)
+
+    def _unlimited(self, value: JSON) -> Any:
+        """`value` in Lua, built with the limit lifted (see `run`); the rows then count
+        against the run's limit, so its next allocation fails if they took it past."""
+        self.lua.set_max_memory(0)
+        try:
+            return json_to_lua(self.lua, value)
+        finally:
+            self.lua.set_max_memory(self._limit)
 
     def forget_chunks(self) -> None:
         """Drop the compiled chunks (their `LuaChunk` keys are no longer used)."""
@@ -208,7 +224,7 @@ class LuaState:
         try:
             result, err = binding.sql(_text(sql), values)
             if err is None:
-                return json_to_lua(self.lua, result), None
+                return self._unlimited(result), None
         except Exception as exc:
             err = f"executeSql failed: {exc}"
         return None, err.encode()
