@@ -757,3 +757,12 @@ async def test_a_request_larger_than_the_inline_allowance_does_not_abort_the_pro
     assert await run(lua, "return #request.items", big) == 60000
     code = "local t = {} for i, v in ipairs(request.items) do t[i] = v.name .. i end return #t"
     assert await run(lua, code, big) == 60000
+
+
+def test_an_input_too_big_to_convert_on_the_loop_goes_to_a_worker(lua: LuaMiddleware) -> None:
+    chunk = lua.prepare("return #request.items", None)
+    big = {"items": ["x" * 1000] * 300}  # ~300 KB of JSON: ~12 ms of table building
+    with pytest.raises(RunAsync):
+        lua.run_sync(big, chunk, StepCall("lua", ""))
+    assert chunk not in lua._in_worker  # only that input: a small one still runs inline
+    assert lua.run_sync({"items": [1, 2]}, chunk, StepCall("lua", "")).value == 2

@@ -136,12 +136,11 @@ class LuaState:
 
     def run(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
             budget: Budget) -> JSON:
-        """Run `chunk` with `request = state` (see the module docstring for the outcomes)."""
+        """Run `chunk` with `request = state` (see the module docstring for the outcomes;
+        the caller has cut `state` to the chunk's `request_keys`)."""
         fn = self._compiled.get(chunk)
         if fn is None:
             fn = self._compiled[chunk] = self._compile_chunk(chunk)
-        if chunk.request_keys is not None and type(state) is dict:
-            state = {key: state[key] for key in chunk.request_keys if key in state}
         inline = budget.inline_cpu is not None
         allowance = INLINE_MEMORY_MB if inline else budget.memory_mb
         # lupa builds tables with unprotected Lua API calls, where a failed allocation aborts
