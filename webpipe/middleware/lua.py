@@ -154,6 +154,8 @@ class LuaMiddleware(BaseMiddleware):
         self._scripts_id = hashlib.sha256(repr(sorted(self.scripts.items())).encode()
                                           ).hexdigest()[:16]
         self.limits = limits_of(host)
+        self._inline_budget = Budget(self.limits.lua_timeout_ms, self.limits.lua_memory_mb,
+                                     inline_cpu=INLINE_BUDGET)
         self._local = threading.local()  # the inline state (the loop thread's)
         self._checker_lock = threading.Lock()
         self._checker: Any = None
@@ -191,10 +193,8 @@ class LuaMiddleware(BaseMiddleware):
             raise RunAsync  # converting it to Lua would hold the loop (this input only)
         # an inline run is synchronous: it may read the live flags, no snapshot needed
         binding = Binding(ctx.flags, ctx.conditions)
-        budget = Budget(self.limits.lua_timeout_ms, self.limits.lua_memory_mb,
-                        inline_cpu=INLINE_BUDGET)
         try:
-            value = self.run_here(prepared, state, context, binding, budget)
+            value = self.run_here(prepared, state, context, binding, self._inline_budget)
         except ScriptsTooHeavy:
             self._workers_only = True
             raise RunAsync from None
