@@ -28,7 +28,7 @@ import jq
 from webpipe.jqfast import Fallback, FastProgram, JqFastError, budget, compile_fast
 
 if TYPE_CHECKING:
-    from webpipe.sandbox.pool import SandboxPool
+    from webpipe.sandbox.pool import SandboxError, SandboxPool
 
 JSON = Any
 FORCE_LIBJQ_ENV = "WEBPIPE_JQ_LIBJQ"
@@ -107,27 +107,21 @@ class JqProgram:
     async def run_in_worker(self, value: JSON, context: JSON, sandbox: SandboxPool,
                             timeout_ms: int, memory_mb: int) -> JSON:
         """The first output, from libjq in a sandbox worker under the given bounds."""
-        from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxTimeout
+        from webpipe.sandbox.pool import SandboxError
 
         data = {"state": value, "context": context} if self.uses_context else value
         try:
             return await sandbox.run("jq", {"program": self._source, "input": data},
                                      timeout_s=timeout_ms / 1000, memory_mb=memory_mb)
-        except SandboxTimeout:
-            raise JqLimitError(f"jq program exceeded its {timeout_ms} ms time budget",
-                               "timeout") from None
-        except SandboxMemory:
-            raise JqLimitError(f"jq program exceeded its {memory_mb} MB memory budget",
-                               "limitError") from None
         except SandboxError as exc:
-            raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
+            raise _sandbox_error(exc, timeout_ms, memory_mb) from None
 
     def first_tooling(self, value: JSON, timeout_ms: int = 1000, memory_mb: int = 256) -> JSON:
         """The first output for tooling (`webpipe test` assertions), bounded like a request's
         run: the fast path under the inline budget, else libjq in the blocking tooling worker.
         It blocks its caller, so it never runs in a server."""
         from webpipe.sandbox.blocking import tooling_worker
-        from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxTimeout
+        from webpipe.sandbox.pool import SandboxError
 
         if self._fast is not None and not self.uses_context:
             budget.begin(INLINE_BUDGET_S, INLINE_MAX_UNITS)
@@ -140,14 +134,8 @@ class JqProgram:
         try:
             return tooling_worker().run("jq", {"program": self._source, "input": value},
                                         timeout_s=timeout_ms / 1000, memory_mb=memory_mb)
-        except SandboxTimeout:
-            raise JqLimitError(f"jq program exceeded its {timeout_ms} ms time budget",
-                               "timeout") from None
-        except SandboxMemory:
-            raise JqLimitError(f"jq program exceeded its {memory_mb} MB memory budget",
-                               "limitError") from None
         except SandboxError as exc:
-            raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
+            raise _sandbox_error(exc, timeout_ms, memory_mb) from None
 
     def first(self, value: JSON, context: JSON = None) -> JSON:
         """The first output of the program on `value`, or None if it yields nothing: in
@@ -184,6 +172,18 @@ class JqProgram:
             return list(self._program.input_value(value))
         except ValueError as exc:
             raise JqError(f"JQ execution error: {_clean(str(exc))}") from None
+
+
+def _sandbox_error(exc: SandboxError, timeout_ms: int, memory_mb: int) -> JqError:
+    """The `JqError` for a failed sandbox run: a bound (`JqLimitError`) or libjq's error."""
+    from webpipe.sandbox.pool import SandboxMemory, SandboxTimeout
+
+    if isinstance(exc, SandboxTimeout):
+        return JqLimitError(f"jq program exceeded its {timeout_ms} ms time budget", "timeout")
+    if isinstance(exc, SandboxMemory):
+        return JqLimitError(f"jq program exceeded its {memory_mb} MB memory budget",
+                            "limitError")
+    return JqError(f"JQ execution error: {_clean(exc.message)}")
 
 
 def _clean(message: str) -> str:

@@ -67,6 +67,16 @@ def test_tooling_runs_have_no_budget() -> None:
 def test_the_unit_cap_is_a_memory_proxy() -> None:
     budget.begin(budget.UNBOUNDED, 10 * budget.CHECK_EVERY)
     budget.spend(5 * budget.CHECK_EVERY)
+    budget.spend(4 * budget.CHECK_EVERY)
     with pytest.raises(budget.OverBudget):
-        budget.spend(6 * budget.CHECK_EVERY)
+        budget.spend(2 * budget.CHECK_EVERY)
+    budget.begin()
+
+
+def test_the_clock_starts_at_the_first_check() -> None:
+    budget.begin(0.05)
+    budget.spend(budget.FIRST_CHECK + 1)  # first check: the clock starts
+    time.sleep(0.06)
+    with pytest.raises(budget.OverBudget):
+        budget.spend(budget.CHECK_EVERY + 1)
     budget.begin()

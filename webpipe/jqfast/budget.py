@@ -4,11 +4,13 @@ A fast-path program has no recursion and no unbounded loop; what can make a run 
 large) is how much it iterates and builds: `range`, `.[]` and the builtins over arrays,
 `,` products, string and array building, `tojson`, comparisons and the output copy. Each
 of those calls `spend(units)` with roughly one unit per element touched (strings count one
-unit per `STRING_BYTES_PER_UNIT` characters) before or while doing the work. Every
-`CHECK_EVERY` units the clock is read: a run past its deadline, or past `max_units` in all
-(a memory proxy: a unit is an element or ~16 characters built), raises `OverBudget`, a
-`Fallback`, so the caller abandons the run (a jq program has no effects) and reruns it on
-libjq in a sandbox worker under the real time and memory budget.
+unit per `STRING_BYTES_PER_UNIT` characters) before or while doing the work. The first check
+comes after `FIRST_CHECK` units and starts the clock; later ones come every `CHECK_EVERY`
+units. A run past its time budget, or past `max_units` in all (a memory proxy: a unit is an
+element or ~16 characters built), raises `OverBudget`, a `Fallback`, so the caller abandons
+the run (a jq program has no effects) and reruns it on libjq in a sandbox worker under the
+real time and memory budget. A short run (the common route program) never reads the clock:
+`begin` is a few stores.
 
 The state is module-global and set by `begin()` for each run: fast-path runs happen on the
 event loop thread, one at a time (a run never starts another).
@@ -20,14 +22,16 @@ import time
 
 from webpipe.jqfast.errors import Fallback
 
-CHECK_EVERY = 1024  # units between clock reads
+FIRST_CHECK = 256  # units before the first check (which starts the clock)
+CHECK_EVERY = 1024  # units between later checks
 STRING_BYTES_PER_UNIT = 16
 UNBOUNDED = float("inf")
 
-_left = CHECK_EVERY  # units until the next check
-_spent_checks = 0  # checks so far in this run
-_max_checks = UNBOUNDED
-_deadline = UNBOUNDED
+_left = FIRST_CHECK  # units until the next check
+_spent = 0  # units counted up to the last check
+_budget_s = UNBOUNDED
+_max_units = UNBOUNDED
+_deadline = 0.0  # 0: the clock has not started
 
 
 class OverBudget(Fallback):
@@ -35,13 +39,14 @@ class OverBudget(Fallback):
 
 
 def begin(budget_s: float = UNBOUNDED, max_units: float = UNBOUNDED) -> None:
-    """Start a run's budget: `budget_s` seconds from now, and at most
-    `max_units` units in all (both unbounded for tooling runs)."""
-    global _left, _spent_checks, _max_checks, _deadline
-    _left = CHECK_EVERY
-    _spent_checks = 0
-    _max_checks = max_units / CHECK_EVERY
-    _deadline = budget_s if budget_s == UNBOUNDED else time.perf_counter() + budget_s
+    """Start a run's budget: about `budget_s` seconds of work, and at most `max_units`
+    units in all (both unbounded for tooling runs)."""
+    global _left, _spent, _budget_s, _max_units, _deadline
+    _left = FIRST_CHECK
+    _spent = 0
+    _budget_s = budget_s
+    _max_units = max_units
+    _deadline = 0.0
 
 
 def spend(units: int) -> None:
@@ -58,8 +63,13 @@ def spend_text(length: int) -> None:
 
 
 def _check() -> None:
-    global _left, _spent_checks
-    _spent_checks += 1 + (-_left) // CHECK_EVERY  # a big charge counts as several checks
+    global _left, _spent, _deadline
+    _spent += CHECK_EVERY - _left if _deadline else FIRST_CHECK - _left
     _left = CHECK_EVERY
-    if _spent_checks > _max_checks or time.perf_counter() > _deadline:
+    if _spent > _max_units:
+        raise OverBudget
+    now = time.perf_counter()
+    if not _deadline:
+        _deadline = now + _budget_s
+    elif now > _deadline:
         raise OverBudget

@@ -47,10 +47,10 @@ class _Worker:
         self.proc = proc
         self.healthy = True
 
-    async def exchange(self, message: Any, callback: Callback | None) -> dict[str, Any]:
+    async def exchange(self, frame: bytes, callback: Callback | None) -> dict[str, Any]:
         """Send a run and read frames until its answer, serving callbacks in between."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(encode(message))
+        self.proc.stdin.write(frame)
         await self.proc.stdin.drain()
         while True:
             reply = await self._read()
@@ -108,21 +108,29 @@ class SandboxPool:
     async def run(self, kind: str, payload: Any, *, timeout_s: float, memory_mb: int,
                   callback: Callback | None = None) -> Any:
         """The handler's value for `payload`; see the module docstring for the errors."""
-        message = {"op": "run", "kind": kind, "payload": payload, "memory_mb": memory_mb}
         try:
-            async with asyncio.timeout(timeout_s):
+            frame = encode({"op": "run", "kind": kind, "payload": payload,
+                            "memory_mb": memory_mb})
+        except (TypeError, ValueError) as exc:
+            raise SandboxError(f"the input is not JSON: {exc}") from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            async with asyncio.timeout_at(deadline):
                 async with self._slots:
-                    return await self._run_on_worker(message, callback)
+                    if loop.time() >= deadline:  # woken as the deadline struck: no run
+                        raise TimeoutError
+                    return await self._run_on_worker(frame, callback)
         except TimeoutError:
             raise SandboxTimeout(f"past its {timeout_s:g} s budget") from None
 
-    async def _run_on_worker(self, message: dict[str, Any], callback: Callback | None) -> Any:
+    async def _run_on_worker(self, frame: bytes, callback: Callback | None) -> Any:
         if self._closed:
             raise SandboxError("the sandbox is closed")
         worker = self._idle.pop() if self._idle else await self._spawn()
         self._busy.add(worker)
         try:
-            reply = await worker.exchange(message, callback)
+            reply = await worker.exchange(frame, callback)
             worker.healthy = not reply.get("retire")
         except BaseException:
             worker.kill()  # timeout, cancellation or death: its state is unknown

@@ -11,7 +11,8 @@ process's current size plus the run's budget and lifted afterwards; Python then 
 MemoryError, while a C library (libjq) aborts the process, which the server reports as a
 limit error. A worker whose resident size grew past `RETIRE_GROWTH` asks to be replaced, so
 memory a run touched is given back to the system. The server enforces time by killing the
-process. The worker dies with the server (`PR_SET_PDEATHSIG`) or when stdin closes.
+process. The worker dies with the server (`PR_SET_PDEATHSIG`) or when stdin closes, and
+runs at a lower priority than the server (`NICENESS`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from webpipe.sandbox.frames import read_frame, write_frame
 MB = 1024 * 1024
 WORKER_NICENESS = 5  # the server process keeps its priority; workers yield to it
 RETIRE_GROWTH = 64 * MB  # resident growth after which a worker asks to be replaced
+NICENESS = 5
 Handler = Callable[[Any, Channel], Any]
 
 HANDLERS: dict[str, str] = {  # kind -> "module:function" (loaded on first use)
@@ -95,6 +97,9 @@ def _die_with_parent() -> None:
 
 def main(argv: list[str]) -> None:
     _die_with_parent()
+    # below the server: on a busy machine its event loop (health, every other request)
+    # gets the CPU before a sandboxed run does
+    os.nice(NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server, which kills us
     # a runaway spinning until its deadline must not take CPU from the server's event loop
     # (on a two-core machine, two spinning workers otherwise delay /health past 100 ms);
