@@ -32,7 +32,6 @@ from webpipe.sandbox.channel import Channel, HandlerError
 from webpipe.sandbox.frames import read_frame, write_frame
 
 MB = 1024 * 1024
-WORKER_NICENESS = 5  # the server process keeps its priority; workers yield to it
 RETIRE_GROWTH = 64 * MB  # resident growth after which a worker asks to be replaced
 NICENESS = 5
 Handler = Callable[[Any, Channel], Any]
@@ -101,10 +100,6 @@ def main(argv: list[str]) -> None:
     # gets the CPU before a sandboxed run does
     os.nice(NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server, which kills us
-    # a runaway spinning until its deadline must not take CPU from the server's event loop
-    # (on a two-core machine, two spinning workers otherwise delay /health past 100 ms);
-    # 5, not more: on a busy machine a worker at 10 gets a tenth of a core for honest runs
-    os.nice(WORKER_NICENESS)
     table = {**HANDLERS, **(orjson.loads(argv[0]) if argv else {})}
     out_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints go to stderr, never into the frames
