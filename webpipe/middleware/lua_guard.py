@@ -12,8 +12,9 @@ from __future__ import annotations
 GUARD = r"""
 -- Budget. A count hook fires every `count` instructions in every coroutine of the state
 -- (INLINE_COUNT on the event loop: one instruction can cost a millisecond, e.g. `..` of two
--- MB-long strings, so the loop must look often; WORKER_COUNT in a worker, where the pool's
--- kill bounds what the hook misses). It
+-- MB-long strings, so the loop must look often; each look reads the CPU clock, a system call,
+-- so not at every 100: ~3 µs per small run. WORKER_COUNT in a worker, where the pool's kill
+-- bounds what the hook misses). It
 -- acts only `inside` a run's protected body (so it never raises in the prelude's own code
 -- around it). A run sets `clock` (os.clock for an inline run, the host's monotonic clock
 -- otherwise) and either an absolute `limit_at` or a `budget_left` counted from the hook's
@@ -22,7 +23,7 @@ GUARD = r"""
 -- call (pcall, xpcall, coroutine.resume/close/wrap) re-raises when it sees it, so no
 -- handler can keep the run alive. Message handlers are skipped while aborting (a looping
 -- __tostring or xpcall handler cannot outlive the budget either).
-local INLINE_COUNT, WORKER_COUNT = 100, 10000
+local INLINE_COUNT, WORKER_COUNT = 500, 10000
 local count = WORKER_COUNT
 local ABORT = "webpipe: run aborted"
 local inside = false
