@@ -17,7 +17,7 @@ from webpipe.errors import ConfigError, StepError
 from webpipe.executor.context import RequestContext
 from webpipe.middleware.base import Behavior, RunAsync, StepCall
 from webpipe.middleware.lua import LuaMiddleware, request_keys
-from webpipe.middleware.lua_state import Binding, Budget
+from webpipe.middleware.lua_state import Binding, Budget, LuaChunk, LuaState
 from webpipe.source import Source
 
 JSON = Any
@@ -766,3 +766,40 @@ def test_an_input_too_big_to_convert_on_the_loop_goes_to_a_worker(lua: LuaMiddle
         lua.run_sync(big, chunk, StepCall("lua", ""))
     assert chunk not in lua._in_worker  # only that input: a small one still runs inline
     assert lua.run_sync({"items": [1, 2]}, chunk, StepCall("lua", "")).value == 2
+
+
+RUNAWAYS = [
+    "while true do pcall(function() while true do end end) end",
+    "while true do xpcall(function() while true do end end, function() while true do end end) end",
+    "while true do coroutine.wrap(function() while true do end end)() end",
+    "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+    "error(setmetatable({}, { __tostring = function() while true do end end }))",
+    "while true do pcall(function() local x <close> = setmetatable({}, "
+    "{ __close = function() while true do end end }) error('x') end) end",
+    "while true do load(function() while true do end end) end",
+    "while true do pcall(string.rep, 'x', 2^30) end",
+]
+
+
+@pytest.mark.parametrize("code", RUNAWAYS)
+def test_the_hook_stops_what_a_script_tries_to_outlive_it_with(code: str) -> None:
+    # on a state directly: no worker to kill, only the hook can end these runs
+    state = LuaState({}, Budget(200, 64, deadline=time.monotonic() + 5))
+    budget = Budget(200, 64, deadline=time.monotonic() + 0.2)
+    with pytest.raises(StepError) as info:
+        state.run(LuaChunk(code), None, None, Binding({}, {}), budget)
+    assert info.value.error_type == "timeout"
+    assert state.run(LuaChunk("return 7"), None, None, Binding({}, {}),
+                     Budget(200, 64, deadline=time.monotonic() + 5)) == 7
+
+
+@pytest.mark.parametrize("code", RUNAWAYS)
+async def test_no_handler_outlives_the_time_budget(lua: LuaMiddleware, code: str) -> None:
+    chunk = lua.prepare(code, None)
+    start = time.monotonic()
+    with pytest.raises(StepError) as info:
+        await lua.run({}, chunk, StepCall("lua", "", timeout_ms=300))
+    assert (info.value.error_type, info.value.message) == (
+        "timeout", "Lua chunk exceeded its 300 ms time budget")
+    assert time.monotonic() - start < 0.3 + 5.0  # a cold worker start on a busy machine
+    assert chunk in lua._in_worker  # the loop gave up on it within its own budget first

@@ -123,10 +123,11 @@ table.sort = function(t, f)
   if inside and inline and type(t) == "table" and rawlen(t) > SORT_ITEMS then too_slow() end
   return tbl_sort(t, f)
 end
+-- `load` catches an error raised in its reader function: re-raised while aborting
 local sandbox_load = load
 G.load = function(chunk, ...)
   if inside and inline and type(chunk) == "string" and #chunk > LOAD_TEXT then too_slow() end
-  return sandbox_load(chunk, ...)
+  return pass(sandbox_load(chunk, ...))
 end
 
 -- GC switches would outlive the run (a stopped collector, another mode): refused.
