@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message
 
+from webpipe.errors import HardError
 from webpipe.http import (
     BadRequest,
     build_response,
@@ -420,6 +421,47 @@ async def test_body_at_the_limit_is_accepted() -> None:
         method="POST", headers=[("Content-Type", "text/plain")], chunks=[b"ab", b"cd"]
     )
     assert (await request_state(request, {}, 4))["body"] == "abcd"
+
+
+@pytest.mark.parametrize("kind", ["[", '{"k":'])
+def test_json_bodies_are_bounded_in_depth(kind: str) -> None:
+    closer = "]" if kind == "[" else "}"
+
+    def nested(depth: int) -> bytes:
+        return (kind * depth + "0" + closer * depth).encode()
+
+    assert parse_body(nested(512), "application/json") is not None
+    for depth, limit in ((513, 512), (1025, 512), (5000, 512), (4, 3)):
+        with pytest.raises(BadRequest) as caught:
+            parse_body(nested(depth), "application/json", limit)
+        assert (caught.value.status, caught.value.message) == (
+            400, f"JSON nested deeper than {limit} levels")
+    # brackets inside strings do not nest; wide is not deep
+    assert parse_body(b'["[[[[{{{{"]', "application/json", 1) == ["[[[[{{{{"]
+    assert parse_body(b"[" + b"[1]," * 5000 + b"[]]", "application/json", 2)[-1] == []
+
+
+async def test_a_body_cut_off_is_a_400_not_a_crash() -> None:
+    request = make_request(method="POST", headers=[("Content-Length", "10")])
+    messages: list[Message] = [{"type": "http.request", "body": b"{", "more_body": True},
+                               {"type": "http.disconnect"}]
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    request._receive = receive
+    with pytest.raises(BadRequest) as caught:  # the client hung up after one chunk
+        await request_state(request, {}, MAX_BODY)
+    assert (caught.value.status, caught.value.message) == (
+        400, "request body incomplete: the connection was closed")
+
+
+def test_a_response_too_deep_to_serialise_is_a_hard_error() -> None:
+    value: Any = 1
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(HardError, match="nested too deeply to serialise"):
+        json_bytes(value)
 
 
 # --- state → response ---------------------------------------------------------------------------

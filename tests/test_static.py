@@ -168,3 +168,31 @@ async def test_static_response_over_asgi(site: Path) -> None:
     assert logo.headers["content-type"] == "image/png"
     assert css.headers["content-type"] == "text/css; charset=utf-8"
     assert secret.status_code == 404
+
+
+@pytest.fixture
+def dotted(site: Path) -> Path:
+    """Dotfiles and a dot-folder in the public directory, and a symlink leading to one."""
+    (site / ".env").write_text("SECRET=1")
+    (site / ".git").mkdir()
+    (site / ".git" / "config").write_text("[core]")
+    (site / ".well-known").mkdir()
+    (site / ".well-known" / "security.txt").write_text("Contact: x")
+    (site / "docs" / ".hidden.html").write_text("hidden")
+    (site / "env.txt").symlink_to(site / ".env")
+    return site
+
+
+@pytest.mark.parametrize("url_path", [
+    "/.env", "/.git/config", "/.git/", "/docs/.hidden.html", "/%2Eenv", "/.git%2Fconfig",
+    "/docs/../.env", "/.well-known/security.txt", "/env.txt",
+])
+def test_dotfiles_are_not_static(dotted: Path, url_path: str) -> None:
+    assert resolve_static(dotted, url_path) is None
+
+
+def test_dotfiles_when_the_app_opts_in(dotted: Path) -> None:
+    assert resolve_static(dotted, "/.env", dotfiles=True) == (dotted / ".env").resolve()
+    assert resolve_static(dotted, "/.git/config", dotfiles=True) is not None
+    assert resolve_static(dotted, "/env.txt", dotfiles=True) == (dotted / ".env").resolve()
+    assert resolve_static(dotted, "/css/site.css") is not None  # others unchanged

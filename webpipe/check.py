@@ -37,6 +37,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "graphql": {"endpoint", "strictScalars"},
     "async": {"maxPerRequest", "maxGlobal", "lifetimeMs", "shutdownGraceMs"},
     "limits": set(LIMIT_KEYS),
+    "static": {"dotfiles"},
 }
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
 _PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")

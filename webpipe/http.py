@@ -9,6 +9,7 @@ public so the test runner can build the same values. Decisions and deviations: s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
@@ -17,10 +18,17 @@ from typing import Any, cast
 from urllib.parse import quote, unquote_to_bytes
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from webpipe.wire import header_text
+from webpipe.errors import HardError
+from webpipe.wire import (
+    MAX_JSON_DEPTH,
+    JsonTooDeep,
+    collector_paused,
+    header_text,
+    loads_bounded,
+)
 
 JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
 
@@ -47,7 +55,8 @@ _ERROR_TITLES: dict[int, str] = {400: "Bad Request", 413: "Payload Too Large"}
 
 
 class BadRequest(Exception):
-    """A request refused before any pipeline runs: malformed JSON (400), oversized body (413)."""
+    """A request refused before any pipeline runs: malformed or too deeply nested JSON, an
+    incomplete body (400), an oversized body (413)."""
 
     def __init__(self, message: str, *, status: int = 400) -> None:
         super().__init__(message)
@@ -111,16 +120,19 @@ def parse_cookies(header: str | None) -> dict[str, str]:
     return cookies
 
 
-def parse_body(body: bytes, content_type: str) -> JSON:
+def parse_body(body: bytes, content_type: str, max_depth: int = MAX_JSON_DEPTH) -> JSON:
     """The request body as state: `{}` when empty, else parsed by content type (§6.1).
 
-    Raises `BadRequest` (400) for a malformed JSON body (the reference gives `null`).
+    Raises `BadRequest` (400) for a malformed JSON body (the reference gives `null`) and for
+    one nested deeper than `max_depth` (spec/limits.md `maxJsonDepth`).
     """
     if not body:
         return {}
     if content_type.startswith("application/json"):
         try:
-            return orjson.loads(body)
+            return loads_bounded(body, max_depth)
+        except JsonTooDeep as exc:
+            raise BadRequest(str(exc)) from None
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"invalid JSON body: {exc}") from None
     if content_type.startswith("application/x-www-form-urlencoded"):
@@ -146,22 +158,37 @@ def _form_decode(raw: bytes) -> str:
 
 
 async def request_state(request: Request, params: dict[str, str], max_body: int,
-                        path: str | None = None, only: frozenset[str] | None = None,
-                        ) -> dict[str, JSON]:
+                        path: str | None = None, only: frozenset[str] | None = None, *,
+                        max_depth: int = MAX_JSON_DEPTH) -> dict[str, JSON]:
     """The initial state of a route (§6.1): `request_state_now`, then the body if one must be
     read (`read_state_body`). A caller may run the two itself to skip a coroutine."""
     state, pending = request_state_now(request, params, path, only)
     if pending is not None:
-        await read_state_body(request, state, pending, max_body)
+        await read_state_body(request, state, pending, max_body, max_depth=max_depth)
     return state
 
 
 async def read_state_body(request: Request, state: dict[str, JSON], content_type: str,
-                          max_body: int) -> None:
-    """Read and parse the body into `state["body"]` (when the state has that key)."""
-    body = parse_body(await read_body(request, max_body), content_type)
+                          max_body: int, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Read and parse the body into `state["body"]` (when the state has that key): at most
+    `max_body` bytes (413), JSON at most `max_depth` levels deep (400). The time a body may
+    take is bounded by the connection (`webpipe.protocol`, `bodyTimeoutMs`). A large body is
+    parsed on a worker thread: 10 MiB of JSON would hold the event loop for tens of ms."""
+    raw = await read_body(request, max_body)
+    if len(raw) <= PARSE_INLINE_BYTES:
+        body = parse_body(raw, content_type, max_depth)
+    else:
+        body = await asyncio.to_thread(_parse_large, raw, content_type, max_depth)
     if "body" in state:
         state["body"] = body
+
+
+PARSE_INLINE_BYTES = 256 * 1024  # larger bodies are parsed off the event loop
+
+
+def _parse_large(body: bytes, content_type: str, max_depth: int) -> JSON:
+    with collector_paused():
+        return parse_body(body, content_type, max_depth)
 
 
 def request_state_now(request: Request, params: dict[str, str], path: str | None = None,
@@ -300,6 +327,15 @@ async def read_body(request: Request, max_body: int) -> bytes:
     # Refuse up front what the client announces as too large (the digit count guards int()).
     if declared.isascii() and declared.isdigit() and _exceeds(declared, max_body):
         raise _too_large(max_body)
+    try:
+        body = await _read_chunks(request, max_body)
+    except ClientDisconnect:  # gone, or cut off at bodyTimeoutMs: nobody reads this answer
+        raise BadRequest("request body incomplete: the connection was closed") from None
+    request.scope[_BODY_KEY] = body
+    return body
+
+
+async def _read_chunks(request: Request, max_body: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -307,8 +343,7 @@ async def read_body(request: Request, max_body: int) -> bytes:
         if size > max_body:
             raise _too_large(max_body)
         chunks.append(chunk)
-    body = request.scope[_BODY_KEY] = b"".join(chunks)
-    return body
+    return b"".join(chunks)
 
 
 _BODY_KEY = "webpipe.body"
@@ -389,12 +424,18 @@ def error_response(message: str, details: str, status: int = 500) -> Response:
 
 
 def json_bytes(value: JSON) -> bytes:
-    """Compact JSON, key order kept; values orjson refuses fall back to the json module."""
+    """Compact JSON, key order kept; values orjson refuses fall back to the json module.
+    A value too deep even for that (built by a step: request JSON is bounded by
+    `maxJsonDepth`) is a `HardError`, never a RecursionError escaping the app."""
     try:
         return orjson.dumps(value)
-    except TypeError:  # non-str keys, ints beyond 64 bits, lone surrogates, non-JSON objects
+    except TypeError:  # non-str keys, ints beyond 64 bits, lone surrogates, non-JSON objects,
+        pass  # or more than 254 levels
+    try:
         text = json.dumps(value, separators=(",", ":"), skipkeys=True, default=str)
-        return text.encode("ascii")
+    except RecursionError:
+        raise HardError("the response value is nested too deeply to serialise") from None
+    return text.encode("ascii")
 
 
 def _status_code(status: int | None) -> int:

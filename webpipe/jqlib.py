@@ -176,13 +176,15 @@ class JqProgram:
 
 def _sandbox_error(exc: SandboxError, timeout_ms: int, memory_mb: int) -> JqError:
     """The `JqError` for a failed sandbox run: a bound (`JqLimitError`) or libjq's error."""
-    from webpipe.sandbox.pool import SandboxMemory, SandboxTimeout
+    from webpipe.sandbox.pool import SandboxLimit, SandboxMemory, SandboxTimeout
 
     if isinstance(exc, SandboxTimeout):
         return JqLimitError(f"jq program exceeded its {timeout_ms} ms time budget", "timeout")
     if isinstance(exc, SandboxMemory):
         return JqLimitError(f"jq program exceeded its {memory_mb} MB memory budget",
                             "limitError")
+    if isinstance(exc, SandboxLimit):
+        return JqLimitError(f"jq program: {exc.message}", "limitError")
     return JqError(f"JQ execution error: {_clean(exc.message)}")
 
 

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 from webpipe.errors import WebpipeError
 from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import load_program
+from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
 from webpipe.server import Served, WebpipeApp, build_served, create_app
 
 log = logging.getLogger("webpipe.serve")
@@ -52,10 +53,12 @@ def bind_address(host: str | None, port: int | None, address: str | None) -> tup
 
 
 def load_served(path: Path) -> Served:
+    """Load the program for serving: diagnostics printed, its connection bounds applied."""
     env = load_program(path)
     served = build_served(env)
     for diagnostic in env.diagnostics:
         print(diagnostic.render(), file=sys.stderr)
+    configure_connections(served.limits)
     return served
 
 
@@ -124,16 +127,19 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
     logging.basicConfig(level=os.environ.get("WEBPIPE_LOG", "INFO").upper(),
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    before, after = raise_file_limit()  # before any worker starts: they inherit it
+    if after != before:
+        log.info("open-file limit raised from %d to %d", before, after)
     if workers > 1:
         os.environ["WEBPIPE_APP_FILE"] = str(path.resolve())
         os.environ["WEBPIPE_METRICS"] = "1" if metrics else ""
         uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")
+                    workers=workers, log_level="warning", http=PROTOCOL)
         return
     app = create_app(load_served(path), reloader=make_reloader(path) if reload else None,
                      metrics=metrics)
     gc.collect()
     gc.freeze()  # the loaded program is long-lived: keep it out of every GC pass (p99)
     print(f"webpipe serving {path} on http://{host}:{port}", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=PROTOCOL,
                 timeout_graceful_shutdown=max(1, PROCESS_TASKS.limits.shutdown_grace_ms // 1000))

@@ -12,16 +12,17 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webpipe import __version__
-from webpipe.errors import HardError, WebpipeError
+from webpipe.config import config_bool
+from webpipe.errors import Diagnostic, HardError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
@@ -42,15 +43,23 @@ from webpipe.http import (
     request_state,
     request_state_now,
 )
+from webpipe.limits import Limits, limits_of
 from webpipe.metrics import METRICS
 from webpipe.middleware.base import Behavior
 from webpipe.routing import Router
+from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
+from webpipe.wire import MAX_JSON_DEPTH
 
 log = logging.getLogger("webpipe.server")
 
-DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+class BodyBounds(TypedDict):
+    """The keyword arguments bounding a request body read (`http.read_state_body`)."""
+
+    max_body: int
+    max_depth: int
 
 
 @dataclass(eq=False)
@@ -67,6 +76,8 @@ class Served:
     plain: dict[int, tuple[StepPlan, ...]] = field(default_factory=dict)
     # id(route) -> cache hits answered before the pipeline (`front_cache`)
     front: dict[int, FrontCache] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)  # `config limits { }` (spec/limits.md)
+    dotfiles: bool = False  # `config static { dotfiles: true }`: serve `.env`, `.git/`...
 
 
 def build_served(env: Env, public_dir: Path | None = None) -> Served:
@@ -92,7 +103,33 @@ def build_served(env: Env, public_dir: Path | None = None) -> Served:
     env.diagnostics.extend(router.diagnostics)
     default_public = os.environ.get("WEBPIPE_PUBLIC_DIR") or env.base_dir / "public"
     public = Path(public_dir or default_public)
-    return Served(env, router, public, public.is_dir(), reads, plain, front)
+    dotfiles = config_bool(env.configs.get("static"), "dotfiles", False)
+    return Served(env, router, public, public.is_dir(), reads, plain, front, app_limits(env),
+                  dotfiles)
+
+
+def app_limits(env: Env) -> Limits:
+    """The app's `config limits`, with `maxJsonDepth` held to the depth every step is tested
+    at (a warning says so when the block asks for more)."""
+    limits = limits_of(env)
+    if 1 <= limits.max_json_depth <= MAX_JSON_DEPTH:
+        return limits
+    env.diagnostics.append(Diagnostic(
+        f"maxJsonDepth must be between 1 and {MAX_JSON_DEPTH} (the depth every step is safe "
+        f"at); using {MAX_JSON_DEPTH}", _config_span(env, "limits", "maxJsonDepth"),
+        "warning", "limits"))
+    return replace(limits, max_json_depth=MAX_JSON_DEPTH)
+
+
+def _config_span(env: Env, block_name: str, key: str) -> Span | None:
+    """Where `config <block_name> { <key>: ... }` is written (the last one wins)."""
+    found = None
+    for module in env.index.config_modules():
+        for block in module.items(n.ConfigBlock):
+            assert isinstance(block, n.ConfigBlock)
+            if block.name == block_name:
+                found = next((p.span for p in block.props if p.key == key), found)
+    return found
 
 
 def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
@@ -136,10 +173,10 @@ KeysOf = Callable[[object], "frozenset[str] | None"]
 class WebpipeApp:
     """ASGI application serving one program (see module docstring)."""
 
-    def __init__(self, served: Served, *, max_body: int = DEFAULT_MAX_BODY,
+    def __init__(self, served: Served, *, max_body: int | None = None,
                  reloader: Reloader | None = None, metrics: bool = False) -> None:
         self.served = served
-        self.max_body = max_body
+        self.max_body = max_body  # overrides `maxBodyBytes` when given
         self.reloader = reloader
         self.metrics = metrics
         self._reload_task: asyncio.Task[None] | None = None
@@ -167,7 +204,7 @@ class WebpipeApp:
             return PlainTextResponse(METRICS.render(lambda: PROCESS_TASKS.pending),
                                      media_type="text/plain; version=0.0.4")
         if method in ("GET", "HEAD") and served.has_public:
-            static = resolve_static(served.public_dir, path)
+            static = resolve_static(served.public_dir, path, dotfiles=served.dotfiles)
             if static is not None:
                 return static_response(static)
         if method == "POST" and path == graphql_endpoint_path(served.env):
@@ -196,7 +233,7 @@ class WebpipeApp:
         state: Any
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
-            await read_state_body(request, state, pending, self.max_body)
+            await read_state_body(request, state, pending, **self.body_bounds())
         ctx = _http_context(env, state)
         if flags:
             state = await run_feature_flags(env, state, ctx)
@@ -210,29 +247,36 @@ class WebpipeApp:
                     and error_type(outcome.state) is not None):
                 # an early step's error envelope carries request keys (§6.3): the steps
                 # are rerunnable (see request_reads), so answer from the whole request
-                state = await request_state(request, params, self.max_body, path)
+                state = await request_state(request, params, path=path, **self.body_bounds())
                 ctx = _http_context(env, state)
                 outcome = await run_pipeline(route.pipeline, state, env, ctx)
+            response = build_response(outcome.state, outcome.content_type, outcome.status)
         except WebpipeError as exc:
             return hard_error_response(exc, ctx)
-        response = build_response(outcome.state, outcome.content_type, outcome.status)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
         start_background(ctx, env, response.status_code)
         return response
 
+    def body_bounds(self) -> BodyBounds:
+        """How a request body is read: `maxBodyBytes`, `maxJsonDepth` (its time,
+        `bodyTimeoutMs`, is bounded by the connection: `webpipe.protocol`)."""
+        limits = self.served.limits
+        return {"max_body": self.max_body or limits.max_body_bytes,
+                "max_depth": limits.max_json_depth}
+
     async def run_graphql(self, env: Env, request: Request) -> Response:
         """The automatic GraphQL endpoint (graphql.md §7)."""
         try:
-            state = await request_state(request, {}, self.max_body)
+            state = await request_state(request, {}, **self.body_bounds())
         except BadRequest as exc:
             return exc.to_response()
         ctx = _http_context(env, state)
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
+            return build_response(value, JSON_CT, status)
         except WebpipeError as exc:
             return hard_error_response(exc, ctx)
-        return build_response(value, JSON_CT, status)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -311,7 +355,7 @@ def start_background(ctx: RequestContext, env: Env, status: int) -> None:
 Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]
 
 
-def create_app(served: Served, *, max_body: int = DEFAULT_MAX_BODY,
+def create_app(served: Served, *, max_body: int | None = None,
                reloader: Reloader | None = None, metrics: bool = False) -> ASGIApp:
     """The ASGI app (CORS is answered by `WebpipeApp` itself, spec §7.7); with `metrics`,
     `GET /metrics` serves the Prometheus text page."""

@@ -2,13 +2,16 @@
 
 `resolve_static()` maps a raw URL path onto a regular file inside the public directory, or None:
 the path is percent-decoded, any `..` component is refused, directories map to their
-`index.html`, and the real path (symlinks resolved) must stay inside the directory.
+`index.html`, and the real path (symlinks resolved) must stay inside the directory. Dotfiles
+and dot-folders (`.env`, `.git/config`) are not served unless the app opts in
+(`config static { dotfiles: true }`), whether named in the URL or reached through a symlink.
 `static_response()` sends the file with the content type of its extension. The server calls
 both for GET requests only. Decisions: spec/http.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote_to_bytes
 
@@ -38,11 +41,12 @@ CONTENT_TYPES: dict[str, str] = {
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
-def resolve_static(public_dir: Path, url_path: str) -> Path | None:
-    """The file to serve for `url_path` (raw, percent-encoded), or None if it is not static."""
+def resolve_static(public_dir: Path, url_path: str, *, dotfiles: bool = False) -> Path | None:
+    """The file to serve for `url_path` (raw, percent-encoded), or None if it is not static.
+    Without `dotfiles`, a path with a component starting with `.` is never static."""
     parts = _path_parts(url_path)
     root = _real_dir(public_dir)
-    if parts is None or root is None:
+    if parts is None or root is None or (not dotfiles and _hidden(parts)):
         return None
     # `/` and `/dir/` name a directory's index page.
     wants_index = not parts or url_path.endswith("/")
@@ -51,7 +55,13 @@ def resolve_static(public_dir: Path, url_path: str) -> Path | None:
     # An extension-less path that is no file (in practice: a directory) tries its index page.
     if found is None and not wants_index and not PurePosixPath(parts[-1]).suffix:
         found = _inside(root, candidate / INDEX)
+    if found is not None and not dotfiles and _hidden(found.relative_to(root).parts):
+        return None  # a symlink leading to a dotfile
     return found
+
+
+def _hidden(parts: Sequence[str]) -> bool:
+    return any(part.startswith(".") for part in parts)
 
 
 def static_response(path: Path) -> Response:

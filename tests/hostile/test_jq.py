@@ -3,8 +3,8 @@
 Each program gets 8 concurrent requests while `/health` is probed every 50 ms. Every hostile
 request must end within its budget (1 s, `jqTimeoutMs`; queueing for a sandbox worker counts
 against it) plus slack, with the `timeout` or `limitError` envelope; `/health` keeps
-answering within 100 ms (the machine is 2 cores shared with other test runs, so 90 % of the
-probes must be under 100 ms and none may go past 300 ms); the server's RSS is back within
+answering within 100 ms (the machine is 2 cores shared with other test runs, so: the shared
+criterion of `responsive.py`, and 90 % of the probes under 100 ms); the server's RSS is back within
 10 % of its starting value; SIGTERM stops it within the grace. Before the change, each of
 these froze the server: 1 of 16 probes answered in 15 s, SIGTERM ignored.
 """
@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.hostile.harness import Served, health_while, serve
+from tests.hostile.responsive import PROBE_BUDGET_S, assert_responsive
 
 BUDGET_S = 1.0
 SLACK_S = 1.5
@@ -70,8 +71,8 @@ async def test_hostile_jq_is_bounded(tmp_path: Path, path: str, program: str,
         # ~0.1 s to start, so runs queued behind may reach the time budget first
         assert set(kinds) <= {kind, "timeout"} and kinds.count(kind) >= 2, results
         assert all(took < BUDGET_S + SLACK_S for took, _ in results), results
-        assert max(probes) < 0.3, probes
-        assert sum(p < 0.1 for p in probes) >= 0.9 * len(probes), probes
+        assert_responsive(probes)
+        assert sum(p < PROBE_BUDGET_S for p in probes) >= 0.9 * len(probes), probes
         assert await rss_settles(served, rss_start) <= rss_start * 1.1
         assert await served.stop(grace_s=5.0) < 5.0
 

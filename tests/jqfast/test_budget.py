@@ -80,3 +80,17 @@ def test_the_clock_starts_at_the_first_check() -> None:
     with pytest.raises(budget.OverBudget):
         budget.spend(budget.CHECK_EVERY + 1)
     budget.begin()
+
+
+def test_one_big_operation_is_not_started_inline() -> None:
+    """A charge over `SINGLE_MAX` comes before the work: a single C-level copy or print of
+    a large value never runs on the loop."""
+    state = {"rows": list(range(200_000)), "text": "y" * 4_000_000,
+             "obj": {str(i): i for i in range(100_000)}}
+    for text in (".rows", ".text | tojson", "[.rows[] | 1] | length", ".rows | sort",
+                 ".obj | keys | length", ".rows | reverse | length", ".rows | max",
+                 ".text | ascii_upcase | length", ".rows[1:] | length",
+                 ".obj | .a = 1 | length"):
+        with pytest.raises(NeedsWorker):
+            JqProgram(text).first_inline(state)
+    assert JqProgram(".rows | length").first_inline(state) == 200_000

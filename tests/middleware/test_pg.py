@@ -625,3 +625,49 @@ async def test_connection_url_and_run_sql_file(app_dir: Path, pg_url: str,
                       "INSERT INTO seeded VALUES (1), (2);\n")
     assert await run_sql_file(app, script) == "INSERT 0 2"
     assert await one(make_pg(), "(SELECT json_agg(n) FROM seeded)") == [1, 2]
+
+
+# -- bounds (issue 22, spec/limits.md) -----------------------------------------------------
+
+
+async def test_a_statement_past_the_statement_timeout_is_a_timeout_envelope(
+        make_pg: MakePg, pg_config: dict[str, JSON], app_dir: Path) -> None:
+    def limited(limits: dict[str, JSON], pg: dict[str, JSON] | None = None) -> PgMiddleware:
+        mw = PgMiddleware(SimpleHost(base=app_dir, configs={
+            "pg": {**pg_config, **(pg or {})}, "limits": limits}))
+        made.append(mw)
+        return mw
+
+    made: list[PgMiddleware] = []
+    try:
+        mw = limited({"pgStatementTimeoutMs": 200})
+        value = await run(mw, "SELECT pg_sleep(5)")
+        error = value["errors"][0]
+        assert error["type"] == "timeout"
+        assert error["message"] == ("canceling statement due to statement timeout "
+                                    "(statement timeout 200 ms: pgStatementTimeoutMs)")
+        assert (error["sqlstate"], error["query"]) == ("57014", "SELECT pg_sleep(5)")
+        # the same connection serves the next statement, and a session reset keeps the bound
+        assert await one(mw, "current_setting('statement_timeout')") == "200ms"
+        await run(mw, "SET search_path TO public")
+        assert await one(mw, "current_setting('statement_timeout')") == "200ms"
+        # `config pg { statementTimeout }` names the same bound and wins
+        both = limited({"pgStatementTimeoutMs": 200}, {"statementTimeout": "1500"})
+        assert await one(both, "current_setting('statement_timeout')") == "1500ms"
+    finally:
+        for mw in made:
+            await mw.aclose()
+
+
+async def test_the_default_statement_timeout_is_thirty_seconds(pg: PgMiddleware) -> None:
+    assert await one(pg, "current_setting('statement_timeout')") == "30s"
+
+
+async def test_json_deeper_than_max_json_depth_is_a_limit_error(pg: PgMiddleware) -> None:
+    deep = "[" * 513 + "]" * 513
+    assert len(await one(pg, f"'{deep[1:-1]}'::jsonb")) == 1  # 512 levels: accepted
+    for sql in (f"SELECT '{deep}'::jsonb AS v", f"!raw SELECT '{deep}'::json"):
+        with pytest.raises(StepError) as caught:
+            await run(pg, sql)
+        assert caught.value.error_type == "limitError"
+        assert "nested deeper than 512 levels" in caught.value.message

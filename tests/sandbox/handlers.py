@@ -9,7 +9,8 @@ from typing import Any
 from webpipe.sandbox.channel import Channel, HandlerError
 
 HANDLERS = {name: f"tests.sandbox.handlers:{name}"
-            for name in ("echo", "spin", "hog", "crash", "fail", "ask", "pid", "sleep")}
+            for name in ("echo", "spin", "hog", "crash", "fail", "ask", "pid", "sleep",
+                         "deep")}
 
 
 def echo(payload: Any, channel: Channel) -> Any:
@@ -46,3 +47,10 @@ def fail(payload: str, channel: Channel) -> None:
 
 def ask(payload: list[Any], channel: Channel) -> list[Any]:
     return [channel.call("double", x) for x in payload]
+
+
+def deep(payload: int, channel: Channel) -> Any:
+    value: Any = 1
+    for _ in range(payload):
+        value = [value]
+    return value

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from tests.sandbox.handlers import HANDLERS
-from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxPool, SandboxTimeout
+from webpipe.sandbox.pool import (
+    SandboxError,
+    SandboxLimit,
+    SandboxMemory,
+    SandboxPool,
+    SandboxTimeout,
+)
 
 
 @pytest.fixture
@@ -194,3 +200,13 @@ async def test_a_payload_that_is_not_json_is_an_error(pool: SandboxPool) -> None
     with pytest.raises(SandboxError, match="not JSON"):
         await run(pool, "echo", {"when": object()})
     assert await run(pool, "echo", [1]) == [1]
+
+
+async def test_a_result_too_deep_to_send_back_is_a_limit_error(pool: SandboxPool) -> None:
+    value = await run(pool, "deep", 600)  # past orjson's depth: the json codec carries it
+    for _ in range(600):
+        value = value[0]
+    assert value == 1
+    with pytest.raises(SandboxLimit, match="nested too deeply"):
+        await run(pool, "deep", 5000)
+    assert await run(pool, "echo", 1) == 1

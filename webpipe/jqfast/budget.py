@@ -7,7 +7,8 @@ of those calls `spend(units)` with roughly one unit per element touched (strings
 unit per `STRING_BYTES_PER_UNIT` characters) before or while doing the work. The first check
 comes after `FIRST_CHECK` units and starts the clock; later ones come every `CHECK_EVERY`
 units. A run past its time budget, or past `max_units` in all (a memory proxy: a unit is an
-element or ~16 characters built), raises `OverBudget`, a `Fallback`, so the caller abandons
+element or ~16 characters built), or about to start one operation over `SINGLE_MAX` units
+(charges come before the work), raises `OverBudget`, a `Fallback`, so the caller abandons
 the run (a jq program has no effects) and reruns it on libjq in a sandbox worker under the
 real time and memory budget. A short run (the common route program) never reads the clock:
 `begin` is a few stores.
@@ -24,6 +25,9 @@ from webpipe.jqfast.errors import Fallback
 
 FIRST_CHECK = 256  # units before the first check (which starts the clock)
 CHECK_EVERY = 1024  # units between later checks
+# one operation charged more than this (an array of 64k elements copied or sorted, ~1 MB of
+# text built or printed) is not started inline: a single C-level call cannot be stopped
+SINGLE_MAX = 65_536
 STRING_BYTES_PER_UNIT = 16
 UNBOUNDED = float("inf")
 
@@ -64,6 +68,8 @@ def spend_text(length: int) -> None:
 
 def _check() -> None:
     global _left, _spent, _deadline
+    if -_left > SINGLE_MAX and _max_units != UNBOUNDED:
+        raise OverBudget
     _spent += CHECK_EVERY - _left if _deadline else FIRST_CHECK - _left
     _left = CHECK_EVERY
     if _spent > _max_units:

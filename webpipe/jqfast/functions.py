@@ -63,14 +63,19 @@ def length(v: Any) -> Any:
 
 def keys_unsorted(v: Any) -> list[Any]:
     if type(v) is dict:
+        spend(len(v))
         return list(v)
     if type(v) is list:
+        spend(len(v))
         return list(range(len(v)))
     raise type_error(v, "has no keys")
 
 
 def keys(v: Any) -> list[Any]:
-    return sorted(v) if type(v) is dict else keys_unsorted(v)
+    if type(v) is dict:
+        spend(len(v) * max(1, len(v).bit_length()))
+        return sorted(v)
+    return keys_unsorted(v)
 
 
 def has(v: Any, k: Any) -> bool:
@@ -103,6 +108,7 @@ def _ascii_case(table: dict[int, int]) -> Callable[[Any], Any]:
     def convert(v: Any) -> Any:
         if type(v) is not str:
             raise JqFastError("explode input must be a string")
+        spend_text(len(v))
         return v.translate(table)
 
     return convert
@@ -179,6 +185,7 @@ def minmax(v: Any, key_list: Any, is_min: bool) -> Any:
         raise pair_error(v, key_list, "cannot be iterated over")
     if not v:
         return None
+    spend(len(v))
     best, best_key = v[0], key_list[0]
     for item, item_key in zip(v[1:], key_list[1:], strict=True):
         if (compare(item_key, best_key) < 0) == is_min:
@@ -190,6 +197,7 @@ def reverse(v: Any) -> Any:
     """`[.[length - 1 - range(0; length)]]`."""
     n = length(v)
     if type(v) is list:
+        spend(len(v))
         return v[::-1]
     if n == 0 or n == 0.0:
         return []

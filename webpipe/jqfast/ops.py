@@ -67,6 +67,10 @@ def slice_(t: Any, start: Any, end: Any) -> Any:
     if type(start) not in NUMBER_TYPES or type(end) not in NUMBER_TYPES:
         raise JqFastError("Array/string slice indices must be integers")
     lo, hi = _slice_bounds(to_double(start), to_double(end), length)
+    if type(t) is str:
+        spend_text(hi - lo)
+    else:
+        spend(hi - lo)
     return t[lo:hi]
 
 
@@ -269,10 +273,12 @@ def setpath(v: Any, path: tuple[str | int, ...], new: Any) -> Any:
     if v is None:
         v = {} if type(key) is str else []
     if type(v) is dict and type(key) is str:
+        spend(len(v))
         out = dict(v)
         out[key] = setpath(v.get(key), rest, new)
         return out
     if type(v) is list and type(key) is int and 0 <= key < 1_000_000:
+        spend(max(len(v), key))
         out_list = list(v)
         if key >= len(out_list):
             out_list.extend([None] * (key + 1 - len(out_list)))

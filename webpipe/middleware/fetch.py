@@ -4,9 +4,12 @@ The URL and options come from the inline arguments `fetch(URL, OPTS)` or, withou
 the state keys `fetchUrl`/`fetchMethod`/`fetchHeaders`/`fetchBody`/`fetchTimeout` with the
 config text as the fallback URL. A 2xx answer becomes `{response, status, headers}` (the body
 parsed as JSON when it is valid JSON, else the text); every other outcome is a domain envelope
-(`networkError`, `timeoutError`, `httpError`) returned as the step's value. One aiohttp
-session per middleware instance (so per app) carries every request, created lazily inside the
-running loop and closed by `aclose()`.
+(`networkError`, `timeoutError`, `httpError`) returned as the step's value. The body is read
+incrementally up to `fetchMaxBytes` (`config limits`, or the request's `maxBytes` option):
+past it the read stops and the step fails with a `responseTooLarge` envelope; JSON nested
+deeper than `maxJsonDepth` is a `limitError`; large bodies are decoded and parsed off the
+event loop. One aiohttp session per middleware instance (so per app) carries every request,
+created lazily inside the running loop and closed by `aclose()`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import ClassVar
 import aiohttp
 
 from webpipe.errors import StepError
+from webpipe.limits import Limits, limits_of
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -32,7 +36,13 @@ from webpipe.middleware.base import (
     StepResult,
 )
 from webpipe.source import Span
-from webpipe.wire import header_text, loads_exact
+from webpipe.wire import (
+    MAX_JSON_DEPTH,
+    JsonTooDeep,
+    collector_paused,
+    header_text,
+    loads_exact_bounded,
+)
 
 DEFAULT_TIMEOUT: float = 10.0  # seconds, whole request; a per-request `timeout` replaces it
 MAX_REDIRECTS = 10
@@ -40,9 +50,13 @@ USER_AGENT = "WebPipe/1.0"
 PROXY_OPT_OUT = "WEBPIPE_DISABLE_SYSTEM_PROXY"
 CONNECTION_LIMIT = 1000  # total open connections; no per-host cap, so @async fan-out is parallel
 
-# Which keys hold method, headers, body and timeout in each input form (middleware.md §3.1).
-ARG_KEYS = ("method", "headers", "body", "timeout")
-STATE_KEYS = ("fetchMethod", "fetchHeaders", "fetchBody", "fetchTimeout")
+# Which keys hold method, headers, body, timeout and the response cap in each input form
+# (middleware.md §3.1; the cap is spec/limits.md `fetchMaxBytes`).
+ARG_KEYS = ("method", "headers", "body", "timeout", "maxBytes")
+STATE_KEYS = ("fetchMethod", "fetchHeaders", "fetchBody", "fetchTimeout", "fetchMaxBytes")
+# Bodies above this many bytes are decoded and parsed on a worker thread (a 10 MiB JSON text
+# takes ~50 ms to parse: too long to hold the event loop).
+PARSE_INLINE_BYTES = 256 * 1024
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: methods, header names
 _DECODED_ENCODINGS = frozenset({"gzip", "deflate", "br"})
@@ -66,6 +80,7 @@ class FetchRequest:
     body: bytes | None = None
     timeout: int | None = None
     query: tuple[tuple[str, str], ...] = ()
+    max_bytes: int | None = None  # this request's response cap (else `fetchMaxBytes`)
 
 
 class FetchMiddleware(BaseMiddleware):
@@ -78,6 +93,14 @@ class FetchMiddleware(BaseMiddleware):
         super().__init__(host)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._limits: Limits | None = None
+
+    @property
+    def limits(self) -> Limits:
+        """The app's `config limits` (read on first use: the host is complete by then)."""
+        if self._limits is None:
+            self._limits = limits_of(self.host)
+        return self._limits
 
     def prepare(self, config: str, span: Span | None) -> FetchConfig:
         # A literal URL is not rejected here: `fetchUrl` in the state may replace it, and a bad
@@ -114,8 +137,11 @@ class FetchMiddleware(BaseMiddleware):
             return error_envelope("timeoutError", _send_failure(request.url, exc))
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return error_envelope("networkError", _send_failure(request.url, exc), url=request.url)
+        limits = self.limits
+        cap = limits.fetch_max_bytes if request.max_bytes is None else request.max_bytes
         try:
-            return await _read_response(response, request.url)
+            return await _read_response(response, request.url, cap,
+                                        min(limits.max_json_depth, MAX_JSON_DEPTH))
         finally:
             response.release()
 
@@ -163,10 +189,10 @@ def request_from_state(state: JSON, config_url: str) -> FetchRequest:
     return build_request(url if isinstance(url, str) else config_url, keys, STATE_KEYS)
 
 
-def build_request(url: str, source: Mapping[str, JSON], keys: tuple[str, str, str, str],
+def build_request(url: str, source: Mapping[str, JSON], keys: tuple[str, ...],
                   query: tuple[tuple[str, str], ...] = ()) -> FetchRequest:
-    """Read method/headers/body/timeout from `source`; wrong types fall back to defaults."""
-    method_key, headers_key, body_key, timeout_key = keys
+    """Read method/headers/body/timeout/cap from `source`; wrong types fall back to defaults."""
+    method_key, headers_key, body_key, timeout_key, cap_key = keys
     headers = _headers(source.get(headers_key))
     body = None
     if body_key in source:  # present even when null: `null` is sent (middleware.md §3.1)
@@ -174,7 +200,7 @@ def build_request(url: str, source: Mapping[str, JSON], keys: tuple[str, str, st
         headers.setdefault("content-type", "application/json")
     headers.setdefault("user-agent", USER_AGENT)
     return FetchRequest(url.strip(), _method(source.get(method_key)), headers, body,
-                        _timeout(source.get(timeout_key)), query)
+                        _timeout(source.get(timeout_key)), query, _timeout(source.get(cap_key)))
 
 
 def _method(value: JSON) -> str:
@@ -197,7 +223,8 @@ def _valid_header_value(text: str) -> bool:
 
 
 def _timeout(value: JSON) -> int | None:
-    """Non-negative integer seconds; floats, booleans and anything else are ignored."""
+    """A non-negative integer (seconds, or bytes for the cap); floats, booleans and anything
+    else are ignored."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_U64:
         return value
     return None
@@ -234,17 +261,67 @@ def _show(value: JSON) -> str:
 # ---- response -----------------------------------------------------------------------------
 
 
-async def _read_response(response: aiohttp.ClientResponse, url: str) -> dict[str, JSON]:
+async def _read_response(response: aiohttp.ClientResponse, url: str, cap: int,
+                         max_depth: int) -> dict[str, JSON]:
     try:
-        raw = await response.read()
+        raw = await read_capped(response, cap, url)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         message = f"Failed to read response body: {_describe(exc)}"
         return error_envelope("networkError", message, url=url)
-    text = decode_body(raw, response.charset)
-    if not 200 <= response.status < 300:
+    success = 200 <= response.status < 300
+    if len(raw) <= PARSE_INLINE_BYTES:
+        text, value = _decode_and_parse(raw, response.charset, success, max_depth)
+    else:
+        text, value = await asyncio.to_thread(_parse_large, raw, response.charset, success,
+                                              max_depth)
+    del raw  # the bytes may be megabytes: not kept while the value lives on
+    if not success:
         return error_envelope("httpError", text, url=url, status=response.status)
-    return {"response": parse_body(text), "status": response.status,
+    if value is _TOO_DEEP:
+        raise StepError(f"fetch response from {url}: JSON nested deeper than {max_depth} "
+                        "levels (maxJsonDepth)", error_type="limitError")
+    return {"response": value, "status": response.status,
             "headers": response_headers(response.raw_headers)}
+
+
+async def read_capped(response: aiohttp.ClientResponse, cap: int, url: str) -> bytes:
+    """The body, read chunk by chunk as it arrives; more than `cap` bytes (after
+    decompression, or announced by Content-Length) ends the read, closes the connection and
+    fails the step with `responseTooLarge`."""
+    declared = response.content_length
+    if declared is None or declared <= cap:
+        body = bytearray()
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > cap:
+                break
+        else:
+            return bytes(body)
+        del body
+    response.close()  # the rest is never read: the connection cannot return to the pool
+    raise StepError(f"fetch response from {url} exceeds {cap} bytes (fetchMaxBytes)",
+                    error_type="responseTooLarge")
+
+
+_TOO_DEEP = object()  # the parse result of a JSON body nested beyond maxJsonDepth
+
+
+def _parse_large(raw: bytes, charset: str | None, parse: bool,
+                 max_depth: int) -> tuple[str, JSON]:
+    with collector_paused():  # see wire.collector_paused: ~4x shorter GIL hold
+        return _decode_and_parse(raw, charset, parse, max_depth)
+
+
+def _decode_and_parse(raw: bytes, charset: str | None, parse: bool,
+                      max_depth: int) -> tuple[str, JSON]:
+    """Body text, and (when `parse`) its value: `parse_body`, or `_TOO_DEEP`."""
+    text = decode_body(raw, charset)
+    if not parse:
+        return text, None
+    try:
+        return text, parse_body(text, max_depth)
+    except JsonTooDeep:
+        return text, _TOO_DEEP
 
 
 def decode_body(raw: bytes, charset: str | None) -> str:
@@ -259,14 +336,17 @@ def decode_body(raw: bytes, charset: str | None) -> str:
         return raw.decode("utf-8", "replace")
 
 
-def parse_body(text: str) -> JSON:
+def parse_body(text: str, max_depth: int = MAX_JSON_DEPTH) -> JSON:
     """The parsed JSON value when `text` is strict JSON, else the text itself. orjson first,
     unless a run of 20 digits could be an integer beyond 64 bits (orjson would make it a
     float; we keep it exact); what orjson refuses (lone surrogates, out-of-range numbers,
-    non-JSON) goes to the json module, which still refuses NaN/Infinity."""
+    non-JSON) goes to the json module, which still refuses NaN/Infinity. JSON nested deeper
+    than `max_depth` raises `JsonTooDeep` (so does JSON too deep for either parser)."""
     try:
-        return loads_exact(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        return loads_exact_bounded(text, max_depth, parse_constant=_reject_constant)
+    except JsonTooDeep:
+        raise
+    except ValueError:
         return text
 
 

@@ -43,11 +43,19 @@ def _lua_ready(value: JSON) -> LuaValue:
     kind = type(value)
     if kind is str:
         return value.encode("utf-8", "surrogatepass")
+    # Plain loops, not comprehensions: a comprehension is a second frame per level, and a
+    # request body may nest `maxJsonDepth` (512) levels under Python's 1000-frame limit.
     if kind is dict:  # null members simply disappear (§5.2)
-        return {key.encode("utf-8", "surrogatepass"): _lua_ready(item)
-                for key, item in value.items() if item is not None}
+        table: dict[bytes, LuaValue] = {}
+        for key, item in value.items():
+            if item is not None:
+                table[key.encode("utf-8", "surrogatepass")] = _lua_ready(item)
+        return table
     if kind is list:  # a None item leaves a hole: t[i] = nil
-        return [_lua_ready(item) for item in value]
+        items: list[LuaValue] = []
+        for item in value:
+            items.append(_lua_ready(item))
+        return items
     if value is None or kind is bool or kind is float:
         return value
     if kind is int:

@@ -17,13 +17,14 @@ import functools
 import importlib
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from webpipe.config import config_int
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, resolve_target
 from webpipe.errors import HardError, StepError
+from webpipe.limits import Limits, limits_of
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -34,7 +35,7 @@ from webpipe.middleware.base import (
 )
 from webpipe.pgembed import EmbeddedUnavailable, start_embedded
 from webpipe.source import Span
-from webpipe.wire import loads_exact
+from webpipe.wire import MAX_JSON_DEPTH, JsonTooDeep, loads_exact_bounded
 
 # asyncpg ships no type information: it is imported lazily and used as Any
 Pool = Any
@@ -42,7 +43,8 @@ Connection = Any
 
 Kind = Literal["rows", "command", "raw"]
 
-ACQUIRE_TIMEOUT_S = 3.0  # middleware.md §2.7; no statement timeout
+ACQUIRE_TIMEOUT_S = 3.0  # middleware.md §2.7
+QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by `statement_timeout`
 POOL_TIMEOUT_MESSAGE = "pool timed out while waiting for an open connection"
 ROWS_SQL = ("{head}_wp_t AS (\n{body}\n) "
             "SELECT COALESCE(json_agg(row_to_json(_wp_t)), '[]'::json) AS rows FROM _wp_t")
@@ -221,19 +223,19 @@ async def _init_connection(conn: Connection) -> None:
 
 
 async def _execute(conn: Connection, stmt: PgStatement, params: Sequence[JSON],
-                   ) -> JSON:
+                   max_depth: int = MAX_JSON_DEPTH) -> JSON:
     errors = _asyncpg().exceptions
     try:
-        return await _execute_as(conn, stmt, params, None)
+        return await _execute_as(conn, stmt, params, None, max_depth)
     except (errors.IndeterminateDatatypeError, errors.AmbiguousParameterError):
         # an untyped NULL fits any column, but `$1 IS NULL` alone needs a type: use text
         if None not in params:
             raise
-        return await _execute_as(conn, stmt, params, "text")
+        return await _execute_as(conn, stmt, params, "text", max_depth)
 
 
 async def _execute_as(conn: Connection, stmt: PgStatement, params: Sequence[JSON],
-                      null_type: str | None) -> JSON:
+                      null_type: str | None, max_depth: int) -> JSON:
     query, args = stmt.render(params, null_type)
     if stmt.kind == "command":
         status: str = await conn.execute(query, *args)
@@ -241,24 +243,43 @@ async def _execute_as(conn: Connection, stmt: PgStatement, params: Sequence[JSON
         return {"rows": [], "rowCount": int(count) if count.isdigit() else 0}
     row = await conn.fetchrow(query, *args)
     if stmt.kind == "rows":
-        rows = _load_json(row[0]) if row is not None else []
+        # two levels are the row list and the row object around the column values
+        rows = _load_json(row[0], max_depth, 2) if row is not None else []
         return {"rows": rows, "rowCount": len(rows)}
     if row is None:
         raise RawModeError("!raw query returned no rows")
     if len(row) == 0 or not (row[0] is None or isinstance(row[0], JsonText)):
         raise RawModeError("!raw query must return a json or jsonb first column")
-    return None if row[0] is None else _load_json(row[0])
+    return None if row[0] is None else _load_json(row[0], max_depth)
 
 
-def _load_json(text: str) -> JSON:
-    """Postgres' JSON text (numerics of any size stay exact)."""
-    return loads_exact(str(text))  # orjson refuses a str subclass (JsonText) as is
+def _load_json(text: str, max_depth: int, wrapping: int = 0) -> JSON:
+    """Postgres' JSON text (numerics of any size stay exact), at most `max_depth` levels
+    deep (`maxJsonDepth`) inside `wrapping` levels: deeper is a `limitError`, never a
+    RecursionError downstream."""
+    plain = str(text)  # orjson refuses a str subclass (JsonText) as is
+    try:
+        value = loads_exact_bounded(plain, max_depth + wrapping)
+    except JsonTooDeep:
+        raise StepError(f"JSON from the database nested deeper than {max_depth} levels "
+                        "(maxJsonDepth)", error_type="limitError") from None
+    return value
 
 
-def sql_error(exc: BaseException, query: str) -> dict[str, JSON]:
-    """The `sqlError` envelope for a failed statement (middleware.md §2.6)."""
+def statement_timeout_ms(pg_block: Mapping[str, JSON] | None, limits: Limits) -> int:
+    """The one statement timeout of the app's pool, in ms (0: none): `config pg
+    { statementTimeout }` when given, else `config limits { pgStatementTimeoutMs }`."""
+    return config_int(pg_block, "statementTimeout", limits.pg_statement_timeout_ms)
+
+
+def sql_error(exc: BaseException, query: str, timeout_ms: int = 0) -> dict[str, JSON]:
+    """The `sqlError` envelope for a failed statement (middleware.md §2.6); a statement
+    stopped by the statement timeout is a `timeout` envelope with the same fields."""
     asyncpg = _asyncpg()
     error: dict[str, JSON] = {"type": "sqlError", "message": _message(exc)}
+    if getattr(exc, "sqlstate", None) == QUERY_CANCELED:
+        error = {"type": "timeout", "message": f"{error['message']} (statement timeout "
+                                               f"{timeout_ms} ms: pgStatementTimeoutMs)"}
     if isinstance(exc, asyncpg.PostgresError):
         error["sqlstate"] = exc.sqlstate
         severity = getattr(exc, "severity_en", None) or getattr(exc, "severity", None)
@@ -299,6 +320,18 @@ class PgMiddleware(BaseMiddleware):
         self._pool: Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
+        self._limits: Limits | None = None
+
+    @property
+    def limits(self) -> Limits:
+        """The app's `config limits` (read on first use: the host is complete by then)."""
+        if self._limits is None:
+            self._limits = limits_of(self.host)
+        return self._limits
+
+    @property
+    def statement_timeout_ms(self) -> int:
+        return statement_timeout_ms(self.host.config_block("pg"), self.limits)
 
     def prepare(self, config: str, span: Span | None) -> PgStatement:
         return compile_statement(config)
@@ -311,7 +344,7 @@ class PgMiddleware(BaseMiddleware):
         try:
             value = await self._query(prepared, params)
         except _db_errors() as exc:
-            return StepResult(sql_error(exc, prepared.sql))
+            return StepResult(sql_error(exc, prepared.sql, self.statement_timeout_ms))
         if call.target is None and prepared.kind != "raw":
             value = {"data": value}  # middleware.md §2.5: no target, legacy shape
         return StepResult(value)
@@ -359,7 +392,8 @@ class PgMiddleware(BaseMiddleware):
     async def _query(self, stmt: PgStatement, params: Sequence[JSON]) -> JSON:
         async with self.connection() as conn:
             try:
-                return await _execute(conn, stmt, params)
+                return await _execute(conn, stmt, params,
+                                      min(self.limits.max_json_depth, MAX_JSON_DEPTH))
             finally:
                 if stmt.session:
                     await _reset_session(conn)
@@ -382,10 +416,12 @@ class PgMiddleware(BaseMiddleware):
         block = self.host.config_block("pg")
         size = max(1, config_int(block, "maxPoolSize", 20))
         initial = min(max(1, config_int(block, "initialPoolSize", 5)), size)
+        # the timeout is a session default (startup packet), so the RESET ALL of a session
+        # reset keeps it; Postgres itself cancels a statement past it
+        settings = {**SERVER_SETTINGS, "statement_timeout": str(self.statement_timeout_ms)}
         pool = asyncpg.create_pool(await self._url(), min_size=initial, max_size=size,
                                    init=_init_connection, reset=_keep_session,
-                                   server_settings=SERVER_SETTINGS,
-                                   timeout=self.acquire_timeout)
+                                   server_settings=settings, timeout=self.acquire_timeout)
         try:
             return await asyncio.wait_for(pool, timeout=self.acquire_timeout)
         except BaseException:

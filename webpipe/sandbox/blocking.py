@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from webpipe.sandbox.frames import read_frame, write_frame
-from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxTimeout
+from webpipe.sandbox.pool import SandboxMemory, SandboxTimeout, reply_error
 
 
 class BlockingWorker:
@@ -73,8 +73,7 @@ def _outcome(reply: dict[str, Any], worker: BlockingWorker) -> Any:
         worker.close()
     if reply.get("op") == "done":
         return reply.get("value")
-    error = SandboxMemory if reply.get("type") == "memory" else SandboxError
-    raise error(str(reply.get("message")))
+    raise reply_error(reply)
 
 
 _TOOLING: BlockingWorker | None = None

@@ -57,6 +57,11 @@ def read_frame(fd: int) -> Any | None:
 
 
 def write_frame(fd: int, message: Any) -> None:
-    data = memoryview(encode(message))
+    write_all(fd, encode(message))
+
+
+def write_all(fd: int, frame: bytes) -> None:
+    """Write an encoded frame to a blocking descriptor."""
+    data = memoryview(frame)
     while data:
         data = data[os.write(fd, data):]

@@ -36,7 +36,11 @@ class SandboxTimeout(SandboxError):
     """The run went past its time budget (the worker was killed)."""
 
 
-class SandboxMemory(SandboxError):
+class SandboxLimit(SandboxError):
+    """The run hit a bound of the sandbox itself (its message says which)."""
+
+
+class SandboxMemory(SandboxLimit):
     """The run went past its memory budget (or its worker died mid-run)."""
 
 
@@ -85,6 +89,12 @@ async def _answer(callback: Callback | None, request: dict[str, Any]) -> dict[st
         return {"op": "answer", "value": await callback(request["name"], request["payload"])}
     except Exception as exc:  # reported to the script, which may handle it
         return {"op": "answer", "error": str(exc) or type(exc).__name__}
+
+
+def reply_error(reply: dict[str, Any]) -> SandboxError:
+    """The exception for an `{"op": "error"}` reply."""
+    kinds = {"memory": SandboxMemory, "limit": SandboxLimit}
+    return kinds.get(str(reply.get("type")), SandboxError)(str(reply.get("message")))
 
 
 class SandboxPool:
@@ -140,8 +150,7 @@ class SandboxPool:
             self._settle(worker)
         if reply.get("op") == "done":
             return reply.get("value")
-        error = SandboxMemory if reply.get("type") == "memory" else SandboxError
-        raise error(str(reply.get("message")))
+        raise reply_error(reply)
 
     def _settle(self, worker: _Worker) -> None:
         if worker.healthy and not self._closed and worker.proc.returncode is None:

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from webpipe.sandbox.channel import Channel, HandlerError
-from webpipe.sandbox.frames import read_frame, write_frame
+from webpipe.sandbox.frames import encode, read_frame, write_all
 
 MB = 1024 * 1024
 RETIRE_GROWTH = 64 * MB  # resident growth after which a worker asks to be replaced
@@ -76,8 +76,8 @@ def _run_one(message: dict[str, Any], channel: Channel, table: dict[str, str],
         return {"op": "error", "type": "memory", "message": "memory limit"}
     except HandlerError as exc:
         return {"op": "error", "type": "error", "message": str(exc)}
-    except RecursionError:
-        return {"op": "error", "type": "memory", "message": "nesting too deep"}
+    except RecursionError:  # a value nested deeper than Python converts
+        return {"op": "error", "type": "limit", "message": "a value is nested too deeply"}
     except Exception as exc:  # a handler bug: reported, the worker carries on
         return {"op": "error", "type": "error", "message": f"{type(exc).__name__}: {exc}"}
     finally:
@@ -109,7 +109,12 @@ def main(argv: list[str]) -> None:
     while (message := read_frame(0)) is not None:
         reply = _run_one(message, channel, table, loaded)
         reply["retire"] = _rss_bytes() - base_rss > RETIRE_GROWTH
-        write_frame(out_fd, reply)
+        try:
+            frame = encode(reply)
+        except (TypeError, ValueError, RecursionError):  # no codec can carry the value
+            frame = encode({"op": "error", "type": "limit", "retire": reply["retire"],
+                            "message": "its result is nested too deeply to return"})
+        write_all(out_fd, frame)
         if reply["retire"]:
             return
 

@@ -1,0 +1,65 @@
+"""webpipe.wire: JSON from outside, bounded in depth (spec/limits.md `maxJsonDepth`)."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pytest
+
+from webpipe.wire import ORJSON_DEPTH, JsonTooDeep, loads_bounded, loads_exact_bounded
+
+
+def nested(depth: int, opener: str = "[", closer: str = "]", core: str = "0") -> str:
+    return opener * depth + core + closer * depth
+
+
+def test_orjson_refuses_exactly_past_its_depth() -> None:
+    """`loads_bounded` relies on this bound: an orjson upgrade that moves it fails here."""
+    assert orjson.loads(nested(ORJSON_DEPTH)) is not None
+    assert orjson.loads(nested(ORJSON_DEPTH, '{"a":', "}")) is not None
+    for text in (nested(ORJSON_DEPTH + 1), nested(ORJSON_DEPTH + 1, '{"a":', "}")):
+        with pytest.raises(orjson.JSONDecodeError, match=r"^depth limit"):
+            orjson.loads(text)
+
+
+@pytest.mark.parametrize("loads", [loads_bounded, loads_exact_bounded])
+@pytest.mark.parametrize(("opener", "closer"), [("[", "]"), ('{"k":', "}"), ('[{"k":', "}]")])
+def test_depth_is_exact(loads: object, opener: str, closer: str) -> None:
+    read = loads_bounded if loads is loads_bounded else loads_exact_bounded
+    step = 2 if opener == '[{"k":' else 1
+    for limit in (1, 7, 512):
+        fits = nested(limit // step, opener, closer)
+        assert read(fits, limit) == json.loads(fits)
+        with pytest.raises(JsonTooDeep, match=rf"^JSON nested deeper than {limit} levels$"):
+            read(nested(limit // step + 1, opener, closer), limit)
+    with pytest.raises(JsonTooDeep):
+        read(nested(5000), 512)
+
+
+def test_bytes_and_text_read_alike() -> None:
+    assert loads_bounded(b"[[1], [2]]", 1 + 1) == [[1], [2]]
+    assert loads_bounded(b'{"a": "[[[[[["}', 1) == {"a": "[[[[[["}  # strings do not nest
+    wide = "[" + ",".join(["[1]"] * 10_000) + "]"
+    assert len(loads_bounded(wide.encode(), 2)) == 10_000
+
+
+def test_malformed_text_keeps_its_own_error_positions() -> None:
+    text = "[[1], [2], [3]] x"  # more brackets than the bound, not deeper: wrapped
+    with pytest.raises(orjson.JSONDecodeError) as caught:
+        loads_bounded(text, 2)
+    with pytest.raises(orjson.JSONDecodeError) as plain:
+        orjson.loads(text)
+    assert str(caught.value) == str(plain.value)
+
+
+def test_the_json_module_path_is_bounded_too() -> None:
+    # a lone surrogate escape sends the text to the json module; huge ints too
+    assert loads_exact_bounded('[["\\ud800"]]', 2) == [["\ud800"]]
+    assert loads_exact_bounded("[[123456789012345678901234567890]]", 2) == [
+        [123456789012345678901234567890]]
+    for text in (nested(3, core='"\\ud800"'), nested(3, core="123456789012345678901")):
+        with pytest.raises(JsonTooDeep):
+            loads_exact_bounded(text, 2)
+    with pytest.raises(JsonTooDeep):  # too deep for the json module's own recursion
+        loads_exact_bounded(nested(5000, core='"\\ud800"'), 512)

@@ -1,0 +1,182 @@
+"""HTTP/1.1 connections with bounded waits: uvicorn's httptools protocol plus two timers.
+
+uvicorn bounds an idle keep-alive connection (`timeout_keep_alive`, our `keepAliveMs`) but
+nothing else: a connection that sends no request, a request head sent byte by byte, or a
+body shorter than its Content-Length is held forever, and about a thousand of them exhaust
+a 1,024-file limit. `BoundedHttpProtocol` arms a head timer from accept (and again from the
+end of each response) until a complete request head (`headerTimeoutMs`), and a body timer
+from there until the body is complete (`bodyTimeoutMs`). Past either, the connection gets a
+408 JSON answer (unless nothing was asked, or the app already answered) and is closed. It
+also refuses connections beyond a cap derived from the open-file limit, with a log line, so
+sockets never starve upstreams, Postgres and static files of descriptors.
+
+Why a protocol subclass (chosen through uvicorn's `http=` option): it is the one place that
+sees a connection before its first request (an ASGI middleware only runs once a head is
+complete), and it knows when the body is complete, so a body that arrives with its head,
+the common case, costs no timer at all (an `asyncio.timeout` around the app's body read
+cost ~6 µs per request with a body). Decisions: spec/http.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from typing import ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from webpipe.limits import Limits
+
+log = logging.getLogger("webpipe.connections")
+
+RESERVED_FILES = 128  # descriptors kept for upstreams, Postgres, static files and logs
+PROTOCOL = "webpipe.protocol:BoundedHttpProtocol"  # uvicorn's `http=` import string
+_REFUSAL_LOG_EVERY_S = 10.0
+_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+              b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """`HttpToolsProtocol` with head and body timeouts, `keepAliveMs` and a connection cap
+    (class attributes, set per process by `configure_connections`). The timers cost what
+    uvicorn's own keep-alive timer costs: one `call_later` per response."""
+
+    header_timeout_s: ClassVar[float] = Limits().header_timeout_ms / 1000
+    body_timeout_s: ClassVar[float] = Limits().body_timeout_ms / 1000
+    keep_alive_s: ClassVar[float] = Limits().keep_alive_ms / 1000
+    max_connections: ClassVar[int | None] = None
+    _last_refusal: ClassVar[float] = 0.0
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_begun = False
+    _body_timer: asyncio.TimerHandle | None = None
+    _body_pending = False  # a head is complete, its body is not
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.timeout_keep_alive = self.keep_alive_s  # type: ignore[assignment]
+        cap = self.max_connections
+        if cap is not None and len(self.connections) > cap:
+            self._refuse(len(self.connections))
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        self._disarm_body_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # armed only when a head arrived without all of its body
+        if self._body_pending and self._body_timer is None and not self.transport.is_closing():
+            self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_timed_out)
+
+    def on_message_begin(self) -> None:
+        self._head_begun = True
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_head_timer()
+        self._body_pending = True
+        super().on_headers_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._body_pending = False  # the connection is no longer HTTP/1.1 requests
+        self._disarm_body_timer()
+        super().handle_websocket_upgrade()
+
+    def on_message_complete(self) -> None:
+        self._body_pending = False
+        self._disarm_body_timer()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # the next head is already complete
+        super().on_response_complete()
+        if not pipelined and not self.transport.is_closing():
+            self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_begun = False
+        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _disarm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._head_begun:  # a client mid-request is told why; an idle one just closed
+            self._close_with_408("head", self.header_timeout_s)
+        else:
+            self.transport.close()
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if not self._body_pending or cycle is None or self.transport.is_closing():
+            return
+        if self.pipeline:  # queued behind a response: reading is paused, not the client's fault
+            self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_timed_out)
+        elif cycle.response_started:  # answered without the rest of the body: end there
+            cycle.keep_alive = False
+            if cycle.response_complete:
+                self.transport.close()
+        else:
+            # the app's pending receive() now returns http.disconnect and its answer is
+            # dropped (uvicorn discards sends after a disconnect): the 408 is written here
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self._close_with_408("body", self.body_timeout_s)
+
+    def _close_with_408(self, part: str, waited_s: float) -> None:
+        body = (b'{"error":"Request Timeout","details":"request %s not received within '
+                b'%d ms"}' % (part.encode(), round(waited_s * 1000)))
+        self.transport.write(_TIMED_OUT % (len(body), body))
+        self.transport.close()
+
+    def _refuse(self, open_now: int) -> None:
+        now = time.monotonic()
+        if now - BoundedHttpProtocol._last_refusal >= _REFUSAL_LOG_EVERY_S:
+            BoundedHttpProtocol._last_refusal = now
+            log.warning("connection refused: %d connections open, the cap is %d (the "
+                        "open-file limit less %d kept for upstreams and files)",
+                        open_now, self.max_connections, RESERVED_FILES)
+        self.transport.abort()
+
+
+def configure_connections(limits: Limits) -> None:
+    """Apply `headerTimeoutMs`, `bodyTimeoutMs` and `keepAliveMs` to the connections this
+    process accepts from now on, and cap them below its open-file limit."""
+    BoundedHttpProtocol.header_timeout_s = limits.header_timeout_ms / 1000
+    BoundedHttpProtocol.body_timeout_s = limits.body_timeout_ms / 1000
+    BoundedHttpProtocol.keep_alive_s = limits.keep_alive_ms / 1000
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    BoundedHttpProtocol.max_connections = (
+        None if soft == resource.RLIM_INFINITY else max(1, soft - RESERVED_FILES))
+
+
+def raise_file_limit() -> tuple[int, int]:
+    """Raise this process's soft open-file limit to its hard limit (workers inherit it);
+    the (before, after) soft limits. Many idle sockets then cost memory, not service."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if target == soft:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):  # e.g. beyond the kernel's nr_open: keep what we have
+        return soft, soft
+    return soft, target
