@@ -1,6 +1,7 @@
-"""The bounding half of the Lua prelude (spec/lua.md "Bounds"): the budget hook, the
-protected-call wrappers a script cannot use to outlive it, the pattern guard, and the check
-that a run left the state's shared tables as it found them.
+"""The bounding half of the Lua prelude (spec/lua.md "Bounds", "Fresh environment"): the
+budget hook, the protected-call wrappers a script cannot use to outlive it, the guards on
+long C calls, the per-run environment, and the check that a run left the state's shared
+tables as it found them (with a scripts directory).
 
 It is Lua text appended to `lua_prelude.SANDBOX`, so it shares that chunk's locals (`G`,
 `hooks`, `message`, `flatten`, the raw `pcall`/`xpcall`/`sethook`, ...), and it ends the
@@ -14,9 +15,8 @@ GUARD = r"""
 -- (INLINE_COUNT on the event loop: one instruction can cost a millisecond, e.g. `..` of two
 -- MB-long strings, so the loop must look often; each look reads the CPU clock, a system call,
 -- so not at every 100: ~3 µs per small run. WORKER_COUNT in a worker, where the pool's kill
--- bounds what the hook misses). It
--- acts only `inside` a run's protected body (so it never raises in the prelude's own code
--- around it). A run sets `clock` (os.clock for an inline run, the host's monotonic clock
+-- bounds what the hook misses). It acts only `inside` a run's protected body (so it never
+-- raises in the prelude's own code around it). A run sets `clock` (os.clock for an inline run, the host's monotonic clock
 -- otherwise) and either an absolute `limit_at` or a `budget_left` counted from the hook's
 -- first firing (a short chunk never reads the clock). Once over, `aborting` is set and
 -- stays set until the run returns: every later firing raises again, and every protected
@@ -106,15 +106,15 @@ local str_rep, tbl_move = string.rep, table.move
 -- `rep` of an empty string and separator loops n times in C doing nothing (2^60 is forever)
 string.rep = function(s, n, sep)
   if type(s) == "string" and (sep == nil or type(sep) == "string")
-     and #s + #(sep or "") == 0 and math.type(n) then
+     and #s + #(sep or "") == 0 and tonumber(n) ~= nil then
     return ""
   end
   return str_rep(s, n, sep)
 end
 -- `move` over absent keys allocates nothing: only the count bounds it
 table.move = function(a1, f, e, t, a2)
-  if inside and inline and type(f) == "number" and type(e) == "number"
-     and e - f > SORT_ITEMS then
+  local first, last = tonumber(f), tonumber(e)
+  if inside and inline and first and last and last - first > SORT_ITEMS then
     too_slow()
   end
   return tbl_move(a1, f, e, t, a2)
@@ -287,10 +287,11 @@ local function run(fn, request, context, budget, deadline)
   setupvalue(fn, 1, env)  -- a main chunk's only upvalue is _ENV
   local want = deadline ~= nil and WORKER_COUNT or INLINE_COUNT
   if want ~= count then count = want; sethook(budget_hook, "", count) end
+  aborting = nil  -- (a run that failed before `finish`, e.g. out of memory, left them set)
   if deadline ~= nil then
-    clock, limit_at = now, deadline
+    clock, limit_at, inline = now, deadline, false
   else
-    clock, budget_left, inline = cpu_clock, budget, true
+    clock, limit_at, budget_left, inline = cpu_clock, nil, budget, true
   end
   local fine, err = rawpcall(body, fn)
   inside = false
