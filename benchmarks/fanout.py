@@ -6,7 +6,9 @@ with the same N fetches run sequentially.
 Everything runs on uvloop, as `webpipe serve` does (uvicorn picks it when installed).
 
 Run: python benchmarks/fanout.py  (prints p50/p99 per N and the ratio to the slowest branch:
-the nominal 50 ms, and one branch measured alone, a GET straight to the upstream)
+the nominal 50 ms, and one branch measured alone, a GET straight to the upstream). The row
+`50/16` is N = 50 under `config async { maxGlobal: 16 }`: four waves, so ~200 ms at best;
+its hand-written baseline holds an asyncio.Semaphore(16).
 """
 
 from __future__ import annotations
@@ -86,16 +88,18 @@ async def upstream() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("upstream did not start")
 
 
-def program(url: str, n: int) -> str:
+def program(url: str, n: int, cap: int = 0) -> str:
     names = [f"t{i}" for i in range(n)]
+    config = f"config async {{\n  maxGlobal: {cap}\n}}\n\n" if cap else ""
     forks = "\n".join(f"  |> fetch: `{url}` @async({name})" for name in names)
     sequential = "\n".join(f"  |> fetch: `{url}` @result(s{i})" for i in range(n))
-    return (f"GET /fan\n{forks}\n  |> join: `{', '.join(names)}`\n"
+    return (f"{config}GET /fan\n{forks}\n  |> join: `{', '.join(names)}`\n"
             f"  |> jq: `.async | length`\n\nGET /seq\n{sequential}\n  |> jq: `.data | length`\n")
 
 
-def hand_app(url: str, n: int) -> object:
-    """The hand-written baseline: N concurrent aiohttp GETs, JSON-decoded, then a count."""
+def hand_app(url: str, n: int, cap: int = 0) -> object:
+    """The hand-written baseline: N concurrent aiohttp GETs, JSON-decoded, then a count;
+    with `cap`, at most that many at once (an asyncio.Semaphore)."""
     import aiohttp
     import orjson
     from starlette.applications import Starlette
@@ -104,8 +108,10 @@ def hand_app(url: str, n: int) -> object:
 
     holder: dict[str, aiohttp.ClientSession] = {}
 
+    limit = asyncio.Semaphore(cap or n)
+
     async def one(session: aiohttp.ClientSession) -> object:
-        async with session.get(url) as response:
+        async with limit, session.get(url) as response:
             return orjson.loads(await response.read())
 
     async def fan(_request: object) -> Response:
@@ -151,8 +157,9 @@ async def main() -> None:
     print(f"one branch alone (a GET straight to the upstream): p50 {branch:.1f} ms")
     print(f"{'N':>5}{'fan p50':>10}{'fan p99':>10}{'vs 50ms':>9}{'vs branch':>11}{'hand p50':>10}"
           f"{'vs hand':>9}{'seq p50':>10}{'~Nx50':>8}")
-    for n in (1, 10, 50, 200):
-        env = program_from_text(program(url, n))
+    # the last case: N = 50 under `config async { maxGlobal: 16 }` (four waves of 16)
+    for n, cap in ((1, 0), (10, 0), (50, 0), (200, 0), (50, 16)):
+        env = program_from_text(program(url, n, cap))
         app = create_app(build_served(env))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://t", timeout=120) as client:
@@ -160,14 +167,15 @@ async def main() -> None:
             fan = await measure(client, "/fan", 20)
             seq = await measure(client, "/seq", 3 if n >= 50 else 5)
         await env.aclose()
-        hand = hand_app(url, n)
+        hand = hand_app(url, n, cap)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hand),  # type: ignore[arg-type]
                                      base_url="http://t", timeout=120) as client:
             await measure(client, "/fan", 3)
             hand_times = await measure(client, "/fan", 20)
         await hand.state.holder["s"].close()  # type: ignore[attr-defined]
         fan_p50, hand_p50 = statistics.median(fan), statistics.median(hand_times)
-        print(f"{n:>5}{fan_p50:>9.1f}m{max(fan):>9.1f}m{fan_p50 / SLEEP_MS:>9.2f}"
+        label = f"{n}/{cap}" if cap else str(n)
+        print(f"{label:>5}{fan_p50:>9.1f}m{max(fan):>9.1f}m{fan_p50 / SLEEP_MS:>9.2f}"
               f"{fan_p50 / branch:>11.2f}{hand_p50:>9.1f}m{fan_p50 / hand_p50:>9.2f}"
               f"{statistics.median(seq):>9.0f}m{statistics.median(seq) / (n * SLEEP_MS):>8.2f}")
     proc.terminate()

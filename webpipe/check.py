@@ -14,7 +14,8 @@ from pathlib import Path
 
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
-from webpipe.executor.plan import walk_tags
+from webpipe.executor.plan import StepPlan, walk_tags
+from webpipe.executor.process_tasks import CONFIG_KEYS as ASYNC_KEYS
 from webpipe.limits import KEYS as LIMIT_KEYS
 from webpipe.loader import Module
 from webpipe.program import gc_paused, load_program
@@ -23,8 +24,9 @@ from webpipe.syntax import nodes as n
 from webpipe.syntax.recover import all_syntax_errors
 
 KNOWN_TAGS = {"env", "flag", "when", "guard", "async", "result", "error", "needs", "timeout",
-              "retry", "failfast", "background", "dedup", "detached"}
-ONE_ARG_TAGS = {"async", "result", "error", "timeout", "retry"}
+              "retry", "failfast", "background", "dedup", "detached", "onError"}
+ONE_ARG_TAGS = {"async", "result", "error", "timeout", "retry", "onError"}
+GATE_TAGS = {"env", "flag", "when", "guard"}
 CONFIG_KEYS: dict[str, set[str]] = {
     "pg": {"host", "port", "database", "user", "password", "maxPoolSize", "initialPoolSize",
            "ssl", "statementTimeout"},
@@ -35,7 +37,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "log": {"level", "includeBody", "includeHeaders", "enabled"},
     "rateLimit": {"maxEntries", "backend", "url", "algorithm"},
     "graphql": {"endpoint", "strictScalars"},
-    "async": {"maxPerRequest", "maxGlobal", "lifetimeMs", "shutdownGraceMs"},
+    "async": set(ASYNC_KEYS),
     "limits": set(LIMIT_KEYS),
     "static": {"dotfiles"},
 }
@@ -78,11 +80,11 @@ def check_unjoined(env: Env) -> list[Diagnostic]:
     joined = {name for plan in env.plans.values() if plan.kind == "join"
               for name in plan.join_names}
     return [Diagnostic(f"@async({plan.tags.async_name}) is never joined; its result is "
-                       "discarded (add a join, or @background for fire-and-forget work)",
+                       "discarded (add a join, or @detached for fire-and-forget work)",
                        plan.step.span, "warning", "unjoined-task")
             for plan in env.plans.values()
             if plan.tags.async_name and plan.tags.async_name not in joined
-            and not plan.tags.background]
+            and not plan.tags.background and not plan.tags.detached]
 
 
 def _order(d: Diagnostic) -> tuple[str, int, int]:
@@ -136,7 +138,7 @@ def check_pipeline(env: Env, module: Module, pipeline: n.Pipeline, *, in_foreach
 def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[str],
                joined: set[str]) -> list[Diagnostic]:
     plan = env.plan(step)
-    out: list[Diagnostic] = []
+    out: list[Diagnostic] = check_placement(plan)
     if plan.tags.async_name:
         if plan.tags.async_name in spawned - joined:
             out.append(Diagnostic(f"task name {plan.tags.async_name!r} is reused before its "
@@ -147,6 +149,10 @@ def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[st
     if plan.kind == "join":
         for name in plan.join_names:
             joined.add(name)
+            if _detached(env, name):
+                out.append(Diagnostic(f"join waits for {name!r}, which is @detached (never "
+                                      "joined by design); drop one of them", step.span,
+                                      code="bad-tag"))
             if name not in spawned and not _declared_anywhere(env, name):
                 out.append(Diagnostic(f"join waits for {name!r}, but no @async({name}) "
                                       "declares it", step.span, code="unknown-task"))
@@ -161,6 +167,48 @@ def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[st
         out.append(Diagnostic(f"unknown auth flow {plan.config.strip()!r} (expected login, "
                               "register, logout, required, optional or type:ROLE)", step.span,
                               code="bad-config"))
+    return out
+
+
+def _detached(env: Env, name: str) -> bool:
+    return any(p.tags.async_name == name and p.tags.detached for p in env.plans.values())
+
+
+# tag -> (does it apply to this plan?, where it is allowed): spec/tasks.md, one table
+def _allowed(plan: StepPlan) -> dict[str, tuple[bool, str]]:
+    tags, kind = plan.tags, plan.kind
+    call = kind in ("middleware", "pipeline")
+    shaped = not tags.background  # a background step's output is discarded
+    return {
+        "async": (call, "on a middleware or pipeline step (a join cannot run as a task)"),
+        "background": (call, "on a middleware or pipeline step"),
+        "failfast": (kind == "join", "only on join"),
+        "retry": (call, "on a middleware or pipeline step (not on join)"),
+        "dedup": (kind == "middleware", "only on a middleware step"),
+        "detached": (tags.async_name is not None and not tags.background,
+                     "only with @async(name) on a step that is not @background"),
+        "onError": (tags.background, "only with @background"),
+        "result": (kind != "join" and shaped,
+                   "on a step whose output is used (not on join or a @background step)"),
+        "error": (kind != "join" and shaped,
+                  "on a step whose output is used (not on join or a @background step)"),
+    }
+
+
+def check_placement(plan: StepPlan) -> list[Diagnostic]:
+    """Every task tag either works where it stands or is an error naming where it would."""
+    out = []
+    allowed = _allowed(plan)
+    for tag in walk_tags(plan.step.tags):
+        if tag.negated and tag.name not in GATE_TAGS and tag.name in KNOWN_TAGS \
+                and tag.name != "async":
+            out.append(Diagnostic(f"@!{tag.name} has no meaning: only @env, @flag, @when "
+                                  "and @guard can be negated", tag.span, code="bad-tag"))
+            continue
+        ok, where = allowed.get(tag.name, (True, ""))
+        if not ok:
+            out.append(Diagnostic(f"@{tag.name} has no effect here: it is allowed {where}",
+                                  tag.span, code="bad-tag"))
     return out
 
 
@@ -188,6 +236,9 @@ def check_tags(expr: n.TagExpr) -> list[Diagnostic]:
         elif tag.name == "async" and tag.negated:
             out.append(Diagnostic("@!async has no meaning; the step runs synchronously",
                                   tag.span, code="bad-tag"))
+        elif tag.name == "dedup" and len(tag.args) > 1:
+            out.append(Diagnostic("@dedup takes at most one argument (a jq key)", tag.span,
+                                  code="bad-tag"))
         elif tag.name in ("timeout", "retry") and not tag.args[0].isdigit():
             out.append(Diagnostic(f"@{tag.name} needs a whole number", tag.span, code="bad-tag"))
     return out

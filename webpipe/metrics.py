@@ -1,62 +1,130 @@
-"""Process metrics in the Prometheus text format (`webpipe serve --metrics` → `/metrics`).
+"""Process metrics with `prometheus-client` (`webpipe serve --metrics` → `GET /metrics`).
 
-Counters and one histogram, kept in plain dicts: requests by route and status, tasks by
-outcome (ok, error, timeout, cancelled), task durations, and the pending-task gauge read from
-the task owner when the page is rendered.
+Families (spec/tasks.md §9): requests by route template and status; finished tasks by
+route, task name, kind and outcome; rejected tasks (no slot within `maxWaitMs`); a task
+duration histogram; pending tasks and the age of the oldest pending one; `@dedup` calls by
+role (shared, leader ok/error), which are not tasks. Labels are bounded: route templates and
+the task names declared in the program. With `--workers N` the parent points
+`PROMETHEUS_MULTIPROC_DIR` at a fresh directory before the workers start, so every worker
+writes its samples there and any worker's `/metrics` page sums them all (the client's
+multiprocess mode); the oldest-pending gauge is kept per worker as a start time and the
+page turns the minimum into an age. The client is imported on first use (~100 ms, most of
+it its HTTP exposition helpers), so `check`, `fmt` and `test` never pay for it; the server
+loads it at startup (`Metrics.load`).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import defaultdict
-from collections.abc import Callable
-from itertools import accumulate
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-TASK_OUTCOMES = ("ok", "error", "timeout", "cancelled")
+TASK_OUTCOMES = ("ok", "error", "timeout", "cancelled", "rejected")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class _Families:
+    registry: Any
+    requests: Any
+    tasks: Any
+    rejected: Any
+    duration: Any
+    pending: Any
+    oldest_start: Any
+    dedup: Any
+
+
+def _families() -> _Families:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+    r = CollectorRegistry()
+    out = _Families(
+        r,
+        Counter("webpipe_requests", "Requests by route template and status.",
+                ["route", "status"], registry=r),
+        Counter("webpipe_tasks", "Finished tasks by route, task name, kind and outcome.",
+                ["route", "task", "kind", "outcome"], registry=r),
+        Counter("webpipe_tasks_rejected", "Tasks that got no slot within maxWaitMs.",
+                ["route", "task", "kind"], registry=r),
+        Histogram("webpipe_task_duration_seconds", "Task run time, slot wait included.",
+                  ["kind"], buckets=DURATION_BUCKETS, registry=r),
+        Gauge("webpipe_tasks_pending", "Tasks started and not finished.",
+              multiprocess_mode="livesum", registry=r),
+        # the wall-clock start of this process's oldest pending task (+Inf when none): the
+        # page reports the age of the minimum over all workers
+        Gauge("webpipe_tasks_oldest_pending_start_seconds",
+              "Start time (Unix) of the oldest pending task; +Inf when none.",
+              multiprocess_mode="livemin", registry=r),
+        Counter("webpipe_dedup_calls", "@dedup calls: shared a running call, or led one "
+                "(leader_ok, leader_error).", ["route", "result"], registry=r))
+    out.oldest_start.set(math.inf)
+    return out
 
 
 class Metrics:
+    """The recording side used by the server and the task owner."""
+
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, int], int] = defaultdict(int)
-        self.tasks: dict[str, int] = dict.fromkeys(TASK_OUTCOMES, 0)
-        self.buckets = [0] * len(DURATION_BUCKETS)  # per bucket, not cumulative (see render)
-        self.duration_sum = 0.0
-        self.duration_count = 0
+        self._f: _Families | None = None
+
+    def load(self) -> _Families:
+        if self._f is None:
+            self._f = _families()
+        return self._f
 
     def request(self, route: str, status: int) -> None:
-        self.requests[route, status] += 1
+        self.load().requests.labels(route, str(status)).inc()
 
-    def task(self, outcome: str, seconds: float) -> None:
-        self.tasks[outcome] = self.tasks.get(outcome, 0) + 1
-        self.duration_sum += seconds
-        self.duration_count += 1
-        index = bisect_left(DURATION_BUCKETS, seconds)  # the first bound >= seconds
-        if index < len(DURATION_BUCKETS):
-            self.buckets[index] += 1
+    def task(self, route: str, task: str, kind: str, outcome: str, seconds: float) -> None:
+        f = self.load()
+        f.tasks.labels(route, task, kind, outcome).inc()
+        f.duration.labels(kind).observe(seconds)
+        if outcome == "rejected":
+            f.rejected.labels(route, task, kind).inc()
 
-    def render(self, pending: Callable[[], int]) -> str:
-        lines = ["# HELP webpipe_tasks_pending Tasks owned by the process and not finished.",
-                 "# TYPE webpipe_tasks_pending gauge", f"webpipe_tasks_pending {pending()}",
-                 "# HELP webpipe_tasks_total Finished tasks by outcome.",
-                 "# TYPE webpipe_tasks_total counter"]
-        lines += [f'webpipe_tasks_total{{outcome="{k}"}} {v}' for k, v in self.tasks.items()]
-        lines += ["# HELP webpipe_task_duration_seconds Task run time.",
-                  "# TYPE webpipe_task_duration_seconds histogram"]
-        lines += [f'webpipe_task_duration_seconds_bucket{{le="{b}"}} {n}'
-                  for b, n in zip(DURATION_BUCKETS, accumulate(self.buckets), strict=True)]
-        lines += [f'webpipe_task_duration_seconds_bucket{{le="+Inf"}} {self.duration_count}',
-                  f"webpipe_task_duration_seconds_sum {self.duration_sum:.6f}",
-                  f"webpipe_task_duration_seconds_count {self.duration_count}",
-                  "# HELP webpipe_requests_total Requests by route and status.",
-                  "# TYPE webpipe_requests_total counter"]
-        lines += [f'webpipe_requests_total{{route="{_escape(r)}",status="{s}"}} {n}'
-                  for (r, s), n in sorted(self.requests.items())]
-        return "\n".join(lines) + "\n"
+    def pending(self, count: int, oldest_start: float | None) -> None:
+        f = self.load()
+        f.pending.set(count)
+        f.oldest_start.set(math.inf if oldest_start is None else oldest_start)
+
+    def dedup(self, route: str, result: str) -> None:
+        self.load().dedup.labels(route, result).inc()
+
+    def render(self) -> bytes:
+        """The exposition page: this process's registry, or every worker's samples."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = self.load().registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        start = registry.get_sample_value("webpipe_tasks_oldest_pending_start_seconds")
+        age = CollectorRegistry()
+        age.register(_age_collector(start))
+        return bytes(generate_latest(registry) + generate_latest(age))
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+def _age_collector(start: float | None) -> Any:
+    """`webpipe_tasks_oldest_pending_age_seconds`, computed when the page is rendered."""
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.registry import Collector
+
+    class Age(Collector):
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            age = 0.0
+            if start is not None and math.isfinite(start):
+                age = max(0.0, time.time() - start)
+            yield GaugeMetricFamily("webpipe_tasks_oldest_pending_age_seconds",
+                                    "Age of the oldest pending task (0 when none).", value=age)
+
+    return Age()
 
 
 METRICS = Metrics()

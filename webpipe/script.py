@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from webpipe.errors import WebpipeError
+from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.pipeline import run_pipeline
@@ -56,6 +57,7 @@ async def run_script(env: Env, argv: list[str]) -> int:
     try:
         await run_feature_flags(env, {}, ctx)
         outcome = await run_pipeline(main.pipeline, {}, env, ctx)
+        end_request(ctx, env, outcome.status or 200)  # the drain below waits for them
     except WebpipeError as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -10,10 +10,14 @@ good program keeps serving (the reference exits instead).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import logging
+import math
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,8 @@ from dotenv import dotenv_values
 from starlette.types import ASGIApp
 
 from webpipe.errors import WebpipeError
-from webpipe.executor.process_tasks import PROCESS_TASKS
+from webpipe.executor.env import Env
+from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
 from webpipe.program import load_program
 from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
 from webpipe.server import Served, WebpipeApp, build_served, create_app
@@ -133,8 +138,11 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
     if workers > 1:
         os.environ["WEBPIPE_APP_FILE"] = str(path.resolve())
         os.environ["WEBPIPE_METRICS"] = "1" if metrics else ""
+        if metrics:
+            share_worker_metrics()
         uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", http=PROTOCOL)
+                    workers=workers, log_level="warning", http=PROTOCOL,
+                    timeout_graceful_shutdown=shutdown_wait_s(load_program(path)))
         return
     app = create_app(load_served(path), reloader=make_reloader(path) if reload else None,
                      metrics=metrics)
@@ -142,4 +150,20 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
     gc.freeze()  # the loaded program is long-lived: keep it out of every GC pass (p99)
     print(f"webpipe serving {path} on http://{host}:{port}", file=sys.stderr)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=PROTOCOL,
-                timeout_graceful_shutdown=max(1, PROCESS_TASKS.limits.shutdown_grace_ms // 1000))
+                timeout_graceful_shutdown=math.ceil(PROCESS_TASKS.limits.shutdown_grace_ms / 1000))
+
+
+def shutdown_wait_s(env: Env) -> int:
+    """The grace period of `config async { shutdownGraceMs }`: uvicorn waits at most this
+    long for requests in flight, and the task drain gets only what is left of it
+    (`ProcessTasks.grace_left`), so a shutdown takes the grace, not twice the grace."""
+    return math.ceil(TaskLimits.from_config(env.configs.get("async")).shutdown_grace_ms / 1000)
+
+
+def share_worker_metrics() -> None:
+    """`--workers N --metrics`: the workers write their samples into one fresh directory
+    (prometheus-client's multiprocess mode), so any worker's `/metrics` counts them all.
+    Set before the workers start (they are spawned, so they import the client afresh)."""
+    directory = tempfile.mkdtemp(prefix="webpipe-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)

@@ -23,12 +23,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from webpipe import __version__
 from webpipe.config import config_bool
 from webpipe.errors import Diagnostic, HardError, WebpipeError
+from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.hooks import AFTER_RESPONSE
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.plan import StepPlan
-from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
+from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo, TaskLimits
 from webpipe.executor.state import JSON_CT, error_type
 from webpipe.executor.steps import plain_plans, run_plain
 from webpipe.flags import needs_flags, run_feature_flags
@@ -44,6 +45,7 @@ from webpipe.http import (
     request_state_now,
 )
 from webpipe.limits import Limits, limits_of
+from webpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webpipe.metrics import METRICS
 from webpipe.middleware.base import Behavior
 from webpipe.routing import Router
@@ -179,6 +181,7 @@ class WebpipeApp:
         self.max_body = max_body  # overrides `maxBodyBytes` when given
         self.reloader = reloader
         self.metrics = metrics
+        METRICS.load()  # the client's import (~100 ms) at startup, not on a first request
         self._reload_task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -201,8 +204,7 @@ class WebpipeApp:
                 return Response(status_code=405)
             return PlainTextResponse(f'{{"status":"ok","version":"{__version__}"}}')
         if self.metrics and path == "/metrics" and method == "GET":
-            return PlainTextResponse(METRICS.render(lambda: PROCESS_TASKS.pending),
-                                     media_type="text/plain; version=0.0.4")
+            return Response(METRICS.render(), media_type=METRICS_CONTENT_TYPE)
         if method in ("GET", "HEAD") and served.has_public:
             static = resolve_static(served.public_dir, path, dotfiles=served.dotfiles)
             if static is not None:
@@ -234,7 +236,7 @@ class WebpipeApp:
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
             await read_state_body(request, state, pending, **self.body_bounds())
-        ctx = _http_context(env, state)
+        ctx = _http_context(env, state, route)
         if flags:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
@@ -248,14 +250,15 @@ class WebpipeApp:
                 # an early step's error envelope carries request keys (§6.3): the steps
                 # are rerunnable (see request_reads), so answer from the whole request
                 state = await request_state(request, params, path=path, **self.body_bounds())
-                ctx = _http_context(env, state)
+                ctx = _http_context(env, state, route)
                 outcome = await run_pipeline(route.pipeline, state, env, ctx)
             response = build_response(outcome.state, outcome.content_type, outcome.status)
         except WebpipeError as exc:
+            end_request(ctx, env, 500)
             return hard_error_response(exc, ctx)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
-        start_background(ctx, env, response.status_code)
+        end_request(ctx, env, response.status_code)
         return response
 
     def body_bounds(self) -> BodyBounds:
@@ -274,16 +277,21 @@ class WebpipeApp:
         ctx = _http_context(env, state)
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
-            return build_response(value, JSON_CT, status)
+            response = build_response(value, JSON_CT, status)
         except WebpipeError as exc:
+            end_request(ctx, env, 500)
             return hard_error_response(exc, ctx)
+        end_request(ctx, env, response.status_code)
+        return response
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                PROCESS_TASKS.watch_signals()
                 if self.reloader is not None:
-                    self._reload_task = PROCESS_TASKS.start(self.reloader(self), "reloader")
+                    self._reload_task = PROCESS_TASKS.start(
+                        self.reloader(self), TaskInfo("", "reloader", "internal", ""))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
@@ -304,9 +312,10 @@ class WebpipeApp:
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 
 
-def _http_context(env: Env, state: Any) -> RequestContext:
+def _http_context(env: Env, state: Any, route: n.Route | None = None) -> RequestContext:
     """A fresh context for one HTTP request whose initial state is `state`."""
-    return RequestContext(request=state, env_name=env.env_name, extras={"invocation": "http"})
+    return RequestContext(request=state, env_name=env.env_name, extras={"invocation": "http"},
+                          route=f"{route.method} {route.path}" if route is not None else "")
 _ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 
 
@@ -340,16 +349,6 @@ def hard_error_response(exc: WebpipeError, ctx: RequestContext | None = None) ->
     if status == 429 and retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
-
-
-def start_background(ctx: RequestContext, env: Env, status: int) -> None:
-    """Run the request's `@background` steps after the response, only for 2xx."""
-    tasks = ctx.existing_tasks()
-    if tasks is None or not tasks.background or not 200 <= status < 300:
-        return
-    from webpipe.executor.background import run_background
-
-    PROCESS_TASKS.start(run_background(tasks.background, env, ctx), "background")
 
 
 Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]

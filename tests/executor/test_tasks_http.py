@@ -27,6 +27,13 @@ class Upstream:
     cancelled: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # "start" / "end", in order
     failures_left: int = 0
+    failure_status: int = 503
+    retry_after: str | None = None
+    in_flight: int = 0
+    most_in_flight: int = 0
+    times: list[float] = field(default_factory=list)  # monotonic time of each hit
+    trace: list[str] = field(default_factory=list)  # "start /slow/5", "end /slow/5"
+    alerts: list[object] = field(default_factory=list)  # bodies POSTed to /alert
 
 
 @pytest.fixture
@@ -37,25 +44,47 @@ async def upstream() -> AsyncIterator[Upstream]:
         ms = int(request.match_info["ms"])
         state.hits.append(request.path)
         state.events.append("start")
+        state.trace.append(f"start {request.path}")
+        state.in_flight += 1
+        state.most_in_flight = max(state.most_in_flight, state.in_flight)
         try:
             await asyncio.sleep(ms / 1000)
         except asyncio.CancelledError:
             state.cancelled.append(request.path)
             raise
+        finally:
+            state.in_flight -= 1
         state.finished.append(request.path)
         state.events.append("end")
+        state.trace.append(f"end {request.path}")
         return web.json_response({"slept": ms})
+
+    async def fail(request: web.Request) -> web.Response:
+        state.hits.append(request.path)
+        await asyncio.sleep(int(request.match_info["ms"]) / 1000)
+        state.finished.append(request.path)
+        return web.json_response({"broken": True}, status=500)
 
     async def flaky(request: web.Request) -> web.Response:
         state.hits.append(request.path)
+        state.times.append(time.monotonic())
         if state.failures_left > 0:
             state.failures_left -= 1
-            return web.json_response({"no": True}, status=503)
+            headers = {"Retry-After": state.retry_after} if state.retry_after else None
+            return web.json_response({"no": True}, status=state.failure_status,
+                                     headers=headers)
         return web.json_response({"ok": True})
 
     app = web.Application()
     app.router.add_get("/slow/{ms}", slow)
     app.router.add_get("/flaky", flaky)
+    app.router.add_get("/fail/{ms}", fail)
+
+    async def alert(request: web.Request) -> web.Response:
+        state.alerts.append(await request.json())
+        return web.json_response({"stored": True})
+
+    app.router.add_post("/alert", alert)
     runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -217,18 +246,36 @@ GET /m
     assert (await client.get("/m")).status_code == 200
     page = (await client.get("/metrics")).text
     assert "webpipe_tasks_pending" in page
-    assert 'webpipe_tasks_total{outcome="ok"}' in page
+    assert 'webpipe_tasks_total{kind="async",outcome="ok",route="GET /m",task="a"}' in page
     assert 'webpipe_requests_total{route="GET /m",status="200"}' in page
     assert "webpipe_task_duration_seconds_count" in page
+    assert "webpipe_tasks_oldest_pending_age_seconds" in page
 
 
-def test_task_duration_histogram_is_cumulative() -> None:
-    from webpipe.metrics import Metrics
+async def test_metrics_show_the_age_of_the_oldest_pending_task(
+        upstream: Upstream, client_for: MakeClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
 
-    metrics = Metrics()
-    for seconds in (0.001, 0.005, 0.0051, 0.3, 99.0):  # a bound itself counts in its bucket
-        metrics.task("ok", seconds)
-    lines = [line for line in metrics.render(lambda: 0).splitlines() if "_bucket" in line]
-    counts = {line.split('le="')[1].split('"')[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
-    assert counts["0.005"] == 2 and counts["0.01"] == 3 and counts["0.25"] == 3
-    assert counts["0.5"] == 4 and counts["30.0"] == 4 and counts["+Inf"] == 5
+    client = client_for(f'''
+GET /pending
+  |> jq: `{{ ok: true }}`
+  |> fetch: `{upstream.base}/slow/800` @background
+''')
+
+    async def gauges() -> dict[str, float]:
+        page = (await client.get("/metrics")).text
+        return {s.name: s.value for f in text_string_to_metric_families(page)
+                for s in f.samples if s.name.startswith("webpipe_tasks_")}
+
+    assert (await client.get("/pending")).json() == {"ok": True}
+    for _ in range(200):  # until the step has been pending for a while
+        seen = await gauges()
+        if seen["webpipe_tasks_oldest_pending_age_seconds"] >= 0.2:
+            break
+        await asyncio.sleep(0.02)
+    assert seen["webpipe_tasks_pending"] >= 1
+    assert 0.2 <= seen["webpipe_tasks_oldest_pending_age_seconds"] < 30
+    await PROCESS_TASKS.drain(5.0)
+    seen = await gauges()
+    assert seen["webpipe_tasks_pending"] == 0
+    assert seen["webpipe_tasks_oldest_pending_age_seconds"] == 0

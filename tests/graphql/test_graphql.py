@@ -217,9 +217,10 @@ async def test_bad_document_warns_at_load_and_answers_with_errors() -> None:
     assert out.state["data"] is None and "nope" in out.state["errors"][0]["message"]
 
 
-async def test_async_graphql_step_keeps_the_full_response() -> None:
-    out = await call(library(), "GET", "/later")
-    assert out.state == {"t": {"data": {"shelfSize": 42}}}
+async def test_async_graphql_step_honours_its_result_tag() -> None:
+    out = await call(library(), "GET", "/later")  # as a synchronous step: `.data.<name>`
+    assert out.state["t"]["data"] == {"shelfSize": 42}
+    assert out.state["t"]["path"] == "/later"  # the snapshot it was spawned on
 
 
 async def test_missing_schema_and_missing_query_are_hard_errors() -> None:

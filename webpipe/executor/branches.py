@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from webpipe.executor.jqrun import retrying
+from webpipe.executor.jqrun import resolving
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome, error_type
 from webpipe.executor.steps import ControlFlowError
@@ -77,7 +77,7 @@ async def run_dispatch(step: n.DispatchStep, out: Outcome, env: Env, ctx: Reques
     try:
         chosen = choose()
     except NeedsWorker:  # a `@guard` condition needs a sandbox worker
-        chosen = await retrying(choose, env, ctx)
+        chosen = await resolving(choose, env, ctx)
     if chosen is not None:
         _take_branch(out, await run_pipeline(chosen, out.state, env, ctx))
 

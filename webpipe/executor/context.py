@@ -35,7 +35,16 @@ class RequestContext:
     invoker: Invoker = REAL_INVOKER
     # anything a subsystem needs to hang on the request
     extras: dict[str, Any] = field(default_factory=dict)
+    # the route template ("GET /users/:id") the request matched: task logs and metrics
+    route: str = ""
     _tasks: TaskRegistry | None = None
+
+    @property
+    def route_label(self) -> str:
+        return self.route or "script"
+
+    def adopt(self, registry: TaskRegistry) -> None:
+        self._tasks = registry
 
     def tasks(self) -> TaskRegistry:
         """This request's task registry (created on first `@async`/`join`)."""
@@ -51,7 +60,7 @@ class RequestContext:
     def fork(self) -> RequestContext:
         """A fresh context for an async task: shares only the invoker and environment."""
         return RequestContext(env_name=self.env_name, invoker=self.invoker,
-                              call_log=self.call_log, stdin=self.stdin)
+                              call_log=self.call_log, stdin=self.stdin, route=self.route)
 
     def context_json(self) -> dict[str, JSON]:
         """The read-only `$context` snapshot (middleware.md §0.5)."""

@@ -199,8 +199,21 @@ def _plan_into(env: Env, module: Module, step: n.Step) -> None:
                                                       code="bad-guard"))
     if isinstance(step, n.MiddlewareStep):
         plan = plan_step(env, module, step)
+        _resolve_task_tags(env, module, plan)
         env.plans[id(step)] = plan
         env.diagnostics.extend(plan_diagnostics(plan))
+
+
+def _resolve_task_tags(env: Env, module: Module, plan: StepPlan) -> None:
+    """`@onError(pipeline)` and `@dedup(`key`)`: resolved and compiled at load."""
+    tags = plan.tags
+    if tags.on_error:
+        plan.on_error = env.index.pipeline(module, tags.on_error)
+    if tags.dedup_key:
+        try:
+            plan.dedup_key = compile_jq(tags.dedup_key, allow_context=False)
+        except JqError:
+            plan.dedup_key = None
 
 
 def plan_step(env: Env, module: Module, step: n.MiddlewareStep) -> StepPlan:

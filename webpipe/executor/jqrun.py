@@ -4,7 +4,7 @@
 Those sites are plain functions on the hot path. `first_sync` runs the program inline under
 the fast path's budget, or returns what a sandbox worker already answered for the same
 program and the same value (identity) in this request; otherwise it raises `NeedsWorker`.
-The async caller then awaits `retrying(fn, env, ctx)`, which runs each program that needed a
+The async caller then awaits `resolving(fn, env, ctx)`, which runs each program that needed a
 worker, remembers its outcome in the request, and calls `fn` again. Every such site is free
 of effects up to the jq run (a guard, an argument list, a branch choice), so calling it
 again is safe.
@@ -51,7 +51,7 @@ async def resolve(need: NeedsWorker, env: Env, ctx: RequestContext) -> None:
     memo[(id(need.program), id(need.value))] = (need.value, outcome)
 
 
-async def retrying(fn: Callable[[], T], env: Env, ctx: RequestContext) -> T:
+async def resolving(fn: Callable[[], T], env: Env, ctx: RequestContext) -> T:
     """`fn()`, resolving each jq run it hands to a worker first."""
     while True:
         try:

@@ -36,6 +36,9 @@ class TaskTags:
     background: bool = False
     failfast: bool = False
     dedup: bool = False
+    dedup_key: str | None = None  # `@dedup(`jq`)`: an explicit key
+    detached: bool = False
+    on_error: str | None = None  # `@onError(pipeline)`
 
 
 @dataclass(eq=False)
@@ -55,6 +58,8 @@ class StepPlan:
     join_names: tuple[str, ...] = ()
     tags: TaskTags = field(default_factory=TaskTags)
     missing: str = ""  # the hard error for kind == "missing"
+    on_error: n.NamedPipeline | None = None  # `@onError(name)`, resolved at load
+    dedup_key: JqProgram | None = None  # `@dedup(`jq`)`, compiled at load
     # the middleware's `run_sync`, when it has one and the step prepared cleanly: the step
     # loop calls it without a coroutine (real invoker, no `@dedup`)
     run_sync: SyncRun | None = None
@@ -83,6 +88,11 @@ def task_tags(expr: n.TagExpr | None) -> TaskTags:
                 tags.failfast = True
             case "dedup":
                 tags.dedup = True
+                tags.dedup_key = tags.dedup_key or one
+            case "detached":
+                tags.detached = True
+            case "onError" if one and tags.on_error is None:
+                tags.on_error = one
     return tags
 
 
@@ -141,6 +151,12 @@ def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
         out.append(Diagnostic(plan.missing, span, code="unknown-name"))
     if plan.prepare_error:
         out.append(Diagnostic(f"{plan.name}: {plan.prepare_error}", span, code="bad-config"))
+    if plan.tags.on_error and plan.on_error is None:
+        out.append(Diagnostic(f"@onError({plan.tags.on_error}): unknown pipeline", span,
+                              code="unknown-name"))
+    if plan.tags.dedup_key and plan.dedup_key is None:
+        out.append(Diagnostic("@dedup key is not a valid jq expression", span,
+                              code="bad-tag"))
     if plan.arg_error:
         out.append(Diagnostic(f"{plan.name} inline argument: {plan.arg_error}", span,
                               code="bad-argument"))

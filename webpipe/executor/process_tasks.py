@@ -1,22 +1,29 @@
 """The process-wide task owner: every task webpipe starts is created and tracked here.
 
-`ProcessTasks.start()` is the only `create_task` in webpipe. It records each task's outcome
-(ok, error, timeout, cancelled) and duration in the metrics, logs failures, enforces the
-process-wide cap with back-pressure (`acquire()` waits, work is never dropped), and
-`drain()` waits for tracked tasks at shutdown, cancelling and logging what is left.
-Limits come from `config async { }` (spec/decisions.md).
+`ProcessTasks.start()` is the only `create_task` in webpipe. Each task carries a `TaskInfo`
+(route template, declared task name, kind, `file:line`), so every log line and metric names
+where the work came from. When a task ends its outcome (ok, error, timeout, cancelled,
+rejected; `mark()` overrides what the value says, e.g. a join deadline) and duration are
+counted, unless it is not a task in the language's sense (`@dedup` executions, the
+reloader). `drain()` runs at shutdown: it waits, within what is left of the grace period
+since the signal arrived, for every task, including tasks started during the drain, then
+cancels the rest and logs each as abandoned. Limits come from `config async { }`
+(spec/tasks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from webpipe.config import config_int
+from webpipe.executor.slots import task_context
 from webpipe.metrics import METRICS
 
 log = logging.getLogger("webpipe.tasks")
@@ -24,81 +31,188 @@ log = logging.getLogger("webpipe.tasks")
 
 @dataclass(frozen=True)
 class TaskLimits:
-    """`config async { maxPerRequest, maxGlobal, lifetimeMs, shutdownGraceMs }`."""
+    """`config async { … }` (spec/tasks.md has the table)."""
 
     max_per_request: int = 0  # 0 = no cap
     max_global: int = 0
+    max_wait_ms: int = 0  # 0 = wait as long as the deadlines allow
     lifetime_ms: int = 30_000
     shutdown_grace_ms: int = 10_000
+    retry_base_ms: int = 100
+    retry_max_ms: int = 5_000
+    max_background: int = 0
+    background_lifetime_ms: int = 60_000
 
     @classmethod
     def from_config(cls, block: Mapping[str, Any] | None) -> TaskLimits:
         d = cls()
-        return cls(config_int(block, "maxPerRequest", d.max_per_request),
-                   config_int(block, "maxGlobal", d.max_global),
-                   config_int(block, "lifetimeMs", d.lifetime_ms),
-                   config_int(block, "shutdownGraceMs", d.shutdown_grace_ms))
+        return cls(**{attr: config_int(block, key, getattr(d, attr))
+                      for key, attr in CONFIG_KEYS.items()})
+
+
+CONFIG_KEYS = {"maxPerRequest": "max_per_request", "maxGlobal": "max_global",
+               "maxWaitMs": "max_wait_ms", "lifetimeMs": "lifetime_ms",
+               "shutdownGraceMs": "shutdown_grace_ms", "retryBaseMs": "retry_base_ms",
+               "retryMaxMs": "retry_max_ms", "maxBackground": "max_background",
+               "backgroundLifetimeMs": "background_lifetime_ms"}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """Where a task comes from: the labels of its metrics and the words of its log lines."""
+
+    route: str  # route template ("GET /users/:id"), or "script"/"test"
+    name: str  # the declared task name; "" for a plain `@background` step
+    kind: str  # "async" | "background" | "dedup" | "internal"
+    location: str  # "app.wp:12"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "background":
+            tag = f"@background @async({self.name})" if self.name else "@background"
+        elif self.kind == "dedup":
+            tag = "@dedup"
+        elif self.kind == "internal":
+            return self.name
+        else:
+            tag = f"@async({self.name})"
+        return f"{self.route} {tag} at {self.location}"
+
+    @property
+    def counted(self) -> bool:
+        return self.kind in ("async", "background")
+
+
+@dataclass(slots=True)
+class _Entry:
+    info: TaskInfo
+    started: float  # monotonic
+    wall: float  # time.time(), for the oldest-pending gauge
+    outcome: str | None = None  # set by mark()
 
 
 class ProcessTasks:
     """The owner of every task the process starts (see module docstring)."""
 
     def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks: dict[asyncio.Task[Any], _Entry] = {}
+        # counted tasks -> wall-clock start, in start order (the first is the oldest)
+        self._counted: dict[asyncio.Task[Any], float] = {}
         self.limits = TaskLimits()
+        self.shutdown_started: float | None = None  # monotonic, set by the signal
         self._global: asyncio.Semaphore | None = None
+        self._background: asyncio.Semaphore | None = None
 
     def configure(self, limits: TaskLimits) -> None:
         self.limits = limits
         self._global = None
+        self._background = None
 
     @property
     def pending(self) -> int:
-        return len(self.tasks)
+        return len(self._counted)
 
-    async def acquire(self) -> None:
-        """Wait for a free slot under the process-wide cap (no-op without a cap)."""
-        if self.limits.max_global <= 0:
-            return
-        if self._global is None:
+    def global_slots(self) -> asyncio.Semaphore | None:
+        if self.limits.max_global > 0 and self._global is None:
             self._global = asyncio.Semaphore(self.limits.max_global)
-        await self._global.acquire()
+        return self._global
 
-    def release(self) -> None:
-        if self._global is not None:
-            self._global.release()
+    def background_slots(self) -> asyncio.Semaphore | None:
+        if self.limits.max_background > 0 and self._background is None:
+            self._background = asyncio.Semaphore(self.limits.max_background)
+        return self._background
 
-    def start(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Start and own a task; its outcome is counted and a failure logged when it ends."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        started = time.monotonic()
-        task.add_done_callback(lambda t: self._finished(t, started))
+    def start(self, coro: Coroutine[Any, Any, Any], info: TaskInfo) -> asyncio.Task[Any]:
+        """Start and own a task; its outcome is counted when it ends."""
+        task = asyncio.get_running_loop().create_task(coro, name=info.label,
+                                                      context=task_context())
+        entry = self.tasks[task] = _Entry(info, time.monotonic(), time.time())
+        task.add_done_callback(self._finished)
+        if info.counted:
+            self._counted[task] = entry.wall
+            self._gauges()
         return task
 
-    def _finished(self, task: asyncio.Task[Any], started: float) -> None:
-        self.tasks.discard(task)
-        seconds = time.monotonic() - started
+    def mark(self, task: asyncio.Task[Any], outcome: str) -> None:
+        """Record the outcome a task ends with when its value cannot tell (a join deadline
+        cancels it: "timeout"; no slot in time: "rejected")."""
+        entry = self.tasks.get(task)
+        if entry is not None and entry.outcome is None:
+            entry.outcome = outcome
+
+    def mark_current(self, outcome: str) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.mark(task, outcome)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        entry = self.tasks.pop(task)
         if task.cancelled():
-            METRICS.task("cancelled", seconds)
+            outcome = entry.outcome or "cancelled"
         elif task.exception() is not None:
-            METRICS.task("error", seconds)
-            log.error("task %s failed: %s", task.get_name(), task.exception())
+            outcome = "error"
+            log.error("task %s crashed: %r", entry.info.label, task.exception())
         else:
-            METRICS.task(classify(task.result()), seconds)
+            outcome = entry.outcome or classify(task.result())
+        if entry.info.counted:
+            info = entry.info
+            METRICS.task(info.route, info.name, info.kind, outcome,
+                         time.monotonic() - entry.started)
+            del self._counted[task]
+            self._gauges()
+
+    def _gauges(self) -> None:
+        oldest = next(iter(self._counted.values()), None)
+        METRICS.pending(len(self._counted), oldest)
+
+    def watch_signals(self) -> None:
+        """Note when SIGTERM/SIGINT arrives (wrapping the server's own handlers), so the
+        drain gets only what is left of the grace period after the server's wait."""
+        if self.shutdown_started is not None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous = signal.getsignal(sig)
+            except ValueError:  # not the main thread
+                return
+            if callable(previous):
+                signal.signal(sig, _noting(self, previous))
+
+    def grace_left(self) -> float:
+        grace = self.limits.shutdown_grace_ms / 1000
+        if self.shutdown_started is None:
+            return grace
+        return max(0.0, grace - (time.monotonic() - self.shutdown_started))
 
     async def drain(self, grace_s: float | None = None) -> list[str]:
-        """Wait up to the grace period for tracked tasks, cancel the rest; their names."""
-        grace = self.limits.shutdown_grace_ms / 1000 if grace_s is None else grace_s
-        pending = {t for t in self.tasks if t is not asyncio.current_task()}
-        if pending:
-            _, pending = await asyncio.wait(pending, timeout=grace)
+        """Wait up to the grace for every task (new ones too), cancel and log the rest;
+        the labels of the abandoned tasks."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + (self.grace_left() if grace_s is None else grace_s)
+        me = asyncio.current_task()
+        while True:
+            pending = [t for t, e in self.tasks.items() if t is not me
+                       and e.info.kind != "internal"]
+            if not pending or loop.time() >= end:
+                break
+            await asyncio.wait(pending, timeout=end - loop.time(),
+                               return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
-            log.warning("shutdown: cancelling unfinished task %s", task.get_name())
+            log.warning("shutdown: abandoned task %s (not finished within the grace "
+                        "period)", self.tasks[task].info.label)
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         return sorted(t.get_name() for t in pending)
+
+
+def _noting(owner: ProcessTasks, previous: Any) -> Any:
+    def handler(sig: int, frame: FrameType | None) -> None:
+        if owner.shutdown_started is None:
+            owner.shutdown_started = time.monotonic()
+        previous(sig, frame)
+
+    return handler
 
 
 def classify(value: Any) -> str:
@@ -106,7 +220,11 @@ def classify(value: Any) -> str:
     if isinstance(value, dict):
         if value.get("type") == "timeout":
             return "timeout"
-        if "error" in value or value.get("errors"):
+        errors = value.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            kind = errors[0].get("type")
+            return {"timeout": "timeout", "capacityError": "rejected"}.get(str(kind), "error")
+        if "error" in value:
             return "error"
     return "ok"
 

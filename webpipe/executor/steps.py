@@ -7,6 +7,7 @@ This is spec/language.md §4.2 in order. Middleware calls go through the request
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -14,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 from webpipe.errors import HardError, StepError, WebpipeError
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.invoker import REAL_INVOKER
-from webpipe.executor.jqrun import first_sync, retrying
+from webpipe.executor.jqrun import first_sync, resolving
 from webpipe.executor.plan import StepPlan, SyncRun
-from webpipe.executor.singleflight import flight_key, single_flight
+from webpipe.executor.process_tasks import TaskInfo
+from webpipe.executor.retry import is_failure, retrying, timeout_envelope, with_attempts
+from webpipe.executor.singleflight import dedup_key, single_flight
 from webpipe.executor.state import (
     JSON_CT,
     Outcome,
@@ -57,7 +60,11 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
         return False
     state, inserted = _with_auto_name(plan, pre)
     target = tags.result_name or _result_name(state)
-    result = _invoke_sync(plan, state, target, ctx) if _sync_run(plan, ctx) else None
+    result: StepResult | None = None
+    if tags.retry or (tags.timeout_ms is not None and plan.kind != "join"):
+        result = await _guarded(plan, state, target, env, ctx)
+    elif _sync_run(plan, ctx):
+        result = _invoke_sync(plan, state, target, ctx)
     if result is None:
         result = await invoke_step(plan, state, target, env, ctx)
     def settled() -> bool:
@@ -67,14 +74,38 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
     try:
         return settled()
     except NeedsWorker:  # a later step's @guard: `settle` changes nothing before asking
-        return await retrying(settled, env, ctx)
+        return await resolving(settled, env, ctx)
 
 
 async def _gate(expr: n.TagExpr, state: Any, env: Env, ctx: RequestContext) -> bool:
     try:
         return gate(expr, state, env, ctx)
     except NeedsWorker:
-        return await retrying(lambda: gate(expr, state, env, ctx), env, ctx)
+        return await resolving(lambda: gate(expr, state, env, ctx), env, ctx)
+
+
+async def _guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
+                   ctx: RequestContext) -> StepResult:
+    """A synchronous step with `@retry(n)` and/or `@timeout(ms)` (each attempt bounded)."""
+    ms = plan.tags.timeout_ms if plan.kind != "join" else None
+
+    async def attempt() -> StepResult:
+        work = invoke_step(plan, state, target, env, ctx)
+        if ms is None:
+            return await work
+        try:
+            async with asyncio.timeout(ms / 1000):
+                return await work
+        except TimeoutError:
+            return StepResult(timeout_envelope(ms, plan.name, plan.location))
+
+    retries = plan.tags.retry or 0
+    result: StepResult
+    result, tries = await retrying(attempt, retries, lambda r: r.value)
+    if retries and is_failure(result.value):
+        result = StepResult(with_attempts(result.value, tries), result.content_type,
+                            status=result.status)
+    return result
 
 
 def settle(plan: StepPlan, result: StepResult, state: Any, target: str | None, inserted: bool,
@@ -166,7 +197,7 @@ def is_effectively_last(body: tuple[n.Step, ...], index: int, state: Any, env: E
         if not isinstance(later, n.MiddlewareStep):
             return False
         tags = env.plan(later).tags
-        if tags.background and tags.async_name is None:
+        if tags.background:
             continue  # @background work never shapes the response
         if gate(later.tags, state, env, ctx):
             return False
@@ -229,7 +260,7 @@ def _invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestCon
     None when the middleware hands the call over to its `run`."""
     assert plan.run_sync is not None
     try:
-        return plan.run_sync(state, plan.prepared, _call(plan, state, target, ctx))
+        return plan.run_sync(state, plan.prepared, step_call(plan, state, target, ctx))
     except (RunAsync, NeedsWorker):
         return None
     except Exception as exc:
@@ -255,13 +286,14 @@ async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: Req
     """Call the middleware through the request's invoker; `@dedup` shares identical calls."""
     if not plan.tags.dedup:
         return await ctx.invoker.invoke(plan, state, call)
-    key = flight_key(plan.name, plan.config, call.args, call.target, state)
-    result: StepResult = await single_flight(key, plan.location,
+    info = TaskInfo(ctx.route_label, "", "dedup", plan.location)
+    result: StepResult = await single_flight(dedup_key(plan, state, call), info,
                                              lambda: ctx.invoker.invoke(plan, state, call))
     return result
 
 
-def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -> StepCall:
+def step_call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -> StepCall:
+    """The `StepCall` of a middleware step on `state`: its inline arguments evaluated."""
     if plan.arg_error:
         raise StepError(plan.arg_error)
     args: tuple[Any, ...] = ()
@@ -278,11 +310,11 @@ def _call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext) -
 
 async def _call_resolved(plan: StepPlan, state: Any, target: str | None, env: Env,
                          ctx: RequestContext) -> StepCall:
-    """`_call`, running on a sandbox worker the inline arguments that need one."""
+    """`step_call`, running on a sandbox worker the inline arguments that need one."""
     try:
-        return _call(plan, state, target, ctx)
+        return step_call(plan, state, target, ctx)
     except NeedsWorker:
-        return await retrying(lambda: _call(plan, state, target, ctx), env, ctx)
+        return await resolving(lambda: step_call(plan, state, target, ctx), env, ctx)
 
 
 async def _callee_input(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
@@ -320,20 +352,40 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     try:
         if plan.kind == "pipeline" and plan.callee is not None:
             callee_input = await _callee_input(plan, state, env, ctx)
-            return (await run_pipeline(plan.callee.pipeline, callee_input, env, ctx)).state
+            if ctx.call_log is not None:  # `call pipeline` assertions see task calls too
+                ctx.call_log.setdefault(f"pipeline.{plan.callee.name}", []).append(state)
+            final = (await run_pipeline(plan.callee.pipeline, callee_input, env, ctx)).state
+            return _as_tagged(plan, state, None, final)
         if plan.kind in ("missing", "join"):
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
-        call = await _call_resolved(plan, state, None, env, ctx)
+        target = plan.tags.result_name
+        call = await _call_resolved(plan, state, target, env, ctx)
         sync = _sync_run(plan, ctx)
+        value = None
         if sync is not None:
             try:
-                return sync(state, plan.prepared, call).value
+                value = sync(state, plan.prepared, call).value
             except RunAsync:
-                pass
-        return (await invoke_middleware(plan, state, call, ctx)).value
+                sync = None
+        if sync is None:
+            value = (await invoke_middleware(plan, state, call, ctx)).value
+        return _as_tagged(plan, state, target, value)
     except StepError as exc:  # concurrency.md §5 flavour 2
         return {"error": f"At {plan.location}: Middleware execution failed: {exc.message}"}
     except HardError as exc:
         return {"error": f"At {plan.location}: {exc.message}"}
 
+
+
+def _as_tagged(plan: StepPlan, state: Any, target: str | None, value: Any) -> Any:
+    """A task's value with `@error(type)` and `@result(name)` applied as a synchronous step
+    applies them (spec/tasks.md): renamed envelope; the result wrapped under `.data.<name>`
+    of the snapshot."""
+    if plan.tags.error_name:
+        value = rename_error(value, plan.tags.error_name)
+    if target is not None and error_type(value) is None:
+        behavior, wraps = _rules(plan)
+        if wraps:
+            return apply_value(behavior, wraps, target, state, value, True)
+    return value

@@ -1,11 +1,14 @@
-"""`@async` tasks, `join`, and `@background` steps of one request.
+"""`@async` tasks and `join` of one request (the rules are spec/tasks.md).
 
-`TaskRegistry` is per request: `@async(name)` spawns the step on a snapshot of the state
-and stores the handle under its name; `join` awaits the listed names in order and merges
-their values under `.async`. Spawning waits for a slot under the per-request and
-process-wide caps (back-pressure); every task is owned by `process_tasks.PROCESS_TASKS`, which
-counts outcomes, logs failures and drains or cancels tasks at shutdown. A task's lifetime is
-bounded by its `@timeout(ms)` or, when it has none, by `config async { lifetimeMs }`.
+`TaskRegistry` is per request: `@async(name)` spawns the step on a snapshot of the state and
+stores the handle under its name; `join` awaits the listed names and merges their values
+under `.async`. Spawning never blocks: the task takes its slots when it starts and gives
+them back while it waits in a `join` of its own (`slots`), so caps cannot deadlock. Every
+task is owned by `process_tasks.PROCESS_TASKS`. A task's deadline is its `@timeout(ms)`,
+else `config async { lifetimeMs }`, and includes its wait for a slot. `@failfast` reports
+the task that failed first, whatever its place in the list, keeps the values of tasks that
+had finished, and reports an expired join deadline as `timeout`. Failures nobody joins and
+lifetime cuts are logged with route, task name and `file:line`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError
-from webpipe.executor.process_tasks import PROCESS_TASKS
-from webpipe.executor.state import envelope
+from webpipe.executor.background import end_request
+from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
+from webpipe.executor.retry import is_failure, retrying, with_attempts
+from webpipe.executor.slots import CapacityError, given_back, take_slots
+from webpipe.executor.state import envelope, error_type
 from webpipe.middleware.base import StepResult
 
 if TYPE_CHECKING:
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
     from webpipe.executor.plan import StepPlan
 
 log = logging.getLogger("webpipe.tasks")
+CANCELLED = {"error": "cancelled", "type": "cancelled"}
 
 
 def timeout_value(ms: int) -> dict[str, str]:
@@ -34,131 +41,204 @@ def timeout_value(ms: int) -> dict[str, str]:
 
 @dataclass(eq=False)
 class TaskRegistry:
-    """The `@async` handles and deferred `@background` steps of one request."""
+    """The `@async` handles and deferred `@background` steps of one request (or task)."""
 
-    handles: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    handles: dict[str, tuple[asyncio.Task[Any], TaskInfo]] = field(default_factory=dict)
     background: list[tuple[StepPlan, Any]] = field(default_factory=list)
+    # the request's maxPerRequest semaphore, shared with the tasks' own registries
     slots: asyncio.Semaphore | None = None
+    closed: bool = False
+
+    def request_slots(self) -> asyncio.Semaphore | None:
+        cap = PROCESS_TASKS.limits.max_per_request
+        if cap > 0 and self.slots is None:
+            self.slots = asyncio.Semaphore(cap)
+        return self.slots
 
     async def defer_or_spawn(self, plan: StepPlan, state: Any, env: Env,
                              ctx: RequestContext) -> None:
-        if plan.tags.background and plan.tags.async_name is None:
+        if plan.tags.background:
             self.background.append((plan, state))
             return
         name = plan.tags.async_name or "task"
-        await self._acquire()
-        coro = self._owned(plan, state, env, ctx.fork())
-        self.handles[name] = PROCESS_TASKS.start(coro, _task_name(plan, name, ctx))
-
-    async def _acquire(self) -> None:
-        cap = PROCESS_TASKS.limits.max_per_request
-        if cap > 0:
-            if self.slots is None:
-                self.slots = asyncio.Semaphore(cap)
-            await self.slots.acquire()
-        await PROCESS_TASKS.acquire()
-
-    async def _owned(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
-        """The task's body: the step within its deadline, then the slots given back."""
-        try:
-            return await _bounded(plan, state, env, ctx)
-        finally:
-            PROCESS_TASKS.release()
-            if self.slots is not None:
-                self.slots.release()
+        child = ctx.fork()
+        child.adopt(TaskRegistry(slots=self.request_slots()))
+        info = TaskInfo(ctx.route_label, name, "async", plan.location)
+        task = PROCESS_TASKS.start(run_task(plan, state, env, child, info), info)
+        replaced = self.handles.get(name)
+        if replaced is not None:
+            watch_unjoined(*replaced, "replaced by a later @async of the same name")
+        self.handles[name] = task, info
 
     async def join(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
                    ) -> StepResult:
         if plan.missing:
             raise HardError(plan.missing, span=plan.step.span)
-        wanted = [(name, self.handles.pop(name)) for name in plan.join_names
+        wanted = [(name, self.handles.pop(name)[0]) for name in plan.join_names
                   if name in self.handles]
-        results = await _await_all(wanted, plan)
-        failed = _first_failure(results) if plan.tags.failfast else None
-        if failed is not None:
-            error = envelope("asyncError", f"task {failed!r} failed: "
-                             f"{_failure_text(results[failed])}", "join", plan.location)
-            error["errors"][0]["task"] = failed
-            return StepResult(error)
+        async with given_back():
+            results, failed, late = await _await_all(wanted, plan)
         previous = state.get("async") if isinstance(state, dict) else None
         merged = {**previous, **results} if isinstance(previous, dict) else results
+        if failed is not None or late is not None:
+            return StepResult(_failfast_envelope(plan, results, failed, late, merged))
+        rejected = next((n for n, v in results.items() if error_type(v) == "capacityError"),
+                        None)
+        if rejected is not None:  # the task never ran: the join cannot give its result
+            return StepResult(_failfast_envelope(plan, results, rejected, None, merged))
         return StepResult({"async": merged})
 
+    def close(self) -> None:
+        """The request (or task) ended: tasks nobody joined have their failures logged."""
+        if self.closed:
+            return
+        self.closed = True
+        for task, info in self.handles.values():
+            watch_unjoined(task, info, "never joined")
+        self.handles.clear()
 
-def _task_name(plan: StepPlan, name: str, ctx: RequestContext) -> str:
-    request = ctx.request if isinstance(ctx.request, dict) else {}
-    route = f"{request.get('method', '')} {request.get('path', '')}".strip() or "script"
-    return f"{route} @async({name}) at {plan.location}"
+
+def watch_unjoined(task: asyncio.Task[Any], info: TaskInfo, why: str) -> None:
+    """Log the task's failure when it ends (or now, when it has ended)."""
+    def report(done: asyncio.Task[Any]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            return  # cancellation is logged by whoever cancels; crashes by the owner
+        value = done.result()
+        if is_failure(value):
+            log.error("%s failed (%s): %s", info.label, why, failure_text(value))
+
+    if task.done():
+        report(task)
+    else:
+        task.add_done_callback(report)
 
 
-async def _bounded(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
+async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
+                   info: TaskInfo) -> Any:
+    """The body of an `@async` task: slots, then the step (with its retries), all within
+    the task's deadline; then the task's own `@background` steps and un-joined tasks."""
+    limits = PROCESS_TASKS.limits
+    limit_ms = plan.tags.timeout_ms if plan.tags.timeout_ms is not None else limits.lifetime_ms
+    tasks = ctx.tasks()
+    held = None
+    try:
+        async with asyncio.timeout(limit_ms / 1000):
+            held = await take_slots((tasks.slots, PROCESS_TASKS.global_slots()),
+                                    limits.max_wait_ms)
+            value = await _attempts(plan, state, env, ctx)
+    except TimeoutError:
+        value = timeout_value(limit_ms)
+        if plan.tags.timeout_ms is None:
+            log.warning("%s cut at its lifetime of %d ms", info.label, limit_ms)
+    except CapacityError:
+        value = capacity_envelope(info, limits.max_wait_ms)
+    finally:
+        if held is not None:
+            held.release()
+    end_request(ctx, env, 500 if is_failure(value) else 200)  # the task's end is its answer
+    return value
+
+
+async def _attempts(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
     from webpipe.executor.steps import run_task_step
 
-    limit_ms = plan.tags.timeout_ms
-    if limit_ms is None:
-        limit_ms = PROCESS_TASKS.limits.lifetime_ms
-    try:
-        # asyncio.timeout rather than wait_for, which would run the step in a second task
-        async with asyncio.timeout(limit_ms / 1000):
-            return await run_task_step(plan, state, env, ctx)
-    except TimeoutError:
-        return timeout_value(limit_ms)
+    retries = plan.tags.retry or 0
+    value, tries = await retrying(lambda: run_task_step(plan, state, env, ctx), retries)
+    return with_attempts(value, tries) if retries and is_failure(value) else value
+
+
+def capacity_envelope(info: TaskInfo, max_wait_ms: int) -> dict[str, Any]:
+    PROCESS_TASKS.mark_current("rejected")
+    out = envelope("capacityError", f"no task slot became free within {max_wait_ms} ms "
+                   f"(config async maxWaitMs)", "async", info.location)
+    out["errors"][0]["task"] = info.name
+    return out
 
 
 async def _await_all(wanted: list[tuple[str, asyncio.Task[Any]]], plan: StepPlan,
-                     ) -> dict[str, Any]:
-    """Await tasks in list order within the join's deadline; failfast cancels the rest."""
+                     ) -> tuple[dict[str, Any], str | None, str | None]:
+    """Await the tasks within the join's deadline: their values, the task that failed
+    first (`@failfast`), and the first one the deadline cut (`@failfast`)."""
     tasks = [task for _, task in wanted]
     deadline = plan.tags.timeout_ms
+    failed = None
     if plan.tags.failfast:
-        await _wait_failfast(tasks, deadline)
+        failed = await _wait_failfast(wanted, deadline)
     elif tasks:
         await asyncio.wait(tasks, timeout=deadline / 1000 if deadline is not None else None)
     results: dict[str, Any] = {}
+    stopped: list[asyncio.Task[Any]] = []
+    late = None
     for name, task in wanted:
         if not task.done():
-            task.cancel()
+            stopped.append(task)
+            if failed is not None:  # a sibling failed first: this one is merely cancelled
+                PROCESS_TASKS.mark(task, "cancelled")
+                continue
+            PROCESS_TASKS.mark(task, "timeout")
+            late = late or name
             results[name] = timeout_value(deadline or 0)
         elif task.cancelled():
-            results[name] = {"error": "cancelled", "type": "cancelled"}
+            results[name] = dict(CANCELLED)
         elif task.exception() is not None:
             results[name] = {"error": f"Task failed: {task.exception()}"}
         else:
             results[name] = task.result()
-    return results
+    for task in stopped:
+        task.cancel()
+    if stopped:
+        await asyncio.gather(*stopped, return_exceptions=True)
+    return results, failed, late if plan.tags.failfast else None
 
 
-async def _wait_failfast(tasks: list[asyncio.Task[Any]], deadline: int | None) -> None:
+async def _wait_failfast(wanted: list[tuple[str, asyncio.Task[Any]]], deadline: int | None,
+                         ) -> str | None:
+    """Wait until every task ended, one failed (its name), or the deadline passed."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline / 1000 if deadline is not None else None
-    pending = set(tasks)
+    pending = {task for _, task in wanted}
     while pending:
         timeout = None if end is None else max(0.0, end - loop.time())
         done, pending = await asyncio.wait(pending, timeout=timeout,
                                            return_when=asyncio.FIRST_COMPLETED)
-        if not done or any(_is_failure(t.result()) for t in done
-                           if not t.cancelled() and t.exception() is None):
-            break
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.gather(*pending, return_exceptions=True)
+        if not done:
+            return None
+        for name, task in wanted:  # several may end together: the list order decides
+            if task in done and _task_failed(task):
+                return name
+    return None
 
 
-def _is_failure(value: Any) -> bool:
-    from webpipe.executor.state import error_type
-
-    return (isinstance(value, dict) and "error" in value) or error_type(value) is not None
-
-
-def _first_failure(results: dict[str, Any]) -> str | None:
-    return next((name for name, value in results.items() if _is_failure(value)), None)
+def _task_failed(task: asyncio.Task[Any]) -> bool:
+    if task.cancelled():
+        return False  # cancelled by someone else: not this task's failure
+    return task.exception() is not None or is_failure(task.result())
 
 
-def _failure_text(value: Any) -> str:
+def _failfast_envelope(plan: StepPlan, results: dict[str, Any], failed: str | None,
+                       late: str | None, merged: dict[str, Any]) -> dict[str, Any]:
+    """The join's error envelope; tasks that had finished keep their values in `.async`."""
+    if failed is not None:
+        value = results[failed]
+        cause = error_type(value) or value.get("type") if isinstance(value, dict) else None
+        kind = cause if cause in ("timeout", "capacityError") else "asyncError"
+        out = envelope(kind, f"task {failed!r} failed: {failure_text(value)}", "join",
+                       plan.location)
+        out["errors"][0]["task"] = failed
+    else:
+        assert late is not None
+        out = envelope("timeout", f"join deadline of {plan.tags.timeout_ms} ms expired "
+                       f"waiting for {late!r}", "join", plan.location)
+        out["errors"][0]["task"] = late
+    out["async"] = merged
+    return out
+
+
+def failure_text(value: Any) -> str:
     if isinstance(value, dict) and isinstance(value.get("error"), str):
         return str(value["error"])
     errors = value.get("errors") if isinstance(value, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return str(errors[0].get("message", errors[0].get("type")))
+        first = errors[0]
+        return f"{first.get('type')}: {first.get('message', '')}"
     return "failed"

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
-from webpipe.executor.jqrun import first_sync, retrying
-from webpipe.executor.process_tasks import PROCESS_TASKS
+from webpipe.executor.jqrun import first_sync, resolving
+from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.state import error_type
 from webpipe.graphql.resolvers import (
     Binding,
@@ -125,7 +125,7 @@ class LoaderResolver:
         if key is None:
             raise GraphQLError(self.spec.key_error or "loader key missing")
         try:
-            return await retrying(lambda: first_sync(key, state, run.ctx), run.env, run.ctx)
+            return await resolving(lambda: first_sync(key, state, run.ctx), run.env, run.ctx)
         except JqError as exc:
             raise GraphQLError(f"loader key: {exc}") from None
 
@@ -185,7 +185,8 @@ class Batcher:
         batch = self.open.get(group)
         if batch is None:
             batch = self.open[group] = _Batch(spec, args, run.context)
-            task = PROCESS_TASKS.start(self._dispatch(run, group, batch), f"loader batch {group}")
+            task = PROCESS_TASKS.start(self._dispatch(run, group, batch),
+                                      TaskInfo("", f"loader batch {group}", "internal", ""))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         identity = _identity(key)

@@ -44,13 +44,18 @@ TAG_DOCS: dict[str, str] = {
     "result": "`@result(name)`: where `pg`/`fetch`/`graphql` put their result (`.data.name`).",
     "error": "`@error(type)`: rename the step's error type.",
     "needs": "`@needs(flags)`: make the route run the `featureFlags` pipeline.",
-    "timeout": "`@timeout(ms)`: deadline for an `@async` task, or for the whole wait of a "
-               "`join`.",
-    "retry": "`@retry(n)`: retry a failed `@background` step up to n times, with backoff.",
-    "failfast": "`@failfast` on `join`: cancel the other tasks at the first failure.",
-    "background": "`@background`: run after a 2xx response, fire-and-forget.",
-    "dedup": "`@dedup`: concurrent identical calls of this step share one execution.",
-    "detached": "`@detached`: a known tag with no effect (reserved for fire-and-forget tasks).",
+    "timeout": "`@timeout(ms)`: deadline of each attempt of a step, of an `@async` task, "
+               "or of the whole wait of a `join`.",
+    "retry": "`@retry(n)`: retry a failed step up to n times (backoff with jitter, "
+             "`Retry-After`).",
+    "failfast": "`@failfast` on `join`: the first task to fail ends the join with its error; "
+                "the others are cancelled, finished ones keep their results.",
+    "background": "`@background`: run after a 2xx response (with `@async(name)`: in parallel).",
+    "dedup": "`@dedup` / ``@dedup(`key`)``: concurrent calls sending the same request share "
+             "one execution.",
+    "detached": "`@detached` with `@async(name)`: a fire-and-forget task that is never joined.",
+    "onError": "`@onError(pipeline)` with `@background`: call the pipeline when the step "
+               "failed after its last attempt.",
 }
 
 FLOW_DOCS: dict[str, str] = {

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import datetime
+import email.utils
 import json
 import os
 import re
@@ -119,6 +121,20 @@ class FetchMiddleware(BaseMiddleware):
         # middleware.md §3.3: without a target the payload replaces `.data` on a state copy
         base = state if isinstance(state, dict) else {}
         return StepResult({**base, "data": payload})
+
+    def dedup_identity(self, state: JSON, prepared: object, call: StepCall,
+                       ) -> tuple[JSON, JSON]:
+        """`@dedup`: the request this call would send, and its credential headers."""
+        assert isinstance(prepared, FetchConfig)
+        if call.args:
+            request = request_from_args(call.args)
+        else:
+            request = request_from_state(state, prepared.url)
+        headers = sorted((request.headers or {}).items())
+        body = request.body.decode("latin-1") if request.body is not None else None
+        sent = [request.method, request.url, sorted(request.query), headers, body,
+                request.timeout, call.target]
+        return sent, [[k, v] for k, v in headers if _is_credential(k)]
 
     async def send(self, request: FetchRequest) -> dict[str, JSON]:
         """Perform one request; the success payload or a domain error envelope."""
@@ -276,7 +292,11 @@ async def _read_response(response: aiohttp.ClientResponse, url: str, cap: int,
                                               max_depth)
     del raw  # the bytes may be megabytes: not kept while the value lives on
     if not success:
-        return error_envelope("httpError", text, url=url, status=response.status)
+        failed = error_envelope("httpError", text, url=url, status=response.status)
+        wait = retry_after(response.headers.get("retry-after"))
+        if response.status in (429, 503) and wait is not None:
+            failed["errors"][0]["retryAfter"] = wait  # seconds; `@retry` honours it
+        return failed
     if value is _TOO_DEEP:
         raise StepError(f"fetch response from {url}: JSON nested deeper than {max_depth} "
                         "levels (maxJsonDepth)", error_type="limitError")
@@ -322,6 +342,22 @@ def _decode_and_parse(raw: bytes, charset: str | None, parse: bool,
         return text, parse_body(text, max_depth)
     except JsonTooDeep:
         return text, _TOO_DEEP
+
+
+def retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 def decode_body(raw: bytes, charset: str | None) -> str:
@@ -389,6 +425,14 @@ def error_envelope(kind: str, message: str, *, url: str | None = None,
     if url is not None:
         error["url"] = url
     return {"errors": [error]}
+
+
+_CREDENTIAL_WORDS = ("auth", "cookie", "token", "key", "secret", "session", "signature")
+
+
+def _is_credential(header: str) -> bool:
+    name = header.lower()
+    return any(word in name for word in _CREDENTIAL_WORDS)
 
 
 def _send_failure(url: str, exc: BaseException) -> str:

@@ -349,6 +349,13 @@ class PgMiddleware(BaseMiddleware):
             value = {"data": value}  # middleware.md §2.5: no target, legacy shape
         return StepResult(value)
 
+    def dedup_identity(self, state: JSON, prepared: object, call: StepCall,
+                       ) -> tuple[JSON, JSON]:
+        """`@dedup`: the statement and its parameters; the app's own connection carries no
+        per-user credentials."""
+        assert isinstance(prepared, PgStatement)
+        return [prepared.sql, _params(state, call)], []
+
     async def execute_sql(self, sql: str, params: list[JSON]) -> dict[str, JSON]:
         """Lua's `executeSql` (middleware.md §5.3): always the row CTE; raises on failure."""
         stmt = compile_statement(sql, force_rows=True)

@@ -8,11 +8,13 @@ pipeline error, a bad jq input, an unknown pipeline).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from webpipe.errors import WebpipeError
+from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env, plan_step
 from webpipe.executor.pipeline import run_pipeline
@@ -172,7 +174,18 @@ async def _call_route(env: Env, router: Router[tuple[n.Route, bool]], test: n.It
     (route, _flags), params = found
     state = _test_request(test, variables, trigger.method, raw_path, query, params)
     ctx.request = state
-    return _outcome(await run_pipeline(route.pipeline, state, env, ctx), ctx), None
+    ctx.route = f"{route.method} {route.path}"
+    out = await run_pipeline(route.pipeline, state, env, ctx)
+    await run_background_now(ctx, env, out.status or 200)
+    return _outcome(out, ctx), None
+
+
+async def run_background_now(ctx: RequestContext, env: Env, status: int) -> None:
+    """As the server does after the response (spec/tasks.md §4), but the test waits for
+    the background steps, so `call` assertions see what they did."""
+    started = end_request(ctx, env, status)
+    if started:
+        await asyncio.wait(started)
 
 
 def _test_request(test: n.It, variables: dict[str, Any], method: str, path: str, query: str,
