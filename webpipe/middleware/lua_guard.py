@@ -11,18 +11,19 @@ prelude by returning the entry points `LuaState` calls.
 from __future__ import annotations
 
 GUARD = r"""
--- Budget. A count hook fires every `count` instructions in every coroutine of the state
--- (INLINE_COUNT on the event loop: one instruction can cost a millisecond, e.g. `..` of two
--- MB-long strings, so the loop must look often; each look reads the CPU clock, a system call,
--- so not at every 100: ~3 µs per small run. WORKER_COUNT in a worker, where the pool's kill
--- bounds what the hook misses). It acts only `inside` a run's protected body (so it never
--- raises in the prelude's own code around it). A run sets `clock` (os.clock for an inline run, the host's monotonic clock
--- otherwise) and either an absolute `limit_at` or a `budget_left` counted from the hook's
--- first firing (a short chunk never reads the clock). Once over, `aborting` is set and
--- stays set until the run returns: every later firing raises again, and every protected
--- call (pcall, xpcall, coroutine.resume/close/wrap) re-raises when it sees it, so no
--- handler can keep the run alive. Message handlers are skipped while aborting (a looping
--- __tostring or xpcall handler cannot outlive the budget either).
+-- Budget. A count hook fires every `count` instructions in every coroutine of the state:
+-- INLINE_COUNT on the event loop (one instruction can cost a millisecond, e.g. `..` of two
+-- MB-long strings, so the loop must look often; each look reads the CPU clock, a system
+-- call, so not every 100: that cost ~3 µs per small run), WORKER_COUNT in a worker (where
+-- the pool's kill bounds what the hook misses). It acts only `inside` a run's protected
+-- body, so it never raises in the prelude's own code around it. A run sets `clock`
+-- (os.clock for an inline run, the host's monotonic clock otherwise) and either an absolute
+-- `limit_at` or a `budget_left` counted from the hook's first firing (a short chunk never
+-- reads the clock). Once over, `aborting` is set and stays set until the run returns: every
+-- later firing raises again, and every protected call (pcall, xpcall, coroutine.resume,
+-- close and wrap, load's reader) re-raises when it sees it, so no handler can keep the run
+-- alive. Message handlers are skipped while aborting (a looping __tostring or xpcall
+-- handler cannot outlive the budget either).
 local INLINE_COUNT, WORKER_COUNT = 500, 10000
 local count = WORKER_COUNT
 local ABORT = "webpipe: run aborted"
