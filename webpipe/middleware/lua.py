@@ -65,6 +65,9 @@ INLINE_INPUT_BYTES = 256 * 1024
 # past the deadline the worker's own hook stops the run; the pool kills it this much later
 # (a run stuck in C code, e.g. a pattern match, where no hook fires)
 KILL_GRACE_S = 0.25
+# how much earlier than a step's @timeout(ms) the worker's own hook stops the run, so that
+# it answers before the executor's cut (spec/tasks.md) and the worker lives on
+STEP_TIMEOUT_LEAD_S = 0.05
 # address space a worker needs beyond the Lua heap (Python, conversions of the result)
 WORKER_OVERHEAD_MB = 64
 
@@ -135,6 +138,15 @@ def _too_big_for_the_loop(state: JSON, context: JSON) -> bool:
     except TypeError:  # not orjson's JSON (an integer past 64 bits): small in practice
         return False
     return size > INLINE_INPUT_BYTES
+
+
+def _run_seconds(step_ms: int | None, default_ms: int) -> float:
+    """A worker run's time: `luaTimeoutMs`, or the step's @timeout(ms) a little early: the
+    executor also cuts the step at its @timeout (spec/tasks.md), which cancels the run and
+    kills its worker (a respawn for the next run); the worker's own hook answers first."""
+    if step_ms is None:
+        return default_ms / 1000
+    return max(0.0, step_ms / 1000 - STEP_TIMEOUT_LEAD_S)
 
 
 def _apply_writes(ctx: RequestContext, flags: Mapping[str, bool],
@@ -236,18 +248,19 @@ class LuaMiddleware(BaseMiddleware):
 
     async def _run_in_worker(self, chunk: LuaChunk, state: JSON, context: JSON,
                              ctx: RequestContext, timeout_ms: int | None) -> dict[str, Any]:
+        seconds = _run_seconds(timeout_ms, self.limits.lua_timeout_ms)
         timeout_ms = timeout_ms or self.limits.lua_timeout_ms
         memory_mb = self.limits.lua_memory_mb
         payload = {
             "source": chunk.source, "state": _input_of(chunk, state), "context": context,
             "flags": dict(ctx.flags), "conditions": dict(ctx.conditions),
             "scripts": self.scripts, "scripts_id": self._scripts_id,
-            "deadline": time.monotonic() + timeout_ms / 1000,
+            "deadline": time.monotonic() + seconds,
             "timeout_ms": timeout_ms, "memory_mb": memory_mb,
         }
         try:
             answer = await self.host.sandbox().run(
-                "lua", payload, timeout_s=timeout_ms / 1000 + KILL_GRACE_S,
+                "lua", payload, timeout_s=seconds + KILL_GRACE_S,
                 memory_mb=memory_mb + WORKER_OVERHEAD_MB, callback=self._callback)
         except SandboxTimeout:
             raise StepError(f"Lua chunk exceeded its {timeout_ms} ms time budget",
