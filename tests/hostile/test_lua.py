@@ -73,10 +73,12 @@ async def _hostile(served: Served, path: str, count: int = HOSTILE) -> list[tupl
 
 
 def _assert_healthy(latencies: list[float]) -> None:
-    """The shared criterion (responsive.py), and most probes within the outcome's 100 ms
-    (not all: the first also opens its connection, and other test runs share the CPUs)."""
+    """The shared criterion (responsive.py), and most probes after the first (which also
+    opens its connection) within the outcome's 100 ms: not all, other test runs share the
+    CPUs."""
     assert_responsive(latencies)
-    assert sum(p < PROBE_BUDGET_S for p in latencies) >= 0.75 * len(latencies), latencies
+    later = latencies[1:]
+    assert sum(p < PROBE_BUDGET_S for p in later) >= 0.75 * len(later), latencies
 
 
 def _error(body: Any) -> tuple[str, str]:
