@@ -291,6 +291,9 @@ class WebpipeApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 PROCESS_TASKS.watch_signals()
+                env = self.served.env
+                if env.uses_sandbox():  # workers import while the server starts
+                    await env.sandbox().warm()
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
                         self.reloader(self), TaskInfo("", "reloader", "internal", ""))
