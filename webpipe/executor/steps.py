@@ -7,7 +7,6 @@ This is spec/language.md §4.2 in order. Middleware calls go through the request
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.jqrun import first_sync, resolving
 from webpipe.executor.plan import StepPlan, SyncRun
 from webpipe.executor.process_tasks import TaskInfo
-from webpipe.executor.retry import is_failure, retrying, timeout_envelope, with_attempts
+from webpipe.executor.retry import bounded, is_failure, retrying, with_attempts
 from webpipe.executor.singleflight import dedup_key, single_flight
 from webpipe.executor.state import (
     JSON_CT,
@@ -90,14 +89,9 @@ async def _guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
     ms = plan.tags.timeout_ms if plan.kind != "join" else None
 
     async def attempt() -> StepResult:
-        work = invoke_step(plan, state, target, env, ctx)
-        if ms is None:
-            return await work
-        try:
-            async with asyncio.timeout(ms / 1000):
-                return await work
-        except TimeoutError:
-            return StepResult(timeout_envelope(ms, plan.name, plan.location))
+        out = await bounded(invoke_step(plan, state, target, env, ctx), ms, plan.name,
+                            plan.location)
+        return out if isinstance(out, StepResult) else StepResult(out)  # the envelope
 
     retries = plan.tags.retry or 0
     result: StepResult

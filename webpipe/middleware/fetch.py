@@ -28,7 +28,6 @@ from typing import ClassVar
 import aiohttp
 
 from webpipe.errors import StepError
-from webpipe.limits import Limits, limits_of
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -97,14 +96,6 @@ class FetchMiddleware(BaseMiddleware):
         super().__init__(host)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._limits: Limits | None = None
-
-    @property
-    def limits(self) -> Limits:
-        """The app's `config limits` (read on first use: the host is complete by then)."""
-        if self._limits is None:
-            self._limits = limits_of(self.host)
-        return self._limits
 
     def prepare(self, config: str, span: Span | None) -> FetchConfig:
         # A literal URL is not rejected here: `fetchUrl` in the state may replace it, and a bad

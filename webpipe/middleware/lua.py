@@ -29,7 +29,6 @@ from lupa import lua54
 
 from webpipe.errors import ConfigError, StepError, WebpipeError
 from webpipe.executor.context import RequestContext
-from webpipe.limits import limits_of
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -165,7 +164,6 @@ class LuaMiddleware(BaseMiddleware):
         self.scripts = load_scripts(scripts_dir())  # read once at startup (§5.1)
         self._scripts_id = hashlib.sha256(repr(sorted(self.scripts.items())).encode()
                                           ).hexdigest()[:16]
-        self.limits = limits_of(host)
         self._inline_budget = Budget(self.limits.lua_timeout_ms, self.limits.lua_memory_mb,
                                      inline_cpu=INLINE_BUDGET)
         self._local = threading.local()  # the inline state (the loop thread's)

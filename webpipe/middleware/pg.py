@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 from webpipe.config import config_int
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, resolve_target
 from webpipe.errors import ConfigError, HardError, StepError
-from webpipe.limits import Limits, limits_of
+from webpipe.limits import Limits
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -323,14 +323,6 @@ class PgMiddleware(BaseMiddleware):
         self._pool: Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
-        self._limits: Limits | None = None
-
-    @property
-    def limits(self) -> Limits:
-        """The app's `config limits` (read on first use: the host is complete by then)."""
-        if self._limits is None:
-            self._limits = limits_of(self.host)
-        return self._limits
 
     @property
     def statement_timeout_ms(self) -> int:
