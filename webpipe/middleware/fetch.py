@@ -37,6 +37,7 @@ from webpipe.middleware.base import (
     StepCall,
     StepResult,
 )
+from webpipe.middleware.breaker import BreakerConfig, Breakers, through
 from webpipe.source import Span
 from webpipe.wire import (
     MAX_JSON_CONTAINERS,
@@ -98,6 +99,7 @@ class FetchMiddleware(BaseMiddleware):
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._limits: Limits | None = None
+        self._breakers: Breakers | bool | None = False  # False: not read yet
 
     @property
     def limits(self) -> Limits:
@@ -124,6 +126,12 @@ class FetchMiddleware(BaseMiddleware):
         base = state if isinstance(state, dict) else {}
         return StepResult({**base, "data": payload})
 
+    def hedge_method(self, state: JSON, prepared: object, call: StepCall) -> str:
+        """`@hedge`: the method this call would send (only idempotent ones are hedged)."""
+        assert isinstance(prepared, FetchConfig)
+        return (request_from_args(call.args) if call.args
+                else request_from_state(state, prepared.url)).method
+
     def dedup_identity(self, state: JSON, prepared: object, call: StepCall,
                        ) -> tuple[JSON, JSON]:
         """`@dedup`: the request this call would send, and its credential headers."""
@@ -139,6 +147,16 @@ class FetchMiddleware(BaseMiddleware):
         return sent, [[k, v] for k, v in headers if _is_credential(k)]
 
     async def send(self, request: FetchRequest) -> dict[str, JSON]:
+        """Perform one request through the host's circuit breaker, when configured."""
+        if self._breakers is False:
+            config = BreakerConfig.from_config(self.host.config_block("fetch"))
+            self._breakers = Breakers(config) if config.max_errors > 0 else None
+        if self._breakers is None or not request.url:
+            return await self.send_now(request)
+        assert isinstance(self._breakers, Breakers)
+        return await through(self._breakers, request.url, lambda: self.send_now(request))
+
+    async def send_now(self, request: FetchRequest) -> dict[str, JSON]:
         """Perform one request; the success payload or a domain error envelope."""
         if not request.url:
             return error_envelope("networkError", "Missing URL for fetch middleware")
