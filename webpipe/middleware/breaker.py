@@ -9,8 +9,10 @@ is let through as the one probe (half-open; other calls still fail at once); its
 closes the breaker, its failure opens it again for another `breakerOpenMs`. A probe that is
 cancelled (a deadline, a lost hedge race) proves nothing: the next call probes instead.
 Every transition is logged (`webpipe.breaker`) and set on `/metrics`
-(`webpipe_breaker_state{host}`). State lives in the process: with `--workers N` each worker
-keeps its own breakers (spec/fetch.md).
+(`webpipe_breaker_state{host}`). State lives in the process (with `--workers N` each worker
+keeps its own breakers) unless Redis is configured (`breakerBackend`/`breakerUrl`, or
+`$REDIS_URL`, as for cache and rateLimit): then every process shares each host's breaker
+(`breaker_shared.py`).
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from webpipe.config import config_int
 from webpipe.errors import StepError
 from webpipe.metrics import METRICS
+from webpipe.middleware.stores import MemoryStore, open_store
+from webpipe.source import Span
 
 log = logging.getLogger("webpipe.breaker")
-CONFIG_KEYS = ("breakerMaxErrors", "breakerIntervalMs", "breakerOpenMs")
+CONFIG_KEYS = ("breakerMaxErrors", "breakerIntervalMs", "breakerOpenMs", "breakerBackend",
+               "breakerUrl")
+PREFIX = "webpipe:breaker:"  # Redis keys of shared breakers
 STATES = {"closed": 0, "open": 1, "half-open": 2}
 
 
@@ -61,7 +67,7 @@ class Breakers:
         self.config = config
         self.hosts: dict[str, _Host] = {}
 
-    def admit(self, host: str, url: str) -> tuple[bool, dict[str, Any] | None]:
+    async def admit(self, host: str, url: str) -> tuple[bool, dict[str, Any] | None]:
         """(is this call the half-open probe, the `circuitOpen` envelope when refused)."""
         entry = self.hosts.setdefault(host, _Host())
         if entry.state == "closed":
@@ -77,12 +83,9 @@ class Breakers:
             return True, None
         why = ("a probe call is in flight" if entry.state == "half-open"
                else f"next probe in {max(0, round(left_ms * 1000))} ms")
-        return False, {"errors": [{
-            "type": "circuitOpen", "host": host, "url": url,
-            "message": f"circuit open for {host} after {self.config.max_errors} failures "
-                       f"within {self.config.interval_ms} ms ({why}); no request was sent"}]}
+        return False, refused(self.config, host, url, why)
 
-    def settle(self, host: str, probe: bool, failed: bool | None) -> None:
+    async def settle(self, host: str, probe: bool, failed: bool | None) -> None:
         """Record a call's outcome; `failed` None: it was cancelled before an answer."""
         entry = self.hosts[host]
         now = time.monotonic()
@@ -109,10 +112,56 @@ class Breakers:
             self._move(host, entry, "open", f"{self.config.max_errors} failures within "
                        f"{self.config.interval_ms} ms; open for {self.config.open_ms} ms")
 
+    async def aclose(self) -> None:
+        self.hosts.clear()
+
     def _move(self, host: str, entry: _Host, state: str, why: str) -> None:
-        log.warning("fetch breaker for %s: %s -> %s (%s)", host, entry.state, state, why)
+        moved(host, entry.state, state, why)
         entry.state = state
-        METRICS.breaker(host, STATES[state])
+
+
+class BreakerSet(Protocol):
+    """In-process `Breakers`, or `SharedBreakers` (breaker_shared.py) on Redis."""
+
+    async def admit(self, host: str, url: str) -> tuple[bool, dict[str, Any] | None]: ...
+
+    async def settle(self, host: str, probe: bool, failed: bool | None) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def moved(host: str, before: str, after: str, why: str) -> None:
+    """Log a transition and show it on `/metrics`."""
+    log.warning("fetch breaker for %s: %s -> %s (%s)", host, before, after, why)
+    METRICS.breaker(host, STATES[after])
+
+
+def refused(config: BreakerConfig, host: str, url: str, why: str) -> dict[str, Any]:
+    """The `circuitOpen` envelope of a call an open breaker refused."""
+    return {"errors": [{
+        "type": "circuitOpen", "host": host, "url": url,
+        "message": f"circuit open for {host} after {config.max_errors} failures within "
+                   f"{config.interval_ms} ms ({why}); no request was sent"}]}
+
+
+def open_breakers(block: Mapping[str, Any] | None, span: Span | None = None,
+                  ) -> BreakerSet | None:
+    """The breakers `config fetch` asks for: None when off; shared on Redis when
+    `breakerBackend: "redis"`, `breakerUrl` or `$REDIS_URL` says so (as cache and
+    rateLimit choose their store), else in-process."""
+    config = BreakerConfig.from_config(block)
+    if config.max_errors <= 0:
+        return None
+    store_block = {"backend": (block or {}).get("breakerBackend"),
+                   "url": (block or {}).get("breakerUrl")}
+    store = open_store({k: v for k, v in store_block.items() if v is not None},
+                       block_name="fetch (breakerBackend/breakerUrl)", prefix=PREFIX,
+                       span=span, memory=lambda: MemoryStore(max_entries=1))
+    if isinstance(store, MemoryStore):
+        return Breakers(config)
+    from webpipe.middleware.breaker_shared import SharedBreakers
+
+    return SharedBreakers(config, store)
 
 
 def upstream_host(url: str) -> str:
@@ -134,13 +183,13 @@ def upstream_failed(payload: Mapping[str, Any]) -> bool:
     return first.get("type") == "httpError" and isinstance(status, int) and status >= 500
 
 
-async def through(breakers: Breakers, url: str,
+async def through(breakers: BreakerSet, url: str,
                   send: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
     """`send()` through the host's breaker (refused at once while it is open)."""
     host = upstream_host(url)
-    probe, refused = breakers.admit(host, url)
-    if refused is not None:
-        return refused
+    probe, refusal = await breakers.admit(host, url)
+    if refusal is not None:
+        return refusal
     failed: bool | None = None
     try:
         payload = await send()
@@ -150,4 +199,4 @@ async def through(breakers: Breakers, url: str,
         failed = False
         raise
     finally:
-        breakers.settle(host, probe, failed)
+        await breakers.settle(host, probe, failed)

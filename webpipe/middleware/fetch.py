@@ -37,7 +37,7 @@ from webpipe.middleware.base import (
     StepCall,
     StepResult,
 )
-from webpipe.middleware.breaker import BreakerConfig, Breakers, through
+from webpipe.middleware.breaker import BreakerSet, open_breakers, through
 from webpipe.source import Span
 from webpipe.wire import (
     MAX_JSON_CONTAINERS,
@@ -99,7 +99,7 @@ class FetchMiddleware(BaseMiddleware):
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._limits: Limits | None = None
-        self._breakers: Breakers | bool | None = False  # False: not read yet
+        self._breakers: BreakerSet | bool | None = False  # False: not read yet
 
     @property
     def limits(self) -> Limits:
@@ -111,6 +111,8 @@ class FetchMiddleware(BaseMiddleware):
     def prepare(self, config: str, span: Span | None) -> FetchConfig:
         # A literal URL is not rejected here: `fetchUrl` in the state may replace it, and a bad
         # URL is a branchable networkError at run time, as in the reference (spec/fetch.md).
+        if self._breakers is False:  # a bad breaker backend is a load-time error
+            self._breakers = open_breakers(self.host.config_block("fetch"), span)
         return FetchConfig(config.strip())
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
@@ -149,11 +151,9 @@ class FetchMiddleware(BaseMiddleware):
     async def send(self, request: FetchRequest) -> dict[str, JSON]:
         """Perform one request through the host's circuit breaker, when configured."""
         if self._breakers is False:
-            config = BreakerConfig.from_config(self.host.config_block("fetch"))
-            self._breakers = Breakers(config) if config.max_errors > 0 else None
-        if self._breakers is None or not request.url:
+            self._breakers = open_breakers(self.host.config_block("fetch"))
+        if self._breakers is None or self._breakers is True or not request.url:
             return await self.send_now(request)
-        assert isinstance(self._breakers, Breakers)
         return await through(self._breakers, request.url, lambda: self.send_now(request))
 
     async def send_now(self, request: FetchRequest) -> dict[str, JSON]:
@@ -200,6 +200,9 @@ class FetchMiddleware(BaseMiddleware):
 
     async def aclose(self) -> None:
         """Close the shared session (app shutdown); a later request opens a new one."""
+        breakers, self._breakers = self._breakers, False
+        if breakers is not None and not isinstance(breakers, bool):
+            await breakers.aclose()
         session, self._session, self._loop = self._session, None, None
         if session is not None and not session.closed:
             await session.close()
