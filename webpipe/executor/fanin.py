@@ -116,6 +116,9 @@ def _all_failed(plan: StepPlan, failures: dict[str, Any], late: list[str],
         head = envelope("timeout", f"join deadline of {plan.tags.timeout_ms} ms expired "
                         f"before any task succeeded (still running: {', '.join(late)})",
                         "join", plan.location)
+    elif not failures:
+        head = envelope("asyncError", "none of the listed tasks was started (a gate skipped "
+                        "them): @first needs one success", "join", plan.location)
     else:
         head = envelope("asyncError", f"every task failed ({', '.join(failures)}); "
                         "@first needs one success", "join", plan.location)
