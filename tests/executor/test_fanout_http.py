@@ -154,6 +154,12 @@ GET /plain
   |> fetch: `{base}/seq`
   |> jq: `.data.response`
 
+GET /all-copies-fail
+  |> fetch: `{base}/fail/10` @hedge(3, 1000)
+  |> result
+    httpError(502):
+      |> jq: `{{ type: .errors[0].type, copies: .errors[0].copies }}`
+
 GET /post
   |> jq: `{{ fetchMethod: "POST" }}`
   |> fetch: `{base}/seq` @hedge(2, 100)
@@ -191,6 +197,22 @@ async def test_hedge_sends_no_copy_when_the_first_answers_in_time(
     assert upstream.hits == ["/seq?call=0"]  # the refused POST sent nothing
     assert refused.status_code == 500
     assert "POST is not idempotent" in refused.json()["message"]
+
+
+async def test_a_failed_copy_starts_the_next_at_once(tmp_path: Path, upstream: Upstream,
+                                                     ) -> None:
+    async with serve(tmp_path, HEDGE.format(base=upstream.base), "--metrics") as served, \
+            httpx.AsyncClient(base_url=served.base, timeout=10) as client:
+        start = time.monotonic()
+        r = await client.get("/all-copies-fail")
+        elapsed = time.monotonic() - start
+        page = (await client.get("/metrics")).text
+    assert r.status_code == 502
+    assert r.json() == {"type": "httpError", "copies": 3}
+    assert upstream.hits == ["/fail/10"] * 3
+    assert elapsed < 1.0, f"{elapsed:.2f} s: a failed copy must not wait for the 1 s delay"
+    assert 'webpipe_hedged_calls_total{route="GET /all-copies-fail",winner="none"} 1.0' \
+        in page
 
 
 BREAKER = '''
