@@ -54,31 +54,40 @@ async def hedged(plan: StepPlan, state: Any, call: StepCall, ctx: RequestContext
     why = refusal(plan, state, call)
     if why is not None:
         raise StepError(why)
-    copies, delay_s = plan.tags.hedge[0], plan.tags.hedge[1] / 1000
+    copies, delay_ms = plan.tags.hedge
     info = TaskInfo(ctx.route_label, "", "hedge", plan.location)
+    result, winner, sent = await _race(copies, delay_ms / 1000, info, once)
+    METRICS.hedge(ctx.route_label, winner, sent - 1)
+    if winner != "none":
+        return result
+    return StepResult(_with_copies(result.value, sent), result.content_type,
+                      status=result.status)
+
+
+async def _race(copies: int, delay_s: float, info: TaskInfo,
+                once: Callable[[], Coroutine[Any, Any, StepResult]],
+                ) -> tuple[StepResult, str, int]:
+    """(the first success, else the last failure; which copy won: first, hedge or none;
+    how many copies were sent)."""
     loop = asyncio.get_running_loop()
     order: dict[asyncio.Task[Any], int] = {}
     pending: set[asyncio.Task[Any]] = set()
     last: StepResult | None = None
     next_at = loop.time()
     try:
-        while True:
+        while len(order) < copies or pending:
             if len(order) < copies and (not pending or loop.time() >= next_at):
                 task = PROCESS_TASKS.start(once(), info)
                 order[task] = len(order)
                 pending.add(task)
                 next_at = loop.time() + delay_s
-            if not pending:
-                break
             wait = max(0.0, next_at - loop.time()) if len(order) < copies else None
             done, pending = await asyncio.wait(pending, timeout=wait,
                                                return_when=asyncio.FIRST_COMPLETED)
             for task in sorted(done, key=order.__getitem__):
                 result: StepResult = task.result()
                 if not is_failure(result.value):
-                    METRICS.hedge(ctx.route_label, "first" if order[task] == 0 else "hedge",
-                                  len(order) - 1)
-                    return result
+                    return result, "first" if order[task] == 0 else "hedge", len(order)
                 last = result
                 next_at = loop.time()  # a failed copy: the next one need not wait
     finally:
@@ -86,10 +95,8 @@ async def hedged(plan: StepPlan, state: Any, call: StepCall, ctx: RequestContext
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-    METRICS.hedge(ctx.route_label, "none", len(order) - 1)
     assert last is not None
-    return StepResult(_with_copies(last.value, len(order)), last.content_type,
-                      status=last.status)
+    return last, "none", len(order)
 
 
 def _with_copies(value: Any, copies: int) -> Any:
