@@ -87,7 +87,7 @@ class Breakers:
 
     async def settle(self, host: str, probe: bool, failed: bool | None) -> None:
         """Record a call's outcome; `failed` None: it was cancelled before an answer."""
-        entry = self.hosts[host]
+        entry = self.hosts.setdefault(host, _Host())
         now = time.monotonic()
         if probe:
             entry.probing = False
