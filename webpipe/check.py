@@ -14,7 +14,7 @@ from pathlib import Path
 
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
-from webpipe.executor.plan import StepPlan, hedge_args, walk_tags
+from webpipe.executor.plan import StepPlan, hedge_args, is_count, walk_tags
 from webpipe.executor.process_tasks import CONFIG_KEYS as ASYNC_KEYS
 from webpipe.limits import KEYS as LIMIT_KEYS
 from webpipe.loader import Module
@@ -266,8 +266,9 @@ def check_tags(expr: n.TagExpr) -> list[Diagnostic]:
         elif tag.name == "dedup" and len(tag.args) > 1:
             out.append(Diagnostic("@dedup takes at most one argument (a jq key)", tag.span,
                                   code="bad-tag"))
-        elif tag.name in ("timeout", "retry") and not tag.args[0].isdigit():
-            out.append(Diagnostic(f"@{tag.name} needs a whole number", tag.span, code="bad-tag"))
+        elif tag.name in ("timeout", "retry") and not is_count(tag.args[0]):
+            out.append(Diagnostic(f"@{tag.name} needs a whole number of at most 9 digits",
+                                  tag.span, code="bad-tag"))
         elif tag.name == "hedge" and hedge_args(tag.args) is None:
             out.append(Diagnostic("@hedge takes (copies, delay ms) or (copies, delay ms, "
                                   "idempotent); copies is at least 1", tag.span,
