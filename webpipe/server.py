@@ -26,6 +26,7 @@ from webpipe.errors import Diagnostic, HardError, WebpipeError
 from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
+from webpipe.executor.fanin import COMPLETED as JOINS_COMPLETE
 from webpipe.executor.hooks import AFTER_RESPONSE
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.plan import StepPlan
@@ -257,6 +258,7 @@ class WebpipeApp:
         except WebpipeError as exc:
             end_request(ctx, env, 500)
             return hard_error_response(exc, ctx)
+        completeness_header(env, ctx, response)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
         end_request(ctx, env, response.status_code)
@@ -315,6 +317,15 @@ class WebpipeApp:
 
 
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def completeness_header(env: Env, ctx: RequestContext, response: Response) -> None:
+    """`X-Webpipe-Completed` on a route that joined tasks, when `config server {
+    completenessHeader: true }`: false when any join missed a task (spec/tasks.md §3)."""
+    complete = ctx.extras.get(JOINS_COMPLETE)
+    if complete is not None and config_bool(env.config_block("server"),
+                                            "completenessHeader", False):
+        response.headers["X-Webpipe-Completed"] = "true" if complete else "false"
 
 
 def _http_context(env: Env, state: Any, route: n.Route | None = None) -> RequestContext:

@@ -40,6 +40,9 @@ class TaskTags:
     dedup_key: str | None = None  # `@dedup(`jq`)`: an explicit key
     detached: bool = False
     on_error: str | None = None  # `@onError(pipeline)`
+    first: bool = False  # `join … @first`: the first success wins
+    hedge: tuple[int, int] | None = None  # `@hedge(n, ms)`: copies, delay before each next
+    hedge_unsafe: bool = False  # `@hedge(n, ms, idempotent)`: the author vouches for it
 
 
 @dataclass(eq=False)
@@ -95,6 +98,11 @@ def task_tags(expr: n.TagExpr | None) -> TaskTags:
                 tags.detached = True
             case "onError" if one and tags.on_error is None:
                 tags.on_error = one
+            case "first":
+                tags.first = True
+            case "hedge" if tags.hedge is None and hedge_args(tag.args) is not None:
+                tags.hedge = hedge_args(tag.args)
+                tags.hedge_unsafe = tuple(tag.args[2:]) == ("idempotent",)
     return tags
 
 
@@ -102,6 +110,16 @@ def is_count(text: str) -> bool:
     """A tag's whole number: ASCII digits (`int()` also reads other scripts' digits and
     `isdigit()` accepts `²`, which `int()` refuses), at most nine of them."""
     return text.isascii() and text.isdigit() and len(text) <= 9
+
+
+def hedge_args(args: list[str] | tuple[str, ...]) -> tuple[int, int] | None:
+    """`@hedge(n, ms[, idempotent])`: (copies, delay in ms), or None when malformed."""
+    if len(args) not in (2, 3) or not all(is_count(a) for a in args[:2]):
+        return None
+    if len(args) == 3 and args[2] != "idempotent":
+        return None
+    copies, delay = int(args[0]), int(args[1])
+    return (copies, delay) if copies >= 1 else None
 
 
 def walk_tags(expr: n.TagExpr | None) -> list[n.Tag]:
