@@ -37,6 +37,9 @@ class _Families:
     pending: Any
     oldest_start: Any
     dedup: Any
+    jobs: Any
+    job_depth: Any
+    job_age: Any
 
 
 def _families() -> _Families:
@@ -61,7 +64,16 @@ def _families() -> _Families:
               "Start time (Unix) of the oldest pending task; +Inf when none.",
               multiprocess_mode="livemin", registry=r),
         Counter("webpipe_dedup_calls", "@dedup calls: shared a running call, or led one "
-                "(leader_ok, leader_error).", ["route", "result"], registry=r))
+                "(leader_ok, leader_error).", ["route", "result"], registry=r),
+        Counter("webpipe_jobs", "Durable jobs by step (file:line) and event: enqueued, "
+                "started, succeeded, failed (an attempt), dead_lettered.",
+                ["step", "event"], registry=r),
+        # read from the shared database by each consumer: every process sees the same value
+        Gauge("webpipe_jobs_queue_depth", "Jobs queued (not yet picked).",
+              multiprocess_mode="max", registry=r),
+        Gauge("webpipe_jobs_oldest_queued_age_seconds",
+              "Age of the oldest queued job (0 when none).", multiprocess_mode="max",
+              registry=r))
     out.oldest_start.set(math.inf)
     return out
 
@@ -94,6 +106,14 @@ class Metrics:
 
     def dedup(self, route: str, result: str) -> None:
         self.load().dedup.labels(route, result).inc()
+
+    def job(self, step: str, event: str) -> None:
+        self.load().jobs.labels(step, event).inc()
+
+    def job_queue(self, depth: int, oldest_age_s: float) -> None:
+        f = self.load()
+        f.job_depth.set(depth)
+        f.job_age.set(oldest_age_s)
 
     def render(self) -> bytes:
         """The exposition page: this process's registry, or every worker's samples."""

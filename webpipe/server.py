@@ -35,6 +35,8 @@ from webpipe.executor.steps import plain_plans, run_plain
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.front_cache import FrontCache, front_cache
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
+from webpipe.jobs.enqueue import enqueue_request
+from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.http import (
     BadRequest,
     build_response,
@@ -183,6 +185,7 @@ class WebpipeApp:
         self.metrics = metrics
         METRICS.load()  # the client's import (~100 ms) at startup, not on a first request
         self._reload_task: asyncio.Task[None] | None = None
+        self._jobs: RunningJobs | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -258,6 +261,10 @@ class WebpipeApp:
             return hard_error_response(exc, ctx)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
+        failed = await enqueue_request(ctx, env, response.status_code)
+        if failed is not None:  # never a 2xx for durable work that will not run
+            end_request(ctx, env, 503)
+            return build_response(failed, JSON_CT, 503)
         end_request(ctx, env, response.status_code)
         return response
 
@@ -289,6 +296,7 @@ class WebpipeApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 PROCESS_TASKS.watch_signals()
+                self._jobs = start_jobs(lambda: self.served.env)
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
                         self.reloader(self), TaskInfo("", "reloader", "internal", ""))
@@ -301,6 +309,7 @@ class WebpipeApp:
     async def shutdown(self) -> None:
         if self._reload_task is not None:
             self._reload_task.cancel()
+        await stop_jobs(self._jobs)
         await PROCESS_TASKS.drain()
         await self.served.env.aclose()
         if "webpipe.pgembed" in sys.modules:  # only when an embedded server may be running

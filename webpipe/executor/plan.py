@@ -39,6 +39,7 @@ class TaskTags:
     dedup_key: str | None = None  # `@dedup(`jq`)`: an explicit key
     detached: bool = False
     on_error: str | None = None  # `@onError(pipeline)`
+    durable: bool = False  # `@durable`: a `@background` step run as a Postgres job
 
 
 @dataclass(eq=False)
@@ -91,6 +92,8 @@ def task_tags(expr: n.TagExpr | None) -> TaskTags:
                 tags.dedup_key = tags.dedup_key or one
             case "detached":
                 tags.detached = True
+            case "durable":
+                tags.durable = True
             case "onError" if one and tags.on_error is None:
                 tags.on_error = one
     return tags

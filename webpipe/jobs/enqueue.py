@@ -1,0 +1,118 @@
+"""Writing a request's durable steps as jobs before its 2xx response is sent.
+
+`enqueue_request()` runs once the status is known: for a 2xx it takes the request's durable
+steps out of its deferred `@background` list and writes them in one statement (one
+transaction) on a connection of the app's `pg` pool. Plain durable steps become one job
+that runs them in declaration order (each step hands the rest on as a new job when it
+succeeds); each `@background @async(name)` durable step is a job of its own. A failed write
+turns the answer into a 503 `jobsError` envelope: the client never hears 2xx for work that
+will not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
+from webpipe.executor.state import envelope
+from webpipe.jobs.identity import identity_of, is_durable
+from webpipe.jobs.store import ENTRYPOINT, ensure_schema
+from webpipe.metrics import METRICS
+
+if TYPE_CHECKING:
+    from webpipe.executor.context import RequestContext
+    from webpipe.executor.env import Env
+    from webpipe.executor.plan import StepPlan
+
+log = logging.getLogger("webpipe.jobs")
+_SCHEMA_READY = "jobs.schema"
+
+
+def take_durable(ctx: RequestContext, env: Env) -> list[tuple[StepPlan, Any]]:
+    """The request's deferred durable steps, removed from its `@background` list."""
+    tasks = ctx.existing_tasks()
+    if tasks is None or not tasks.background:
+        return []
+    durable = [(p, s) for p, s in tasks.background if is_durable(p, env)]
+    if durable:
+        tasks.background[:] = [(p, s) for p, s in tasks.background if not is_durable(p, env)]
+    return durable
+
+
+def payloads(steps: list[tuple[StepPlan, Any]], env: Env, ctx: RequestContext,
+             ) -> list[bytes]:
+    """One payload per job: the plain steps as one chain, each `@async` one alone."""
+    request_id = _request_id(ctx)
+    chain: list[dict[str, Any]] = []
+    alone: list[list[dict[str, Any]]] = []
+    for plan, state in steps:
+        entry = {**identity_of(plan, env), "name": plan.name, "input": state}
+        (alone.append([entry]) if plan.tags.async_name else chain.append(entry))
+    jobs = ([chain] if chain else []) + alone
+    return [orjson.dumps({"route": ctx.route_label, "requestId": request_id, "steps": job})
+            for job in jobs]
+
+
+async def write(env: Env, jobs: list[bytes]) -> None:
+    """Insert the jobs in one transaction on a connection of the app's pool."""
+    from pgqueuer.queries import Queries
+
+    async with env.middleware("pg").connection() as conn:  # type: ignore[attr-defined]
+        if not env.resources.get(_SCHEMA_READY):
+            await ensure_schema(conn)
+            env.resources[_SCHEMA_READY] = True
+        async with conn.transaction():
+            await Queries.from_asyncpg_connection(conn).enqueue(
+                [ENTRYPOINT] * len(jobs), list(jobs), [0] * len(jobs))
+
+
+async def enqueue_request(ctx: RequestContext, env: Env, status: int,
+                          steps: list[tuple[StepPlan, Any]] | None = None,
+                          ) -> dict[str, Any] | None:
+    """Write the request's jobs (2xx only); an error envelope when that failed."""
+    if not 200 <= status < 300:
+        return None
+    steps = take_durable(ctx, env) if steps is None else steps
+    if not steps:
+        return None
+    try:
+        await write(env, payloads(steps, env, ctx))
+    except Exception as exc:  # any driver, pool or serialisation failure: no 2xx
+        first = steps[0][0]
+        log.error("%s: %s: durable jobs not written: %s", first.step.span.label,
+                  ctx.route_label, exc)
+        return envelope("jobsError", f"background work could not be queued: {exc}",
+                        first.name, first.location)
+    for plan, _state in steps:
+        METRICS.job(plan.location, "enqueued")
+    return None
+
+
+def enqueue_later(ctx: RequestContext, env: Env) -> list[asyncio.Task[Any]]:
+    """Durable steps deferred where no response waits (an `@async` task's, a job's own
+    nested ones, a script's): written by a task; a failed write is logged."""
+    steps = take_durable(ctx, env)
+    if not steps:
+        return []
+    plan = steps[0][0]
+    info = TaskInfo(ctx.route_label, "jobs enqueue", "internal", plan.location)
+    return [PROCESS_TASKS.start(_write_logged(steps, env, ctx), info)]
+
+
+async def _write_logged(steps: list[tuple[StepPlan, Any]], env: Env, ctx: RequestContext,
+                        ) -> None:
+    failed = await enqueue_request(ctx, env, 200, steps)
+    if failed is not None:
+        log.error("durable steps of %s lost: %s", ctx.route_label,
+                  failed["errors"][0]["message"])
+
+
+def _request_id(ctx: RequestContext) -> str:
+    headers = ctx.request.get("headers") if isinstance(ctx.request, dict) else None
+    given = headers.get("x-request-id") if isinstance(headers, dict) else None
+    return given if isinstance(given, str) and given else uuid.uuid4().hex
