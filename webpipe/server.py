@@ -35,8 +35,6 @@ from webpipe.executor.steps import plain_plans, run_plain
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.front_cache import FrontCache, front_cache
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
-from webpipe.jobs.enqueue import enqueue_request
-from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.http import (
     BadRequest,
     build_response,
@@ -46,6 +44,8 @@ from webpipe.http import (
     request_state,
     request_state_now,
 )
+from webpipe.jobs.enqueue import enqueue_request
+from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.limits import Limits, limits_of
 from webpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webpipe.metrics import METRICS

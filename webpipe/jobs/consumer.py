@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from webpipe.db import SERVER_SETTINGS
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.retry import backoff_s, bounded, is_failure, retry_after_s
-from webpipe.jobs.identity import durable_index, settings
-from webpipe.db import SERVER_SETTINGS
+from webpipe.jobs.identity import durable_index, settings, step_label
 from webpipe.jobs.store import ENTRYPOINT, asyncpg_module, ensure_schema, jobs_url
 from webpipe.metrics import METRICS
 
@@ -128,32 +128,34 @@ class Consumer:
         steps = payload["steps"]
         first = steps[0]
         found = durable_index(env).get(first["hash"])
-        where = f"{first['file']}:{first['line']}"
         if found is None:
+            where = step_label(first)
             METRICS.job(where, "dead_lettered")
             reason = (f"{where}: step {first['name']!r} is no longer in the app (its source "
                       f"changed since the job was enqueued; identity {first['hash']})")
             log.error("job %s dead-lettered: %s", job.id, reason)
             raise JobFailed(reason)
-        plan, _ident = found
+        plan, ident = found
+        where = step_label(ident)
         attempt = job.attempts + 1
         job_info = {"id": job.id, "attempt": attempt, "requestId": payload.get("requestId")}
         state = first["input"]
         if isinstance(state, dict):
             state = {**state, "job": job_info}
-        METRICS.job(plan.location, "started")
+        METRICS.job(where, "started")
         value = await self._attempt(plan, state, env, payload.get("route", ""))
         if not is_failure(value):
-            METRICS.job(plan.location, "succeeded")
+            METRICS.job(where, "succeeded")
             if len(steps) > 1:  # the next plain step of the request, in declaration order
                 await self._qm.queries.enqueue(ENTRYPOINT, orjson.dumps(
                     {**payload, "steps": steps[1:]}), 0)
             return
-        METRICS.job(plan.location, "failed")
+        METRICS.job(where, "failed")
         if attempt <= (plan.tags.retry or 0):
             wait = retry_after_s(value)
             raise RetryRequested(timedelta(seconds=backoff_s(attempt) if wait is None
                                            else wait), "step failed")
+        METRICS.job(where, "dead_lettered")
         await self._dead_letter(plan, first["input"], env, payload, value, attempt)
 
     async def _attempt(self, plan: StepPlan, state: Any, env: Env, route: str) -> Any:
@@ -184,7 +186,6 @@ class Consumer:
         info = TaskInfo(ctx.route_label, plan.tags.async_name or "", "background",
                         plan.location)
         await failed_step(plan, state, env, ctx, info, value, attempts)  # log, @onError
-        METRICS.job(plan.location, "dead_lettered")
         raise JobFailed(f"{plan.step.span.label}: {plan.name} failed after {attempts} "
                         f"attempt(s): {failure_text(value)}")
 

@@ -20,7 +20,7 @@ import orjson
 
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.state import envelope
-from webpipe.jobs.identity import identity_of, is_durable
+from webpipe.jobs.identity import identity_of, is_durable, step_label
 from webpipe.jobs.store import ENTRYPOINT, ensure_schema
 from webpipe.metrics import METRICS
 
@@ -89,7 +89,7 @@ async def enqueue_request(ctx: RequestContext, env: Env, status: int,
         return envelope("jobsError", f"background work could not be queued: {exc}",
                         first.name, first.location)
     for plan, _state in steps:
-        METRICS.job(plan.location, "enqueued")
+        METRICS.job(step_label(identity_of(plan, env)), "enqueued")
     return None
 
 

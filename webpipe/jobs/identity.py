@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webpipe.config import config_bool, config_int
@@ -53,12 +54,27 @@ def is_durable(plan: StepPlan, env: Env) -> bool:
     return plan.tags.background and (plan.tags.durable or settings(env).durable)
 
 
-def step_identity(plan: StepPlan, nth: int) -> dict[str, Any]:
-    """`{file, line, hash}`: what a job stores to find its step again."""
+def step_identity(plan: StepPlan, nth: int, base_dir: Path) -> dict[str, Any]:
+    """`{file, line, hash}`: what a job stores to find its step again. The file is relative
+    to the app's directory, so a worker started as `webpipe worker ./app.wp` or with an
+    absolute path, or on another machine, finds the same step."""
     span = plan.step.span
     text = span.source.text[span.start:span.end]
-    digest = hashlib.sha256(f"{span.source.name}\n{nth}\n{text}".encode()).hexdigest()[:20]
-    return {"file": span.source.name, "line": span.line, "hash": digest}
+    file = _relative(span.source.name, base_dir)
+    digest = hashlib.sha256(f"{file}\n{nth}\n{text}".encode()).hexdigest()[:20]
+    return {"file": file, "line": span.line, "hash": digest}
+
+
+def step_label(ident: Mapping[str, Any]) -> str:
+    """`app.wp:12`, the step's label in job listings and metrics."""
+    return f"{ident['file']}:{ident['line']}"
+
+
+def _relative(name: str, base_dir: Path) -> str:
+    try:
+        return Path(name).resolve().relative_to(base_dir.resolve()).as_posix()
+    except ValueError:  # a module outside the app's directory
+        return name
 
 
 def durable_index(env: Env) -> dict[str, tuple[StepPlan, dict[str, Any]]]:
@@ -73,7 +89,7 @@ def durable_index(env: Env) -> dict[str, tuple[StepPlan, dict[str, Any]]]:
             span = plan.step.span
             key = (span.source.name, span.source.text[span.start:span.end])
             seen[key] = nth = seen.get(key, 0) + 1
-            ident = step_identity(plan, nth)
+            ident = step_identity(plan, nth, env.base_dir)
             found[ident["hash"]] = (plan, ident)
         env.resources[_INDEX] = found
     return dict(found)
