@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("webpipe.jobs")
 _SCHEMA_READY = "jobs.schema"
+_BATCHER = "jobs.batcher"
+GATHER_S = 0.001
 
 
 def take_durable(ctx: RequestContext, env: Env) -> list[tuple[StepPlan, Any]]:
@@ -59,16 +61,68 @@ def payloads(steps: list[tuple[StepPlan, Any]], env: Env, ctx: RequestContext,
 
 
 async def write(env: Env, jobs: list[bytes]) -> None:
-    """Insert the jobs in one transaction on a connection of the app's pool."""
+    """Write the jobs durably (committed) before returning; raises when they were not.
+
+    Writes are batched: while one batch is being committed, the jobs of the requests that
+    arrive meanwhile wait and go together in the next, so concurrent requests share one
+    commit (and its fsync, and pgqueuer's NOTIFY, which serialises commits) instead of
+    queueing behind each other's. A lone request waits for nobody; after a batch, the next
+    one waits GATHER_S (1 ms) so the clients just answered can join it (without it, batches
+    alternate between "everyone" and "the one that came in during the commit", halving the
+    rate). Each batch is a single INSERT, so a request's jobs are all written or none is.
+    """
+    batcher = env.resources.get(_BATCHER)
+    if batcher is None:
+        batcher = env.resources[_BATCHER] = _Batcher(env)
+    await batcher.write(jobs)
+
+
+class _Batcher:
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.pending: list[tuple[list[bytes], asyncio.Future[None]]] = []
+        self.flushing = False
+        self.gather = False  # a batch was just committed: the next one waits GATHER_S
+
+    async def write(self, jobs: list[bytes]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((jobs, done))
+        if not self.flushing:  # the flush is owned by the process, not by one request
+            self.flushing = True
+            PROCESS_TASKS.start(self._flush(), TaskInfo("", "jobs enqueue", "internal", ""))
+        await done
+
+    async def _flush(self) -> None:
+        try:
+            while self.pending:
+                if self.gather:  # under load: let requests answered just now come back
+                    await asyncio.sleep(GATHER_S)
+                batch, self.pending = self.pending, []
+                try:
+                    await _insert(self.env, [job for jobs, _ in batch for job in jobs])
+                except Exception as exc:  # every request of the batch gets its 5xx
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+                self.gather = True
+        finally:
+            self.flushing = self.gather = False
+
+
+async def _insert(env: Env, jobs: list[bytes]) -> None:
     from pgqueuer.queries import Queries
 
     async with env.middleware("pg").connection() as conn:  # type: ignore[attr-defined]
         if not env.resources.get(_SCHEMA_READY):
             await ensure_schema(conn)
             env.resources[_SCHEMA_READY] = True
-        async with conn.transaction():
-            await Queries.from_asyncpg_connection(conn).enqueue(
-                [ENTRYPOINT] * len(jobs), list(jobs), [0] * len(jobs))
+        # one statement: its own transaction, committed when it returns
+        await Queries.from_asyncpg_connection(conn).enqueue(
+            [ENTRYPOINT] * len(jobs), list(jobs), [0] * len(jobs))
 
 
 async def enqueue_request(ctx: RequestContext, env: Env, status: int,
