@@ -1,8 +1,9 @@
 """W12: durable jobs. (1) rps of a route with one `@background @durable` step vs the same
-route without it (`wrk` with 16 and with 64 connections, alternating rounds, medians; the server runs `--no-jobs` so only
-the enqueue is measured); (2) request latency p50/p99 of both routes, one request at a time
-(the difference is the enqueue: one INSERT in its own transaction); (3) job throughput:
-the jobs written in (1) and (2) drained by two `webpipe worker` processes (jobs/s).
+route without it (`wrk` with 16 and with 64 connections, alternating rounds, medians; the
+server runs `--no-jobs` so only the enqueue is measured); (2) request latency p50/p99 of
+both routes, one request at a time (the difference is the enqueue: one INSERT, committed);
+(3) job throughput: the jobs written in (1) and (2) drained by two `webpipe worker`
+processes (jobs/s).
 
 Run: python benchmarks/jobs.py [--duration 5] [--rounds 3]  (embedded Postgres in a temp
 app directory, or DATABASE_URL). Needs `wrk` (apt-get install wrk).
