@@ -3,7 +3,8 @@ route without it (`wrk` with 16 and with 64 connections, alternating rounds, med
 server runs `--no-jobs` so only the enqueue is measured); (2) request latency p50/p99 of
 both routes, one request at a time (the difference is the enqueue: one INSERT, committed);
 (3) job throughput: the jobs written in (1) and (2) drained by two `webpipe worker`
-processes (jobs/s).
+processes (jobs/s). (1) and (2) run with `config jobs { syncCommit: true }` (the default: the
+enqueue waits for the WAL flush) and `false` (it does not).
 
 Run: python benchmarks/jobs.py [--duration 5] [--rounds 3]  (embedded Postgres in a temp
 app directory, or DATABASE_URL). Needs `wrk` (apt-get install wrk).
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -30,6 +32,7 @@ from webpipe.db import connection_url
 
 APP = """config jobs {
   concurrency: 10
+  syncCommit: SYNC
 }
 
 GET /plain
@@ -92,20 +95,15 @@ async def drain(app: Path, url: str) -> tuple[int, float]:
             w.wait(30)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    assert shutil.which("wrk"), "W12 needs wrk (apt-get install wrk)"
-    app = Path(tempfile.mkdtemp(prefix="w12-")) / "app.wp"
-    app.write_text(APP)
-    url = connection_url(app)
+def measure(app: Path, rounds: int, duration: int) -> dict[str, object]:
+    """rps (16 and 64 connections) and sequential latency of both routes."""
     port = free_port()
     server = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-m", "webpipe", "serve",
                                str(app), "--port", str(port), "--no-jobs"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    rps: dict[str, list[float]] = {"plain16": [], "durable16": [], "plain64": [],
+                                   "durable64": []}
     try:
         for _ in range(100):
             try:
@@ -114,28 +112,44 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         httpx.get(base + "/durable").raise_for_status()  # schema installed, pool warm
-        plain, durable, plain64, durable64 = [], [], [], []
-        for _ in range(args.rounds):
-            plain.append(wrk(base + "/plain", args.duration))
-            durable.append(wrk(base + "/durable", args.duration))
-            plain64.append(wrk(base + "/plain", args.duration, 64))
-            durable64.append(wrk(base + "/durable", args.duration, 64))
+        for _ in range(rounds):
+            for name in rps:
+                route, conns = name[:-2], int(name[-2:])
+                rps[name].append(wrk(f"{base}/{route}", duration, conns))
         lat_plain = asyncio.run(latencies(base, "/plain", 1000))
         lat_durable = asyncio.run(latencies(base, "/durable", 1000))
     finally:
         server.terminate()
         server.wait(30)
+    return {"rps": {k: statistics.median(v) for k, v in rps.items()}, "rounds": rps,
+            "plain": lat_plain, "durable": lat_durable}
+
+
+def report(label: str, m: dict[str, Any]) -> None:
+    rps, lp, ld = m["rps"], m["plain"], m["durable"]
+    for conns in ("16", "64"):
+        p, d = rps["plain" + conns], rps["durable" + conns]
+        print(f"{label} rps at {conns} connections: plain {p:.0f}, durable {d:.0f}, "
+              f"ratio {d / p:.2f}")
+    print(f"{label} latency ms p50/p99: plain {lp[0]:.2f}/{lp[1]:.2f}, durable "
+          f"{ld[0]:.2f}/{ld[1]:.2f}; enqueue adds {ld[0] - lp[0]:.2f} ms at p50")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    assert shutil.which("wrk"), "W12 needs wrk (apt-get install wrk)"
+    app = Path(tempfile.mkdtemp(prefix="w12-")) / "app.wp"
+    app.write_text(APP.replace("SYNC", "false"))
+    url = connection_url(app)
+    relaxed = measure(app, args.rounds, args.duration)
+    app.write_text(APP.replace("SYNC", "true"))
+    durable = measure(app, args.rounds, args.duration)
     jobs, seconds = asyncio.run(drain(app, url))
-    p, d = statistics.median(plain), statistics.median(durable)
-    print(f"W12 rps: plain {p:.0f}, durable {d:.0f}, ratio {d / p:.2f} "
-          f"(rounds plain {[round(x) for x in plain]}, durable {[round(x) for x in durable]})")
-    p64, d64 = statistics.median(plain64), statistics.median(durable64)
-    print(f"W12 rps at 64 connections: plain {p64:.0f}, durable {d64:.0f}, "
-          f"ratio {d64 / p64:.2f}")
-    print(f"latency ms p50/p99: plain {lat_plain[0]:.2f}/{lat_plain[1]:.2f}, "
-          f"durable {lat_durable[0]:.2f}/{lat_durable[1]:.2f}; enqueue adds "
-          f"{lat_durable[0] - lat_plain[0]:.2f} ms at p50, "
-          f"{lat_durable[1] - lat_plain[1]:.2f} ms at p99")
+    report("syncCommit: true (default)", durable)
+    report("syncCommit: false", relaxed)
     print(f"throughput: {jobs} jobs drained by 2 workers in {seconds:.1f} s = "
           f"{jobs / seconds:.0f} jobs/s (worker start-up included)")
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-def app_text(base: str, *, heartbeat_ms: int = 3000, grace_ms: int = 10000) -> str:
+def app_text(base: str, *, heartbeat_ms: int = 3000, grace_ms: int = 10000,
+             sync_commit: bool = True) -> str:
     return f'''config async {{
   retryBaseMs: 10
   retryMaxMs: 50
@@ -13,6 +14,7 @@ def app_text(base: str, *, heartbeat_ms: int = 3000, grace_ms: int = 10000) -> s
 config jobs {{
   heartbeatTimeoutMs: {heartbeat_ms}
   pollMs: 200
+  syncCommit: {str(sync_commit).lower()}
 }}
 
 POST /signup

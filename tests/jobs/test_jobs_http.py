@@ -45,6 +45,15 @@ async def test_a_durable_step_runs_after_the_2xx_and_sees_its_job(
                        f"{body['jobId']} AND status = 'successful'", 1)
 
 
+async def test_without_sync_commit_jobs_are_still_written_and_run(
+        tmp_path: Path, db_url: str, hooks: Hooks) -> None:
+    async with serve(tmp_path, app_text(hooks.base, sync_commit=False)) as served, \
+            httpx.AsyncClient(base_url=served.base) as client:
+        for i in range(5):
+            assert (await client.post("/signup", json={"k": f"s{i}"})).status_code == 200
+        await until(lambda: len(hooks.counts()) == 5)
+
+
 async def test_a_requests_durable_steps_run_in_declaration_order(
         tmp_path: Path, db_url: str, hooks: Hooks) -> None:
     async with serve(tmp_path, app_text(hooks.base)) as served, \

@@ -20,7 +20,7 @@ import orjson
 
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.state import envelope
-from webpipe.jobs.identity import identity_of, is_durable, step_label
+from webpipe.jobs.identity import identity_of, is_durable, settings, step_label
 from webpipe.jobs.store import ENTRYPOINT, ensure_schema
 from webpipe.metrics import METRICS
 
@@ -120,9 +120,14 @@ async def _insert(env: Env, jobs: list[bytes]) -> None:
         if not env.resources.get(_SCHEMA_READY):
             await ensure_schema(conn)
             env.resources[_SCHEMA_READY] = True
-        # one statement: its own transaction, committed when it returns
-        await Queries.from_asyncpg_connection(conn).enqueue(
-            [ENTRYPOINT] * len(jobs), list(jobs), [0] * len(jobs))
+        queries = Queries.from_asyncpg_connection(conn)
+        payloads: list[bytes | None] = list(jobs)
+        if settings(env).sync_commit:  # one statement: its own transaction, committed
+            await queries.enqueue([ENTRYPOINT] * len(jobs), payloads, [0] * len(jobs))
+            return
+        async with conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            await queries.enqueue([ENTRYPOINT] * len(jobs), payloads, [0] * len(jobs))
 
 
 async def enqueue_request(ctx: RequestContext, env: Env, status: int,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from webpipe.executor.env import Env
     from webpipe.executor.plan import StepPlan
 
-CONFIG_KEYS = {"durable", "heartbeatTimeoutMs", "concurrency", "pollMs"}
+CONFIG_KEYS = {"durable", "heartbeatTimeoutMs", "concurrency", "pollMs", "syncCommit"}
 _INDEX = "jobs.index"
 
 
@@ -36,6 +36,9 @@ class JobSettings:
     heartbeat_timeout_ms: int = 60_000  # a running job silent this long runs elsewhere
     concurrency: int = 10  # jobs one consumer runs at once
     poll_ms: int = 2_000  # longest wait between queue polls (NOTIFY wakes it sooner)
+    # false: the enqueue commits without waiting for the WAL flush (safe from webpipe
+    # crashes, not from a Postgres crash in the next ~0.6 s); spec/jobs.md §2
+    sync_commit: bool = True
 
     @classmethod
     def of(cls, block: Mapping[str, Any] | None) -> JobSettings:
@@ -43,7 +46,8 @@ class JobSettings:
         return cls(config_bool(block, "durable", d.durable),
                    max(1_000, config_int(block, "heartbeatTimeoutMs", d.heartbeat_timeout_ms)),
                    max(1, config_int(block, "concurrency", d.concurrency)),
-                   max(50, config_int(block, "pollMs", d.poll_ms)))
+                   max(50, config_int(block, "pollMs", d.poll_ms)),
+                   config_bool(block, "syncCommit", d.sync_commit))
 
 
 def settings(env: Env) -> JobSettings:
