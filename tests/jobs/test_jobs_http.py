@@ -7,7 +7,10 @@ a changed step is dead-lettered with its reason; SIGTERM hands running jobs back
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -201,3 +204,27 @@ async def test_metrics_count_jobs_by_step_and_event(tmp_path: Path, db_url: str,
             assert f'webpipe_jobs_total{{event="{event}",step="{step}"}} 1.0' in page, page
         assert "webpipe_jobs_queue_depth" in page
         assert "webpipe_jobs_oldest_queued_age_seconds" in page
+
+
+async def test_a_worker_waits_for_its_database_and_then_consumes(
+        tmp_path: Path, db_url: str, jobs_server_url: str, hooks: Hooks,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async with serve(tmp_path, app_text(hooks.base), "--no-jobs") as served, \
+            httpx.AsyncClient(base_url=served.base) as client:
+        assert (await client.post("/signup", json={"k": "late"})).status_code == 200
+    proxy = TcpProxy(Path(socket_dir(jobs_server_url)) / SOCKET_NAME)  # not started: down
+    monkeypatch.setenv("DATABASE_URL", with_database(
+        f"postgres://postgres@127.0.0.1:{proxy.port}/", urlsplit(db_url).path.strip("/")))
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "webpipe", "worker", str(tmp_path / "app.wp"),
+            stdout=out, stderr=asyncio.subprocess.STDOUT)
+    try:
+        await until(lambda: "starting again in" in log.read_text())
+        await proxy.start()
+        await until(lambda: "late" in hooks.counts(), 60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+        await proxy.stop()

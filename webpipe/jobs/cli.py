@@ -46,7 +46,7 @@ def worker_command(app: Path, concurrency: int | None) -> None:
 
 
 async def _work(env: Any, app: Path, concurrency: int | None) -> None:
-    from webpipe.executor.process_tasks import PROCESS_TASKS
+    from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
     from webpipe.jobs.run import start_jobs, stop_jobs
 
     stopping = asyncio.Event()
@@ -55,11 +55,11 @@ async def _work(env: Any, app: Path, concurrency: int | None) -> None:
         loop.add_signal_handler(sig, stopping.set)
     running = start_jobs(lambda: env, concurrency, force=True)
     assert running is not None
-    await running.consumer.ready.wait()
-    print(f"webpipe worker consuming jobs of {app} (concurrency "
-          f"{running.consumer.concurrency})", file=sys.stderr, flush=True)
-    await asyncio.wait([running.task, loop.create_task(stopping.wait())],
-                       return_when=asyncio.FIRST_COMPLETED)
+    print(f"webpipe worker for {app} (concurrency {running.consumer.concurrency})",
+          file=sys.stderr, flush=True)
+    waiting = PROCESS_TASKS.start(stopping.wait(), TaskInfo("", "signal", "internal", ""))
+    await asyncio.wait([running.task, waiting], return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
     await stop_jobs(running, PROCESS_TASKS.limits.shutdown_grace_ms / 1000)
     await PROCESS_TASKS.drain(5.0)
     await env.aclose()

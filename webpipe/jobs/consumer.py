@@ -53,9 +53,9 @@ class Consumer:
         self._slots = asyncio.Semaphore(self.concurrency)
         self._running: dict[int, asyncio.Task[Any]] = {}
         self._handing_back = False
+        self.stopped = asyncio.Event()  # set by stop(): no new run, no new job
         self._qm: Any = None
         self._pool: Any = None
-        self.ready = asyncio.Event()
 
     async def run(self) -> None:
         """Consume until `stop()`; the pool is closed on the way out."""
@@ -76,7 +76,8 @@ class Consumer:
             batch = max(1, self.concurrency // 2)
             sampler = PROCESS_TASKS.start(self._sample(),
                                           TaskInfo("", "jobs sampler", "internal", ""))
-            self.ready.set()
+            log.info("consuming jobs (concurrency %d, heartbeat timeout %d ms)",
+                     self.concurrency, self.settings.heartbeat_timeout_ms)
             try:
                 await self._qm.run(
                     dequeue_timeout=timedelta(milliseconds=self.settings.poll_ms),
@@ -89,6 +90,7 @@ class Consumer:
 
     async def stop(self, run_task: asyncio.Task[Any], grace_s: float) -> None:
         """Take no new jobs; wait up to `grace_s` for running ones, hand the rest back."""
+        self.stopped.set()
         if self._qm is not None:
             self._qm.shutdown.set()
         done, _ = await asyncio.wait([run_task], timeout=grace_s)

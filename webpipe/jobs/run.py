@@ -9,8 +9,10 @@ here, so uvicorn's `--workers` processes see it too).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,13 +48,26 @@ def start_jobs(env_of: Callable[[], Env], concurrency: int | None = None,
 
 
 async def _consume(consumer: Consumer) -> None:
-    try:
-        await consumer.run()
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # no database: the server keeps serving, the log says why
-        log.error("job consumer stopped: %s", exc)
-        consumer.ready.set()
+    """Run the consumer; when it fails (database down at start, or lost later) log why and
+    start again after a pause (1 s, doubling to 30 s) until the process stops it."""
+    pause = 1.0
+    while not consumer.stopped.is_set():
+        started = time.monotonic()
+        try:
+            await consumer.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the server keeps serving; the log says why
+            if consumer.stopped.is_set():
+                return
+            if time.monotonic() - started > 60:
+                pause = 1.0  # it had been running: a fresh failure
+            log.error("job consumer stopped: %s; starting again in %.0f s", exc, pause)
+            with contextlib.suppress(TimeoutError):  # stop() ends the pause at once
+                await asyncio.wait_for(consumer.stopped.wait(), pause)
+            pause = min(30.0, pause * 2)
+        else:
+            return
 
 
 async def stop_jobs(running: RunningJobs | None, grace_s: float | None = None) -> None:
