@@ -11,6 +11,8 @@ import pytest
 from tests.hostile.harness import serve
 from tests.jobs.support import Hooks, until
 from webpipe.check import check_file
+from webpipe.jobs.identity import durable_index
+from webpipe.program import program_from_text
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "jobs" / "app.wp"
 
@@ -54,3 +56,16 @@ def test_check_rejects_durable_without_a_database(tmp_path: Path,
     assert error.startswith("6: config jobs { durable: true } makes this @background step")
     monkeypatch.setenv("DATABASE_URL", "postgres://db.example/app")
     assert _errors(tmp_path, text) == []
+
+
+def test_config_jobs_durable_makes_every_background_step_a_job(tmp_path: Path) -> None:
+    text = ("GET /x\n  |> fetch: `http://127.0.0.1:9/a` @background\n"
+            "  |> fetch: `http://127.0.0.1:9/a` @background\n"
+            "  |> fetch: `http://127.0.0.1:9/c`\n")
+    plain = program_from_text(text, base_dir=tmp_path)
+    assert durable_index(plain) == {}
+    env = program_from_text("config jobs {\n  durable: true\n}\n\n" + text, base_dir=tmp_path)
+    found = sorted((ident["file"], ident["line"]) for _plan, ident in
+                   durable_index(env).values())
+    # the same text twice in one file: two identities (the occurrence is part of the hash)
+    assert found == [("app.wp", 6), ("app.wp", 7)]
