@@ -56,6 +56,9 @@ TAG_DOCS: dict[str, str] = {
     "detached": "`@detached` with `@async(name)`: a fire-and-forget task that is never joined.",
     "onError": "`@onError(pipeline)` with `@background`: call the pipeline when the step "
                "failed after its last attempt.",
+    "durable": "`@durable` with `@background`: a Postgres job, written before the 2xx and run "
+               "at least once by `webpipe serve` or `webpipe worker` (sees `.job.id`, "
+               "`.job.attempt`).",
 }
 
 FLOW_DOCS: dict[str, str] = {
