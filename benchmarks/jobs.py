@@ -143,7 +143,7 @@ def main() -> None:
     assert shutil.which("wrk"), "W12 needs wrk (apt-get install wrk)"
     app = Path(tempfile.mkdtemp(prefix="w12-")) / "app.wp"
     app.write_text(APP.replace("SYNC", "false"))
-    url = connection_url(app)
+    url = connection_url(app, keep_running=False)  # stopped when this script exits
     relaxed = measure(app, args.rounds, args.duration)
     app.write_text(APP.replace("SYNC", "true"))
     durable = measure(app, args.rounds, args.duration)
