@@ -16,6 +16,8 @@ from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
 from webpipe.executor.plan import StepPlan, hedge_args, is_count, walk_tags
 from webpipe.executor.process_tasks import CONFIG_KEYS as ASYNC_KEYS
+from webpipe.jobs.identity import CONFIG_KEYS as JOB_KEYS
+from webpipe.jobs.identity import check_durable
 from webpipe.limits import KEYS as LIMIT_KEYS
 from webpipe.loader import Module
 from webpipe.middleware.breaker import CONFIG_KEYS as BREAKER_KEYS
@@ -26,7 +28,7 @@ from webpipe.syntax.recover import all_syntax_errors
 
 KNOWN_TAGS = {"env", "flag", "when", "guard", "async", "result", "error", "needs", "timeout",
               "retry", "failfast", "background", "dedup", "detached", "onError", "first",
-              "hedge"}
+              "hedge", "durable"}
 ONE_ARG_TAGS = {"async", "result", "error", "timeout", "retry", "onError"}
 GATE_TAGS = {"env", "flag", "when", "guard"}
 CONFIG_KEYS: dict[str, set[str]] = {
@@ -44,6 +46,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "static": {"dotfiles"},
     "fetch": set(BREAKER_KEYS),
     "server": {"completenessHeader"},
+    "jobs": set(JOB_KEYS),
 }
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
 _PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")
@@ -76,6 +79,7 @@ def check_env(env: Env) -> list[Diagnostic]:
         for pipeline in module_pipelines(module):
             found += check_pipeline(env, module, pipeline, in_foreach=False)
     found += check_unjoined(env)
+    found += check_durable(env)
     return sorted(found, key=_order)
 
 
@@ -215,6 +219,7 @@ def _allowed(plan: StepPlan) -> dict[str, tuple[bool, str]]:
         "detached": (tags.async_name is not None and not tags.background,
                      "only with @async(name) on a step that is not @background"),
         "onError": (tags.background, "only with @background"),
+        "durable": (tags.background, "only with @background"),
         "result": (kind != "join" and shaped,
                    "on a step whose output is used (not on join or a @background step)"),
         "error": (kind != "join" and shaped,

@@ -41,6 +41,9 @@ class _Families:
     hedges: Any
     hedge_copies: Any
     breaker: Any
+    jobs: Any
+    job_depth: Any
+    job_age: Any
 
 
 def _families() -> _Families:
@@ -73,6 +76,15 @@ def _families() -> _Families:
         # per upstream host: 0 closed, 1 open, 2 half-open; each worker its own (liveall)
         Gauge("webpipe_breaker_state", "Circuit breaker state per upstream host "
               "(0 closed, 1 open, 2 half-open).", ["host"], multiprocess_mode="liveall",
+              registry=r),
+        Counter("webpipe_jobs", "Durable jobs by step (file:line) and event: enqueued, "
+                "started, succeeded, failed (an attempt), dead_lettered.",
+                ["step", "event"], registry=r),
+        # read from the shared database by each consumer: every process sees the same value
+        Gauge("webpipe_jobs_queue_depth", "Jobs queued (not yet picked).",
+              multiprocess_mode="max", registry=r),
+        Gauge("webpipe_jobs_oldest_queued_age_seconds",
+              "Age of the oldest queued job (0 when none).", multiprocess_mode="max",
               registry=r))
     out.oldest_start.set(math.inf)
     return out
@@ -115,6 +127,14 @@ class Metrics:
 
     def breaker(self, host: str, state: int) -> None:
         self.load().breaker.labels(host).set(state)
+
+    def job(self, step: str, event: str) -> None:
+        self.load().jobs.labels(step, event).inc()
+
+    def job_queue(self, depth: int, oldest_age_s: float) -> None:
+        f = self.load()
+        f.job_depth.set(depth)
+        f.job_age.set(oldest_age_s)
 
     def render(self) -> bytes:
         """The exposition page: this process's registry, or every worker's samples."""

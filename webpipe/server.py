@@ -45,6 +45,8 @@ from webpipe.http import (
     request_state,
     request_state_now,
 )
+from webpipe.jobs.enqueue import enqueue_request
+from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.limits import Limits, limits_of
 from webpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webpipe.metrics import METRICS
@@ -185,6 +187,7 @@ class WebpipeApp:
         self.metrics = metrics
         METRICS.load()  # the client's import (~100 ms) at startup, not on a first request
         self._reload_task: asyncio.Task[None] | None = None
+        self._jobs: RunningJobs | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -261,6 +264,10 @@ class WebpipeApp:
         completeness_header(env, ctx, response)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
+        failed = await enqueue_request(ctx, env, response.status_code)
+        if failed is not None:  # never a 2xx for durable work that will not run
+            end_request(ctx, env, 503)
+            return build_response(failed, JSON_CT, 503)
         end_request(ctx, env, response.status_code)
         return response
 
@@ -296,6 +303,7 @@ class WebpipeApp:
                 env = self.served.env
                 if env.uses_sandbox():  # workers import while the server starts
                     await env.sandbox().warm()
+                self._jobs = start_jobs(lambda: self.served.env)
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
                         self.reloader(self), TaskInfo("", "reloader", "internal", ""))
@@ -308,6 +316,7 @@ class WebpipeApp:
     async def shutdown(self) -> None:
         if self._reload_task is not None:
             self._reload_task.cancel()
+        await stop_jobs(self._jobs)
         await PROCESS_TASKS.drain()
         await self.served.env.aclose()
         if "webpipe.pgembed" in sys.modules:  # only when an embedded server may be running

@@ -43,6 +43,7 @@ class TaskTags:
     first: bool = False  # `join … @first`: the first success wins
     hedge: tuple[int, int] | None = None  # `@hedge(n, ms)`: copies, delay before each next
     hedge_unsafe: bool = False  # `@hedge(n, ms, idempotent)`: the author vouches for it
+    durable: bool = False  # `@durable`: a `@background` step run as a Postgres job
 
 
 @dataclass(eq=False)
@@ -96,6 +97,8 @@ def task_tags(expr: n.TagExpr | None) -> TaskTags:
                 tags.dedup_key = tags.dedup_key or one
             case "detached":
                 tags.detached = True
+            case "durable":
+                tags.durable = True
             case "onError" if one and tags.on_error is None:
                 tags.on_error = one
             case "first":

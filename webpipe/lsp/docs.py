@@ -61,6 +61,9 @@ TAG_DOCS: dict[str, str] = {
     "hedge": "`@hedge(n, ms)` on `fetch`: send an identical copy when no answer came within "
              "ms, up to n; the first success wins (`idempotent` as a third argument allows "
              "POST).",
+    "durable": "`@durable` with `@background`: a Postgres job, written before the 2xx and run "
+               "at least once by `webpipe serve` or `webpipe worker` (sees `.job.id`, "
+               "`.job.attempt`).",
 }
 
 FLOW_DOCS: dict[str, str] = {
