@@ -48,6 +48,7 @@ from webpipe.limits import Limits, limits_of
 from webpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webpipe.metrics import METRICS
 from webpipe.middleware.base import Behavior
+from webpipe.respond import answer
 from webpipe.routing import Router
 from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
@@ -252,7 +253,8 @@ class WebpipeApp:
                 state = await request_state(request, params, path=path, **self.body_bounds())
                 ctx = _http_context(env, state, route)
                 outcome = await run_pipeline(route.pipeline, state, env, ctx)
-            response = build_response(outcome.state, outcome.content_type, outcome.status)
+            body, status = answer(outcome, env, ctx.request)
+            response = build_response(body, outcome.content_type, status)
         except WebpipeError as exc:
             end_request(ctx, env, 500)
             return hard_error_response(exc, ctx)

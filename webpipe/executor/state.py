@@ -6,7 +6,7 @@ as read-only and steps build new containers instead of mutating (so snapshots ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from webpipe.middleware.base import Behavior
@@ -25,6 +25,9 @@ class Outcome:
     state: Any
     content_type: str = JSON_CT
     status: int | None = None
+    # request keys the state rules copied back (§6.3): left out of a response that still
+    # holds the request's value for them (webpipe.respond)
+    restored: set[str] = field(default_factory=set)
 
 
 def error_type(state: Any) -> str | None:

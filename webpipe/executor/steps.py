@@ -113,6 +113,8 @@ def settle(plan: StepPlan, result: StepResult, state: Any, target: str | None, i
     if behavior is Behavior.TRANSFORM and isinstance(value, dict) and not wrapped:
         last = last_of()
     new_state = apply_value(behavior, wraps, target, state, value, bool(last))
+    if last is False and new_state is not value and not wrapped:  # §6.3 copied keys back
+        out.restored.update(k for k in new_state if k not in value)
     if inserted and isinstance(new_state, dict) and "resultName" in new_state:
         new_state = {k: v for k, v in new_state.items() if k != "resultName"}
     out.state = new_state
