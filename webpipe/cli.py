@@ -77,14 +77,30 @@ def cli() -> None:
 @click.option("--reload", is_flag=True, help="Reload when the program's files change.")
 @click.option("--workers", type=int, default=1, help="Worker processes.")
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at GET /metrics.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default=None, help="Log level (default $WEBPIPE_LOG or info).")
+@click.option("--no-access-log", is_flag=True, help="No line per request.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              help="Log lines as text or as one JSON object each.")
+@click.option("--production", is_flag=True,
+              help="5xx bodies without internals (also WEBPIPE_ENV=production).")
 def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
-          workers: int, metrics: bool) -> None:
+          workers: int, metrics: bool, log_level: str | None, no_access_log: bool,
+          log_format: str, production: bool) -> None:
     """Serve FILE over HTTP."""
+    from webpipe.oplog import LogSettings
     from webpipe.serve import bind_address, run_server
 
+    if reload and workers > 1:
+        raise click.UsageError("--reload cannot be combined with --workers: a reload swaps "
+                               "the program in one process; use one worker while editing")
+    defaults = LogSettings.from_env()
+    settings = LogSettings(log_level or defaults.level, not no_access_log, log_format,
+                           production or defaults.production)
     bind_host, bind_port = bind_address(host, port, address)
     try:
-        run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics)
+        run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
+                   logs=settings)
     except WebpipeError as exc:
         _fail(exc)
 

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp
 from webpipe.errors import WebpipeError
 from webpipe.executor.env import Env
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
+from webpipe.oplog import LogSettings, configure_logging
 from webpipe.program import load_program
 from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
 from webpipe.server import Served, WebpipeApp, build_served, create_app
@@ -119,19 +120,23 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
 
 
 def app_factory() -> ASGIApp:
-    """uvicorn factory for `--workers N`: the file comes from WEBPIPE_APP_FILE."""
+    """uvicorn factory for `--workers N`: the file comes from WEBPIPE_APP_FILE; each worker
+    is a fresh process, so it sets up the parent's logging first (spec/server.md §2)."""
+    configure_logging(LogSettings.from_env())
     path = Path(os.environ["WEBPIPE_APP_FILE"])
-    return create_app(load_served(path), metrics=bool(os.environ.get("WEBPIPE_METRICS")))
+    app = create_app(load_served(path), metrics=bool(os.environ.get("WEBPIPE_METRICS")))
+    log.info("worker %d serving %s", os.getpid(), path)
+    return app
 
 
 def run_server(path: Path, host: str, port: int, *, reload: bool = False,
-               workers: int = 1, metrics: bool = False) -> None:
+               workers: int = 1, metrics: bool = False, logs: LogSettings | None = None) -> None:
     import uvicorn
 
     load_dotenv_files(path.parent)
-    logging.basicConfig(level=os.environ.get("WEBPIPE_LOG", "INFO").upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    settings = logs or LogSettings.from_env()
+    settings.export()  # the workers read it from the environment
+    configure_logging(settings)
     before, after = raise_file_limit()  # before any worker starts: they inherit it
     if after != before:
         log.info("open-file limit raised from %d to %d", before, after)
@@ -140,6 +145,8 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
         os.environ["WEBPIPE_METRICS"] = "1" if metrics else ""
         if metrics:
             share_worker_metrics()
+        print(f"webpipe serving {path} on http://{host}:{port} with {workers} workers",
+              file=sys.stderr)
         uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", http=PROTOCOL,
                     timeout_graceful_shutdown=shutdown_wait_s(load_program(path)))
