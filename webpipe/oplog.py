@@ -84,7 +84,8 @@ def configure_logging(settings: LogSettings) -> None:
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
     logging.basicConfig(level=settings.level.upper(), handlers=[handler], force=True)
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    for noisy in ("pgserver", "watchfiles"):  # their info lines are not the operator's
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     _SWITCHES["access"] = settings.access  # not `ACCESS.disabled`: uvicorn's dictConfig resets it
 
 

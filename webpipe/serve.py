@@ -31,6 +31,7 @@ from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
 from webpipe.oplog import LogSettings, configure_logging
 from webpipe.program import load_program
 from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
+from webpipe.serve_watch import SourceFilter, load_checked
 from webpipe.server import Served, WebpipeApp, build_served, create_app
 
 log = logging.getLogger("webpipe.serve")
@@ -98,12 +99,12 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
     async def reloader(app: WebpipeApp) -> None:
         from watchfiles import awatch
 
-        watched = {str(path.parent)} | {str(m.path) for m in app.served.env.index.modules}
-        async for _changes in awatch(*watched, debounce=150):
+        sources = SourceFilter(path, lambda: [m.path for m in app.served.env.index.modules])
+        async for _changes in awatch(*sources.roots(), watch_filter=sources, debounce=150):
             await wait_until_settled([path, *(m.path for m in app.served.env.index.modules)])
             try:
                 load_dotenv_files(path.parent)
-                served = load_served(path)
+                served = load_checked(path)
             except WebpipeError as exc:
                 print(f"{exc}\nreload failed; still serving the last good version",
                       file=sys.stderr)
@@ -117,6 +118,32 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
             print(f"reloaded {path}", file=sys.stderr)
 
     return reloader
+
+
+def wait_for_fix(path: Path, problem: WebpipeError) -> Served:
+    """`serve --reload` of a program that fails its checks at start: print the problems and
+    load it again after each edit of its sources until it passes (spec/server.md §4)."""
+    from watchfiles import watch
+
+    sources = SourceFilter(path, lambda: [path])
+    print(f"{problem}\nwaiting for a fix (--reload)", file=sys.stderr)
+    for _changes in watch(*sources.roots(), watch_filter=sources, debounce=150):
+        try:
+            load_dotenv_files(path.parent)
+            return load_checked(path)
+        except WebpipeError as exc:
+            print(f"{exc}\nstill waiting for a fix", file=sys.stderr)
+    raise problem  # the watcher stopped (interrupted)
+
+
+def checked_at_start(path: Path, reload: bool) -> Served:
+    """The program, checked; with `--reload` a failing one waits for a fix."""
+    try:
+        return load_checked(path)
+    except WebpipeError as exc:
+        if not reload:
+            raise
+        return wait_for_fix(path, exc)
 
 
 def app_factory() -> ASGIApp:
@@ -149,10 +176,10 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
               file=sys.stderr)
         uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
                     workers=workers, log_level="warning", http=PROTOCOL,
-                    timeout_graceful_shutdown=shutdown_wait_s(load_program(path)))
+                    timeout_graceful_shutdown=shutdown_wait_s(checked_at_start(path, False).env))
         return
-    app = create_app(load_served(path), reloader=make_reloader(path) if reload else None,
-                     metrics=metrics)
+    app = create_app(checked_at_start(path, reload),
+                     reloader=make_reloader(path) if reload else None, metrics=metrics)
     gc.collect()
     gc.freeze()  # the loaded program is long-lived: keep it out of every GC pass (p99)
     print(f"webpipe serving {path} on http://{host}:{port}", file=sys.stderr)
