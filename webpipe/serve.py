@@ -31,7 +31,7 @@ from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
 from webpipe.oplog import LogSettings, configure_logging
 from webpipe.program import load_program
 from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
-from webpipe.serve_watch import SourceFilter, load_checked
+from webpipe.serve_watch import SourceFilter, ensure_port_free, load_checked
 from webpipe.server import Served, WebpipeApp, build_served, create_app
 
 log = logging.getLogger("webpipe.serve")
@@ -160,6 +160,7 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
                workers: int = 1, metrics: bool = False, logs: LogSettings | None = None) -> None:
     import uvicorn
 
+    ensure_port_free(host, port)  # before any output: one clear line, exit 1
     load_dotenv_files(path.parent)
     settings = logs or LogSettings.from_env()
     settings.export()  # the workers read it from the environment

@@ -11,6 +11,8 @@ cause a reload (spec/server.md §4, §5).
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -61,6 +63,28 @@ def _refused(diagnostics: list[Diagnostic]) -> ChecksFailed:
     errors = [d for d in diagnostics if d.severity == "error"] or diagnostics
     text = "\n".join(d.render() for d in diagnostics)
     return ChecksFailed(f"{text}\n{len(errors)} error(s): `webpipe check` must pass to serve")
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on before anything is printed or loaded
+    (uvicorn would log its own error after our banner; spec/server.md §9)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else \
+                f"cannot be bound: {exc.strerror or exc}"
+            raise StartupError(f"{host}:{port} {reason}; choose another with --port "
+                               "or stop the process using it") from None
+
+
+class StartupError(WebpipeError):
+    """`serve` cannot start (the port); printed as one line."""
+
+    def __str__(self) -> str:
+        return f"error: {self.message}"
 
 
 def is_editor_noise(name: str) -> bool:
