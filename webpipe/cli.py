@@ -235,15 +235,16 @@ def db_init_auth(app: Path) -> None:
 @click.option("--golden", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Record each test's response in DIR and compare on later runs.")
 @click.option("--update", is_flag=True, help="Rewrite the golden files from this run.")
+@click.option("--keep-db", is_flag=True, help="Keep the database made for this run.")
 def test_command(files: tuple[Path, ...], pattern: str | None, as_json: bool,
-                 verbose: bool, golden: Path | None, update: bool) -> None:
+                 verbose: bool, golden: Path | None, update: bool, keep_db: bool) -> None:
     """Run the describe/it tests of FILES; exit 1 if any test failed."""
     from webpipe.testing.main import run_test_files
 
     if update and golden is None:
         raise click.UsageError("--update needs --golden DIR")
     sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose,
-                            golden=golden, update=update))
+                            golden=golden, update=update, keep_db=keep_db))
 
 
 def legacy(argv: list[str]) -> None:

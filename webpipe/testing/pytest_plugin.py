@@ -21,16 +21,37 @@ from typing import Any
 
 import pytest
 
+from webpipe import db
 from webpipe.errors import WebpipeError
 from webpipe.executor.env import Env
 from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import load_program
 from webpipe.syntax import nodes as n
+from webpipe.testing.testdb import TestDatabases
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("webpipe_files", "glob patterns of .wp files whose tests pytest runs",
                   type="linelist", default=[])
+    parser.addoption("--webpipe-keep-db", action="store_true",
+                     help="keep the database made for the .wp tests (spec/server.md §7)")
+
+
+_RUN: list[TestDatabases] = []  # the session's test databases, once a .wp file is collected
+
+
+def _use_test_databases(config: pytest.Config) -> None:
+    """From the first collected `.wp` file on, `pg` uses databases made for the session."""
+    if not _RUN:
+        run = TestDatabases(bool(config.getoption("webpipe_keep_db", False)))
+        db.TEST_DATABASES = run.url_for
+        _RUN.append(run)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _RUN:
+        db.TEST_DATABASES = None
+        _RUN.pop().close()
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -57,6 +78,7 @@ class WpFile(pytest.File):
         from webpipe.serve import load_dotenv_files
 
         load_dotenv_files(self.path.parent)
+        _use_test_databases(self.config)
         try:
             self.env = load_program(self.path)
         except WebpipeError as exc:
