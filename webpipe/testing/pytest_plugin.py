@@ -37,15 +37,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="keep the database made for the .wp tests (spec/server.md §7)")
 
 
-_RUN: list[TestDatabases] = []  # the session's test databases, once a .wp file is collected
+_RUN: list[TestDatabases] = []  # the session's test databases, made on first use
 
 
 def _use_test_databases(config: pytest.Config) -> None:
-    """From the first collected `.wp` file on, `pg` uses databases made for the session."""
+    """While a `.wp` file's tests run, `pg` uses the databases made for the session (only
+    then: other tests of the session keep their own database)."""
     if not _RUN:
-        run = TestDatabases(bool(config.getoption("webpipe_keep_db", False)))
-        db.TEST_DATABASES = run.url_for
-        _RUN.append(run)
+        _RUN.append(TestDatabases(bool(config.getoption("webpipe_keep_db", False))))
+    db.TEST_DATABASES = _RUN[0].url_for
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -78,7 +78,6 @@ class WpFile(pytest.File):
         from webpipe.serve import load_dotenv_files
 
         load_dotenv_files(self.path.parent)
-        _use_test_databases(self.config)
         try:
             self.env = load_program(self.path)
         except WebpipeError as exc:
@@ -97,7 +96,11 @@ class WpFile(pytest.File):
             self.loop = asyncio.new_event_loop()
         return self.loop.run_until_complete(coro)
 
+    def setup(self) -> None:
+        _use_test_databases(self.config)
+
     def teardown(self) -> None:
+        db.TEST_DATABASES = None
         if self.loop is not None:
             if self.env is not None:
                 self.run(self.env.aclose())
