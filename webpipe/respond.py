@@ -37,10 +37,6 @@ ERROR_STATUS: dict[str, int] = {
 }
 DEFAULT_ERROR_STATUS = 500
 
-# request keys the state rules restore (RESTORED_KEYS minus the route's own `async`/`data`)
-REQUEST_KEYS = frozenset({"originalRequest", "query", "params", "body", "headers", "cookies",
-                          "method", "path", "ip", "content_type"})
-
 
 def unhandled_status(env: Env) -> int | None:
     """`config server { unhandledErrorStatus }`: None (the table) unless the app set one."""
@@ -75,7 +71,7 @@ def without_restored(state: Any, restored: set[str] | None, request: Any) -> Any
     if not restored or not isinstance(state, dict) or not isinstance(request, dict):
         return state
     drop = [key for key in restored
-            if key in REQUEST_KEYS and key in state and key in request
+            if key in state and key in request
             and state[key] == request[key]]
     if not drop:
         return state

@@ -30,6 +30,21 @@ class Outcome:
     restored: set[str] = field(default_factory=set)
 
 
+# the keys of the initial state that describe the request (RESTORED_KEYS but `async`/`data`)
+REQUEST_KEYS = ("originalRequest", "query", "params", "body", "headers", "cookies", "method",
+                "path", "ip", "content_type")
+
+
+def carried(value: Any, new_state: Any) -> list[str]:
+    """The request keys of `new_state` that a step's `value` did not have: the state rules
+    (restore, Merge, `.data` wrapping) carried them along."""
+    if not isinstance(new_state, dict):
+        return []
+    if not isinstance(value, dict):
+        return [k for k in REQUEST_KEYS if k in new_state]
+    return [k for k in REQUEST_KEYS if k in new_state and k not in value]
+
+
 def error_type(state: Any) -> str | None:
     """`errors[0].type` when the state is an error envelope, else None."""
     if isinstance(state, dict):

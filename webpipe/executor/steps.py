@@ -23,6 +23,7 @@ from webpipe.executor.state import (
     JSON_CT,
     Outcome,
     apply_value,
+    carried,
     envelope,
     error_type,
     merge,
@@ -113,8 +114,10 @@ def settle(plan: StepPlan, result: StepResult, state: Any, target: str | None, i
     if behavior is Behavior.TRANSFORM and isinstance(value, dict) and not wrapped:
         last = last_of()
     new_state = apply_value(behavior, wraps, target, state, value, bool(last))
-    if last is False and new_state is not value and not wrapped:  # §6.3 copied keys back
-        out.restored.update(k for k in new_state if k not in value)
+    if new_state is not value:  # the state rules carried keys along (spec/server.md §6)
+        out.restored.update(carried(value, new_state))
+    if result.restored:
+        out.restored.update(result.restored)
     if inserted and isinstance(new_state, dict) and "resultName" in new_state:
         new_state = {k: v for k, v in new_state.items() if k != "resultName"}
     out.state = new_state
@@ -316,7 +319,8 @@ async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
                                      env, ctx)
     except ControlFlowError as exc:
         raise StepError(exc.message) from None
-    return StepResult(outcome.state, outcome.content_type, status=outcome.status)
+    return StepResult(outcome.state, outcome.content_type, status=outcome.status,
+                      restored=frozenset(outcome.restored))
 
 
 async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
