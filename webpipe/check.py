@@ -40,6 +40,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "async": set(ASYNC_KEYS),
     "limits": set(LIMIT_KEYS),
     "static": {"dotfiles"},
+    "server": {"unhandledErrorStatus"},  # spec/server.md §1
 }
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
 _PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")

@@ -33,7 +33,7 @@ _ENV = {"level": "WEBPIPE_LOG_LEVEL", "access": "WEBPIPE_ACCESS_LOG",
 _CLIENT_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 ERROR_KEY = "webpipe.error"  # scope key: what failed, for the error line and the body
 ID_KEY = "webpipe.request_id"
-_SWITCHES = {"access": True}
+_SWITCHES = {"access": True, "json": False}
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,18 @@ def configure_logging(settings: LogSettings) -> None:
     logging.basicConfig(level=settings.level.upper(), handlers=[handler], force=True)
     for noisy in ("pgserver", "watchfiles"):  # their info lines are not the operator's
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _SWITCHES["json"] = settings.format == "json"
     _SWITCHES["access"] = settings.access  # not `ACCESS.disabled`: uvicorn's dictConfig resets it
+
+
+def announce(text: str) -> None:
+    """A line for the operator at any log level (the banner, a reload): plain text, or a
+    JSON record when the logs are JSON, so a log shipper sees one format."""
+    if _SWITCHES["json"]:  # an info record, handled whatever the level (`handle` skips it)
+        logger = logging.getLogger("webpipe.serve")
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, text, (), None))
+    else:
+        print(text, file=sys.stderr)
 
 
 def request_id(scope: Any) -> str:

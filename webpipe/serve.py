@@ -28,7 +28,7 @@ from starlette.types import ASGIApp
 from webpipe.errors import WebpipeError
 from webpipe.executor.env import Env
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
-from webpipe.oplog import LogSettings, configure_logging
+from webpipe.oplog import LogSettings, announce, configure_logging
 from webpipe.program import load_program
 from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
 from webpipe.serve_watch import SourceFilter, ensure_port_free, load_checked
@@ -115,7 +115,7 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
             gc.unfreeze()  # let the old program's cycles be collected, then freeze the new one
             gc.collect()
             gc.freeze()
-            print(f"reloaded {path}", file=sys.stderr)
+            announce(f"reloaded {path}")
 
     return reloader
 
@@ -173,18 +173,19 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
         os.environ["WEBPIPE_METRICS"] = "1" if metrics else ""
         if metrics:
             share_worker_metrics()
-        print(f"webpipe serving {path} on http://{host}:{port} with {workers} workers",
-              file=sys.stderr)
+        announce(f"webpipe serving {path} on http://{host}:{port} with {workers} workers")
         uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", http=PROTOCOL,
+                    workers=workers, log_level="warning", http=PROTOCOL, log_config=None,
                     timeout_graceful_shutdown=shutdown_wait_s(checked_at_start(path, False).env))
         return
     app = create_app(checked_at_start(path, reload),
                      reloader=make_reloader(path) if reload else None, metrics=metrics)
     gc.collect()
     gc.freeze()  # the loaded program is long-lived: keep it out of every GC pass (p99)
-    print(f"webpipe serving {path} on http://{host}:{port}", file=sys.stderr)
+    announce(f"webpipe serving {path} on http://{host}:{port}")
+    # log_config=None: uvicorn's own warnings go through our handler (same format, JSON too)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=PROTOCOL,
+                log_config=None,
                 timeout_graceful_shutdown=math.ceil(PROCESS_TASKS.limits.shutdown_grace_ms / 1000))
 
 
