@@ -15,7 +15,7 @@ from typing import Any
 
 from webpipe.config import config_int
 from webpipe.executor.env import Env
-from webpipe.executor.state import Outcome, error_type
+from webpipe.executor.state import Outcome, error_type, without_restored
 
 # spec/server.md §1: one table, the error type of `errors[0].type` -> the HTTP status
 ERROR_STATUS: dict[str, int] = {
@@ -62,17 +62,3 @@ def answer(out: Outcome, env: Env, request: Any) -> tuple[Any, int | None]:
     """The state to send and its status (see module docstring)."""
     return without_restored(out.state, out.restored, request), \
         final_status(out, unhandled_status(env))
-
-
-def without_restored(state: Any, restored: set[str] | None, request: Any) -> Any:
-    """`state` without the request keys the state rules copied back that still hold the
-    request's value (a step that outputs a changed value, or a key under a new name, keeps
-    it)."""
-    if not restored or not isinstance(state, dict) or not isinstance(request, dict):
-        return state
-    drop = [key for key in restored
-            if key in state and key in request
-            and state[key] == request[key]]
-    if not drop:
-        return state
-    return {k: v for k, v in state.items() if k not in drop}

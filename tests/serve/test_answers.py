@@ -49,6 +49,11 @@ GET /deliberate
   |> jq: `{ ok: true }`
   |> jq: `{ auth: .headers.authorization, headers: { mine: 1 } }`
 
+GET /cached
+  |> cache: `ttl: 600, keyTemplate: shared`
+  |> jq: `{ ok: true, tmp: 1 }`
+  |> jq: `del(.tmp)`
+
 POST /login
   |> jq: `{ user: "ada", setCookies: ["sid=secret; HttpOnly"], setHeaders: { "x-a": "1" } }`
 """
@@ -90,6 +95,9 @@ async def test_bodies_carry_only_what_the_route_produced(tmp_path: Path) -> None
             assert (r.status_code, r.json()) == (200, {"ok": True}), path
         r = await c.get("/deliberate", headers=secret)
         assert r.json() == {"auth": "Bearer s3cret", "headers": {"mine": 1}}
+        for who in ("Bearer alice", "Bearer bob"):  # a hit never serves alice's headers
+            r = await c.get("/cached", headers={"authorization": who})
+            assert r.json() == {"ok": True}
         login = await c.post("/login", json={})
         assert login.json() == {"user": "ada"}
         assert login.headers["set-cookie"] == "sid=secret; HttpOnly"

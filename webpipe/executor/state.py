@@ -45,6 +45,18 @@ def carried(value: Any, new_state: Any) -> list[str]:
     return [k for k in REQUEST_KEYS if k in new_state and k not in value]
 
 
+def without_restored(state: Any, restored: set[str] | None, request: Any) -> Any:
+    """`state` without the carried keys (`carried`) that still hold the request's value:
+    what a route answers and what a cache stores (spec/server.md §6)."""
+    if not restored or not isinstance(state, dict) or not isinstance(request, dict):
+        return state
+    drop = [key for key in restored
+            if key in state and key in request and state[key] == request[key]]
+    if not drop:
+        return state
+    return {k: v for k, v in state.items() if k not in drop}
+
+
 def error_type(state: Any) -> str | None:
     """`errors[0].type` when the state is an error envelope, else None."""
     if isinstance(state, dict):

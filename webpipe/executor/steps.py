@@ -28,6 +28,7 @@ from webpipe.executor.state import (
     error_type,
     merge,
     rename_error,
+    without_restored,
 )
 from webpipe.executor.tags import gate
 from webpipe.jqlib import JqError
@@ -155,7 +156,9 @@ async def run_plain(plans: tuple[StepPlan, ...], state: Any, env: Env, ctx: Requ
                   _last if index == last_index else _not_last):
             break
     if ctx.extras.get(AFTER_PIPELINE):
-        await run_after_pipeline(ctx, out.state, out.content_type, out.status, since=mark)
+        # a cache stores what the route answers, never the request keys it carried along
+        await run_after_pipeline(ctx, without_restored(out.state, out.restored, ctx.request),
+                                 out.content_type, out.status, since=mark)
     return out
 
 
