@@ -3,9 +3,9 @@
 A route whose final state still carries an `errors` array that no `result` branch handled
 answers with the status of its error type (`ERROR_STATUS`, spec/server.md §1), not 200 as in
 the reference; `config server { unhandledErrorStatus: 200 }` restores the reference's answer.
-The state rules (language.md §6.3) copy request keys back after a non-final step so later
-steps can read them; those copies are the route's plumbing, not its answer, so a key the
-rules restored that still holds the request's own value is left out of the response
+The state rules carry request keys along (the §6.3 copy-back, Merge, `.data` wrapping) so
+later steps can read them; those copies are the route's plumbing, not its answer, so a
+carried key that still holds the request's own value is left out of the response
 (spec/server.md §6). The server and the test runner both shape their answer here.
 """
 

@@ -17,6 +17,9 @@ APP = """
 GET /ok
   |> jq: `{ ok: true, rid: $context.requestId }`
 
+GET /lua
+  |> lua: `return { rid = context.requestId }`
+
 GET /jq
   |> jq: `error("secret detail /srv/app/keys.txt")`
 
@@ -41,6 +44,7 @@ async def test_text_access_and_error_lines(tmp_path: Path) -> None:
         ok = await c.get("/ok", headers={"x-request-id": "req-42"})
         assert ok.headers["x-request-id"] == "req-42"
         assert ok.json() == {"ok": True, "rid": "req-42"}
+        assert (await c.get("/lua", headers={"x-request-id": "l-1"})).json() == {"rid": "l-1"}
         failed = await c.get("/jq")
         rid = failed.headers["x-request-id"]
         assert len(rid) == 32  # generated
@@ -51,7 +55,7 @@ async def test_text_access_and_error_lines(tmp_path: Path) -> None:
     errors = [line for line in text.splitlines() if "webpipe.error" in line]
     assert len(errors) == 2  # once per unhandled error
     assert "ERROR webpipe.error: GET /jq 500 jqError at " in errors[0]
-    assert errors[0].endswith(f"app.wp:6: JQ execution error: secret detail /srv/app/keys.txt "
+    assert errors[0].endswith(f"app.wp:9: JQ execution error: secret detail /srv/app/keys.txt "
                               f"id={rid}")
     assert "WARNING webpipe.error: GET /missing 404 notFound: no such thing" in errors[1]
 
@@ -75,7 +79,7 @@ async def test_json_lines_from_two_workers(tmp_path: Path) -> None:
     assert {r["path"] for r in access} >= {"/ok", "/jq"}
     assert all({"method", "status", "durationMs", "requestId"} <= r.keys() for r in access)
     [error] = [r for r in records if r["logger"] == "webpipe.error"]
-    assert error["location"].endswith("app.wp:6")
+    assert error["location"].endswith("app.wp:9")
     assert (error["status"], error["level"]) == (500, "error")
 
 
