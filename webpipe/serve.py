@@ -59,11 +59,12 @@ def bind_address(host: str | None, port: int | None, address: str | None) -> tup
     return host or DEFAULT_HOST, DEFAULT_PORT
 
 
-def load_served(path: Path) -> Served:
-    """Load the program for serving: diagnostics printed, its connection bounds applied."""
+def load_served(path: Path, *, quiet: bool = False) -> Served:
+    """Load the program for serving: diagnostics printed (unless `quiet`: a worker, whose
+    parent checked and printed them), its connection bounds applied."""
     env = load_program(path)
     served = build_served(env)
-    for diagnostic in env.diagnostics:
+    for diagnostic in () if quiet else env.diagnostics:
         print(diagnostic.render(), file=sys.stderr)
     configure_connections(served.limits)
     return served
@@ -151,7 +152,8 @@ def app_factory() -> ASGIApp:
     is a fresh process, so it sets up the parent's logging first (spec/server.md §2)."""
     configure_logging(LogSettings.from_env())
     path = Path(os.environ["WEBPIPE_APP_FILE"])
-    app = create_app(load_served(path), metrics=bool(os.environ.get("WEBPIPE_METRICS")))
+    app = create_app(load_served(path, quiet=True),
+                     metrics=bool(os.environ.get("WEBPIPE_METRICS")))
     log.info("worker %d serving %s", os.getpid(), path)
     return app
 
