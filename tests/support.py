@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from webpipe.limits import Limits, limits_of
+from webpipe.sandbox.pool import SandboxPool
+
 
 @dataclass
 class SimpleHost:
@@ -29,3 +32,14 @@ class SimpleHost:
 
     def middleware(self, name: str) -> Any:
         return self.others[name]
+
+    @property
+    def limits(self) -> Limits:
+        return limits_of(self)
+
+    def sandbox(self) -> SandboxPool:
+        """A pool of real workers, created on first use (close it with `aclose()`)."""
+        if "sandbox" not in self.others:
+            self.others["sandbox"] = SandboxPool(self.limits.sandbox_workers)
+        pool: SandboxPool = self.others["sandbox"]
+        return pool

@@ -7,7 +7,13 @@ import json
 import orjson
 import pytest
 
-from webpipe.wire import ORJSON_DEPTH, JsonTooDeep, loads_bounded, loads_exact_bounded
+from webpipe.wire import (
+    ORJSON_DEPTH,
+    JsonTooDeep,
+    JsonTooWide,
+    loads_bounded,
+    loads_exact_bounded,
+)
 
 
 def nested(depth: int, opener: str = "[", closer: str = "]", core: str = "0") -> str:
@@ -63,3 +69,24 @@ def test_the_json_module_path_is_bounded_too() -> None:
             loads_exact_bounded(text, 2)
     with pytest.raises(JsonTooDeep):  # too deep for the json module's own recursion
         loads_exact_bounded(nested(5000, core='"\\ud800"'), 512)
+
+
+def wide(count: int) -> str:
+    return "[" + ",".join(["[]", "{}"] * (count // 2)) + "]"
+
+
+@pytest.mark.parametrize("loads", [loads_bounded, loads_exact_bounded])
+def test_containers_are_counted_before_parsing(loads: object) -> None:
+    assert callable(loads)
+    assert len(loads(wide(10), 512, 11)) == 10  # 10 inside + the outer array
+    with pytest.raises(JsonTooWide, match="more than 10 arrays and objects"):
+        loads(wide(10), 512, 10)
+    with pytest.raises(JsonTooWide):
+        loads(wide(10).encode() if loads is loads_bounded else wide(10), 512, 10)
+
+
+def test_the_default_container_bound_refuses_two_million_small_arrays() -> None:
+    text = wide(2_000_000).encode()
+    with pytest.raises(JsonTooWide, match="200000"):
+        loads_bounded(text, 512)
+    assert len(loads_bounded(wide(1000).encode(), 512)) == 1000

@@ -23,8 +23,9 @@ from starlette.responses import Response
 
 from webpipe.errors import HardError
 from webpipe.wire import (
+    MAX_JSON_CONTAINERS,
     MAX_JSON_DEPTH,
-    JsonTooDeep,
+    JsonOverLimit,
     collector_paused,
     header_text,
     loads_bounded,
@@ -120,18 +121,20 @@ def parse_cookies(header: str | None) -> dict[str, str]:
     return cookies
 
 
-def parse_body(body: bytes, content_type: str, max_depth: int = MAX_JSON_DEPTH) -> JSON:
+def parse_body(body: bytes, content_type: str, max_depth: int = MAX_JSON_DEPTH,
+               max_containers: int = MAX_JSON_CONTAINERS) -> JSON:
     """The request body as state: `{}` when empty, else parsed by content type (§6.1).
 
     Raises `BadRequest` (400) for a malformed JSON body (the reference gives `null`) and for
-    one nested deeper than `max_depth` (spec/limits.md `maxJsonDepth`).
+    one nested deeper than `max_depth` or holding more than `max_containers` arrays and
+    objects (spec/limits.md `maxJsonDepth`, `maxJsonContainers`).
     """
     if not body:
         return {}
     if content_type.startswith("application/json"):
         try:
-            return loads_bounded(body, max_depth)
-        except JsonTooDeep as exc:
+            return loads_bounded(body, max_depth, max_containers)
+        except JsonOverLimit as exc:
             raise BadRequest(str(exc)) from None
         except orjson.JSONDecodeError as exc:
             raise BadRequest(f"invalid JSON body: {exc}") from None
@@ -159,26 +162,30 @@ def _form_decode(raw: bytes) -> str:
 
 async def request_state(request: Request, params: dict[str, str], max_body: int,
                         path: str | None = None, only: frozenset[str] | None = None, *,
-                        max_depth: int = MAX_JSON_DEPTH) -> dict[str, JSON]:
+                        max_depth: int = MAX_JSON_DEPTH,
+                        max_containers: int = MAX_JSON_CONTAINERS) -> dict[str, JSON]:
     """The initial state of a route (§6.1): `request_state_now`, then the body if one must be
     read (`read_state_body`). A caller may run the two itself to skip a coroutine."""
     state, pending = request_state_now(request, params, path, only)
     if pending is not None:
-        await read_state_body(request, state, pending, max_body, max_depth=max_depth)
+        await read_state_body(request, state, pending, max_body, max_depth=max_depth,
+                              max_containers=max_containers)
     return state
 
 
 async def read_state_body(request: Request, state: dict[str, JSON], content_type: str,
-                          max_body: int, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+                          max_body: int, *, max_depth: int = MAX_JSON_DEPTH,
+                          max_containers: int = MAX_JSON_CONTAINERS) -> None:
     """Read and parse the body into `state["body"]` (when the state has that key): at most
     `max_body` bytes (413), JSON at most `max_depth` levels deep (400). The time a body may
     take is bounded by the connection (`webpipe.protocol`, `bodyTimeoutMs`). A large body is
     parsed on a worker thread: 10 MiB of JSON would hold the event loop for tens of ms."""
     raw = await read_body(request, max_body)
     if len(raw) <= PARSE_INLINE_BYTES:
-        body = parse_body(raw, content_type, max_depth)
+        body = parse_body(raw, content_type, max_depth, max_containers)
     else:
-        body = await asyncio.to_thread(_parse_large, raw, content_type, max_depth)
+        body = await asyncio.to_thread(_parse_large, raw, content_type, max_depth,
+                                       max_containers)
     if "body" in state:
         state["body"] = body
 
@@ -186,9 +193,9 @@ async def read_state_body(request: Request, state: dict[str, JSON], content_type
 PARSE_INLINE_BYTES = 256 * 1024  # larger bodies are parsed off the event loop
 
 
-def _parse_large(body: bytes, content_type: str, max_depth: int) -> JSON:
+def _parse_large(body: bytes, content_type: str, max_depth: int, max_containers: int) -> JSON:
     with collector_paused():
-        return parse_body(body, content_type, max_depth)
+        return parse_body(body, content_type, max_depth, max_containers)
 
 
 def request_state_now(request: Request, params: dict[str, str], path: str | None = None,

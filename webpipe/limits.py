@@ -29,6 +29,7 @@ class Limits:
     js_memory_mb: int = 256
     sandbox_workers: int = 2  # worker processes that run embedded code past its inline budget
     max_json_depth: int = 512  # nesting of a request body (and of JSON read from upstreams)
+    max_json_containers: int = 200_000  # arrays and objects in one request or fetch body
     max_body_bytes: int = 10 * MB  # a request body
     header_timeout_ms: int = 10_000  # from connection (or last response) to a complete head
     body_timeout_ms: int = 30_000  # to read a whole request body

@@ -27,6 +27,7 @@ from webpipe.errors import Diagnostic, HardError, WebpipeError
 from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
+from webpipe.executor.fanin import COMPLETED as JOINS_COMPLETE
 from webpipe.executor.hooks import AFTER_RESPONSE
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.plan import StepPlan
@@ -74,6 +75,7 @@ class BodyBounds(TypedDict):
 
     max_body: int
     max_depth: int
+    max_containers: int
 
 
 @dataclass(eq=False)
@@ -288,6 +290,7 @@ class WebpipeApp:
         except WebpipeError as exc:
             end_request(ctx, env, 500)
             return hard_error_response(exc, ctx, request.scope)
+        completeness_header(env, ctx, response)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
         end_request(ctx, env, response.status_code)
@@ -298,7 +301,8 @@ class WebpipeApp:
         `bodyTimeoutMs`, is bounded by the connection: `webpipe.protocol`)."""
         limits = self.served.limits
         return {"max_body": self.max_body or limits.max_body_bytes,
-                "max_depth": limits.max_json_depth}
+                "max_depth": limits.max_json_depth,
+                "max_containers": limits.max_json_containers}
 
     async def run_graphql(self, env: Env, request: Request) -> Response:
         """The automatic GraphQL endpoint (graphql.md §7)."""
@@ -321,6 +325,9 @@ class WebpipeApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 PROCESS_TASKS.watch_signals()
+                env = self.served.env
+                if env.uses_sandbox():  # workers import while the server starts
+                    await env.sandbox().warm()
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
                         self.reloader(self), TaskInfo("", "reloader", "internal", ""))
@@ -342,6 +349,15 @@ class WebpipeApp:
 
 
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def completeness_header(env: Env, ctx: RequestContext, response: Response) -> None:
+    """`X-Webpipe-Completed` on a route that joined tasks, when `config server {
+    completenessHeader: true }`: false when any join missed a task (spec/tasks.md §3)."""
+    complete = ctx.extras.get(JOINS_COMPLETE)
+    if complete is not None and config_bool(env.config_block("server"),
+                                            "completenessHeader", False):
+        response.headers["X-Webpipe-Completed"] = "true" if complete else "false"
 
 
 def _http_context(env: Env, state: Any, route: n.Route | None = None,

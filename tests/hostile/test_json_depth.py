@@ -73,10 +73,13 @@ async def test_every_step_handles_the_bound_and_refuses_beyond(tmp_path: Path,
             assert r.status_code == 400, (route, r.text[:300])
             assert r.json() == {"error": "Bad Request",
                                 "details": "JSON nested deeper than 512 levels"}
-        # a value a step builds deeper than any serialiser: a 500 envelope, not a traceback
+        # a value a jq step builds deeper than any serialiser: libjq runs in a sandbox worker
+        # (spec/sandbox.md), which cannot send it back: the step's limitError, no traceback
         built = await c.get("/built/3000")
-        assert built.status_code == 500
-        assert built.json()["details"] == "the response value is nested too deeply to serialise"
+        assert built.json()["errors"][0] == {
+            "type": "limitError", "step": "jq",
+            "message": "jq program: its result is nested too deeply to return",
+            "location": built.json()["errors"][0]["location"]}
         echoed = await c.post("/echo", content=nested(512, kind), headers=JSON_CT)
         assert echoed.json()["body"] == httpx.Response(200, content=nested(512, kind)).json()
         assert "RecursionError" not in served.log.read_text()
@@ -132,3 +135,56 @@ def test_check_warns_at_a_depth_past_the_ceiling(tmp_path: Path) -> None:
     assert warning.severity == "warning" and warning.span is not None
     assert (warning.span.line, warning.span.column) == (2, 3)
     assert warning.message.startswith("maxJsonDepth must be between 1 and 512")
+
+
+def wide(count: int) -> bytes:
+    return b"[" + b",".join([b"[]"] * count) + b"]"
+
+
+async def test_wide_bodies_are_refused_before_parsing(tmp_path: Path) -> None:
+    """8 clients posting 6 MB bodies of two million empty arrays (each held the loop ~0.5 s
+    while parsed): a 400 before any parse, /health keeps answering; a configured
+    `maxJsonContainers` applies to request and fetch bodies alike.
+
+    RSS: receiving 16 bodies of 6 MB at once leaves the process at a high-water mark
+    (46 -> ~85-135 MB, by how many bodies overlap; a hand-written Starlette app on uvicorn
+    that only reads such bodies goes 34 -> 79 MB), so the check is that it stays within what
+    the bodies in flight take (8 x 6 MB, twice over) across three waves (288 MB in all)."""
+    app = APP + "\nGET /upstream\n  |> jq: `[range(50) | [.]]`\n"
+    async with serve(tmp_path, app) as served:
+        async with httpx.AsyncClient(base_url=served.base, timeout=30) as c:
+            await c.post("/echo", content=wide(10), headers=JSON_CT)
+            rss_start = served.rss_kb()
+            body = wide(2_000_000)
+            rss_waves = []
+
+            async def hostile() -> list[httpx.Response]:
+                return [await c.post("/echo", content=body, headers=JSON_CT)
+                        for _ in range(2)]
+
+            for _ in range(3):
+                latencies, answers = await health_while(
+                    served, asyncio.gather(*(hostile() for _ in range(8))))
+                assert_responsive(latencies)
+                rss_waves.append(served.rss_kb())
+        for batch in answers:  # type: ignore[union-attr]
+            for r in batch:
+                assert r.status_code == 400
+                assert r.json()["details"] == "JSON has more than 200000 arrays and objects"
+        assert max(rss_waves) - rss_start < 2 * 8 * len(body) // 1024, (rss_start, rss_waves)
+    (tmp_path / "small").mkdir()
+    app = ("config limits {\n  maxJsonContainers: 20\n}\n" + APP
+           + "\nGET /upstream\n  |> jq: `[range(50) | [.]]`\n")
+    async with serve(tmp_path / "small", app) as served:
+        async with httpx.AsyncClient(base_url=served.base) as c:
+            assert (await c.post("/echo", content=wide(19), headers=JSON_CT)).is_success
+            r = await c.post("/echo", content=wide(20), headers=JSON_CT)
+            assert r.status_code == 400
+            app_fetch = f"GET /f\n  |> fetch: `{served.base}/upstream`\n"
+            (tmp_path / "small" / "f").mkdir()
+        async with serve(tmp_path / "small" / "f",
+                         "config limits {\n  maxJsonContainers: 20\n}\n" + app_fetch) as other, \
+                httpx.AsyncClient(base_url=other.base) as c2:
+            error = (await c2.get("/f")).json()["errors"][0]
+            assert error["type"] == "limitError"
+            assert "more than 20 arrays and objects (maxJsonContainers)" in error["message"]

@@ -135,3 +135,18 @@ def test_cli_exit_status(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=False)
     assert legacy.returncode == 1
     assert "[FAIL] d :: t -> expected status 500 got 200" in legacy.stdout
+
+
+def test_jq_in_tests_is_bounded() -> None:
+    """A test's own jq (an input clause, an assertion path) stops at the jq budget instead
+    of hanging the test run: the test errors or fails with the budget's message."""
+    [result] = run(case("    when executing pipeline p\n    with input `def f: f; f`\n"))
+    assert result.errored
+    assert "exceeded its 1000 ms time budget" in (result.message or "")
+    [result] = run(case("    when calling GET /a\n    then output `until(false; .)` equals 1\n"))
+    assert not result.passed
+    assert "jq program exceeded its 1000 ms time budget" in (result.message or "")
+    [result] = run(case("    when calling GET /a\n    then output `[range(1e10)] | length` "
+                        "equals 1\n"))
+    assert not result.passed
+    assert "exceeded its 1000 ms time budget" in (result.message or "")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from webpipe.executor.jqrun import resolving
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome, error_type
 from webpipe.executor.steps import ControlFlowError
 from webpipe.executor.tags import gate
-from webpipe.jqlib import truthy
+from webpipe.jqlib import NeedsWorker, truthy
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -65,11 +66,18 @@ async def run_if(step: n.IfStep, out: Outcome, env: Env, ctx: RequestContext) ->
 
 async def run_dispatch(step: n.DispatchStep, out: Outcome, env: Env, ctx: RequestContext,
                        ) -> None:
-    chosen = step.default
-    for case in step.cases:
-        if gate(case.condition, out.state, env, ctx):
-            chosen = case.pipeline
-            break
+    state = out.state
+
+    def choose() -> n.Pipeline | None:
+        for case in step.cases:
+            if gate(case.condition, state, env, ctx):
+                return case.pipeline
+        return step.default
+
+    try:
+        chosen = choose()
+    except NeedsWorker:  # a `@guard` condition needs a sandbox worker
+        chosen = await resolving(choose, env, ctx)
     if chosen is not None:
         _take_branch(out, await run_pipeline(chosen, out.state, env, ctx))
 
@@ -77,7 +85,7 @@ async def run_dispatch(step: n.DispatchStep, out: Outcome, env: Env, ctx: Reques
 def selector_path(selector: str) -> list[str | int]:
     """`cart.lines`, `.items`, `rows.0` → path segments; `.` or empty → the state itself."""
     parts = [p for p in selector.lstrip(".").split(".") if p != ""]
-    return [int(p) if p.isdigit() else p for p in parts]
+    return [int(p) if p.isascii() and p.isdigit() and len(p) < 19 else p for p in parts]
 
 
 def get_path(value: Any, path: list[str | int]) -> Any:

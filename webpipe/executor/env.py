@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webpipe.config import ConfigBlocks, resolve_blocks
 from webpipe.errors import ConfigError, Diagnostic
@@ -26,10 +26,18 @@ from webpipe.executor.plan import (
     walk_tags,
 )
 from webpipe.jqlib import JqError, JqProgram, compile_jq
+from webpipe.limits import Limits, limits_of
 from webpipe.loader import Module, ProgramIndex
 from webpipe.middleware import Registry
 from webpipe.middleware.base import Middleware
 from webpipe.syntax import nodes as n
+
+if TYPE_CHECKING:
+    from webpipe.sandbox.pool import SandboxPool
+
+
+# middleware whose every run may go to a sandbox worker (spec/sandbox.md)
+SANDBOXED_MIDDLEWARE = frozenset({"lua", "js"})
 
 
 @dataclass(eq=False)
@@ -45,6 +53,8 @@ class Env:
     _variables: dict[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
     env_name: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    _limits: Limits | None = field(default=None, repr=False)
+    _sandbox: SandboxPool | None = field(default=None, repr=False)
 
     # ---- MiddlewareHost -------------------------------------------------------------
 
@@ -82,6 +92,32 @@ class Env:
         except ConfigError:
             raise KeyError(name) from None
 
+    @property
+    def limits(self) -> Limits:
+        """The app's `config limits { }` (read once)."""
+        if self._limits is None:
+            self._limits = limits_of(self)
+        return self._limits
+
+    def sandbox(self) -> SandboxPool:
+        """The app's pool of sandbox workers for embedded code (spec/sandbox.md); its
+        processes start on first use and end with `aclose()`."""
+        if self._sandbox is None:
+            from webpipe.sandbox.pool import SandboxPool
+
+            self._sandbox = SandboxPool(self.limits.sandbox_workers)
+        return self._sandbox
+
+    def uses_sandbox(self) -> bool:
+        """Whether some step may run on a sandbox worker: a Lua or JavaScript step, or a jq
+        program outside the fast path (a step's, an inline argument's or a guard's)."""
+        programs: list[object] = [*self.guards.values()]
+        for plan in self.plans.values():
+            if plan.name in SANDBOXED_MIDDLEWARE:
+                return True
+            programs.extend((plan.prepared, *plan.args))
+        return any(isinstance(p, JqProgram) and not p.fast for p in programs)
+
     # ---- lookups --------------------------------------------------------------------
 
     def plan(self, step: n.MiddlewareStep) -> StepPlan:
@@ -95,6 +131,8 @@ class Env:
             close = getattr(mw, "aclose", None)
             if close is not None:
                 await close()
+        if self._sandbox is not None:
+            await self._sandbox.aclose()
 
 
 def build_env(index: ProgramIndex, registry: Registry | None = None,

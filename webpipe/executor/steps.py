@@ -7,17 +7,18 @@ This is spec/language.md §4.2 in order. Middleware calls go through the request
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError, StepError, WebpipeError
+from webpipe.executor.hedge import hedged
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.invoker import REAL_INVOKER
+from webpipe.executor.jqrun import first_sync, resolving
 from webpipe.executor.plan import StepPlan, SyncRun
 from webpipe.executor.process_tasks import TaskInfo
-from webpipe.executor.retry import is_failure, retrying, timeout_envelope, with_attempts
+from webpipe.executor.retry import bounded, is_failure, retrying, with_attempts
 from webpipe.executor.singleflight import dedup_key, single_flight
 from webpipe.executor.state import (
     JSON_CT,
@@ -31,7 +32,7 @@ from webpipe.executor.state import (
     without_restored,
 )
 from webpipe.executor.tags import gate
-from webpipe.jqlib import JqError
+from webpipe.jqlib import JqError, JqLimitError, NeedsWorker
 from webpipe.middleware.base import Behavior, RunAsync, StepCall, StepResult
 from webpipe.syntax import nodes as n
 
@@ -51,7 +52,7 @@ class ControlFlowError(HardError):
 async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], index: int,
                            out: Outcome, env: Env, ctx: RequestContext) -> bool:
     """Run one step, updating `out`; True when the body must end (a cache hit)."""
-    if step.tags is not None and not gate(step.tags, out.state, env, ctx):
+    if step.tags is not None and not await _gate(step.tags, out.state, env, ctx):
         return False
     plan = env.plan(step)
     tags = plan.tags
@@ -68,8 +69,21 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
         result = _invoke_sync(plan, state, target, ctx)
     if result is None:
         result = await invoke_step(plan, state, target, env, ctx)
-    return settle(plan, result, state, target, inserted, out,
-                  lambda: is_effectively_last(body, index, pre, env, ctx))
+    def settled() -> bool:
+        return settle(plan, result, state, target, inserted, out,
+                      lambda: is_effectively_last(body, index, pre, env, ctx))
+
+    try:
+        return settled()
+    except NeedsWorker:  # a later step's @guard: `settle` changes nothing before asking
+        return await resolving(settled, env, ctx)
+
+
+async def _gate(expr: n.TagExpr, state: Any, env: Env, ctx: RequestContext) -> bool:
+    try:
+        return gate(expr, state, env, ctx)
+    except NeedsWorker:
+        return await resolving(lambda: gate(expr, state, env, ctx), env, ctx)
 
 
 async def _guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
@@ -78,14 +92,9 @@ async def _guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
     ms = plan.tags.timeout_ms if plan.kind != "join" else None
 
     async def attempt() -> StepResult:
-        work = invoke_step(plan, state, target, env, ctx)
-        if ms is None:
-            return await work
-        try:
-            async with asyncio.timeout(ms / 1000):
-                return await work
-        except TimeoutError:
-            return StepResult(timeout_envelope(ms, plan.name, plan.location))
+        out = await bounded(invoke_step(plan, state, target, env, ctx), ms, plan.name,
+                            plan.location)
+        return out if isinstance(out, StepResult) else StepResult(out)  # the envelope
 
     retries = plan.tags.retry or 0
     result: StepResult
@@ -224,7 +233,7 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
     try:
         match plan.kind:
             case "middleware":
-                call = step_call(plan, state, target, ctx)
+                call = await _call_resolved(plan, state, target, env, ctx)
                 return await invoke_middleware(plan, state, call, ctx)
             case "missing":
                 raise HardError(plan.missing, span=plan.step.span)
@@ -243,7 +252,7 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
 def _sync_run(plan: StepPlan, ctx: RequestContext) -> SyncRun | None:
     """The step's `run_sync` when it may be used: the invoker is the real one (the test
     runner's answers mocks in `invoke`) and `@dedup` does not share the call."""
-    if ctx.invoker is REAL_INVOKER and not plan.tags.dedup:
+    if ctx.invoker is REAL_INVOKER and not plan.tags.dedup and plan.tags.hedge is None:
         return plan.run_sync
     return None
 
@@ -255,7 +264,7 @@ def _invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestCon
     assert plan.run_sync is not None
     try:
         return plan.run_sync(state, plan.prepared, step_call(plan, state, target, ctx))
-    except RunAsync:
+    except (RunAsync, NeedsWorker):
         return None
     except Exception as exc:
         return _failure(plan, exc)
@@ -277,12 +286,19 @@ def _failure(plan: StepPlan, exc: Exception) -> StepResult:
 
 async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: RequestContext,
                             ) -> StepResult:
-    """Call the middleware through the request's invoker; `@dedup` shares identical calls."""
-    if not plan.tags.dedup:
+    """Call the middleware through the request's invoker; `@hedge` races copies of the
+    call, `@dedup` shares identical calls (a shared call is hedged once)."""
+    async def once() -> StepResult:
         return await ctx.invoker.invoke(plan, state, call)
+
+    async def hedging() -> StepResult:
+        return await hedged(plan, state, call, ctx, once)
+
+    work = once if plan.tags.hedge is None else hedging
+    if not plan.tags.dedup:
+        return await work()
     info = TaskInfo(ctx.route_label, "", "dedup", plan.location)
-    result: StepResult = await single_flight(dedup_key(plan, state, call), info,
-                                             lambda: ctx.invoker.invoke(plan, state, call))
+    result: StepResult = await single_flight(dedup_key(plan, state, call), info, work)
     return result
 
 
@@ -293,16 +309,28 @@ def step_call(plan: StepPlan, state: Any, target: str | None, ctx: RequestContex
     args: tuple[Any, ...] = ()
     if plan.args:
         try:
-            args = tuple(program.first(state) for program in plan.args)
+            args = tuple(first_sync(program, state, ctx) for program in plan.args)
+        except JqLimitError as exc:
+            raise StepError(str(exc), error_type=exc.error_type) from None
         except JqError as exc:
             raise StepError(str(exc)) from None
-    return StepCall(plan.name, plan.config, args, target, plan.step.span, ctx)
+    return StepCall(plan.name, plan.config, args, target, plan.step.span, ctx,
+                    plan.tags.timeout_ms)
 
 
-def _callee_input(plan: StepPlan, state: Any, ctx: RequestContext) -> Any:
+async def _call_resolved(plan: StepPlan, state: Any, target: str | None, env: Env,
+                         ctx: RequestContext) -> StepCall:
+    """`step_call`, running on a sandbox worker the inline arguments that need one."""
+    try:
+        return step_call(plan, state, target, ctx)
+    except NeedsWorker:
+        return await resolving(lambda: step_call(plan, state, target, ctx), env, ctx)
+
+
+async def _callee_input(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
     """A pipeline call's input: the state, merged with the first inline argument (§4.1)."""
     if plan.args or plan.arg_error:
-        return merge(state, step_call(plan, state, None, ctx).args[0])
+        return merge(state, (await _call_resolved(plan, state, None, env, ctx)).args[0])
     return state
 
 
@@ -318,8 +346,8 @@ async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     if mocked is not None:
         return StepResult(mocked[0])
     try:
-        outcome = await run_pipeline(plan.callee.pipeline, _callee_input(plan, state, ctx),
-                                     env, ctx)
+        outcome = await run_pipeline(plan.callee.pipeline,
+                                     await _callee_input(plan, state, env, ctx), env, ctx)
     except ControlFlowError as exc:
         raise StepError(exc.message) from None
     return StepResult(outcome.state, outcome.content_type, status=outcome.status,
@@ -334,7 +362,7 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     state, _ = _with_auto_name(plan, state)
     try:
         if plan.kind == "pipeline" and plan.callee is not None:
-            callee_input = _callee_input(plan, state, ctx)
+            callee_input = await _callee_input(plan, state, env, ctx)
             if ctx.call_log is not None:  # `call pipeline` assertions see task calls too
                 ctx.call_log.setdefault(f"pipeline.{plan.callee.name}", []).append(state)
             final = (await run_pipeline(plan.callee.pipeline, callee_input, env, ctx)).state
@@ -343,7 +371,7 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
         target = plan.tags.result_name
-        call = step_call(plan, state, target, ctx)
+        call = await _call_resolved(plan, state, target, env, ctx)
         sync = _sync_run(plan, ctx)
         value = None
         if sync is not None:

@@ -2,13 +2,16 @@
 
 A step runs when its tag expression is true. `@env @flag @when @guard` gate; every other
 tag (`@async @result @error @needs @timeout …`) counts as true. `and`/`or` short-circuit
-left to right.
+left to right. A `@guard` runs its jq inline; when it needs a sandbox worker, `gate` raises
+`NeedsWorker` and the async caller resolves it (`executor/jqrun.py`). A guard that fails (a
+jq error, or past its time or memory budget) is false.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from webpipe.executor.jqrun import first_sync
 from webpipe.jqlib import JqError, truthy
 from webpipe.syntax import nodes as n
 
@@ -43,7 +46,7 @@ def tag_value(tag: n.Tag, state: Any, env: Env, ctx: RequestContext) -> bool:
         case "when":
             return _all_set(tag, ctx.conditions)
         case "guard":
-            return _guard(tag, state, env)
+            return _guard(tag, state, env, ctx)
     return True
 
 
@@ -53,14 +56,14 @@ def _all_set(tag: n.Tag, table: dict[str, bool]) -> bool:
     return all(table.get(name, False) for name in tag.args)
 
 
-def _guard(tag: n.Tag, state: Any, env: Env) -> bool:
+def _guard(tag: n.Tag, state: Any, env: Env, ctx: RequestContext) -> bool:
     if not tag.args:
         return True
     program = env.guard(tag)
     if program is None:
         return False  # a guard that does not compile is false, even negated
-    try:
-        value = truthy(program.first(state))
-    except JqError:
+    try:  # NeedsWorker propagates: the caller resolves it (executor/jqrun.py)
+        value = truthy(first_sync(program, state, ctx))
+    except JqError:  # an error, or past its time or memory budget
         return False
     return value != tag.negated

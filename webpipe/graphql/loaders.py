@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
+from webpipe.executor.jqrun import first_sync, resolving
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.state import error_type
 from webpipe.graphql.resolvers import (
@@ -113,17 +114,18 @@ class LoaderResolver:
             state: JSON = payload
             if self.spec.before is not None:
                 state = to_field_value(await run_locked(run, self.spec.before, payload))
-            future = batcher.load(run, group, self.spec, self._key(state), args)
+            future = batcher.load(run, group, self.spec, await self._key(run, state), args)
         value = await future
         if self.spec.after is not None:
             value = await run_locked(run, self.spec.after, value)
         return to_field_value(value)
 
-    def _key(self, state: JSON) -> JSON:
-        if self.spec.key is None:
+    async def _key(self, run: ExecutionRun, state: JSON) -> JSON:
+        key = self.spec.key
+        if key is None:
             raise GraphQLError(self.spec.key_error or "loader key missing")
         try:
-            return self.spec.key.first(state)
+            return await resolving(lambda: first_sync(key, state, run.ctx), run.env, run.ctx)
         except JqError as exc:
             raise GraphQLError(f"loader key: {exc}") from None
 

@@ -14,6 +14,7 @@ from typing import Any, assert_never
 
 from webpipe.jqfast import nodes as n
 from webpipe.jqfast.assign import compile_assign
+from webpipe.jqfast.budget import spend
 from webpipe.jqfast.code import Code, Env, One, constant, lookup, map_one, outputs_of, single
 from webpipe.jqfast.errors import JqFastError, Unsupported
 from webpipe.jqfast.library import compile_call
@@ -190,6 +191,7 @@ def _compile_pipe(left: Code, right: Code) -> Code:
 
 def _compile_comma(left: Code, right: Code) -> Code:
     def gen(v: Any, env: Env) -> Iterator[Any]:
+        spend(1)  # `,` products multiply outputs without any loop of their own
         yield from left.gen(v, env)
         yield from right.gen(v, env)
 

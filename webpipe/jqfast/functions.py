@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import cmp_to_key
 from typing import Any
 
+from webpipe.jqfast.budget import spend, spend_text
 from webpipe.jqfast.code import Code, map_one, unary
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.numeric import (
@@ -62,14 +63,19 @@ def length(v: Any) -> Any:
 
 def keys_unsorted(v: Any) -> list[Any]:
     if type(v) is dict:
+        spend(len(v))
         return list(v)
     if type(v) is list:
+        spend(len(v))
         return list(range(len(v)))
     raise type_error(v, "has no keys")
 
 
 def keys(v: Any) -> list[Any]:
-    return sorted(v) if type(v) is dict else keys_unsorted(v)
+    if type(v) is dict:
+        spend(len(v) * max(1, len(v).bit_length()))
+        return sorted(v)
+    return keys_unsorted(v)
 
 
 def has(v: Any, k: Any) -> bool:
@@ -102,6 +108,7 @@ def _ascii_case(table: dict[int, int]) -> Callable[[Any], Any]:
     def convert(v: Any) -> Any:
         if type(v) is not str:
             raise JqFastError("explode input must be a string")
+        spend_text(len(v))
         return v.translate(table)
 
     return convert
@@ -132,6 +139,8 @@ def _entry(e: Any) -> dict[str, Any]:
 
 
 def add_all(v: Any) -> Any:
+    if type(v) is list:
+        spend(len(v))
     if type(v) is list and len(v) > 1 and _plain_numbers(v):
         # `reduce .[] as $x (null; . + $x)` on plain numbers: the same double additions in
         # the same order, without a computed value per step (computed() keeps the double)
@@ -158,6 +167,7 @@ def _plain_numbers(items: list[Any]) -> bool:
 def sort(v: Any) -> list[Any]:
     if type(v) is not list:
         raise type_error(v, "cannot be sorted, as it is not an array")
+    spend(len(v) * max(1, len(v).bit_length()))
     return sorted(v, key=cmp_to_key(compare))
 
 
@@ -175,6 +185,7 @@ def minmax(v: Any, key_list: Any, is_min: bool) -> Any:
         raise pair_error(v, key_list, "cannot be iterated over")
     if not v:
         return None
+    spend(len(v))
     best, best_key = v[0], key_list[0]
     for item, item_key in zip(v[1:], key_list[1:], strict=True):
         if (compare(item_key, best_key) < 0) == is_min:
@@ -186,6 +197,7 @@ def reverse(v: Any) -> Any:
     """`[.[length - 1 - range(0; length)]]`."""
     n = length(v)
     if type(v) is list:
+        spend(len(v))
         return v[::-1]
     if n == 0 or n == 0.0:
         return []
@@ -216,8 +228,10 @@ def _contains(a: Any, b: Any) -> bool:
     if type(a) is dict:
         return all(k in a and _contains(a[k], x) for k, x in b.items())
     if type(a) is list:
+        spend(len(a) * len(b))
         return all(any(_contains(x, y) for x in a) for y in b)
     if type(a) is str:
+        spend_text(len(a))
         return b in a
     return equal(a, b)
 

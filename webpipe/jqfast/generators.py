@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from functools import cmp_to_key
 from typing import Any
 
+from webpipe.jqfast.budget import spend
 from webpipe.jqfast.code import Code, Env, each_value, first_output, outputs_of, single
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.functions import Builder, contains, from_entries, has, minmax, to_entries
@@ -52,6 +53,7 @@ def _range_from(start: Any, upto: Any) -> Iterator[Any]:
         raise JqFastError("Range bounds must be numeric")
     current, limit = start, to_double(upto)
     while to_double(current) < limit:
+        spend(1)
         yield current
         current = computed(to_double(current) + 1.0)
 
@@ -157,6 +159,7 @@ def _sorted_pairs(v: Any, keys: list[Any]) -> list[tuple[Any, Any]]:
     if type(v) is not list:
         raise pair_error(v, keys, "cannot be sorted, as they are not both arrays")
     pairs = list(zip(keys, v, strict=True))
+    spend(len(pairs) * max(1, len(pairs).bit_length()))
     return sorted(pairs, key=cmp_to_key(_compare_first))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from webpipe.jqfast.budget import spend, spend_text
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.numeric import (
     FLOAT_TYPES,
@@ -66,6 +67,10 @@ def slice_(t: Any, start: Any, end: Any) -> Any:
     if type(start) not in NUMBER_TYPES or type(end) not in NUMBER_TYPES:
         raise JqFastError("Array/string slice indices must be integers")
     lo, hi = _slice_bounds(to_double(start), to_double(end), length)
+    if type(t) is str:
+        spend_text(hi - lo)
+    else:
+        spend(hi - lo)
     return t[lo:hi]
 
 
@@ -86,8 +91,10 @@ def _slice_bounds(dstart: float, dend: float, length: int) -> tuple[int, int]:
 def iterate(t: Any) -> Iterator[Any]:
     """`.[]`: array elements or object values."""
     if type(t) is list:
+        spend(len(t))
         return iter(t)
     if type(t) is dict:
+        spend(len(t))
         return iter(t.values())
     raise JqFastError(f"Cannot iterate over {describe(t)}")
 
@@ -129,7 +136,11 @@ def add(a: Any, b: Any) -> Any:
         return a
     ta = type(a)
     if ta is type(b):
-        if ta is str or ta is list:
+        if ta is str:
+            spend_text(len(a) + len(b))
+            return a + b
+        if ta is list:
+            spend(len(a) + len(b))
             return a + b
         if ta is dict:
             merged = dict(a)
@@ -144,6 +155,7 @@ def subtract(a: Any, b: Any) -> Any:
     if type(a) in NUMBER_TYPES and type(b) in NUMBER_TYPES:
         return computed(to_double(a) - to_double(b))
     if type(a) is list and type(b) is list:
+        spend(len(a) * len(b))
         return [x for x in a if not any(equal(x, y) for y in b)]
     raise pair_error(a, b, "cannot be subtracted")
 
@@ -168,11 +180,13 @@ def _repeat(s: str, n: Any) -> str | None:
         return None
     if d * max(len(s), 1) > _REPEAT_LIMIT:
         raise Fallback
+    spend_text(int(d) * len(s))
     return s * int(d)
 
 
 def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Object `*`: recursive merge, right side wins."""
+    spend(len(a) + len(b))
     merged = dict(a)
     for key, value in b.items():
         old = merged.get(key)
@@ -198,6 +212,7 @@ def split(s: str, sep: str) -> list[str]:
     """String split as libjq does it (empty input gives `[]`, empty separator splits chars)."""
     if not s:
         return []
+    spend_text(len(s))
     if not sep:
         return list(s)
     return s.split(sep)
@@ -258,10 +273,12 @@ def setpath(v: Any, path: tuple[str | int, ...], new: Any) -> Any:
     if v is None:
         v = {} if type(key) is str else []
     if type(v) is dict and type(key) is str:
+        spend(len(v))
         out = dict(v)
         out[key] = setpath(v.get(key), rest, new)
         return out
     if type(v) is list and type(key) is int and 0 <= key < 1_000_000:
+        spend(max(len(v), key))
         out_list = list(v)
         if key >= len(out_list):
             out_list.extend([None] * (key + 1 - len(out_list)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from webpipe.jqfast.budget import spend, spend_text
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.numeric import (
     NUMBER_TYPES,
@@ -79,6 +80,7 @@ def compare(a: Any, b: Any) -> int:
 
 
 def _compare_arrays(a: list[Any], b: list[Any]) -> int:
+    spend(min(len(a), len(b)))
     for x, y in zip(a, b, strict=False):
         r = compare(x, y)
         if r:
@@ -87,6 +89,7 @@ def _compare_arrays(a: list[Any], b: list[Any]) -> int:
 
 
 def _compare_objects(a: dict[str, Any], b: dict[str, Any]) -> int:
+    spend(len(a) + len(b))
     keys_a, keys_b = sorted(a), sorted(b)
     r = _compare_arrays(list(keys_a), list(keys_b))
     if r:
@@ -108,6 +111,7 @@ def equal(a: Any, b: Any) -> bool:
 def dump_string(s: str) -> str:
     if type(s) is not str:
         raise Fallback
+    spend_text(len(s))
     if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
         return f'"{s}"'
     return '"' + s.translate(_ESCAPES) + '"'
@@ -119,8 +123,10 @@ def dump(v: Any) -> str:
     if t is str:
         return dump_string(v)
     if t is dict:
+        spend(len(v))
         return "{" + ",".join(f"{dump_string(k)}:{dump(x)}" for k, x in v.items()) + "}"
     if t is list:
+        spend(len(v))
         return "[" + ",".join(dump(x) for x in v) + "]"
     if v is None:
         return "null"
@@ -168,9 +174,11 @@ def to_output(v: Any) -> Any:
         return v
     # ASCII text (the commonest member) is returned inline, without a call
     if t is dict:
+        spend(len(v))
         return {(k if type(k) is str and k.isascii() else _output_key(k)):
                 (x if type(x) is str and x.isascii() else to_output(x)) for k, x in v.items()}
     if t is list:
+        spend(len(v))
         return [x if type(x) is str and x.isascii() else to_output(x) for x in v]
     if v is None or t is bool:
         return v

@@ -56,6 +56,11 @@ TAG_DOCS: dict[str, str] = {
     "detached": "`@detached` with `@async(name)`: a fire-and-forget task that is never joined.",
     "onError": "`@onError(pipeline)` with `@background`: call the pipeline when the step "
                "failed after its last attempt.",
+    "first": "`@first` on `join`: the first task to succeed wins (`.asyncStatus.winner`); "
+             "the others are cancelled.",
+    "hedge": "`@hedge(n, ms)` on `fetch`: send an identical copy when no answer came within "
+             "ms, up to n; the first success wins (`idempotent` as a third argument allows "
+             "POST).",
 }
 
 FLOW_DOCS: dict[str, str] = {

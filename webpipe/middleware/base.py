@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from webpipe.limits import Limits, limits_of
 from webpipe.source import Span
 
 if TYPE_CHECKING:
     from webpipe.executor.context import RequestContext
+    from webpipe.sandbox.pool import SandboxPool
 
 JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
 
@@ -52,6 +54,7 @@ class StepCall:
     target: str | None = None
     span: Span | None = None
     ctx: RequestContext | None = None
+    timeout_ms: int | None = None  # the step's `@timeout(ms)`, for middleware that bound runs
 
 
 @dataclass(slots=True)
@@ -82,6 +85,15 @@ class MiddlewareHost(Protocol):
 
     def middleware(self, name: str) -> Middleware:
         """Another middleware of the same app (lua's executeSql uses pg)."""
+        ...
+
+    @property
+    def limits(self) -> Limits:
+        """The app's `config limits { }` (spec/limits.md)."""
+        ...
+
+    def sandbox(self) -> SandboxPool:
+        """The app's sandbox workers for embedded code (spec/sandbox.md)."""
         ...
 
 
@@ -117,8 +129,17 @@ class BaseMiddleware:
     wraps_data: ClassVar[bool] = False
     content_type: ClassVar[str] = "application/json"
 
+    _limits: Limits | None = None
+
     def __init__(self, host: MiddlewareHost) -> None:
         self.host = host
+
+    @property
+    def limits(self) -> Limits:
+        """The app's `config limits` (read on first use: the host is complete by then)."""
+        if self._limits is None:
+            self._limits = limits_of(self.host)
+        return self._limits
 
     def prepare(self, config: str, span: Span | None) -> object:
         return config

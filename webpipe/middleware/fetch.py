@@ -28,7 +28,6 @@ from typing import ClassVar
 import aiohttp
 
 from webpipe.errors import StepError
-from webpipe.limits import Limits, limits_of
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -37,9 +36,12 @@ from webpipe.middleware.base import (
     StepCall,
     StepResult,
 )
+from webpipe.middleware.breaker import BreakerSet, open_breakers, through
 from webpipe.source import Span
 from webpipe.wire import (
+    MAX_JSON_CONTAINERS,
     MAX_JSON_DEPTH,
+    JsonOverLimit,
     JsonTooDeep,
     collector_paused,
     header_text,
@@ -95,18 +97,13 @@ class FetchMiddleware(BaseMiddleware):
         super().__init__(host)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._limits: Limits | None = None
-
-    @property
-    def limits(self) -> Limits:
-        """The app's `config limits` (read on first use: the host is complete by then)."""
-        if self._limits is None:
-            self._limits = limits_of(self.host)
-        return self._limits
+        self._breakers: BreakerSet | bool | None = False  # False: not read yet
 
     def prepare(self, config: str, span: Span | None) -> FetchConfig:
         # A literal URL is not rejected here: `fetchUrl` in the state may replace it, and a bad
         # URL is a branchable networkError at run time, as in the reference (spec/fetch.md).
+        if self._breakers is False:  # a bad breaker backend is a load-time error
+            self._breakers = open_breakers(self.host.config_block("fetch"), span)
         return FetchConfig(config.strip())
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
@@ -121,6 +118,12 @@ class FetchMiddleware(BaseMiddleware):
         # middleware.md §3.3: without a target the payload replaces `.data` on a state copy
         base = state if isinstance(state, dict) else {}
         return StepResult({**base, "data": payload})
+
+    def hedge_method(self, state: JSON, prepared: object, call: StepCall) -> str:
+        """`@hedge`: the method this call would send (only idempotent ones are hedged)."""
+        assert isinstance(prepared, FetchConfig)
+        return (request_from_args(call.args) if call.args
+                else request_from_state(state, prepared.url)).method
 
     def dedup_identity(self, state: JSON, prepared: object, call: StepCall,
                        ) -> tuple[JSON, JSON]:
@@ -137,6 +140,14 @@ class FetchMiddleware(BaseMiddleware):
         return sent, [[k, v] for k, v in headers if _is_credential(k)]
 
     async def send(self, request: FetchRequest) -> dict[str, JSON]:
+        """Perform one request through the host's circuit breaker, when configured."""
+        if self._breakers is False:
+            self._breakers = open_breakers(self.host.config_block("fetch"))
+        if self._breakers is None or self._breakers is True or not request.url:
+            return await self.send_now(request)
+        return await through(self._breakers, request.url, lambda: self.send_now(request))
+
+    async def send_now(self, request: FetchRequest) -> dict[str, JSON]:
         """Perform one request; the success payload or a domain error envelope."""
         if not request.url:
             return error_envelope("networkError", "Missing URL for fetch middleware")
@@ -157,7 +168,8 @@ class FetchMiddleware(BaseMiddleware):
         cap = limits.fetch_max_bytes if request.max_bytes is None else request.max_bytes
         try:
             return await _read_response(response, request.url, cap,
-                                        min(limits.max_json_depth, MAX_JSON_DEPTH))
+                                        min(limits.max_json_depth, MAX_JSON_DEPTH),
+                                        limits.max_json_containers)
         finally:
             response.release()
 
@@ -179,6 +191,9 @@ class FetchMiddleware(BaseMiddleware):
 
     async def aclose(self) -> None:
         """Close the shared session (app shutdown); a later request opens a new one."""
+        breakers, self._breakers = self._breakers, False
+        if breakers is not None and not isinstance(breakers, bool):
+            await breakers.aclose()
         session, self._session, self._loop = self._session, None, None
         if session is not None and not session.closed:
             await session.close()
@@ -278,18 +293,19 @@ def _show(value: JSON) -> str:
 
 
 async def _read_response(response: aiohttp.ClientResponse, url: str, cap: int,
-                         max_depth: int) -> dict[str, JSON]:
+                         max_depth: int, max_containers: int) -> dict[str, JSON]:
     try:
         raw = await read_capped(response, cap, url)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         message = f"Failed to read response body: {_describe(exc)}"
         return error_envelope("networkError", message, url=url)
     success = 200 <= response.status < 300
+    bounds = (max_depth, max_containers)
     if len(raw) <= PARSE_INLINE_BYTES:
-        text, value = _decode_and_parse(raw, response.charset, success, max_depth)
+        text, value, over = _decode_and_parse(raw, response.charset, success, bounds)
     else:
-        text, value = await asyncio.to_thread(_parse_large, raw, response.charset, success,
-                                              max_depth)
+        text, value, over = await asyncio.to_thread(_parse_large, raw, response.charset,
+                                                    success, bounds)
     del raw  # the bytes may be megabytes: not kept while the value lives on
     if not success:
         failed = error_envelope("httpError", text, url=url, status=response.status)
@@ -297,9 +313,9 @@ async def _read_response(response: aiohttp.ClientResponse, url: str, cap: int,
         if response.status in (429, 503) and wait is not None:
             failed["errors"][0]["retryAfter"] = wait  # seconds; `@retry` honours it
         return failed
-    if value is _TOO_DEEP:
-        raise StepError(f"fetch response from {url}: JSON nested deeper than {max_depth} "
-                        "levels (maxJsonDepth)", error_type="limitError")
+    if over is not None:
+        key = "maxJsonDepth" if isinstance(over, JsonTooDeep) else "maxJsonContainers"
+        raise StepError(f"fetch response from {url}: {over} ({key})", error_type="limitError")
     return {"response": value, "status": response.status,
             "headers": response_headers(response.raw_headers)}
 
@@ -323,25 +339,25 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, url: str) -> b
                     error_type="responseTooLarge")
 
 
-_TOO_DEEP = object()  # the parse result of a JSON body nested beyond maxJsonDepth
+Parsed = tuple[str, JSON, JsonOverLimit | None]  # text, value, the bound it passed
 
 
 def _parse_large(raw: bytes, charset: str | None, parse: bool,
-                 max_depth: int) -> tuple[str, JSON]:
+                 bounds: tuple[int, int]) -> Parsed:
     with collector_paused():  # see wire.collector_paused: ~4x shorter GIL hold
-        return _decode_and_parse(raw, charset, parse, max_depth)
+        return _decode_and_parse(raw, charset, parse, bounds)
 
 
 def _decode_and_parse(raw: bytes, charset: str | None, parse: bool,
-                      max_depth: int) -> tuple[str, JSON]:
-    """Body text, and (when `parse`) its value: `parse_body`, or `_TOO_DEEP`."""
+                      bounds: tuple[int, int]) -> Parsed:
+    """Body text, and (when `parse`) its value by `parse_body`, or the bound it passed."""
     text = decode_body(raw, charset)
     if not parse:
-        return text, None
+        return text, None, None
     try:
-        return text, parse_body(text, max_depth)
-    except JsonTooDeep:
-        return text, _TOO_DEEP
+        return text, parse_body(text, *bounds), None
+    except JsonOverLimit as exc:
+        return text, None, exc
 
 
 def retry_after(value: str | None) -> float | None:
@@ -372,15 +388,18 @@ def decode_body(raw: bytes, charset: str | None) -> str:
         return raw.decode("utf-8", "replace")
 
 
-def parse_body(text: str, max_depth: int = MAX_JSON_DEPTH) -> JSON:
+def parse_body(text: str, max_depth: int = MAX_JSON_DEPTH,
+               max_containers: int = MAX_JSON_CONTAINERS) -> JSON:
     """The parsed JSON value when `text` is strict JSON, else the text itself. orjson first,
     unless a run of 20 digits could be an integer beyond 64 bits (orjson would make it a
     float; we keep it exact); what orjson refuses (lone surrogates, out-of-range numbers,
     non-JSON) goes to the json module, which still refuses NaN/Infinity. JSON nested deeper
-    than `max_depth` raises `JsonTooDeep` (so does JSON too deep for either parser)."""
+    than `max_depth` raises `JsonTooDeep` (so does JSON too deep for either parser), more
+    than `max_containers` arrays and objects `JsonTooWide`."""
     try:
-        return loads_exact_bounded(text, max_depth, parse_constant=_reject_constant)
-    except JsonTooDeep:
+        return loads_exact_bounded(text, max_depth, max_containers,
+                                   parse_constant=_reject_constant)
+    except JsonOverLimit:
         raise
     except ValueError:
         return text

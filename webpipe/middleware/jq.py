@@ -1,7 +1,11 @@
 """`jq`: transform the state with a jq program (middleware.md §1).
 
 The program is compiled at load time; `$context` is injected per run without recompiling.
-Only the first output is used; no output gives `null`.
+Only the first output is used; no output gives `null`. Every run is bounded (spec/sandbox.md):
+`run_sync` runs the fast path on the event loop under the inline budget and raises `RunAsync`
+when the run needs a sandbox worker; `run` then runs it there under `jqTimeoutMs` (or the
+step's `@timeout(ms)`) and `jqMemoryMb`. Past them the step fails with a `timeout` or
+`limitError` envelope.
 """
 
 from __future__ import annotations
@@ -9,9 +13,19 @@ from __future__ import annotations
 from typing import ClassVar
 
 from webpipe.errors import ConfigError, StepError
-from webpipe.jqlib import JqError, JqProgram, compile_jq
-from webpipe.middleware.base import JSON, BaseMiddleware, Behavior, StepCall, StepResult
+from webpipe.jqlib import JqError, JqLimitError, JqProgram, NeedsWorker, compile_jq
+from webpipe.middleware.base import (
+    JSON,
+    BaseMiddleware,
+    Behavior,
+    RunAsync,
+    StepCall,
+    StepResult,
+)
 from webpipe.source import Span
+
+# `ctx.extras` key: (id(program), id(state)) of runs whose inline attempt already failed
+_WENT_TO_WORKER = "jq.worker"
 
 
 class JqMiddleware(BaseMiddleware):
@@ -29,12 +43,35 @@ class JqMiddleware(BaseMiddleware):
         return prepared.input_keys if isinstance(prepared, JqProgram) else None
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
-        return self.run_sync(state, prepared, call)
+        assert isinstance(prepared, JqProgram)
+        ctx = call.ctx
+        marks = ctx.extras.get(_WENT_TO_WORKER) if ctx is not None else None
+        if marks is None or marks.get(id(prepared)) is not state:
+            try:
+                return self.run_sync(state, prepared, call)
+            except RunAsync:
+                pass
+        context = ctx.context_json() if prepared.uses_context and ctx else None
+        limits = self.host.limits
+        timeout_ms = call.timeout_ms if call.timeout_ms is not None else limits.jq_timeout_ms
+        try:
+            value = await prepared.run_in_worker(state, context, self.host.sandbox(),
+                                                 timeout_ms, limits.jq_memory_mb)
+        except JqLimitError as exc:
+            raise StepError(str(exc), error_type=exc.error_type) from None
+        except JqError as exc:
+            raise StepError(str(exc)) from None
+        return StepResult(value)
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         assert isinstance(prepared, JqProgram)
-        context = call.ctx.context_json() if prepared.uses_context and call.ctx else None
+        ctx = call.ctx
+        context = ctx.context_json() if prepared.uses_context and ctx else None
         try:
-            return StepResult(prepared.first(state, context))
+            return StepResult(prepared.first_inline(state, context))
+        except NeedsWorker:
+            if ctx is not None:  # `run` then goes straight to the worker
+                ctx.extras.setdefault(_WENT_TO_WORKER, {})[id(prepared)] = state
+            raise RunAsync from None
         except JqError as exc:
             raise StepError(str(exc)) from None

@@ -106,7 +106,7 @@ def _status(a: n.FieldAssertion, out: TestOutcome, variables: dict[str, Any]) ->
             f"expected status in {low}..{high} got {out.status}"
     if a.op not in ("is", "equals"):
         return _unsupported(a, variables)
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > 65535:
         return f"invalid expected status: {text}"
     return None if out.status == int(text) else f"expected status {text} got {out.status}"
 
@@ -117,7 +117,7 @@ def _output(a: n.FieldAssertion, out: TestOutcome, variables: dict[str, Any],
     want = expected_value(a.value, variables)
     if a.path is not None:
         try:
-            actual = compile_jq(a.path.text, allow_context=False).first(actual)
+            actual = compile_jq(a.path.text, allow_context=False).first_tooling(actual)
         except JqError as exc:
             detail = f"\nActual output: {pretty(out.output)}" if verbose else ""
             return f"output assertion `{a.path.text}` {a.op} {as_text(want)}: {exc}{detail}"

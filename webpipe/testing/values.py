@@ -13,8 +13,9 @@ import re
 from functools import lru_cache
 from typing import Any
 
-import jq
-
+from webpipe.limits import Limits
+from webpipe.sandbox.blocking import tooling_worker
+from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxTimeout
 from webpipe.syntax import nodes as n
 from webpipe.templating import Environment, Template, TemplateError
 
@@ -57,14 +58,19 @@ _ENGINE = Environment()
 def eval_jq(program: str, variables: dict[str, Any], role: str) -> Any:
     """Evaluate a test's jq text with the variables as input and `$name` bindings."""
     bindings = {k: v for k, v in variables.items() if _JQ_NAME.match(k)}
-    try:
-        compiled = jq.compile(program, args=bindings)
-        for result in compiled.input_value(variables):
-            return result
-        return None
-    except ValueError as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
-        raise TestValueError(f"JQ error in test {role} `{program}`: {detail}") from None
+    limits = Limits()
+    try:  # bounded: libjq in the tooling worker (spec/sandbox.md)
+        return tooling_worker().run(
+            "jq", {"program": program, "input": variables, "args": bindings},
+            timeout_s=limits.jq_timeout_ms / 1000, memory_mb=limits.jq_memory_mb)
+    except SandboxTimeout:
+        detail = f"exceeded its {limits.jq_timeout_ms} ms time budget"
+    except SandboxMemory:
+        detail = f"exceeded its {limits.jq_memory_mb} MB memory budget"
+    except SandboxError as exc:
+        text = exc.message.strip()
+        detail = text.splitlines()[0] if text else "error"
+    raise TestValueError(f"JQ error in test {role} `{program}`: {detail}")
 
 
 def expected_value(value: n.Value | None, variables: dict[str, Any]) -> Any:
