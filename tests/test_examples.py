@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from webpipe.check import check_file
+from webpipe.syntax.fmt import format_file
 from webpipe.testing.main import run_test_files
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -29,3 +30,17 @@ def test_example_checks_clean(app: Path) -> None:
 
 def test_there_are_goldens() -> None:
     assert len(WITH_GOLDENS) >= 3
+
+
+@pytest.mark.parametrize("app", sorted(EXAMPLES.glob("*/app.wp")),
+                         ids=lambda p: p.parent.name)
+def test_example_is_formatted(app: Path) -> None:
+    """`webpipe fmt --check` passes on every example (also run by .ci/run)."""
+    assert not format_file(app, write=False), f"run `webpipe fmt {app}`"
+
+
+def test_no_example_hard_codes_the_default_port() -> None:
+    """An example that calls itself finds its own address (comments may show the URL)."""
+    for app in EXAMPLES.glob("*/app.wp"):
+        code = [line for line in app.read_text().splitlines() if not line.startswith("#")]
+        assert not [line for line in code if "7770" in line], app

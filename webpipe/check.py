@@ -45,7 +45,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "limits": set(LIMIT_KEYS),
     "static": {"dotfiles"},
     "fetch": set(BREAKER_KEYS),
-    "server": {"completenessHeader"},
+    "server": {"completenessHeader", "unhandledErrorStatus"},  # spec/server.md, tasks.md
     "jobs": set(JOB_KEYS),
 }
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}

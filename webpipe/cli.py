@@ -79,20 +79,35 @@ def cli() -> None:
 @click.option("--reload", is_flag=True, help="Reload when the program's files change.")
 @click.option("--workers", type=int, default=1, help="Worker processes.")
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at GET /metrics.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default=None, help="Log level (default $WEBPIPE_LOG or info).")
+@click.option("--no-access-log", is_flag=True, help="No line per request.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              help="Log lines as text or as one JSON object each.")
+@click.option("--production", is_flag=True,
+              help="5xx bodies without internals (also WEBPIPE_ENV=production).")
 @click.option("--no-jobs", is_flag=True, help="Run no durable-job consumer in this server.")
 def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
-          workers: int, metrics: bool, no_jobs: bool) -> None:
+          workers: int, metrics: bool, log_level: str | None, no_access_log: bool,
+          log_format: str, production: bool, no_jobs: bool) -> None:
     """Serve FILE over HTTP."""
     import os
 
+    from webpipe.oplog import LogSettings
     from webpipe.serve import bind_address, run_server
 
+    if reload and workers > 1:
+        raise click.UsageError("--reload cannot be combined with --workers: a reload swaps "
+                               "the program in one process; use one worker while editing")
     if no_jobs:  # read where the consumer starts, in this process and uvicorn's workers
         os.environ["WEBPIPE_NO_JOBS"] = "1"
-
+    defaults = LogSettings.from_env()
+    settings = LogSettings(log_level or defaults.level, not no_access_log, log_format,
+                           production or defaults.production)
     bind_host, bind_port = bind_address(host, port, address)
     try:
-        run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics)
+        run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
+                   logs=settings)
     except WebpipeError as exc:
         _fail(exc)
 
@@ -227,15 +242,16 @@ def db_init_auth(app: Path) -> None:
 @click.option("--golden", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Record each test's response in DIR and compare on later runs.")
 @click.option("--update", is_flag=True, help="Rewrite the golden files from this run.")
+@click.option("--keep-db", is_flag=True, help="Keep the database made for this run.")
 def test_command(files: tuple[Path, ...], pattern: str | None, as_json: bool,
-                 verbose: bool, golden: Path | None, update: bool) -> None:
+                 verbose: bool, golden: Path | None, update: bool, keep_db: bool) -> None:
     """Run the describe/it tests of FILES; exit 1 if any test failed."""
     from webpipe.testing.main import run_test_files
 
     if update and golden is None:
         raise click.UsageError("--update needs --golden DIR")
     sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose,
-                            golden=golden, update=update))
+                            golden=golden, update=update, keep_db=keep_db))
 
 
 def legacy(argv: list[str]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,19 @@ def _wp_pg_url(env: Mapping[str, str]) -> str:
                     int(port) if port.isascii() and port.isdigit() and len(port) <= 5 else 5432,
                     env.get("WP_PG_DATABASE") or "postgres",
                     env.get("WP_PG_USER") or "postgres", env.get("WP_PG_PASSWORD") or "")
+
+
+# set while a test run is active (webpipe.testing.testdb): app URL, app dir, embedded? ->
+# the run's own database (spec/server.md §7)
+TEST_DATABASES: Callable[[str, Path, bool], str] | None = None
+
+
+async def effective_url(target: PgTarget, url: str, base_dir: Path) -> str:
+    """The URL `pg` connects to: the target's, or during a test run the run's database."""
+    redirect = TEST_DATABASES
+    if redirect is None:
+        return url
+    return await asyncio.to_thread(redirect, url, base_dir, target.data_dir is not None)
 
 
 def target_url(target: PgTarget, *, keep_running: bool = False) -> str:

@@ -408,19 +408,26 @@ class BodyResponse(Response):
 
 
 def build_response(state: JSON, content_type: str, status: int | None) -> Response:
-    """The HTTP response for a finished pipeline (§7), without the CORS layer."""
+    """The HTTP response for a finished pipeline (§7), without the CORS layer. `setCookies`
+    and `setHeaders` become headers and leave the body (spec/server.md §6: a session token
+    in a JSON body defeats `HttpOnly`)."""
+    extra: dict[str, JSON] = {}
+    if isinstance(state, dict) and ("setCookies" in state or "setHeaders" in state):
+        extra = {k: state[k] for k in _RESPONSE_KEYS if k in state}
+        state = {k: v for k, v in state.items() if k not in _RESPONSE_KEYS}
     if content_type == DEFAULT_CONTENT_TYPE:  # the common case, without the type dispatch
         response = BodyResponse(json_bytes(state), _status_code(status), _JSON_MEDIA)
     else:
         body, media_type = _encode_body(state, content_type)
         response = BodyResponse(body, _status_code(status),
                                 media_type.encode("latin-1", "replace"))
-    if isinstance(state, dict) and ("setCookies" in state or "setHeaders" in state):
-        _set_cookies(response, state.get("setCookies"))
-        _set_headers(response, state.get("setHeaders"))
+    if extra:
+        _set_cookies(response, extra.get("setCookies"))
+        _set_headers(response, extra.get("setHeaders"))
     return response
 
 
+_RESPONSE_KEYS = ("setCookies", "setHeaders")
 _JSON_MEDIA = DEFAULT_CONTENT_TYPE.encode("latin-1")
 
 

@@ -12,13 +12,16 @@ use, so `import webpipe` stays light.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("webpipe.pg")
 # spec/pg.md: the state folder next to the main .wp file
 STATE_DIR = ".webpipe"
 DATA_DIR = "pgdata"
@@ -58,12 +61,18 @@ async def start_embedded(data_dir: Path) -> str:
 
 def _start(data_dir: Path, keep_running: bool) -> str:
     pgserver = _import_pgserver()
+    # spec/server.md §9: the first start runs initdb (seconds): say so, and how long it took
+    first = not (data_dir / "PG_VERSION").exists()
+    log.info("%s embedded PostgreSQL in %s%s", "creating and starting" if first else
+             "starting", data_dir, " (first start: initdb)" if first else "")
+    started = time.monotonic()
     try:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         _traversable_prefixes(data_dir.parent)
         server = pgserver.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
         if not keep_running:
             _SERVERS.append(server)
+        log.info("embedded PostgreSQL ready in %.1fs", time.monotonic() - started)
         return str(server.get_uri())
     except Exception as exc:  # initdb/pg_ctl failures surface as many exception types
         raise EmbeddedUnavailable(f"embedded PostgreSQL in {data_dir} did not start: "

@@ -29,8 +29,10 @@ from starlette.types import ASGIApp
 from webpipe.errors import WebpipeError
 from webpipe.executor.env import Env
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskLimits
+from webpipe.oplog import LogSettings, announce, configure_logging
 from webpipe.program import load_program
 from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
+from webpipe.serve_watch import SourceFilter, ensure_port_free, load_checked
 from webpipe.server import Served, WebpipeApp, build_served, create_app
 
 log = logging.getLogger("webpipe.serve")
@@ -58,11 +60,12 @@ def bind_address(host: str | None, port: int | None, address: str | None) -> tup
     return host or DEFAULT_HOST, DEFAULT_PORT
 
 
-def load_served(path: Path) -> Served:
-    """Load the program for serving: diagnostics printed, its connection bounds applied."""
+def load_served(path: Path, *, quiet: bool = False) -> Served:
+    """Load the program for serving: diagnostics printed (unless `quiet`: a worker, whose
+    parent checked and printed them), its connection bounds applied."""
     env = load_program(path)
     served = build_served(env)
-    for diagnostic in env.diagnostics:
+    for diagnostic in () if quiet else env.diagnostics:
         print(diagnostic.render(), file=sys.stderr)
     configure_connections(served.limits)
     return served
@@ -98,12 +101,12 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
     async def reloader(app: WebpipeApp) -> None:
         from watchfiles import awatch
 
-        watched = {str(path.parent)} | {str(m.path) for m in app.served.env.index.modules}
-        async for _changes in awatch(*watched, debounce=150):
+        sources = SourceFilter(path, lambda: [m.path for m in app.served.env.index.modules])
+        async for _changes in awatch(*sources.roots(), watch_filter=sources, debounce=150):
             await wait_until_settled([path, *(m.path for m in app.served.env.index.modules)])
             try:
                 load_dotenv_files(path.parent)
-                served = load_served(path)
+                served = load_checked(path)
             except WebpipeError as exc:
                 print(f"{exc}\nreload failed; still serving the last good version",
                       file=sys.stderr)
@@ -114,25 +117,57 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
             gc.unfreeze()  # let the old program's cycles be collected, then freeze the new one
             gc.collect()
             gc.freeze()
-            print(f"reloaded {path}", file=sys.stderr)
+            announce(f"reloaded {path}")
 
     return reloader
 
 
+def wait_for_fix(path: Path, problem: WebpipeError) -> Served:
+    """`serve --reload` of a program that fails its checks at start: print the problems and
+    load it again after each edit of its sources until it passes (spec/server.md §4)."""
+    from watchfiles import watch
+
+    sources = SourceFilter(path, lambda: [path])
+    print(f"{problem}\nwaiting for a fix (--reload)", file=sys.stderr)
+    for _changes in watch(*sources.roots(), watch_filter=sources, debounce=150):
+        try:
+            load_dotenv_files(path.parent)
+            return load_checked(path)
+        except WebpipeError as exc:
+            print(f"{exc}\nstill waiting for a fix", file=sys.stderr)
+    raise problem  # the watcher stopped (interrupted)
+
+
+def checked_at_start(path: Path, reload: bool) -> Served:
+    """The program, checked; with `--reload` a failing one waits for a fix."""
+    try:
+        return load_checked(path)
+    except WebpipeError as exc:
+        if not reload:
+            raise
+        return wait_for_fix(path, exc)
+
+
 def app_factory() -> ASGIApp:
-    """uvicorn factory for `--workers N`: the file comes from WEBPIPE_APP_FILE."""
+    """uvicorn factory for `--workers N`: the file comes from WEBPIPE_APP_FILE; each worker
+    is a fresh process, so it sets up the parent's logging first (spec/server.md §2)."""
+    configure_logging(LogSettings.from_env())
     path = Path(os.environ["WEBPIPE_APP_FILE"])
-    return create_app(load_served(path), metrics=bool(os.environ.get("WEBPIPE_METRICS")))
+    app = create_app(load_served(path, quiet=True),
+                     metrics=bool(os.environ.get("WEBPIPE_METRICS")))
+    log.info("worker %d serving %s", os.getpid(), path)
+    return app
 
 
 def run_server(path: Path, host: str, port: int, *, reload: bool = False,
-               workers: int = 1, metrics: bool = False) -> None:
+               workers: int = 1, metrics: bool = False, logs: LogSettings | None = None) -> None:
     import uvicorn
 
+    ensure_port_free(host, port)  # before any output: one clear line, exit 1
     load_dotenv_files(path.parent)
-    logging.basicConfig(level=os.environ.get("WEBPIPE_LOG", "INFO").upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    settings = logs or LogSettings.from_env()
+    settings.export()  # the workers read it from the environment
+    configure_logging(settings)
     before, after = raise_file_limit()  # before any worker starts: they inherit it
     if after != before:
         log.info("open-file limit raised from %d to %d", before, after)
@@ -141,16 +176,19 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
         os.environ["WEBPIPE_METRICS"] = "1" if metrics else ""
         if metrics:
             share_worker_metrics()
+        announce(f"webpipe serving {path} on http://{host}:{port} with {workers} workers")
         uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", http=PROTOCOL,
-                    timeout_graceful_shutdown=shutdown_wait_s(load_program(path)))
+                    workers=workers, log_level="warning", http=PROTOCOL, log_config=None,
+                    timeout_graceful_shutdown=shutdown_wait_s(checked_at_start(path, False).env))
         return
-    app = create_app(load_served(path), reloader=make_reloader(path) if reload else None,
-                     metrics=metrics)
+    app = create_app(checked_at_start(path, reload),
+                     reloader=make_reloader(path) if reload else None, metrics=metrics)
     gc.collect()
     gc.freeze()  # the loaded program is long-lived: keep it out of every GC pass (p99)
-    print(f"webpipe serving {path} on http://{host}:{port}", file=sys.stderr)
+    announce(f"webpipe serving {path} on http://{host}:{port}")
+    # log_config=None: uvicorn's own warnings go through our handler (same format, JSON too)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=PROTOCOL,
+                log_config=None,
                 timeout_graceful_shutdown=math.ceil(PROCESS_TASKS.limits.shutdown_grace_ms / 1000))
 
 

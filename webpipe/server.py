@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +52,17 @@ from webpipe.limits import Limits, limits_of
 from webpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webpipe.metrics import METRICS
 from webpipe.middleware.base import Behavior
+from webpipe.oplog import (
+    ERROR_KEY,
+    ID_KEY,
+    LogSettings,
+    log_request,
+    note_envelope,
+    note_error,
+    production_body,
+    request_id,
+)
+from webpipe.respond import answer
 from webpipe.routing import Router
 from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
@@ -180,8 +192,12 @@ class WebpipeApp:
     """ASGI application serving one program (see module docstring)."""
 
     def __init__(self, served: Served, *, max_body: int | None = None,
-                 reloader: Reloader | None = None, metrics: bool = False) -> None:
+                 reloader: Reloader | None = None, metrics: bool = False,
+                 production: bool | None = None) -> None:
         self.served = served
+        # spec/server.md §3: 5xx bodies without internals (default: WEBPIPE_ENV=production)
+        self.production = LogSettings.from_env().production if production is None \
+            else production
         self.max_body = max_body  # overrides `maxBodyBytes` when given
         self.reloader = reloader
         self.metrics = metrics
@@ -191,15 +207,28 @@ class WebpipeApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            request = Request(scope, receive)
-            if scope["method"] == "OPTIONS" and "access-control-request-method" in request.headers:
-                response: Response = preflight_response(request)
-            else:
-                response = await self.handle(request)
-                response.raw_headers.append(_ALLOW_ANY_ORIGIN)
-            await response(scope, receive, send)
+            await self.serve_http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
+
+    async def serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One request: its id, the answer (a production 5xx without details), the logs."""
+        started = time.perf_counter()
+        rid = scope[ID_KEY] = request_id(scope)
+        request = Request(scope, receive)
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in request.headers:
+            response: Response = preflight_response(request)
+        else:
+            response = await self.handle(request)
+            if self.production and response.status_code >= 500 and ERROR_KEY in scope:
+                response = Response(production_body(scope), response.status_code,
+                                    media_type=JSON_CT)
+            response.raw_headers.append(_ALLOW_ANY_ORIGIN)
+        response.raw_headers.append((b"x-request-id", rid.encode("ascii")))
+        try:
+            await response(scope, receive, send)
+        finally:
+            log_request(scope, response.status_code, started)
 
     async def handle(self, request: Request) -> Response:
         served = self.served
@@ -241,7 +270,7 @@ class WebpipeApp:
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
             await read_state_body(request, state, pending, **self.body_bounds())
-        ctx = _http_context(env, state, route)
+        ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
         if flags:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
@@ -255,12 +284,15 @@ class WebpipeApp:
                 # an early step's error envelope carries request keys (§6.3): the steps
                 # are rerunnable (see request_reads), so answer from the whole request
                 state = await request_state(request, params, path=path, **self.body_bounds())
-                ctx = _http_context(env, state, route)
+                ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
                 outcome = await run_pipeline(route.pipeline, state, env, ctx)
-            response = build_response(outcome.state, outcome.content_type, outcome.status)
+            body, status = answer(outcome, env, ctx.request)
+            if outcome.status is None and error_type(outcome.state) is not None:
+                note_envelope(request.scope, outcome.state)  # unhandled: logged (§2)
+            response = build_response(body, outcome.content_type, status)
         except WebpipeError as exc:
             end_request(ctx, env, 500)
-            return hard_error_response(exc, ctx)
+            return hard_error_response(exc, ctx, request.scope)
         completeness_header(env, ctx, response)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
@@ -285,13 +317,13 @@ class WebpipeApp:
             state = await request_state(request, {}, **self.body_bounds())
         except BadRequest as exc:
             return exc.to_response()
-        ctx = _http_context(env, state)
+        ctx = _http_context(env, state, None, request.scope.get(ID_KEY))
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
             response = build_response(value, JSON_CT, status)
         except WebpipeError as exc:
             end_request(ctx, env, 500)
-            return hard_error_response(exc, ctx)
+            return hard_error_response(exc, ctx, request.scope)
         end_request(ctx, env, response.status_code)
         return response
 
@@ -337,10 +369,15 @@ def completeness_header(env: Env, ctx: RequestContext, response: Response) -> No
         response.headers["X-Webpipe-Completed"] = "true" if complete else "false"
 
 
-def _http_context(env: Env, state: Any, route: n.Route | None = None) -> RequestContext:
-    """A fresh context for one HTTP request whose initial state is `state`."""
-    return RequestContext(request=state, env_name=env.env_name, extras={"invocation": "http"},
-                          route=f"{route.method} {route.path}" if route is not None else "")
+def _http_context(env: Env, state: Any, route: n.Route | None = None,
+                  rid: str | None = None) -> RequestContext:
+    """A fresh context for one HTTP request whose initial state is `state`; the request id
+    is `$context.requestId` (spec/server.md §2)."""
+    ctx = RequestContext(request=state, env_name=env.env_name, extras={"invocation": "http"},
+                         route=f"{route.method} {route.path}" if route is not None else "")
+    if rid is not None:
+        ctx.sections["requestId"] = rid
+    return ctx
 _ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 
 
@@ -364,11 +401,17 @@ def run_hooks(ctx: RequestContext, name: str, *args: Any) -> None:
             log.exception("%s hook failed", name)
 
 
-def hard_error_response(exc: WebpipeError, ctx: RequestContext | None = None) -> Response:
-    """Any error that ended a request: 500 (or a `HardError`'s own status) with the envelope."""
+def hard_error_response(exc: WebpipeError, ctx: RequestContext | None = None,
+                        scope: Scope | None = None) -> Response:
+    """Any error that ended a request: 500 (or a `HardError`'s own status) with the envelope;
+    noted in `scope` for the error log line (spec/server.md §2)."""
     status = exc.status if isinstance(exc, HardError) else 500
     where = f"At {exc.span.source.name}:{exc.span.line}\n" if exc.span else ""
-    log.error("pipeline failed: %s%s", where.replace("\n", ": "), exc.message)
+    location = f"{exc.span.source.name}:{exc.span.line}" if exc.span else None
+    if scope is not None:
+        note_error(scope, "pipelineError", exc.message, location)
+    else:
+        log.error("pipeline failed: %s%s", where.replace("\n", ": "), exc.message)
     response = error_response("Pipeline execution failed", where + exc.message, status)
     retry_after = ctx.extras.get("retry_after") if ctx is not None else None
     if status == 429 and retry_after is not None:

@@ -72,9 +72,9 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     await env.aclose()
 
 
-async def get(client: httpx.AsyncClient, path: str) -> object:
+async def get(client: httpx.AsyncClient, path: str, status: int = 200) -> object:
     response = await client.get(path, timeout=30)
-    assert response.status_code == 200, response.text
+    assert response.status_code == status, response.text
     return response.json()
 
 
@@ -106,7 +106,7 @@ async def test_inline_argument_on_a_worker(client: httpx.AsyncClient) -> None:
 
 async def test_inline_argument_past_its_budget_is_a_timeout_envelope(
         client: httpx.AsyncClient) -> None:
-    body = await get(client, "/arg-loop")
+    body = await get(client, "/arg-loop", 504)  # unhandled timeout (spec/server.md §1)
     assert isinstance(body, dict)
     assert body["errors"][0]["type"] == "timeout"
     assert body["errors"][0]["message"] == "jq program exceeded its 300 ms time budget"
@@ -118,12 +118,12 @@ async def test_dispatch_condition_on_a_worker(client: httpx.AsyncClient) -> None
 
 
 async def test_time_and_memory_bounds_from_config_limits(client: httpx.AsyncClient) -> None:
-    body = await get(client, "/loop")
+    body = await get(client, "/loop", 504)
     assert isinstance(body, dict)
     assert body["errors"][0] == {"type": "timeout", "step": "jq",
                                  "message": "jq program exceeded its 300 ms time budget",
                                  "location": body["errors"][0]["location"]}
-    body = await get(client, "/memory/1000000000")
+    body = await get(client, "/memory/1000000000", 500)
     assert isinstance(body, dict)
     assert body["errors"][0]["type"] == "limitError"
     assert body["errors"][0]["message"] == "jq program exceeded its 64 MB memory budget"

@@ -66,7 +66,9 @@ async def test_every_step_handles_the_bound_and_refuses_beyond(tmp_path: Path,
         for route in ROUTES:
             for depth in (511, 512):
                 r = await c.post(route, content=nested(depth, kind), headers=JSON_CT)
-                assert r.status_code < 500, (route, depth, r.text[:300])
+                # handled: a success or a step's error envelope (its status follows its
+                # type, spec/server.md §1), never a hard failure
+                assert r.status_code < 500 or "errors" in r.json(), (route, depth, r.text[:300])
             r = await c.post(route, content=nested(513, kind), headers=JSON_CT)
             assert r.status_code == 400, (route, r.text[:300])
             assert r.json() == {"error": "Bad Request",

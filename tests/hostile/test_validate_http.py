@@ -1,7 +1,8 @@
 """`validate` over real HTTP (issue 22, outcome 6): every rule of a one-line schema is
 applied, a body that is not a JSON object fails with the validation envelope, and a schema
-the reader cannot fully read is a `webpipe check` error with a caret (serve answers the
-step's `validateError` envelope instead of passing the request through)."""
+the reader cannot fully read is a `webpipe check` error with a caret: `serve` refuses such a
+program (spec/server.md §4), and an app built without the checks answers the step's
+`validateError` envelope instead of passing the request through."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.hostile.harness import serve
+from tests.hostile.harness import free_port, serve
+from webpipe.program import program_from_text
+from webpipe.server import build_served, create_app
 
 APP = """POST /people
   |> validate: `{ name: string(1..60), age: number }`
@@ -29,6 +32,9 @@ POST /broken
     validateError(500):
       |> jq: `{ type: .errors[0].type, message: .errors[0].message }`
 """
+
+
+PEOPLE = APP[:APP.index("POST /broken")]
 
 
 def failure(field: str, rule: str, message: str) -> dict[str, str]:
@@ -60,19 +66,27 @@ async def test_every_rule_and_every_body_shape_over_http(tmp_path: Path) -> None
         ({}, 422, failure("name", "required",
                           "Field 'name' is required and must be a non-empty string")),
     ]
-    async with serve(tmp_path, APP) as served, httpx.AsyncClient(base_url=served.base) as client:
+    async with serve(tmp_path, PEOPLE) as served, httpx.AsyncClient(base_url=served.base) as client:
         for request, status, body in cases:
             answer = await client.post("/people", **request)  # type: ignore[arg-type]
             assert (answer.status_code, answer.json()) == (status, body), request
 
 
 async def test_an_unreadable_schema_never_passes_a_request(tmp_path: Path) -> None:
-    async with serve(tmp_path, APP) as served, httpx.AsyncClient(base_url=served.base) as client:
+    app = tmp_path / "app.wp"
+    app.write_text(APP)
+    refused = subprocess.run([sys.executable, "-m", "webpipe", "serve", str(app), "--port",
+                              str(free_port())], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "validate: cannot read the schema" in refused.stderr
+    env = program_from_text(APP, base_dir=tmp_path)  # built without the checks
+    transport = httpx.ASGITransport(app=create_app(build_served(env)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         answer = await client.post("/broken", json={"name": "a", "age": 3})
+    await env.aclose()
     assert answer.status_code == 500
     assert answer.json()["type"] == "validateError"
     assert "expected `,` or a new line before the next field" in answer.json()["message"]
-    assert "validate: cannot read the schema" in served.log.read_text()
 
 
 def test_check_reports_the_unreadable_schema_with_a_caret(tmp_path: Path) -> None:

@@ -521,7 +521,7 @@ async def test_app_places_results_under_data(tmp_path: Path, proxy: TcpProxy) ->
     wp = APP.replace("PORT", str(proxy.port))
     named = (await _get(wp, tmp_path, "/named/5")).json()
     assert named["data"] == {"found": {"rows": [{"id": 5}], "rowCount": 1}}
-    assert named["params"] == {"id": 5}
+    assert "params" not in named  # carried along, not the route's answer (server.md §6)
     auto = (await _get(wp, tmp_path, "/row/6")).json()
     assert auto["data"] == {"oneRow": {"rows": [{"id": 6}], "rowCount": 1}}
     assert "resultName" not in auto

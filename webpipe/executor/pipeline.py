@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
-from webpipe.executor.state import JSON_CT, Outcome, error_type
+from webpipe.executor.state import JSON_CT, Outcome, error_type, without_restored
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -28,7 +28,9 @@ async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestC
     mark = len(hooks) if hooks else 0
     out = await _run_body(pipeline, state, env, ctx, handling)
     if ctx.extras.get(AFTER_PIPELINE):
-        await run_after_pipeline(ctx, out.state, out.content_type, out.status, since=mark)
+        # a cache stores what the route answers, never the request keys it carried along
+        await run_after_pipeline(ctx, without_restored(out.state, out.restored, ctx.request),
+                                 out.content_type, out.status, since=mark)
     return out
 
 

@@ -6,7 +6,7 @@ as read-only and steps build new containers instead of mutating (so snapshots ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from webpipe.middleware.base import Behavior
@@ -25,6 +25,36 @@ class Outcome:
     state: Any
     content_type: str = JSON_CT
     status: int | None = None
+    # request keys the state rules copied back (§6.3): left out of a response that still
+    # holds the request's value for them (webpipe.respond)
+    restored: set[str] = field(default_factory=set)
+
+
+# the keys of the initial state that describe the request (RESTORED_KEYS but `async`/`data`)
+REQUEST_KEYS = ("originalRequest", "query", "params", "body", "headers", "cookies", "method",
+                "path", "ip", "content_type")
+
+
+def carried(value: Any, new_state: Any) -> list[str]:
+    """The request keys of `new_state` that a step's `value` did not have: the state rules
+    (restore, Merge, `.data` wrapping) carried them along."""
+    if not isinstance(new_state, dict):
+        return []
+    if not isinstance(value, dict):
+        return [k for k in REQUEST_KEYS if k in new_state]
+    return [k for k in REQUEST_KEYS if k in new_state and k not in value]
+
+
+def without_restored(state: Any, restored: set[str] | None, request: Any) -> Any:
+    """`state` without the carried keys (`carried`) that still hold the request's value:
+    what a route answers and what a cache stores (spec/server.md §6)."""
+    if not restored or not isinstance(state, dict) or not isinstance(request, dict):
+        return state
+    drop = [key for key in restored
+            if key in state and key in request and state[key] == request[key]]
+    if not drop:
+        return state
+    return {k: v for k, v in state.items() if k not in drop}
 
 
 def error_type(state: Any) -> str | None:

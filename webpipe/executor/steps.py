@@ -24,10 +24,12 @@ from webpipe.executor.state import (
     JSON_CT,
     Outcome,
     apply_value,
+    carried,
     envelope,
     error_type,
     merge,
     rename_error,
+    without_restored,
 )
 from webpipe.executor.tags import gate
 from webpipe.jqlib import JqError, JqLimitError, NeedsWorker
@@ -122,6 +124,10 @@ def settle(plan: StepPlan, result: StepResult, state: Any, target: str | None, i
     if behavior is Behavior.TRANSFORM and isinstance(value, dict) and not wrapped:
         last = last_of()
     new_state = apply_value(behavior, wraps, target, state, value, bool(last))
+    if new_state is not value:  # the state rules carried keys along (spec/server.md §6)
+        out.restored.update(carried(value, new_state))
+    if result.restored:
+        out.restored.update(result.restored)
     if inserted and isinstance(new_state, dict) and "resultName" in new_state:
         new_state = {k: v for k, v in new_state.items() if k != "resultName"}
     out.state = new_state
@@ -159,7 +165,9 @@ async def run_plain(plans: tuple[StepPlan, ...], state: Any, env: Env, ctx: Requ
                   _last if index == last_index else _not_last):
             break
     if ctx.extras.get(AFTER_PIPELINE):
-        await run_after_pipeline(ctx, out.state, out.content_type, out.status, since=mark)
+        # a cache stores what the route answers, never the request keys it carried along
+        await run_after_pipeline(ctx, without_restored(out.state, out.restored, ctx.request),
+                                 out.content_type, out.status, since=mark)
     return out
 
 
@@ -342,7 +350,8 @@ async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
                                      await _callee_input(plan, state, env, ctx), env, ctx)
     except ControlFlowError as exc:
         raise StepError(exc.message) from None
-    return StepResult(outcome.state, outcome.content_type, status=outcome.status)
+    return StepResult(outcome.state, outcome.content_type, status=outcome.status,
+                      restored=frozenset(outcome.restored))
 
 
 async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:

@@ -65,6 +65,8 @@ class StepResult:
     content_type: str = "application/json"
     cache_hit: bool = False
     status: int | None = None
+    # request keys a nested pipeline's state rules carried along (spec/server.md §6)
+    restored: frozenset[str] = frozenset()
 
 
 class MiddlewareHost(Protocol):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from webpipe.config import config_int
-from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, resolve_target
+from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, effective_url, resolve_target
 from webpipe.errors import ConfigError, HardError, StepError
 from webpipe.limits import Limits
 from webpipe.middleware.base import (
@@ -435,12 +435,13 @@ class PgMiddleware(BaseMiddleware):
         if target is None:
             raise HardError(NOT_CONFIGURED)
         if target.url is not None:
-            return target.url
+            return await effective_url(target, target.url, self.host.base_dir)
         assert target.data_dir is not None
         try:
-            return await start_embedded(target.data_dir)
+            url = await start_embedded(target.data_dir)
         except EmbeddedUnavailable as exc:
             raise HardError(f"{NOT_CONFIGURED} ({exc})") from None
+        return await effective_url(target, url, self.host.base_dir)
 
 
 async def _keep_session(conn: Connection) -> None:

@@ -12,6 +12,7 @@ from webpipe.program import load_program
 from webpipe.serve import load_dotenv_files
 from webpipe.testing.report import json_report, text_report
 from webpipe.testing.runner import CaseResult, run_tests
+from webpipe.testing.testdb import test_databases
 
 
 async def _run(files: list[Path], pattern: str | None, verbose: bool, golden: Path | None,
@@ -39,9 +40,10 @@ def _golden_dir(golden: Path | None, file: Path, count: int) -> Path | None:
 
 def run_test_files(files: list[Path], *, pattern: str | None = None, as_json: bool = False,
                    verbose: bool = False, golden: Path | None = None,
-                   update: bool = False) -> int:
+                   update: bool = False, keep_db: bool = False) -> int:
     try:
-        results = asyncio.run(_run(files, pattern, verbose, golden, update))
+        with test_databases(keep_db):  # never the app's own database (spec/server.md §7)
+            results = asyncio.run(_run(files, pattern, verbose, golden, update))
     except WebpipeError as exc:
         print(f"Test runner error: {exc}", file=sys.stderr)
         return 1

@@ -21,16 +21,37 @@ from typing import Any
 
 import pytest
 
+from webpipe import db
 from webpipe.errors import WebpipeError
 from webpipe.executor.env import Env
 from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import load_program
 from webpipe.syntax import nodes as n
+from webpipe.testing.testdb import TestDatabases
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("webpipe_files", "glob patterns of .wp files whose tests pytest runs",
                   type="linelist", default=[])
+    parser.addoption("--webpipe-keep-db", action="store_true",
+                     help="keep the database made for the .wp tests (spec/server.md §7)")
+
+
+_RUN: list[TestDatabases] = []  # the session's test databases, made on first use
+
+
+def _use_test_databases(config: pytest.Config) -> None:
+    """While a `.wp` file's tests run, `pg` uses the databases made for the session (only
+    then: other tests of the session keep their own database)."""
+    if not _RUN:
+        _RUN.append(TestDatabases(bool(config.getoption("webpipe_keep_db", False))))
+    db.TEST_DATABASES = _RUN[0].url_for
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _RUN:
+        db.TEST_DATABASES = None
+        _RUN.pop().close()
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -75,7 +96,11 @@ class WpFile(pytest.File):
             self.loop = asyncio.new_event_loop()
         return self.loop.run_until_complete(coro)
 
+    def setup(self) -> None:
+        _use_test_databases(self.config)
+
     def teardown(self) -> None:
+        db.TEST_DATABASES = None
         if self.loop is not None:
             if self.env is not None:
                 self.run(self.env.aclose())

@@ -20,6 +20,7 @@ from webpipe.executor.env import Env, plan_step
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request
+from webpipe.respond import answer
 from webpipe.routing import Router
 from webpipe.server import build_served
 from webpipe.source import Span
@@ -176,8 +177,9 @@ async def _call_route(env: Env, router: Router[tuple[n.Route, bool]], test: n.It
     ctx.request = state
     ctx.route = f"{route.method} {route.path}"
     out = await run_pipeline(route.pipeline, state, env, ctx)
-    await run_background_now(ctx, env, out.status or 200)
-    return _outcome(out, ctx), None
+    body, answered = answer(out, env, state)  # what the server answers (spec/server.md)
+    await run_background_now(ctx, env, answered or 200)
+    return TestOutcome(answered or 200, out.content_type, body, ctx.call_log or {}), None
 
 
 async def run_background_now(ctx: RequestContext, env: Env, status: int) -> None:
