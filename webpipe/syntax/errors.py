@@ -20,7 +20,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _NAMES = {
     "_PIPE": "`|>`", "IDENT": "a name", "SCOPED": "a name `alias::name`",
     "BACKTICK": "a `backtick` string", "STRING": 'a "quoted" string', "NUMBER": "a number",
-    "PATH": "a route path", "METHOD": "a route method", "COLON": "`:`", "EQUAL": "`=`",
+    "PATH": "a route path", "CALL_PATH": "a path such as `/users/1`", "METHOD": "a route method", "COLON": "`:`", "EQUAL": "`=`",
     "LBRACE": "`{`", "RBRACE": "`}`", "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`",
     "END": "`end`", "THEN_COLON": "`then:`", "ELSE_COLON": "`else:`",
     "DEFAULT_COLON": "`default:`", "BRANCH_HEAD": "a result branch like `ok(200):`",

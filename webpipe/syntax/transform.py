@@ -324,7 +324,7 @@ class ToAst:
         )
 
     def trigger_call(self, meta: Meta, ch: list[Token]) -> n.CallTrigger:
-        return n.CallTrigger(method=str(ch[0]), path=str(ch[1]), span=self._span(meta))
+        return n.CallTrigger(method=str(ch[0]), path=str(ch[1]).strip(), span=self._span(meta))
 
     def trigger_pipeline(self, meta: Meta, ch: list[Token]) -> n.PipelineTrigger:
         return n.PipelineTrigger(name=str(ch[-1]), span=self._span(meta))
