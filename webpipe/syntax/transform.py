@@ -291,7 +291,7 @@ class ToAst:
         return self._value(ch[0])
 
     def mock(self, meta: Meta, ch: list[Any]) -> n.Mock:
-        keyword: Literal["with", "and"] = "with" if ch[0].type == "WITH" else "and"
+        keyword: Literal["with", "and"] = "with" if ch[0].type == "WITH_MOCK" else "and"
         kind, middleware, name, target = ch[1]
         return n.Mock(target=target, kind=kind, middleware=middleware, name=name,
                       returning=unquote(ch[2]), keyword=keyword, span=self._span(meta))
