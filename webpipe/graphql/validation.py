@@ -65,7 +65,7 @@ def _as_peer(var_type: GraphQLType, location: GraphQLType) -> GraphQLType:
 
 def _rewrap(var_type: GraphQLType, named: GraphQLNamedType) -> GraphQLType:
     if isinstance(var_type, GraphQLNonNull):
-        return GraphQLNonNull(_rewrap(var_type.of_type, named))  # type: ignore[arg-type]
+        return GraphQLNonNull(_rewrap(var_type.of_type, named))  # type: ignore[type-var]
     if isinstance(var_type, GraphQLList):
         return GraphQLList(_rewrap(var_type.of_type, named))
     return named
