@@ -18,6 +18,7 @@ from typing import Any, Literal
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.jqlib import JqError, JqProgram, compile_jq
 from webpipe.middleware.base import Middleware, StepCall, StepResult
+from webpipe.source import Span
 from webpipe.syntax import nodes as n
 
 SyncRun = Callable[[Any, object, StepCall], StepResult]
@@ -54,6 +55,7 @@ class StepPlan:
     args: tuple[JqProgram, ...] = ()
     arg_error: str | None = None
     prepare_error: str | None = None
+    prepare_span: Span | None = None  # the error's place in the config, when known
     callee: n.NamedPipeline | None = None
     join_names: tuple[str, ...] = ()
     tags: TaskTags = field(default_factory=TaskTags)
@@ -140,6 +142,7 @@ def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
         plan.prepared = mw.prepare(plan.config, plan.step.span)
     except ConfigError as exc:
         plan.prepare_error = exc.message
+        plan.prepare_span = exc.span if exc.span != plan.step.span else None
         return
     plan.run_sync = getattr(mw, "run_sync", None)
 
@@ -150,7 +153,8 @@ def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
     if plan.missing:
         out.append(Diagnostic(plan.missing, span, code="unknown-name"))
     if plan.prepare_error:
-        out.append(Diagnostic(f"{plan.name}: {plan.prepare_error}", span, code="bad-config"))
+        out.append(Diagnostic(f"{plan.name}: {plan.prepare_error}", plan.prepare_span or span,
+                              code="bad-config"))
     if plan.tags.on_error and plan.on_error is None:
         out.append(Diagnostic(f"@onError({plan.tags.on_error}): unknown pipeline", span,
                               code="unknown-name"))
