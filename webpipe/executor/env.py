@@ -260,4 +260,7 @@ def _middleware_plan(env: Env, module: Module, step: n.MiddlewareStep,
         return StepPlan(kind="missing", name=step.name, missing=exc.message,
                         **{**base, "args": (), "arg_error": None})
     prepare_middleware(plan, mw)
+    plan_hook = getattr(mw, "plan_step", None)  # a middleware that reads its raw arguments
+    if plan_hook is not None:
+        plan_hook(plan)
     return plan
