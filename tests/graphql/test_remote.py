@@ -232,3 +232,35 @@ async def test_unknown_remote_is_a_load_error() -> None:
     await env.aclose()
 
 
+
+
+async def test_pull_writes_the_snapshot_check_then_uses(
+        server: tuple[Server, str], tmp_path: Path) -> None:
+    from webpipe.graphql.pull import pull_all
+
+    _, base = server
+    snapshot = tmp_path / "schemas" / "gh.graphql"
+    env = program_from_text(app(base, "GET /x\n  |> graphql(gh): `{ auth }`\n",
+                                schema=f'schema: "{snapshot}"'))
+    written, failures = await pull_all(env)
+    await env.aclose()
+    assert (written, failures) == ([snapshot], [])
+    assert "user(login: String!): User" in snapshot.read_text()
+    env = program_from_text(app(base, "GET /x\n  |> graphql(gh): `{ nope }`\n",
+                                schema=f'schema: "{snapshot}"'))
+    assert [d.code for d in env.diagnostics if d.code == "graphql-remote"] == ["graphql-remote"]
+    await env.aclose()
+
+
+def test_graphql_pull_command_reports_a_failing_remote(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from webpipe.cli import cli
+
+    wp = tmp_path / "app.wp"
+    wp.write_text('config graphql_gone {\n  url: "http://127.0.0.1:9/graphql"\n'
+                  '  schema: "gone.graphql"\n}\n\nGET /x\n  |> graphql(gone): `{ a }`\n')
+    result = CliRunner().invoke(cli, ["graphql", "pull", str(wp)])
+    assert result.exit_code == 1
+    assert "graphql_gone" in result.output
+    assert not (tmp_path / "gone.graphql").exists()
