@@ -1,11 +1,11 @@
-"""µs per request of W0-W3 through the ASGI app, in-process (no HTTP server, no wrk).
+"""µs per request of W0-W3 and W7 through the ASGI app, in-process (no HTTP server, no wrk).
 
 Drives the app webpipe serves with a minimal ASGI scope, so the figure is the framework's
 own cost per request. Run it against two checkouts to compare them in one session, e.g.
 `PYTHONPATH=/path/to/other/checkout python benchmarks/inprocess.py`; alternate the runs,
 this machine's speed drifts.
 
-    python benchmarks/inprocess.py [W0 W1 W2 W3] [--number 3000] [--repeat 7]
+    python benchmarks/inprocess.py [W0 W1 W2 W3 W7] [--number 3000] [--repeat 7]
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workloads import W0, W1, W2, W3, Workload
+from workloads import W0, W1, W2, W3, W7, Workload
 
 from webpipe.program import program_from_text
 from webpipe.server import build_served, create_app
 
-WORKLOADS = {w.name: w for w in (W0, W1, W2, W3)}
+WORKLOADS = {w.name: w for w in (W0, W1, W2, W3, W7)}
 
 
 def request_of(workload: Workload) -> tuple[dict[str, Any], bytes]:

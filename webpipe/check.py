@@ -14,19 +14,23 @@ from pathlib import Path
 
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
-from webpipe.executor.plan import StepPlan, walk_tags
+from webpipe.executor.plan import StepPlan, hedge_args, is_count, walk_tags
 from webpipe.executor.process_tasks import CONFIG_KEYS as ASYNC_KEYS
 from webpipe.graphql.remote import KEYS as REMOTE_KEYS
 from webpipe.graphql.remote import PREFIX as REMOTE_PREFIX
+from webpipe.jobs.identity import CONFIG_KEYS as JOB_KEYS
+from webpipe.jobs.identity import check_durable
 from webpipe.limits import KEYS as LIMIT_KEYS
 from webpipe.loader import Module
+from webpipe.middleware.breaker import CONFIG_KEYS as BREAKER_KEYS
 from webpipe.program import gc_paused, load_program
 from webpipe.server import build_served
 from webpipe.syntax import nodes as n
 from webpipe.syntax.recover import all_syntax_errors
 
 KNOWN_TAGS = {"env", "flag", "when", "guard", "async", "result", "error", "needs", "timeout",
-              "retry", "failfast", "background", "dedup", "detached", "onError"}
+              "retry", "failfast", "background", "dedup", "detached", "onError", "first",
+              "hedge", "durable"}
 ONE_ARG_TAGS = {"async", "result", "error", "timeout", "retry", "onError"}
 GATE_TAGS = {"env", "flag", "when", "guard"}
 CONFIG_KEYS: dict[str, set[str]] = {
@@ -42,6 +46,9 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "async": set(ASYNC_KEYS),
     "limits": set(LIMIT_KEYS),
     "static": {"dotfiles"},
+    "fetch": set(BREAKER_KEYS),
+    "server": {"completenessHeader"},
+    "jobs": set(JOB_KEYS),
 }
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
 _PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")
@@ -74,6 +81,7 @@ def check_env(env: Env) -> list[Diagnostic]:
         for pipeline in module_pipelines(module):
             found += check_pipeline(env, module, pipeline, in_foreach=False)
     found += check_unjoined(env)
+    found += check_durable(env)
     return sorted(found, key=_order)
 
 
@@ -164,6 +172,7 @@ def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[st
             and step.name in VARIABLE_MIDDLEWARE and plan.auto_name is None:
         out.append(Diagnostic(f"unknown {step.name} variable {step.config!r}", step.span,
                               code="unknown-variable"))
+    out += check_hedge_method(plan)
     if plan.kind == "middleware" and step.name in ("handlebars", "mustache"):
         out += check_partials(env, step, plan.config)
     if plan.kind == "middleware" and step.name == "auth" \
@@ -172,6 +181,23 @@ def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[st
                               "register, logout, required, optional or type:ROLE)", step.span,
                               code="bad-config"))
     return out
+
+
+_LITERAL_METHOD = re.compile(r'(?:\bmethod|\bfetchMethod)\s*:\s*"([A-Za-z]+)"')
+
+
+def check_hedge_method(plan: StepPlan) -> list[Diagnostic]:
+    """`@hedge` on a step whose literal method is not idempotent, without `idempotent`."""
+    if plan.tags.hedge is None or plan.tags.hedge_unsafe:
+        return []
+    from webpipe.executor.hedge import IDEMPOTENT
+
+    texts = list(plan.step.args)
+    methods = {m.group(1).upper() for text in texts for m in _LITERAL_METHOD.finditer(text)}
+    return [Diagnostic(f"@hedge would repeat a {method} request, which is not idempotent; "
+                       "write @hedge(n, ms, idempotent) if repeating it is safe",
+                       plan.step.span, code="bad-tag")
+            for method in sorted(methods - IDEMPOTENT)]
 
 
 def _detached(env: Env, name: str) -> bool:
@@ -187,11 +213,17 @@ def _allowed(plan: StepPlan) -> dict[str, tuple[bool, str]]:
         "async": (call, "on a middleware or pipeline step (a join cannot run as a task)"),
         "background": (call, "on a middleware or pipeline step"),
         "failfast": (kind == "join", "only on join"),
+        "first": (kind == "join" and not tags.failfast,
+                  "only on join, and not with @failfast (one policy per join)"),
+        "hedge": (kind == "middleware" and hasattr(plan.middleware, "hedge_method")
+                  and not tags.background,
+                  "only on a fetch step whose output is used (not @background)"),
         "retry": (call, "on a middleware or pipeline step (not on join)"),
         "dedup": (kind == "middleware", "only on a middleware step"),
         "detached": (tags.async_name is not None and not tags.background,
                      "only with @async(name) on a step that is not @background"),
         "onError": (tags.background, "only with @background"),
+        "durable": (tags.background, "only with @background"),
         "result": (kind != "join" and shaped,
                    "on a step whose output is used (not on join or a @background step)"),
         "error": (kind != "join" and shaped,
@@ -243,6 +275,11 @@ def check_tags(expr: n.TagExpr) -> list[Diagnostic]:
         elif tag.name == "dedup" and len(tag.args) > 1:
             out.append(Diagnostic("@dedup takes at most one argument (a jq key)", tag.span,
                                   code="bad-tag"))
-        elif tag.name in ("timeout", "retry") and not tag.args[0].isdigit():
-            out.append(Diagnostic(f"@{tag.name} needs a whole number", tag.span, code="bad-tag"))
+        elif tag.name in ("timeout", "retry") and not is_count(tag.args[0]):
+            out.append(Diagnostic(f"@{tag.name} needs a whole number of at most 9 digits",
+                                  tag.span, code="bad-tag"))
+        elif tag.name == "hedge" and hedge_args(tag.args) is None:
+            out.append(Diagnostic("@hedge takes (copies, delay ms) or (copies, delay ms, "
+                                  "idempotent); copies is at least 1", tag.span,
+                                  code="bad-tag"))
     return out

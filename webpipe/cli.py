@@ -27,6 +27,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "init": "webpipe.scaffold:init_command",
     "lsp": "webpipe.lsp.server:lsp_command",
     "graphql": "webpipe.graphql.pull:graphql_command",
+    "worker": "webpipe.jobs.cli:worker_command",
+    "jobs": "webpipe.jobs.cli:jobs_group",
 }
 
 SUBCOMMANDS = {*LAZY_COMMANDS, "serve", "check", "fmt", "routes", "run", "test", "db",
@@ -78,10 +80,16 @@ def cli() -> None:
 @click.option("--reload", is_flag=True, help="Reload when the program's files change.")
 @click.option("--workers", type=int, default=1, help="Worker processes.")
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at GET /metrics.")
+@click.option("--no-jobs", is_flag=True, help="Run no durable-job consumer in this server.")
 def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
-          workers: int, metrics: bool) -> None:
+          workers: int, metrics: bool, no_jobs: bool) -> None:
     """Serve FILE over HTTP."""
+    import os
+
     from webpipe.serve import bind_address, run_server
+
+    if no_jobs:  # read where the consumer starts, in this process and uvicorn's workers
+        os.environ["WEBPIPE_NO_JOBS"] = "1"
 
     bind_host, bind_port = bind_address(host, port, address)
     try:

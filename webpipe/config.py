@@ -49,8 +49,9 @@ def config_int(block: Mapping[str, Any] | None, key: str, default: int) -> int:
         return default
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit() and len(text) <= 18:  # int() has a digit limit
+        return int(text)
     return default
 
 

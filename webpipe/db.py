@@ -70,7 +70,7 @@ def _wp_pg_url(env: Mapping[str, str]) -> str:
     # the migrations CLI's variables and defaults (middleware.md §17)
     port = env.get("WP_PG_PORT", "").strip()
     return make_url(env.get("WP_PG_HOST") or "localhost",
-                    int(port) if port.isdigit() else 5432,
+                    int(port) if port.isascii() and port.isdigit() and len(port) <= 5 else 5432,
                     env.get("WP_PG_DATABASE") or "postgres",
                     env.get("WP_PG_USER") or "postgres", env.get("WP_PG_PASSWORD") or "")
 

@@ -23,24 +23,22 @@ FLAGS_TIME_LIMIT_S = 0.050
 
 
 def needs_flags(env: Env, route: n.Route) -> bool:
+    """Whether any step the route may run (named pipeline calls and branches followed) has
+    a `@flag`/`@!flag` or `@needs(flags)`. A work list, not recursion: a chain of thousands of
+    pipeline calls is a legal program (it fails only when run deep enough)."""
     seen: set[int] = set()
-    return _pipeline_needs(env, route.pipeline, seen)
-
-
-def _pipeline_needs(env: Env, pipeline: n.Pipeline, seen: set[int]) -> bool:
-    for step in pipeline.steps:
-        for expr in step_tags(step):
+    todo = [route.pipeline]
+    while todo:
+        for step in todo.pop().steps:
             if any(t.name == "flag" or (t.name == "needs" and "flags" in t.args)
-                   for t in walk_tags(expr)):
+                   for expr in step_tags(step) for t in walk_tags(expr)):
                 return True
-        if isinstance(step, n.MiddlewareStep):
-            callee = env.plan(step).callee
-            if callee is not None and id(callee) not in seen:
-                seen.add(id(callee))
-                if _pipeline_needs(env, callee.pipeline, seen):
-                    return True
-        if any(_pipeline_needs(env, child, seen) for child in child_pipelines(step)):
-            return True
+            if isinstance(step, n.MiddlewareStep):
+                callee = env.plan(step).callee
+                if callee is not None and id(callee) not in seen:
+                    seen.add(id(callee))
+                    todo.append(callee.pipeline)
+            todo.extend(child_pipelines(step))
     return False
 
 

@@ -35,6 +35,7 @@ FORCE_LIBJQ_ENV = "WEBPIPE_JQ_LIBJQ"
 _USES_CONTEXT = re.compile(r"\$context\b")
 _CONTEXT_PRELUDE = ".context as $context | .state |\n"
 _NO_VARIABLES: dict[str, Any] = {}
+_FELL_BACK: Any = object()  # `_fast_first`'s answer when libjq must run the program
 INLINE_BUDGET_S = 0.002  # fast-path work on the event loop before a run goes to a worker
 INLINE_MAX_UNITS = 1_000_000  # elements (or 16-character pieces) built or touched inline
 
@@ -123,16 +124,13 @@ class JqProgram:
         from webpipe.sandbox.blocking import tooling_worker
         from webpipe.sandbox.pool import SandboxError
 
-        if self._fast is not None and not self.uses_context:
-            budget.begin(INLINE_BUDGET_S, INLINE_MAX_UNITS)
-            try:
-                return self._fast.first(value, _NO_VARIABLES)
-            except JqFastError as exc:
-                raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
-            except Fallback:
-                pass
+        budget.begin(INLINE_BUDGET_S, INLINE_MAX_UNITS)
+        out = self._fast_first(value, None)
+        if out is not _FELL_BACK:
+            return out
+        data = {"state": value, "context": None} if self.uses_context else value
         try:
-            return tooling_worker().run("jq", {"program": self._source, "input": value},
+            return tooling_worker().run("jq", {"program": self._source, "input": data},
                                         timeout_s=timeout_ms / 1000, memory_mb=memory_mb)
         except SandboxError as exc:
             raise _sandbox_error(exc, timeout_ms, memory_mb) from None
@@ -142,14 +140,9 @@ class JqProgram:
         this process and without a budget (the library's own tests; requests use the
         bounded `first_inline` / `run_in_worker`, tooling `first_tooling`)."""
         budget.begin()
-        if self._fast is not None:
-            variables = {"context": context} if self.uses_context else _NO_VARIABLES
-            try:
-                return self._fast.first(value, variables)
-            except JqFastError as exc:
-                raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
-            except Fallback:
-                pass
+        out = self._fast_first(value, context)
+        if out is not _FELL_BACK:
+            return out
         data = {"state": value, "context": context} if self.uses_context else value
         try:
             out = self._program.input_value(data)
@@ -158,6 +151,20 @@ class JqProgram:
             return None
         except ValueError as exc:
             raise JqError(f"JQ execution error: {_clean(str(exc))}") from None
+
+    def _fast_first(self, value: JSON, context: JSON) -> JSON:
+        """The fast path's first output under the budget already begun, or `_FELL_BACK`
+        when the program must run on libjq (no fast form, or a `Fallback`). The request
+        path (`first_inline`) inlines this: it is W0's hottest call."""
+        if self._fast is None:
+            return _FELL_BACK
+        try:
+            return self._fast.first(value,
+                                    {"context": context} if self.uses_context else _NO_VARIABLES)
+        except JqFastError as exc:
+            raise JqError(f"JQ execution error: {_clean(exc.message)}") from None
+        except Fallback:
+            return _FELL_BACK
 
     def all(self, value: JSON) -> list[JSON]:
         budget.begin()

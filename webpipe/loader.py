@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from webpipe.errors import LoadError
+from webpipe.routing import path_problem
 from webpipe.source import Source
 from webpipe.syntax import nodes as n
 from webpipe.syntax.parser import parse
@@ -101,11 +102,32 @@ def load_source(source: Source, path: Path | None = None) -> ProgramIndex:
 def load_file(path: str | Path) -> ProgramIndex:
     """Load a `.wp` file and everything it imports."""
     file = Path(path)
+    return load_source(Source.from_text(_display_path(file.resolve()), read_file(file)), file)
+
+
+def read_file(file: Path) -> str:
+    """The text of a `.wp` file named on the command line; `LoadError` when unreadable."""
     try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LoadError(f"cannot read {file}: {exc.strerror or exc}") from None
-    return load_source(Source.from_text(_display_path(file.resolve()), text), file)
+        return read_wp(file)
+    except (OSError, ValueError) as exc:
+        raise LoadError(f"cannot read {file}: {_reason(exc)}") from None
+
+
+def read_wp(path: Path) -> str:
+    """A `.wp` file's text; only regular files (a device or a FIFO would never end), and
+    only UTF-8 (`UnicodeDecodeError` is a `ValueError`)."""
+    if path.exists() and not path.is_file():
+        raise IsADirectoryError(0, "not a regular file") if path.is_dir() else \
+            OSError(0, "not a regular file")
+    return path.read_text(encoding="utf-8")
+
+
+def _reason(exc: OSError | ValueError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start})"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
 
 
 class _Loader:
@@ -115,6 +137,13 @@ class _Loader:
     def load_module(self, source: Source, path: Path, chain: tuple[Path, ...]) -> Module:
         module = Module(path=path, source=source, program=parse(source))
         self.done[path] = module
+        for route in module.items(n.Route):
+            assert isinstance(route, n.Route)
+            problem = path_problem(route.path)
+            if problem is not None:
+                at = source.text.find(route.path, route.span.start)
+                span = source.span(at, at + len(route.path)) if at >= 0 else route.span
+                raise LoadError(problem, span=span)
         for item in module.items(n.Import):
             assert isinstance(item, n.Import)
             if item.alias in module.aliases:
@@ -123,16 +152,23 @@ class _Loader:
         return module
 
     def load_import(self, item: n.Import, importer: Path, chain: tuple[Path, ...]) -> Module:
-        target = (importer.parent / item.path).resolve()
+        try:
+            target = (importer.parent / item.path).resolve()
+        except (OSError, ValueError, RuntimeError) as exc:  # NUL bytes, symlink loops
+            raise LoadError(f"unusable import path {item.path!r}: {exc}",
+                            span=item.span) from None
         if target in chain:
             cycle = " -> ".join(p.name for p in (*chain[chain.index(target):], target))
             raise LoadError(f"import cycle: {cycle}", span=item.span)
         if target in self.done:
             return self.done[target]
         try:
-            text = target.read_text(encoding="utf-8")
-        except OSError:
+            text = read_wp(target)
+        except FileNotFoundError:
             raise LoadError(f"imported file not found: {item.path} (looked for {target})",
+                            span=item.span) from None
+        except (OSError, ValueError) as exc:
+            raise LoadError(f"cannot import {item.path}: {_reason(exc)}",
                             span=item.span) from None
         return self.load_module(Source.from_text(_display_path(target), text), target, chain)
 

@@ -3,14 +3,15 @@
 Families (spec/tasks.md §9): requests by route template and status; finished tasks by
 route, task name, kind and outcome; rejected tasks (no slot within `maxWaitMs`); a task
 duration histogram; pending tasks and the age of the oldest pending one; `@dedup` calls by
-role (shared, leader ok/error), which are not tasks. Labels are bounded: route templates and
-the task names declared in the program. With `--workers N` the parent points
-`PROMETHEUS_MULTIPROC_DIR` at a fresh directory before the workers start, so every worker
-writes its samples there and any worker's `/metrics` page sums them all (the client's
-multiprocess mode); the oldest-pending gauge is kept per worker as a start time and the
-page turns the minimum into an age. The client is imported on first use (~100 ms, most of
-it its HTTP exposition helpers), so `check`, `fmt` and `test` never pay for it; the server
-loads it at startup (`Metrics.load`).
+role (shared, leader ok/error), which are not tasks; `@hedge` calls by winning copy and the
+extra copies sent; each `fetch` circuit breaker's state per upstream host. Labels are
+bounded: route templates, the task names declared in the program, upstream hosts. With
+`--workers N` the parent points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before the
+workers start, so every worker writes its samples there and any worker's `/metrics` page
+sums them all (the client's multiprocess mode); the oldest-pending gauge is kept per worker
+as a start time and the page turns the minimum into an age. The client is imported on first
+use (~100 ms, most of it its HTTP exposition helpers), so `check`, `fmt` and `test` never
+pay for it; the server loads it at startup (`Metrics.load`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ class _Families:
     pending: Any
     oldest_start: Any
     dedup: Any
+    hedges: Any
+    hedge_copies: Any
+    breaker: Any
+    jobs: Any
+    job_depth: Any
+    job_age: Any
 
 
 def _families() -> _Families:
@@ -61,7 +68,24 @@ def _families() -> _Families:
               "Start time (Unix) of the oldest pending task; +Inf when none.",
               multiprocess_mode="livemin", registry=r),
         Counter("webpipe_dedup_calls", "@dedup calls: shared a running call, or led one "
-                "(leader_ok, leader_error).", ["route", "result"], registry=r))
+                "(leader_ok, leader_error).", ["route", "result"], registry=r),
+        Counter("webpipe_hedged_calls", "@hedge calls by the copy that won (first, hedge, "
+                "none: every copy failed).", ["route", "winner"], registry=r),
+        Counter("webpipe_hedge_copies", "Extra copies @hedge sent after the first.",
+                ["route"], registry=r),
+        # per upstream host: 0 closed, 1 open, 2 half-open; each worker its own (liveall)
+        Gauge("webpipe_breaker_state", "Circuit breaker state per upstream host "
+              "(0 closed, 1 open, 2 half-open).", ["host"], multiprocess_mode="liveall",
+              registry=r),
+        Counter("webpipe_jobs", "Durable jobs by step (file:line) and event: enqueued, "
+                "started, succeeded, failed (an attempt), dead_lettered.",
+                ["step", "event"], registry=r),
+        # read from the shared database by each consumer: every process sees the same value
+        Gauge("webpipe_jobs_queue_depth", "Jobs queued (not yet picked).",
+              multiprocess_mode="max", registry=r),
+        Gauge("webpipe_jobs_oldest_queued_age_seconds",
+              "Age of the oldest queued job (0 when none).", multiprocess_mode="max",
+              registry=r))
     out.oldest_start.set(math.inf)
     return out
 
@@ -94,6 +118,23 @@ class Metrics:
 
     def dedup(self, route: str, result: str) -> None:
         self.load().dedup.labels(route, result).inc()
+
+    def hedge(self, route: str, winner: str, extra_copies: int) -> None:
+        f = self.load()
+        f.hedges.labels(route, winner).inc()
+        if extra_copies:
+            f.hedge_copies.labels(route).inc(extra_copies)
+
+    def breaker(self, host: str, state: int) -> None:
+        self.load().breaker.labels(host).set(state)
+
+    def job(self, step: str, event: str) -> None:
+        self.load().jobs.labels(step, event).inc()
+
+    def job_queue(self, depth: int, oldest_age_s: float) -> None:
+        f = self.load()
+        f.job_depth.set(depth)
+        f.job_age.set(oldest_age_s)
 
     def render(self) -> bytes:
         """The exposition page: this process's registry, or every worker's samples."""

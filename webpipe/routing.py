@@ -31,36 +31,38 @@ class CompiledRoute(Generic[T]):
     span: Span | None = None
     names: tuple[str, ...] = ()  # parameter names, in the order of the regex's groups
 
-    def __post_init__(self) -> None:
-        index = self.regex.groupindex
-        self.names = tuple(_ungroup(g) for g in sorted(index, key=index.__getitem__))
+
+def param_names(path: str) -> list[str]:
+    """The `:name`/`*name` parameters of a route path, in order."""
+    return [m.group(1) or m.group(2) for m in _PARAM.finditer(path)]
+
+
+def path_problem(path: str) -> str | None:
+    """Why a route path cannot be served (a parameter named twice), or None."""
+    seen: set[str] = set()
+    for name in param_names(path):
+        if name in seen:
+            return (f"route path {path} names the parameter {name!r} twice; "
+                    "each parameter needs its own name")
+        seen.add(name)
+    return None
 
 
 def compile_path(path: str) -> tuple[re.Pattern[str], str, tuple[int, ...]]:
+    """The path's regex (one unnamed group per parameter, in `param_names` order: names
+    such as `a-b` are not Python group names), its shape and its priority rank."""
     pattern, shape, pos = ["^"], [], 0
     for m in _PARAM.finditer(path):
         literal = path[pos:m.start()]
         pattern.append(re.escape(literal))
         shape.append(literal)
-        if m.group(1):
-            pattern.append(f"(?P<{_group(m.group(1))}>[^/]+)")
-            shape.append(":")
-        else:
-            pattern.append(f"(?P<{_group(m.group(2))}>.+)")
-            shape.append("*")
+        pattern.append("([^/]+)" if m.group(1) else "(.+)")
+        shape.append(":" if m.group(1) else "*")
         pos = m.end()
     pattern.append(re.escape(path[pos:]) + "$")
     shape.append(path[pos:])
     rank = tuple(2 if "*" in seg else 1 if ":" in seg else 0 for seg in path.split("/"))
     return re.compile("".join(pattern)), "".join(shape), rank
-
-
-def _group(name: str) -> str:
-    return "p_" + name.replace("-", "__")
-
-
-def _ungroup(name: str) -> str:
-    return name[2:].replace("__", "-")
 
 
 @dataclass(eq=False)
@@ -69,6 +71,10 @@ class Router(Generic[T]):
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def add(self, method: str, path: str, target: T, span: Span | None = None) -> None:
+        problem = path_problem(path)
+        if problem is not None:  # the loader refuses these; a Router used alone skips them
+            self.diagnostics.append(Diagnostic(problem, span, "error", "route-path"))
+            return
         regex, shape, rank = compile_path(path)
         routes = self.by_method.setdefault(method, [])
         for other in routes:
@@ -78,7 +84,8 @@ class Router(Generic[T]):
                     f"route {method} {path} conflicts with {method} {other.path} ({first}); "
                     "the first one is used", span, "warning", "route-conflict"))
                 return
-        routes.append(CompiledRoute(method, path, regex, shape, rank, target, span))
+        routes.append(CompiledRoute(method, path, regex, shape, rank, target, span,
+                                    tuple(param_names(path))))
         routes.sort(key=lambda r: r.rank)  # stable: source order among equal ranks
 
     def match(self, method: str, path: str) -> tuple[T, dict[str, str]] | None:

@@ -15,6 +15,7 @@ import gc
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -52,7 +53,7 @@ def bind_address(host: str | None, port: int | None, address: str | None) -> tup
     if address:
         addr_host, _, addr_port = address.rpartition(":")
         return addr_host.strip("[]") or DEFAULT_HOST, int(addr_port)
-    if os.environ.get("PORT", "").isdigit():
+    if re.fullmatch(r"[0-9]{1,5}", os.environ.get("PORT", "")):
         return host or "0.0.0.0", int(os.environ["PORT"])
     return host or DEFAULT_HOST, DEFAULT_PORT
 

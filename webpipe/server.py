@@ -26,6 +26,7 @@ from webpipe.errors import Diagnostic, HardError, WebpipeError
 from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
+from webpipe.executor.fanin import COMPLETED as JOINS_COMPLETE
 from webpipe.executor.hooks import AFTER_RESPONSE
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.plan import StepPlan
@@ -44,6 +45,8 @@ from webpipe.http import (
     request_state,
     request_state_now,
 )
+from webpipe.jobs.enqueue import enqueue_request
+from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.limits import Limits, limits_of
 from webpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webpipe.metrics import METRICS
@@ -184,6 +187,7 @@ class WebpipeApp:
         self.metrics = metrics
         METRICS.load()  # the client's import (~100 ms) at startup, not on a first request
         self._reload_task: asyncio.Task[None] | None = None
+        self._jobs: RunningJobs | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -257,8 +261,13 @@ class WebpipeApp:
         except WebpipeError as exc:
             end_request(ctx, env, 500)
             return hard_error_response(exc, ctx)
+        completeness_header(env, ctx, response)
         run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
                   outcome.content_type)
+        failed = await enqueue_request(ctx, env, response.status_code)
+        if failed is not None:  # never a 2xx for durable work that will not run
+            end_request(ctx, env, 503)
+            return build_response(failed, JSON_CT, 503)
         end_request(ctx, env, response.status_code)
         return response
 
@@ -291,6 +300,10 @@ class WebpipeApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 PROCESS_TASKS.watch_signals()
+                env = self.served.env
+                if env.uses_sandbox():  # workers import while the server starts
+                    await env.sandbox().warm()
+                self._jobs = start_jobs(lambda: self.served.env)
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
                         self.reloader(self), TaskInfo("", "reloader", "internal", ""))
@@ -303,6 +316,7 @@ class WebpipeApp:
     async def shutdown(self) -> None:
         if self._reload_task is not None:
             self._reload_task.cancel()
+        await stop_jobs(self._jobs)
         await PROCESS_TASKS.drain()
         await self.served.env.aclose()
         if "webpipe.pgembed" in sys.modules:  # only when an embedded server may be running
@@ -312,6 +326,15 @@ class WebpipeApp:
 
 
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+
+def completeness_header(env: Env, ctx: RequestContext, response: Response) -> None:
+    """`X-Webpipe-Completed` on a route that joined tasks, when `config server {
+    completenessHeader: true }`: false when any join missed a task (spec/tasks.md §3)."""
+    complete = ctx.extras.get(JOINS_COMPLETE)
+    if complete is not None and config_bool(env.config_block("server"),
+                                            "completenessHeader", False):
+        response.headers["X-Webpipe-Completed"] = "true" if complete else "false"
 
 
 def _http_context(env: Env, state: Any, route: n.Route | None = None) -> RequestContext:

@@ -7,10 +7,13 @@ all show the same `file:line:col` label with the source line and a caret.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
+
+_CR_LF = re.compile(r"\r+\n")
 
 _new_span = tuple.__new__  # a Span without NamedTuple's keyword-handling constructor
 
@@ -34,7 +37,9 @@ class Source:
 
     @classmethod
     def from_text(cls, name: str, text: str) -> Source:
-        return cls(name, text.replace("\r\n", "\n"))
+        """Line ends become `\\n`: every run of `\\r` before a `\\n` goes (not only one, so
+        that normalising twice changes nothing and `fmt` output reads back the same)."""
+        return cls(name, _CR_LF.sub("\n", text) if "\r" in text else text)
 
     def line_text(self, line: int) -> str:
         lines = self.text.split("\n")

@@ -79,8 +79,10 @@ async def health_while(served: Served, hostile: Awaitable[object],
     """Probe `/health` every `interval_s` while `hostile` runs: each probe's latency in
     seconds (a probe that got no answer within 1 s counts as 1 s), and hostile's result."""
     latencies: list[float] = []
-    task = asyncio.ensure_future(hostile)
     async with httpx.AsyncClient(base_url=served.base) as client:
+        # the connection is opened before the hostile work starts: probes time answers only
+        (await client.get("/health", timeout=5.0)).raise_for_status()
+        task = asyncio.ensure_future(hostile)
         while not task.done():
             start = time.monotonic()
             try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ import pytest
 from tests.support import SimpleHost
 from webpipe.errors import ConfigError, StepError
 from webpipe.executor.context import RequestContext
-from webpipe.middleware.base import Behavior, StepCall
-from webpipe.middleware.lua import Binding, LuaMiddleware, request_keys
+from webpipe.middleware.base import Behavior, RunAsync, StepCall
+from webpipe.middleware.lua import LuaMiddleware, request_keys
+from webpipe.middleware.lua_state import Binding, Budget, LuaChunk, LuaState
 from webpipe.source import Source
 
 JSON = Any
@@ -28,14 +31,39 @@ def scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
+def a_host(**others: Any) -> SimpleHost:
+    """A host whose Lua budget leaves room for a sandbox worker's cold start (up to a
+    second or more on a busy machine; tests of the budget itself set `timeout_ms`)."""
+    return SimpleHost(configs={"limits": {"luaTimeoutMs": 10000}}, others=others)
+
+
 @pytest.fixture
 def host(scripts: Path) -> SimpleHost:
-    return SimpleHost()
+    return a_host()
+
+
+MakeLua = Callable[[SimpleHost], LuaMiddleware]
 
 
 @pytest.fixture
-def lua(host: SimpleHost) -> LuaMiddleware:
-    return LuaMiddleware(host)
+async def make_lua() -> AsyncIterator[MakeLua]:
+    """Middleware closed after the test, with their host's sandbox workers."""
+    made: list[LuaMiddleware] = []
+
+    def make(host: SimpleHost) -> LuaMiddleware:
+        made.append(LuaMiddleware(host))
+        return made[-1]
+    yield make
+    for mw in made:
+        await mw.aclose()
+        pool = mw.host.others.get("sandbox")  # type: ignore[attr-defined]
+        if pool is not None:
+            await pool.aclose()
+
+
+@pytest.fixture
+def lua(host: SimpleHost, make_lua: MakeLua) -> LuaMiddleware:
+    return make_lua(host)
 
 
 async def run(
@@ -54,15 +82,8 @@ async def lua_error(mw: LuaMiddleware, code: str, state: JSON = None) -> str:
 
 def run_here(mw: LuaMiddleware, code: str, state: JSON = None) -> JSON:
     """Run on the calling thread's state (no executeSql), to observe per-thread behaviour."""
-    binding = Binding({}, {}, asyncio.new_event_loop(), _no_sql)
-    try:
-        return mw.run_in_thread(mw.prepare(code, None), state, {}, binding)
-    finally:
-        binding.loop.close()
-
-
-async def _no_sql(sql: str, params: list[JSON] | None) -> tuple[JSON, str | None]:
-    raise AssertionError("not used")
+    budget = Budget(5000, 256, deadline=time.monotonic() + 5)
+    return mw.run_here(mw.prepare(code, None), state, {}, Binding({}, {}), budget)
 
 
 # -- contract ----------------------------------------------------------------------------
@@ -269,11 +290,14 @@ async def test_get_env(lua: LuaMiddleware, monkeypatch: pytest.MonkeyPatch) -> N
 # -- scripts directory -------------------------------------------------------------------
 
 
-async def test_scripts_are_globals_and_require_script_reloads(scripts: Path) -> None:
+async def test_scripts_are_globals_and_require_script_reloads(
+    scripts: Path,
+    make_lua: MakeLua,
+) -> None:
     (scripts / "fmt.lua").write_text("return { shout = function(s) return s:upper() end }")
     (scripts / "counter.lua").write_text("calls = (calls or 0) + 1 return calls")
     (scripts / "notes.txt").write_text("return 1")
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(a_host())
     out = await run(mw, """
       local first = counter
       local again = requireScript("counter")
@@ -283,12 +307,12 @@ async def test_scripts_are_globals_and_require_script_reloads(scripts: Path) -> 
     assert out == ["HI", 1, 2, 2, "X", True, True]
 
 
-async def test_require_script_cannot_leave_the_directory(scripts: Path) -> None:
+async def test_require_script_cannot_leave_the_directory(scripts: Path, make_lua: MakeLua) -> None:
     (scripts.parent / "secret.lua").write_text("return 'secret'")
     (scripts / "sub").mkdir()
     (scripts / "sub" / "inner.lua").write_text("return 'inner'")
     (scripts / "link.lua").symlink_to(scripts.parent / "secret.lua")
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(a_host())
     out = await run(mw, """
       return { requireScript("../secret") == nil, requireScript("sub/inner") == nil,
                requireScript("link") == nil, link == nil, secret == nil }
@@ -297,19 +321,20 @@ async def test_require_script_cannot_leave_the_directory(scripts: Path) -> None:
     assert sorted(mw.scripts) == []
 
 
-async def test_require_serves_builtins_and_scripts_only(scripts: Path) -> None:
+async def test_require_serves_builtins_and_scripts_only(scripts: Path, make_lua: MakeLua) -> None:
     (scripts / "util.lua").write_text("return { two = 2 }")
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(a_host())
+    # a script module is the value the script produced when the state was made (its global)
     code = 'return { require("util").two, require("string") == string, require("util") == util }'
-    assert await run(mw, code) == [2, True, False]
+    assert await run(mw, code) == [2, True, True]
     assert await lua_error(mw, 'require("io")') == (
         "Lua execution error: lua:1: module 'io' not found (only scripts in WEBPIPE_SCRIPTS_DIR)"
     )
 
 
-async def test_failing_script_makes_runs_fail(scripts: Path) -> None:
+async def test_failing_script_makes_runs_fail(scripts: Path, make_lua: MakeLua) -> None:
     (scripts / "bad.lua").write_text('error("oops")')
-    mw = LuaMiddleware(SimpleHost())
+    mw = make_lua(a_host())
     assert await lua_error(mw, "return 1") == "Lua script 'bad' execution error: bad:1: oops"
 
 
@@ -359,7 +384,7 @@ async def test_load_accepts_text_but_not_bytecode(lua: LuaMiddleware) -> None:
 
 
 async def test_no_python_object_is_reachable(lua: LuaMiddleware) -> None:
-    code = """
+    code = f"local names = '{BASE_NAMES}'" + """
       local seen, found = {}, {}
       local function walk(v)
         if type(v) == "userdata" then found[#found + 1] = tostring(v) end
@@ -368,18 +393,53 @@ async def test_no_python_object_is_reachable(lua: LuaMiddleware) -> None:
         for k, x in pairs(v) do walk(k) walk(x) end
         walk(getmetatable(v))
       end
-      walk(_G) walk(getmetatable(_G).__index) walk(getmetatable(""))
+      for name in names:gmatch("%S+") do walk(_ENV[name]) end
+      walk(_G) walk(getmetatable(_G)) walk(getmetatable(""))
       return #found
     """
     assert await run(lua, code) == 0
 
 
-async def test_globals_do_not_leak_between_runs_but_library_mutation_does(
-    lua: LuaMiddleware,
-) -> None:
-    # same thread → same Lua state (middleware.md §5.1)
-    assert run_here(lua, "leak = 1; _G.leak2 = 2; string.leak3 = 3; return leak") == 1
-    assert run_here(lua, "return { leak == nil, leak2 == nil, string.leak3 }") == [True, True, 3]
+BASE_NAMES = (
+    "assert collectgarbage error getmetatable ipairs next pairs pcall print rawequal rawget "
+    "rawlen rawset select setmetatable tonumber tostring type xpcall load require "
+    "string table math utf8 coroutine os getFlag setFlag getWhen setWhen getEnv executeSql "
+    "requireScript"
+)
+
+
+async def test_nothing_a_run_changes_is_seen_by_a_later_run(lua: LuaMiddleware) -> None:
+    # same thread → same Lua state; every run still starts from the same globals
+    changes = """
+      leak = 1; _G.leak2 = 2; string.leak3 = 3; math.floor = tostring; table.insert(table, 1)
+      load("leak4 = 4")(); rawset(string, "leak5", 5); require("os").leak6 = 6
+      assert(not pcall(setmetatable, string, {}))
+      assert(getmetatable("") == false and getmetatable(_ENV) == false)
+      return { leak, string.leak3, math.floor(1.5), leak4, string.leak5 }
+    """
+    assert run_here(lua, changes) == [1, 3, "1.5", 4, 5]
+    after = """
+      return { leak == nil, leak2 == nil, string.leak3 == nil, math.floor(1.5), #table,
+               leak4 == nil, string.leak5 == nil, os.leak6 == nil, ("x"):upper() }
+    """
+    assert run_here(lua, after) == [True, True, True, 1, 0, True, True, True, "X"]
+    assert lua._local.state is not None and not lua._local.state.dirty
+
+
+async def test_gc_switches_and_finalizers_are_refused(lua: LuaMiddleware) -> None:
+    assert await lua_error(lua, 'collectgarbage("stop")') == (
+        "Lua execution error: lua:1: collectgarbage('stop') is not available in webpipe")
+    assert await lua_error(lua, "setmetatable({}, { __gc = function() end })") == (
+        "Lua execution error: lua:1: __gc metamethods are not available in webpipe")
+    assert await run(lua, 'collectgarbage("collect") return collectgarbage("isrunning")')
+
+
+async def test_script_state_changed_by_a_run_is_rebuilt(scripts: Path, make_lua: MakeLua) -> None:
+    (scripts / "store.lua").write_text("return { items = {} }")
+    mw = make_lua(a_host())
+    code = "table.insert(store.items, request.n) return #store.items"
+    assert run_here(mw, code, {"n": 1}) == 1
+    assert run_here(mw, code, {"n": 2}) == 1  # the changed state was dropped
 
 
 # -- errors (§5.4) -----------------------------------------------------------------------
@@ -429,9 +489,12 @@ class RecordingPg:
                 "rowCount": 1}
 
 
-async def test_execute_sql_returns_rows_and_converts_params(host: SimpleHost) -> None:
+async def test_execute_sql_returns_rows_and_converts_params(
+    host: SimpleHost,
+    make_lua: MakeLua,
+) -> None:
     pg = host.others["pg"] = RecordingPg()
-    mw = LuaMiddleware(host)
+    mw = make_lua(host)
     code = """
       local res, err = executeSql("SELECT $1", { 7, 2.5, "s", true, {}, {1, 2}, nil, 9 })
       local row = res.rows[1]
@@ -444,9 +507,9 @@ async def test_execute_sql_returns_rows_and_converts_params(host: SimpleHost) ->
     assert pg.threads == {threading.get_ident()}  # the coroutine ran on the event loop
 
 
-async def test_execute_sql_without_params(host: SimpleHost) -> None:
+async def test_execute_sql_without_params(host: SimpleHost, make_lua: MakeLua) -> None:
     pg = host.others["pg"] = RecordingPg()
-    out = await run(LuaMiddleware(host), 'return executeSql("SELECT 1").rows[1].id')
+    out = await run(make_lua(host), 'return executeSql("SELECT 1").rows[1].id')
     assert (out, pg.calls) == (1, [("SELECT 1", [])])
 
 
@@ -455,10 +518,10 @@ async def test_execute_sql_without_database(lua: LuaMiddleware) -> None:
     assert await run(lua, code) == [True, "database not configured"]
 
 
-async def test_execute_sql_params_must_be_a_table(host: SimpleHost) -> None:
+async def test_execute_sql_params_must_be_a_table(host: SimpleHost, make_lua: MakeLua) -> None:
     pg = host.others["pg"] = RecordingPg()
     code = 'local r, e = executeSql("SELECT 1", "x") return { r == nil, e }'
-    assert await run(LuaMiddleware(host), code) == [True, "params must be a table/array"]
+    assert await run(make_lua(host), code) == [True, "params must be a table/array"]
     assert pg.calls == []
 
 
@@ -470,11 +533,12 @@ async def test_execute_sql_params_must_be_a_table(host: SimpleHost) -> None:
     ],
 )
 async def test_execute_sql_failure_is_the_second_value(
-    host: SimpleHost, fail: Exception, text: str
+    host: SimpleHost, fail: Exception, text: str,
+    make_lua: MakeLua,
 ) -> None:
     host.others["pg"] = RecordingPg(fail=fail)
     code = 'local r, e = executeSql("SELECT * FROM nope") return { r == nil, e }'
-    assert await run(LuaMiddleware(host), code) == [True, text]
+    assert await run(make_lua(host), code) == [True, text]
 
 
 async def test_execute_sql_needs_sql_text(lua: LuaMiddleware) -> None:
@@ -486,9 +550,9 @@ async def test_execute_sql_needs_sql_text(lua: LuaMiddleware) -> None:
 # -- concurrency -------------------------------------------------------------------------
 
 
-async def test_concurrent_runs_are_independent(host: SimpleHost) -> None:
+async def test_concurrent_runs_are_independent(host: SimpleHost, make_lua: MakeLua) -> None:
     pg = host.others["pg"] = RecordingPg(delay=0.05)
-    mw = LuaMiddleware(host)
+    mw = make_lua(host)
     chunk = mw.prepare("""
       local res = executeSql("SELECT $1", { request.n })
       setFlag("n" .. request.n, true)
@@ -512,9 +576,11 @@ def test_runs_on_many_threads_give_their_own_results(lua: LuaMiddleware) -> None
 
 
 async def test_aclose_drops_states_and_runs_still_work(lua: LuaMiddleware) -> None:
-    assert run_here(lua, "string.mark = 1 return string.mark") == 1
+    assert run_here(lua, "return 1") == 1
+    before = lua._local.state
     await lua.aclose()
-    assert run_here(lua, "return string.mark") is None  # a fresh state
+    assert run_here(lua, "return 2") == 2
+    assert lua._local.state is not before  # a fresh state
 
 
 # -- where a run happens: inline under a budget, else a worker thread -----------------------
@@ -525,7 +591,7 @@ async def test_small_chunk_runs_on_the_loop_thread(lua: LuaMiddleware) -> None:
     assert (await lua.run({"n": 21}, chunk, StepCall("lua", ""))).value == {"n": 42}
     # the loop thread now owns a Lua state; no worker was needed
     assert getattr(lua._local, "state", None) is not None
-    assert chunk not in lua._on_thread
+    assert chunk not in lua._in_worker
 
 
 async def test_chunk_over_the_budget_is_rerun_on_a_worker_and_stays_there(
@@ -535,11 +601,11 @@ async def test_chunk_over_the_budget_is_rerun_on_a_worker_and_stays_there(
             "for i = 1, request.n do s = s + i % 7 end return { s = s }")
     chunk = lua.prepare(code, None)
     ctx = RequestContext()
-    n = 30_000_000  # far more than a millisecond of Lua
+    n = 3_000_000  # far more than a millisecond of Lua
     value = (await lua.run({"n": n}, chunk, StepCall("lua", "", ctx=ctx))).value
     full_cycles, rest = divmod(n, 7)
     assert value == {"s": full_cycles * 21 + sum(range(1, rest + 1))}
-    assert chunk in lua._on_thread
+    assert chunk in lua._in_worker
     assert ctx.flags == {"seen": True}  # applied once, from the worker's run
     # a later small input still runs on a worker: the chunk is known to be heavy
     assert (await lua.run({"n": 7}, chunk, StepCall("lua", ""))).value == {"s": 21}
@@ -552,21 +618,21 @@ async def test_pcall_cannot_keep_an_over_budget_run_on_the_loop(lua: LuaMiddlewa
       return { s = s, ok = ok }
     """
     chunk = lua.prepare(code, None)
-    value = (await lua.run({"n": 30_000_000}, chunk, StepCall("lua", ""))).value
-    assert value == {"s": 30_000_000, "ok": True}
-    assert chunk in lua._on_thread
+    value = (await lua.run({"n": 3_000_000}, chunk, StepCall("lua", ""))).value
+    assert value == {"s": 3_000_000, "ok": True}
+    assert chunk in lua._in_worker
 
 
 async def test_execute_sql_through_a_computed_name_is_rerun_on_a_worker(
-    host: SimpleHost,
+    host: SimpleHost, make_lua: MakeLua,
 ) -> None:
     pg = host.others["pg"] = RecordingPg()
-    mw = LuaMiddleware(host)
+    mw = make_lua(host)
     code = 'local f = _G["execute" .. "Sql"] local r, e = f("SELECT 1") return { r.rows[1].id, e }'
     chunk = mw.prepare(code, None)
     assert (await mw.run({}, chunk, StepCall("lua", ""))).value == [1]
     assert pg.calls == [("SELECT 1", [])]
-    assert chunk in mw._on_thread
+    assert chunk in mw._in_worker
 
 
 # --- reading only what a chunk can read; results in one crossing ------------------------
@@ -607,3 +673,133 @@ async def test_results_longer_than_one_crossing_come_back_whole(lua: LuaMiddlewa
     assert out["items"][0] == [1, "1"]
     assert out["items"][8999] == [9000, "9000"]
     assert len(out["items"]) == 9000
+
+
+async def test_scripts_too_heavy_for_the_loop_load_in_workers(
+    scripts: Path,
+    make_lua: MakeLua,
+) -> None:
+    (scripts / "slow.lua").write_text(
+        "local s = 0 for i = 1, 3000000 do s = s + i end return { total = s }")
+    mw = make_lua(a_host())
+    assert await run(mw, "return slow.total") == 4500001500000
+    assert mw._workers_only  # the loop gave up making its own state
+    assert await run(mw, "return 1") == 1
+
+
+async def test_a_looping_script_fails_every_run_within_the_budget(
+    scripts: Path,
+    make_lua: MakeLua,
+) -> None:
+    (scripts / "stuck.lua").write_text("while true do pcall(function() while true do end end) end")
+    mw = make_lua(a_host())
+    with pytest.raises(StepError) as info:  # a long budget: a worker may be slow to start
+        await mw.run({}, mw.prepare("return 1", None), StepCall("lua", "", timeout_ms=3000))
+    assert info.value.message == "Lua script 'stuck' execution error: time budget exceeded"
+
+
+async def test_a_huge_error_message_is_cut(lua: LuaMiddleware) -> None:
+    message = await lua_error(lua, "error(string.rep('x', 1000000), 0)")
+    assert message == "Lua execution error: " + "x" * 4096
+
+
+@pytest.mark.parametrize("code", [
+    "return { string.find(string.rep('a', 5000), '.-.-.-.-b') }",
+    "local t = { string.byte(string.rep('a', 30000), 1, -1) } table.sort(t) return #t",
+    "return load(string.rep('x = 1 ', 20000)) ~= nil",
+])
+async def test_long_c_calls_leave_the_loop(lua: LuaMiddleware, code: str) -> None:
+    chunk = lua.prepare(code, None)
+    try:
+        await lua.run({}, chunk, StepCall("lua", "", timeout_ms=3000))
+    except StepError as exc:  # the pattern: a worker is killed past its budget
+        assert exc.error_type == "timeout"
+    assert chunk in lua._in_worker
+
+
+async def test_step_timeout_overrides_the_budget(lua: LuaMiddleware) -> None:
+    chunk = lua.prepare("while true do end", None)
+    start = time.monotonic()
+    with pytest.raises(StepError) as info:
+        await lua.run({}, chunk, StepCall("lua", "", timeout_ms=200))
+    assert (info.value.error_type, info.value.message) == (
+        "timeout", "Lua chunk exceeded its 200 ms time budget")
+    assert time.monotonic() - start < 0.2 + 3.0
+
+
+@pytest.mark.parametrize("code", [
+    "local big = string.rep('x', 1500000) while true do local u = big .. big end",
+    "local big = string.rep('x', 3000000) while true do local u = big:upper() end",
+    "table.move({}, 1, 2^40, 2)",
+    "local t = {} for i = 1, 200000 do t[i] = i end "
+    "while true do table.insert(t, 1, 0) table.remove(t, 1) end",
+])
+def test_the_loop_gives_up_on_costly_instructions_at_once(lua: LuaMiddleware, code: str) -> None:
+    # each of these stalled the loop for seconds (or for ever) between two hook firings
+    chunk = lua.prepare(code, None)
+    start = time.monotonic()
+    with pytest.raises(RunAsync):
+        lua.run_sync({}, chunk, StepCall("lua", ""))
+    assert time.monotonic() - start < 0.5  # the inline budget is 1 ms; 26 s before
+    assert chunk in lua._in_worker
+
+
+async def test_rep_of_an_empty_string_is_empty(lua: LuaMiddleware) -> None:
+    assert await run(lua, "return { #string.rep('', 2^60), #string.rep('', 2^60, '') }") == [0, 0]
+
+
+async def test_a_request_larger_than_the_inline_allowance_does_not_abort_the_process(
+    lua: LuaMiddleware,
+) -> None:
+    # lupa builds the request's tables with unprotected Lua API calls: under the allocator
+    # limit, a failed allocation there was "PANIC: unprotected error" and the server died
+    big = {"items": [{"name": "x" * 100, "n": i} for i in range(60000)]}  # ~10 MB in Lua
+    assert await run(lua, "return #request.items", big) == 60000
+    code = "local t = {} for i, v in ipairs(request.items) do t[i] = v.name .. i end return #t"
+    assert await run(lua, code, big) == 60000
+
+
+def test_an_input_too_big_to_convert_on_the_loop_goes_to_a_worker(lua: LuaMiddleware) -> None:
+    chunk = lua.prepare("return #request.items", None)
+    big = {"items": ["x" * 1000] * 300}  # ~300 KB of JSON: ~12 ms of table building
+    with pytest.raises(RunAsync):
+        lua.run_sync(big, chunk, StepCall("lua", ""))
+    assert chunk not in lua._in_worker  # only that input: a small one still runs inline
+    assert lua.run_sync({"items": [1, 2]}, chunk, StepCall("lua", "")).value == 2
+
+
+RUNAWAYS = [
+    "while true do pcall(function() while true do end end) end",
+    "while true do xpcall(function() while true do end end, function() while true do end end) end",
+    "while true do coroutine.wrap(function() while true do end end)() end",
+    "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+    "error(setmetatable({}, { __tostring = function() while true do end end }))",
+    "while true do pcall(function() local x <close> = setmetatable({}, "
+    "{ __close = function() while true do end end }) error('x') end) end",
+    "while true do load(function() while true do end end) end",
+    "while true do pcall(string.rep, 'x', 2^30) end",
+]
+
+
+@pytest.mark.parametrize("code", RUNAWAYS)
+def test_the_hook_stops_what_a_script_tries_to_outlive_it_with(code: str) -> None:
+    # on a state directly: no worker to kill, only the hook can end these runs
+    state = LuaState({}, Budget(200, 64, deadline=time.monotonic() + 5))
+    budget = Budget(200, 64, deadline=time.monotonic() + 0.2)
+    with pytest.raises(StepError) as info:
+        state.run(LuaChunk(code), None, None, Binding({}, {}), budget)
+    assert info.value.error_type == "timeout"
+    assert state.run(LuaChunk("return 7"), None, None, Binding({}, {}),
+                     Budget(200, 64, deadline=time.monotonic() + 5)) == 7
+
+
+@pytest.mark.parametrize("code", RUNAWAYS)
+async def test_no_handler_outlives_the_time_budget(lua: LuaMiddleware, code: str) -> None:
+    chunk = lua.prepare(code, None)
+    start = time.monotonic()
+    with pytest.raises(StepError) as info:
+        await lua.run({}, chunk, StepCall("lua", "", timeout_ms=300))
+    assert (info.value.error_type, info.value.message) == (
+        "timeout", "Lua chunk exceeded its 300 ms time budget")
+    assert time.monotonic() - start < 0.3 + 5.0  # a cold worker start on a busy machine
+    assert chunk in lua._in_worker  # the loop gave up on it within its own budget first

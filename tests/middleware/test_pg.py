@@ -601,13 +601,15 @@ async def test_lua_execute_sql_uses_pg(pg: PgMiddleware, tmp_path: Path,
     from webpipe.middleware.lua import LuaMiddleware
 
     monkeypatch.setenv("WEBPIPE_SCRIPTS_DIR", str(tmp_path))
-    lua = LuaMiddleware(SimpleHost(others={"pg": pg}))
+    # a long Lua budget: the sandbox worker's cold start counts against it
+    lua = LuaMiddleware(SimpleHost(configs={"limits": {"luaTimeoutMs": 10000}}, others={"pg": pg}))
     code = ("local r, err = executeSql('SELECT $1::int * 2 AS v', { 21 }) "
             "local _, bad = executeSql('SELECT * FROM nope') "
             "return { v = r.rows[1].v, n = r.rowCount, bad = bad }")
     value = (await lua.run({}, lua.prepare(code, None), StepCall("lua", code))).value
     assert value == {"v": 42, "n": 1, "bad": 'relation "nope" does not exist'}
     await lua.aclose()
+    await lua.host.sandbox().aclose()
 
 
 # -- CLI helpers (webpipe.db) -------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The `validate` middleware: spec/middleware.md §10 (scanner §10.1, checks §10.2)."""
+"""The `validate` middleware (spec/validate.md): the strict schema reader, the checks, the
+non-object body; over real HTTP in tests/hostile/test_validate_http.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.support import SimpleHost
 from webpipe.executor.context import RequestContext
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.middleware.base import Behavior, StepCall
-from webpipe.middleware.validate import Rule, ValidateMiddleware, parse_rules, rust_lines
+from webpipe.middleware.validate import Rule, SchemaError, ValidateMiddleware, parse_rules
 from webpipe.program import program_from_text
 
 JSON = Any
@@ -32,7 +33,7 @@ def test_behavior_is_merge() -> None:
     assert ValidateMiddleware.behavior is Behavior.MERGE
 
 
-# --- §10.1 scanner ---------------------------------------------------------------------------
+# --- the schema reader (spec/validate.md) ---------------------------------------------------
 
 
 def test_parses_the_spec_example() -> None:
@@ -42,37 +43,24 @@ def test_parses_the_spec_example() -> None:
                      Rule("adult", "boolean"), Rule("age", "number"))
 
 
-def test_only_one_rule_per_line() -> None:
-    assert parse_rules("{ a: string, b: number }") == (Rule("a", "string"),)
+def test_every_field_of_a_one_line_schema_is_a_rule() -> None:
+    assert parse_rules("{ name: string(1..60), age: number }") == (
+        Rule("name", "string", 1, 60), Rule("age", "number"))
 
 
-def test_outer_braces_are_optional_and_only_the_outer_pair_is_removed() -> None:
-    assert parse_rules("a: email\nb: bool") == (Rule("a", "email"), Rule("b", "boolean"))
-    # "{ {" keeps the inner brace: the field name is "{ a"
-    assert parse_rules("{ { a: email } }") == (Rule("{ a", "email"),)
+@pytest.mark.parametrize("config", [
+    "a: email\nb: bool",
+    "{ a: email, b: bool }",
+    "{\n  a: email,\n  b: bool,\n}",
+    "\n a: email ,, \r\n\n b: boolean\n",
+])
+def test_commas_and_newlines_separate_fields(config: str) -> None:
+    assert parse_rules(config) == (Rule("a", "email"), Rule("b", "boolean"))
 
 
-def test_trailing_comma_run_and_blank_lines() -> None:
-    assert parse_rules("\n  a: number,,,\n\n  b: email ,\n") == (
-        Rule("a", "number"), Rule("b", "email"))
-
-
-def test_lines_without_colon_or_with_unknown_types_are_ignored() -> None:
-    assert parse_rules("name string\nage: integer\ntags: [string]\nok: number") == (
-        Rule("ok", "number"),)
-
-
-def test_field_is_text_before_the_first_colon_with_quotes_kept() -> None:
-    assert parse_rules('"first name": string\nurl:x: email') == (
-        Rule('"first name"', "string"),)
-    assert parse_rules("a : email:extra") == (Rule("a", "email"),)
-
-
-def test_types_match_by_prefix() -> None:
-    assert parse_rules("a: stringy\nb: emails\nc: bool\nd: boolean\ne: numbers") == (
-        Rule("a", "string"), Rule("b", "email"), Rule("c", "boolean"), Rule("d", "boolean"),
-        Rule("e", "number"))
-    assert parse_rules("f: numeric\ng: String") == ()
+def test_quoted_names_are_json_strings() -> None:
+    assert parse_rules('{ "first name": string, "a\\"b": number }') == (
+        Rule("first name", "string"), Rule('a"b', "number"))
 
 
 @pytest.mark.parametrize(("rhs", "bounds"), [
@@ -81,29 +69,53 @@ def test_types_match_by_prefix() -> None:
     ("string(..3)", (None, 3)),
     ("string(3..)", (3, None)),
     ("string( 1 .. 4 )", (1, 4)),
-    ("string(+2..9)", (2, 9)),
-    ("string(x..3)", (None, 3)),
-    ("string(-1..3)", (None, 3)),
-    ("string(1..2..3)", (None, None)),
-    ("string()", (None, None)),
-    ("string(2..4) x)", (2, None)),  # up to the last ")": max side "4) x" is unreadable
     ("string", (None, None)),
-    ("string(3", (None, None)),
 ])
 def test_string_ranges(rhs: str, bounds: tuple[int | None, int | None]) -> None:
     assert parse_rules(f"s: {rhs}") == (Rule("s", "string", *bounds),)
 
 
-def test_empty_config_has_no_rules() -> None:
-    assert parse_rules("") == ()
-    assert parse_rules("{}") == ()
+def test_empty_braces_check_only_that_the_body_is_an_object() -> None:
+    assert parse_rules("{}") == parse_rules(" { \n } ") == ()
 
 
-def test_rust_lines() -> None:
-    assert rust_lines("") == []
-    assert rust_lines("\n") == [""]
-    assert rust_lines("a\r\nb\n") == ["a", "b"]
-    assert rust_lines("a\n\nb") == ["a", "", "b"]
+@pytest.mark.parametrize(("config", "message", "offset"), [
+    ("", "the schema is empty", 0),
+    ("a: string b: number", "expected `,` or a new line before the next field", 10),
+    ("{ a: strin }", "unknown type 'strin'", 5),
+    ("a: integer", "unknown type 'integer'", 3),
+    ("a: stringy", "unknown type 'stringy'", 3),
+    ("name string", "expected `:` after the field name name", 4),
+    ("a:", "expected a type after `a:`", 2),
+    ("a: string(3", "a range is `(N)`", 9),
+    ("a: string(x..3)", "a range is `(N)`", 9),
+    ("a: string(-1..3)", "a range is `(N)`", 9),
+    ("a: string(1..1" + "0" * 5000 + ")", "a range is `(N)`", 9),
+    ("a: string()", "a range needs a number", 9),
+    ("a: string(5..2)", "the range 5..2 is empty", 9),
+    ("a: number(3)", "only string takes a length range, not number", 9),
+    ("{ a: email", "`{` is never closed", 0),
+    ("{ { a: email } }", "expected a field name", 2),
+    ("a: email, a: string", "field 'a' appears twice", 10),
+    ("tags: [string]", "expected a type after `tags:`", 6),
+    ('"\\q": string', "bad escape in the field name", 0),
+    ("# note: x\na: string", "expected a field name", 0),
+])
+def test_what_the_reader_does_not_accept_is_an_error_at_its_offset(
+        config: str, message: str, offset: int) -> None:
+    with pytest.raises(SchemaError) as info:
+        parse_rules(config)
+    assert message in info.value.message
+    assert info.value.offset == offset
+
+
+def test_prepare_raises_a_config_error_pointing_into_the_step() -> None:
+    env = program_from_text("GET /a\n  |> validate: `{\n    name: string,\n    age: nmber\n  }`\n")
+    [diagnostic] = env.diagnostics
+    assert diagnostic.span is not None
+    assert (diagnostic.span.line, diagnostic.span.column) == (4, 10)
+    assert diagnostic.message.startswith("validate: cannot read the schema: unknown type 'nmber'")
+    assert diagnostic.render().splitlines()[1:] == ["    age: nmber", "         ^"]
 
 
 # --- §10.2 checks ----------------------------------------------------------------------------
@@ -180,16 +192,32 @@ async def test_checks_run_in_line_order_and_stop_at_the_first_failure() -> None:
         "b", "required", "Field 'b' is required and must be a number")
 
 
-async def test_quoted_field_names_look_up_the_quoted_key() -> None:
-    config = '"name": string'
-    assert (await validate(config, {"body": {"name": "x"}}))["errors"][0]["field"] == '"name"'
-    state = {"body": {'"name"': "x"}}
+async def test_quoted_field_names_look_up_the_key() -> None:
+    config = '"first name": string'
+    state = {"body": {"first name": "x"}}
     assert await validate(config, state) == state
+    assert (await validate(config, {"body": {}}))["errors"][0]["field"] == "first name"
 
 
-async def test_missing_or_non_object_body_passes() -> None:
-    for state in ({}, {"body": None}, {"body": "text"}, {"body": [1]}, "plain", None):
-        assert await validate("name: string", state) == state
+async def test_every_rule_of_a_one_line_schema_is_applied() -> None:
+    config = "{ name: string(1..60), age: number }"
+    assert await validate(config, {"body": {"name": "a", "age": "x"}}) == envelope(
+        "age", "required", "Field 'age' is required and must be a number")
+
+
+@pytest.mark.parametrize(("body", "kind"), [
+    (None, "null"), ([], "array"), ([{"name": "a"}], "array"), ("x", "string"),
+    (3, "number"), (True, "boolean")])
+async def test_a_body_that_is_not_an_object_fails(body: JSON, kind: str) -> None:
+    assert await validate("name: string", {"body": body}) == envelope(
+        "body", "object", f"Request body must be a JSON object, got {kind}")
+
+
+async def test_a_state_without_a_body_fails() -> None:
+    for state in ({}, "plain", None):
+        assert (await validate("name: string", state))["errors"][0]["rule"] == "object"
+    assert (await validate("{}", {"body": []}))["errors"][0]["rule"] == "object"
+    assert await validate("{}", {"body": {}}) == {"body": {}}
 
 
 async def test_success_returns_the_state_and_never_mutates_it() -> None:

@@ -210,3 +210,26 @@ async def test_a_result_too_deep_to_send_back_is_a_limit_error(pool: SandboxPool
     with pytest.raises(SandboxLimit, match="nested too deeply"):
         await run(pool, "deep", 5000)
     assert await run(pool, "echo", 1) == 1
+
+
+async def test_warm_starts_every_worker_before_any_run(pool: SandboxPool) -> None:
+    await pool.warm()
+    assert pool.live == 2
+    pids = set(await asyncio.gather(run(pool, "sleep", 0.3), run(pool, "sleep", 0.3)))
+    assert len(pids) == 2 and pool.live == 2  # the warmed workers ran them: none spawned
+    await pool.warm()  # idempotent
+    assert pool.live == 2
+
+
+@pytest.mark.parametrize(("app", "expected"), [
+    ("GET /a\n  |> lua: `return 1`\n", True),
+    ("GET /a\n  |> jq: `{ a: .params }`\n", False),  # the fast path: never a worker
+    ("GET /a\n  |> jq: `[.[] | test(\"x\")]`\n", True),  # libjq
+    ("GET /a\n  |> jq: `.x` @guard(`.query | test(\"y\")`)\n", True),
+])
+def test_an_app_uses_the_sandbox_when_a_step_may_need_it(app: str, expected: bool) -> None:
+    from webpipe.program import program_from_text
+    from webpipe.server import build_served
+
+    env = build_served(program_from_text(app)).env
+    assert env.uses_sandbox() is expected

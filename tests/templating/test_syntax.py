@@ -84,3 +84,21 @@ def test_positions_are_one_based_lines_and_columns() -> None:
     with pytest.raises(TemplateSyntaxError) as info:
         Environment().compile("ok\n  bad {{#each}}\n")
     assert (info.value.line, info.value.column) == (2, 7)
+
+
+def test_nesting_is_bounded_and_everything_below_the_bound_renders() -> None:
+    """Deep blocks were a RecursionError at load (found by hunting for tracebacks, issue 22)."""
+    from webpipe.templating.exprs import MAX_NESTING
+    deepest = "{{#if x}}" * (MAX_NESTING - 1) + "y" + "{{/if}}" * (MAX_NESTING - 1)
+    assert render(deepest, {"x": True}) == "y"
+    chain = "{{#if a}}" + "{{else if b}}" * (MAX_NESTING - 2) + "{{else}}z{{/if}}"
+    assert render(chain, {}) == "z"
+    for text in ("{{#each x}}" * 3000 + "{{/each}}" * 3000,
+                 "{{#if a}}" + "{{else if b}}" * 3000 + "{{/if}}",
+                 "{{#> p}}" * 500 + "{{/p}}" * 500, "{{^x}}" * 500 + "{{/x}}" * 500):
+        with pytest.raises(TemplateSyntaxError, match="nested more than 100 levels deep"):
+            render(text, {})
+    nested = "{{lookup " + "(lookup " * (MAX_NESTING - 1) + "x" + " y)" * (MAX_NESTING - 1) + " y}}"
+    assert render(nested, {}) == ""
+    with pytest.raises(TemplateSyntaxError, match="sub-expressions nested more than 100"):
+        render("{{lookup " + "(lookup " * 3000 + "x" + " y)" * 3000 + "}}", {})

@@ -37,7 +37,9 @@ def end_request(ctx: RequestContext, env: Env, status: int) -> list[asyncio.Task
         return []
     tasks.close()
     if tasks.background and 200 <= status < 300:
-        return start_background(tasks.background, env, ctx)
+        from webpipe.jobs.enqueue import enqueue_later
+
+        return enqueue_later(ctx, env) + start_background(tasks.background, env, ctx)
     return []
 
 
@@ -74,7 +76,7 @@ async def run_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, in
     finally:
         held.release()
     if is_failure(value):
-        await _failed(plan, state, env, ctx, info, value, attempts)
+        await failed_step(plan, state, env, ctx, info, value, attempts)
     end_request(ctx, env, 500 if is_failure(value) else 200)  # tasks the step started
     return value
 
@@ -89,7 +91,7 @@ async def _attempts(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
                           tags.retry or 0)
 
 
-async def _failed(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, info: TaskInfo,
+async def failed_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, info: TaskInfo,
                   value: Any, attempts: int) -> None:
     span = plan.step.span
     problem = failure_text(value)

@@ -85,7 +85,7 @@ async def run_dispatch(step: n.DispatchStep, out: Outcome, env: Env, ctx: Reques
 def selector_path(selector: str) -> list[str | int]:
     """`cart.lines`, `.items`, `rows.0` → path segments; `.` or empty → the state itself."""
     parts = [p for p in selector.lstrip(".").split(".") if p != ""]
-    return [int(p) if p.isdigit() else p for p in parts]
+    return [int(p) if p.isascii() and p.isdigit() and len(p) < 19 else p for p in parts]
 
 
 def get_path(value: Any, path: list[str | int]) -> Any:

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from webpipe.sandbox.pool import SandboxPool
 
 
+# middleware whose every run may go to a sandbox worker (spec/sandbox.md)
+SANDBOXED_MIDDLEWARE = frozenset({"lua", "js"})
+
+
 @dataclass(eq=False)
 class Env:
     """Everything a request needs that does not change between requests."""
@@ -103,6 +107,16 @@ class Env:
 
             self._sandbox = SandboxPool(self.limits.sandbox_workers)
         return self._sandbox
+
+    def uses_sandbox(self) -> bool:
+        """Whether some step may run on a sandbox worker: a Lua or JavaScript step, or a jq
+        program outside the fast path (a step's, an inline argument's or a guard's)."""
+        programs: list[object] = [*self.guards.values()]
+        for plan in self.plans.values():
+            if plan.name in SANDBOXED_MIDDLEWARE:
+                return True
+            programs.extend((plan.prepared, *plan.args))
+        return any(isinstance(p, JqProgram) and not p.fast for p in programs)
 
     # ---- lookups --------------------------------------------------------------------
 

@@ -40,6 +40,10 @@ class TaskTags:
     dedup_key: str | None = None  # `@dedup(`jq`)`: an explicit key
     detached: bool = False
     on_error: str | None = None  # `@onError(pipeline)`
+    first: bool = False  # `join … @first`: the first success wins
+    hedge: tuple[int, int] | None = None  # `@hedge(n, ms)`: copies, delay before each next
+    hedge_unsafe: bool = False  # `@hedge(n, ms, idempotent)`: the author vouches for it
+    durable: bool = False  # `@durable`: a `@background` step run as a Postgres job
 
 
 @dataclass(eq=False)
@@ -55,7 +59,7 @@ class StepPlan:
     args: tuple[JqProgram, ...] = ()
     arg_error: str | None = None
     prepare_error: str | None = None
-    prepare_span: Span | None = None  # the error's place in the config, when known
+    prepare_span: Span | None = None  # where in the config the error is, when the step knows
     callee: n.NamedPipeline | None = None
     join_names: tuple[str, ...] = ()
     tags: TaskTags = field(default_factory=TaskTags)
@@ -80,9 +84,9 @@ def task_tags(expr: n.TagExpr | None) -> TaskTags:
                 tags.result_name = one
             case "error" if one and tags.error_name is None:
                 tags.error_name = one
-            case "timeout" if one and one.isdigit() and tags.timeout_ms is None:
+            case "timeout" if one and is_count(one) and tags.timeout_ms is None:
                 tags.timeout_ms = int(one)
-            case "retry" if one and one.isdigit() and tags.retry is None:
+            case "retry" if one and is_count(one) and tags.retry is None:
                 tags.retry = int(one)
             case "background":
                 tags.background = True
@@ -93,9 +97,32 @@ def task_tags(expr: n.TagExpr | None) -> TaskTags:
                 tags.dedup_key = tags.dedup_key or one
             case "detached":
                 tags.detached = True
+            case "durable":
+                tags.durable = True
             case "onError" if one and tags.on_error is None:
                 tags.on_error = one
+            case "first":
+                tags.first = True
+            case "hedge" if tags.hedge is None and hedge_args(tag.args) is not None:
+                tags.hedge = hedge_args(tag.args)
+                tags.hedge_unsafe = tuple(tag.args[2:]) == ("idempotent",)
     return tags
+
+
+def is_count(text: str) -> bool:
+    """A tag's whole number: ASCII digits (`int()` also reads other scripts' digits and
+    `isdigit()` accepts `²`, which `int()` refuses), at most nine of them."""
+    return text.isascii() and text.isdigit() and len(text) <= 9
+
+
+def hedge_args(args: list[str] | tuple[str, ...]) -> tuple[int, int] | None:
+    """`@hedge(n, ms[, idempotent])`: (copies, delay in ms), or None when malformed."""
+    if len(args) not in (2, 3) or not all(is_count(a) for a in args[:2]):
+        return None
+    if len(args) == 3 and args[2] != "idempotent":
+        return None
+    copies, delay = int(args[0]), int(args[1])
+    return (copies, delay) if copies >= 1 else None
 
 
 def walk_tags(expr: n.TagExpr | None) -> list[n.Tag]:
@@ -141,8 +168,7 @@ def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
     try:
         plan.prepared = mw.prepare(plan.config, plan.step.span)
     except ConfigError as exc:
-        plan.prepare_error = exc.message
-        plan.prepare_span = exc.span if exc.span != plan.step.span else None
+        plan.prepare_error, plan.prepare_span = exc.message, exc.span
         return
     plan.run_sync = getattr(mw, "run_sync", None)
 

@@ -63,15 +63,15 @@ class TaskInfo:
 
     route: str  # route template ("GET /users/:id"), or "script"/"test"
     name: str  # the declared task name; "" for a plain `@background` step
-    kind: str  # "async" | "background" | "dedup" | "internal"
+    kind: str  # "async" | "background" | "dedup" | "hedge" | "internal"
     location: str  # "app.wp:12"
 
     @property
     def label(self) -> str:
         if self.kind == "background":
             tag = f"@background @async({self.name})" if self.name else "@background"
-        elif self.kind == "dedup":
-            tag = "@dedup"
+        elif self.kind in ("dedup", "hedge"):
+            tag = f"@{self.kind}"
         elif self.kind == "internal":
             return self.name
         else:

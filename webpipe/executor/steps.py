@@ -7,18 +7,18 @@ This is spec/language.md §4.2 in order. Middleware calls go through the request
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError, StepError, WebpipeError
+from webpipe.executor.hedge import hedged
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.jqrun import first_sync, resolving
 from webpipe.executor.plan import StepPlan, SyncRun
 from webpipe.executor.process_tasks import TaskInfo
-from webpipe.executor.retry import is_failure, retrying, timeout_envelope, with_attempts
+from webpipe.executor.retry import bounded, is_failure, retrying, with_attempts
 from webpipe.executor.singleflight import dedup_key, single_flight
 from webpipe.executor.state import (
     JSON_CT,
@@ -90,14 +90,9 @@ async def _guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
     ms = plan.tags.timeout_ms if plan.kind != "join" else None
 
     async def attempt() -> StepResult:
-        work = invoke_step(plan, state, target, env, ctx)
-        if ms is None:
-            return await work
-        try:
-            async with asyncio.timeout(ms / 1000):
-                return await work
-        except TimeoutError:
-            return StepResult(timeout_envelope(ms, plan.name, plan.location))
+        out = await bounded(invoke_step(plan, state, target, env, ctx), ms, plan.name,
+                            plan.location)
+        return out if isinstance(out, StepResult) else StepResult(out)  # the envelope
 
     retries = plan.tags.retry or 0
     result: StepResult
@@ -252,7 +247,7 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
 def _sync_run(plan: StepPlan, ctx: RequestContext) -> SyncRun | None:
     """The step's `run_sync` when it may be used: the invoker is the real one (the test
     runner's answers mocks in `invoke`) and `@dedup` does not share the call."""
-    if ctx.invoker is REAL_INVOKER and not plan.tags.dedup:
+    if ctx.invoker is REAL_INVOKER and not plan.tags.dedup and plan.tags.hedge is None:
         return plan.run_sync
     return None
 
@@ -286,12 +281,19 @@ def _failure(plan: StepPlan, exc: Exception) -> StepResult:
 
 async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: RequestContext,
                             ) -> StepResult:
-    """Call the middleware through the request's invoker; `@dedup` shares identical calls."""
-    if not plan.tags.dedup:
+    """Call the middleware through the request's invoker; `@hedge` races copies of the
+    call, `@dedup` shares identical calls (a shared call is hedged once)."""
+    async def once() -> StepResult:
         return await ctx.invoker.invoke(plan, state, call)
+
+    async def hedging() -> StepResult:
+        return await hedged(plan, state, call, ctx, once)
+
+    work = once if plan.tags.hedge is None else hedging
+    if not plan.tags.dedup:
+        return await work()
     info = TaskInfo(ctx.route_label, "", "dedup", plan.location)
-    result: StepResult = await single_flight(dedup_key(plan, state, call), info,
-                                             lambda: ctx.invoker.invoke(plan, state, call))
+    result: StepResult = await single_flight(dedup_key(plan, state, call), info, work)
     return result
 
 

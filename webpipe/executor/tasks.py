@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError
 from webpipe.executor.background import end_request
+from webpipe.executor.fanin import first_join, note_join, status_of
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.retry import is_failure, retrying, with_attempts
 from webpipe.executor.slots import CapacityError, given_back, take_slots
@@ -76,17 +77,22 @@ class TaskRegistry:
             raise HardError(plan.missing, span=plan.step.span)
         wanted = [(name, self.handles.pop(name)[0]) for name in plan.join_names
                   if name in self.handles]
+        if plan.tags.first:
+            async with given_back():
+                return await first_join(plan, state, wanted, ctx)
         async with given_back():
             results, failed, late = await _await_all(wanted, plan)
         previous = state.get("async") if isinstance(state, dict) else None
         merged = {**previous, **results} if isinstance(previous, dict) else results
+        status = status_of(results)
+        note_join(ctx, status["complete"])
         if failed is not None or late is not None:
             return StepResult(_failfast_envelope(plan, results, failed, late, merged))
         rejected = next((n for n, v in results.items() if error_type(v) == "capacityError"),
                         None)
         if rejected is not None:  # the task never ran: the join cannot give its result
             return StepResult(_failfast_envelope(plan, results, rejected, None, merged))
-        return StepResult({"async": merged})
+        return StepResult({"async": merged, "asyncStatus": status})
 
     def close(self) -> None:
         """The request (or task) ended: tasks nobody joined have their failures logged."""

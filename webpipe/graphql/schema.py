@@ -71,8 +71,11 @@ def _build(env: Env) -> GraphqlRuntime | None:
     errors = validate_sdl(document)
     if errors:
         raise sdl.load_error(errors)
-    schema = with_builtin_id(build_ast_schema(document, assume_valid_sdl=True))
-    errors = validate_schema(schema)
+    try:
+        schema = with_builtin_id(build_ast_schema(document, assume_valid_sdl=True))
+        errors = validate_schema(schema)
+    except GraphQLError as exc:  # e.g. a directive argument of the wrong type
+        errors = [exc]
     if errors:
         raise sdl.load_error(list(errors))
     _bind_resolvers(env, schema)
@@ -136,7 +139,8 @@ class _SdlSet:
     def load_error(self, errors: list[GraphQLError]) -> LoadError:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return LoadError(f"GraphQL initialization failed: {first.message}{more}",
+        message = first.message.partition("\n")[0]  # some carry their own printed excerpt
+        return LoadError(f"GraphQL initialization failed: {message}{more}",
                          span=self.span_of_error(first))
 
     def span_of_error(self, error: GraphQLError) -> Span:

@@ -159,7 +159,8 @@ def _shortest_digits(d: float) -> tuple[str, int]:
 def literal_value(text: str) -> Number | None:
     """The Python value of a program or `tonumber` literal, keeping libjq's text when the
     value's own repr would print differently; None when that cannot be done exactly."""
-    if _INTEGER.fullmatch(text) and canonical_literal(text) == str(int(text)):
+    # (int() refuses 4300 digits; a literal that long is no exact integer for libjq anyway)
+    if len(text) <= 400 and _INTEGER.fullmatch(text) and canonical_literal(text) == str(int(text)):
         return int(text)
     try:
         value = float(text)

@@ -58,6 +58,14 @@ TAG_DOCS: dict[str, str] = {
     "detached": "`@detached` with `@async(name)`: a fire-and-forget task that is never joined.",
     "onError": "`@onError(pipeline)` with `@background`: call the pipeline when the step "
                "failed after its last attempt.",
+    "first": "`@first` on `join`: the first task to succeed wins (`.asyncStatus.winner`); "
+             "the others are cancelled.",
+    "hedge": "`@hedge(n, ms)` on `fetch`: send an identical copy when no answer came within "
+             "ms, up to n; the first success wins (`idempotent` as a third argument allows "
+             "POST).",
+    "durable": "`@durable` with `@background`: a Postgres job, written before the 2xx and run "
+               "at least once by `webpipe serve` or `webpipe worker` (sees `.job.id`, "
+               "`.job.attempt`).",
 }
 
 FLOW_DOCS: dict[str, str] = {

@@ -10,7 +10,6 @@ or lupa unless a program uses them.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 
 from webpipe.errors import ConfigError
 from webpipe.middleware.base import Middleware, MiddlewareHost
@@ -52,6 +51,10 @@ class Registry:
         self.table: dict[str, str | type[Middleware]] = dict(table or BUILTIN_MIDDLEWARE)
         self.instances: dict[str, Middleware] = {}
         if plugins:
+            # imported here: a sandbox worker imports middleware modules (lua_state) and
+            # should not pay for importlib.metadata (~40-180 ms) on every start
+            from importlib.metadata import entry_points
+
             for ep in entry_points(group=ENTRY_POINT_GROUP):
                 self.register(ep.name, ep.value, replace=False, origin=f"plugin {ep.value}")
 

@@ -437,7 +437,7 @@ class SchemaParser:
 def _usize(text: str, raw: str) -> int:
     # Rust's `usize::from_str`: optional `+`, ASCII digits only
     digits = text.removeprefix("+")
-    if not digits or not all(_is_digit(ch) for ch in digits):
+    if not digits or len(digits) > 18 or not all(_is_digit(ch) for ch in digits):
         raise SchemaError(f"invalid string range '{raw}'")
     return int(digits)
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from webpipe.limits import Limits, limits_of
 from webpipe.source import Span
 
 if TYPE_CHECKING:
     from webpipe.executor.context import RequestContext
-    from webpipe.limits import Limits
     from webpipe.sandbox.pool import SandboxPool
 
 JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
@@ -127,8 +127,17 @@ class BaseMiddleware:
     wraps_data: ClassVar[bool] = False
     content_type: ClassVar[str] = "application/json"
 
+    _limits: Limits | None = None
+
     def __init__(self, host: MiddlewareHost) -> None:
         self.host = host
+
+    @property
+    def limits(self) -> Limits:
+        """The app's `config limits` (read on first use: the host is complete by then)."""
+        if self._limits is None:
+            self._limits = limits_of(self.host)
+        return self._limits
 
     def prepare(self, config: str, span: Span | None) -> object:
         return config

@@ -28,7 +28,6 @@ from typing import ClassVar
 import aiohttp
 
 from webpipe.errors import StepError
-from webpipe.limits import Limits, limits_of
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -37,6 +36,7 @@ from webpipe.middleware.base import (
     StepCall,
     StepResult,
 )
+from webpipe.middleware.breaker import BreakerSet, open_breakers, through
 from webpipe.source import Span
 from webpipe.wire import (
     MAX_JSON_CONTAINERS,
@@ -97,18 +97,13 @@ class FetchMiddleware(BaseMiddleware):
         super().__init__(host)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._limits: Limits | None = None
-
-    @property
-    def limits(self) -> Limits:
-        """The app's `config limits` (read on first use: the host is complete by then)."""
-        if self._limits is None:
-            self._limits = limits_of(self.host)
-        return self._limits
+        self._breakers: BreakerSet | bool | None = False  # False: not read yet
 
     def prepare(self, config: str, span: Span | None) -> FetchConfig:
         # A literal URL is not rejected here: `fetchUrl` in the state may replace it, and a bad
         # URL is a branchable networkError at run time, as in the reference (spec/fetch.md).
+        if self._breakers is False:  # a bad breaker backend is a load-time error
+            self._breakers = open_breakers(self.host.config_block("fetch"), span)
         return FetchConfig(config.strip())
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
@@ -123,6 +118,12 @@ class FetchMiddleware(BaseMiddleware):
         # middleware.md §3.3: without a target the payload replaces `.data` on a state copy
         base = state if isinstance(state, dict) else {}
         return StepResult({**base, "data": payload})
+
+    def hedge_method(self, state: JSON, prepared: object, call: StepCall) -> str:
+        """`@hedge`: the method this call would send (only idempotent ones are hedged)."""
+        assert isinstance(prepared, FetchConfig)
+        return (request_from_args(call.args) if call.args
+                else request_from_state(state, prepared.url)).method
 
     def dedup_identity(self, state: JSON, prepared: object, call: StepCall,
                        ) -> tuple[JSON, JSON]:
@@ -139,6 +140,14 @@ class FetchMiddleware(BaseMiddleware):
         return sent, [[k, v] for k, v in headers if _is_credential(k)]
 
     async def send(self, request: FetchRequest) -> dict[str, JSON]:
+        """Perform one request through the host's circuit breaker, when configured."""
+        if self._breakers is False:
+            self._breakers = open_breakers(self.host.config_block("fetch"))
+        if self._breakers is None or self._breakers is True or not request.url:
+            return await self.send_now(request)
+        return await through(self._breakers, request.url, lambda: self.send_now(request))
+
+    async def send_now(self, request: FetchRequest) -> dict[str, JSON]:
         """Perform one request; the success payload or a domain error envelope."""
         if not request.url:
             return error_envelope("networkError", "Missing URL for fetch middleware")
@@ -182,6 +191,9 @@ class FetchMiddleware(BaseMiddleware):
 
     async def aclose(self) -> None:
         """Close the shared session (app shutdown); a later request opens a new one."""
+        breakers, self._breakers = self._breakers, False
+        if breakers is not None and not isinstance(breakers, bool):
+            await breakers.aclose()
         session, self._session, self._loop = self._session, None, None
         if session is not None and not session.closed:
             await session.close()

@@ -2,29 +2,29 @@
 
 Spec: spec/middleware.md §5 (our decisions: spec/lua.md). `prepare()` checks the chunk's
 syntax once at load and finds the request keys it reads. `run_sync()` runs the chunk on the
-loop thread under a CPU budget (`INLINE_BUDGET`, checked by a Lua count hook): a thread hop
-costs more than a small chunk's whole run. A chunk that goes over the budget, or calls
-`executeSql`, is abandoned (its flag writes are dropped) and `run()` reruns it with
-`asyncio.to_thread` on snapshots of flags and conditions; that chunk runs on a worker from
-then on. Each thread has its own
-`LuaState` (lupa runtimes are not thread-safe, so a state never leaves the thread that
-created it). Each run gets a fresh sandbox table whose lookups fall through to the state's
-globals. `executeSql` hops back to the loop with `run_coroutine_threadsafe` and blocks the
-worker until pg answers. Flag/condition writes are collected in the `Binding` and applied on
-the loop afterwards.
+event loop under a small CPU and memory budget (a process round trip costs more than a small
+chunk's whole run). A chunk that goes over it, or calls `executeSql`, is abandoned (nothing
+of it is kept) and `run()` redoes it in a sandbox worker process (`webpipe.sandbox`, handler
+`lua_handler.py`) under the app's `luaTimeoutMs` / `luaMemoryMb` (a step's `@timeout(ms)`
+overrides the time); that chunk goes to a worker from then on. A worker can be killed, so
+no script keeps a thread or the loop: the pool's size bounds the runs in flight, the others
+wait within their deadline. `executeSql` in a worker calls back to this process, which runs
+it through the `pg` middleware. Flag and condition writes come back with the answer and are
+applied here. `lua_state.py` holds the runtime and the bounds of one run.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import os
 import re
 import threading
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
+import orjson
 from lupa import lua54
 
 from webpipe.errors import ConfigError, StepError, WebpipeError
@@ -38,8 +38,17 @@ from webpipe.middleware.base import (
     StepCall,
     StepResult,
 )
-from webpipe.middleware.lua_convert import from_flat, json_to_lua, lua_to_json
-from webpipe.middleware.lua_prelude import PRELUDE
+from webpipe.middleware.lua_state import (
+    Binding,
+    Budget,
+    LuaChunk,
+    LuaState,
+    RunElsewhere,
+    ScriptsTooHeavy,
+    SqlOutcome,
+    _text,
+)
+from webpipe.sandbox.pool import SandboxError, SandboxMemory, SandboxTimeout
 from webpipe.source import Span
 
 _CONTEXT_NAME = re.compile(r"\bcontext\b")
@@ -47,11 +56,19 @@ _REQUEST_NAME = re.compile(r"\brequest\b")
 _FIELD = re.compile(r"\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 # names through which a chunk can reach a global by a computed name
 _DYNAMIC_GLOBALS = re.compile(r"\b(?:_ENV|_G|load)\b")
-_SLICE = 4096  # items per call when a long result is read back in pieces
-# CPU seconds a chunk may run on the event loop before it is moved to a worker thread
+# CPU seconds a chunk may run on the event loop before it is redone in a worker
 INLINE_BUDGET = 0.001
-SqlOutcome = tuple[JSON, str | None]  # (result, error text), like executeSql's two values
-
+# JSON size of an input past which a run goes straight to a worker: building its Lua tables
+# costs ~40 ms per MB on the loop
+INLINE_INPUT_BYTES = 256 * 1024
+# past the deadline the worker's own hook stops the run; the pool kills it this much later
+# (a run stuck in C code, e.g. a pattern match, where no hook fires)
+KILL_GRACE_S = 0.25
+# how much earlier than a step's @timeout(ms) the worker's own hook stops the run, so that
+# it answers before the executor's cut (spec/tasks.md) and the worker lives on
+STEP_TIMEOUT_LEAD_S = 0.05
+# address space a worker needs beyond the Lua heap (Python, conversions of the result)
+WORKER_OVERHEAD_MB = 64
 
 
 def request_keys(source: str) -> frozenset[str] | None:
@@ -71,173 +88,16 @@ def request_keys(source: str) -> frozenset[str] | None:
     return frozenset(keys)
 
 
-def _deny_attributes(obj: object, name: object, is_setting: bool) -> NoReturn:
-    # No Python object should reach a script; if one does, it must not expose __globals__ etc.
-    raise AttributeError("Python attributes are not accessible from Lua")
-
-
 class SqlExecutor(Protocol):
     """What `host.middleware("pg")` must offer for `executeSql` (spec/lua.md "executeSql")."""
 
     async def execute_sql(self, sql: str, params: list[JSON]) -> dict[str, JSON]: ...
 
 
-SqlCall = Callable[[str, "list[JSON] | None"], Coroutine[Any, Any, SqlOutcome]]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class LuaChunk:
-    """A prepared `lua` step: the checked source (hashed by identity for per-state caches)."""
-
-    source: str
-    # converting `$context` costs more than a small chunk's run; skip it when the name
-    # does not occur in the source (only a computed `_ENV["con".."text"]` could miss it)
-    uses_context: bool = True
-    # the only top-level keys of the input the chunk can read (None: maybe any)
-    request_keys: frozenset[str] | None = None
-
-
-@dataclass(slots=True)
-class Binding:
-    """One run's view of the request: snapshots to read, writes to apply on the loop."""
-
-    flags: Mapping[str, bool]
-    conditions: Mapping[str, bool]
-    loop: asyncio.AbstractEventLoop
-    execute_sql: SqlCall
-    flag_writes: dict[str, bool] = field(default_factory=dict)
-    condition_writes: dict[str, bool] = field(default_factory=dict)
-    wants_thread: bool = False  # executeSql was called during an inline run
-
-
-class MustRunOnThread(Exception):
-    """An inline run went over its budget or needs `executeSql`: rerun it on a worker."""
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
-
-
-class LuaState:
-    """One Lua runtime with the webpipe globals; only ever used by the thread that made it."""
-
-    def __init__(self, scripts: Mapping[str, str]) -> None:
-        self.lua = lua54.LuaRuntime(
-            encoding=None,
-            register_eval=False,
-            register_builtins=False,
-            unpack_returned_tuples=True,
-            attribute_filter=_deny_attributes,
-        )
-        self.binding: Binding | None = None
-        self._compiled: dict[LuaChunk, Any] = {}
-        hooks = self.lua.table_from({
-            b"get_flag": self._get_flag, b"set_flag": self._set_flag,
-            b"get_when": self._get_when, b"set_when": self._set_when,
-            b"get_env": _get_env, b"execute_sql": self._execute_sql,
-        })
-        names = sorted(scripts)
-        sources = self.lua.table_from({n.encode(): scripts[n].encode() for n in names})
-        init, self._compile, self._run, self._slice = self.lua.execute(
-            PRELUDE, hooks, sources, self.lua.table_from([n.encode() for n in names])
-        )
-        failed = init()
-        if failed is not None:
-            name, err = failed
-            raise StepError(f"Lua script '{_text(name)}' execution error: {_text(err)}")
-
-    def run(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
-            budget: float | None = None) -> JSON:
-        """Run `chunk` with `request = state`; a Lua error raises `StepError`.
-
-        With a `budget` (CPU seconds) the run is on the event loop: going over it, or calling
-        `executeSql`, abandons the run with `MustRunOnThread` (nothing of it is kept)."""
-        fn = self._compiled.get(chunk)
-        if fn is None:
-            fn = self._compiled[chunk] = self._compile_chunk(chunk)
-        if chunk.request_keys is not None and type(state) is dict:
-            state = {key: state[key] for key in chunk.request_keys if key in state}
-        self.binding = binding
-        try:
-            lua_context = None if context is None else json_to_lua(self.lua, context)
-            out = self._run(fn, json_to_lua(self.lua, state), lua_context, budget)
-            if out[1] or binding.wants_thread:
-                raise MustRunOnThread
-            if not out[0]:
-                raise StepError(f"Lua execution error: {_text(out[2])}")
-            count, table = out[2], out[3]
-            if table is False:
-                return from_flat(out, 4)
-            flat: list[Any] = []
-            for start in range(1, count + 1, _SLICE):
-                flat.extend(self._slice(table, start, min(count, start + _SLICE - 1)))
-            return from_flat(flat, 0)
-        finally:
-            self.binding = None
-
-    def _compile_chunk(self, chunk: LuaChunk) -> Any:
-        result = self._compile(chunk.source.encode())
-        fn, err = result if isinstance(result, tuple) else (result, None)
-        if fn is None:  # prepare() checked the syntax, so this is not expected
-            raise StepError(f"Lua execution error: {_text(err)}")
-        return fn
-
-    def _current(self) -> Binding:
-        assert self.binding is not None, "Lua hook called outside a run"
-        return self.binding
-
-    def _get_flag(self, name: bytes) -> bool:
-        return bool(self._current().flags.get(_text(name), False))
-
-    def _set_flag(self, name: bytes, value: bool) -> None:
-        self._current().flag_writes[_text(name)] = value
-
-    def _get_when(self, name: bytes) -> bool:
-        return bool(self._current().conditions.get(_text(name), False))
-
-    def _set_when(self, name: bytes, value: bool) -> None:
-        self._current().condition_writes[_text(name)] = value
-
-    def _execute_sql(self, sql: bytes, params: Any, count: int) -> tuple[Any, bytes | None]:
-        binding = self._current()
-        values = None if params is False else [lua_to_json(params[i]) for i in range(1, count + 1)]
-        if _on_loop_thread(binding.loop):  # .result() below would deadlock the loop
-            binding.wants_thread = True  # the run is abandoned and redone on a worker
-            return None, b"executeSql cannot run on the event loop thread"
-        future = asyncio.run_coroutine_threadsafe(
-            binding.execute_sql(_text(sql), values), binding.loop
-        )
-        # a hook must never raise: the exception object would reach the script as userdata
-        try:
-            result, err = future.result()
-            if err is None:
-                return json_to_lua(self.lua, result), None
-        except Exception as exc:
-            err = f"executeSql failed: {exc}"
-        return None, err.encode()
-
-
 def _request_view(call: StepCall, chunk: LuaChunk) -> tuple[RequestContext, JSON]:
     """The request's context (a blank one outside a request) and the chunk's `context`."""
     ctx = call.ctx if call.ctx is not None else RequestContext()
     return ctx, ctx.context_json() if chunk.uses_context else None
-
-
-def _apply_writes(ctx: RequestContext, binding: Binding) -> None:
-    ctx.flags.update(binding.flag_writes)
-    ctx.conditions.update(binding.condition_writes)
-
-
-def _get_env(name: bytes) -> bytes | None:
-    value = os.environ.get(_text(name))
-    return None if value is None else value.encode()
-
-
-def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
 
 
 def scripts_dir() -> Path:
@@ -260,6 +120,40 @@ def load_scripts(directory: Path) -> dict[str, str]:
     return scripts
 
 
+def _input_of(chunk: LuaChunk, state: JSON) -> JSON:
+    """What the chunk gets as `request`: only the top-level keys it can read, when known."""
+    if chunk.request_keys is not None and type(state) is dict:
+        return {key: state[key] for key in chunk.request_keys if key in state}
+    return state
+
+
+def _too_big_for_the_loop(state: JSON, context: JSON) -> bool:
+    """Whether converting the input to Lua would hold the event loop too long (~40 ms per
+    MB): measured by its JSON size, ~1 µs for a usual request."""
+    try:
+        size = len(orjson.dumps(state))
+        if context is not None:
+            size += len(orjson.dumps(context))
+    except TypeError:  # not orjson's JSON (an integer past 64 bits): small in practice
+        return False
+    return size > INLINE_INPUT_BYTES
+
+
+def _run_seconds(step_ms: int | None, default_ms: int) -> float:
+    """A worker run's time: `luaTimeoutMs`, or the step's @timeout(ms) a little early: the
+    executor also cuts the step at its @timeout (spec/tasks.md), which cancels the run and
+    kills its worker (a respawn for the next run); the worker's own hook answers first."""
+    if step_ms is None:
+        return default_ms / 1000
+    return max(0.0, step_ms / 1000 - STEP_TIMEOUT_LEAD_S)
+
+
+def _apply_writes(ctx: RequestContext, flags: Mapping[str, bool],
+                  conditions: Mapping[str, bool]) -> None:
+    ctx.flags.update(flags)
+    ctx.conditions.update(conditions)
+
+
 class LuaMiddleware(BaseMiddleware):
     """`|> lua: `...`` — see the module docstring."""
 
@@ -268,11 +162,17 @@ class LuaMiddleware(BaseMiddleware):
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)
         self.scripts = load_scripts(scripts_dir())  # read once at startup (§5.1)
-        self._local = threading.local()
+        self._scripts_id = hashlib.sha256(repr(sorted(self.scripts.items())).encode()
+                                          ).hexdigest()[:16]
+        self._inline_budget = Budget(self.limits.lua_timeout_ms, self.limits.lua_memory_mb,
+                                     inline_cpu=INLINE_BUDGET)
+        self._local = threading.local()  # the inline state (the loop thread's)
         self._checker_lock = threading.Lock()
         self._checker: Any = None
-        # chunks that went over the inline budget or call executeSql: always on a worker
-        self._on_thread: set[LuaChunk] = set()
+        # chunks that went over the inline budget or call executeSql: always in a worker
+        self._in_worker: set[LuaChunk] = set()
+        # the scripts directory is too heavy to load on the loop: every chunk runs in workers
+        self._workers_only = False
 
     def prepare(self, config: str, span: Span | None) -> LuaChunk:
         """Check the chunk's syntax once, at load time."""
@@ -282,7 +182,7 @@ class LuaMiddleware(BaseMiddleware):
         chunk = LuaChunk(config, uses_context=_CONTEXT_NAME.search(config) is not None,
                          request_keys=request_keys(config))
         if "executeSql" in config:  # known up front: skip the inline attempt
-            self._on_thread.add(chunk)
+            self._in_worker.add(chunk)
         return chunk
 
     def input_keys(self, prepared: object) -> frozenset[str] | None:
@@ -293,24 +193,43 @@ class LuaMiddleware(BaseMiddleware):
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         """The inline attempt, on the event loop under `INLINE_BUDGET`; `RunAsync` when the
-        chunk belongs on a worker thread (it then stays there)."""
+        chunk belongs in a worker (it then stays there)."""
         assert isinstance(prepared, LuaChunk), "prepare() output expected"
-        if prepared in self._on_thread:
+        if prepared in self._in_worker or self._workers_only:
             raise RunAsync
         ctx, context = _request_view(call, prepared)
+        state = _input_of(prepared, state)
+        if _too_big_for_the_loop(state, context):
+            raise RunAsync  # converting it to Lua would hold the loop (this input only)
         # an inline run is synchronous: it may read the live flags, no snapshot needed
-        binding = Binding(ctx.flags, ctx.conditions, asyncio.get_running_loop(),
-                          self._execute_sql)
+        binding = Binding(ctx.flags, ctx.conditions)
         try:
-            value = self.run_in_thread(prepared, state, context, binding, INLINE_BUDGET)
-        except MustRunOnThread:
-            self._on_thread.add(prepared)  # nothing of the abandoned run is kept
+            value = self.run_here(prepared, state, context, binding, self._inline_budget)
+        except ScriptsTooHeavy:
+            self._workers_only = True
+            raise RunAsync from None
+        except RunElsewhere:
+            self._in_worker.add(prepared)  # nothing of the abandoned run is kept
             raise RunAsync from None
         except StepError:
-            _apply_writes(ctx, binding)
+            _apply_writes(ctx, binding.flag_writes, binding.condition_writes)
             raise
-        _apply_writes(ctx, binding)
+        if binding.flag_writes or binding.condition_writes:
+            _apply_writes(ctx, binding.flag_writes, binding.condition_writes)
         return StepResult(value)
+
+    def run_here(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
+                 budget: Budget) -> JSON:
+        """Run on the calling thread's own Lua state (made on first use, dropped after a
+        run that changed its shared tables)."""
+        lua_state: LuaState | None = getattr(self._local, "state", None)
+        if lua_state is None:
+            lua_state = self._local.state = LuaState(self.scripts, budget)
+        try:
+            return lua_state.run(chunk, state, context, binding, budget)
+        finally:
+            if lua_state.dirty:
+                self._local.state = None
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         try:
@@ -319,24 +238,47 @@ class LuaMiddleware(BaseMiddleware):
             pass
         assert isinstance(prepared, LuaChunk)
         ctx, context = _request_view(call, prepared)
-        binding = Binding(dict(ctx.flags), dict(ctx.conditions), asyncio.get_running_loop(),
-                          self._execute_sql)
-        try:
-            return StepResult(await asyncio.to_thread(self.run_in_thread, prepared, state,
-                                                      context, binding))
-        finally:
-            _apply_writes(ctx, binding)
+        answer = await self._run_in_worker(prepared, state, context, ctx, call.timeout_ms)
+        _apply_writes(ctx, answer.get("flags") or {}, answer.get("conditions") or {})
+        if "error" in answer:
+            raise StepError(str(answer["error"]), error_type=answer.get("type"))
+        return StepResult(answer.get("value"))
 
-    def run_in_thread(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
-                      budget: float | None = None) -> JSON:
-        """Run on the calling thread's own Lua state (created on first use)."""
-        lua_state: LuaState | None = getattr(self._local, "state", None)
-        if lua_state is None:
-            lua_state = self._local.state = LuaState(self.scripts)
-        return lua_state.run(chunk, state, context, binding, budget)
+    async def _run_in_worker(self, chunk: LuaChunk, state: JSON, context: JSON,
+                             ctx: RequestContext, timeout_ms: int | None) -> dict[str, Any]:
+        seconds = _run_seconds(timeout_ms, self.limits.lua_timeout_ms)
+        timeout_ms = timeout_ms or self.limits.lua_timeout_ms
+        memory_mb = self.limits.lua_memory_mb
+        payload = {
+            "source": chunk.source, "state": _input_of(chunk, state), "context": context,
+            "flags": dict(ctx.flags), "conditions": dict(ctx.conditions),
+            "scripts": self.scripts, "scripts_id": self._scripts_id,
+            "deadline": time.monotonic() + seconds,
+            "timeout_ms": timeout_ms, "memory_mb": memory_mb,
+        }
+        try:
+            answer = await self.host.sandbox().run(
+                "lua", payload, timeout_s=seconds + KILL_GRACE_S,
+                memory_mb=memory_mb + WORKER_OVERHEAD_MB, callback=self._callback)
+        except SandboxTimeout:
+            raise StepError(f"Lua chunk exceeded its {timeout_ms} ms time budget",
+                            error_type="timeout") from None
+        except SandboxMemory:
+            raise StepError(f"Lua chunk exceeded its {memory_mb} MB memory budget",
+                            error_type="limitError") from None
+        except SandboxError as exc:
+            raise StepError(f"Lua execution error: {exc.message}") from None
+        return cast(dict[str, Any], answer)
+
+    async def _callback(self, name: str, payload: Any) -> Any:
+        """A worker's call back during a run: only `executeSql`."""
+        if name != "executeSql":
+            raise ValueError(f"unknown callback {name!r}")
+        result, err = await self._execute_sql(payload["sql"], payload["params"])
+        return [result, err]
 
     async def aclose(self) -> None:
-        """Drop every thread's Lua state (a run still in flight keeps its own reference)."""
+        """Drop the inline state (the app owns and closes the sandbox workers)."""
         self._local = threading.local()
 
     async def _execute_sql(self, sql: str, params: list[JSON] | None) -> SqlOutcome:

@@ -1,18 +1,26 @@
 """The Lua side of the `lua` middleware: the prelude each `LuaState` runs once (see lua.py).
 
-Kept apart from the Python code that drives it; spec/lua.md describes both.
+Kept apart from the Python code that drives it; spec/lua.md describes both. `SANDBOX` trims
+the standard library and defines the script-facing functions; `lua_guard.GUARD`, appended to
+it, bounds the runs and returns the entry points. `PRELUDE` is the two together.
 """
 
 from __future__ import annotations
 
+from webpipe.middleware.lua_guard import GUARD
+
 # Runs once per Lua state with the real globals. Receives the Python hooks and the scripts
 # directory, trims the standard library (spec/lua.md "Sandbox"), defines the script-facing
 # functions as Lua closures (so no Python object is ever reachable from a script) and
-# returns the three entry points Python needs.
-PRELUDE = r"""
+# leaves the rest to GUARD (one chunk: GUARD uses these locals).
+SANDBOX = r"""
 local hooks, sources, names = ...
 local G = _G
-local rawload, setupvalue, xpcall, pcall = load, debug.setupvalue, xpcall, pcall
+local rawload, setupvalue, rawxpcall, rawpcall = load, debug.setupvalue, xpcall, pcall
+-- the run's budget, managed by lua_guard.GUARD; declared here for `message`
+local clock, limit_at, budget_left, aborting = nil, nil, nil, nil
+-- the running chunk's `_ENV` (nil between runs): what `load` and `require` hand a chunk
+local current_env = nil
 local type, tostring, error, select, setmetatable = type, tostring, error, select, setmetatable
 local getmetatable = getmetatable
 local sethook, cpu_clock = debug.sethook, os.clock
@@ -22,17 +30,21 @@ local real_os = os
 os = {clock = real_os.clock, date = real_os.date, difftime = real_os.difftime,
       getenv = real_os.getenv, time = real_os.time}
 
--- text chunks only: binary chunks (string.dump output) can break the VM's invariants
+-- text chunks only: binary chunks (string.dump output) can break the VM's invariants. The
+-- default environment is the running chunk's own (the real globals outside a run), so a
+-- loaded chunk cannot reach what later runs see.
 function load(chunk, name, mode, ...)
   if select("#", ...) > 0 then return rawload(chunk, name, "t", (...)) end
+  if current_env ~= nil then return rawload(chunk, name, "t", current_env) end
   return rawload(chunk, name, "t")
 end
 
 local function message(err)
+  if aborting then return "" end  -- the run is being stopped: no script code (__tostring)
   if type(err) == "string" or type(err) == "number" then return tostring(err) end
   local mt = getmetatable(err)
   if mt ~= nil and mt.__tostring ~= nil then
-    local ok, text = pcall(tostring, err)
+    local ok, text = rawpcall(tostring, err)
     if ok and type(text) == "string" then return text end
   end
   return "(error object is a " .. type(err) .. " value)"
@@ -68,16 +80,22 @@ function requireScript(name)
   local fn = compiled[name]
   if fn == nil then return nil end
   local value = fn()
-  G[name] = value
+  if current_env ~= nil then current_env[name] = value else G[name] = value end
   return value
 end
 
-local loaded = {string = string, table = table, math = math, utf8 = utf8,
-                coroutine = coroutine, os = os}
+local LIBRARIES = {string = string, table = table, math = math, utf8 = utf8,
+                   coroutine = coroutine, os = os}
+local loaded = {}
+for name, lib in next, LIBRARIES do loaded[name] = lib end
 function require(name)
   name = name_arg("require", name)
   local value = loaded[name]
-  if value ~= nil then return value end
+  if value ~= nil then
+    -- a library: the chunk's own copy of it (see lua_guard "Fresh environment")
+    if current_env ~= nil and LIBRARIES[name] then return current_env[name] end
+    return value
+  end
   local fn = compiled[name]
   if fn == nil then
     error("module '" .. name .. "' not found (only scripts in WEBPIPE_SCRIPTS_DIR)", 2)
@@ -88,20 +106,23 @@ function require(name)
   return value
 end
 
+local loading = ""  -- the script being loaded (named when its loading is stopped)
 local function init_scripts()
   for _, name in ipairs(names) do
+    loading = name
     local fn, err = rawload(sources[name], "@" .. name, "t")
     if fn == nil then return name, err end
     compiled[name] = fn
-    local ok, value = xpcall(fn, message)
+    local ok, value = rawxpcall(fn, message)
     if not ok then return name, value end
     G[name] = value
+    if value == nil then loaded[name] = true else loaded[name] = value end
   end
 end
 
 local function compile(source) return rawload(source, "=lua", "t") end
 
-local sandbox_mt = {__index = G}
+local sandbox_mt = {__metatable = false}  -- its __index is set once the scripts ran
 
 -- The result crosses into Python as one flat tuple (one boundary crossing, not one per table
 -- entry): pairs of (0, scalar), (1, n) + n items for a sequence, (2, n) + n (key, value)
@@ -145,51 +166,6 @@ local function flatten(value, out, n, depth)
   return n
 end
 
--- `budget` (CPU seconds, or nil) bounds a run on the event loop thread: a count hook fires
--- every 10000 instructions; the first firing in a run reads the clock, later ones check it
--- and, once over, raise on every firing until the run unwinds (a script's pcall cannot keep
--- it alive); the caller then reruns on a worker thread. The hook is installed once, by the
--- first budgeted run (only the loop thread's state has them), and is idle between runs.
-local over_budget, budget_left, started, hooked = false, nil, nil, false
-local function budget_hook()
-  if budget_left == nil then return end
-  if over_budget then error("webpipe: inline time budget exceeded", 0) end
-  local now = cpu_clock()
-  if started == nil then
-    started = now
-  elseif now - started > budget_left then
-    over_budget = true
-    error("webpipe: inline time budget exceeded", 0)
-  end
-end
-
--- returns ok, over_budget, then the error message, or the flat result: its length, the
--- table itself when longer than CHUNK (Python reads it with `slice`), else its items
-local function run(fn, request, context, budget)
-  local env = setmetatable({request = request, context = context}, sandbox_mt)
-  env._G = env
-  setupvalue(fn, 1, env)  -- a main chunk's only upvalue is _ENV
-  over_budget = false
-  budget_left, started = budget, nil
-  if budget ~= nil and not hooked then
-    sethook(budget_hook, "", 10000)
-    hooked = true
-  end
-  local ok, value = xpcall(fn, message)
-  setupvalue(fn, 1, G)    -- drop the request's sandbox; stray closures see plain globals
-  local out, n
-  if ok then
-    out = {}
-    ok, n = pcall(flatten, value, out, 0, 0)
-    if not ok then value = message(n) end
-  end
-  budget_left = nil
-  if not ok or over_budget then return false, over_budget, value end
-  if n > CHUNK then return true, false, n, out end
-  return true, false, n, false, unpack(out, 1, n)
-end
-
-local function slice(out, i, j) return unpack(out, i, j) end
-
-return init_scripts, compile, run, slice
 """
+
+PRELUDE = SANDBOX + GUARD

@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Literal
 
 from webpipe.config import config_int
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, resolve_target
-from webpipe.errors import HardError, StepError
-from webpipe.limits import Limits, limits_of
+from webpipe.errors import ConfigError, HardError, StepError
+from webpipe.limits import Limits
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -181,7 +181,10 @@ def _split_params(query: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
     for m in _TOKENS.finditer(query):
         if m.lastgroup == "param":
             pieces.append(query[last:m.start()])
-            slots.append(int(m.group()[1:]))
+            digits = m.group()[1:]
+            if len(digits) > 5 or int(digits) > 65535:  # PostgreSQL's own bound
+                raise ConfigError(f"parameter {m.group()[:12]} is past $65535")
+            slots.append(int(digits))
             last = m.end()
     pieces.append(query[last:])
     return tuple(pieces), tuple(slots)
@@ -320,14 +323,6 @@ class PgMiddleware(BaseMiddleware):
         self._pool: Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
-        self._limits: Limits | None = None
-
-    @property
-    def limits(self) -> Limits:
-        """The app's `config limits` (read on first use: the host is complete by then)."""
-        if self._limits is None:
-            self._limits = limits_of(self.host)
-        return self._limits
 
     @property
     def statement_timeout_ms(self) -> int:

@@ -235,7 +235,9 @@ def _key_text(state: JSON, path: str) -> str:
 
 
 def _index(segment: str) -> int:
-    return int(segment) if segment.isascii() and segment.isdigit() else 1 << 62
+    if segment.isascii() and segment.isdigit() and len(segment) <= 18:
+        return int(segment)
+    return 1 << 62
 
 
 def context_json(decision: Decision, rule: RateLimitRule, key: str) -> dict[str, JSON]:

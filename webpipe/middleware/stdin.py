@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from webpipe.errors import ConfigError, StepError
 from webpipe.middleware.base import JSON, BaseMiddleware, Behavior, StepCall, StepResult
-from webpipe.middleware.validate import rust_lines
 from webpipe.source import Span
 
 if TYPE_CHECKING:
@@ -119,3 +118,14 @@ def decode_json(data: bytes) -> JSON:
 
 def _reject_constant(name: str) -> JSON:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def rust_lines(text: str) -> list[str]:
+    """Rust's `str::lines()`: split on `\\n`, drop one `\\r` before it, no empty last line."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+        return [line.removesuffix("\r") for line in lines]
+    return [line.removesuffix("\r") for line in lines[:-1]] + lines[-1:]

@@ -182,7 +182,10 @@ def open_store(block: Mapping[str, Any] | None, *, block_name: str, prefix: str,
     except ImportError:
         raise ConfigError(f"config {block_name}: the redis backend needs "
                           "`pip install webpipe[redis]`", span=span) from None
-    return RedisStore(url, prefix=prefix)
+    try:
+        return RedisStore(url, prefix=prefix)
+    except ValueError as exc:  # redis-py checks the URL's scheme and parts when it parses it
+        raise ConfigError(f"config {block_name}: bad redis url: {exc}", span=span) from None
 
 
 class StoreMiddleware(BaseMiddleware):
@@ -232,7 +235,8 @@ def parse_pairs(config: str) -> dict[str, str]:
 def parse_uint(text: str) -> int | None:
     """A non-negative integer as Rust's `u64::from_str` reads it (optional `+`), else None."""
     digits = text[1:] if text.startswith("+") else text
-    return int(digits) if digits.isascii() and digits.isdigit() else None
+    # u64 has at most 20 digits (and int() refuses 4300)
+    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 20 else None
 
 
 def parse_bool(text: str) -> bool | None:

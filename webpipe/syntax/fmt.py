@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from webpipe.errors import LoadError
+from webpipe.loader import read_file
 from webpipe.source import Source
 from webpipe.syntax import nodes as n
 from webpipe.syntax.parser import parse
@@ -112,10 +114,10 @@ class Printer:
             case n.IfStep():
                 self.emit(start, ind, "|> if")
                 self.pipeline(step.condition, inner)
-                self.emit(step.then.span.start, inner, "then:")
+                self.emit(_at(step.then_at, step.then), inner, "then:")
                 self.pipeline(step.then, inner + "  ")
                 if step.else_ is not None:
-                    self.emit(step.else_.span.start, inner, "else:")
+                    self.emit(_at(step.else_at, step.else_), inner, "else:")
                     self.pipeline(step.else_, inner + "  ")
                 self.end(step.has_end, step.span.end, ind)
             case n.DispatchStep():
@@ -124,7 +126,7 @@ class Printer:
                     self.emit(case.span.start, inner, f"case {tag_expr(case.condition)}:")
                     self.pipeline(case.pipeline, inner + "  ")
                 if step.default is not None:
-                    self.emit(step.default.span.start, inner, "default:")
+                    self.emit(_at(step.default_at, step.default), inner, "default:")
                     self.pipeline(step.default, inner + "  ")
                 self.end(step.has_end, step.span.end, ind)
             case n.ForeachStep():
@@ -151,23 +153,32 @@ class Printer:
                 self.emit(child.span.start, "  ", mock(child))
 
     def it(self, test: n.It) -> None:
+        """Lets and mocks written before the trigger stay before it, in source order; mocks
+        after it follow the request clauses. Mock order decides which mock wins, so it is
+        never changed (nor is a mock's `with`/`and`)."""
         self.emit(test.span.start, "  ", f'it "{test.name}"')
-        ind = "    "
-        for m in test.mocks:
-            if m.keyword == "with":
-                self.emit(m.span.start, ind, mock(m))
-        for item in test.lets:
-            self.emit(item.span.start, ind, let(item))
-        self.emit(test.trigger.span.start, ind, "when " + trigger(test.trigger))
+        ind, when = "    ", test.trigger.span.start
+        before: list[n.Let | n.Mock] = [*test.lets, *(m for m in test.mocks
+                                                       if m.span.start < when)]
+        before.sort(key=lambda item: item.span.start)
+        for item in before:
+            self.emit(item.span.start, ind, let(item) if isinstance(item, n.Let) else mock(item))
+        self.emit(when, ind, "when " + trigger(test.trigger))
         for index, clause in enumerate(test.clauses):
             self.emit(clause.span.start, ind, request_clause(clause, index == 0))
         for m in test.mocks:
-            if m.keyword == "and":
+            if m.span.start > when:
                 self.emit(m.span.start, ind, mock(m))
         for index, check in enumerate(test.assertions):
             word = "then" if index == 0 else "and"
             self.emit(check.span.start, ind, f"{word} {assertion(check)}")
             self.trailing(check.span.end, check.span.end_line)
+
+
+def _at(keyword_at: int, body: n.Pipeline) -> int:
+    """Where a `then:`/`else:`/`default:` line starts: its keyword when the parser saw
+    it, else its body (comments before that position are printed above the keyword)."""
+    return keyword_at if keyword_at >= 0 else body.span.start
 
 
 def config_value(value: n.ConfigValue) -> str:
@@ -276,10 +287,13 @@ def format_source(source: Source) -> str:
 
 def format_file(path: Path, *, write: bool = True) -> bool:
     """Format `path` in place (unless `write` is False); True when it changed."""
-    text = path.read_text(encoding="utf-8")
+    text = read_file(path)
     formatted = format_source(Source.from_text(str(path), text))
     if formatted == text:
         return False
     if write:
-        path.write_text(formatted, encoding="utf-8")
+        try:
+            path.write_text(formatted, encoding="utf-8")
+        except OSError as exc:
+            raise LoadError(f"cannot write {path}: {exc.strerror or exc}") from None
     return True

@@ -95,6 +95,9 @@ class IfStep:
     else_: Pipeline | None = None
     has_end: bool = False
     span: Span = field(compare=False, repr=False)
+    # offsets of the `then:` and `else:` keywords, so `fmt` keeps comments before them
+    then_at: int = field(default=-1, compare=False, repr=False)
+    else_at: int = field(default=-1, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +113,7 @@ class DispatchStep:
     default: Pipeline | None = None
     has_end: bool = False
     span: Span = field(compare=False, repr=False)
+    default_at: int = field(default=-1, compare=False, repr=False)  # offset of `default:`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

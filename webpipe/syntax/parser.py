@@ -21,6 +21,7 @@ from webpipe.source import Source
 from webpipe.syntax import nodes as n
 from webpipe.syntax.driver import Driver
 from webpipe.syntax.errors import describe_unexpected_char, describe_unexpected_token
+from webpipe.syntax.nesting import MAX_NESTING, check_nesting
 from webpipe.syntax.transform import ToAst
 
 _PACKAGE_GRAMMAR = Path(__file__).resolve().parent.parent / "grammar" / "webpipe.lark"
@@ -90,11 +91,16 @@ def parse(source: Source, *, lark_only: bool = False) -> n.Program:
         except UnexpectedInput as exc:
             raise _syntax_error(source, exc) from None
         comments = _COMMENTS.tokens
-    program = ToAst(source).transform(tree)  # a WpSyntaxError from it propagates as is
+    try:
+        program = ToAst(source).transform(tree)  # a WpSyntaxError from it propagates as is
+    except RecursionError:  # Lark's tree walk recurses; the driver does not
+        raise WpSyntaxError(f"nested too deeply (more than {MAX_NESTING} levels)",
+                            span=source.span(0, 0)) from None
     return _program(source, program, comments)
 
 
 def _program(source: Source, program: n.Program, comments: list[Token]) -> n.Program:
+    check_nesting(program)
     spans = (source.span(t.start_pos or 0, t.end_pos or 0) for t in comments)
     notes = tuple(n.Comment(text=str(t), span=s) for t, s in zip(comments, spans, strict=True))
     return n.Program(items=program.items, comments=notes, span=program.span)

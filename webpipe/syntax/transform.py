@@ -230,7 +230,11 @@ class ToAst:
     def result_branch(self, meta: Meta, ch: list[Any]) -> n.ResultBranch:
         m = _BRANCH.match(str(ch[0]))
         assert m is not None, "BRANCH_HEAD terminal always matches"
-        return n.ResultBranch(name=m.group(1), status=int(m.group(2)), pipeline=ch[1],
+        digits = m.group(2).lstrip("0") or "0"
+        if len(digits) != 3 or not "100" <= digits <= "599":
+            raise WpSyntaxError(f"result branch status must be between 100 and 599, got "
+                                f"{m.group(2)[:20]}", span=self._span(meta))
+        return n.ResultBranch(name=m.group(1), status=int(digits), pipeline=ch[1],
                               span=self._span(meta))
 
     def if_step(self, meta: Meta, ch: list[Any]) -> n.IfStep:
@@ -238,14 +242,15 @@ class ToAst:
         has_end = any(isinstance(c, Token) and c.type == "END" for c in ch)
         return n.IfStep(condition=pipes[0], then=pipes[1],
                         else_=pipes[2] if len(pipes) > 2 else None, has_end=has_end,
-                        span=self._span(meta))
+                        span=self._span(meta), then_at=_token_at(ch, "THEN_COLON"),
+                        else_at=_token_at(ch, "ELSE_COLON"))
 
     def dispatch_step(self, meta: Meta, ch: list[Any]) -> n.DispatchStep:
         cases = tuple(c for c in ch if isinstance(c, n.DispatchCase))
         default = next((c for c in ch if isinstance(c, n.Pipeline)), None)
         has_end = any(isinstance(c, Token) and c.type == "END" for c in ch)
         return n.DispatchStep(cases=cases, default=default, has_end=has_end,
-                              span=self._span(meta))
+                              span=self._span(meta), default_at=_token_at(ch, "DEFAULT_COLON"))
 
     def dispatch_case(self, meta: Meta, ch: list[Any]) -> n.DispatchCase:
         return n.DispatchCase(condition=ch[0], pipeline=ch[1], span=self._span(meta))
@@ -389,6 +394,17 @@ def _op(token: Token) -> str:
 
 
 def _number(text: str, span: Span) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise WpSyntaxError(f"config values must be non-negative integers, got {text}", span=span)
+    if len(text) > 18:  # past any useful setting, and int() refuses 4300 digits
+        raise WpSyntaxError(f"config value {text[:20]}… is too large (at most 18 digits)",
+                            span=span)
     return int(text)
+
+
+def _token_at(children: list[Any], kind: str) -> int:
+    """Start offset of the first `kind` token among a rule's children (-1 when absent)."""
+    for child in children:
+        if isinstance(child, Token) and child.type == kind:
+            return child.start_pos if child.start_pos is not None else -1
+    return -1

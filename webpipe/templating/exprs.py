@@ -23,6 +23,11 @@ _KEYWORDS = {"true": True, "false": False, "null": None}
 Hash = tuple[tuple[str, Value], ...]
 
 
+# Blocks and sub-expressions deeper than this are a syntax error: the parser, the compiler
+# and the renderer recurse once per level, and Python's stack is finite.
+MAX_NESTING = 100
+
+
 def is_symbol(ch: str) -> bool:
     """handlebars-rust `symbol_char`: ASCII letters/digits, `-_$`, any non-ASCII."""
     return ch.isalnum() or ch in "-_$" if ch.isascii() else True
@@ -69,6 +74,7 @@ class _Cursor:
         self.text = text
         self.offset = offset
         self.pos = 0
+        self.depth = 0  # open sub-expressions
 
     def fail(self, reason: str) -> NoReturn:
         raise TemplateSyntaxError(reason, self.offset + self.pos)
@@ -147,10 +153,14 @@ class _Cursor:
         return self.reference()
 
     def subexpression(self) -> SubExpr:
+        if self.depth >= MAX_NESTING:
+            self.fail(f"sub-expressions nested more than {MAX_NESTING} levels deep")
         self.pos += 1  # "("
         self.skip_ws()
         path = self.reference()
+        self.depth += 1
         params, hashes, _ = self.arguments(block_params=False)
+        self.depth -= 1
         if self.peek() != ")":
             self.fail("invalid handlebars syntax: unclosed sub-expression")
         self.pos += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from webpipe.templating.errors import TemplateSyntaxError
-from webpipe.templating.exprs import parse_call, parse_mustache, parse_partial
+from webpipe.templating.exprs import MAX_NESTING, parse_call, parse_mustache, parse_partial
 from webpipe.templating.lexer import Tag, TagKind, Text, Token, tokenize
 from webpipe.templating.nodes import Block, Decorator, Mustache, Node, PartialCall, Program
 from webpipe.templating.nodes import Text as TextNode
@@ -32,6 +32,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.index = 0
+        self.depth = 0
 
     def next(self) -> Token | None:
         if self.index >= len(self.tokens):
@@ -41,6 +42,17 @@ class _Parser:
 
     def program(self) -> tuple[Program, Tag | None]:
         """Nodes up to a closing/else tag (returned) or the end of input (None)."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            opener = self.tokens[self.index - 1] if self.index else None
+            raise TemplateSyntaxError(f"blocks nested more than {MAX_NESTING} levels deep",
+                                      opener.start if isinstance(opener, Tag) else 0)
+        try:
+            return self._nodes()
+        finally:
+            self.depth -= 1
+
+    def _nodes(self) -> tuple[Program, Tag | None]:
         nodes: list[Node] = []
         while (tok := self.next()) is not None:
             if isinstance(tok, Text):
@@ -87,13 +99,16 @@ class _Parser:
         _expect_close(stop, tok, tok.body.split()[0], "section")
         return Block(call, program, None, tok.start)
 
-    def _branches(self, tok: Tag) -> tuple[Block, Tag | None]:
+    def _branches(self, tok: Tag, links: int = 0) -> tuple[Block, Tag | None]:
         """One block (or `else` link of a chain) up to the tag that ends it."""
+        if self.depth + links > MAX_NESTING:
+            raise TemplateSyntaxError(
+                f"blocks nested more than {MAX_NESTING} levels deep", tok.start)
         call = parse_call(tok.body, tok.body_pos)
         program, stop = self.program()
         inverse: Program | None = None
         if stop is not None and stop.kind is TagKind.ELSE_CHAIN:
-            chained, stop = self._branches(stop)
+            chained, stop = self._branches(stop, links + 1)
             inverse = (chained,)
         elif stop is not None and stop.kind is TagKind.ELSE:
             inverse, stop = self.program()

@@ -106,7 +106,7 @@ def _status(a: n.FieldAssertion, out: TestOutcome, variables: dict[str, Any]) ->
             f"expected status in {low}..{high} got {out.status}"
     if a.op not in ("is", "equals"):
         return _unsupported(a, variables)
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > 65535:
         return f"invalid expected status: {text}"
     return None if out.status == int(text) else f"expected status {text} got {out.status}"
 
