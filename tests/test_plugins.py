@@ -61,11 +61,14 @@ def test_shadowing_a_builtin_needs_opt_in() -> None:
     assert registry.table["jq"] == "tests.plugins.echo_middleware:EchoMiddleware"
 
 
-def test_unsupported_middleware_has_a_clear_diagnostic() -> None:
-    env = program_from_text("GET /x\n  |> js: `return 1`\n")
-    [diagnostic] = [d for d in check_env(env) if d.code == "unknown-name"]
-    assert diagnostic.message == "the `js` middleware is not supported by webpipe (use `lua`)"
-    assert diagnostic.span is not None and diagnostic.span.line == 2
+@pytest.mark.parametrize("name", ["gg", "algraf", "ag"])
+def test_chart_grammars_are_reported_once_each_at_their_position(name: str) -> None:
+    env = program_from_text(f"GET /x\n  |> {name}({{ size: $context.request.query.n }}): `x`\n"
+                            f"\nGET /y\n  |> jq: `.`\n  |> {name}: `y`\n")
+    found = [d for d in check_env(env) if d.severity == "error"]
+    assert [(d.message, d.span.line, d.span.column) for d in found if d.span] == [
+        (f"the `{name}` chart middleware is not supported by webpipe", 2, 3),
+        (f"the `{name}` chart middleware is not supported by webpipe", 6, 3)]
 
 
 async def test_crashing_middleware_is_a_generic_500(caplog: pytest.LogCaptureFixture) -> None:

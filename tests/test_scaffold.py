@@ -117,3 +117,43 @@ def test_the_templates_ship_in_the_wheel() -> None:
     templates = {p.name for p in TEMPLATE_DIR.iterdir()}
     assert templates == {*TEMPLATES.values(), MIGRATION_TEMPLATE}
     assert {f"webpipe/scaffold/templates/{name}" for name in templates} <= shipped
+
+
+@pytest.mark.parametrize(("flags", "files"), [
+    (["--agents"], ["AGENTS.md"]),
+    (["--codex"], ["AGENTS.md"]),
+    (["--claude"], ["CLAUDE.md"]),
+    (["--gemini", "--agents", "--codex"], ["AGENTS.md", "GEMINI.md"]),
+])
+def test_init_writes_the_assistant_reference(tmp_path: Path, flags: list[str],
+                                             files: list[str]) -> None:
+    result = CliRunner().invoke(cli, ["init", str(tmp_path / "p"), *flags])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "p").glob("*.md") if p.name != "README.md")
+    assert written == files
+
+
+def test_assistant_reference_is_generated_from_what_webpipe_runs(tmp_path: Path) -> None:
+    from webpipe.limits import KEYS
+    from webpipe.middleware import BUILTIN_MIDDLEWARE
+    from webpipe.syntax.parser import grammar_path
+
+    init_project(tmp_path, assistants=("AGENTS.md",))
+    text = (tmp_path / "AGENTS.md").read_text()
+    assert (tmp_path / "app.wp").read_text().strip() in text  # the tested starter app
+    assert grammar_path().read_text().strip() in text
+    assert all(f"- `{name}`: " in text for name in BUILTIN_MIDDLEWARE)
+    assert all(f"| `{key}` |" in text for key in KEYS)
+    assert "- `webpipe init`: " in text and "- `webpipe test`: " in text
+    # every step line has a summary (a module whose docstring went missing would show)
+    steps = text.split("## Steps")[1].split("## ")[0]
+    assert all(len(line.split(": ", 1)[1]) > 10 for line in steps.splitlines()
+               if line.startswith("- "))
+
+
+def test_init_refuses_an_existing_assistant_file(tmp_path: Path) -> None:
+    (tmp_path / "CLAUDE.md").write_text("mine")
+    with pytest.raises(ScaffoldError, match=r"CLAUDE\.md"):
+        init_project(tmp_path, assistants=("CLAUDE.md",))
+    assert (tmp_path / "CLAUDE.md").read_text() == "mine"
+    assert not (tmp_path / "app.wp").exists()

@@ -16,6 +16,8 @@ from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
 from webpipe.executor.plan import StepPlan, hedge_args, is_count, walk_tags
 from webpipe.executor.process_tasks import CONFIG_KEYS as ASYNC_KEYS
+from webpipe.graphql.remote import KEYS as REMOTE_KEYS
+from webpipe.graphql.remote import PREFIX as REMOTE_PREFIX
 from webpipe.jobs.identity import CONFIG_KEYS as JOB_KEYS
 from webpipe.jobs.identity import check_durable
 from webpipe.limits import KEYS as LIMIT_KEYS
@@ -111,6 +113,8 @@ def check_configs(module: Module) -> list[Diagnostic]:
     for block in module.items(n.ConfigBlock):
         assert isinstance(block, n.ConfigBlock)
         known = CONFIG_KEYS.get(block.name)
+        if block.name.startswith(REMOTE_PREFIX):  # a remote GraphQL endpoint
+            known = REMOTE_KEYS | {p.key for p in block.props if p.key.startswith("header")}
         if known is None:
             out.append(Diagnostic(f"config block {block.name!r} is not read by webpipe",
                                   block.span, "warning", "unknown-config"))

@@ -26,6 +26,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "migrate": "webpipe.migrate.cli:migrate",
     "init": "webpipe.scaffold:init_command",
     "lsp": "webpipe.lsp.server:lsp_command",
+    "graphql": "webpipe.graphql.pull:graphql_command",
     "worker": "webpipe.jobs.cli:worker_command",
     "jobs": "webpipe.jobs.cli:jobs_group",
 }

@@ -270,7 +270,11 @@ def _middleware_plan(env: Env, module: Module, step: n.MiddlewareStep,
                     **base)
     try:
         mw = env.registry.get(step.name, env)
-    except ConfigError as exc:
-        return StepPlan(kind="missing", name=step.name, missing=exc.message, **base)
+    except ConfigError as exc:  # unsupported (the chart grammars): that error alone
+        return StepPlan(kind="missing", name=step.name, missing=exc.message,
+                        **{**base, "args": (), "arg_error": None})
     prepare_middleware(plan, mw)
+    plan_hook = getattr(mw, "plan_step", None)  # a middleware that reads its raw arguments
+    if plan_hook is not None:
+        plan_hook(plan)
     return plan

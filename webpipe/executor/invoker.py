@@ -24,6 +24,11 @@ class Invoker:
         assert plan.middleware is not None, "middleware plans always carry their middleware"
         return await plan.middleware.run(state, plan.prepared, call)
 
+    def step_mock(self, plan: StepPlan, state: Any) -> tuple[Any] | None:
+        """A mocked result for a middleware step, as a 1-tuple, or None. Asked before the
+        step's inline arguments are evaluated: a mock replaces the whole call."""
+        return None
+
     def pipeline_mock(self, name: str) -> tuple[Any] | None:
         """A mocked result for named pipeline `name`, as a 1-tuple, or None."""
         return None

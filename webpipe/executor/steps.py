@@ -233,6 +233,9 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
     try:
         match plan.kind:
             case "middleware":
+                mocked = ctx.invoker.step_mock(plan, state)
+                if mocked is not None:  # the reference's order: mocks before arguments
+                    return StepResult(mocked[0])
                 call = await _call_resolved(plan, state, target, env, ctx)
                 return await invoke_middleware(plan, state, call, ctx)
             case "missing":

@@ -34,6 +34,7 @@ from graphql import (
 
 from webpipe.graphql.loaders import Batcher
 from webpipe.graphql.resolvers import ExecutionRun, default_resolver
+from webpipe.graphql.validation import RULES
 
 if TYPE_CHECKING:
     from webpipe.executor.context import RequestContext
@@ -87,7 +88,7 @@ class GraphqlRuntime:
             document = parse(text)
         except GraphQLError as exc:
             return PreparedDocument(None, (format_error(exc),))
-        errors = validate(self.schema, document)
+        errors = validate(self.schema, document, RULES)
         if errors:
             return PreparedDocument(None, tuple(format_error(e) for e in errors))
         return PreparedDocument(document)

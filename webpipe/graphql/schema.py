@@ -35,6 +35,7 @@ from webpipe.errors import Diagnostic, LoadError
 from webpipe.graphql.loaders import LoaderResolver, find_loader, loader_spec
 from webpipe.graphql.resolvers import Binding, FailingResolver, PipelineResolver
 from webpipe.graphql.runtime import GraphqlRuntime
+from webpipe.graphql.validation import with_builtin_id
 from webpipe.source import Span
 from webpipe.syntax import nodes as n
 
@@ -71,7 +72,7 @@ def _build(env: Env) -> GraphqlRuntime | None:
     if errors:
         raise sdl.load_error(errors)
     try:
-        schema = build_ast_schema(document, assume_valid_sdl=True)
+        schema = with_builtin_id(build_ast_schema(document, assume_valid_sdl=True))
         errors = validate_schema(schema)
     except GraphQLError as exc:  # e.g. a directive argument of the wrong type
         errors = [exc]

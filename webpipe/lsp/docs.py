@@ -13,11 +13,13 @@ MIDDLEWARE_DOCS: dict[str, str] = {
                   "variable); `{{> name}}` partials are `handlebars` variables.",
     "mustache": "Same as `handlebars`: render an HTML string from a template.",
     "lua": "Run a Lua 5.4 chunk; its return value becomes the state.",
+    "js": "Run a JavaScript snippet (QuickJS, sandboxed) with `request` and `context`; "
+          "its `return` value becomes the state.",
     "pg": "Run one SQL statement on the PostgreSQL pool; the result is "
           "`{rows, rowCount}` (under `.data.<name>` with a target).",
     "fetch": "Make one outgoing HTTP request; the payload is `{response, status, headers}`.",
     "graphql": "Execute a GraphQL operation (the config, or `.query`) against the program's "
-               "schema.",
+               "schema, or with `graphql(NAME)` against the remote `config graphql_NAME`.",
     "validate": "Check fields of `.body` (string/email/boolean/number rules); the first "
                 "failure becomes a `validationError`.",
     "assert": "Check the shape of the whole state against a schema; the state is unchanged "

@@ -19,6 +19,7 @@ BUILTIN_MIDDLEWARE: dict[str, str] = {
     "handlebars": "webpipe.middleware.handlebars:HandlebarsMiddleware",
     "mustache": "webpipe.middleware.handlebars:HandlebarsMiddleware",
     "lua": "webpipe.middleware.lua:LuaMiddleware",
+    "js": "webpipe.middleware.js:JsMiddleware",
     "pg": "webpipe.middleware.pg:PgMiddleware",
     "fetch": "webpipe.middleware.fetch:FetchMiddleware",
     "graphql": "webpipe.middleware.graphql_step:GraphqlMiddleware",
@@ -35,7 +36,6 @@ BUILTIN_MIDDLEWARE: dict[str, str] = {
 
 # Names the reference registers that webpipe does not implement (spec: out of scope).
 UNSUPPORTED_MIDDLEWARE: dict[str, str] = {
-    "js": "the `js` middleware is not supported by webpipe (use `lua`)",
     "gg": "the `gg` chart middleware is not supported by webpipe",
     "algraf": "the `algraf` chart middleware is not supported by webpipe",
     "ag": "the `ag` chart middleware is not supported by webpipe",

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from webpipe.errors import Diagnostic, HardError, StepError
 from webpipe.executor.context import RequestContext
+from webpipe.graphql.remote import is_remote_name, plan_remote
 from webpipe.middleware.base import JSON, BaseMiddleware, Behavior, StepCall, StepResult
 from webpipe.source import Span
 
 if TYPE_CHECKING:
     from webpipe.executor.env import Env
+    from webpipe.executor.plan import StepPlan
     from webpipe.graphql.runtime import GraphqlRuntime
 
 NO_SCHEMA = "No GraphQL schema defined in program"
@@ -48,30 +50,59 @@ class GraphqlMiddleware(BaseMiddleware):
     def prepare(self, config: str, span: Span | None) -> GraphqlOperation | None:
         if not config.strip():
             return None  # dynamic: the operation comes from `.query`
-        env = self._env()
-        runtime = self._runtime()
-        if env is not None and runtime is not None:
-            errors = runtime.document(config).errors
-            if errors:
-                env.diagnostics.append(Diagnostic(
-                    f"graphql: {errors[0]['message']}", span, "warning", "graphql-document"))
         return GraphqlOperation(config)
 
+    def plan_step(self, plan: StepPlan) -> None:
+        """At load: a remote step (`graphql(NAME)`) is checked against its snapshot, a
+        local one against the program's schema (a warning, as the reference runs it)."""
+        env = self._env()
+        if env is None:
+            return
+        if plan.step.args and is_remote_name(plan.step.args[0]):
+            plan_remote(plan, env)
+            return
+        runtime = self._runtime()
+        if runtime is not None and isinstance(plan.prepared, GraphqlOperation):
+            errors = runtime.document(plan.prepared.text).errors
+            if errors:
+                env.diagnostics.append(Diagnostic(
+                    f"graphql: {errors[0]['message']}", plan.step.span, "warning",
+                    "graphql-document"))
+
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
-        env, runtime = self._env(), self._runtime()
+        env = self._env()
+        text = self._operation(state, prepared, call)
+        if env is not None and call.args and isinstance(call.args[0], str):
+            return await self._run_remote(env, call.args[0], text, state, call)
+        runtime = self._runtime()
         if env is None or runtime is None:
             raise HardError(NO_SCHEMA, span=call.span)
-        if isinstance(prepared, GraphqlOperation):
-            text = prepared.text
-        else:
-            query = state.get("query") if isinstance(state, dict) else None
-            if not isinstance(query, str):
-                raise HardError(NO_QUERY, span=call.span)
-            text = query
         variables = operation_variables(state, call.args)
         ctx = call.ctx if call.ctx is not None else RequestContext()
         response = await runtime.execute(runtime.document(text), variables, state, env, ctx)
         return StepResult(smart_unwrap(response, call.target))
+
+    @staticmethod
+    def _operation(state: JSON, prepared: object, call: StepCall) -> str:
+        if isinstance(prepared, GraphqlOperation):
+            return prepared.text
+        query = state.get("query") if isinstance(state, dict) else None
+        if not isinstance(query, str):
+            raise HardError(NO_QUERY, span=call.span)
+        return query
+
+    async def _run_remote(self, env: Env, name: str, text: str, state: JSON,
+                          call: StepCall) -> StepResult:
+        from webpipe.graphql.remote import execute_remote, remote_of
+
+        remote = remote_of(env, name)
+        if remote is None:
+            raise StepError(f"graphql({name}): no remote named {name!r}")
+        variables = operation_variables(state, call.args[1:])
+        data = await execute_remote(env, remote, text, variables, call.timeout_ms)
+        if isinstance(data, dict) and "errors" in data and len(data) == 1:
+            return StepResult(data)  # a fetch-style envelope
+        return StepResult(smart_unwrap({"data": data}, call.target))
 
     def _env(self) -> Env | None:
         from webpipe.executor.env import Env

@@ -38,6 +38,7 @@ Handler = Callable[[Any, Channel], Any]
 
 HANDLERS: dict[str, str] = {  # kind -> "module:function" (loaded on first use)
     "jq": "webpipe.sandbox.jq_handler:run",
+    "js": "webpipe.sandbox.js_handler:run",
     "lua": "webpipe.sandbox.lua_handler:run",
 }
 

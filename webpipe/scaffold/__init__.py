@@ -22,13 +22,21 @@ __all__ = ["ScaffoldError", "init_command", "init_project"]
 @click.argument("directory", required=False, default=".",
                 type=click.Path(path_type=Path))
 @click.option("--name", default=None, help="Project name (default: the directory's name).")
-def init_command(directory: Path, name: str | None) -> None:
+@click.option("--agents", is_flag=True,
+              help="Also write AGENTS.md, a language reference for coding assistants.")
+@click.option("--codex", is_flag=True, help="Same as --agents (the reference's spelling).")
+@click.option("--claude", is_flag=True, help="Write the reference as CLAUDE.md.")
+@click.option("--gemini", is_flag=True, help="Write the reference as GEMINI.md.")
+def init_command(directory: Path, name: str | None, **assistants: bool) -> None:
     """Create a starter project in DIRECTORY (default: the current one).
 
     Refuses, writing nothing, if any of its files already exists.
     """
+    from webpipe.scaffold.agents import ASSISTANT_FILES
+
+    files = tuple(dict.fromkeys(ASSISTANT_FILES[flag] for flag, on in assistants.items() if on))
     try:
-        written = init_project(directory, name=name)
+        written = init_project(directory, name=name, assistants=files)
     except ScaffoldError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)

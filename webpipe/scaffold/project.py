@@ -48,11 +48,18 @@ def project_name(directory: Path, name: str | None = None) -> str:
 
 
 def plan_project(directory: Path, name: str | None = None,
-                 now: datetime | None = None) -> dict[Path, str]:
-    """Every file of the project (absolute path -> text), without writing anything."""
+                 now: datetime | None = None, assistants: tuple[str, ...] = ()
+                 ) -> dict[Path, str]:
+    """Every file of the project (absolute path -> text), without writing anything;
+    `assistants` names files from `agents.ASSISTANT_FILES` to add the reference as."""
     title = project_name(directory, name)
     out = {directory / rel: template_text(tpl).replace(NAME_MARKER, title)
            for rel, tpl in TEMPLATES.items()}
+    if assistants:
+        from webpipe.scaffold.agents import agents_reference
+
+        reference = agents_reference(out[directory / "app.wp"])
+        out.update({directory / file: reference for file in assistants})
     migrations = directory / MIGRATIONS_DIR
     first = migrations / f"{next_version(migrations, now)}_{FIRST_MIGRATION}.sql"
     out[first] = template_text(MIGRATION_TEMPLATE).replace(NAME_MARKER, title)
@@ -69,14 +76,14 @@ def conflicts(directory: Path, planned: dict[Path, str]) -> list[Path]:
 
 
 def init_project(directory: Path, *, name: str | None = None,
-                 now: datetime | None = None) -> list[Path]:
+                 now: datetime | None = None, assistants: tuple[str, ...] = ()) -> list[Path]:
     """Write the starter project into `directory` (created if missing); return the files.
 
     Raises ScaffoldError, writing nothing, when any of the files already exists.
     """
     if directory.exists() and not directory.is_dir():
         raise ScaffoldError(f"{directory} exists and is not a directory")
-    planned = plan_project(directory, name, now)
+    planned = plan_project(directory, name, now, assistants)
     if existing := conflicts(directory, planned):
         listed = ", ".join(str(p.relative_to(directory)) for p in existing)
         raise ScaffoldError(f"refusing to overwrite existing files in {directory}: {listed} "

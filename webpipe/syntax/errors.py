@@ -20,7 +20,8 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _NAMES = {
     "_PIPE": "`|>`", "IDENT": "a name", "SCOPED": "a name `alias::name`",
     "BACKTICK": "a `backtick` string", "STRING": 'a "quoted" string', "NUMBER": "a number",
-    "PATH": "a route path", "METHOD": "a route method", "COLON": "`:`", "EQUAL": "`=`",
+    "PATH": "a route path", "CALL_PATH": "a path such as `/users/1`",
+    "METHOD": "a route method", "COLON": "`:`", "EQUAL": "`=`",
     "LBRACE": "`{`", "RBRACE": "`}`", "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`",
     "END": "`end`", "THEN_COLON": "`then:`", "ELSE_COLON": "`else:`",
     "DEFAULT_COLON": "`default:`", "BRANCH_HEAD": "a result branch like `ok(200):`",
@@ -28,6 +29,7 @@ _NAMES = {
     "ASSERT_OP": "a comparison (equals, contains, matches, is, …)",
     "REST_OF_LINE": "a value", "FOREACH_SELECTOR": "a selector such as `items` or `data.rows`",
     "NAME_ARGS": "a step name", "$END": "end of file", "MOCK_TOKEN": "a mock target",
+    "WITH_MOCK": "`with mock`",
     "CLAUSE_KIND": "input, body, headers or cookies", "WHEN": "`when`",
     "TRIPLE_STRING": 'a """triple-quoted""" string',
 }

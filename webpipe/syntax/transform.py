@@ -296,7 +296,7 @@ class ToAst:
         return self._value(ch[0])
 
     def mock(self, meta: Meta, ch: list[Any]) -> n.Mock:
-        keyword: Literal["with", "and"] = "with" if ch[0].type == "WITH" else "and"
+        keyword: Literal["with", "and"] = "with" if ch[0].type == "WITH_MOCK" else "and"
         kind, middleware, name, target = ch[1]
         return n.Mock(target=target, kind=kind, middleware=middleware, name=name,
                       returning=unquote(ch[2]), keyword=keyword, span=self._span(meta))
@@ -329,7 +329,7 @@ class ToAst:
         )
 
     def trigger_call(self, meta: Meta, ch: list[Token]) -> n.CallTrigger:
-        return n.CallTrigger(method=str(ch[0]), path=str(ch[1]), span=self._span(meta))
+        return n.CallTrigger(method=str(ch[0]), path=str(ch[1]).strip(), span=self._span(meta))
 
     def trigger_pipeline(self, meta: Meta, ch: list[Token]) -> n.PipelineTrigger:
         return n.PipelineTrigger(name=str(ch[-1]), span=self._span(meta))

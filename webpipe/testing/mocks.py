@@ -74,6 +74,9 @@ class MockInvoker(Invoker):
             return (self.mocks.middleware[plan.name],)
         return None
 
+    def step_mock(self, plan: StepPlan, state: Any) -> tuple[Any] | None:
+        return self.lookup(plan, state)
+
     def pipeline_mock(self, name: str) -> tuple[Any] | None:
         if name in self.mocks.pipelines:
             return (self.mocks.pipelines[name],)
