@@ -397,7 +397,7 @@ async def test_store_contract(kv: KVStore) -> None:
     await kv.set("b", b"3", 0)
     assert await kv.get("b") is None
     count, left = await kv.incr("n", 1, 10)
-    assert count == 1 and 9.9 < left <= 10
+    assert count == 1 and 9 < left <= 10  # seconds pass between calls on a loaded machine
     count, left = await kv.incr("n", 2, 99)
     assert count == 3 and 9 < left <= 10  # the window is set by the first increment
     assert await kv.get("n") == b"3"
