@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from webpipe.limits import Limits, limits_of
 from webpipe.sandbox.pool import SandboxPool
@@ -43,3 +46,17 @@ class SimpleHost:
             self.others["sandbox"] = SandboxPool(self.limits.sandbox_workers)
         pool: SandboxPool = self.others["sandbox"]
         return pool
+
+
+@asynccontextmanager
+async def loopback(app: web.Application, **runner_args: Any) -> AsyncIterator[str]:
+    """Serve an aiohttp app on 127.0.0.1 (a free port) for the block; yields its base URL."""
+    runner = web.AppRunner(app, **runner_args)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

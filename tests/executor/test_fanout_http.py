@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from tests.hostile.harness import serve
+from tests.support import loopback
 
 
 @dataclass
@@ -69,14 +70,8 @@ async def upstream() -> AsyncIterator[Upstream]:
     app.router.add_get("/fail/{ms}", fail)
     app.router.add_get("/seq", seq)
     app.router.add_get("/toggle", toggle)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.base = f"http://127.0.0.1:{port}"
-    yield state
-    await runner.cleanup()
+    async with loopback(app, handler_cancellation=True) as state.base:
+        yield state
 
 
 async def until(condition: object, timeout_s: float = 5.0) -> None:

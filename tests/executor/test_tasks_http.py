@@ -13,6 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from tests.support import loopback
 from webpipe.executor.env import Env
 from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import program_from_text
@@ -85,14 +86,8 @@ async def upstream() -> AsyncIterator[Upstream]:
         return web.json_response({"stored": True})
 
     app.router.add_post("/alert", alert)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.base = f"http://127.0.0.1:{port}"
-    yield state
-    await runner.cleanup()
+    async with loopback(app, handler_cancellation=True) as state.base:
+        yield state
 
 
 MakeClient = Callable[[str], httpx.AsyncClient]

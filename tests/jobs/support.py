@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from aiohttp import web
 
+from tests.support import loopback
+
 JSON = Any
 
 
@@ -83,16 +85,8 @@ async def hooks_server() -> AsyncIterator[Hooks]:
     app.router.add_post("/hook", hook)
     app.router.add_post("/fail", fail)
     app.router.add_post("/report", report)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.base = f"http://127.0.0.1:{port}"
-    try:
+    async with loopback(app, access_log=None) as state.base:
         yield state
-    finally:
-        await runner.cleanup()
 
 
 @dataclass
