@@ -167,7 +167,7 @@ class FetchMiddleware(BaseMiddleware):
         limits = self.limits
         cap = limits.fetch_max_bytes if request.max_bytes is None else request.max_bytes
         try:
-            return await _read_response(response, request.url, cap,
+            return await read_response(response, request.url, cap,
                                         min(limits.max_json_depth, MAX_JSON_DEPTH),
                                         limits.max_json_containers)
         finally:
@@ -292,8 +292,10 @@ def _show(value: JSON) -> str:
 # ---- response -----------------------------------------------------------------------------
 
 
-async def _read_response(response: aiohttp.ClientResponse, url: str, cap: int,
-                         max_depth: int, max_containers: int) -> dict[str, JSON]:
+async def read_response(response: aiohttp.ClientResponse, url: str, cap: int,
+                        max_depth: int, max_containers: int) -> dict[str, JSON]:
+    """The success payload (`response`, `status`, `headers`) or an `httpError`/`networkError`
+    envelope; past `cap` or the JSON bounds, a `StepError` (shared with remote GraphQL)."""
     try:
         raw = await read_capped(response, cap, url)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
