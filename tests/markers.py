@@ -67,6 +67,7 @@ SLOW_TESTS = frozenset({
     "test_nesting_is_bounded_and_everything_below_the_bound_renders",
     "test_init_refuses_to_overwrite_and_writes_nothing",
     "test_output_values_pass_through_unless_strict", "test_no_file_process_or_network_access",
+    "test_parser_only_raises_its_own_errors",
 })
 
 # fixtures that start (or hand out) the session's embedded PostgreSQL
