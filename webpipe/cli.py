@@ -237,22 +237,28 @@ def db_init_auth(app: Path) -> None:
 @cli.command(name="test")
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-k", "pattern", default=None, help="Only tests whose 'describe :: it' has this.")
+@click.option("-k", "pattern", default=None,
+              help="Only tests whose 'describe :: it' has this (exit 5 if none has).")
+@click.option("-x", "--exitfirst", "fail_fast", is_flag=True,
+              help="Stop at the first test that fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @click.option("--verbose", is_flag=True, help="Show expected and actual values on failure.")
 @click.option("--golden", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Record each test's response in DIR and compare on later runs.")
-@click.option("--update", is_flag=True, help="Rewrite the golden files from this run.")
+@click.option("--update", is_flag=True,
+              help="Rewrite the golden files from this run; delete those of removed tests.")
 @click.option("--keep-db", is_flag=True, help="Keep the database made for this run.")
-def test_command(files: tuple[Path, ...], pattern: str | None, as_json: bool,
-                 verbose: bool, golden: Path | None, update: bool, keep_db: bool) -> None:
+def test_command(files: tuple[Path, ...], pattern: str | None, fail_fast: bool,
+                 as_json: bool, verbose: bool, golden: Path | None, update: bool,
+                 keep_db: bool) -> None:
     """Run the describe/it tests of FILES; exit 1 if any test failed."""
     from webpipe.testing.main import run_test_files
 
     if update and golden is None:
         raise click.UsageError("--update needs --golden DIR")
     sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose,
-                            golden=golden, update=update, keep_db=keep_db))
+                            golden=golden, update=update, keep_db=keep_db,
+                            fail_fast=fail_fast))
 
 
 def legacy(argv: list[str]) -> None:
