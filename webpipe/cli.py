@@ -88,9 +88,14 @@ def cli() -> None:
 @click.option("--production", is_flag=True,
               help="5xx bodies without internals (also WEBPIPE_ENV=production).")
 @click.option("--no-jobs", is_flag=True, help="Run no durable-job consumer in this server.")
+@click.option("--inspect", is_flag=True,
+              help="Run the step debugger (a DAP server on 127.0.0.1:--inspect-port).")
+@click.option("--inspect-port", type=int, default=5858, show_default=True,
+              help="The debugger's port.")
 def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
           workers: int, metrics: bool, log_level: str | None, no_access_log: bool,
-          log_format: str, production: bool, no_jobs: bool) -> None:
+          log_format: str, production: bool, no_jobs: bool, inspect: bool,
+          inspect_port: int) -> None:
     """Serve FILE over HTTP."""
     import os
 
@@ -100,6 +105,9 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
     if reload and workers > 1:
         raise click.UsageError("--reload cannot be combined with --workers: a reload swaps "
                                "the program in one process; use one worker while editing")
+    if inspect and workers > 1:
+        raise click.UsageError("--inspect cannot be combined with --workers: the debugger "
+                               "pauses requests of one process")
     if no_jobs:  # read where the consumer starts, in this process and uvicorn's workers
         os.environ["WEBPIPE_NO_JOBS"] = "1"
     defaults = LogSettings.from_env()
@@ -108,7 +116,7 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
     bind_host, bind_port = bind_address(host, port, address)
     try:
         run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
-                   logs=settings)
+                   logs=settings, inspect_port=inspect_port if inspect else None)
     except WebpipeError as exc:
         _fail(exc)
 
@@ -244,15 +252,22 @@ def db_init_auth(app: Path) -> None:
               help="Record each test's response in DIR and compare on later runs.")
 @click.option("--update", is_flag=True, help="Rewrite the golden files from this run.")
 @click.option("--keep-db", is_flag=True, help="Keep the database made for this run.")
+@click.option("--inspect", is_flag=True,
+              help="Wait for a debugger (DAP on 127.0.0.1:--inspect-port), then run the tests "
+                   "under it.")
+@click.option("--inspect-port", type=int, default=5858, show_default=True,
+              help="The debugger's port.")
 def test_command(files: tuple[Path, ...], pattern: str | None, as_json: bool,
-                 verbose: bool, golden: Path | None, update: bool, keep_db: bool) -> None:
+                 verbose: bool, golden: Path | None, update: bool, keep_db: bool,
+                 inspect: bool, inspect_port: int) -> None:
     """Run the describe/it tests of FILES; exit 1 if any test failed."""
     from webpipe.testing.main import run_test_files
 
     if update and golden is None:
         raise click.UsageError("--update needs --golden DIR")
     sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose,
-                            golden=golden, update=update, keep_db=keep_db))
+                            golden=golden, update=update, keep_db=keep_db,
+                            inspect_port=inspect_port if inspect else None))
 
 
 def legacy(argv: list[str]) -> None:
@@ -262,11 +277,15 @@ def legacy(argv: list[str]) -> None:
         cut = argv.index("--")
         argv, script_args = argv[:cut], argv[cut + 1:]
     file, flags = argv[0], argv[1:]
+    inspect = _inspect_flags(flags)
     if "--test" in flags:
         rest = ["--verbose"] if "--verbose" in flags else []
-        cli.main(["test", file, *rest], prog_name="webpipe")
+        cli.main(["test", file, *rest, *inspect], prog_name="webpipe")
         return
     serve_args = _serve_flags(flags)
+    if inspect:  # the reference's `webpipe app.wp --inspect` debugs the server
+        cli.main(["serve", file, *serve_args, *inspect], prog_name="webpipe")
+        return
     if "--run" in flags or (not serve_args and "--serve" not in flags and _has_main(file)):
         cli.main(["run", file, *script_args], prog_name="webpipe")
         return
@@ -278,6 +297,19 @@ def _serve_flags(flags: list[str]) -> list[str]:
     for name in ("--port", "--address"):
         if name in flags and flags.index(name) + 1 < len(flags):
             out += [name, flags[flags.index(name) + 1]]
+    return out
+
+
+def _inspect_flags(flags: list[str]) -> list[str]:
+    """`--inspect [--inspect-port P]` as the reference spells them (also `--inspect-port=P`)."""
+    if "--inspect" not in flags:
+        return []
+    out = ["--inspect"]
+    for index, flag in enumerate(flags):
+        if flag == "--inspect-port" and index + 1 < len(flags):
+            out += ["--inspect-port", flags[index + 1]]
+        elif flag.startswith("--inspect-port="):
+            out += ["--inspect-port", flag.partition("=")[2]]
     return out
 
 

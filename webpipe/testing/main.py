@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from webpipe.errors import WebpipeError
 from webpipe.executor.process_tasks import PROCESS_TASKS
@@ -14,13 +15,42 @@ from webpipe.testing.report import json_report, text_report
 from webpipe.testing.runner import CaseResult, run_tests
 from webpipe.testing.testdb import test_databases
 
+if TYPE_CHECKING:
+    from webpipe.debugger import Debugger
+
 
 async def _run(files: list[Path], pattern: str | None, verbose: bool, golden: Path | None,
-               update: bool) -> list[CaseResult]:
+               update: bool, inspect_port: int | None = None) -> list[CaseResult]:
+    debugger = None if inspect_port is None else await _debugger(inspect_port)
+    try:
+        return await _run_files(files, pattern, verbose, golden, update, debugger)
+    finally:
+        if debugger is not None:
+            await debugger.stop()
+
+
+async def _debugger(port: int) -> Debugger:
+    """`--inspect`: listen, and wait for a client to finish configuring (its breakpoints
+    are set before the first test runs)."""
+    from webpipe.debugger import Debugger
+
+    debugger = Debugger(port, tests=True)
+    await debugger.start()
+    print(f"debugger (DAP) listening on 127.0.0.1:{port}: waiting for a client to attach",
+          file=sys.stderr)
+    await debugger.wait_configured()
+    return debugger
+
+
+async def _run_files(files: list[Path], pattern: str | None, verbose: bool,
+                     golden: Path | None, update: bool, debugger: Debugger | None,
+                     ) -> list[CaseResult]:
     results: list[CaseResult] = []
     for file in files:
         load_dotenv_files(file.parent)
         env = load_program(file)
+        if debugger is not None:
+            debugger.attach(env)
         try:
             results += await run_tests(env, pattern=pattern, verbose=verbose,
                                        golden=_golden_dir(golden, file, len(files)),
@@ -40,10 +70,11 @@ def _golden_dir(golden: Path | None, file: Path, count: int) -> Path | None:
 
 def run_test_files(files: list[Path], *, pattern: str | None = None, as_json: bool = False,
                    verbose: bool = False, golden: Path | None = None,
-                   update: bool = False, keep_db: bool = False) -> int:
+                   update: bool = False, keep_db: bool = False,
+                   inspect_port: int | None = None) -> int:
     try:
         with test_databases(keep_db):  # never the app's own database (spec/server.md §7)
-            results = asyncio.run(_run(files, pattern, verbose, golden, update))
+            results = asyncio.run(_run(files, pattern, verbose, golden, update, inspect_port))
     except WebpipeError as exc:
         print(f"Test runner error: {exc}", file=sys.stderr)
         return 1
