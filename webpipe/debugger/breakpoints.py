@@ -18,7 +18,7 @@ from webpipe.executor.env import child_pipelines
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
-    from webpipe.executor.env import Env
+    from webpipe.loader import ProgramIndex
     from webpipe.source import Source, Span
 
 
@@ -33,16 +33,13 @@ class LineIndex:
     spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     files: dict[int, str] = field(default_factory=dict)  # id(Source) -> file key
 
-    @classmethod
-    def of(cls, env: Env, tests: bool) -> LineIndex:
-        index = cls()
-        for module in env.index.modules:
+    def add(self, program: ProgramIndex, tests: bool) -> None:
+        """Index the files of `program` (replacing what an earlier load said of them)."""
+        for module in program.modules:
             key = file_key(module.path)
-            index.files[id(module.source)] = key
-            spans = index.spans.setdefault(key, [])
-            for item in module.program.items:
-                spans.extend(_item_spans(item, tests))
-        return index
+            self.files[id(module.source)] = key
+            self.spans[key] = [span for item in module.program.items
+                               for span in _item_spans(item, tests)]
 
     def file_of(self, source: Source) -> str:
         return self.files.get(id(source)) or file_key(source.name)
@@ -72,25 +69,44 @@ def _body_spans(body: n.Pipeline) -> Iterator[tuple[int, int]]:
 
 @dataclass
 class Breakpoints:
-    """The client's breakpoints: file key -> {line: breakpoint id}."""
+    """The client's breakpoints: the lines it asked for, and where they bound."""
 
-    by_file: dict[str, dict[int, int]] = field(default_factory=dict)
-    next_id: int = 1
+    requested: dict[str, list[int]] = field(default_factory=dict)
+    by_file: dict[str, dict[int, int]] = field(default_factory=dict)  # key -> {line: id}
+    ids: dict[tuple[str, int], int] = field(default_factory=dict)  # (key, asked) -> id
+    answers: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> last answer
 
     def set(self, key: str, lines: list[int], index: LineIndex) -> list[dict[str, Any]]:
         """Replace the file's breakpoints; the DAP `Breakpoint` answer for each line."""
+        self.requested[key] = list(lines)
+        return self._bind(key, index)
+
+    def rebind(self, index: LineIndex) -> list[dict[str, Any]]:
+        """Bind every breakpoint again (a program was loaded): the ones that changed."""
+        before = dict(self.answers)
+        for key in list(self.requested):
+            self._bind(key, index)
+        return [a for i, a in self.answers.items() if before.get(i) != a]
+
+    def clear(self) -> None:
+        self.requested.clear()
+        self.by_file.clear()
+
+    def _bind(self, key: str, index: LineIndex) -> list[dict[str, Any]]:
         bound: dict[int, int] = {}
         answers = []
-        for line in lines:
+        for line in self.requested[key]:
+            ident = self.ids.setdefault((key, line), len(self.ids) + 1)
             at = index.bind(key, line)
             if at is None:
-                answers.append({"verified": False, "line": line,
-                                "message": "no step on this line (breakpoints stop on "
-                                           "steps and `it` lines)"})
-                continue
-            if at not in bound:
-                bound[at], self.next_id = self.next_id, self.next_id + 1
-            answers.append({"id": bound[at], "verified": True, "line": at})
+                answer = {"id": ident, "verified": False, "line": line,
+                          "message": "no step on this line (breakpoints stop on steps "
+                                     "and `it` lines)"}
+            else:
+                bound.setdefault(at, ident)
+                answer = {"id": ident, "verified": True, "line": at}
+            self.answers[ident] = answer
+            answers.append(answer)
         if bound:
             self.by_file[key] = bound
         else:

@@ -56,10 +56,13 @@ class Debugger:
     # ---- the program ----------------------------------------------------------------
 
     def attach(self, env: Env) -> None:
-        """Debug `env` (a newly loaded or reloaded program)."""
+        """Debug `env` (a newly loaded or reloaded program); breakpoints whose step moved
+        are bound again and the client is told."""
         env.debugger = self
-        self.index = LineIndex.of(env, self.tests)
+        self.index.add(env.index, self.tests)
         self.frames = frame_names(env)
+        for changed in self.breakpoints.rebind(self.index):
+            self.emit("breakpoint", {"reason": "changed", "breakpoint": changed})
 
     # ---- hooks called by the executor -----------------------------------------------
 
@@ -169,7 +172,7 @@ class Debugger:
         """Resume every paused thread, forget breakpoints and stepping (the client left,
         or the process is stopping)."""
         self.pause_next = False
-        self.breakpoints.by_file.clear()
+        self.breakpoints.clear()
         for thread in list(self.threads.values()):
             thread.mode = Mode.RUN
             if thread.resume is not None:
