@@ -90,5 +90,8 @@ class DapClient:
         return {v["name"]: v for v in variables}
 
     async def close(self) -> None:
-        self.task.cancel()
+        if not self.task.done():
+            self.task.cancel()
+        elif not self.task.cancelled():
+            self.task.exception()  # retrieved: the server closing the stream is expected
         self.writer.close()

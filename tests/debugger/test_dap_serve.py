@@ -138,3 +138,17 @@ async def test_step_in_and_out_of_a_named_pipeline(tmp_path: Path) -> None:
             await dap.request("disconnect")  # resumes everything; the server keeps serving
             assert (await paused).status_code == 200
         await dap.close()
+
+
+async def test_sigterm_resumes_a_paused_request_and_exits(tmp_path: Path) -> None:
+    port = free_port()
+    async with serve(tmp_path, HELLO, "--inspect", "--inspect-port", str(port)) as served:
+        dap = await DapClient.connect(port)
+        await dap.start(str(tmp_path / "app.wp"), [3])
+        async with httpx.AsyncClient(base_url=served.base, timeout=60) as http:
+            paused = asyncio.ensure_future(http.get("/hello/x"))
+            await dap.stopped()
+            took = await served.stop(grace_s=20)
+            assert took < 10  # not the grace period of a request that never ends
+            assert (await paused).json() == {"message": "HI x"}
+        await dap.close()

@@ -52,6 +52,8 @@ class Debugger:
         self._next_thread = NEXT_REQUEST + 1
         self._server: asyncio.Server | None = None
         self._configured: asyncio.Event | None = None
+        self._signals: dict[int, Any] = {}
+        self._client_task: asyncio.Task[Any] | None = None
 
     # ---- the program ----------------------------------------------------------------
 
@@ -194,15 +196,16 @@ class Debugger:
                 writer.close()
                 return
             self.session = DapSession(self, reader, writer)
+            self._client_task = asyncio.current_task()
             try:
                 await self.session.serve()
             finally:
-                self.session = None
+                self.session, self._client_task = None, None
                 self.release_all()
 
         self._configured = asyncio.Event()
         self._server = await asyncio.start_server(client, self.host, self.port)
-        _release_on_signals(self)
+        self._signals = _release_on_signals(self)
 
     def configured(self) -> None:
         """The client sent `configurationDone` (its breakpoints are set)."""
@@ -219,21 +222,28 @@ class Debugger:
         if self.session is not None:
             self.emit("terminated", {})
             self.session.close()
+        if self._client_task is not None:  # the session ends once its stream is closed
+            await asyncio.wait([self._client_task], timeout=5)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        for sig, previous in self._signals.items():
+            signal.signal(sig, previous)
+        self._signals.clear()
 
 
-def _release_on_signals(debugger: Debugger) -> None:
+def _release_on_signals(debugger: Debugger) -> dict[int, Any]:
     """On SIGTERM/SIGINT, resume paused requests before the server waits for them to end
-    (wrapping the server's handlers, as `ProcessTasks.watch_signals` does)."""
+    (wrapping the server's handlers, as `ProcessTasks.watch_signals` does); the handlers
+    replaced, for `stop()` to put back."""
     loop = asyncio.get_running_loop()
+    replaced: dict[int, Any] = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             previous = signal.getsignal(sig)
-        except ValueError:  # not the main thread (tests start the debugger in-process)
-            return
+        except ValueError:  # not the main thread
+            break
         if not callable(previous):
             continue
 
@@ -243,3 +253,5 @@ def _release_on_signals(debugger: Debugger) -> None:
             previous(number, frame)
 
         signal.signal(sig, handler)
+        replaced[sig] = previous
+    return replaced
