@@ -98,6 +98,9 @@ async def test_errors_a_client_gets(tmp_path: Path) -> None:
         hover = await dap.request("evaluate", expression="query", frameId=frame["id"],
                                   context="hover")
         assert hover["result"] == '{"q":"one"}' and hover["variablesReference"] > 0
+        not_a_key = await dap.call("evaluate", expression="nothere", frameId=frame["id"],
+                                   context="hover")
+        assert not not_a_key["success"]  # no hover box over words that are not keys
         no_frame = await dap.call("evaluate", expression=".")
         assert not no_frame["success"] and "paused request" in no_frame["message"]
         unknown = await dap.call("restartFrame", frameId=frame["id"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.debugger.dap_client import DapClient
-from tests.hostile.harness import free_port, serve
+from tests.hostile.harness import free_port, health_while, serve
 
 HELLO = """\
 GET /hello/:name
@@ -61,6 +61,8 @@ async def test_breakpoint_state_evaluate_step_and_continue_while_others_are_serv
 
             other = await http.get("/other")  # served while /hello/ann is paused
             assert other.json() == {"ok": True}
+            latencies, _ = await health_while(served, asyncio.sleep(0.3))
+            assert max(latencies) < 1.0  # every /health probe answered (1.0: no answer)
             assert not paused.done()
 
             await dap.request("next", threadId=thread)

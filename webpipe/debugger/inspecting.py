@@ -166,6 +166,8 @@ async def _evaluate(session: DapSession, args: Args) -> dict[str, Any]:
         value = await run_jq(thread, text)
     except JqError as exc:
         raise DapError(str(exc)) from None
+    if value is None and args.get("context") == "hover":
+        raise DapError(f"{text} is null")  # no hover box over words that are not keys
     key = f"eval:{session.debugger.refs.next_id}"
     thread.roots[key] = value
     answer = variable("result", value, (), lambda p: session.debugger.refs.add(
