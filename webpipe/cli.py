@@ -14,7 +14,9 @@ import importlib
 import importlib.util
 import json
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -181,8 +183,12 @@ def routes(file: Path) -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--inspect", is_flag=True,
+              help="Wait for a debugger (DAP on 127.0.0.1:--inspect-port), then run under it.")
+@click.option("--inspect-port", type=int, default=5858, show_default=True,
+              help="The debugger's port.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(file: Path, args: tuple[str, ...]) -> None:
+def run(file: Path, inspect: bool, inspect_port: int, args: tuple[str, ...]) -> None:
     """Run FILE's `pipeline main` as a script; ARGS become $context.args/options."""
     from webpipe.program import load_program
     from webpipe.script import run_script
@@ -193,7 +199,15 @@ def run(file: Path, args: tuple[str, ...]) -> None:
         env = load_program(file)
     except WebpipeError as exc:
         _fail(exc)
-    sys.exit(asyncio.run(run_script(env, list(args))))
+    if not inspect:
+        sys.exit(asyncio.run(run_script(env, list(args))))
+    from webpipe.debugger import Debugger, run_attached
+
+    def debugged(debugger: Debugger) -> Coroutine[Any, Any, int]:
+        debugger.attach(env)
+        return run_script(env, list(args))
+
+    sys.exit(asyncio.run(run_attached(inspect_port, [file], debugged)))
 
 
 @cli.group()
@@ -283,13 +297,13 @@ def legacy(argv: list[str]) -> None:
         cli.main(["test", file, *rest, *inspect], prog_name="webpipe")
         return
     serve_args = _serve_flags(flags)
-    if inspect:  # the reference's `webpipe app.wp --inspect` debugs the server
-        cli.main(["serve", file, *serve_args, *inspect], prog_name="webpipe")
+    # a file with `pipeline main` runs it unless --serve (or --port/--address, except with
+    # --inspect: the reference debugs the script then) asks for the server
+    if "--run" in flags or ((inspect or not serve_args) and "--serve" not in flags
+                            and _has_main(file)):
+        cli.main(["run", file, *inspect, "--", *script_args], prog_name="webpipe")
         return
-    if "--run" in flags or (not serve_args and "--serve" not in flags and _has_main(file)):
-        cli.main(["run", file, *script_args], prog_name="webpipe")
-        return
-    cli.main(["serve", file, *serve_args], prog_name="webpipe")
+    cli.main(["serve", file, *serve_args, *inspect], prog_name="webpipe")
 
 
 def _serve_flags(flags: list[str]) -> list[str]:

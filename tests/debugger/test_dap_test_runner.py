@@ -1,9 +1,11 @@
-"""`webpipe test --inspect`: the runner waits for a DAP client, a breakpoint on an `it` line
-stops before that test runs, and stepping goes into the route it calls (spec/debugger.md)."""
+"""`webpipe test --inspect` and `webpipe run --inspect` wait for a DAP client: a breakpoint on
+an `it` line stops before that test runs and stepping goes into the route it calls; a
+script's `pipeline main` stops on its steps (spec/debugger.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -53,6 +55,43 @@ async def test_stops_on_an_it_line_then_steps_into_the_route(tmp_path: Path) -> 
         output, _ = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, output.decode()
         assert b"2 passed" in output or b"2/2" in output, output.decode()
+        await dap.close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+SCRIPT = """\
+pipeline main =
+  |> jq: `{args: $context.args}`
+  |> jq: `. + {done: true}`
+"""
+
+
+async def test_run_inspect_debugs_pipeline_main(tmp_path: Path) -> None:
+    app = tmp_path / "script.wp"
+    app.write_text(SCRIPT)
+    port = free_port()
+    # the reference's spelling: `webpipe FILE --inspect` runs `pipeline main` under it
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "webpipe", str(app), "--inspect", "--inspect-port", str(port),
+        "--", "a1", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        dap = await DapClient.connect(port)
+        await dap.start(str(app), [3])
+        thread, _, frame = await dap.stopped()
+        assert (frame["name"], frame["line"]) == ("pipeline main |> jq", 3)
+        state = await dap.state(frame["id"])
+        assert state["args"]["value"] == '["a1"]'
+        await dap.request("setVariable", variablesReference=(await dap.request(
+            "scopes", frameId=frame["id"]))["scopes"][0]["variablesReference"],
+            name="args", value='["edited"]')
+        await dap.request("continue", threadId=thread)
+        output, errors = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, errors.decode()
+        assert json.loads(output) == {"args": ["edited"], "done": True}
+        assert (await dap.event("terminated")) == {}
         await dap.close()
     finally:
         if proc.returncode is None:

@@ -1,4 +1,4 @@
-"""The step debugger: `webpipe serve --inspect` and `webpipe test --inspect` (spec/debugger.md).
+"""The step debugger: `webpipe serve|test|run --inspect` (spec/debugger.md).
 
 A Debug Adapter Protocol server on 127.0.0.1:5858 (`--inspect-port`): breakpoints on step
 lines and `it` lines, continue/next/stepIn/stepOut/pause, the state, `.async` and
@@ -10,6 +10,6 @@ messages.
 
 from __future__ import annotations
 
-from webpipe.debugger.hook import DEFAULT_PORT, Debugger
+from webpipe.debugger.hook import DEFAULT_PORT, Debugger, run_attached
 
-__all__ = ["DEFAULT_PORT", "Debugger"]
+__all__ = ["DEFAULT_PORT", "Debugger", "run_attached"]

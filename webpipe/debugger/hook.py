@@ -12,9 +12,12 @@ that request waits. With no client attached nothing stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from webpipe.debugger.breakpoints import Breakpoints, LineIndex
@@ -231,6 +234,28 @@ class Debugger:
         for sig, previous in self._signals.items():
             signal.signal(sig, previous)
         self._signals.clear()
+
+
+async def run_attached(port: int, files: list[Path],
+                       run: Callable[[Debugger], Awaitable[T]], *, tests: bool = False) -> T:
+    """`webpipe test --inspect`, `webpipe run --inspect`: listen, wait until a client has
+    attached and sent `configurationDone` (its breakpoints, checked against the files'
+    steps, are set before anything runs), then `run(debugger)`; stop listening after."""
+    from webpipe.errors import WebpipeError
+    from webpipe.loader import load_file
+
+    debugger = Debugger(port, tests=tests)
+    for file in files:
+        with contextlib.suppress(WebpipeError):  # a broken file: its run reports it
+            debugger.index.add(load_file(file), tests)
+    await debugger.start()
+    print(f"debugger (DAP) listening on {debugger.host}:{port}: waiting for a client to "
+          "attach", file=sys.stderr)
+    try:
+        await debugger.wait_configured()
+        return await run(debugger)
+    finally:
+        await debugger.stop()
 
 
 def _release_on_signals(debugger: Debugger) -> dict[int, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,29 +21,12 @@ if TYPE_CHECKING:
 
 async def _run(files: list[Path], pattern: str | None, verbose: bool, golden: Path | None,
                update: bool, inspect_port: int | None = None) -> list[CaseResult]:
-    debugger = None if inspect_port is None else await _debugger(inspect_port, files)
-    try:
-        return await _run_files(files, pattern, verbose, golden, update, debugger)
-    finally:
-        if debugger is not None:
-            await debugger.stop()
+    if inspect_port is None:
+        return await _run_files(files, pattern, verbose, golden, update, None)
+    from webpipe.debugger import run_attached
 
-
-async def _debugger(port: int, files: list[Path]) -> Debugger:
-    """`--inspect`: listen, and wait for a client to finish configuring (its breakpoints
-    are set, and checked against the files' steps and `it` lines, before a test runs)."""
-    from webpipe.debugger import Debugger
-    from webpipe.loader import load_file
-
-    debugger = Debugger(port, tests=True)
-    for file in files:
-        with contextlib.suppress(WebpipeError):  # a broken file: its run reports it
-            debugger.index.add(load_file(file), tests=True)
-    await debugger.start()
-    print(f"debugger (DAP) listening on 127.0.0.1:{port}: waiting for a client to attach",
-          file=sys.stderr)
-    await debugger.wait_configured()
-    return debugger
+    return await run_attached(inspect_port, files, lambda debugger: _run_files(
+        files, pattern, verbose, golden, update, debugger), tests=True)
 
 
 async def _run_files(files: list[Path], pattern: str | None, verbose: bool,
