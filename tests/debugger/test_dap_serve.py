@@ -154,3 +154,28 @@ async def test_sigterm_resumes_a_paused_request_and_exits(tmp_path: Path) -> Non
             assert took < 10  # not the grace period of a request that never ends
             assert (await paused).json() == {"message": "HI x"}
         await dap.close()
+
+
+async def test_a_reloaded_program_is_debugged_too(tmp_path: Path) -> None:
+    port = free_port()
+    app = tmp_path / "app.wp"
+    async with serve(tmp_path, HELLO, "--reload", "--inspect", "--inspect-port",
+                     str(port)) as served:
+        dap = await DapClient.connect(port)
+        await dap.start(str(app), [])
+        async with httpx.AsyncClient(base_url=served.base, timeout=60) as http:
+            app.write_text(HELLO.replace("{ok: true}", "{ok: \"reloaded\"}"))
+            for _ in range(300):  # poll until the new program answers
+                if (await http.get("/other")).json() == {"ok": "reloaded"}:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("no reload: " + served.log.read_text())
+            await dap.request("setBreakpoints", source={"path": str(app)},
+                              breakpoints=[{"line": 7}])
+            paused = asyncio.ensure_future(http.get("/other"))
+            thread, _, frame = await dap.stopped()
+            assert (frame["name"], frame["line"]) == ("GET /other |> jq", 7)
+            await dap.request("continue", threadId=thread)
+            assert (await paused).json() == {"ok": "reloaded"}
+        await dap.close()
