@@ -45,6 +45,10 @@ async def test_stops_on_an_it_line_then_steps_into_the_route(tmp_path: Path) -> 
         assert (frame["name"], frame["line"]) == ("greeting :: greets by name", 7)
         state = await dap.state(frame["id"])
         assert state["it"]["value"] == '"greeting :: greets by name"'
+        scopes = (await dap.request("scopes", frameId=frame["id"]))["scopes"]
+        refused = await dap.call("setVariable", variablesReference=scopes[0]
+                                 ["variablesReference"], name="it", value='"x"')
+        assert not refused["success"] and "read-only" in refused["message"]
         await dap.request("next", threadId=thread)  # from an `it` line: into the test
         _, event, frame = await dap.stopped()
         assert (event["reason"], frame["name"], frame["line"]) == \

@@ -125,6 +125,9 @@ async def _set_variable(session: DapSession, args: Args) -> dict[str, Any]:
     if ref.root not in ("state", "async"):
         raise DapError("only the pipeline state can be changed ($context and "
                        "evaluated values are read-only)")
+    if thread.frames and thread.frames[-1].is_test:
+        raise DapError("a test's `it` line shows its values read-only; step into the test "
+                       "to change the state its steps receive")
     container_path: Path = ("async",) if ref.root == "async" else ref.path
     name = str(args["name"])
     try:
