@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -68,6 +68,9 @@ from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
 from webpipe.wire import MAX_JSON_DEPTH
+
+if TYPE_CHECKING:
+    from webpipe.debugger import Debugger
 
 log = logging.getLogger("webpipe.server")
 
@@ -188,13 +191,23 @@ def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
 KeysOf = Callable[[object], "frozenset[str] | None"]
 
 
+def debug_served(served: Served, debugger: Debugger) -> Served:
+    """`--inspect`: the debugger sees every step of every route with the whole request, so
+    the paths that skip the step loop (`run_plain`) or trim the request (`reads`) are off."""
+    debugger.attach(served.env)
+    served.plain.clear()
+    served.reads.clear()
+    return served
+
+
 class WebpipeApp:
     """ASGI application serving one program (see module docstring)."""
 
     def __init__(self, served: Served, *, max_body: int | None = None,
                  reloader: Reloader | None = None, metrics: bool = False,
-                 production: bool | None = None) -> None:
-        self.served = served
+                 production: bool | None = None, debugger: Debugger | None = None) -> None:
+        self.debugger = debugger  # `--inspect` (spec/debugger.md)
+        self.served = served if debugger is None else debug_served(served, debugger)
         # spec/server.md §3: 5xx bodies without internals (default: WEBPIPE_ENV=production)
         self.production = LogSettings.from_env().production if production is None \
             else production
@@ -335,6 +348,8 @@ class WebpipeApp:
                 env = self.served.env
                 if env.uses_sandbox():  # workers import while the server starts
                     await env.sandbox().warm()
+                if self.debugger is not None:
+                    await self.debugger.start()
                 self._jobs = start_jobs(lambda: self.served.env)
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
@@ -346,6 +361,8 @@ class WebpipeApp:
                 return
 
     async def shutdown(self) -> None:
+        if self.debugger is not None:
+            await self.debugger.stop()
         if self._reload_task is not None:
             self._reload_task.cancel()
         await stop_jobs(self._jobs)
@@ -423,8 +440,11 @@ Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]
 
 
 def create_app(served: Served, *, max_body: int | None = None,
-               reloader: Reloader | None = None, metrics: bool = False) -> ASGIApp:
+               reloader: Reloader | None = None, metrics: bool = False,
+               debugger: Debugger | None = None) -> ASGIApp:
     """The ASGI app (CORS is answered by `WebpipeApp` itself, spec §7.7); with `metrics`,
-    `GET /metrics` serves the Prometheus text page."""
-    return WebpipeApp(served, max_body=max_body, reloader=reloader, metrics=metrics)
+    `GET /metrics` serves the Prometheus text page; with `debugger`, steps can be debugged
+    over DAP (spec/debugger.md)."""
+    return WebpipeApp(served, max_body=max_body, reloader=reloader, metrics=metrics,
+                      debugger=debugger)
 

@@ -33,6 +33,7 @@ from webpipe.middleware.base import Middleware
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
+    from webpipe.debugger import Debugger
     from webpipe.sandbox.pool import SandboxPool
 
 
@@ -55,6 +56,8 @@ class Env:
     resources: dict[str, Any] = field(default_factory=dict)
     _limits: Limits | None = field(default=None, repr=False)
     _sandbox: SandboxPool | None = field(default=None, repr=False)
+    # `--inspect` (spec/debugger.md): the step loop's one check; None costs nothing more
+    debugger: Debugger | None = field(default=None, repr=False)
 
     # ---- MiddlewareHost -------------------------------------------------------------
 

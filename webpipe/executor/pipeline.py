@@ -26,7 +26,11 @@ async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestC
     `after_pipeline` hooks registered while this body ran are awaited when it ends."""
     hooks = ctx.extras.get(AFTER_PIPELINE)
     mark = len(hooks) if hooks else 0
-    out = await _run_body(pipeline, state, env, ctx, handling)
+    if env.debugger is None:
+        out = await _run_body(pipeline, state, env, ctx, handling)
+    else:  # --inspect: a route or named pipeline body is a frame (spec/debugger.md)
+        out = await env.debugger.run_body(
+            pipeline, state, ctx, lambda s: _run_body(pipeline, s, env, ctx, handling))
     if ctx.extras.get(AFTER_PIPELINE):
         # a cache stores what the route answers, never the request keys it carried along
         await run_after_pipeline(ctx, without_restored(out.state, out.restored, ctx.request),
@@ -42,6 +46,8 @@ async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestCont
         kind = error_type(out.state)
         if kind is not None and kind != handling and not isinstance(step, n.ResultStep):
             continue
+        if env.debugger is not None:  # --inspect: may pause here, may edit the state
+            await env.debugger.before_step(step, out, env, ctx)
         match step:
             case n.MiddlewareStep():
                 if await steps.run_regular_step(step, body, index, out, env, ctx):

@@ -13,6 +13,7 @@ import asyncio
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from webpipe.errors import WebpipeError
 from webpipe.executor.env import Env
@@ -23,6 +24,9 @@ from webpipe.testing import golden as goldens
 from webpipe.testing.report import json_report, text_report
 from webpipe.testing.runner import CaseResult, run_tests, selected_tests
 from webpipe.testing.testdb import test_databases
+
+if TYPE_CHECKING:
+    from webpipe.debugger import Debugger
 
 NOTHING_SELECTED = 5
 
@@ -44,10 +48,21 @@ class TestRun:
     stopped: bool = False
 
 
-async def _run(files: list[Path], run: TestRun) -> None:
+async def _run(files: list[Path], run: TestRun, inspect_port: int | None = None) -> None:
+    if inspect_port is None:
+        return await _run_files(files, run, None)
+    from webpipe.debugger import run_attached
+
+    await run_attached(inspect_port, files, lambda debugger: _run_files(files, run, debugger),
+                       tests=True)
+
+
+async def _run_files(files: list[Path], run: TestRun, debugger: Debugger | None) -> None:
     for file in files:
         load_dotenv_files(file.parent)
         env = load_program(file)
+        if debugger is not None:
+            debugger.attach(env)
         try:
             run.selected += sum(1 for _ in selected_tests(env, run.pattern))
             if not run.stopped:
@@ -78,11 +93,11 @@ def _golden_dir(golden: Path | None, file: Path, count: int) -> Path | None:
 def run_test_files(files: list[Path], *, pattern: str | None = None, as_json: bool = False,
                    verbose: bool = False, golden: Path | None = None,
                    update: bool = False, keep_db: bool = False,
-                   fail_fast: bool = False) -> int:
+                   fail_fast: bool = False, inspect_port: int | None = None) -> int:
     run = TestRun(pattern, verbose, golden, update, fail_fast)
     try:
         with test_databases(keep_db):  # never the app's own database (spec/server.md §7)
-            asyncio.run(_run(files, run))
+            asyncio.run(_run(files, run, inspect_port))
     except WebpipeError as exc:
         print(f"Test runner error: {exc}", file=sys.stderr)
         return 1

@@ -103,7 +103,8 @@ async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.D
     try:
         variables = {let.name: let_value(let.value) for let in (*describe.lets, *test.lets)}
         mocks = _mocks(describe.mocks, variables).overlay(_mocks(test.mocks, variables))
-        outcome, not_found = await _trigger(env, router, test, variables, mocks)
+        outcome, not_found = await _trigger(env, router, test, variables, mocks,
+                                            result.title)
         failures = [f for a in test.assertions
                     if (f := check(a, outcome, variables, verbose)) is not None]
     except TestValueError as exc:
@@ -157,8 +158,19 @@ def _clause(test: n.It, kind: str, variables: dict[str, Any], default: Any) -> A
 
 
 async def _trigger(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
-                   variables: dict[str, Any], mocks: MockSet) -> tuple[TestOutcome, str | None]:
+                   variables: dict[str, Any], mocks: MockSet, title: str = "",
+                   ) -> tuple[TestOutcome, str | None]:
     ctx = RequestContext(call_log={}, invoker=MockInvoker(mocks), extras={"invocation": "test"})
+    if env.debugger is not None:  # `test --inspect`: the test is a frame (spec/debugger.md)
+        return await env.debugger.run_test(
+            title, test.span, variables, env, ctx,
+            lambda: _run_trigger(env, router, test, variables, mocks, ctx))
+    return await _run_trigger(env, router, test, variables, mocks, ctx)
+
+
+async def _run_trigger(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
+                       variables: dict[str, Any], mocks: MockSet, ctx: RequestContext,
+                       ) -> tuple[TestOutcome, str | None]:
     trigger = test.trigger
     match trigger:
         case n.CallTrigger():
