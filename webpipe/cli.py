@@ -88,9 +88,11 @@ def cli() -> None:
 @click.option("--production", is_flag=True,
               help="5xx bodies without internals (also WEBPIPE_ENV=production).")
 @click.option("--no-jobs", is_flag=True, help="Run no durable-job consumer in this server.")
+@click.option("--trace", is_flag=True,
+              help="Print each request's step timings as collapsed stacks (speedscope).")
 def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
           workers: int, metrics: bool, log_level: str | None, no_access_log: bool,
-          log_format: str, production: bool, no_jobs: bool) -> None:
+          log_format: str, production: bool, no_jobs: bool, trace: bool) -> None:
     """Serve FILE over HTTP."""
     import os
 
@@ -108,7 +110,7 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
     bind_host, bind_port = bind_address(host, port, address)
     try:
         run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
-                   logs=settings)
+                   logs=settings, trace=trace)
     except WebpipeError as exc:
         _fail(exc)
 
@@ -274,7 +276,7 @@ def legacy(argv: list[str]) -> None:
 
 
 def _serve_flags(flags: list[str]) -> list[str]:
-    out: list[str] = []
+    out: list[str] = ["--trace"] if "--trace" in flags else []
     for name in ("--port", "--address"):
         if name in flags and flags.index(name) + 1 < len(flags):
             out += [name, flags[flags.index(name) + 1]]

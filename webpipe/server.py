@@ -67,6 +67,7 @@ from webpipe.routing import Router
 from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
+from webpipe.tracing import Tracer, Tracing
 from webpipe.wire import MAX_JSON_DEPTH
 
 log = logging.getLogger("webpipe.server")
@@ -193,8 +194,9 @@ class WebpipeApp:
 
     def __init__(self, served: Served, *, max_body: int | None = None,
                  reloader: Reloader | None = None, metrics: bool = False,
-                 production: bool | None = None) -> None:
+                 production: bool | None = None, tracing: Tracing | None = None) -> None:
         self.served = served
+        self.tracing = tracing  # webpipe/tracing: None unless --trace or OTEL_* ask for it
         # spec/server.md §3: 5xx bodies without internals (default: WEBPIPE_ENV=production)
         self.production = LogSettings.from_env().production if production is None \
             else production
@@ -244,7 +246,7 @@ class WebpipeApp:
             if static is not None:
                 return static_response(static)
         if method == "POST" and path == graphql_endpoint_path(served.env):
-            return await self.run_graphql(served.env, request)
+            return await self.run_graphql(served.env, request, self._trace(request, path, ""))
         # HEAD is answered like GET (the server sends no body)
         found = served.router.match("GET" if method == "HEAD" else method, path)
         if found is None:
@@ -252,7 +254,9 @@ class WebpipeApp:
         (route, flags), params = found
         front = served.front.get(id(route))
         response = front.answer(request, params, path) if front is not None else None
-        if response is None:  # not a hit answered before the pipeline
+        if response is None and self.tracing is not None:
+            response = await self.run_traced(route, flags, request, params, path)
+        elif response is None:  # not a hit answered before the pipeline
             try:
                 response = await self.run_route(served.env, route, flags, request, params, path,
                                                 served.reads.get(id(route)),
@@ -262,15 +266,40 @@ class WebpipeApp:
         METRICS.request(f"{route.method} {route.path}", response.status_code)
         return response
 
+    def _trace(self, request: Request, path: str, route: str) -> Tracer | None:
+        if self.tracing is None:
+            return None
+        return self.tracing.begin(request.method, path, route, request.headers,
+                                  self.served.env)
+
+    async def run_traced(self, route: n.Route, flags: bool, request: Request,
+                         params: dict[str, str], path: str) -> Response:
+        """`run_route` with a tracer on the request: every step through the step loop
+        (no plain fast path, no reduced request), the tracer told the status at the end."""
+        tracer = self._trace(request, path, f"{route.method} {route.path}")
+        assert tracer is not None
+        try:
+            response = await self.run_route(self.served.env, route, flags, request, params,
+                                            path, tracer=tracer)
+        except BadRequest as exc:
+            response = exc.to_response()
+        except BaseException:
+            tracer.request_ended(500)
+            raise
+        tracer.request_ended(response.status_code)
+        return response
+
     async def run_route(self, env: Env, route: n.Route, flags: bool, request: Request,
                         params: dict[str, str], path: str | None = None,
                         only: frozenset[str] | None = None,
-                        plain: tuple[StepPlan, ...] | None = None) -> Response:
+                        plain: tuple[StepPlan, ...] | None = None,
+                        tracer: Tracer | None = None) -> Response:
         state: Any
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
             await read_state_body(request, state, pending, **self.body_bounds())
         ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
+        ctx.tracer = tracer
         if flags:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
@@ -311,13 +340,21 @@ class WebpipeApp:
                 "max_depth": limits.max_json_depth,
                 "max_containers": limits.max_json_containers}
 
-    async def run_graphql(self, env: Env, request: Request) -> Response:
+    async def run_graphql(self, env: Env, request: Request, tracer: Tracer | None = None,
+                          ) -> Response:
         """The automatic GraphQL endpoint (graphql.md §7)."""
+        response = await self._graphql(env, request, tracer)
+        if tracer is not None:
+            tracer.request_ended(response.status_code)
+        return response
+
+    async def _graphql(self, env: Env, request: Request, tracer: Tracer | None) -> Response:
         try:
             state = await request_state(request, {}, **self.body_bounds())
         except BadRequest as exc:
             return exc.to_response()
         ctx = _http_context(env, state, None, request.scope.get(ID_KEY))
+        ctx.tracer = tracer
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
             response = build_response(value, JSON_CT, status)
@@ -351,6 +388,8 @@ class WebpipeApp:
         await stop_jobs(self._jobs)
         await PROCESS_TASKS.drain()
         await self.served.env.aclose()
+        if self.tracing is not None:  # after the drain: the last tasks' spans are exported
+            await asyncio.to_thread(self.tracing.shutdown)
         if "webpipe.pgembed" in sys.modules:  # only when an embedded server may be running
             from webpipe.pgembed import stop_embedded
 
@@ -423,8 +462,11 @@ Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]
 
 
 def create_app(served: Served, *, max_body: int | None = None,
-               reloader: Reloader | None = None, metrics: bool = False) -> ASGIApp:
+               reloader: Reloader | None = None, metrics: bool = False,
+               tracing: Tracing | None = None) -> ASGIApp:
     """The ASGI app (CORS is answered by `WebpipeApp` itself, spec §7.7); with `metrics`,
-    `GET /metrics` serves the Prometheus text page."""
-    return WebpipeApp(served, max_body=max_body, reloader=reloader, metrics=metrics)
+    `GET /metrics` serves the Prometheus text page; `tracing` (`tracing.tracing_for`)
+    traces every request (spec/tracing.md)."""
+    return WebpipeApp(served, max_body=max_body, reloader=reloader, metrics=metrics,
+                      tracing=tracing)
 
