@@ -74,12 +74,12 @@ async def wait_for_block(log: Path) -> str:
 async def test_serve_trace_prints_the_golden_collapsed_stacks(
         tmp_path: Path, update_goldens: bool) -> None:
     (tmp_path / "lib.wp").write_text(LIB)
-    async with loopback(upstream()) as base:
-        async with serve(tmp_path, APP.replace("UPSTREAM", base), "--trace") as served:
-            async with httpx.AsyncClient(base_url=served.base) as client:
-                response = await client.get("/hello/world")
-            assert response.json() == {"message": "HELLO WORLD", "a": True}
-            text = await wait_for_block(served.log)
+    async with (loopback(upstream()) as base,
+                serve(tmp_path, APP.replace("UPSTREAM", base), "--trace") as served):
+        async with httpx.AsyncClient(base_url=served.base) as client:
+            response = await client.get("/hello/world")
+        assert response.json() == {"message": "HELLO WORLD", "a": True}
+        text = await wait_for_block(served.log)
     assert f"\n\n{START}\n" in text and f"\n{END}\n\n" in text  # the reference's blank lines
     assert_golden(GOLDEN / "trace" / "fanout.txt", masked_block(text), update_goldens)
     lines = masked_block(text).splitlines()[1:-1]
@@ -88,11 +88,11 @@ async def test_serve_trace_prints_the_golden_collapsed_stacks(
 
 async def test_no_trace_flag_prints_nothing(tmp_path: Path) -> None:
     (tmp_path / "lib.wp").write_text(LIB)
-    async with loopback(upstream()) as base:
-        async with serve(tmp_path, APP.replace("UPSTREAM", base)) as served:
-            async with httpx.AsyncClient(base_url=served.base) as client:
-                assert (await client.get("/hello/world")).status_code == 200
-            await served.stop()
+    async with (loopback(upstream()) as base,
+                serve(tmp_path, APP.replace("UPSTREAM", base)) as served):
+        async with httpx.AsyncClient(base_url=served.base) as client:
+            assert (await client.get("/hello/world")).status_code == 200
+        await served.stop()
     assert START not in served.log.read_text()
 
 
