@@ -372,7 +372,7 @@ class WebpipeApp:
                 env = self.served.env
                 if env.uses_sandbox():  # workers import while the server starts
                     await env.sandbox().warm()
-                self._jobs = start_jobs(lambda: self.served.env)
+                self._jobs = start_jobs(lambda: self.served.env, tracing=self.tracing)
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
                         self.reloader(self), TaskInfo("", "reloader", "internal", ""))

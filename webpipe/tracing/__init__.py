@@ -57,6 +57,11 @@ class Tracing(Protocol):
               env: Env) -> Tracer:
         """A request `METHOD path` matched `route` ("GET /users/:id"; "" for GraphQL)."""
 
+    def job(self, plan: StepPlan, carrier: Mapping[str, str] | None, env: Env,
+            ) -> Tracer | None:
+        """A durable job runs `plan`; `carrier` holds the `traceparent` of the request that
+        enqueued it. The job's tracer (ended with `task_ended`), or None."""
+
     def shutdown(self) -> None:
         """Flush what is buffered (the server is stopping)."""
 

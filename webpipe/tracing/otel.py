@@ -65,6 +65,15 @@ class OtelTracing:
                         **({"http.route": route.split(" ", 1)[1]} if route else {})})
         return OtelTracer(self, env, span, root=True)
 
+    def job(self, plan: StepPlan, carrier: Mapping[str, str] | None, env: Env,
+            ) -> Tracer | None:
+        """A durable job's span: a trace of its own, linked to the enqueuing request's."""
+        origin = trace.get_current_span(propagate.extract(carrier or {})).get_span_context()
+        links = [Link(origin)] if origin.is_valid else []
+        span = step_span(self.tracer, plan.step, None, links=links, kind=SpanKind.CONSUMER)
+        span.set_attribute("webpipe.durable", True)
+        return OtelTracer(self, env, span)
+
     def shutdown(self) -> None:
         shutdown = getattr(self.provider, "shutdown", None)
         if shutdown is not None:  # the SDK's provider flushes its processors
@@ -86,22 +95,9 @@ class OtelTracer:
             tags = self.env.plan(step).tags
             if tags.async_name is not None or tags.background:
                 return None  # its span is the task's (`task_forked`)
-        span = self._child(step, self.stack[-1])
+        span = step_span(self.app.tracer, step, self.stack[-1])
         self.stack.append(span)
         return span
-
-    def _child(self, step: n.Step, parent: Span | None, **extra: Any) -> Span:
-        where = step.span
-        kind = step_label(step).split(":", 1)[0]
-        attributes: dict[str, Any] = {"webpipe.step": kind, "code.filepath": where.source.name,
-                                      "code.lineno": where.line, "code.column": where.column}
-        if isinstance(step, n.MiddlewareStep):
-            attributes["webpipe.middleware"] = step.name
-            if step.name == "pipeline":
-                attributes["webpipe.pipeline"] = (step.config or "").strip()
-        context = trace.set_span_in_context(parent) if parent is not None else Context()
-        return self.app.tracer.start_span(f"{kind} {where.source.name}:{where.line}",
-                                          context=context, attributes=attributes, **extra)
 
     def step_ended(self, token: object, state: Any) -> None:
         if token is None:
@@ -113,11 +109,11 @@ class OtelTracer:
 
     def task_forked(self, kind: str, plan: StepPlan) -> Tracer | None:
         if kind == "async":
-            span = self._child(plan.step, self.stack[-1])
+            span = step_span(self.app.tracer, plan.step, self.stack[-1])
             span.set_attribute("webpipe.async", plan.tags.async_name or "task")
         else:  # after the response: a trace of its own, linked to the request's
-            span = self._child(plan.step, None,
-                               links=[Link(self.stack[0].get_span_context())])
+            span = step_span(self.app.tracer, plan.step, None,
+                             links=[Link(self.stack[0].get_span_context())])
             span.set_attribute("webpipe.background", True)
         return OtelTracer(self.app, self.env, span)
 
@@ -136,6 +132,21 @@ class OtelTracer:
         if status >= 500:
             self.span.set_status(Status(StatusCode.ERROR))
         self.span.end()
+
+
+def step_span(tracer: trace.Tracer, step: n.Step, parent: Span | None, **extra: Any) -> Span:
+    """A span `kind file:line` for `step` under `parent` (None: the root of a new trace)."""
+    where = step.span
+    kind = step_label(step).split(":", 1)[0]
+    attributes: dict[str, Any] = {"webpipe.step": kind, "code.filepath": where.source.name,
+                                  "code.lineno": where.line, "code.column": where.column}
+    if isinstance(step, n.MiddlewareStep):
+        attributes["webpipe.middleware"] = step.name
+        if step.name == "pipeline":
+            attributes["webpipe.pipeline"] = (step.config or "").strip()
+    context = trace.set_span_in_context(parent) if parent is not None else Context()
+    return tracer.start_span(f"{kind} {where.source.name}:{where.line}", context=context,
+                             attributes=attributes, **extra)
 
 
 def _mark(span: Span, kind: str | None) -> None:

@@ -23,6 +23,12 @@ class TeeTracing:
               env: Env) -> Tracer:
         return TeeTracer(tuple(p.begin(method, path, route, headers, env) for p in self.parts))
 
+    def job(self, plan: StepPlan, carrier: Mapping[str, str] | None, env: Env,
+            ) -> Tracer | None:
+        jobs = tuple(t for t in (p.job(plan, carrier, env) for p in self.parts)
+                     if t is not None)
+        return TeeTracer(jobs) if jobs else None
+
     def shutdown(self) -> None:
         for part in self.parts:
             part.shutdown()
