@@ -209,3 +209,29 @@ def test_the_server_does_not_import_opentelemetry() -> None:
     code = ("import sys, webpipe.server, webpipe.serve, webpipe.executor.pipeline; "
             "sys.exit(any(m.startswith('opentelemetry') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+async def test_remote_graphql_carries_the_step_traceparent(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    async def graphql(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("traceparent", ""))
+        return web.json_response({"data": {"auth": "yes"}})
+
+    upstream = web.Application()
+    upstream.router.add_post("/graphql", graphql)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with loopback(upstream) as base:
+        env = program_from_text(f'config graphql_up {{\n  url: "{base}/graphql"\n}}\n\n'
+                                "GET /gql\n  |> graphql(up): `{ auth }`\n", base_dir=tmp_path)
+        app = create_app(build_served(env), tracing=OtelTracing(provider))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            response = await client.get("/gql")
+        await env.aclose()
+    provider.shutdown()
+    assert response.json() == {"data": {"auth": "yes"}}
+    (step,) = by_name(exporter.get_finished_spans(), "graphql app.wp:6")
+    assert seen == [traceparent_of(step)]
