@@ -67,7 +67,7 @@ from webpipe.routing import Router
 from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
-from webpipe.tracing import Tracer, Tracing
+from webpipe.tracing import Tracing
 from webpipe.wire import MAX_JSON_DEPTH
 
 log = logging.getLogger("webpipe.server")
@@ -246,7 +246,7 @@ class WebpipeApp:
             if static is not None:
                 return static_response(static)
         if method == "POST" and path == graphql_endpoint_path(served.env):
-            return await self.run_graphql(served.env, request, self._trace(request, path, ""))
+            return await self.run_graphql(served.env, request)
         # HEAD is answered like GET (the server sends no body)
         found = served.router.match("GET" if method == "HEAD" else method, path)
         if found is None:
@@ -254,52 +254,28 @@ class WebpipeApp:
         (route, flags), params = found
         front = served.front.get(id(route))
         response = front.answer(request, params, path) if front is not None else None
-        if response is None and self.tracing is not None:
-            response = await self.run_traced(route, flags, request, params, path)
-        elif response is None:  # not a hit answered before the pipeline
+        if response is None:  # not a hit answered before the pipeline
+            # traced: every step through the step loop, on the whole request
+            traced = self.tracing is not None
             try:
-                response = await self.run_route(served.env, route, flags, request, params, path,
-                                                served.reads.get(id(route)),
-                                                served.plain.get(id(route)))
+                response = await self.run_route(
+                    served.env, route, flags, request, params, path,
+                    None if traced else served.reads.get(id(route)),
+                    None if traced else served.plain.get(id(route)))
             except BadRequest as exc:
                 response = exc.to_response()
         METRICS.request(f"{route.method} {route.path}", response.status_code)
         return response
 
-    def _trace(self, request: Request, path: str, route: str) -> Tracer | None:
-        if self.tracing is None:
-            return None
-        return self.tracing.begin(request.method, path, route, request.headers,
-                                  self.served.env)
-
-    async def run_traced(self, route: n.Route, flags: bool, request: Request,
-                         params: dict[str, str], path: str) -> Response:
-        """`run_route` with a tracer on the request: every step through the step loop
-        (no plain fast path, no reduced request), the tracer told the status at the end."""
-        tracer = self._trace(request, path, f"{route.method} {route.path}")
-        assert tracer is not None
-        try:
-            response = await self.run_route(self.served.env, route, flags, request, params,
-                                            path, tracer=tracer)
-        except BadRequest as exc:
-            response = exc.to_response()
-        except BaseException:
-            tracer.request_ended(500)
-            raise
-        tracer.request_ended(response.status_code)
-        return response
-
     async def run_route(self, env: Env, route: n.Route, flags: bool, request: Request,
                         params: dict[str, str], path: str | None = None,
                         only: frozenset[str] | None = None,
-                        plain: tuple[StepPlan, ...] | None = None,
-                        tracer: Tracer | None = None) -> Response:
+                        plain: tuple[StepPlan, ...] | None = None) -> Response:
         state: Any
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
             await read_state_body(request, state, pending, **self.body_bounds())
-        ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
-        ctx.tracer = tracer
+        ctx = self._context(env, state, route, request)
         if flags:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
@@ -340,21 +316,24 @@ class WebpipeApp:
                 "max_depth": limits.max_json_depth,
                 "max_containers": limits.max_json_containers}
 
-    async def run_graphql(self, env: Env, request: Request, tracer: Tracer | None = None,
-                          ) -> Response:
-        """The automatic GraphQL endpoint (graphql.md §7)."""
-        response = await self._graphql(env, request, tracer)
-        if tracer is not None:
-            tracer.request_ended(response.status_code)
-        return response
+    def _context(self, env: Env, state: Any, route: n.Route | None,
+                 request: Request) -> RequestContext:
+        """`_http_context`, with the request's tracer when the app traces (`end_request`
+        gives it the status)."""
+        ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
+        if self.tracing is not None:
+            ctx.tracer = self.tracing.begin(request.method, raw_path(request),
+                                            f"{route.method} {route.path}" if route else "",
+                                            request.headers, env)
+        return ctx
 
-    async def _graphql(self, env: Env, request: Request, tracer: Tracer | None) -> Response:
+    async def run_graphql(self, env: Env, request: Request) -> Response:
+        """The automatic GraphQL endpoint (graphql.md §7)."""
         try:
             state = await request_state(request, {}, **self.body_bounds())
         except BadRequest as exc:
             return exc.to_response()
-        ctx = _http_context(env, state, None, request.scope.get(ID_KEY))
-        ctx.tracer = tracer
+        ctx = self._context(env, state, None, request)
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
             response = build_response(value, JSON_CT, status)

@@ -31,7 +31,10 @@ log = logging.getLogger("webpipe.background")
 
 def end_request(ctx: RequestContext, env: Env, status: int) -> list[asyncio.Task[Any]]:
     """A request (or script run) has its answer: its un-joined tasks are watched for
-    failures, and its background steps start when the status is 2xx; their tasks."""
+    failures, and its background steps start when the status is 2xx; their tasks. A traced
+    request's tracer hears the status (only a request's root tracer acts on it)."""
+    if ctx.tracer is not None:
+        ctx.tracer.request_ended(status)
     tasks = ctx.existing_tasks()
     if tasks is None:
         return []

@@ -47,7 +47,7 @@ class Tracer(Protocol):
         """Add the W3C `traceparent` (and `tracestate`) of the current step to `headers`."""
 
     def request_ended(self, status: int) -> None:
-        """The request has its answer (the root tracer only)."""
+        """The request has its answer (`end_request`); a task's tracer ignores it."""
 
 
 class Tracing(Protocol):

@@ -112,9 +112,10 @@ class CollapsedTracer:
         return None  # collapsed stacks have no trace context to propagate
 
     def request_ended(self, status: int) -> None:
+        if not self.root:
+            return  # a task's end (`end_request` of its context): `task_ended` recorded it
         self.record((time.perf_counter_ns() - self.started) // 1000)
-        if self.root:
-            lines = "".join(f"{stack} {micros}\n" for stack, micros in self.samples)
-            # one write per request, so concurrent requests' blocks never interleave
-            sys.stdout.write(f"\n{START}\n{lines}{END}\n\n")
-            sys.stdout.flush()
+        lines = "".join(f"{stack} {micros}\n" for stack, micros in self.samples)
+        # one write per request, so concurrent requests' blocks never interleave
+        sys.stdout.write(f"\n{START}\n{lines}{END}\n\n")
+        sys.stdout.flush()

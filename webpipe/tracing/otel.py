@@ -128,6 +128,8 @@ class OtelTracer:
         propagate.inject(headers, context=trace.set_span_in_context(self.stack[-1]))
 
     def request_ended(self, status: int) -> None:
+        if not self.root:
+            return  # a task's end (`end_request` of its context): `task_ended` ended it
         self.span.set_attribute("http.response.status_code", status)
         if status >= 500:
             self.span.set_status(Status(StatusCode.ERROR))
