@@ -62,5 +62,6 @@ async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestCont
                 tracer.step_ended(token, out.state)
     return out
 
+
 # imported last: both modules import run_pipeline from here
 from webpipe.executor import branches, steps  # noqa: E402
