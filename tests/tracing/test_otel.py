@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.support import loopback
+from webpipe.errors import ConfigError
 from webpipe.program import program_from_text
 from webpipe.server import build_served, create_app
 from webpipe.tracing import otel_configured, tracing_for
@@ -203,6 +204,18 @@ def test_tracing_for_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(tracing, OtelTracing)
     assert tracing.provider.resource.attributes["service.name"] == "shop"
     tracing.shutdown()
+
+
+def test_configured_without_the_extra_or_with_an_unknown_exporter_is_a_clear_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
+    with pytest.raises(ConfigError, match="webpipe knows otlp, console, none"):
+        tracing_for(False)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    monkeypatch.delitem(sys.modules, "webpipe.tracing.otel")
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"pip install 'webpipe\[otel\]'"):
+        tracing_for(False)
 
 
 def test_the_server_does_not_import_opentelemetry() -> None:

@@ -23,6 +23,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from webpipe import __version__
+from webpipe.errors import ConfigError
 from webpipe.executor.state import error_type
 from webpipe.syntax import nodes as n
 from webpipe.tracing import Tracer, step_label
@@ -185,7 +186,7 @@ def _exporter(name: str) -> Any:
 
         return ConsoleSpanExporter()
     if name != "otlp":
-        raise RuntimeError(f"OTEL_TRACES_EXPORTER={name!r}: webpipe knows otlp, console, none")
+        raise ConfigError(f"OTEL_TRACES_EXPORTER={name!r}: webpipe knows otlp, console, none")
     protocol = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
                 or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf")
     if protocol == "grpc":
