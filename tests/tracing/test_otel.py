@@ -248,3 +248,30 @@ async def test_remote_graphql_carries_the_step_traceparent(tmp_path: Path) -> No
     assert response.json() == {"data": {"auth": "yes"}}
     (step,) = by_name(exporter.get_finished_spans(), "graphql app.wp:6")
     assert seen == [traceparent_of(step)]
+
+
+async def test_trace_and_otel_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      ) -> None:
+    from webpipe.tracing.collapsed import CollapsedTracing
+    from webpipe.tracing.tee import TeeTracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    env = program_from_text("GET /t\n  |> jq: `{ v: 1 }` @async(a)\n  |> join: a\n",
+                            base_dir=tmp_path)
+    app = create_app(build_served(env), tracing=TeeTracing(
+        (CollapsedTracing(), OtelTracing(provider))))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:
+        assert (await client.get("/t")).json() == {"async": {"a": {"v": 1}},
+                                                   "asyncStatus": {"complete": True,
+                                                                   "failed": [],
+                                                                   "timedOut": []}}
+    await env.aclose()
+    provider.shutdown()
+    printed = [line.rsplit(" ", 1)[0] for line in capsys.readouterr().out.splitlines()
+               if line.startswith("GET")]
+    assert printed == ["GET /t;jq", "GET /t;join;async:a;jq", "GET /t;join", "GET /t"]
+    names = sorted(span.name for span in exporter.get_finished_spans())
+    assert names == ["GET /t", "join app.wp:3", "jq app.wp:2"]

@@ -17,11 +17,11 @@ from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from webpipe.errors import ConfigError
+from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
     from webpipe.executor.env import Env
     from webpipe.executor.plan import StepPlan
-    from webpipe.syntax import nodes as n
 
 
 class Tracer(Protocol):
@@ -69,8 +69,6 @@ class Tracing(Protocol):
 def step_label(step: n.Step) -> str:
     """The step's kind as the reference names it: the middleware name, `pipeline:NAME` for a
     call, or `if`/`result`/`dispatch`/`foreach`."""
-    from webpipe.syntax import nodes as n
-
     match step:
         case n.MiddlewareStep(name="pipeline"):
             return f"pipeline:{(step.config or '').strip()}"
