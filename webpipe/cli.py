@@ -94,10 +94,12 @@ def cli() -> None:
               help="Run the step debugger (a DAP server on 127.0.0.1:--inspect-port).")
 @click.option("--inspect-port", type=int, default=5858, show_default=True,
               help="The debugger's port.")
+@click.option("--trace", is_flag=True,
+              help="Print each request's step timings as collapsed stacks (speedscope).")
 def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
           workers: int, metrics: bool, log_level: str | None, no_access_log: bool,
           log_format: str, production: bool, no_jobs: bool, inspect: bool,
-          inspect_port: int) -> None:
+          inspect_port: int, trace: bool) -> None:
     """Serve FILE over HTTP."""
     import os
 
@@ -118,7 +120,8 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
     bind_host, bind_port = bind_address(host, port, address)
     try:
         run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
-                   logs=settings, inspect_port=inspect_port if inspect else None)
+                   logs=settings, inspect_port=inspect_port if inspect else None,
+                   trace=trace)
     except WebpipeError as exc:
         _fail(exc)
 
@@ -311,7 +314,7 @@ def legacy(argv: list[str]) -> None:
 
 
 def _serve_flags(flags: list[str]) -> list[str]:
-    out: list[str] = []
+    out: list[str] = ["--trace"] if "--trace" in flags else []
     for name in ("--port", "--address"):
         if name in flags and flags.index(name) + 1 < len(flags):
             out += [name, flags[flags.index(name) + 1]]

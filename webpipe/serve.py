@@ -34,6 +34,7 @@ from webpipe.program import load_program
 from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
 from webpipe.serve_watch import SourceFilter, ensure_port_free, load_checked
 from webpipe.server import Served, WebpipeApp, build_served, create_app, debug_served
+from webpipe.tracing import tracing_for
 
 log = logging.getLogger("webpipe.serve")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7770
@@ -157,15 +158,17 @@ def app_factory() -> ASGIApp:
     configure_logging(LogSettings.from_env())
     path = Path(os.environ["WEBPIPE_APP_FILE"])
     app = create_app(load_served(path, quiet=True),
-                     metrics=bool(os.environ.get("WEBPIPE_METRICS")))
+                     metrics=bool(os.environ.get("WEBPIPE_METRICS")),
+                     tracing=tracing_for(bool(os.environ.get("WEBPIPE_TRACE"))))
     log.info("worker %d serving %s", os.getpid(), path)
     return app
 
 
 def run_server(path: Path, host: str, port: int, *, reload: bool = False,
                workers: int = 1, metrics: bool = False, logs: LogSettings | None = None,
-               inspect_port: int | None = None) -> None:
-    """Serve `path`; `inspect_port`: with the step debugger listening there (one worker)."""
+               inspect_port: int | None = None, trace: bool = False) -> None:
+    """Serve `path`; `inspect_port`: with the step debugger listening there (one worker);
+    `trace`: print each request's step timings (spec/tracing.md)."""
     import uvicorn
 
     ensure_port_free(host, port)  # before any output: one clear line, exit 1
@@ -181,6 +184,7 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
     if workers > 1:
         os.environ["WEBPIPE_APP_FILE"] = str(path.resolve())
         os.environ["WEBPIPE_METRICS"] = "1" if metrics else ""
+        os.environ["WEBPIPE_TRACE"] = "1" if trace else ""
         if metrics:
             share_worker_metrics()
         announce(f"webpipe serving {path} on http://{host}:{port} with {workers} workers")
@@ -195,7 +199,7 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
         debugger = Debugger(inspect_port, INSPECT_HOST)
     app = create_app(checked_at_start(path, reload),
                      reloader=make_reloader(path) if reload else None, metrics=metrics,
-                     debugger=debugger)
+                     debugger=debugger, tracing=tracing_for(trace))
     gc.collect()
     gc.freeze()  # the loaded program is long-lived: keep it out of every GC pass (p99)
     announce(f"webpipe serving {path} on http://{host}:{port}")

@@ -67,6 +67,7 @@ from webpipe.routing import Router
 from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
+from webpipe.tracing import Tracing
 from webpipe.wire import MAX_JSON_DEPTH
 
 if TYPE_CHECKING:
@@ -205,9 +206,11 @@ class WebpipeApp:
 
     def __init__(self, served: Served, *, max_body: int | None = None,
                  reloader: Reloader | None = None, metrics: bool = False,
-                 production: bool | None = None, debugger: Debugger | None = None) -> None:
+                 production: bool | None = None, debugger: Debugger | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.debugger = debugger  # `--inspect` (spec/debugger.md)
         self.served = served if debugger is None else debug_served(served, debugger)
+        self.tracing = tracing  # webpipe/tracing: None unless --trace or OTEL_* ask for it
         # spec/server.md §3: 5xx bodies without internals (default: WEBPIPE_ENV=production)
         self.production = LogSettings.from_env().production if production is None \
             else production
@@ -266,10 +269,13 @@ class WebpipeApp:
         front = served.front.get(id(route))
         response = front.answer(request, params, path) if front is not None else None
         if response is None:  # not a hit answered before the pipeline
+            # traced: every step through the step loop, on the whole request
+            traced = self.tracing is not None
             try:
-                response = await self.run_route(served.env, route, flags, request, params, path,
-                                                served.reads.get(id(route)),
-                                                served.plain.get(id(route)))
+                response = await self.run_route(
+                    served.env, route, flags, request, params, path,
+                    None if traced else served.reads.get(id(route)),
+                    None if traced else served.plain.get(id(route)))
             except BadRequest as exc:
                 response = exc.to_response()
         METRICS.request(f"{route.method} {route.path}", response.status_code)
@@ -283,7 +289,7 @@ class WebpipeApp:
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
             await read_state_body(request, state, pending, **self.body_bounds())
-        ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
+        ctx = self._context(env, state, route, request)
         if flags:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
@@ -324,13 +330,24 @@ class WebpipeApp:
                 "max_depth": limits.max_json_depth,
                 "max_containers": limits.max_json_containers}
 
+    def _context(self, env: Env, state: Any, route: n.Route | None,
+                 request: Request) -> RequestContext:
+        """`_http_context`, with the request's tracer when the app traces (`end_request`
+        gives it the status)."""
+        ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
+        if self.tracing is not None:
+            ctx.tracer = self.tracing.begin(request.method, raw_path(request),
+                                            f"{route.method} {route.path}" if route else "",
+                                            request.headers, env)
+        return ctx
+
     async def run_graphql(self, env: Env, request: Request) -> Response:
         """The automatic GraphQL endpoint (graphql.md §7)."""
         try:
             state = await request_state(request, {}, **self.body_bounds())
         except BadRequest as exc:
             return exc.to_response()
-        ctx = _http_context(env, state, None, request.scope.get(ID_KEY))
+        ctx = self._context(env, state, None, request)
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
             response = build_response(value, JSON_CT, status)
@@ -350,7 +367,7 @@ class WebpipeApp:
                     await env.sandbox().warm()
                 if self.debugger is not None:
                     await self.debugger.start()
-                self._jobs = start_jobs(lambda: self.served.env)
+                self._jobs = start_jobs(lambda: self.served.env, tracing=self.tracing)
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
                         self.reloader(self), TaskInfo("", "reloader", "internal", ""))
@@ -368,6 +385,8 @@ class WebpipeApp:
         await stop_jobs(self._jobs)
         await PROCESS_TASKS.drain()
         await self.served.env.aclose()
+        if self.tracing is not None:  # after the drain: the last tasks' spans are exported
+            await asyncio.to_thread(self.tracing.shutdown)
         if "webpipe.pgembed" in sys.modules:  # only when an embedded server may be running
             from webpipe.pgembed import stop_embedded
 
@@ -441,10 +460,11 @@ Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]
 
 def create_app(served: Served, *, max_body: int | None = None,
                reloader: Reloader | None = None, metrics: bool = False,
-               debugger: Debugger | None = None) -> ASGIApp:
+               debugger: Debugger | None = None, tracing: Tracing | None = None) -> ASGIApp:
     """The ASGI app (CORS is answered by `WebpipeApp` itself, spec §7.7); with `metrics`,
     `GET /metrics` serves the Prometheus text page; with `debugger`, steps can be debugged
-    over DAP (spec/debugger.md)."""
+    over DAP (spec/debugger.md); `tracing` (`tracing.tracing_for`) traces every request
+    (spec/tracing.md)."""
     return WebpipeApp(served, max_body=max_body, reloader=reloader, metrics=metrics,
-                      debugger=debugger)
+                      debugger=debugger, tracing=tracing)
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from webpipe.executor.env import Env
     from webpipe.executor.plan import StepPlan
     from webpipe.source import Span
+    from webpipe.tracing import Tracer
 
 JSON = Any
 PREFIX = "graphql_"
@@ -139,8 +140,9 @@ def _at(span: Span | None, operation: str, error: Any) -> Span | None:
 
 
 async def execute_remote(env: Env, remote: Remote, operation: str, variables: dict[str, JSON],
-                         timeout_ms: int | None) -> JSON:
-    """The response's `data`, or a `fetch`-style error envelope."""
+                         timeout_ms: int | None, tracer: Tracer | None = None) -> JSON:
+    """The response's `data`, or a `fetch`-style error envelope; with a `tracer`, the
+    request carries the step's W3C `traceparent` (spec/tracing.md)."""
     import aiohttp
     from gql import Client, GraphQLRequest
     from gql.transport.exceptions import (
@@ -154,8 +156,11 @@ async def execute_remote(env: Env, remote: Remote, operation: str, variables: di
     fetch = env.middleware("fetch")
     assert isinstance(fetch, FetchMiddleware)
     ms = timeout_ms or remote.timeout_ms
+    headers = dict(remote.headers)
+    if tracer is not None:
+        tracer.inject(headers)
     transport = _bounded_transport()(
-        url=remote.url, headers=dict(remote.headers), ssl=True,
+        url=remote.url, headers=headers, ssl=True,
         client_session_args={"connector": fetch.session().connector, "connector_owner": False,
                              "cookie_jar": aiohttp.DummyCookieJar(),
                              "timeout": aiohttp.ClientTimeout(

@@ -22,7 +22,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import aiohttp
@@ -112,6 +112,11 @@ class FetchMiddleware(BaseMiddleware):
             request = request_from_args(call.args)
         else:
             request = request_from_state(state, prepared.url)
+        tracer = call.ctx.tracer if call.ctx is not None else None
+        if tracer is not None:  # W3C traceparent of this step (spec/tracing.md)
+            headers = dict(request.headers or {})
+            tracer.inject(headers)
+            request = replace(request, headers=headers)
         payload = await self.send(request)
         if call.target is not None or "errors" in payload:
             return StepResult(payload)
