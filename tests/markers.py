@@ -16,6 +16,7 @@ from __future__ import annotations
 # node id prefixes (paths relative to the repository root)
 SLOW_PATHS = (
     "tests/hostile/", "tests/jobs/", "tests/serve/", "tests/executor/", "tests/debugger/",
+    "tests/tracing/",
     "tests/test_cli.py", "tests/test_workers.py", "tests/test_packaging.py",
     "tests/test_migrate.py", "tests/lsp/test_protocol.py", "tests/lsp/test_command.py",
     "tests/graphql/test_remote.py", "tests/sandbox/test_pool.py", "tests/test_textmate_vscode.py",
