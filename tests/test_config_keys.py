@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from webpipe.check import CONFIG_KEYS
+from webpipe.middleware import Registry
 
 READ = re.compile(r'config_(?:bool|int|str|float)\(\w+, "(\w+)"')
 MIDDLEWARE = Path(__file__).resolve().parents[1] / "webpipe" / "middleware"
@@ -15,5 +16,7 @@ MIDDLEWARE = Path(__file__).resolve().parents[1] / "webpipe" / "middleware"
 def test_keys_read_by_middleware_are_known_to_check() -> None:
     read = {key for path in MIDDLEWARE.glob("*.py") for key in READ.findall(path.read_text())}
     assert {"failOpen", "sessionTtl", "maxPoolSize"} <= read  # the scan finds the readers
-    known = set().union(*CONFIG_KEYS.values())
+    registry = Registry(plugins=False)
+    declared = [registry.config_keys(name) or frozenset() for name in registry.names()]
+    known = set().union(*CONFIG_KEYS.values(), *declared)
     assert sorted(read - known) == []

@@ -22,7 +22,6 @@ from webpipe.jobs.identity import CONFIG_KEYS as JOB_KEYS
 from webpipe.jobs.identity import check_durable
 from webpipe.limits import KEYS as LIMIT_KEYS
 from webpipe.loader import Module
-from webpipe.middleware.breaker import CONFIG_KEYS as BREAKER_KEYS
 from webpipe.program import gc_paused, load_program
 from webpipe.server import build_served
 from webpipe.syntax import nodes as n
@@ -33,25 +32,15 @@ KNOWN_TAGS = {"env", "flag", "when", "guard", "async", "result", "error", "needs
               "hedge", "durable"}
 ONE_ARG_TAGS = {"async", "result", "error", "timeout", "retry", "onError"}
 GATE_TAGS = {"env", "flag", "when", "guard"}
+# config blocks read by webpipe itself; a middleware declares its own block's `config_keys`
 CONFIG_KEYS: dict[str, set[str]] = {
-    "pg": {"host", "port", "database", "user", "password", "maxPoolSize", "initialPoolSize",
-           "ssl", "statementTimeout"},
-    "auth": {"sessionTtl", "cookieName", "cookieSecure", "cookieHttpOnly", "cookieSameSite",
-             "cookiePath"},
-    "cache": {"enabled", "defaultTtl", "maxCacheSize", "maxEntrySize", "staleWhileRevalidate",
-              "backend", "url"},
-    "log": {"level", "includeBody", "includeHeaders", "enabled"},
-    "rateLimit": {"maxEntries", "backend", "url", "algorithm", "failOpen"},
-    "graphql": {"endpoint", "strictScalars"},
     "async": set(ASYNC_KEYS),
     "limits": set(LIMIT_KEYS),
     "static": {"dotfiles"},
-    "fetch": set(BREAKER_KEYS),
     "server": {"completenessHeader", "unhandledErrorStatus"},  # spec/server.md, tasks.md
     "jobs": set(JOB_KEYS),
 }
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
-_PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")
 
 
 def check_file(path: str | Path) -> list[Diagnostic]:
@@ -77,7 +66,7 @@ def _every_syntax_error(first: WpSyntaxError) -> list[Diagnostic]:
 def check_env(env: Env) -> list[Diagnostic]:
     found = list(env.diagnostics)
     for module in env.index.modules:
-        found += check_configs(module)
+        found += check_configs(env, module)
         for pipeline in module_pipelines(module):
             found += check_pipeline(env, module, pipeline, in_foreach=False)
     found += check_unjoined(env)
@@ -108,13 +97,24 @@ def module_pipelines(module: Module) -> Iterator[n.Pipeline]:
             yield pipeline
 
 
-def check_configs(module: Module) -> list[Diagnostic]:
+def block_keys(env: Env, block: n.ConfigBlock) -> set[str] | None:
+    """The keys webpipe reads in `config NAME { }`; None when it reads no such block."""
+    if block.name.startswith(REMOTE_PREFIX):  # a remote GraphQL endpoint
+        return set(REMOTE_KEYS) | {p.key for p in block.props if p.key.startswith("header")}
+    if block.name in CONFIG_KEYS:
+        return CONFIG_KEYS[block.name]
+    keys = env.registry.config_keys(block.name)
+    return None if keys is None else set(keys)
+
+
+def check_configs(env: Env, module: Module) -> list[Diagnostic]:
     out = []
     for block in module.items(n.ConfigBlock):
         assert isinstance(block, n.ConfigBlock)
-        known = CONFIG_KEYS.get(block.name)
-        if block.name.startswith(REMOTE_PREFIX):  # a remote GraphQL endpoint
-            known = REMOTE_KEYS | {p.key for p in block.props if p.key.startswith("header")}
+        try:
+            known = block_keys(env, block)
+        except WebpipeError:  # its middleware cannot load: that step reports why
+            continue
         if known is None:
             out.append(Diagnostic(f"config block {block.name!r} is not read by webpipe",
                                   block.span, "warning", "unknown-config"))
@@ -173,13 +173,8 @@ def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[st
         out.append(Diagnostic(f"unknown {step.name} variable {step.config!r}", step.span,
                               code="unknown-variable"))
     out += check_hedge_method(plan)
-    if plan.kind == "middleware" and step.name in ("handlebars", "mustache"):
-        out += check_partials(env, step, plan.config)
-    if plan.kind == "middleware" and step.name == "auth" \
-            and getattr(plan.prepared, "kind", None) == "invalid":
-        out.append(Diagnostic(f"unknown auth flow {plan.config.strip()!r} (expected login, "
-                              "register, logout, required, optional or type:ROLE)", step.span,
-                              code="bad-config"))
+    if plan.kind == "middleware" and plan.middleware is not None:  # its own rules
+        out += plan.middleware.check(plan.prepared, plan.config, step.span)
     return out
 
 
@@ -215,7 +210,8 @@ def _allowed(plan: StepPlan) -> dict[str, tuple[bool, str]]:
         "failfast": (kind == "join", "only on join"),
         "first": (kind == "join" and not tags.failfast,
                   "only on join, and not with @failfast (one policy per join)"),
-        "hedge": (kind == "middleware" and hasattr(plan.middleware, "hedge_method")
+        "hedge": (kind == "middleware" and plan.middleware is not None
+                  and plan.middleware.hedgeable
                   and not tags.background,
                   "only on a fetch step whose output is used (not @background)"),
         "retry": (call, "on a middleware or pipeline step (not on join)"),
@@ -250,13 +246,6 @@ def check_placement(plan: StepPlan) -> list[Diagnostic]:
 
 def _declared_anywhere(env: Env, name: str) -> bool:
     return any(p.tags.async_name == name for p in env.plans.values())
-
-
-def check_partials(env: Env, step: n.MiddlewareStep, template: str) -> list[Diagnostic]:
-    known = set(env.variables_of("handlebars")) | set(env.variables_of("mustache"))
-    missing = {m.group(1) for m in _PARTIAL.finditer(template)} - known - {"@partial-block"}
-    return [Diagnostic(f"unknown partial {name!r}", step.span, code="unknown-partial")
-            for name in sorted(missing)]
 
 
 def check_tags(expr: n.TagExpr) -> list[Diagnostic]:

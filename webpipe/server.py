@@ -174,9 +174,8 @@ def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
         mw = plan.middleware
         if plan.kind != "middleware" or plan.arg_error or plan.prepare_error or mw is None:
             return None
-        reader = getattr(mw, "input_keys", None)
-        step_keys = None if reader is None else cast(KeysOf, reader)(plan.prepared)
-        if step_keys is None or (len(steps) > 1 and not getattr(mw, "rerunnable", False)):
+        step_keys = mw.input_keys(plan.prepared)
+        if step_keys is None or (len(steps) > 1 and not mw.rerunnable):
             return None
         keys |= step_keys
         for program in plan.args:
@@ -188,8 +187,6 @@ def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
         return None
     return frozenset(keys)
 
-
-KeysOf = Callable[[object], "frozenset[str] | None"]
 
 
 def debug_served(served: Served, debugger: Debugger) -> Served:

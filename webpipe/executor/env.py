@@ -131,9 +131,7 @@ class Env:
 
     async def aclose(self) -> None:
         for mw in list(self.registry.instances.values()):
-            close = getattr(mw, "aclose", None)
-            if close is not None:
-                await close()
+            await mw.aclose()
         if self._sandbox is not None:
             await self._sandbox.aclose()
 
@@ -279,7 +277,5 @@ def _middleware_plan(env: Env, module: Module, step: n.MiddlewareStep,
         return StepPlan(kind="missing", name=step.name, missing=exc.message,
                         **{**base, "args": (), "arg_error": None})
     prepare_middleware(plan, mw)
-    plan_hook = getattr(mw, "plan_step", None)  # a middleware that reads its raw arguments
-    if plan_hook is not None:
-        plan_hook(plan)
+    mw.plan_step(plan)  # graphql reads its raw arguments
     return plan

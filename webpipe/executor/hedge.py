@@ -36,10 +36,10 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 def refusal(plan: StepPlan, state: Any, call: StepCall) -> str | None:
     """Why this call must not be hedged, or None."""
-    method_of = getattr(plan.middleware, "hedge_method", None)
-    if method_of is None:
+    mw = plan.middleware
+    if mw is None or not mw.hedgeable:
         return f"@hedge cannot hedge a {plan.name} step (only fetch can be hedged)"
-    method = str(method_of(state, plan.prepared, call))
+    method = str(mw.hedge_method(state, plan.prepared, call))
     if method not in IDEMPOTENT and not plan.tags.hedge_unsafe:
         return (f"@hedge would send a {method} request up to "
                 f"{plan.tags.hedge[0] if plan.tags.hedge else 1} times; {method} is not "

@@ -170,7 +170,7 @@ def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
     except ConfigError as exc:
         plan.prepare_error, plan.prepare_span = exc.message, exc.span
         return
-    plan.run_sync = getattr(mw, "run_sync", None)
+    plan.run_sync = mw.run_sync if mw.sync else None
 
 
 def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:

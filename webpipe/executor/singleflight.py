@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 _INFLIGHT: dict[bytes, asyncio.Task[Any]] = {}
 _CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization", "x-api-key")
-Identity = Callable[[Any, object, "StepCall"], tuple[Any, Any]]
 
 
 def flight_key(*parts: Any) -> bytes | None:
@@ -46,19 +45,19 @@ def flight_key(*parts: Any) -> bytes | None:
 def dedup_key(plan: StepPlan, state: Any, call: StepCall) -> bytes | None:
     """The identity of the call (see module docstring); None: do not share."""
     mw = plan.middleware
-    identity = cast("Identity | None", getattr(mw, "dedup_identity", None))
+    assert mw is not None, "only middleware steps are deduplicated"
     if plan.dedup_key is not None:
         try:
             explicit = plan.dedup_key.first(state)
         except JqError:
             return None
-        credentials = identity(state, plan.prepared, call)[1] if identity is not None \
-            else request_credentials(state)
+        identity = mw.dedup_identity(state, plan.prepared, call)
+        credentials = identity[1] if identity is not None else request_credentials(state)
         return flight_key(plan.location, explicit, credentials)
+    identity = mw.dedup_identity(state, plan.prepared, call)
     if identity is not None:
-        return flight_key(plan.name, plan.config, identity(state, plan.prepared, call)[0])
-    reader = getattr(mw, "input_keys", None)
-    keys = reader(plan.prepared) if reader is not None else None
+        return flight_key(plan.name, plan.config, identity[0])
+    keys = mw.input_keys(plan.prepared)
     read = {k: state.get(k) for k in sorted(keys)} if keys is not None and isinstance(
         state, dict) else state
     return flight_key(plan.name, plan.config, call.args, call.target, read)

@@ -28,7 +28,7 @@ from webpipe.errors import Diagnostic, StepError
 
 if TYPE_CHECKING:
     from webpipe.executor.env import Env
-    from webpipe.executor.plan import StepPlan
+    from webpipe.middleware.base import PlannedStep
     from webpipe.source import Span
     from webpipe.tracing import Tracer
 
@@ -71,7 +71,7 @@ def remote_names(env: Env) -> list[str]:
     return sorted(name[len(PREFIX):] for name in env.configs if name.startswith(PREFIX))
 
 
-def plan_remote(plan: StepPlan, env: Env) -> None:
+def plan_remote(plan: PlannedStep, env: Env) -> None:
     """Planner hook for `graphql` steps: a bare first argument names a remote. It becomes
     the string literal the middleware reads, and the operation is validated against the
     remote's schema snapshot when there is one."""

@@ -4,7 +4,8 @@
 names through the `webpipe.middleware` entry-point group. A `Registry` is built per app
 (copying the table), so tests and apps can `register()` extras without touching globals.
 Importing a middleware module happens on first use, so `check`/`fmt` never import asyncpg
-or lupa unless a program uses them.
+or lupa unless a program uses them; a class is refused at import when it lacks a member of
+the contract (`base.MEMBERS`), so the executor reads every capability without probing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 
 from webpipe.errors import ConfigError
-from webpipe.middleware.base import Middleware, MiddlewareHost
+from webpipe.middleware.base import MEMBERS, Middleware, MiddlewareHost
 
 BUILTIN_MIDDLEWARE: dict[str, str] = {
     "jq": "webpipe.middleware.jq:JqMiddleware",
@@ -75,6 +76,14 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.table)
 
+    def config_keys(self, name: str) -> frozenset[str] | None:
+        """The keys middleware `name` reads in `config NAME { }` (importing its class, not
+        constructing it); None for no such middleware or one that reads no block."""
+        impl = self.table.get(name)
+        if impl is None:
+            return None
+        return (_import(impl) if isinstance(impl, str) else impl).config_keys
+
     def get(self, name: str, host: MiddlewareHost) -> Middleware:
         """The app's instance of `name`, importing and constructing it on first use."""
         if name in self.instances:
@@ -84,7 +93,7 @@ class Registry:
         impl = self.table.get(name)
         if impl is None:
             raise ConfigError(f"unknown middleware {name!r}")
-        cls = _import(impl) if isinstance(impl, str) else impl
+        cls = _import(impl) if isinstance(impl, str) else _checked(impl)
         instance: Middleware = cls(host)  # type: ignore[call-arg]
         self.instances[name] = instance
         return instance
@@ -97,4 +106,15 @@ def _import(spec: str) -> type[Middleware]:
     except ImportError as exc:
         raise ConfigError(f"cannot load middleware {spec}: {exc}") from None
     cls: type[Middleware] = getattr(module, attr)
+    return _checked(cls)
+
+
+def _checked(cls: type[Middleware]) -> type[Middleware]:
+    """The class, when it offers every member of the contract (the executor reads them
+    without probing); a plugin gets the optional ones by subclassing `BaseMiddleware`."""
+    missing = [m for m in MEMBERS if not hasattr(cls, m)]
+    if missing:
+        raise ConfigError(f"middleware class {cls.__module__}.{cls.__qualname__} lacks "
+                          f"{', '.join(missing)}: subclass webpipe.middleware.base."
+                          "BaseMiddleware")
     return cls

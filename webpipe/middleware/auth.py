@@ -28,7 +28,7 @@ from argon2.exceptions import HashingError, InvalidHashError, VerificationError
 
 from webpipe.config import config_bool, config_int, config_str
 from webpipe.db import NOT_CONFIGURED
-from webpipe.errors import HardError
+from webpipe.errors import Diagnostic, HardError
 from webpipe.middleware.auth_schema import ensure_auth_schema
 from webpipe.middleware.base import (
     JSON,
@@ -227,6 +227,9 @@ class AuthMiddleware(BaseMiddleware):
     """Session auth; settings are read once, the schema is ensured on first database use."""
 
     behavior: ClassVar[Behavior] = Behavior.MERGE
+    config_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "sessionTtl", "cookieName", "cookieSecure", "cookieHttpOnly", "cookieSameSite",
+        "cookiePath"})
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)
@@ -242,6 +245,13 @@ class AuthMiddleware(BaseMiddleware):
         if text.startswith("type:"):
             return AuthFlow("type", text[len("type:"):].strip())
         return AuthFlow("invalid")  # an authError at run time, as upstream
+
+    def check(self, prepared: object, config: str, span: Span) -> list[Diagnostic]:
+        if isinstance(prepared, AuthFlow) and prepared.kind == "invalid":
+            return [Diagnostic(f"unknown auth flow {config.strip()!r} (expected login, "
+                               "register, logout, required, optional or type:ROLE)", span,
+                               code="bad-config")]
+        return []
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         assert isinstance(prepared, AuthFlow)

@@ -1,19 +1,18 @@
 """The middleware contract: one Protocol, prepared once at load, run per request.
 
-A middleware is a class instantiated once per app with a `MiddlewareHost` (config blocks,
+This module is a leaf: it imports nothing of the executor, so the executor, every built-in
+middleware and every third-party plugin depend on it and it depends on none of them. A
+middleware is a class instantiated once per app with a `MiddlewareHost` (config blocks,
 partials, other middleware, shared resources). `prepare(config, span)` compiles the step's
 config at load time and returns an opaque object; `run(state, prepared, call)` does the work
 per request and returns a `StepResult`. The executor applies the state rule named by
-`behavior` (spec/language.md §6.3); middleware never touch the pipeline state themselves.
-
-Failures: raise `StepError` for an execution failure (it becomes a branchable `<step>Error`
-envelope), `HardError` to abort the request. Domain errors are returned as envelopes.
-
-Optional members, read with `getattr` (third-party middleware need none of them):
-`run_sync(state, prepared, call)` (see `SyncMiddleware`), `input_keys(prepared)` (the
-top-level keys of its input a step can read, None when it may read anything: lets the server
-build a partial request object) and `rerunnable: ClassVar[bool]` (running a step twice for
-one request leaves no trace). See spec/decisions.md and spec/http.md.
+`behavior` (spec/reference/language.md §6.3); middleware never touch the pipeline state
+themselves. Every optional capability (`sync`/`run_sync`, `input_keys`, `rerunnable`,
+`config_keys`, `check`, `plan_step`, `dedup_identity`, `hedgeable`/`hedge_method`, `reset`,
+`aclose`) is a declared member of the `Middleware` Protocol with its "not offered" default
+in `BaseMiddleware`: the executor reads members, it never probes for them. Failures: raise
+`StepError` for an execution failure (a branchable `<step>Error` envelope), `HardError` to
+abort the request; domain errors are returned as envelopes.
 """
 
 from __future__ import annotations
@@ -24,22 +23,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from webpipe.errors import Diagnostic
 from webpipe.limits import Limits, limits_of
 from webpipe.source import Span
 
 if TYPE_CHECKING:
-    from webpipe.executor.context import RequestContext
     from webpipe.sandbox.pool import SandboxPool
+    from webpipe.syntax.nodes import MiddlewareStep
+    from webpipe.tracing import Tracer
 
 JSON = Any  # a JSON value: None | bool | int | float | str | list[JSON] | dict[str, JSON]
 
 
 class Behavior(enum.Enum):
-    """How a step's value becomes the next state (spec/language.md §6.3)."""
+    """How a step's value becomes the next state (spec/reference/language.md §6.3)."""
 
     MERGE = "merge"
     TRANSFORM = "transform"
     RENDER = "render"
+
+
+class RequestView(Protocol):
+    """What a middleware may read (and the few sections it may add) of the request being
+    run; the executor's `RequestContext` is one."""
+
+    request: JSON | None
+    env_name: str | None
+    flags: dict[str, bool]
+    conditions: dict[str, bool]
+    sections: dict[str, JSON]  # `$context` sections a step adds (cache, log, rate_limit)
+    call_log: dict[str, list[JSON]] | None
+    stdin: bytes | None
+    extras: dict[str, Any]
+    tracer: Tracer | None
+
+    def context_json(self) -> dict[str, JSON]: ...
 
 
 @dataclass(slots=True)
@@ -53,7 +71,7 @@ class StepCall:
     args: tuple[JSON, ...] = ()
     target: str | None = None
     span: Span | None = None
-    ctx: RequestContext | None = None
+    ctx: RequestView | None = None
     timeout_ms: int | None = None  # the step's `@timeout(ms)`, for middleware that bound runs
 
 
@@ -67,6 +85,16 @@ class StepResult:
     status: int | None = None
     # request keys a nested pipeline's state rules carried along (spec/server.md §6)
     restored: frozenset[str] = frozenset()
+
+
+class PlannedStep(Protocol):
+    """What a `plan_step` hook may read and rewrite of a step's load-time plan."""
+
+    step: MiddlewareStep
+    config: str
+    prepared: object
+    args: tuple[Any, ...]  # compiled inline arguments
+    arg_error: str | None
 
 
 class MiddlewareHost(Protocol):
@@ -98,7 +126,8 @@ class MiddlewareHost(Protocol):
 
 
 class Middleware(Protocol):
-    """One built-in or third-party middleware (see module docstring)."""
+    """One built-in or third-party middleware. The first five members are required; the
+    rest are capabilities, each with its "not offered" default in `BaseMiddleware`."""
 
     behavior: ClassVar[Behavior]
     wraps_data: ClassVar[bool]  # pg/fetch/graphql: a target name wraps the value under .data
@@ -108,26 +137,70 @@ class Middleware(Protocol):
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult: ...
 
+    # whether `run_sync` is offered: short pure CPU work (jq, handlebars) the step loop may
+    # call without a coroutine. Same contract and result as `run` (mocks, `@dedup` and
+    # tasks still go through `run`); it may raise `RunAsync` to hand a call over to `run`.
+    sync: ClassVar[bool]
+    # running a step twice for one request leaves no trace (spec/http.md: partial requests)
+    rerunnable: ClassVar[bool]
+    # the keys of its `config NAME { }` block, None when it reads no block (check warns
+    # about any other key)
+    config_keys: ClassVar[frozenset[str] | None]
+    # `@hedge` may race copies of this step's calls (see `hedge_method`)
+    hedgeable: ClassVar[bool]
+
+    def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult: ...
+
+    def input_keys(self, prepared: object) -> frozenset[str] | None:
+        """The top-level state keys a step can read; None when it may read anything."""
+        ...
+
+    def check(self, prepared: object, config: str, span: Span) -> list[Diagnostic]:
+        """Static problems of one prepared step that `prepare` does not refuse."""
+        ...
+
+    def plan_step(self, plan: PlannedStep) -> None:
+        """Load-time hook on a step's plan (graphql reads its raw arguments)."""
+        ...
+
+    def dedup_identity(self, state: JSON, prepared: object, call: StepCall,
+                       ) -> tuple[JSON, JSON] | None:
+        """`@dedup`: (what the call would do, its credentials); None: the generic key."""
+        ...
+
+    def hedge_method(self, state: JSON, prepared: object, call: StepCall) -> str:
+        """`@hedge` on a `hedgeable` middleware: the HTTP method this call would send."""
+        ...
+
+    async def reset(self) -> None:
+        """Forget in-process state (the test runner: each test starts fresh)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources (pools, sessions) at app shutdown."""
+        ...
+
+
+MEMBERS = ("behavior", "wraps_data", "content_type", "prepare", "run", "sync", "rerunnable",
+           "config_keys", "hedgeable", "run_sync", "input_keys", "check", "plan_step",
+           "dedup_identity", "hedge_method", "reset", "aclose")
+
 
 class RunAsync(Exception):
     """Raised by `run_sync` before doing anything visible: this call must go through `run`."""
 
 
-class SyncMiddleware(Protocol):
-    """Optional: a middleware whose work is short, pure CPU (jq, handlebars) may also offer
-    `run_sync`, same contract as `run`; the step loop then calls it without a coroutine.
-    `run` must stay and give the same result (mocks, `@dedup` and tasks go through it).
-    `run_sync` may raise `RunAsync` to hand a call over to `run` (Lua over its budget)."""
-
-    def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult: ...
-
-
 class BaseMiddleware:
-    """Convenience base: stores the host; prepare() keeps the config text as is."""
+    """The base every middleware subclasses (built-in or plugin): stores the host, keeps
+    the config text as the prepared value, and offers no optional capability."""
 
     behavior: ClassVar[Behavior] = Behavior.MERGE
     wraps_data: ClassVar[bool] = False
     content_type: ClassVar[str] = "application/json"
+    sync: ClassVar[bool] = False
+    rerunnable: ClassVar[bool] = False
+    config_keys: ClassVar[frozenset[str] | None] = None
+    hedgeable: ClassVar[bool] = False
 
     _limits: Limits | None = None
 
@@ -143,6 +216,28 @@ class BaseMiddleware:
 
     def prepare(self, config: str, span: Span | None) -> object:
         return config
+
+    def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        raise RunAsync
+
+    def input_keys(self, prepared: object) -> frozenset[str] | None:
+        return None
+
+    def check(self, prepared: object, config: str, span: Span) -> list[Diagnostic]:
+        return []
+
+    def plan_step(self, plan: PlannedStep) -> None:
+        return None
+
+    def dedup_identity(self, state: JSON, prepared: object, call: StepCall,
+                       ) -> tuple[JSON, JSON] | None:
+        return None
+
+    def hedge_method(self, state: JSON, prepared: object, call: StepCall) -> str:
+        raise NotImplementedError(f"{type(self).__name__} is not hedgeable")
+
+    async def reset(self) -> None:
+        """Forget in-process state (nothing by default)."""
 
     async def aclose(self) -> None:
         """Release resources (pools, sessions) at app shutdown."""

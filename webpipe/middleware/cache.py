@@ -119,6 +119,10 @@ class CacheMiddleware(StoreMiddleware):
     # error) leaves the store as one run does: error outputs are never saved and a refresher
     # slot is released when its pipeline ends
     rerunnable: ClassVar[bool] = True
+    sync: ClassVar[bool] = True  # a fresh in-process hit
+    config_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "enabled", "defaultTtl", "maxCacheSize", "maxEntrySize", "staleWhileRevalidate",
+        "backend", "url"})
     BLOCK: ClassVar[str] = "cache"
     PREFIX: ClassVar[str] = "webpipe:cache:"
 

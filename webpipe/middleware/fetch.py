@@ -36,6 +36,7 @@ from webpipe.middleware.base import (
     StepCall,
     StepResult,
 )
+from webpipe.middleware.breaker import CONFIG_KEYS as BREAKER_KEYS
 from webpipe.middleware.breaker import BreakerSet, open_breakers, through
 from webpipe.source import Span
 from webpipe.wire import (
@@ -92,6 +93,8 @@ class FetchMiddleware(BaseMiddleware):
 
     behavior: ClassVar[Behavior] = Behavior.MERGE
     wraps_data: ClassVar[bool] = True
+    hedgeable: ClassVar[bool] = True
+    config_keys: ClassVar[frozenset[str] | None] = frozenset(BREAKER_KEYS)
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)

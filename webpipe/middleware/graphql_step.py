@@ -24,12 +24,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from webpipe.errors import Diagnostic, HardError, StepError
 from webpipe.executor.context import RequestContext
 from webpipe.graphql.remote import is_remote_name, plan_remote
-from webpipe.middleware.base import JSON, BaseMiddleware, Behavior, StepCall, StepResult
+from webpipe.middleware.base import (
+    JSON,
+    BaseMiddleware,
+    Behavior,
+    PlannedStep,
+    StepCall,
+    StepResult,
+)
 from webpipe.source import Span
 
 if TYPE_CHECKING:
     from webpipe.executor.env import Env
-    from webpipe.executor.plan import StepPlan
     from webpipe.graphql.runtime import GraphqlRuntime
 
 NO_SCHEMA = "No GraphQL schema defined in program"
@@ -46,13 +52,14 @@ class GraphqlOperation:
 class GraphqlMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     wraps_data: ClassVar[bool] = True
+    config_keys: ClassVar[frozenset[str] | None] = frozenset({"endpoint", "strictScalars"})
 
     def prepare(self, config: str, span: Span | None) -> GraphqlOperation | None:
         if not config.strip():
             return None  # dynamic: the operation comes from `.query`
         return GraphqlOperation(config)
 
-    def plan_step(self, plan: StepPlan) -> None:
+    def plan_step(self, plan: PlannedStep) -> None:
         """At load: a remote step (`graphql(NAME)`) is checked against its snapshot, a
         local one against the program's schema (a warning, as the reference runs it)."""
         env = self._env()
@@ -78,7 +85,8 @@ class GraphqlMiddleware(BaseMiddleware):
         if env is None or runtime is None:
             raise HardError(NO_SCHEMA, span=call.span)
         variables = operation_variables(state, call.args)
-        ctx = call.ctx if call.ctx is not None else RequestContext()
+        # the executor passes its RequestContext; a bare call gets a blank one
+        ctx = call.ctx if isinstance(call.ctx, RequestContext) else RequestContext()
         response = await runtime.execute(runtime.document(text), variables, state, env, ctx)
         return StepResult(smart_unwrap(response, call.target))
 

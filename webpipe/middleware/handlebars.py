@@ -11,25 +11,25 @@ pure CPU work over small templates.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from webpipe.errors import ConfigError, StepError
+from webpipe.errors import ConfigError, Diagnostic, StepError
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
     Behavior,
     MiddlewareHost,
+    RequestView,
     StepCall,
     StepResult,
 )
 from webpipe.source import Span
 from webpipe.templating import Environment, Template, TemplateRenderError, TemplateSyntaxError
 
-if TYPE_CHECKING:
-    from webpipe.executor.context import RequestContext
-
 PARTIAL_KINDS = ("mustache", "handlebars")  # a later kind wins a name clash
+_PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,7 @@ class HandlebarsMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.RENDER
     content_type: ClassVar[str] = "text/html"
     rerunnable: ClassVar[bool] = True  # rendering has no effects
+    sync: ClassVar[bool] = True
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)
@@ -74,6 +75,14 @@ class HandlebarsMiddleware(BaseMiddleware):
             raise ConfigError(message, span=span) from None
         return Prepared(template, self.env.root_keys(template))
 
+    def check(self, prepared: object, config: str, span: Span) -> list[Diagnostic]:
+        """Partials the template names that no `handlebars`/`mustache` variable declares."""
+        known = set(self.host.variables_of("handlebars")) | set(
+            self.host.variables_of("mustache"))
+        missing = {m.group(1) for m in _PARTIAL.finditer(config)} - known - {"@partial-block"}
+        return [Diagnostic(f"unknown partial {name!r}", span, code="unknown-partial")
+                for name in sorted(missing)]
+
     def input_keys(self, prepared: object) -> frozenset[str] | None:
         """The top-level state keys a render can read (None: maybe all); see server."""
         return prepared.root_keys if isinstance(prepared, Prepared) else None
@@ -93,7 +102,7 @@ class HandlebarsMiddleware(BaseMiddleware):
         return StepResult(value=html, content_type=self.content_type)
 
 
-def render_data(state: JSON, ctx: RequestContext | None) -> JSON:
+def render_data(state: JSON, ctx: RequestView | None) -> JSON:
     """The state's keys plus `context` (which wins); a non-object state is under `data`."""
     data: dict[str, JSON] = dict(state) if isinstance(state, dict) else {"data": state}
     if ctx is not None:

@@ -31,6 +31,7 @@ _WENT_TO_WORKER = "jq.worker"
 class JqMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     rerunnable: ClassVar[bool] = True  # a jq program has no effects
+    sync: ClassVar[bool] = True
 
     def prepare(self, config: str, span: Span | None) -> JqProgram:
         try:

@@ -55,6 +55,8 @@ class LogSettings:
 
 class LogMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.MERGE
+    config_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "level", "includeBody", "includeHeaders", "enabled"})
 
     def prepare(self, config: str, span: Span | None) -> LogSettings:
         return resolve_settings(parse_step_config(config), self.host.config_block("log"))

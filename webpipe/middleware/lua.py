@@ -34,6 +34,7 @@ from webpipe.middleware.base import (
     BaseMiddleware,
     Behavior,
     MiddlewareHost,
+    RequestView,
     RunAsync,
     StepCall,
     StepResult,
@@ -94,7 +95,7 @@ class SqlExecutor(Protocol):
     async def execute_sql(self, sql: str, params: list[JSON]) -> dict[str, JSON]: ...
 
 
-def _request_view(call: StepCall, chunk: LuaChunk) -> tuple[RequestContext, JSON]:
+def _request_view(call: StepCall, chunk: LuaChunk) -> tuple[RequestView, JSON]:
     """The request's context (a blank one outside a request) and the chunk's `context`."""
     ctx = call.ctx if call.ctx is not None else RequestContext()
     return ctx, ctx.context_json() if chunk.uses_context else None
@@ -148,7 +149,7 @@ def _run_seconds(step_ms: int | None, default_ms: int) -> float:
     return max(0.0, step_ms / 1000 - STEP_TIMEOUT_LEAD_S)
 
 
-def _apply_writes(ctx: RequestContext, flags: Mapping[str, bool],
+def _apply_writes(ctx: RequestView, flags: Mapping[str, bool],
                   conditions: Mapping[str, bool]) -> None:
     ctx.flags.update(flags)
     ctx.conditions.update(conditions)
@@ -158,6 +159,7 @@ class LuaMiddleware(BaseMiddleware):
     """`|> lua: `...`` — see the module docstring."""
 
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
+    sync: ClassVar[bool] = True  # inline under its budget, else `RunAsync`
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)
@@ -245,7 +247,7 @@ class LuaMiddleware(BaseMiddleware):
         return StepResult(answer.get("value"))
 
     async def _run_in_worker(self, chunk: LuaChunk, state: JSON, context: JSON,
-                             ctx: RequestContext, timeout_ms: int | None) -> dict[str, Any]:
+                             ctx: RequestView, timeout_ms: int | None) -> dict[str, Any]:
         seconds = _run_seconds(timeout_ms, self.limits.lua_timeout_ms)
         timeout_ms = timeout_ms or self.limits.lua_timeout_ms
         memory_mb = self.limits.lua_memory_mb

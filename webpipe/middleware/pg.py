@@ -316,6 +316,9 @@ class PgMiddleware(BaseMiddleware):
 
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     wraps_data: ClassVar[bool] = True
+    config_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "host", "port", "database", "user", "password", "maxPoolSize", "initialPoolSize",
+        "ssl", "statementTimeout"})
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)

@@ -90,6 +90,8 @@ DISABLED = None  # the prepared value of an `enabled: false` step
 
 class RateLimitMiddleware(StoreMiddleware):
     behavior: ClassVar[Behavior] = Behavior.MERGE
+    config_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "maxEntries", "backend", "url", "algorithm", "failOpen"})
 
     BLOCK: ClassVar[str] = "rateLimit"
     PREFIX: ClassVar[str] = "webpipe:rl:"

@@ -21,14 +21,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from webpipe.errors import ConfigError, StepError
-from webpipe.middleware.base import JSON, BaseMiddleware, Behavior, StepCall, StepResult
+from webpipe.middleware.base import (
+    JSON,
+    BaseMiddleware,
+    Behavior,
+    RequestView,
+    StepCall,
+    StepResult,
+)
 from webpipe.source import Span
-
-if TYPE_CHECKING:
-    from webpipe.executor.context import RequestContext
 
 Mode = Literal["text", "json", "lines"]
 MODES: tuple[Mode, ...] = ("text", "json", "lines")
@@ -57,7 +61,7 @@ class StdinMiddleware(BaseMiddleware):
         return StepResult(text if prepared == "text" else rust_lines(text))
 
 
-def is_script(ctx: RequestContext) -> bool:
+def is_script(ctx: RequestView) -> bool:
     invocation = ctx.extras.get("invocation")
     if isinstance(invocation, str):
         return invocation == "script"
@@ -66,7 +70,7 @@ def is_script(ctx: RequestContext) -> bool:
                 and "originalRequest" in request)
 
 
-async def read_stdin(ctx: RequestContext) -> bytes:
+async def read_stdin(ctx: RequestView) -> bytes:
     """The execution's stdin bytes, reading the process's stdin on first use."""
     if ctx.stdin is None:
         try:

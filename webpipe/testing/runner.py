@@ -124,9 +124,7 @@ async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.D
 async def _fresh_stores(env: Env) -> None:
     """Each test starts with empty in-process caches and rate-limit counters (§4.1)."""
     for middleware in list(env.registry.instances.values()):
-        reset = getattr(middleware, "reset", None)
-        if reset is not None:
-            await reset()
+        await middleware.reset()
 
 
 def _errored(result: CaseResult, message: str, span: Span | None) -> CaseResult:
