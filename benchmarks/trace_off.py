@@ -39,7 +39,7 @@ W5J = ("/fan", "GET /fan\n" + "".join(f"  |> jq: `{{ v: {i} }}` @async(t{i})\n"
 async def _run_body_unhooked(body_pipeline: n.Pipeline, state: Any, env: Any, ctx: Any,
                              handling: str | None) -> Outcome:
     """`_run_body` as it was before the tracing hook (the control for this benchmark)."""
-    from webpipe.executor import branches, steps
+    from webpipe.executor import pipeline as run
 
     out = Outcome(state, JSON_CT, None)
     body = body_pipeline.steps
@@ -49,16 +49,16 @@ async def _run_body_unhooked(body_pipeline: n.Pipeline, state: Any, env: Any, ct
             continue
         match step:
             case n.MiddlewareStep():
-                if await steps.run_regular_step(step, body, index, out, env, ctx):
+                if await run.run_regular_step(step, body, index, out, env, ctx):
                     return out
             case n.ResultStep():
-                return await branches.run_result(step, out, env, ctx)
+                return await run.run_result(step, out, env, ctx)
             case n.IfStep():
-                await branches.run_if(step, out, env, ctx)
+                await run.run_if(step, out, env, ctx)
             case n.DispatchStep():
-                await branches.run_dispatch(step, out, env, ctx)
+                await run.run_dispatch(step, out, env, ctx)
             case n.ForeachStep():
-                await branches.run_foreach(step, out, env, ctx)
+                await run.run_foreach(step, out, env, ctx)
     return out
 
 

@@ -29,11 +29,11 @@ from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.fanin import COMPLETED as JOINS_COMPLETE
 from webpipe.executor.hooks import AFTER_RESPONSE
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_pipeline, run_plain
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo, TaskLimits
 from webpipe.executor.state import JSON_CT, error_type
-from webpipe.executor.steps import plain_plans, run_plain
+from webpipe.executor.steps import plain_plans
 from webpipe.flags import needs_flags, run_feature_flags
 from webpipe.front_cache import FrontCache, front_cache
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
@@ -94,7 +94,7 @@ class Served:
     has_public: bool = False  # checked once per load: no directory, no static lookups
     # id(route) -> the only request keys the route can read (routes that may read all: absent)
     reads: dict[int, frozenset[str]] = field(default_factory=dict)
-    # id(route) -> its plans, when its body is plain middleware steps (`steps.run_plain`)
+    # id(route) -> its plans, when its body is plain middleware steps (`pipeline.run_plain`)
     plain: dict[int, tuple[StepPlan, ...]] = field(default_factory=dict)
     # id(route) -> cache hits answered before the pipeline (`front_cache`)
     front: dict[int, FrontCache] = field(default_factory=dict)

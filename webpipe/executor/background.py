@@ -16,6 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from webpipe.executor.pipeline import run_pipeline, run_task_step
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.retry import bounded, is_failure, retrying
 from webpipe.executor.slots import take_slots
@@ -92,8 +93,6 @@ async def run_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, in
 
 async def _attempts(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
                     ) -> tuple[Any, int]:
-    from webpipe.executor.steps import run_task_step
-
     tags = plan.tags
     return await retrying(lambda: bounded(run_task_step(plan, state, env, ctx),
                                           tags.timeout_ms, plan.name, plan.location),
@@ -112,8 +111,6 @@ async def failed_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
     handler = plan.on_error
     if handler is None:
         return
-    from webpipe.executor.pipeline import run_pipeline
-
     report = {"error": problem, "step": plan.name, "location": span.label,
               "attempts": attempts, "input": state}
     if ctx.call_log is not None:  # the test runner's `call pipeline` assertions

@@ -8,17 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from webpipe.executor.jqrun import resolving
-from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome, error_type
-from webpipe.executor.steps import ControlFlowError
-from webpipe.executor.tags import gate
-from webpipe.jqlib import NeedsWorker, truthy
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
-    from webpipe.executor.context import RequestContext
-    from webpipe.executor.env import Env
+    pass
 
 
 def choose_branch(step: n.ResultStep, state: Any) -> n.ResultBranch | None:
@@ -31,55 +25,12 @@ def choose_branch(step: n.ResultStep, state: Any) -> n.ResultBranch | None:
     return None
 
 
-async def run_result(step: n.ResultStep, out: Outcome, env: Env, ctx: RequestContext,
-                     ) -> Outcome:
-    branch = choose_branch(step, out.state)
-    if branch is None:
-        return out
-    before = out.state
-    inner = await run_pipeline(branch.pipeline, before, env, ctx, handling=error_type(before))
-    state = inner.state
-    if isinstance(before, dict) and "setCookies" in before and isinstance(state, dict) \
-            and "setCookies" not in state:
-        state = {**state, "setCookies": before["setCookies"]}
-    out.state = state
-    out.status = branch.status
-    if inner.content_type != JSON_CT:
-        out.content_type = inner.content_type
-    return out
-
-
-def _take_branch(out: Outcome, inner: Outcome) -> None:
+def take_branch(out: Outcome, inner: Outcome) -> None:
     out.state = inner.state
     if inner.status is not None:
         out.status = inner.status
     if inner.content_type != JSON_CT:
         out.content_type = inner.content_type
-
-
-async def run_if(step: n.IfStep, out: Outcome, env: Env, ctx: RequestContext) -> None:
-    condition = await run_pipeline(step.condition, out.state, env, ctx)
-    branch = step.then if truthy(condition.state) else step.else_
-    if branch is not None:
-        _take_branch(out, await run_pipeline(branch, out.state, env, ctx))
-
-
-async def run_dispatch(step: n.DispatchStep, out: Outcome, env: Env, ctx: RequestContext,
-                       ) -> None:
-    state = out.state
-
-    def choose() -> n.Pipeline | None:
-        for case in step.cases:
-            if gate(case.condition, state, env, ctx):
-                return case.pipeline
-        return step.default
-
-    try:
-        chosen = choose()
-    except NeedsWorker:  # a `@guard` condition needs a sandbox worker
-        chosen = await resolving(choose, env, ctx)
-    if chosen is not None:
-        _take_branch(out, await run_pipeline(chosen, out.state, env, ctx))
 
 
 def selector_path(selector: str) -> list[str | int]:
@@ -109,12 +60,3 @@ def set_path(value: Any, path: list[str | int], new: Any) -> Any:
     return {**value, str(key): set_path(value[str(key)], rest, new)}
 
 
-async def run_foreach(step: n.ForeachStep, out: Outcome, env: Env, ctx: RequestContext,
-                      ) -> None:
-    path = selector_path(step.selector)
-    items = get_path(out.state, path)
-    if not isinstance(items, list):
-        what = "missing" if items is None else f"not an array ({type(items).__name__})"
-        raise ControlFlowError(f"foreach {step.selector}: the value is {what}", span=step.span)
-    results = [(await run_pipeline(step.pipeline, item, env, ctx)).state for item in items]
-    out.state = set_path(out.state, path, results)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.executor.retry import is_failure
-from webpipe.executor.state import envelope, error_type
+from webpipe.executor.state import envelope, error_type, failure_text, timeout_value
 from webpipe.middleware.base import StepResult
 
 if TYPE_CHECKING:
@@ -108,8 +108,6 @@ async def _race(wanted: Wanted, deadline_ms: int | None,
 def _all_failed(plan: StepPlan, failures: dict[str, Any], late: list[str],
                 merged: dict[str, Any]) -> dict[str, Any]:
     """No task succeeded: one error per task, the first naming the join's outcome."""
-    from webpipe.executor.tasks import failure_text, timeout_value
-
     for name in late:
         failures[name] = timeout_value(plan.tags.timeout_ms or 0)
     if late:

@@ -1,17 +1,49 @@
-"""The step loop: run one pipeline body (spec/language.md §4-§5).
+"""The interpreter: run one pipeline body (spec/reference/language.md §4-§5).
 
-Every body (route, named pipeline, branch, `if` condition, `case`, `foreach` item) runs
-here. Before each step an error envelope in the state skips everything but `result`; a
-`result` step ends the body. Regular steps go to `steps.run_regular_step`; control flow to
-`branches`.
+Every body (route, named pipeline, branch, `if` condition, `case`, `foreach` item, the body
+of an `@async` task) runs here, and so does all the recursion between them: a named-pipeline
+call, a branch and a task body come back to `run_pipeline`. Before each step an error
+envelope in the state skips everything but `result`; a `result` step ends the body. What a
+regular step does once its work is chosen (the call, the state rules, the error envelope)
+is in `steps.py`; the pure helpers of control flow are in `branches.py`. Nothing in the
+executor imports this module back, so the recursion needs no import inside a function.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from webpipe.errors import HardError, StepError
+from webpipe.executor.branches import choose_branch, get_path, selector_path, set_path, take_branch
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
-from webpipe.executor.state import JSON_CT, Outcome, error_type, without_restored
+from webpipe.executor.jqrun import resolving
+from webpipe.executor.plan import StepPlan
+from webpipe.executor.retry import bounded, is_failure, retrying, with_attempts
+from webpipe.executor.state import (
+    JSON_CT,
+    Outcome,
+    error_type,
+    merge,
+    without_restored,
+)
+from webpipe.executor.steps import (
+    ControlFlowError,
+    as_tagged,
+    call_resolved,
+    failure,
+    invoke_middleware,
+    invoke_sync,
+    is_effectively_last,
+    last_step,
+    not_last_step,
+    result_name,
+    settle,
+    sync_run,
+    with_auto_name,
+)
+from webpipe.executor.tags import gate
+from webpipe.jqlib import NeedsWorker, truthy
+from webpipe.middleware.base import RunAsync, StepResult
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -53,21 +85,238 @@ async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestCont
         try:
             match step:
                 case n.MiddlewareStep():
-                    if await steps.run_regular_step(step, body, index, out, env, ctx):
+                    if await run_regular_step(step, body, index, out, env, ctx):
                         return out
                 case n.ResultStep():
-                    return await branches.run_result(step, out, env, ctx)
+                    return await run_result(step, out, env, ctx)
                 case n.IfStep():
-                    await branches.run_if(step, out, env, ctx)
+                    await run_if(step, out, env, ctx)
                 case n.DispatchStep():
-                    await branches.run_dispatch(step, out, env, ctx)
+                    await run_dispatch(step, out, env, ctx)
                 case n.ForeachStep():
-                    await branches.run_foreach(step, out, env, ctx)
+                    await run_foreach(step, out, env, ctx)
         finally:  # also when the step raised or was cancelled: the span still ends
             if tracer is not None:
                 tracer.step_ended(token, out.state)
     return out
 
 
-# imported last: both modules import run_pipeline from here
-from webpipe.executor import branches, steps  # noqa: E402
+async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], index: int,
+                           out: Outcome, env: Env, ctx: RequestContext) -> bool:
+    """Run one step, updating `out`; True when the body must end (a cache hit)."""
+    if step.tags is not None and not await gate_step(step.tags, out.state, env, ctx):
+        return False
+    plan = env.plan(step)
+    tags = plan.tags
+    pre = out.state
+    if tags.async_name is not None or tags.background:
+        await ctx.tasks().defer_or_spawn(plan, pre, env, ctx)
+        return False
+    state, inserted = with_auto_name(plan, pre)
+    target = tags.result_name or result_name(state)
+    result: StepResult | None = None
+    if tags.retry or (tags.timeout_ms is not None and plan.kind != "join"):
+        result = await guarded(plan, state, target, env, ctx)
+    elif sync_run(plan, ctx):
+        result = invoke_sync(plan, state, target, ctx)
+    if result is None:
+        result = await invoke_step(plan, state, target, env, ctx)
+    def settled() -> bool:
+        return settle(plan, result, state, target, inserted, out,
+                      lambda: is_effectively_last(body, index, pre, env, ctx))
+
+    try:
+        return settled()
+    except NeedsWorker:  # a later step's @guard: `settle` changes nothing before asking
+        return await resolving(settled, env, ctx)
+
+
+async def gate_step(expr: n.TagExpr, state: Any, env: Env, ctx: RequestContext) -> bool:
+    try:
+        return gate(expr, state, env, ctx)
+    except NeedsWorker:
+        return await resolving(lambda: gate(expr, state, env, ctx), env, ctx)
+
+
+async def guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
+                   ctx: RequestContext) -> StepResult:
+    """A synchronous step with `@retry(n)` and/or `@timeout(ms)` (each attempt bounded)."""
+    ms = plan.tags.timeout_ms if plan.kind != "join" else None
+
+    async def attempt() -> StepResult:
+        out = await bounded(invoke_step(plan, state, target, env, ctx), ms, plan.name,
+                            plan.location)
+        return out if isinstance(out, StepResult) else StepResult(out)  # the envelope
+
+    retries = plan.tags.retry or 0
+    result: StepResult
+    result, tries = await retrying(attempt, retries, lambda r: r.value)
+    if retries and is_failure(result.value):
+        result = StepResult(with_attempts(result.value, tries), result.content_type,
+                            status=result.status)
+    return result
+
+
+async def run_plain(plans: tuple[StepPlan, ...], state: Any, env: Env, ctx: RequestContext,
+                    ) -> Outcome:
+    """`run_pipeline` for a body of untagged middleware steps (`plain_plans`), in one
+    coroutine: the step loop without its per-step coroutine and tag handling; steps with
+    `run_sync` run without any. The first error envelope ends it (there is no `result` step
+    to catch it). After-pipeline hooks run as `run_pipeline` runs them."""
+    hooks = ctx.extras.get(AFTER_PIPELINE)
+    mark = len(hooks) if hooks else 0
+    out = Outcome(state, JSON_CT, None)
+    last_index = len(plans) - 1
+    for index, plan in enumerate(plans):
+        if error_type(out.state) is not None:
+            break
+        pre = out.state
+        state, inserted = with_auto_name(plan, pre)
+        target = result_name(state)
+        result = invoke_sync(plan, state, target, ctx) if sync_run(plan, ctx) else None
+        if result is None:
+            result = await invoke_step(plan, state, target, env, ctx)
+        if settle(plan, result, state, target, inserted, out,
+                  last_step if index == last_index else not_last_step):
+            break
+    if ctx.extras.get(AFTER_PIPELINE):
+        # a cache stores what the route answers, never the request keys it carried along
+        await run_after_pipeline(ctx, without_restored(out.state, out.restored, ctx.request),
+                                 out.content_type, out.status, since=mark)
+    return out
+
+
+async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
+                      ctx: RequestContext) -> StepResult:
+    """Run the step's work and turn a middleware failure into a `<name>Error` envelope."""
+    try:
+        match plan.kind:
+            case "middleware":
+                mocked = ctx.invoker.step_mock(plan, state)
+                if mocked is not None:  # the reference's order: mocks before arguments
+                    return StepResult(mocked[0])
+                call = await call_resolved(plan, state, target, env, ctx)
+                return await invoke_middleware(plan, state, call, ctx)
+            case "missing":
+                raise HardError(plan.missing, span=plan.step.span)
+            case "loader":
+                raise HardError("a `loader` step only runs as part of a GraphQL field resolver",
+                                span=plan.step.span)
+            case "join":
+                return await ctx.tasks().join(plan, state, env, ctx)
+            case "pipeline":
+                return await call_pipeline(plan, state, env, ctx)
+        raise AssertionError(plan.kind)
+    except Exception as exc:
+        return failure(plan, exc)
+
+
+async def callee_input(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
+    """A pipeline call's input: the state, merged with the first inline argument (§4.1)."""
+    if plan.args or plan.arg_error:
+        return merge(state, (await call_resolved(plan, state, None, env, ctx)).args[0])
+    return state
+
+
+async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
+                        ) -> StepResult:
+    """A named-pipeline call: run the callee on the (argument-merged) state, Merge back."""
+    assert plan.callee is not None
+    if ctx.call_log is not None:
+        ctx.call_log.setdefault(f"pipeline.{plan.callee.name}", []).append(state)
+    mocked = ctx.invoker.pipeline_mock(plan.callee.name)
+    if mocked is not None:
+        return StepResult(mocked[0])
+    try:
+        outcome = await run_pipeline(plan.callee.pipeline,
+                                     await callee_input(plan, state, env, ctx), env, ctx)
+    except ControlFlowError as exc:
+        raise StepError(exc.message) from None
+    return StepResult(outcome.state, outcome.content_type, status=outcome.status,
+                      restored=frozenset(outcome.restored))
+
+
+async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
+    """The body of an `@async` task (concurrency.md §2): one raw middleware call on the
+    snapshot, or a full named-pipeline run; failures become `{"error": ...}`."""
+    state, _ = with_auto_name(plan, state)
+    try:
+        if plan.kind == "pipeline" and plan.callee is not None:
+            given = await callee_input(plan, state, env, ctx)
+            if ctx.call_log is not None:  # `call pipeline` assertions see task calls too
+                ctx.call_log.setdefault(f"pipeline.{plan.callee.name}", []).append(state)
+            final = (await run_pipeline(plan.callee.pipeline, given, env, ctx)).state
+            return as_tagged(plan, state, None, final)
+        if plan.kind in ("missing", "join"):
+            raise HardError(plan.missing or "join cannot run as an async task",
+                            span=plan.step.span)
+        target = plan.tags.result_name
+        call = await call_resolved(plan, state, target, env, ctx)
+        sync = sync_run(plan, ctx)
+        value = None
+        if sync is not None:
+            try:
+                value = sync(state, plan.prepared, call).value
+            except RunAsync:
+                sync = None
+        if sync is None:
+            value = (await invoke_middleware(plan, state, call, ctx)).value
+        return as_tagged(plan, state, target, value)
+    except StepError as exc:  # concurrency.md §5 flavour 2
+        return {"error": f"At {plan.location}: Middleware execution failed: {exc.message}"}
+    except HardError as exc:
+        return {"error": f"At {plan.location}: {exc.message}"}
+
+
+async def run_result(step: n.ResultStep, out: Outcome, env: Env, ctx: RequestContext,
+                     ) -> Outcome:
+    branch = choose_branch(step, out.state)
+    if branch is None:
+        return out
+    before = out.state
+    inner = await run_pipeline(branch.pipeline, before, env, ctx, handling=error_type(before))
+    state = inner.state
+    if isinstance(before, dict) and "setCookies" in before and isinstance(state, dict) \
+            and "setCookies" not in state:
+        state = {**state, "setCookies": before["setCookies"]}
+    out.state = state
+    out.status = branch.status
+    if inner.content_type != JSON_CT:
+        out.content_type = inner.content_type
+    return out
+
+
+async def run_if(step: n.IfStep, out: Outcome, env: Env, ctx: RequestContext) -> None:
+    condition = await run_pipeline(step.condition, out.state, env, ctx)
+    branch = step.then if truthy(condition.state) else step.else_
+    if branch is not None:
+        take_branch(out, await run_pipeline(branch, out.state, env, ctx))
+
+
+async def run_dispatch(step: n.DispatchStep, out: Outcome, env: Env, ctx: RequestContext,
+                       ) -> None:
+    state = out.state
+
+    def choose() -> n.Pipeline | None:
+        for case in step.cases:
+            if gate(case.condition, state, env, ctx):
+                return case.pipeline
+        return step.default
+
+    try:
+        chosen = choose()
+    except NeedsWorker:  # a `@guard` condition needs a sandbox worker
+        chosen = await resolving(choose, env, ctx)
+    if chosen is not None:
+        take_branch(out, await run_pipeline(chosen, out.state, env, ctx))
+
+
+async def run_foreach(step: n.ForeachStep, out: Outcome, env: Env, ctx: RequestContext,
+                      ) -> None:
+    path = selector_path(step.selector)
+    items = get_path(out.state, path)
+    if not isinstance(items, list):
+        what = "missing" if items is None else f"not an array ({type(items).__name__})"
+        raise ControlFlowError(f"foreach {step.selector}: the value is {what}", span=step.span)
+    results = [(await run_pipeline(step.pipeline, item, env, ctx)).state for item in items]
+    out.state = set_path(out.state, path, results)

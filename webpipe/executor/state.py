@@ -120,3 +120,19 @@ def apply_value(behavior: Behavior, wraps_data: bool, target: str | None, state:
     if behavior is Behavior.TRANSFORM:
         return transform(state, value, last)
     return value
+
+
+def timeout_value(ms: int) -> dict[str, str]:
+    """A task's value when its deadline passed."""
+    return {"error": f"timeout after {ms} ms", "type": "timeout"}
+
+
+def failure_text(value: Any) -> str:
+    """A task's failure in one line: its `error` text or its first envelope error."""
+    if isinstance(value, dict) and isinstance(value.get("error"), str):
+        return str(value["error"])
+    errors = value.get("errors") if isinstance(value, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        return f"{first.get('type')}: {first.get('message', '')}"
+    return "failed"

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 from webpipe.errors import HardError
 from webpipe.executor.background import end_request
 from webpipe.executor.fanin import first_join, note_join, status_of
+from webpipe.executor.pipeline import run_task_step
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.retry import is_failure, retrying, with_attempts
 from webpipe.executor.slots import CapacityError, given_back, take_slots
-from webpipe.executor.state import envelope, error_type
+from webpipe.executor.state import envelope, error_type, failure_text, timeout_value
 from webpipe.middleware.base import StepResult
 
 if TYPE_CHECKING:
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("webpipe.tasks")
 CANCELLED = {"error": "cancelled", "type": "cancelled"}
-
-
-def timeout_value(ms: int) -> dict[str, str]:
-    return {"error": f"timeout after {ms} ms", "type": "timeout"}
 
 
 @dataclass(eq=False)
@@ -157,8 +154,6 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
 
 
 async def _attempts(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
-    from webpipe.executor.steps import run_task_step
-
     retries = plan.tags.retry or 0
     value, tries = await retrying(lambda: run_task_step(plan, state, env, ctx), retries)
     return with_attempts(value, tries) if retries and is_failure(value) else value
@@ -249,13 +244,3 @@ def _failfast_envelope(plan: StepPlan, results: dict[str, Any], failed: str | No
         out["errors"][0]["task"] = late
     out["async"] = merged
     return out
-
-
-def failure_text(value: Any) -> str:
-    if isinstance(value, dict) and isinstance(value.get("error"), str):
-        return str(value["error"])
-    errors = value.get("errors") if isinstance(value, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        first = errors[0]
-        return f"{first.get('type')}: {first.get('message', '')}"
-    return "failed"

@@ -168,7 +168,7 @@ class Consumer:
                        tracer: Tracer | None = None) -> Any:
         from webpipe.executor.background import end_request
         from webpipe.executor.context import RequestContext
-        from webpipe.executor.steps import run_task_step
+        from webpipe.executor.pipeline import run_task_step
 
         ctx = RequestContext(env_name=env.env_name, route=route, extras={"invocation": "job"},
                              tracer=tracer)
