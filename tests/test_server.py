@@ -12,6 +12,7 @@ import pytest
 
 from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.program import program_from_text
+from webpipe.routes import FastPaths
 from webpipe.server import build_served, create_app
 
 APP = r'''
@@ -229,8 +230,7 @@ def partial(tmp_path: Path) -> tuple[httpx.AsyncClient, object]:
 
 async def test_only_the_read_keys_are_planned(partial: tuple[httpx.AsyncClient, Any]) -> None:
     _client, served = partial
-    planned = {route.path: served.reads.get(id(route))
-               for _m, route in served.env.index.routes()}
+    planned = {c.route.path: c.reads for c in served.routes()}
     assert planned == {"/p/:w": frozenset({"params", "query", "method", "content_type"}),
                        "/p": frozenset({"body"}), "/whole": None, "/ctx": None,
                        "/two": frozenset({"params", "headers"}), "/hdr": frozenset({"headers"}),
@@ -265,9 +265,8 @@ async def test_multi_step_partial_routes_answer_like_the_whole_request_even_on_e
     """An early step's error envelope gets request keys restored into it (§6.3): the partial
     run is redone on the whole request, so both answer byte for byte alike."""
     def client(partial: bool) -> httpx.AsyncClient:
-        served = build_served(program_from_text(PARTIAL_APP, base_dir=tmp_path))
-        if not partial:
-            served.reads.clear()
+        served = build_served(program_from_text(PARTIAL_APP, base_dir=tmp_path),
+                              fast=FastPaths(reads=partial))
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(served)),
                                  base_url="http://t")
 
@@ -347,15 +346,13 @@ GET /flow
 
 async def test_plain_routes_answer_like_the_step_loop(tmp_path: Path) -> None:
     def client(use_plain: bool) -> tuple[httpx.AsyncClient, Any]:
-        served = build_served(program_from_text(SYNC_APP, base_dir=tmp_path))
-        if not use_plain:
-            served.plain.clear()
+        served = build_served(program_from_text(SYNC_APP, base_dir=tmp_path),
+                              fast=FastPaths(plain=use_plain))
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(served)),
                                  base_url="http://t"), served
 
     (fast, served), (loop, _) = client(True), client(False)
-    assert sorted(route.path for _m, route in served.env.index.routes()
-                  if id(route) in served.plain) == [
+    assert sorted(c.route.path for c in served.routes() if c.plain) == [
         "/a/:w", "/cache/:w", "/envelope", "/err/:w", "/html-then-json", "/lua/:n", "/named",
         "/scalar"]
     for url in ("/a/ada", "/a/%3Cx%3E", "/err/x", "/err/3", "/envelope", "/scalar", "/named",
@@ -391,10 +388,10 @@ GET /short
 
 async def test_front_cache_answers_hits_like_the_pipeline(tmp_path: Path) -> None:
     served = build_served(program_from_text(FRONT_APP, base_dir=tmp_path))
-    assert sorted(route.path for _m, route in served.env.index.routes()
-                  if id(route) in served.front) == ["/c/:w", "/page/:w", "/short"]
-    plain = build_served(program_from_text(FRONT_APP, base_dir=tmp_path))
-    plain.front.clear()
+    assert sorted(c.route.path for c in served.routes() if c.front) == [
+        "/c/:w", "/page/:w", "/short"]
+    plain = build_served(program_from_text(FRONT_APP, base_dir=tmp_path),
+                         fast=FastPaths(front=False))
     fast, slow = (httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(s)),
                                     base_url="http://t") for s in (served, plain))
     for url in ("/c/a", "/c/a?x=1", "/page/p", "/by-header"):
@@ -428,5 +425,5 @@ async def test_front_cache_leaves_stale_entries_to_the_pipeline(tmp_path: Path) 
     await asyncio.sleep(1.1)
     # stale: the pipeline runs (serving the stale value while it refreshes, §8.3)
     assert (await client.get("/short")).status_code == 200
-    assert len(served.front[next(id(r) for _m, r in served.env.index.routes()
-                                 if r.path == "/short")].keys) == 1
+    front = next(c.front for c in served.routes() if c.route.path == "/short")
+    assert front is not None and len(front.keys) == 1

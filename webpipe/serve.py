@@ -33,7 +33,7 @@ from webpipe.oplog import LogSettings, announce, configure_logging
 from webpipe.program import load_program
 from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
 from webpipe.serve_watch import SourceFilter, ensure_port_free, load_checked
-from webpipe.server import Served, WebpipeApp, build_served, create_app, debug_served
+from webpipe.server import Served, WebpipeApp, build_served, create_app
 from webpipe.tracing import tracing_for
 
 log = logging.getLogger("webpipe.serve")
@@ -113,9 +113,7 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
                 print(f"{exc}\nreload failed; still serving the last good version",
                       file=sys.stderr)
                 continue
-            if app.debugger is not None:
-                debug_served(served, app.debugger)
-            old, app.served = app.served, served
+            old, app.served = app.served, served  # compiled for --inspect/tracing there
             await old.env.aclose()
             del old
             gc.unfreeze()  # let the old program's cycles be collected, then freeze the new one

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -29,13 +29,10 @@ from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.fanin import COMPLETED as JOINS_COMPLETE
 from webpipe.executor.hooks import AFTER_RESPONSE
-from webpipe.executor.pipeline import run_pipeline, run_plain
-from webpipe.executor.plan import StepPlan
+from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo, TaskLimits
 from webpipe.executor.state import JSON_CT, error_type
-from webpipe.executor.steps import plain_plans
-from webpipe.flags import needs_flags, run_feature_flags
-from webpipe.front_cache import FrontCache, front_cache
+from webpipe.flags import run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import (
     BadRequest,
@@ -51,7 +48,6 @@ from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.limits import Limits, limits_of
 from webpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webpipe.metrics import METRICS
-from webpipe.middleware.base import Behavior
 from webpipe.oplog import (
     ERROR_KEY,
     ID_KEY,
@@ -63,6 +59,7 @@ from webpipe.oplog import (
     request_id,
 )
 from webpipe.respond import answer
+from webpipe.routes import ALL_FAST_PATHS, STEP_LOOP_ONLY, FastPaths, ServedRoute, compile_routes
 from webpipe.routing import Router
 from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
@@ -89,45 +86,30 @@ class Served:
     """One loaded program as the server uses it."""
 
     env: Env
-    router: Router[tuple[n.Route, bool]]
+    router: Router[ServedRoute]  # every route compiled (`routes.py`)
     public_dir: Path
     has_public: bool = False  # checked once per load: no directory, no static lookups
-    # id(route) -> the only request keys the route can read (routes that may read all: absent)
-    reads: dict[int, frozenset[str]] = field(default_factory=dict)
-    # id(route) -> its plans, when its body is plain middleware steps (`pipeline.run_plain`)
-    plain: dict[int, tuple[StepPlan, ...]] = field(default_factory=dict)
-    # id(route) -> cache hits answered before the pipeline (`front_cache`)
-    front: dict[int, FrontCache] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)  # `config limits { }` (spec/limits.md)
     dotfiles: bool = False  # `config static { dotfiles: true }`: serve `.env`, `.git/`...
 
+    def routes(self) -> list[ServedRoute]:
+        """Every compiled route, in the router's order."""
+        return [entry.target for entries in self.router.by_method.values()
+                for entry in entries]
 
-def build_served(env: Env, public_dir: Path | None = None) -> Served:
-    """Routes, the GraphQL runtime (schema errors raise `LoadError`) and the public dir."""
+
+def build_served(env: Env, public_dir: Path | None = None,
+                 fast: FastPaths = ALL_FAST_PATHS) -> Served:
+    """Routes, the GraphQL runtime (schema errors raise `LoadError`) and the public dir;
+    `fast`: the fast paths the routes may be compiled with."""
     load_graphql(env)
     PROCESS_TASKS.configure(TaskLimits.from_config(env.configs.get("async")))
-    router: Router[tuple[n.Route, bool]] = Router()
-    reads: dict[int, frozenset[str]] = {}
-    plain: dict[int, tuple[StepPlan, ...]] = {}
-    front: dict[int, FrontCache] = {}
-    for _module, route in env.index.routes():
-        flags = needs_flags(env, route)
-        router.add(route.method, route.path, (route, flags), route.span)
-        keys = None if flags else request_reads(env, route)
-        if keys is not None:
-            reads[id(route)] = keys
-        plans = plain_plans(route.pipeline.steps, env)
-        if plans is not None:
-            plain[id(route)] = plans
-        hits = None if flags else front_cache(env, route)
-        if hits is not None:
-            front[id(route)] = hits
+    router = compile_routes(env, fast)
     env.diagnostics.extend(router.diagnostics)
     default_public = os.environ.get("WEBPIPE_PUBLIC_DIR") or env.base_dir / "public"
     public = Path(public_dir or default_public)
     dotfiles = config_bool(env.configs.get("static"), "dotfiles", False)
-    return Served(env, router, public, public.is_dir(), reads, plain, front, app_limits(env),
-                  dotfiles)
+    return Served(env, router, public, public.is_dir(), app_limits(env), dotfiles)
 
 
 def app_limits(env: Env) -> Limits:
@@ -154,48 +136,17 @@ def _config_span(env: Env, block_name: str, key: str) -> Span | None:
     return found
 
 
-def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
-    """The request keys a route can read, when that is provable (None: it may pass the whole
-    request on). Every step is an untagged middleware step whose middleware names the input
-    keys it reads (`input_keys`: jq on the fast path, Lua chunks using only `request.name`,
-    templates with plain paths, cache keys; none of them touching `$context`), and so do its
-    inline arguments; the last step's output is the response (Transform or Render). With
-    several steps, an error envelope from an early step would carry request keys into the
-    response (§6.3 restores them), so every step must be `rerunnable`: such a request is run
-    again on the whole request object (`WebpipeApp.run_route`)."""
-    steps = route.pipeline.steps
-    if not steps:
-        return None
-    keys: set[str] = set()
-    for step in steps:
-        if not isinstance(step, n.MiddlewareStep) or step.tags:
-            return None
-        plan = env.plan(step)
-        mw = plan.middleware
-        if plan.kind != "middleware" or plan.arg_error or plan.prepare_error or mw is None:
-            return None
-        step_keys = mw.input_keys(plan.prepared)
-        if step_keys is None or (len(steps) > 1 and not mw.rerunnable):
-            return None
-        keys |= step_keys
-        for program in plan.args:
-            if program.input_keys is None:
-                return None
-            keys |= program.input_keys
-    last = env.plan(cast(n.MiddlewareStep, steps[-1])).middleware
-    if last is None or last.wraps_data or last.behavior is Behavior.MERGE:
-        return None
-    return frozenset(keys)
-
-
-
 def debug_served(served: Served, debugger: Debugger) -> Served:
     """`--inspect`: the debugger sees every step of every route with the whole request, so
-    the paths that skip the step loop (`run_plain`) or trim the request (`reads`) are off."""
+    the program is compiled without the paths that skip the step loop or trim the request."""
     debugger.attach(served.env)
-    served.plain.clear()
-    served.reads.clear()
-    return served
+    return step_loop_served(served)
+
+
+def step_loop_served(served: Served) -> Served:
+    """`served` with its routes compiled without the fast paths that skip the step loop
+    (`run_plain`) or trim the request (`reads`): for `--inspect` and tracing."""
+    return replace(served, router=compile_routes(served.env, STEP_LOOP_ONLY))
 
 
 class WebpipeApp:
@@ -206,8 +157,8 @@ class WebpipeApp:
                  production: bool | None = None, debugger: Debugger | None = None,
                  tracing: Tracing | None = None) -> None:
         self.debugger = debugger  # `--inspect` (spec/debugger.md)
-        self.served = served if debugger is None else debug_served(served, debugger)
         self.tracing = tracing  # webpipe/tracing: None unless --trace or OTEL_* ask for it
+        self.served = served
         # spec/server.md §3: 5xx bodies without internals (default: WEBPIPE_ENV=production)
         self.production = LogSettings.from_env().production if production is None \
             else production
@@ -217,6 +168,20 @@ class WebpipeApp:
         METRICS.load()  # the client's import (~100 ms) at startup, not on a first request
         self._reload_task: asyncio.Task[None] | None = None
         self._jobs: RunningJobs | None = None
+
+    @property
+    def served(self) -> Served:
+        return self._served
+
+    @served.setter
+    def served(self, served: Served) -> None:
+        """Install a loaded program (at start and on reload): traced or debugged, every
+        step goes through the step loop on the whole request (`step_loop_served`)."""
+        if self.debugger is not None:
+            served = debug_served(served, self.debugger)
+        elif self.tracing is not None:
+            served = step_loop_served(served)
+        self._served = served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -262,40 +227,31 @@ class WebpipeApp:
         found = served.router.match("GET" if method == "HEAD" else method, path)
         if found is None:
             return Response(status_code=404 if method in _KNOWN_METHODS else 405)
-        (route, flags), params = found
-        front = served.front.get(id(route))
+        compiled, params = found
+        front = compiled.front
         response = front.answer(request, params, path) if front is not None else None
         if response is None:  # not a hit answered before the pipeline
-            # traced: every step through the step loop, on the whole request
-            traced = self.tracing is not None
             try:
-                response = await self.run_route(
-                    served.env, route, flags, request, params, path,
-                    None if traced else served.reads.get(id(route)),
-                    None if traced else served.plain.get(id(route)))
+                response = await self.run_route(served.env, compiled, request, params, path)
             except BadRequest as exc:
                 response = exc.to_response()
-        METRICS.request(f"{route.method} {route.path}", response.status_code)
+        METRICS.request(compiled.label, response.status_code)
         return response
 
-    async def run_route(self, env: Env, route: n.Route, flags: bool, request: Request,
-                        params: dict[str, str], path: str | None = None,
-                        only: frozenset[str] | None = None,
-                        plain: tuple[StepPlan, ...] | None = None) -> Response:
+    async def run_route(self, env: Env, compiled: ServedRoute, request: Request,
+                        params: dict[str, str], path: str | None = None) -> Response:
+        route, only = compiled.route, compiled.reads
         state: Any
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
             await read_state_body(request, state, pending, **self.body_bounds())
         ctx = self._context(env, state, route, request)
-        if flags:
+        if compiled.flags:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
         try:
-            if plain is not None:
-                outcome = await run_plain(plain, state, env, ctx)
-            else:
-                outcome = await run_pipeline(route.pipeline, state, env, ctx)
-            if (only is not None and len(route.pipeline.steps) > 1
+            outcome = await compiled.run(state, env, ctx)
+            if (only is not None and compiled.steps > 1
                     and error_type(outcome.state) is not None):
                 # an early step's error envelope carries request keys (§6.3): the steps
                 # are rerunnable (see request_reads), so answer from the whole request

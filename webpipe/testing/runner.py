@@ -22,6 +22,7 @@ from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request
 from webpipe.respond import answer
+from webpipe.routes import ServedRoute
 from webpipe.routing import Router
 from webpipe.server import build_served
 from webpipe.source import Span
@@ -96,7 +97,7 @@ def _golden(result: CaseResult, outcome: TestOutcome, directory: Path, update: b
         result.failures.append(Failure(failure, result.span))
 
 
-async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.Describe,
+async def run_case(env: Env, router: Router[ServedRoute], describe: n.Describe,
                    test: n.It, verbose: bool) -> CaseResult:
     result = CaseResult(describe.name, test.name, passed=False, span=test.span)
     await _fresh_stores(env)
@@ -155,7 +156,7 @@ def _clause(test: n.It, kind: str, variables: dict[str, Any], default: Any) -> A
     return default
 
 
-async def _trigger(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
+async def _trigger(env: Env, router: Router[ServedRoute], test: n.It,
                    variables: dict[str, Any], mocks: MockSet, title: str = "",
                    ) -> tuple[TestOutcome, str | None]:
     ctx = RequestContext(call_log={}, invoker=MockInvoker(mocks), extras={"invocation": "test"})
@@ -166,7 +167,7 @@ async def _trigger(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
     return await _run_trigger(env, router, test, variables, mocks, ctx)
 
 
-async def _run_trigger(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
+async def _run_trigger(env: Env, router: Router[ServedRoute], test: n.It,
                        variables: dict[str, Any], mocks: MockSet, ctx: RequestContext,
                        ) -> tuple[TestOutcome, str | None]:
     trigger = test.trigger
@@ -184,7 +185,7 @@ def _outcome(out: Outcome, ctx: RequestContext) -> TestOutcome:
     return TestOutcome(out.status or 200, out.content_type, out.state, ctx.call_log or {})
 
 
-async def _call_route(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
+async def _call_route(env: Env, router: Router[ServedRoute], test: n.It,
                       trigger: n.CallTrigger, variables: dict[str, Any], ctx: RequestContext,
                       ) -> tuple[TestOutcome, str | None]:
     path = render(trigger.path.strip(), variables)
@@ -196,7 +197,8 @@ async def _call_route(env: Env, router: Router[tuple[n.Route, bool]], test: n.It
     found = router.match(trigger.method, raw_path)
     if found is None:
         return TestOutcome(404, JSON_CT, None), f"Route not found: {trigger.method} {trigger.path}"
-    (route, _flags), params = found
+    compiled, params = found
+    route = compiled.route
     state = _test_request(test, variables, trigger.method, raw_path, query, params)
     ctx.request = state
     ctx.route = f"{route.method} {route.path}"

@@ -1,0 +1,114 @@
+"""Compiled routes: every per-route decision of the request path, taken once at load.
+
+`compile_routes` turns each route of a program into a `ServedRoute`: its matcher entry,
+its label, whether it needs the `featureFlags` hook, the request keys it provably reads
+(`request_reads`), its front cache (`front_cache.py`) and how its body runs (`run`: the
+one-coroutine `pipeline.run_plain` for a body of plain middleware steps, else
+`pipeline.run_pipeline`). The server only looks these up; nothing about a route is
+recomputed or looked up by identity per request. Which fast paths a compile may choose is
+`FastPaths`: `--inspect` and tracing compile without the ones that skip the step loop or
+trim the request, and the differential tests compile with and without each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, cast
+
+from webpipe.executor.context import RequestContext
+from webpipe.executor.env import Env
+from webpipe.executor.pipeline import run_pipeline, run_plain
+from webpipe.executor.state import Outcome
+from webpipe.executor.steps import plain_plans
+from webpipe.flags import needs_flags
+from webpipe.front_cache import FrontCache, front_cache
+from webpipe.middleware.base import Behavior
+from webpipe.routing import Router
+from webpipe.syntax import nodes as n
+
+RunBody = Callable[[Any, Env, RequestContext], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class FastPaths:
+    """The fast paths a compile may choose (each is a differential-tested shortcut)."""
+
+    reads: bool = True  # build only the request keys a route reads
+    plain: bool = True  # run a plain body in one coroutine (`run_plain`)
+    front: bool = True  # answer fresh cache hits before building the request
+
+
+ALL_FAST_PATHS = FastPaths()
+STEP_LOOP_ONLY = FastPaths(reads=False, plain=False)  # --inspect and tracing see every step
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ServedRoute:
+    """One route as the request path runs it."""
+
+    route: n.Route
+    label: str  # "GET /users/:id": logs, metrics, task owners
+    flags: bool  # runs the `featureFlags` hook first
+    reads: frozenset[str] | None  # the only request keys it can read; None: any
+    front: FrontCache | None  # fresh cache hits answered before the pipeline
+    run: RunBody  # its body: `run_plain` (chosen at load) or `run_pipeline`
+    plain: bool  # whether `run` is `run_plain`
+    steps: int  # how many steps its body has (a partial request reruns only with >1)
+
+
+def compile_routes(env: Env, fast: FastPaths = ALL_FAST_PATHS) -> Router[ServedRoute]:
+    """The route table of `env`, each route compiled (see module docstring)."""
+    router: Router[ServedRoute] = Router()
+    for _module, route in env.index.routes():
+        compiled = compile_route(env, route, fast)
+        router.add(route.method, route.path, compiled, route.span)
+    return router
+
+
+def compile_route(env: Env, route: n.Route, fast: FastPaths = ALL_FAST_PATHS,
+                  ) -> ServedRoute:
+    flags = needs_flags(env, route)
+    plans = plain_plans(route.pipeline.steps, env) if fast.plain else None
+    run: RunBody = partial(run_pipeline, route.pipeline) if plans is None \
+        else partial(run_plain, plans)
+    return ServedRoute(
+        route=route, label=f"{route.method} {route.path}", flags=flags,
+        reads=request_reads(env, route) if fast.reads and not flags else None,
+        front=front_cache(env, route) if fast.front and not flags else None,
+        run=run, plain=plans is not None, steps=len(route.pipeline.steps))
+
+
+def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
+    """The request keys a route can read, when that is provable (None: it may pass the whole
+    request on). Every step is an untagged middleware step whose middleware names the input
+    keys it reads (`input_keys`: jq on the fast path, Lua chunks using only `request.name`,
+    templates with plain paths, cache keys; none of them touching `$context`), and so do its
+    inline arguments; the last step's output is the response (Transform or Render). With
+    several steps, an error envelope from an early step would carry request keys into the
+    response (§6.3 restores them), so every step must be `rerunnable`: such a request is run
+    again on the whole request object (`server.WebpipeApp.run_route`)."""
+    steps = route.pipeline.steps
+    if not steps:
+        return None
+    keys: set[str] = set()
+    for step in steps:
+        if not isinstance(step, n.MiddlewareStep) or step.tags:
+            return None
+        plan = env.plan(step)
+        mw = plan.middleware
+        if plan.kind != "middleware" or plan.arg_error or plan.prepare_error or mw is None:
+            return None
+        step_keys = mw.input_keys(plan.prepared)
+        if step_keys is None or (len(steps) > 1 and not mw.rerunnable):
+            return None
+        keys |= step_keys
+        for program in plan.args:
+            if program.input_keys is None:
+                return None
+            keys |= program.input_keys
+    last = env.plan(cast(n.MiddlewareStep, steps[-1])).middleware
+    if last is None or last.wraps_data or last.behavior is Behavior.MERGE:
+        return None
+    return frozenset(keys)
