@@ -11,7 +11,7 @@ executor imports this module back, so the recursion needs no import inside a fun
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from webpipe.errors import HardError, StepError
 from webpipe.executor.branches import choose_branch, get_path, selector_path, set_path, take_branch
@@ -95,6 +95,8 @@ async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestCont
                     await run_dispatch(step, out, env, ctx)
                 case n.ForeachStep():
                     await run_foreach(step, out, env, ctx)
+                case _:
+                    assert_never(step)
         finally:  # also when the step raised or was cancelled: the span still ends
             if tracer is not None:
                 tracer.step_ended(token, out.state)
@@ -114,13 +116,14 @@ async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], ind
         return False
     state, inserted = with_auto_name(plan, pre)
     target = tags.result_name or result_name(state)
-    result: StepResult | None = None
+    result: StepResult | None
     if tags.retry or (tags.timeout_ms is not None and plan.kind != "join"):
         result = await guarded(plan, state, target, env, ctx)
-    elif sync_run(plan, ctx):
+    else:
         result = invoke_sync(plan, state, target, ctx)
-    if result is None:
-        result = await invoke_step(plan, state, target, env, ctx)
+        if result is None:
+            result = await invoke_step(plan, state, target, env, ctx)
+
     def settled() -> bool:
         return settle(plan, result, state, target, inserted, out,
                       lambda: is_effectively_last(body, index, pre, env, ctx))
@@ -173,7 +176,7 @@ async def run_plain(plans: tuple[StepPlan, ...], state: Any, env: Env, ctx: Requ
         pre = out.state
         state, inserted = with_auto_name(plan, pre)
         target = result_name(state)
-        result = invoke_sync(plan, state, target, ctx) if sync_run(plan, ctx) else None
+        result = invoke_sync(plan, state, target, ctx)
         if result is None:
             result = await invoke_step(plan, state, target, env, ctx)
         if settle(plan, result, state, target, inserted, out,
@@ -206,7 +209,8 @@ async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
                 return await ctx.tasks().join(plan, state, env, ctx)
             case "pipeline":
                 return await call_pipeline(plan, state, env, ctx)
-        raise AssertionError(plan.kind)
+            case _:
+                assert_never(plan.kind)
     except Exception as exc:
         return failure(plan, exc)
 

@@ -66,8 +66,9 @@ class StepPlan:
     missing: str = ""  # the hard error for kind == "missing"
     on_error: n.NamedPipeline | None = None  # `@onError(name)`, resolved at load
     dedup_key: JqProgram | None = None  # `@dedup(`jq`)`, compiled at load
-    # the middleware's `run_sync`, when it has one and the step prepared cleanly: the step
-    # loop calls it without a coroutine (real invoker, no `@dedup`)
+    # how the step runs, decided at load: the middleware's `run_sync` when it offers one,
+    # the step prepared cleanly and no `@dedup`/`@hedge` shares or races the call (the
+    # interpreter then calls it without a coroutine, with the real invoker); else None
     run_sync: SyncRun | None = None
 
 
@@ -170,7 +171,8 @@ def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
     except ConfigError as exc:
         plan.prepare_error, plan.prepare_span = exc.message, exc.span
         return
-    plan.run_sync = mw.run_sync if mw.sync else None
+    shared = plan.tags.dedup or plan.tags.hedge is not None  # these go through `run`
+    plan.run_sync = mw.run_sync if mw.sync and not shared else None
 
 
 def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:

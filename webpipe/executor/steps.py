@@ -139,20 +139,21 @@ def result_name(state: Any) -> str | None:
 
 
 def sync_run(plan: StepPlan, ctx: RequestContext) -> SyncRun | None:
-    """The step's `run_sync` when it may be used: the invoker is the real one (the test
-    runner's answers mocks in `invoke`) and `@dedup` does not share the call."""
-    if ctx.invoker is REAL_INVOKER and not plan.tags.dedup and plan.tags.hedge is None:
-        return plan.run_sync
-    return None
+    """The step's `run_sync`, when its plan chose it at load and the invoker is the real one
+    (the test runner's answers mocks in `invoke`, which only `run` goes through)."""
+    return plan.run_sync if ctx.invoker is REAL_INVOKER else None
 
 
 def invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestContext,
-                 ) -> StepResult | None:
-    """`invoke_step` for a middleware with `run_sync` and the real invoker: no coroutine.
-    None when the middleware hands the call over to its `run`."""
-    assert plan.run_sync is not None
+                ) -> StepResult | None:
+    """`invoke_step` without a coroutine, when `sync_run` allows it. None: the caller goes
+    through `invoke_step` (no `run_sync`, a mock layer, or the middleware handed the call
+    over to its `run`)."""
+    run = sync_run(plan, ctx)
+    if run is None:
+        return None
     try:
-        return plan.run_sync(state, plan.prepared, step_call(plan, state, target, ctx))
+        return run(state, plan.prepared, step_call(plan, state, target, ctx))
     except (RunAsync, NeedsWorker):
         return None
     except Exception as exc:
