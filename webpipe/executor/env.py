@@ -49,7 +49,9 @@ class Env:
     registry: Registry
     configs: ConfigBlocks = field(default_factory=dict)
     plans: dict[int, StepPlan] = field(default_factory=dict)
-    guards: dict[int, JqProgram | None] = field(default_factory=dict)
+    # `@guard(`jq`)` text -> its compiled program, or why it does not compile (a program
+    # depends only on its text, so equal guards share one)
+    guards: dict[str, JqProgram | JqError] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     _variables: dict[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
     env_name: str | None = None
@@ -127,7 +129,9 @@ class Env:
         return self.plans[id(step)]
 
     def guard(self, tag: n.Tag) -> JqProgram | None:
-        return self.guards.get(id(tag))
+        """The tag's compiled `@guard` program; None when it does not compile."""
+        found = self.guards.get(tag.args[0]) if tag.args else None
+        return found if isinstance(found, JqProgram) else None
 
     async def aclose(self) -> None:
         for mw in list(self.registry.instances.values()):
@@ -206,17 +210,25 @@ def _plan_into(env: Env, module: Module, step: n.Step) -> None:
     for expr in step_tags(step):
         for tag in walk_tags(expr):
             if tag.name == "guard" and tag.args:
-                try:
-                    env.guards[id(tag)] = compile_jq(tag.args[0], allow_context=False)
-                except JqError as exc:
-                    env.guards[id(tag)] = None
-                    env.diagnostics.append(Diagnostic(f"@guard: {exc}", tag.span,
-                                                      code="bad-guard"))
+                _compile_guard(env, tag)
     if isinstance(step, n.MiddlewareStep):
         plan = plan_step(env, module, step)
         _resolve_task_tags(env, module, plan)
         env.plans[id(step)] = plan
         env.diagnostics.extend(plan_diagnostics(plan))
+
+
+def _compile_guard(env: Env, tag: n.Tag) -> None:
+    """Compile a `@guard` once per text; a bad one is reported at every tag that has it."""
+    text = tag.args[0]
+    if text not in env.guards:
+        try:
+            env.guards[text] = compile_jq(text, allow_context=False)
+        except JqError as exc:
+            env.guards[text] = exc
+    found = env.guards[text]
+    if isinstance(found, JqError):
+        env.diagnostics.append(Diagnostic(f"@guard: {found}", tag.span, code="bad-guard"))
 
 
 def _resolve_task_tags(env: Env, module: Module, plan: StepPlan) -> None:
