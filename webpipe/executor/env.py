@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from webpipe.sandbox.pool import SandboxPool
 
 
+# the top-level declarations that hold a pipeline body
+PIPELINE_ITEMS = (n.Route, n.NamedPipeline, n.Resolver, n.FeatureFlags)
 # middleware whose every run may go to a sandbox worker (spec/sandbox.md)
 SANDBOXED_MIDDLEWARE = frozenset({"lua", "js"})
 
@@ -173,9 +175,8 @@ def _loader_steps(index: ProgramIndex) -> set[int]:
 def _all_pipelines(index: ProgramIndex) -> Iterator[tuple[Module, n.Pipeline]]:
     for module in index.modules:
         for item in module.program.items:
-            pipeline = getattr(item, "pipeline", None)
-            if isinstance(pipeline, n.Pipeline):
-                yield module, pipeline
+            if isinstance(item, PIPELINE_ITEMS):
+                yield module, item.pipeline
 
 
 def _walk_steps(pipeline: n.Pipeline) -> Iterator[n.Step]:

@@ -25,6 +25,7 @@ from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.state import error_type
 from webpipe.jqlib import JqError
 from webpipe.metrics import METRICS
+from webpipe.middleware.base import StepResult
 
 if TYPE_CHECKING:
     from webpipe.executor.plan import StepPlan
@@ -89,7 +90,7 @@ async def single_flight(key: bytes | None, info: TaskInfo,
 
 async def _led(work: Callable[[], Coroutine[Any, Any, Any]], info: TaskInfo) -> Any:
     result = await work()
-    value = getattr(result, "value", result)
+    value = result.value if isinstance(result, StepResult) else result
     METRICS.dedup(info.route, "leader_error" if error_type(value) else "leader_ok")
     return result
 
