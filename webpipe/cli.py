@@ -15,6 +15,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -32,12 +33,35 @@ LAZY_COMMANDS: dict[str, str] = {
 }
 
 SUBCOMMANDS = {*LAZY_COMMANDS, "serve", "check", "fmt", "routes", "run", "test", "db",
-               "--help", "-h", "--version"}
+               "version", "--help", "-h", "--version"}
+# A FILE argument left out means the project's app file (webpipe/project.py).
+APP_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+FILES_OR_DIRS = click.Path(exists=True, path_type=Path)
 
 
-def _fail(exc: WebpipeError) -> None:
+def _fail(exc: WebpipeError) -> NoReturn:
     click.echo(str(exc), err=True)
     sys.exit(1)
+
+
+def _app(file: Path | None) -> Path:
+    """`file`, or when it was left out the app file of the project around the cwd."""
+    from webpipe.project import find_app
+
+    try:
+        return file if file is not None else find_app()
+    except WebpipeError as exc:
+        _fail(exc)
+
+
+def _wp_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The `.wp` files named or under the folders named; an error when there are none."""
+    from webpipe.project import wp_files
+
+    found = wp_files(paths)
+    if not found:
+        _fail(WebpipeError(f"no .wp files under {', '.join(map(str, paths))}"))
+    return found
 
 
 def _module_exists(target: str) -> bool:
@@ -67,13 +91,23 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="webpipe")
+@click.version_option(__version__, prog_name="webpipe", message="%(prog)s %(version)s")
 def cli() -> None:
-    """webpipe: HTTP routes as pipelines of steps."""
+    """webpipe: HTTP routes as pipelines of steps.
+
+    Inside a project (webpipe.toml, [tool.webpipe] in pyproject.toml, or one *.wp file in
+    the current directory) the FILE of serve, check, test and routes may be left out.
+    """
 
 
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def version() -> None:
+    """Print webpipe's version."""
+    click.echo(f"webpipe {__version__}")
+
+
+@cli.command()
+@click.argument("file", required=False, type=APP_FILE)
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default $PORT or 7770).")
 @click.option("--address", default=None, help="HOST:PORT to bind.")
@@ -88,10 +122,10 @@ def cli() -> None:
 @click.option("--production", is_flag=True,
               help="5xx bodies without internals (also WEBPIPE_ENV=production).")
 @click.option("--no-jobs", is_flag=True, help="Run no durable-job consumer in this server.")
-def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
+def serve(file: Path | None, host: str | None, port: int | None, address: str | None, reload: bool,
           workers: int, metrics: bool, log_level: str | None, no_access_log: bool,
           log_format: str, production: bool, no_jobs: bool) -> None:
-    """Serve FILE over HTTP."""
+    """Serve FILE (default: the project's app) over HTTP."""
     import os
 
     from webpipe.oplog import LogSettings
@@ -106,25 +140,28 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
     settings = LogSettings(log_level or defaults.level, not no_access_log, log_format,
                            production or defaults.production)
     bind_host, bind_port = bind_address(host, port, address)
+    app = _app(file)
     try:
-        run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
+        run_server(app, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
                    logs=settings)
     except WebpipeError as exc:
         _fail(exc)
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, type=FILES_OR_DIRS)
 @click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
-def check(files: tuple[Path, ...], as_json: bool) -> None:
-    """Report every problem in FILES; exit 1 if there is an error."""
+def check(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Report every problem in PATHS (files, or folders walked for *.wp; default: the
+    project's app); exit 1 if there is an error."""
     from webpipe.check import check_file
 
+    files = _wp_files(paths) if paths else [_app(None)]
     # one-shot: the cyclic collector would only walk the loaded program once before exit
     # (about a sixth of a large file's check); its garbage goes with the process
     gc.disable()
-    diagnostics = [d for f in files for d in check_file(f)]
+    # a module checked on its own and through an app that imports it reports once
+    diagnostics = list(dict.fromkeys(d for f in files for d in check_file(f)))
     if as_json:
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))
     else:
@@ -138,33 +175,42 @@ def check(files: tuple[Path, ...], as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--check", "check_only", is_flag=True, help="Exit 1 if a file would change.")
-def fmt(files: tuple[Path, ...], check_only: bool) -> None:
-    """Rewrite FILES in the canonical layout (comments kept)."""
-    from webpipe.syntax.fmt import format_file
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True,
+                                                  path_type=Path))
+@click.option("--check", "check_only", is_flag=True,
+              help="Write nothing; list the files that would change and exit 1 if any.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Write nothing; print a unified diff and exit 1 if anything would change.")
+@click.option("--stdin-filename", default="-", help="The name to report for `-` (stdin).")
+def fmt(paths: tuple[Path, ...], check_only: bool, show_diff: bool,
+        stdin_filename: str) -> None:
+    """Rewrite PATHS in the canonical layout, comments kept. PATHS are files, folders
+    (walked for *.wp) or `-` (stdin to stdout); default: every *.wp of the project.
+    Exit 2 when a file cannot be formatted."""
+    from webpipe.formatting import Mode, format_paths, format_stdin
+    from webpipe.project import find_project, shown
 
-    changed = []
-    for file in files:
+    mode: Mode = "diff" if show_diff else "check" if check_only else "write"
+    if Path("-") in paths:
+        if len(paths) > 1:
+            raise click.UsageError("`-` (stdin) cannot be combined with other paths")
+        sys.exit(format_stdin(stdin_filename, mode))
+    if not paths:
         try:
-            if format_file(file, write=not check_only):
-                changed.append(file)
+            paths = (shown(find_project().root),)
         except WebpipeError as exc:
             _fail(exc)
-    for file in changed:
-        click.echo(f"{'would reformat' if check_only else 'reformatted'} {file}", err=True)
-    sys.exit(1 if check_only and changed else 0)
+    sys.exit(format_paths(_wp_files(paths), mode))
 
 
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def routes(file: Path) -> None:
-    """List the routes FILE serves."""
+@click.argument("file", required=False, type=APP_FILE)
+def routes(file: Path | None) -> None:
+    """List the routes FILE (default: the project's app) serves."""
     from webpipe.program import load_program
 
     try:
-        env = load_program(file)
+        env = load_program(_app(file))
     except WebpipeError as exc:
         _fail(exc)
     for _module, route in env.index.routes():
@@ -235,8 +281,7 @@ def db_init_auth(app: Path) -> None:
 
 
 @cli.command(name="test")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=APP_FILE)
 @click.option("-k", "pattern", default=None, help="Only tests whose 'describe :: it' has this.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @click.option("--verbose", is_flag=True, help="Show expected and actual values on failure.")
@@ -246,12 +291,14 @@ def db_init_auth(app: Path) -> None:
 @click.option("--keep-db", is_flag=True, help="Keep the database made for this run.")
 def test_command(files: tuple[Path, ...], pattern: str | None, as_json: bool,
                  verbose: bool, golden: Path | None, update: bool, keep_db: bool) -> None:
-    """Run the describe/it tests of FILES; exit 1 if any test failed."""
+    """Run the describe/it tests of FILES (default: the project's app); exit 1 if any
+    test failed."""
     from webpipe.testing.main import run_test_files
 
     if update and golden is None:
         raise click.UsageError("--update needs --golden DIR")
-    sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose,
+    targets = list(files) or [_app(None)]
+    sys.exit(run_test_files(targets, pattern=pattern, as_json=as_json, verbose=verbose,
                             golden=golden, update=update, keep_db=keep_db))
 
 
@@ -281,6 +328,20 @@ def _serve_flags(flags: list[str]) -> list[str]:
     return out
 
 
+def _no_such_command(word: str) -> None:
+    """`webpipe chek` is a mistyped command, not a file to serve: say so (exit 2, as click
+    does for a bad command) when `word` is neither a file nor a `.wp` name."""
+    import difflib
+
+    if Path(word).exists() or word.endswith(".wp"):
+        return
+    close = difflib.get_close_matches(word, sorted(SUBCOMMANDS - {"--help", "-h", "--version"}))
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    click.echo(f"Error: no such command or file {word!r}.{hint} (webpipe --help lists the "
+               "commands)", err=True)
+    sys.exit(2)
+
+
 def _has_main(file: str) -> bool:
     from webpipe.loader import load_file
 
@@ -294,6 +355,7 @@ def _has_main(file: str) -> bool:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
+        _no_such_command(args[0])
         legacy(args)
         return
     cli.main(args, prog_name="webpipe")
