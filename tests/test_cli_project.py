@@ -7,6 +7,7 @@ completion (spec/cli.md)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,10 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_cli import free_port
-
 MESSY = "GET   /a\n      |>   jq: `1`\n"
 TIDY = "GET /a\n  |> jq: `1`\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def webpipe(*args: str, cwd: Path, stdin: str | None = None,
@@ -246,3 +251,8 @@ def test_shell_completion_completes_commands(tmp_path: Path) -> None:
     done = webpipe(cwd=tmp_path, env={"_WEBPIPE_COMPLETE": "bash_complete",
                                       "COMP_WORDS": "webpipe ch", "COMP_CWORD": "1"})
     assert done.stdout.split() == ["plain,check"]
+    for shell in ("bash", "zsh", "fish"):
+        printed = webpipe("completion", shell, cwd=tmp_path)
+        assert printed.returncode == 0 and "_WEBPIPE_COMPLETE" in printed.stdout, shell
+    assert printed.stdout == webpipe(cwd=tmp_path,
+                                     env={"_WEBPIPE_COMPLETE": "fish_source"}).stdout

@@ -33,7 +33,7 @@ LAZY_COMMANDS: dict[str, str] = {
 }
 
 SUBCOMMANDS = {*LAZY_COMMANDS, "serve", "check", "fmt", "routes", "run", "test", "db",
-               "version", "--help", "-h", "--version"}
+               "version", "completion", "--help", "-h", "--version"}
 # A FILE argument left out means the project's app file (webpipe/project.py).
 APP_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 FILES_OR_DIRS = click.Path(exists=True, path_type=Path)
@@ -104,6 +104,17 @@ def cli() -> None:
 def version() -> None:
     """Print webpipe's version."""
     click.echo(f"webpipe {__version__}")
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL (click's; README "Shell completion")."""
+    from click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell)
+    assert complete is not None  # the Choice admits only shells click supports
+    click.echo(complete(cli, {}, "webpipe", "_WEBPIPE_COMPLETE").source(), nl=False)
 
 
 @cli.command()
