@@ -109,7 +109,7 @@ def version() -> None:
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
-    """Print the completion script for SHELL (click's; README "Shell completion")."""
+    """Print the completion script for SHELL, to save where the shell reads it."""
     from click.shell_completion import get_completion_class
 
     complete = get_completion_class(shell)
