@@ -74,6 +74,16 @@ def test_bare_commands_work_from_a_folder_below_the_project(project: Path) -> No
     assert f"POST   /api/notes  ({project.resolve() / 'app.wp'}:" in routes.stdout
 
 
+def test_bare_db_and_jobs_commands_reach_the_database_step(project: Path) -> None:
+    # the embedded server is off and nothing is configured: past the app argument, the
+    # commands stop at the database with one clear line (`db url` raised a traceback)
+    for args in (("db", "url"), ("jobs", "status"), ("migrate", "status")):
+        done = webpipe(*args, cwd=project)
+        assert done.returncode == 1, args
+        assert "Database not configured" in done.stderr, args
+        assert "Traceback" not in done.stderr and "Missing argument" not in done.stderr
+
+
 def test_bare_serve_in_an_init_project(project: Path, tmp_path: Path) -> None:
     port = free_port()
     with (tmp_path / "serve.log").open("w") as log:

@@ -54,6 +54,15 @@ def _app(file: Path | None) -> Path:
         _fail(exc)
 
 
+def project_app(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    """click callback of an APP argument that may be left out (the project's app)."""
+    return _app(value)
+
+
+# `@PROJECT_APP` for commands whose only positional argument is the app
+PROJECT_APP = click.argument("app", required=False, type=APP_FILE, callback=project_app)
+
+
 def _wp_files(paths: tuple[Path, ...]) -> list[Path]:
     """The `.wp` files named or under the folders named; an error when there are none."""
     from webpipe.project import wp_files
@@ -251,14 +260,17 @@ def db() -> None:
 
 
 @db.command(name="url")
-@click.argument("app", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@PROJECT_APP
 def db_url(app: Path) -> None:
     """Print the connection URL the app uses (starting the embedded server if needed)."""
     from webpipe.db import connection_url
     from webpipe.serve import load_dotenv_files
 
     load_dotenv_files(app.parent)
-    click.echo(connection_url(app))
+    try:
+        click.echo(connection_url(app))
+    except LookupError as exc:  # nothing configured and the embedded server turned off
+        raise click.ClickException(str(exc)) from None
 
 
 @db.command(name="run")
@@ -277,7 +289,7 @@ def db_run(app: Path, sql_file: Path) -> None:
 
 
 @db.command(name="init-auth")
-@click.argument("app", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@PROJECT_APP
 def db_init_auth(app: Path) -> None:
     """Create the `auth` tables (users, sessions) in the app's database, if missing."""
     from webpipe.middleware.auth_schema import init_auth_schema

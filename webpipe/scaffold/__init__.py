@@ -45,5 +45,5 @@ def init_command(directory: Path, name: str | None, **assistants: bool) -> None:
     enter = "" if directory.resolve() == Path.cwd().resolve() else f"  cd {directory}\n"
     click.echo("\nnext:\n" + enter +
                "  webpipe test                # the tests mock every query\n"
-               "  webpipe migrate up app.wp   # create the tables\n"
+               "  webpipe migrate up          # create the tables\n"
                "  webpipe serve               # http://127.0.0.1:7770/")
