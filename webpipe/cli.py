@@ -105,7 +105,9 @@ def cli() -> None:
     """webpipe: HTTP routes as pipelines of steps.
 
     Inside a project (webpipe.toml, [tool.webpipe] in pyproject.toml, or one *.wp file in
-    the current directory) the FILE of serve, check, test and routes may be left out.
+    the current directory) the app file may be left out: serve, check, test, routes and
+    the commands whose only argument is the app run on the project's app, and fmt on
+    every *.wp file of the project.
     """
 
 
