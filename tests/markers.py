@@ -17,7 +17,8 @@ from __future__ import annotations
 SLOW_PATHS = (
     "tests/hostile/", "tests/jobs/", "tests/serve/", "tests/executor/", "tests/debugger/",
     "tests/tracing/",
-    "tests/test_cli.py", "tests/test_workers.py", "tests/test_packaging.py",
+    "tests/test_cli.py", "tests/test_cli_project.py", "tests/test_redis_server.py",
+    "tests/test_workers.py", "tests/test_packaging.py",
     "tests/test_migrate.py", "tests/lsp/test_protocol.py", "tests/lsp/test_command.py",
     "tests/graphql/test_remote.py", "tests/sandbox/test_pool.py", "tests/test_textmate_vscode.py",
     "tests/syntax/test_fuzz_stages.py", "tests/syntax/test_fuzz_regressions.py",
