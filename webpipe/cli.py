@@ -88,9 +88,11 @@ def cli() -> None:
 @click.option("--production", is_flag=True,
               help="5xx bodies without internals (also WEBPIPE_ENV=production).")
 @click.option("--no-jobs", is_flag=True, help="Run no durable-job consumer in this server.")
+@click.option("--no-db-check", is_flag=True,
+              help="Do not prepare the SQL statements on the database at start.")
 def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
           workers: int, metrics: bool, log_level: str | None, no_access_log: bool,
-          log_format: str, production: bool, no_jobs: bool) -> None:
+          log_format: str, production: bool, no_jobs: bool, no_db_check: bool) -> None:
     """Serve FILE over HTTP."""
     import os
 
@@ -102,6 +104,8 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
                                "the program in one process; use one worker while editing")
     if no_jobs:  # read where the consumer starts, in this process and uvicorn's workers
         os.environ["WEBPIPE_NO_JOBS"] = "1"
+    if no_db_check:  # read by load_checked, at start and on each reload
+        os.environ["WEBPIPE_DB_CHECK"] = "0"
     defaults = LogSettings.from_env()
     settings = LogSettings(log_level or defaults.level, not no_access_log, log_format,
                            production or defaults.production)
@@ -117,14 +121,21 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
-def check(files: tuple[Path, ...], as_json: bool) -> None:
+@click.option("--db", is_flag=True,
+              help="Also prepare every SQL statement on the app's database (spec/sqlcheck.md).")
+def check(files: tuple[Path, ...], as_json: bool, db: bool) -> None:
     """Report every problem in FILES; exit 1 if there is an error."""
     from webpipe.check import check_file
+    from webpipe.serve import load_dotenv_files
 
     # one-shot: the cyclic collector would only walk the loaded program once before exit
     # (about a sixth of a large file's check); its garbage goes with the process
     gc.disable()
-    diagnostics = [d for f in files for d in check_file(f)]
+    diagnostics = []
+    for f in files:
+        if db:
+            load_dotenv_files(f.parent)  # the database settings, as serve reads them
+        diagnostics += check_file(f, db=db, announce=None if as_json else _to_stderr)
     if as_json:
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))
     else:
@@ -135,6 +146,10 @@ def check(files: tuple[Path, ...], as_json: bool) -> None:
         click.echo(f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)",
                    err=True)
     sys.exit(1 if any(d.severity == "error" for d in diagnostics) else 0)
+
+
+def _to_stderr(message: str) -> None:
+    click.echo(message, err=True)
 
 
 @cli.command()

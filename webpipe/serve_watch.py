@@ -1,7 +1,8 @@
 """What `serve` checks before it serves, and which edits `--reload` reacts to.
 
-`load_checked` runs every `webpipe check` rule on the program: errors are printed all at
-once and the program is refused (at start the server does not start; on reload the last
+`load_checked` runs every `webpipe check` rule on the program, and prepares its SQL on the
+database when that is reachable (webpipe.sqlcheck): errors are printed all at once and the
+program is refused (at start the server does not start; on reload the last
 good program keeps serving); warnings are printed. `SourceFilter` lets through only the
 program's sources: the `.wp` files loaded and any `.wp` file that may become an import,
 `.env`/`.env.local` beside the main file, and the Lua scripts directory. The embedded
@@ -44,6 +45,10 @@ def load_checked(path: Path) -> Served:
     except WebpipeError:
         raise _refused(check_file(path)) from None  # the checker's full list of errors
     diagnostics = check_env(env)
+    if not any(d.severity == "error" for d in diagnostics):
+        from webpipe.sqlcheck.check import serve_diagnostics
+
+        diagnostics += serve_diagnostics(env)  # spec/sqlcheck.md: SQL on the database
     if any(d.severity == "error" for d in diagnostics):
         raise _refused(diagnostics)
     for diagnostic in diagnostics:

@@ -1,0 +1,185 @@
+"""`check --db`: every SQL statement of a program prepared on a real database, as diagnostics.
+
+`check_sql(env)` collects the statements (`sites.collect`), finds the database
+(`database`), prepares each distinct text once (`prepare`) and turns the answers into
+diagnostics at the SQL's own line and column: PostgreSQL's message, with its hint and
+detail as notes. It adds the parameter checks of `pg` steps (a count known at load that
+differs from the statement's placeholders is an error; a route parameter fed unconverted
+to a placeholder PostgreSQL types as a number is a warning) and keeps every statement's
+result columns for the language server. spec/sqlcheck.md is the contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from webpipe.errors import Diagnostic
+from webpipe.executor.env import Env
+from webpipe.middleware.pg import split_params
+from webpipe.migrate.files import MIGRATIONS_DIR, MigrationError
+from webpipe.source import Span
+from webpipe.sqlcheck.database import DatabaseUnavailable, check_target, server_url
+from webpipe.sqlcheck.params import describe
+from webpipe.sqlcheck.prepare import Prepared, Problem, prepare_all
+from webpipe.sqlcheck.sites import Site, Use, collect
+
+NUMBER_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8"})
+SWITCH = "WEBPIPE_DB_CHECK"  # "0": serve skips the database check
+MULTIPLE = "cannot insert multiple commands into a prepared statement"
+_WORD = re.compile(r'"(?:[^"]|"")*"|[\w$.]+|\S')
+
+
+@dataclass(eq=False)
+class SqlReport:
+    """The outcome of one database check."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    prepared: dict[str, Prepared] = field(default_factory=dict)  # by SQL text
+    database: str = ""
+    statements: int = 0  # distinct texts prepared
+
+
+async def check_sql(env: Env, *, start_embedded: bool = True) -> SqlReport:
+    """Prepare every statement of `env`'s program; DatabaseUnavailable when there is no
+    database to prepare on (nothing is connected when the program has no SQL)."""
+    sites, uses = collect(env.index)
+    if not sites:
+        return SqlReport()
+    url, description = await asyncio.to_thread(server_url, env.config_block("pg"),
+                                                env.base_dir, start_embedded)
+    try:
+        target = await check_target(url, description, env.base_dir / MIGRATIONS_DIR)
+    except MigrationError as exc:
+        return SqlReport([Diagnostic(f"the migrations do not apply to an empty database, so "
+                                     f"no statement was checked: {exc.message}",
+                                     code="sql-migrations")], database=description)
+    prepared = await prepare_all(target, (s.sql for s in sites))
+    found = [Diagnostic(note, None, "warning", "sql") for note in target.notes]
+    for site in sites:
+        found += site_diagnostics(site, prepared[site.sql])
+    for use in uses:
+        found += use_diagnostics(use, prepared.get(use.site.sql))
+    return SqlReport(found, prepared, target.description, len(prepared))
+
+
+def check_sql_blocking(env: Env, *, start_embedded: bool = True) -> SqlReport:
+    """`check_sql` from synchronous code (in a thread of its own when a loop is running)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(check_sql(env, start_embedded=start_embedded))
+    with ThreadPoolExecutor(1, thread_name_prefix="webpipe-sqlcheck") as pool:
+        return pool.submit(asyncio.run, check_sql(env, start_embedded=start_embedded)
+                           ).result()
+
+
+def site_diagnostics(site: Site, prepared: Prepared) -> list[Diagnostic]:
+    problem = prepared.problem
+    if problem is not None:
+        if problem.message.startswith(MULTIPLE) and site.origin == "pg":
+            return []  # a command list: `pg` runs it as a script (spec/pg.md), not prepared
+        return [problem_diagnostic(site, problem)]
+    if site.origin == "executeSql" and not prepared.columns and not prepared.untyped:
+        return [Diagnostic("executeSql always reads rows, and this statement returns none: "
+                           "it fails at run time (add RETURNING, or run it in a pg step)",
+                           _word_span(site, 0), code="sql")]
+    return []
+
+
+def problem_diagnostic(site: Site, problem: Problem) -> Diagnostic:
+    """PostgreSQL's error at the word it points to (the statement's start if nowhere)."""
+    notes = tuple(f"{label}: {text}" for label, text in
+                  (("hint", problem.hint), ("detail", problem.detail)) if text)
+    at = problem.position if problem.position is not None else 0
+    return Diagnostic(problem.message, _word_span(site, at), "error", "sql", notes)
+
+
+def _word_span(site: Site, at: int) -> Span:
+    match = _WORD.search(site.sql, at)
+    if match is None or match.start() != at:
+        return site.span(at, 1)
+    return site.span(at, len(match.group()))
+
+
+def use_diagnostics(use: Use, prepared: Prepared | None) -> list[Diagnostic]:
+    """The parameter count and type checks of one `pg` step."""
+    elements = use.params.elements
+    if elements is None:
+        return []
+    try:
+        wanted = max(split_params(use.site.sql)[1], default=0)
+    except Exception:  # a bad `$N`: reported on the statement itself
+        return []
+    where = _step_head(use)
+    if len(elements) != wanted:
+        placeholders = f"$1..${wanted}" if wanted > 1 else ("$1" if wanted else "none")
+        return [Diagnostic(f"pg passes {len(elements)} parameter(s), but the statement at "
+                           f"{use.site.label} has {wanted} (placeholders: {placeholders})",
+                           where, "error", "sql-params")]
+    if prepared is None or prepared.problem is not None:
+        return []
+    out = []
+    for index, type_name in enumerate(prepared.params):
+        name = use.params.route_param(index)
+        slot = index + 1
+        if name is None or type_name not in NUMBER_TYPES or slot in prepared.cast \
+                or _always_cast(use.site.sql, slot):
+            continue
+        element = describe(elements[index])
+        out.append(Diagnostic(
+            f"${slot} is used as {type_name}, but {element} is a route parameter, a string: "
+            f"bound as text it fails at run time; convert it ({element} | tonumber) or "
+            f"cast it in SQL (${slot}::{type_name})", where, "warning", "sql-params"))
+    return out
+
+
+def _always_cast(sql: str, slot: int) -> bool:
+    """Every `$slot` is followed by `::type` or inside `CAST($slot AS type)`: the string
+    is then converted by PostgreSQL itself."""
+    uses = list(re.finditer(rf"\${slot}(?!\d)", sql))
+    return bool(uses) and all(
+        re.match(r"\s*::", sql[m.end():]) or (
+            re.search(r"cast\s*\(\s*$", sql[:m.start()], re.I)
+            and re.match(r"\s+as\b", sql[m.end():], re.I)) for m in uses)
+
+
+def _step_head(use: Use) -> Span:
+    span = use.step.span
+    text = span.source.text
+    line_end = text.find("\n", span.start, span.end)
+    return span.source.span(span.start, span.end if line_end < 0 else line_end)
+
+
+def unavailable(exc: DatabaseUnavailable, severity: str = "error") -> Diagnostic:
+    """The one diagnostic for a check that found no database."""
+    return Diagnostic(f"SQL statements not checked: {exc}", None,
+                      "error" if severity == "error" else "warning", "sql-database")
+
+
+def database_diagnostics(env: Env, announce: Callable[[str], None] | None = None,
+                         ) -> list[Diagnostic]:
+    """`webpipe check --db`: the database check's diagnostics; no database is an error."""
+    try:
+        report = check_sql_blocking(env)
+    except DatabaseUnavailable as exc:
+        return [unavailable(exc)]
+    if announce is not None and report.database:
+        announce(f"database: {report.database}: {report.statements} statement(s) prepared")
+    return report.diagnostics
+
+
+def serve_diagnostics(env: Env) -> list[Diagnostic]:
+    """`webpipe serve` at start: the same check when the database is reachable (an embedded
+    one already created, or a configured server answering); otherwise one warning. Off with
+    `serve --no-db-check` (WEBPIPE_DB_CHECK=0)."""
+    if os.environ.get(SWITCH, "").strip().lower() in ("0", "false", "off", "no"):
+        return []
+    try:
+        return check_sql_blocking(env, start_embedded=False).diagnostics
+    except DatabaseUnavailable as exc:
+        return [unavailable(exc, "warning")]
