@@ -12,6 +12,7 @@ result columns for the language server. spec/sqlcheck.md is the contract.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from webpipe.sqlcheck.prepare import Prepared, Problem, prepare_all
 from webpipe.sqlcheck.sites import Site, Use, collect
 
 NUMBER_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8"})
+log = logging.getLogger("webpipe.serve")
 SWITCH = "WEBPIPE_DB_CHECK"  # "0": serve skips the database check
 MULTIPLE = "cannot insert multiple commands into a prepared statement"
 _WORD = re.compile(r'"(?:[^"]|"")*"|[\w$.]+|\S')
@@ -180,6 +182,10 @@ def serve_diagnostics(env: Env) -> list[Diagnostic]:
     if os.environ.get(SWITCH, "").strip().lower() in ("0", "false", "off", "no"):
         return []
     try:
-        return check_sql_blocking(env, start_embedded=False).diagnostics
+        report = check_sql_blocking(env, start_embedded=False)
     except DatabaseUnavailable as exc:
         return [unavailable(exc, "warning")]
+    if report.statements:
+        log.info("SQL checked: %d statement(s) prepared on the %s", report.statements,
+                 report.database)
+    return report.diagnostics
