@@ -171,3 +171,23 @@ def test_save_publishes_sql_errors_and_feeds_hover_and_completion(
     done = client.request("textDocument/completion", {
         "textDocument": {"uri": uri}, "position": position_of(APP, "`.data.rows[0].", 15)})
     assert {"id", "name", "created"} <= {item["label"] for item in done["items"]}
+
+
+def test_the_vscode_extension_passes_the_setting() -> None:
+    import json
+
+    vscode = Path(__file__).parents[2] / "editors" / "vscode"
+    manifest = json.loads((vscode / "package.json").read_text(encoding="utf-8"))
+    setting = manifest["contributes"]["configuration"]["properties"]["webpipe.checkDatabase"]
+    assert setting["type"] == "boolean" and setting["default"] is False
+    script = (vscode / "extension.js").read_text(encoding="utf-8")
+    assert 'checkDatabase: config.get("checkDatabase", false)' in script
+    assert 'configurationSection: "webpipe"' in script
+
+
+def test_the_setting_is_read_from_options_and_configuration_changes() -> None:
+    from webpipe.lsp.server import _check_database
+
+    assert _check_database({"checkDatabase": True})
+    assert not _check_database({"checkDatabase": "yes"})
+    assert not _check_database(None)

@@ -22,13 +22,14 @@ from webpipe.syntax import nodes as n
 
 Origin = Literal["pg", "executeSql"]
 
-# the call and its literal: "...", '...', Lua's [[...]] / [==[...]==], JS's `...`
+# the call and its literal, the whole argument: "...", '...', Lua's [[...]] / [==[...]==], JS `...`
 _CALL = re.compile(r"""\bexecuteSql\s*\(\s*(?:
       "(?P<dq>[^"\\\n]*)"
     | '(?P<sq>[^'\\\n]*)'
     | `(?P<bt>[^`\\$]*)`
     | \[(?P<eq>=*)\[(?P<long>.*?)\](?P=eq)\]
-)""", re.S | re.X)
+)(?=\s*[,)])   # the whole first argument, not the start of `"..." + x`
+""", re.S | re.X)
 _COMMENT = {"lua": "--", "js": "//"}
 _SCRIPTS = ("lua", "js")
 
