@@ -3,11 +3,11 @@
 The server is the one the app's `pg` steps use (webpipe.db's precedence: `WP_PG_*`,
 `DATABASE_URL`, `config pg`, else the embedded PostgreSQL). When the app has migrations
 (`migrations/` next to it), statements are prepared on a scratch database on that server,
-`_wp_check_<hash of the migration files>`, built once by applying every migration to an
-empty database and kept for the next check (a changed migration gives a new hash; older
-scratch databases are dropped). The dev database is then never touched. Without migrations
-the app's own database is used: preparing a statement runs nothing, so no row changes.
-asyncpg is imported on first use.
+`_wp_check_<app>_<hash of the migration files>`, built once by applying every migration to
+an empty database and kept for the next check (a changed migration gives a new hash; the
+app's older scratch databases are dropped). The dev database is then never touched.
+Without migrations the app's own database is used: preparing a statement runs nothing, so
+no row changes. asyncpg is imported on first use.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, resolve_target, target_url
 from webpipe.migrate.core import display_url, migrate_up
-from webpipe.migrate.files import MigrationError, load_migrations
+from webpipe.migrate.files import Migration, MigrationError, load_migrations
 from webpipe.pgembed import EmbeddedUnavailable
 
 SCRATCH_PREFIX = "_wp_check_"
@@ -81,16 +81,24 @@ async def connect(url: str, database: str | None = None) -> Any:
         raise DatabaseUnavailable(f"cannot connect to {display_url(url)}: {exc}") from None
 
 
+def scratch_name(migrations: Path, found: list[Migration]) -> str:
+    """`_wp_check_<app>_<migrations>`: the app (its migrations folder) and the migration
+    files (versions and checksums), hashed. Two apps on one server keep one scratch
+    database each; a build replaces only its own app's older ones."""
+    app = hashlib.sha256(str(migrations.resolve()).encode()).hexdigest()[:8]
+    digest = hashlib.sha256()
+    for migration in found:
+        digest.update(f"{migration.version}:{migration.checksum}\n".encode())
+    return f"{SCRATCH_PREFIX}{app}_{digest.hexdigest()[:16]}"
+
+
 async def check_target(url: str, description: str, migrations: Path) -> CheckTarget:
     """The scratch database for the app's migrations (built when missing), or the app's
     own database when it has none or the server refuses to create one."""
     found = load_migrations(migrations)
     if not found:
         return CheckTarget(url, None, f"{description} (no migrations: its current schema)")
-    digest = hashlib.sha256()
-    for migration in found:
-        digest.update(f"{migration.version}:{migration.checksum}\n".encode())
-    name = SCRATCH_PREFIX + digest.hexdigest()[:20]
+    name = scratch_name(migrations, found)
     where = f"scratch database {name} on {description}, {len(found)} migration(s)"
     conn = await connect(url)
     try:
@@ -127,9 +135,9 @@ async def _build(conn: Any, url: str, name: str, migrations: Path) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{building}"')
         raise
     await conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
-    stale = await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE $1 "
-                             "AND datname <> $2", SCRATCH_PREFIX.replace("_", r"\_") + "%",
-                             name)
+    app_prefix = name[:len(SCRATCH_PREFIX) + 9]  # `_wp_check_<app>_`
+    stale = await conn.fetch("SELECT datname FROM pg_database WHERE starts_with(datname, $1) "
+                             "AND datname <> $2", app_prefix, name)
     for row in stale:
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}"')
