@@ -72,8 +72,9 @@ class DatabaseChecks:
         self.reports[uri] = report
         mine = [d for d in report.diagnostics
                 if d.span is not None and Path(d.span.source.name).resolve() == path]
-        if mine:
-            self.shown[uri] = (mine[0].span.source, mine)  # type: ignore[union-attr]
+        where = mine[0].span if mine else None
+        if where is not None:
+            self.shown[uri] = (where.source, mine)
         else:
             self.shown.pop(uri, None)
         return mine
@@ -94,14 +95,15 @@ class DatabaseChecks:
         lines = source.text.split("\n")
         out = []
         for d in found:
-            assert d.span is not None
-            text = old_source.line_text(d.span.line)
+            old = d.span
+            assert old is not None, "only diagnostics with a place are kept"
+            text = old_source.line_text(old.line)
             candidates = [i + 1 for i, line in enumerate(lines) if line == text]
-            if not candidates or d.span.end_line != d.span.line:
+            if not candidates or old.end_line != old.line:
                 continue
-            line = min(candidates, key=lambda i: abs(i - d.span.line))  # type: ignore[union-attr]
+            line = min(candidates, key=lambda i: abs(i - old.line))
             start = len("\n".join(lines[:line - 1])) + (1 if line > 1 else 0)
-            span = source.span(start + d.span.column - 1, start + d.span.end_column - 1)
+            span = source.span(start + old.column - 1, start + old.end_column - 1)
             out.append(Diagnostic(d.message, span, d.severity, d.code, d.notes))
         return out
 
