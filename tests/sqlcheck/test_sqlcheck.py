@@ -143,9 +143,10 @@ async def test_one_typo_of_each_kind_gives_exactly_those_diagnostics(
         ("error", "sql", 2, 28, 'column "nmae" does not exist'),
         ("error", "sql", 5, 11, 'syntax error at end of input'),
         ("warning", "sql-params", 8, 3,
-         "$1 is used as int4, but .params.id is a route parameter, a string: bound as text "
-         "it fails at run time; convert it (.params.id | tonumber) or cast it in SQL "
-         "($1::int4)"),
+         "$1 is int4 to PostgreSQL, but .params.id is a route parameter no step converts: "
+         "a path segment that is not a number (say `abc`) stays a string, binds as text and "
+         "fails the statement with a sqlError; check or convert it first "
+         "(.params.id | tonumber)"),
         ("error", "sql", 12, 26, 'relation "userz" does not exist'),
         ("error", "sql", 15, 26, 'syntax error at or near "users"'),
         ("error", "sql-params", 18, 3,
@@ -160,6 +161,44 @@ async def test_one_typo_of_each_kind_gives_exactly_those_diagnostics(
                                 '"users.name".',)
     assert by_line[21].notes and by_line[21].notes[0].startswith("hint: No operator matches")
     assert by_line[2].span.end_column - by_line[2].span.column == len("nmae")
+
+
+POSTS = """-- UP --
+CREATE TABLE posts (id SERIAL PRIMARY KEY, slug TEXT NOT NULL, token UUID);
+-- DOWN --
+DROP TABLE posts;
+"""
+ROUTE_PARAMS = """GET /posts/:slug
+  |> pg([.params.slug]): `SELECT id FROM posts WHERE slug = $1`
+GET /tokens/:token
+  |> pg([.params.token]): `SELECT id FROM posts WHERE token = $1`
+GET /n/:id
+  |> pg([.params.id]): `SELECT id FROM posts WHERE id = $1::int`
+GET /m/:id
+  |> pg([.params.id | tonumber]): `SELECT id FROM posts WHERE id = $1`
+GET /e/:x
+  |> pg([.params.x]): `SELECT $1 AS echo`
+GET /c/:id
+  |> jq: `.params.id |= tonumber`
+  |> pg([.params.id]): `SELECT id FROM posts WHERE id = $1`
+"""
+
+
+async def test_route_parameters_are_probed_as_pg_binds_them(tmp_path: Path,
+                                                            db_url: str) -> None:
+    """Route parameters are number-coerced: each is prepared bound as text and as int8."""
+    app = write_app(tmp_path, ROUTE_PARAMS, ("20260101000000", POSTS))
+    assert found(check_file(app, db=True)) == [
+        ("warning", "sql-params", 2, 3,
+         "$1 is text to PostgreSQL, but .params.slug is a route parameter no step converts: "
+         "a path segment that looks like a number (say `42`) becomes one, binds as int8 and "
+         "fails the statement with a sqlError; convert it first (.params.slug | tostring) "
+         "or cast it in SQL ($1::text)"),
+        ("warning", "sql-params", 4, 3,
+         "$1 is uuid to PostgreSQL, but .params.token is a route parameter no step converts: "
+         "bound as text or as a number, the statement fails either way; cast it in SQL "
+         "($1::uuid)"),
+    ]
 
 
 async def test_a_migration_that_adds_a_column_makes_the_check_pass(

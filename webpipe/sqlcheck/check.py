@@ -5,8 +5,9 @@
 diagnostics at the SQL's own line and column: PostgreSQL's message, with its hint and
 detail as notes. It adds the parameter checks of `pg` steps (a count known at load that
 differs from the statement's placeholders is an error; a route parameter fed unconverted
-to a placeholder PostgreSQL types as a number is a warning) and keeps every statement's
-result columns for the language server. spec/sqlcheck.md is the contract.
+to a placeholder is a warning when PostgreSQL refuses the statement with the parameter
+bound as a string, as a number, or both) and keeps every statement's result columns for
+the language server. spec/sqlcheck.md is the contract.
 """
 
 from __future__ import annotations
@@ -15,21 +16,21 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from webpipe.errors import Diagnostic
+from webpipe.errors import ConfigError, Diagnostic
 from webpipe.executor.env import Env
 from webpipe.middleware.pg import split_params
 from webpipe.migrate.files import MIGRATIONS_DIR, MigrationError
 from webpipe.source import Span
 from webpipe.sqlcheck.database import DatabaseUnavailable, check_target, server_url
 from webpipe.sqlcheck.params import describe
-from webpipe.sqlcheck.prepare import Prepared, Problem, prepare_all
+from webpipe.sqlcheck.prepare import Job, Prepared, Probe, Problem, prepare_all
 from webpipe.sqlcheck.sites import Site, Use, collect
 
-NUMBER_TYPES = frozenset({"int2", "int4", "int8", "numeric", "float4", "float8"})
+BINDINGS = ("text", "int8")  # how `pg` binds a route parameter: a string, or an integer
 log = logging.getLogger("webpipe.serve")
 SWITCH = "WEBPIPE_DB_CHECK"  # "0": serve skips the database check
 MULTIPLE = "cannot insert multiple commands into a prepared statement"
@@ -60,12 +61,15 @@ async def check_sql(env: Env, *, start_embedded: bool = True) -> SqlReport:
         return SqlReport([Diagnostic(f"the migrations do not apply to an empty database, so "
                                      f"no statement was checked: {exc.message}",
                                      code="sql-migrations")], database=description)
-    prepared = await prepare_all(target, (s.sql for s in sites))
+    answers = await prepare_all(target, (s.sql for s in sites),
+                                [p for use in uses for p in route_probes(use)])
+    prepared = {job: answer for job, answer in answers.items()
+                if isinstance(job, str) and isinstance(answer, Prepared)}
     found = [Diagnostic(note, None, "warning", "sql") for note in target.notes]
     for site in sites:
         found += site_diagnostics(site, prepared[site.sql])
     for use in uses:
-        found += use_diagnostics(use, prepared.get(use.site.sql))
+        found += use_diagnostics(use, prepared.get(use.site.sql), answers)
     return SqlReport(found, prepared, target.description, len(prepared))
 
 
@@ -108,14 +112,24 @@ def _word_span(site: Site, at: int) -> Span:
     return site.span(at, len(match.group()))
 
 
-def use_diagnostics(use: Use, prepared: Prepared | None) -> list[Diagnostic]:
+def route_probes(use: Use) -> list[Probe]:
+    """For each raw route parameter the step passes: its statement with that placeholder
+    bound as a string and as a number, the two ways `pg` binds a route parameter (they are
+    number-coerced, spec/http.md)."""
+    elements = use.params.elements or ()
+    return [Probe(use.site.sql, index + 1, cast) for index in range(len(elements))
+            if use.params.route_param(index) is not None for cast in BINDINGS]
+
+
+def use_diagnostics(use: Use, prepared: Prepared | None,
+                    answers: Mapping[Job, Prepared | bool]) -> list[Diagnostic]:
     """The parameter count and type checks of one `pg` step."""
     elements = use.params.elements
     if elements is None:
         return []
     try:
         wanted = max(split_params(use.site.sql)[1], default=0)
-    except Exception:  # a bad `$N`: reported on the statement itself
+    except ConfigError:  # a bad `$N`: reported on the statement itself
         return []
     where = _step_head(use)
     if len(elements) != wanted:
@@ -126,28 +140,35 @@ def use_diagnostics(use: Use, prepared: Prepared | None) -> list[Diagnostic]:
     if prepared is None or prepared.problem is not None:
         return []
     out = []
-    for index, type_name in enumerate(prepared.params):
-        name = use.params.route_param(index)
-        slot = index + 1
-        if name is None or type_name not in NUMBER_TYPES or slot in prepared.cast \
-                or _always_cast(use.site.sql, slot):
+    for index, element in enumerate(elements):
+        if use.params.route_param(index) is None:
             continue
-        element = describe(elements[index])
-        out.append(Diagnostic(
-            f"${slot} is used as {type_name}, but {element} is a route parameter, a string: "
-            f"bound as text it fails at run time; convert it ({element} | tonumber) or "
-            f"cast it in SQL (${slot}::{type_name})", where, "warning", "sql-params"))
+        slot = index + 1
+        refused = frozenset(cast for cast in BINDINGS
+                            if answers.get(Probe(use.site.sql, slot, cast)) is False)
+        type_name = prepared.params[index] if index < len(prepared.params) else "?"
+        message = _route_param_message(slot, type_name, describe(element), refused)
+        if message is not None:
+            out.append(Diagnostic(message, where, "warning", "sql-params"))
     return out
 
 
-def _always_cast(sql: str, slot: int) -> bool:
-    """Every `$slot` is followed by `::type` or inside `CAST($slot AS type)`: the string
-    is then converted by PostgreSQL itself."""
-    uses = list(re.finditer(rf"\${slot}(?!\d)", sql))
-    return bool(uses) and all(
-        re.match(r"\s*::", sql[m.end():]) or (
-            re.search(r"cast\s*\(\s*$", sql[:m.start()], re.I)
-            and re.match(r"\s+as\b", sql[m.end():], re.I)) for m in uses)
+def _route_param_message(slot: int, type_name: str, element: str, refused: frozenset[str],
+                         ) -> str | None:
+    head = (f"${slot} is {type_name} to PostgreSQL, but {element} is a route parameter "
+            "no step converts:")
+    if refused == {"text"}:
+        return (f"{head} a path segment that is not a number (say `abc`) stays a string, "
+                "binds as text and fails the statement with a sqlError; check or convert "
+                f"it first ({element} | tonumber)")
+    if refused == {"int8"}:
+        return (f"{head} a path segment that looks like a number (say `42`) becomes one, "
+                "binds as int8 and fails the statement with a sqlError; convert it first "
+                f"({element} | tostring) or cast it in SQL (${slot}::text)")
+    if refused:
+        return (f"{head} bound as text or as a number, the statement fails either way; "
+                f"cast it in SQL (${slot}::{type_name})")
+    return None
 
 
 def _step_head(use: Use) -> Span:

@@ -138,8 +138,8 @@ async def _build(conn: Any, url: str, name: str, migrations: Path) -> None:
     app_prefix = name[:len(SCRATCH_PREFIX) + 9]  # `_wp_check_<app>_`
     stale = await conn.fetch("SELECT datname FROM pg_database WHERE starts_with(datname, $1) "
                              "AND datname <> $2", app_prefix, name)
-    for row in stale:
+    for row in stale:  # WITH (FORCE): a check that just closed may still hold a backend
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}"')
+            await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
         except asyncpg_module().PostgresError:
-            pass  # in use by another check right now: dropped by a later build
+            pass  # PostgreSQL before 13, or no right to end other sessions: left for later

@@ -28,7 +28,7 @@ SINGLE_CALLS = frozenset({
     "tojson", "fromjson", "not", "add", "abs", "trim", "ltrim", "rtrim", "utf8bytelength",
 })
 _ROUTE_PARAM = re.compile(r"[:*]([A-Za-z_][A-Za-z0-9_]*)")
-_CONVERTS = re.compile(r"tonumber|\|=|\bparams\s*=[^=]|\bparams\.[A-Za-z0-9_]+\s*=[^=]")
+_CONVERTS = re.compile(r"tonumber|tostring|\|=|\bparams\s*=[^=]|\bparams\.[A-Za-z0-9_]+\s*=[^=]")
 _ABSENT = ()  # an output object known to have no `sqlParams`: no parameters
 
 

@@ -22,12 +22,18 @@ from dataclasses import dataclass
 
 from webpipe.errors import ConfigError
 from webpipe.middleware.pg import split_params
-from webpipe.sqlcheck.database import CheckTarget, asyncpg_module, connect
+from webpipe.sqlcheck.database import (
+    CheckTarget,
+    DatabaseUnavailable,
+    asyncpg_module,
+    connect,
+)
 
 CONNECTIONS = 4
 CACHE_SIZE = 4096
 UNTYPED = frozenset({"42P18", "42P08"})  # could not determine / inconsistent parameter type
 TYPE_MISMATCH = frozenset({"42883", "42804"})  # no such operator / datatype mismatch
+GONE = frozenset({"08", "57"})  # SQLSTATE classes: connection lost, server shutting it down
 # a fingerprint of everything a statement can name outside the system catalogs
 FINGERPRINT = """
 SELECT md5(current_setting('search_path') || coalesce(string_agg(x, ',' ORDER BY x), ''))
@@ -77,35 +83,60 @@ class Prepared:
     untyped: bool = False  # a placeholder's type is decided only by the run-time cast
 
 
-_CACHE: dict[tuple[str, str], Prepared] = {}  # (database and schema, text)
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """`sql` with placeholder `slot` written `($slot::cast)`, as `pg` binds a JSON value
+    of that type at run time: does PostgreSQL accept it?"""
+
+    sql: str
+    slot: int
+    cast: str
 
 
-async def prepare_all(target: CheckTarget, texts: Iterable[str]) -> dict[str, Prepared]:
-    """Every distinct text prepared on the check database (raises DatabaseUnavailable)."""
-    wanted = list(dict.fromkeys(texts))
+Job = str | Probe
+_CACHE: dict[tuple[str, Job], Prepared | bool] = {}  # (database and schema, job)
+
+
+async def prepare_all(target: CheckTarget, texts: Iterable[str], probes: Iterable[Probe] = (),
+                      ) -> dict[Job, Prepared | bool]:
+    """Every distinct text prepared, and every probe answered, on the check database, on up
+    to CONNECTIONS connections at once (raises DatabaseUnavailable)."""
+    wanted: list[Job] = [*dict.fromkeys(texts), *dict.fromkeys(probes)]
     conns = [await connect(target.url, target.database)]
     try:
         key = f"{target.url}|{target.database}|{await conns[0].fetchval(FINGERPRINT)}"
-        done = {t: _CACHE[(key, t)] for t in wanted if (key, t) in _CACHE}
-        todo = [t for t in wanted if t not in done]
+        done = {job: _CACHE[(key, job)] for job in wanted if (key, job) in _CACHE}
+        todo = [job for job in wanted if job not in done]
         extra = min(CONNECTIONS, len(todo)) - 1
         if extra > 0:
             conns += await asyncio.gather(*(connect(target.url, target.database)
                                             for _ in range(extra)))
-        queue = list(reversed(todo))
-        await asyncio.gather(*(_worker(conn, queue, done) for conn in conns))
+        queue, failed = list(reversed(todo)), list[DatabaseUnavailable]()
+        await asyncio.gather(*(_worker(conn, queue, done, failed) for conn in conns))
+        if failed:
+            raise failed[0]
     finally:
         await asyncio.gather(*(conn.close() for conn in conns), return_exceptions=True)
     if len(_CACHE) > CACHE_SIZE:
         _CACHE.clear()
-    _CACHE.update(((key, t), done[t]) for t in todo)
+    _CACHE.update(((key, job), done[job]) for job in todo)
     return done
 
 
-async def _worker(conn: object, queue: list[str], done: dict[str, Prepared]) -> None:
-    while queue:
-        text = queue.pop()
-        done[text] = await prepare_one(conn, text)
+async def _worker(conn: object, queue: list[Job], done: dict[Job, Prepared | bool],
+                  failed: list[DatabaseUnavailable]) -> None:
+    """Take jobs until none is left or a worker lost its connection (recorded in `failed`
+    rather than raised, so the other workers stop at their next job, not mid-statement)."""
+    asyncpg = asyncpg_module()
+    while queue and not failed:
+        job = queue.pop()
+        try:
+            done[job] = await (prepare_one(conn, job) if isinstance(job, str)
+                               else probe_one(conn, job))
+        except (asyncpg.InterfaceError, OSError) as exc:  # the connection went away
+            failed.append(DatabaseUnavailable(f"the check's connection ended: {exc}"))
+        except DatabaseUnavailable as exc:
+            failed.append(exc)
 
 
 async def prepare_one(conn: object, sql: str) -> Prepared:
@@ -116,16 +147,18 @@ async def prepare_one(conn: object, sql: str) -> Prepared:
         pieces, slots = split_params(sql)
     except ConfigError as exc:
         return Prepared(problem=Problem(exc.message))
-    cast: set[int] = set()
+    cast: dict[int, str] = {}
     while True:
         query, shifts = _with_casts(pieces, slots, cast)
         try:
             stmt = await conn.prepare(query)  # type: ignore[attr-defined]
         except errors as exc:
-            state = getattr(exc, "sqlstate", None)
+            state = getattr(exc, "sqlstate", None) or ""
+            if state[:2] in GONE:
+                raise DatabaseUnavailable(f"the check's connection ended: {exc}") from None
             number = _untyped_param(exc)
             if state in UNTYPED and number in slots and number not in cast:
-                cast.add(number)
+                cast[number] = "text"
                 continue
             if cast and state in TYPE_MISMATCH:
                 return Prepared(cast=frozenset(cast), untyped=True)  # the cast's doing
@@ -135,20 +168,34 @@ async def prepare_one(conn: object, sql: str) -> Prepared:
         return Prepared(params, columns, cast=frozenset(cast), untyped=bool(cast))
 
 
+async def probe_one(conn: object, probe: Probe) -> bool:
+    """False when PostgreSQL refuses the statement for the probe's type (no operator or
+    function for it, a type mismatch); any other outcome is not the type's doing."""
+    try:
+        pieces, slots = split_params(probe.sql)
+        query, _ = _with_casts(pieces, slots, {probe.slot: probe.cast})
+        await conn.prepare(query)  # type: ignore[attr-defined]
+    except asyncpg_module().PostgresError as exc:
+        return getattr(exc, "sqlstate", None) not in TYPE_MISMATCH
+    except ConfigError:
+        return True
+    return True
+
+
 def _untyped_param(exc: BaseException) -> int | None:
     found = _PARAM_NUMBER.search(str(getattr(exc, "message", "") or exc))
     return int(found.group(1)) if found else None
 
 
-def _with_casts(pieces: tuple[str, ...], slots: tuple[int, ...], cast: set[int],
+def _with_casts(pieces: tuple[str, ...], slots: tuple[int, ...], cast: dict[int, str],
                 ) -> tuple[str, list[tuple[int, int]]]:
-    """The query with `($N::text)` for each N in `cast`, and (query offset, shift so far)
+    """The query with `($N::type)` for each N in `cast`, and (query offset, shift so far)
     pairs for mapping a position in it back to the text."""
     out, shifts, length, shift = [pieces[0]], [(0, 0)], len(pieces[0]), 0
     for slot, piece in zip(slots, pieces[1:], strict=True):
         placeholder = f"${slot}"
         if slot in cast:
-            placeholder = f"({placeholder}::text)"
+            placeholder = f"({placeholder}::{cast[slot]})"
             shift += len(placeholder) - len(f"${slot}")
         out += [placeholder, piece]
         length += len(placeholder)
