@@ -7,7 +7,7 @@ output's `sqlParams` is such an array (`{sqlParams: [...]}`, `. + {sqlParams: [.
 `.sqlParams = [...]`). Both are read with the jq fast path's parser (webpipe/jqfast/);
 anything outside what it parses, or any other construct, leaves the count unknown. An
 element that is a route parameter (`.params.id`) no earlier step converts is remembered
-for the number-type warning (spec/sqlcheck.md).
+for the route parameter warning (spec/sqlcheck.md).
 """
 
 from __future__ import annotations
