@@ -191,3 +191,47 @@ def test_the_setting_is_read_from_options_and_configuration_changes() -> None:
     assert _check_database({"checkDatabase": True})
     assert not _check_database({"checkDatabase": "yes"})
     assert not _check_database(None)
+
+
+def test_typing_is_answered_while_a_check_waits_for_the_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that never answers holds the save's check (until the 5 s connect timeout);
+    the edit's diagnostics and a hover are answered meanwhile, the check's warning last."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections complete in the backlog; nothing ever answers
+        monkeypatch.setenv("DATABASE_URL",
+                           f"postgres://postgres@127.0.0.1:{silent.getsockname()[1]}/x")
+        client = Client()
+        try:
+            client.request("initialize", {"processId": None, "rootUri": None,
+                                          "capabilities": {},
+                                          "initializationOptions": {"checkDatabase": True}})
+            client.notify("initialized", {})
+            path = tmp_path / "app.wp"
+            path.write_text(APP)
+            uri = path.as_uri()
+            client.notify("textDocument/didOpen", {"textDocument": {
+                "uri": uri, "languageId": "webpipe", "version": 1, "text": APP}})
+            client.notification("textDocument/publishDiagnostics", uri)
+            client.notify("textDocument/didSave", {"textDocument": {"uri": uri}})
+            client.notification("textDocument/publishDiagnostics", uri)  # the save's analysis
+            client.notify("textDocument/didChange", {
+                "textDocument": {"uri": uri, "version": 2},
+                "contentChanges": [{"text": APP + "\nGET /x\n  |> nope\n"}]})
+            hover = client.request("textDocument/hover", {
+                "textDocument": {"uri": uri}, "position": position_of(APP, "jq", 1)})
+            assert hover["contents"]["value"].startswith("**jq**")
+            edit = client.notification("textDocument/publishDiagnostics", uri)["diagnostics"]
+            assert [d["message"] for d in edit] == ["unknown middleware or pipeline 'nope'"]
+            nope, late = client.notification("textDocument/publishDiagnostics",
+                                              uri)["diagnostics"]
+            assert nope == edit[0]  # the buffer as it is now, with the check's outcome
+            assert late["message"].startswith("SQL statements not checked: cannot connect")
+            assert late["severity"] == 2
+            client.request("shutdown", None)
+            client.notify("exit", None)
+        finally:
+            client.close()
