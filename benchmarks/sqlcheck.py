@@ -7,12 +7,14 @@ table its statements read; the database is the embedded PostgreSQL in a temporar
 directory. "Warm": the server is running and the scratch database is built (one check
 before timing). Printed, best and median of 5 each:
 
-- `check`: `check_file(path)`;
-- `check --db`: `check_file(path, db=True)`, with the prepared-statement cache emptied
-  before each run (every distinct statement is prepared again), and with it kept (a second
-  check of an unchanged schema, as the editor's next save or a reload sees it);
-- the same two on a variant whose every `pg` variable has its own text (W10's are all one
-  text, so they are one prepare), to price many distinct statements prepared concurrently.
+- `check` (`check_file(path)`) and `check --db` (`check_file(path, db=True)`) run back to
+  back 9 times, with the prepared-statement cache emptied before each `--db` run (every
+  distinct statement is prepared again) and with it kept (a second check of an unchanged
+  schema, as the editor's next save or a reload sees it); the addition is the median of
+  the per-pair differences, since this machine's speed drifts within a minute;
+- `check_sql(env)` alone on the loaded program (the part `--db` adds);
+- the same on a variant whose every `pg` variable has its own text (W10's are all one text,
+  so they are one prepare), to price many distinct statements prepared concurrently.
 """
 
 from __future__ import annotations
@@ -37,13 +39,17 @@ DROP TABLE shelves;
 """
 
 
-def timed(run: Callable[[], object], rounds: int = 5) -> list[float]:
-    out = []
+def paired(base: Callable[[], object], extra: Callable[[], object], rounds: int = 9,
+           ) -> tuple[list[float], list[float]]:
+    """Both runs back to back each round (the machine's speed drifts within a minute, so
+    the addition is read per pair): (base ms, extra ms) per round."""
+    out: tuple[list[float], list[float]] = ([], [])
     for _ in range(rounds):
-        gc.collect()
-        start = time.perf_counter()
-        run()
-        out.append((time.perf_counter() - start) * 1000)
+        for times, run in zip(out, (base, extra), strict=True):
+            gc.collect()
+            start = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - start) * 1000)
     return out
 
 
@@ -54,8 +60,11 @@ def distinct(text: str) -> str:
 
 
 def measure(label: str, text: str, tmp: Path) -> None:
+    import asyncio
+
     from webpipe.check import check_file
-    from webpipe.sqlcheck import prepare
+    from webpipe.program import load_program
+    from webpipe.sqlcheck import check_sql, prepare
 
     path = tmp / f"{label}.wp"
     path.write_text(text)
@@ -66,18 +75,27 @@ def measure(label: str, text: str, tmp: Path) -> None:
         prepare._CACHE.clear()
         return check_file(path, db=True)
 
-    runs = {
-        "check": timed(lambda: check_file(path)),
-        "check --db, cache emptied": timed(cold),
-        "check --db, cache kept": timed(lambda: check_file(path, db=True)),
-    }
     statements = len(set(re.findall(r"pg byId\d+ = `([^`]*)`", text)))
-    print(f"{label}: {len(text) / 1024:.0f} KiB, {statements} distinct statement(s)")
-    base = statistics.median(runs["check"])
-    for name, times in runs.items():
-        extra = "" if name == "check" else f"  (+{statistics.median(times) - base:.0f} ms)"
-        print(f"  {name:<28} best {min(times):6.0f} ms  median "
-              f"{statistics.median(times):6.0f} ms{extra}")
+    print(f"{label}: {len(text) / 1024:.0f} KiB, {statements} distinct statement(s); "
+          "median of 9 (best)")
+    for name, run in (("check --db, cache emptied", cold),
+                      ("check --db, cache kept", lambda: check_file(path, db=True))):
+        base, extra = paired(lambda: check_file(path), run)
+        added = [b - a for a, b in zip(base, extra, strict=True)]
+        print(f"  {name:<27} check {statistics.median(base):4.0f} ({min(base):.0f}) ms, "
+              f"with --db {statistics.median(extra):4.0f} ({min(extra):.0f}) ms: "
+              f"+{statistics.median(added):.0f} ms per pair")
+    env = load_program(path)
+
+    def only_sql(keep: bool) -> object:
+        if not keep:
+            prepare._CACHE.clear()
+        return asyncio.run(check_sql(env))
+
+    for keep in (False, True):
+        cost, _ = paired(lambda k=keep: only_sql(k), lambda: None)  # type: ignore[misc]
+        print(f"  check_sql alone, cache {'kept' if keep else 'emptied':<8}    "
+              f"{statistics.median(cost):4.0f} ({min(cost):.0f}) ms")
 
 
 def main() -> None:

@@ -56,12 +56,12 @@ async def check_sql(env: Env, *, start_embedded: bool = True) -> SqlReport:
     url, description = await asyncio.to_thread(server_url, env.config_block("pg"),
                                                 env.base_dir, start_embedded)
     try:
-        target = await check_target(url, description, env.base_dir / MIGRATIONS_DIR)
+        target, first = await check_target(url, description, env.base_dir / MIGRATIONS_DIR)
     except MigrationError as exc:
         return SqlReport([Diagnostic(f"the migrations do not apply to an empty database, so "
                                      f"no statement was checked: {exc.message}",
                                      code="sql-migrations")], database=description)
-    answers = await prepare_all(target, (s.sql for s in sites),
+    answers = await prepare_all(target, first, (s.sql for s in sites),
                                 [p for use in uses for p in route_probes(use)])
     prepared = {job: answer for job, answer in answers.items()
                 if isinstance(job, str) and isinstance(answer, Prepared)}

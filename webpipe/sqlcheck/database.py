@@ -69,14 +69,19 @@ def server_url(pg_block: Any, base_dir: Path, start_embedded: bool = True,
     return url, f"{display_url(url)} (from {target.source})"
 
 
-async def connect(url: str, database: str | None = None) -> Any:
-    """One connection for checking, in UTC as `pg`'s, with a short statement timeout."""
+async def connect(url: str, database: str | None = None, *, absent_ok: bool = False) -> Any:
+    """One connection for checking, in UTC as `pg`'s, with a short statement timeout
+    (None, with `absent_ok`, when `database` does not exist)."""
     asyncpg = asyncpg_module()
     settings = {**SERVER_SETTINGS, "statement_timeout": str(STATEMENT_TIMEOUT_MS)}
     extra = {"database": database} if database else {}
     try:
         return await asyncpg.connect(url, server_settings=settings,
                                      timeout=CONNECT_TIMEOUT_S, **extra)
+    except asyncpg.InvalidCatalogNameError as exc:
+        if absent_ok:
+            return None
+        raise DatabaseUnavailable(f"cannot connect to {display_url(url)}: {exc}") from None
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"cannot connect to {display_url(url)}: {exc}") from None
 
@@ -92,14 +97,27 @@ def scratch_name(migrations: Path, found: list[Migration]) -> str:
     return f"{SCRATCH_PREFIX}{app}_{digest.hexdigest()[:16]}"
 
 
-async def check_target(url: str, description: str, migrations: Path) -> CheckTarget:
+async def check_target(url: str, description: str, migrations: Path,
+                       ) -> tuple[CheckTarget, Any]:
     """The scratch database for the app's migrations (built when missing), or the app's
-    own database when it has none or the server refuses to create one."""
+    own database when it has none or the server refuses to create one; with a connection
+    to it (the caller closes it)."""
     found = load_migrations(migrations)
     if not found:
-        return CheckTarget(url, None, f"{description} (no migrations: its current schema)")
+        return (CheckTarget(url, None, f"{description} (no migrations: its current schema)"),
+                await connect(url))
     name = scratch_name(migrations, found)
     where = f"scratch database {name} on {description}, {len(found)} migration(s)"
+    ready = await connect(url, name, absent_ok=True)  # built by an earlier check: reused
+    if ready is not None:
+        return CheckTarget(url, name, where), ready
+    target = await _built(url, name, where, migrations, description)
+    return target, await connect(url, target.database)
+
+
+async def _built(url: str, name: str, where: str, migrations: Path, description: str,
+                 ) -> CheckTarget:
+    """Build the scratch database `name`, or fall back to the app's own database."""
     conn = await connect(url)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):

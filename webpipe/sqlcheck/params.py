@@ -12,6 +12,7 @@ for the route parameter warning (spec/sqlcheck.md).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ def _elements(step: n.MiddlewareStep, previous: n.Step | None) -> tuple[j.Node, 
     return _sql_params(tree) if tree is not None else None
 
 
+@functools.lru_cache(maxsize=1024)  # most steps pass the same few arrays; trees are frozen
 def _parse(text: str) -> j.Node | None:
     try:
         return parse_jq(text)

@@ -19,6 +19,7 @@ import asyncio
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from webpipe.errors import ConfigError
 from webpipe.middleware.pg import split_params
@@ -97,12 +98,13 @@ Job = str | Probe
 _CACHE: dict[tuple[str, Job], Prepared | bool] = {}  # (database and schema, job)
 
 
-async def prepare_all(target: CheckTarget, texts: Iterable[str], probes: Iterable[Probe] = (),
-                      ) -> dict[Job, Prepared | bool]:
-    """Every distinct text prepared, and every probe answered, on the check database, on up
-    to CONNECTIONS connections at once (raises DatabaseUnavailable)."""
+async def prepare_all(target: CheckTarget, first: Any, texts: Iterable[str],
+                      probes: Iterable[Probe] = ()) -> dict[Job, Prepared | bool]:
+    """Every distinct text prepared, and every probe answered, on the check database, on
+    `first` (a connection to it, closed here) and up to CONNECTIONS - 1 more at once
+    (raises DatabaseUnavailable)."""
     wanted: list[Job] = [*dict.fromkeys(texts), *dict.fromkeys(probes)]
-    conns = [await connect(target.url, target.database)]
+    conns = [first]
     try:
         key = f"{target.url}|{target.database}|{await conns[0].fetchval(FINGERPRINT)}"
         done = {job: _CACHE[(key, job)] for job in wanted if (key, job) in _CACHE}
