@@ -328,3 +328,11 @@ async def test_serve_starts_on_good_statements_and_with_no_db_check(
         assert "error" not in text
     async with serve(tmp_path, bad_app, "--no-db-check") as served:
         assert "nmae" not in served.log.read_text()
+
+
+def test_serve_does_not_create_the_embedded_database_to_check(tmp_path: Path) -> None:
+    from webpipe.sqlcheck.check import serve_diagnostics
+
+    app = write_app(tmp_path, CLEAN)
+    assert serve_diagnostics(load_program(app)) == []
+    assert not (tmp_path / ".webpipe" / "pgdata" / "PG_VERSION").exists()

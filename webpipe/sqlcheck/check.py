@@ -25,7 +25,12 @@ from webpipe.executor.env import Env
 from webpipe.middleware.pg import split_params
 from webpipe.migrate.files import MIGRATIONS_DIR, MigrationError
 from webpipe.source import Span
-from webpipe.sqlcheck.database import DatabaseUnavailable, check_target, server_url
+from webpipe.sqlcheck.database import (
+    DatabaseUnavailable,
+    NotCreatedYet,
+    check_target,
+    server_url,
+)
 from webpipe.sqlcheck.params import describe
 from webpipe.sqlcheck.prepare import Job, Prepared, Probe, Problem, prepare_all
 from webpipe.sqlcheck.sites import Site, Use, collect
@@ -198,12 +203,16 @@ def database_diagnostics(env: Env, announce: Callable[[str], None] | None = None
 
 def serve_diagnostics(env: Env) -> list[Diagnostic]:
     """`webpipe serve` at start: the same check when the database is reachable (an embedded
-    one already created, or a configured server answering); otherwise one warning. Off with
-    `serve --no-db-check` (WEBPIPE_DB_CHECK=0)."""
+    one already created, or a configured server answering); otherwise one warning (only a
+    log line for an embedded database not created yet). Off with `serve --no-db-check`
+    (WEBPIPE_DB_CHECK=0)."""
     if os.environ.get(SWITCH, "").strip().lower() in ("0", "false", "off", "no"):
         return []
     try:
         report = check_sql_blocking(env, start_embedded=False)
+    except NotCreatedYet as exc:  # a new app: its first statement creates the database
+        log.info("SQL statements not checked: %s", exc)
+        return []
     except DatabaseUnavailable as exc:
         return [unavailable(exc, "warning")]
     if report.statements:

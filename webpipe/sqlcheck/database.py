@@ -34,6 +34,10 @@ class DatabaseUnavailable(Exception):
     """No database to check against (not configured, not starting, not answering)."""
 
 
+class NotCreatedYet(DatabaseUnavailable):
+    """The embedded database does not exist yet (and was not to be created)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CheckTarget:
     """Where statements are prepared: a server URL and the database on it."""
@@ -58,8 +62,8 @@ def server_url(pg_block: Any, base_dir: Path, start_embedded: bool = True,
         raise DatabaseUnavailable(NOT_CONFIGURED)
     if target.data_dir is not None and not start_embedded \
             and not (target.data_dir / "PG_VERSION").exists():
-        raise DatabaseUnavailable(f"the embedded database in {target.data_dir} has not been "
-                                  "created yet")
+        raise NotCreatedYet(f"the embedded database in {target.data_dir} has not been "
+                            "created yet")
     try:
         url = target_url(target)
     except EmbeddedUnavailable as exc:
