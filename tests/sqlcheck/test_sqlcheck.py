@@ -336,3 +336,12 @@ def test_serve_does_not_create_the_embedded_database_to_check(tmp_path: Path) ->
     app = write_app(tmp_path, CLEAN)
     assert serve_diagnostics(load_program(app)) == []
     assert not (tmp_path / ".webpipe" / "pgdata" / "PG_VERSION").exists()
+
+
+def test_the_starter_project_and_the_todos_example_pass(tmp_path: Path, db_url: str) -> None:
+    from webpipe.scaffold import init_project
+
+    init_project(tmp_path / "starter")
+    assert check_file(tmp_path / "starter" / "app.wp", db=True) == []
+    todos = Path(__file__).parents[2] / "examples" / "todos" / "app.wp"
+    assert check_file(todos, db=True) == []
