@@ -5,8 +5,10 @@ it at once and publishes its diagnostics; edits are debounced (`DEBOUNCE_SECONDS
 burst of keystrokes costs one analysis. Requests (definition, hover, symbols) use that
 analysis when it matches the current text, else re-load the text without the checks.
 Completion reads the current text and borrows names from the last index that loaded, since a
-half-typed step rarely parses. Positions are converted with the client's position encoding
-(UTF-16 by default); the features themselves work in code points.
+half-typed step rarely parses. With `webpipe.checkDatabase` on, a save also prepares the
+file's SQL on its database (`sqlcheck.py`), in the save's own task, while typing goes on.
+Positions are converted with the client's position encoding (UTF-16 by default); the
+features themselves work in code points.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class WebpipeServer(LanguageServer):
         return self.workspace.get_text_document(uri).source
 
     def publish(self, uri: str, extra: list[Diagnostic] | None = None) -> None:
-        """Analyse the buffer and send its diagnostics (with the database check's: `extra`
-        from a check just done, else those of the last one on lines not edited since)."""
+        """Analyse the buffer and send its diagnostics, with the last database check's on
+        lines not edited since (moved to where those lines are now) and `extra`."""
         try:
             doc = analyze(self.text(uri), path_of(uri))
         except Exception as exc:  # a checker bug must not silence the buffer for good
@@ -72,8 +74,7 @@ class WebpipeServer(LanguageServer):
             doc = Document(path_of(uri), Source.from_text(uri, self.text(uri)),
                            diagnostics=[Diagnostic(f"webpipe lsp: internal error: {exc!r}")])
         self.analysed[uri] = doc
-        found = doc.diagnostics + (self.database.kept(uri, doc.source) if extra is None
-                                   else extra)
+        found = [*doc.diagnostics, *self.database.kept(uri, doc.source), *(extra or ())]
         diagnostics = [self.diagnostic(d) for d in found]
         self.text_document_publish_diagnostics(
             t.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
@@ -173,8 +174,8 @@ def _register_sync(ls: WebpipeServer) -> None:
         ls.publish(uri)
         if ls.database.enabled and uri.startswith("file:"):
             found = await ls.database.run(uri, path_of(uri).resolve())  # this task, owned
-            if found is not None:
-                ls.publish(uri, found)
+            if found is not None:  # placed ones are kept by `run` and moved with edits
+                ls.publish(uri, [d for d in found if d.span is None])
 
     @ls.feature(t.INITIALIZE)
     def initialize(params: t.InitializeParams) -> None:
