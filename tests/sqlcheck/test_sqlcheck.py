@@ -21,6 +21,7 @@ import pytest
 from tests.hostile.harness import free_port, serve
 from webpipe.check import check_file
 from webpipe.errors import Diagnostic
+from webpipe.migrate.core import migrate_up
 from webpipe.pgembed import default_data_dir, embedded_url
 from webpipe.program import load_program
 from webpipe.sqlcheck import DatabaseUnavailable, check_sql_blocking
@@ -130,6 +131,11 @@ def write_app(tmp_path: Path, text: str, *migrations: tuple[str, str]) -> Path:
     return app
 
 
+def unapplied_only(diagnostics: list[Diagnostic]) -> bool:
+    """Nothing but the warning that the (fresh) dev database lacks the migrations."""
+    return all(d.code == "sql-migrations" and d.severity == "warning" for d in diagnostics)
+
+
 def found(diagnostics: list[Diagnostic]) -> list[tuple[str, str, int, int, str]]:
     return [(d.severity, d.code, d.span.line if d.span else 0,
              d.span.column if d.span else 0, d.message) for d in diagnostics]
@@ -140,6 +146,10 @@ async def test_one_typo_of_each_kind_gives_exactly_those_diagnostics(
     app = write_app(tmp_path, TYPOS, ("20260101000000", USERS))
     diagnostics = check_file(app, db=True)
     assert found(diagnostics) == [
+        ("warning", "sql-migrations", 0, 0,
+         "1 migration(s) not applied to the app's database (20260101000000_m.sql): the "
+         "statements were checked on the schema the migrations make; apply them with "
+         "`webpipe migrate up app.wp`"),
         ("error", "sql", 2, 28, 'column "nmae" does not exist'),
         ("error", "sql", 5, 11, 'syntax error at end of input'),
         ("warning", "sql-params", 8, 3,
@@ -188,7 +198,8 @@ async def test_route_parameters_are_probed_as_pg_binds_them(tmp_path: Path,
                                                             db_url: str) -> None:
     """Route parameters are number-coerced: each is prepared bound as text and as int8."""
     app = write_app(tmp_path, ROUTE_PARAMS, ("20260101000000", POSTS))
-    assert found(check_file(app, db=True)) == [
+    diagnostics = check_file(app, db=True)
+    assert found([d for d in diagnostics if d.code != "sql-migrations"]) == [
         ("warning", "sql-params", 2, 3,
          "$1 is text to PostgreSQL, but .params.slug is a route parameter no step converts: "
          "a path segment that looks like a number (say `42`) becomes one, binds as int8 and "
@@ -202,12 +213,16 @@ async def test_route_parameters_are_probed_as_pg_binds_them(tmp_path: Path,
 
 
 async def test_a_migration_that_adds_a_column_makes_the_check_pass(
-        tmp_path: Path, db_url: str) -> None:
+        tmp_path: Path, conn: Any) -> None:
     app = write_app(tmp_path, "GET /u\n  |> pg: `SELECT id, email FROM users`\n",
                     ("20260101000000", USERS))
+    await migrate_up(conn, tmp_path / "migrations")  # the dev database is up to date
     assert found(check_file(app, db=True)) == [
         ("error", "sql", 2, 22, 'column "email" does not exist')]
     write_app(tmp_path, app.read_text(), ("20260102000000", EMAIL))
+    [pending] = check_file(app, db=True)
+    assert pending.severity == "warning" and "(20260102000000_m.sql)" in pending.message
+    await migrate_up(conn, tmp_path / "migrations")
     assert check_file(app, db=True) == []
 
 
@@ -248,7 +263,7 @@ async def test_the_scratch_database_is_reused_and_replaced(
         tmp_path: Path, db_url: str, server_url: str) -> None:
     app = write_app(tmp_path, CLEAN, ("20260101000000", USERS))
     first = check_sql_blocking(load_program(app))
-    assert first.diagnostics == []
+    assert unapplied_only(first.diagnostics)
     again = check_sql_blocking(load_program(app))
     assert again.database == first.database
     write_app(tmp_path, CLEAN, ("20260102000000", EMAIL))
@@ -299,7 +314,7 @@ def test_check_db_json_and_exit_codes(tmp_path: Path, db_url: str) -> None:
     done = subprocess.run([sys.executable, "-m", "webpipe", "check", "--db", "--json",
                            str(app)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == []
+    assert [d["code"] for d in json.loads(done.stdout)] == ["sql-migrations"]
 
 
 @pytest.fixture
@@ -342,6 +357,51 @@ def test_the_starter_project_and_the_todos_example_pass(tmp_path: Path, db_url: 
     from webpipe.scaffold import init_project
 
     init_project(tmp_path / "starter")
-    assert check_file(tmp_path / "starter" / "app.wp", db=True) == []
+    assert unapplied_only(check_file(tmp_path / "starter" / "app.wp", db=True))
     todos = Path(__file__).parents[2] / "examples" / "todos" / "app.wp"
-    assert check_file(todos, db=True) == []
+    assert unapplied_only(check_file(todos, db=True))
+
+
+async def test_serve_reload_waits_for_the_migration_that_fixes_a_statement(
+        tmp_path: Path, conn: Any) -> None:
+    """`serve --reload` refuses a statement naming a missing column, then starts serving
+    once a migration adding it is written (migrations reload; the check runs again)."""
+    import asyncio
+
+    import httpx
+
+    app = write_app(tmp_path, "GET /u\n  |> pg: `SELECT id, email FROM users`\n",
+                    ("20260101000000", USERS))
+    await migrate_up(conn, tmp_path / "migrations")
+    staging = tmp_path.with_name(tmp_path.name + "-staging")  # outside the app: no reload
+    staging.mkdir()
+    write_app(staging, "", ("20260101000000", USERS), ("20260102000000", EMAIL))
+    port, log = free_port(), tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "webpipe", "serve", str(app), "--port", str(port),
+            "--reload", stdout=out, stderr=asyncio.subprocess.STDOUT)
+    try:
+        for _ in range(1800):  # generous: the machine is shared
+            if "waiting for a fix" in log.read_text():
+                break
+            assert proc.returncode is None, log.read_text()
+            await asyncio.sleep(0.05)
+        assert 'app.wp:2:22: error: column "email" does not exist' in log.read_text()
+        await migrate_up(conn, staging / "migrations")  # the dev database first, then the app
+        write_app(tmp_path, app.read_text(), ("20260102000000", EMAIL))
+        answer: httpx.Response | None = None
+        async with httpx.AsyncClient() as client:
+            for _ in range(1800):
+                try:
+                    answer = await client.get(f"http://127.0.0.1:{port}/u")
+                    break
+                except httpx.HTTPError:
+                    assert proc.returncode is None, log.read_text()
+                    await asyncio.sleep(0.05)
+        assert answer is not None, log.read_text()
+        assert answer.json() == {"data": {"rows": [], "rowCount": 0}}, log.read_text()
+        assert "not applied" not in log.read_text()
+    finally:
+        proc.kill()
+        await proc.wait()

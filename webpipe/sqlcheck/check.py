@@ -29,6 +29,7 @@ from webpipe.sqlcheck.database import (
     DatabaseUnavailable,
     NotCreatedYet,
     check_target,
+    pending_on_app_database,
     server_url,
 )
 from webpipe.sqlcheck.params import describe
@@ -66,11 +67,20 @@ async def check_sql(env: Env, *, start_embedded: bool = True) -> SqlReport:
         return SqlReport([Diagnostic(f"the migrations do not apply to an empty database, so "
                                      f"no statement was checked: {exc.message}",
                                      code="sql-migrations")], database=description)
-    answers = await prepare_all(target, first, (s.sql for s in sites),
-                                [p for use in uses for p in route_probes(use)])
+    answers, pending = await asyncio.gather(
+        prepare_all(target, first, (s.sql for s in sites),
+                    [p for use in uses for p in route_probes(use)]),
+        pending_on_app_database(target))
     prepared = {job: answer for job, answer in answers.items()
                 if isinstance(job, str) and isinstance(answer, Prepared)}
     found = [Diagnostic(note, None, "warning", "sql") for note in target.notes]
+    if pending:
+        names = ", ".join(m.filename for m in pending)
+        found.append(Diagnostic(
+            f"{len(pending)} migration(s) not applied to the app's database ({names}): the "
+            "statements were checked on the schema the migrations make; apply them with "
+            f"`webpipe migrate up {env.index.main.path.name}`", None, "warning",
+            "sql-migrations"))
     for site in sites:
         found += site_diagnostics(site, prepared[site.sql])
     for use in uses:

@@ -5,9 +5,9 @@ The server is the one the app's `pg` steps use (webpipe.db's precedence: `WP_PG_
 (`migrations/` next to it), statements are prepared on a scratch database on that server,
 `_wp_check_<app>_<hash of the migration files>`, built once by applying every migration to
 an empty database and kept for the next check (a changed migration gives a new hash; the
-app's older scratch databases are dropped). The dev database is then never touched.
-Without migrations the app's own database is used: preparing a statement runs nothing, so
-no row changes. asyncpg is imported on first use.
+app's older scratch databases are dropped). The dev database is then only read, to say
+which migrations it has not applied. Without migrations the app's own database is used:
+preparing a statement runs nothing, so no row changes. asyncpg is imported on first use.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, resolve_target, target_url
-from webpipe.migrate.core import display_url, migrate_up
+from webpipe.migrate.core import applied_migrations, display_url, migrate_up
 from webpipe.migrate.files import Migration, MigrationError, load_migrations
 from webpipe.pgembed import EmbeddedUnavailable
 
@@ -46,6 +46,25 @@ class CheckTarget:
     database: str | None  # None: the URL's own database
     description: str
     notes: tuple[str, ...] = ()
+    migrations: tuple[Migration, ...] = ()  # applied to the scratch database
+
+
+async def pending_on_app_database(target: CheckTarget) -> list[Migration]:
+    """The scratch database's migrations that the app's own database has not applied (read
+    only: `_wp_migrations`, when it exists). The check passing says nothing about those."""
+    if not target.migrations:
+        return []
+    try:
+        conn = await connect(target.url)
+    except DatabaseUnavailable:
+        return []  # the scratch database's server answers; its own database may not exist
+    try:
+        applied = {a.version for a in await applied_migrations(conn)}
+    except asyncpg_module().PostgresError:
+        return []  # e.g. no right to read `_wp_migrations`: nothing to say
+    finally:
+        await conn.close()
+    return [m for m in target.migrations if m.version not in applied]
 
 
 def asyncpg_module() -> Any:
@@ -114,8 +133,10 @@ async def check_target(url: str, description: str, migrations: Path,
     where = f"scratch database {name} on {description}, {len(found)} migration(s)"
     ready = await connect(url, name, absent_ok=True)  # built by an earlier check: reused
     if ready is not None:
-        return CheckTarget(url, name, where), ready
+        return CheckTarget(url, name, where, (), tuple(found)), ready
     target = await _built(url, name, where, migrations, description)
+    if target.database is not None:
+        target = CheckTarget(url, name, where, (), tuple(found))
     return target, await connect(url, target.database)
 
 
