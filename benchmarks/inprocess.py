@@ -1,11 +1,11 @@
-"""µs per request of W0-W3 and W7 through the ASGI app, in-process (no HTTP server, no wrk).
+"""µs per request of W0-W3, W7 and W3L through the ASGI app, in-process (no HTTP server, no wrk).
 
 Drives the app webpipe serves with a minimal ASGI scope, so the figure is the framework's
 own cost per request. Run it against two checkouts to compare them in one session, e.g.
 `PYTHONPATH=/path/to/other/checkout python benchmarks/inprocess.py`; alternate the runs,
 this machine's speed drifts.
 
-    python benchmarks/inprocess.py [W0 W1 W2 W3 W7] [--number 3000] [--repeat 7]
+    python benchmarks/inprocess.py [W0 W1 W2 W3 W7 W3L] [--number 3000] [--repeat 7]
 """
 
 from __future__ import annotations
@@ -23,7 +23,16 @@ from workloads import W0, W1, W2, W3, W7, Workload
 from webpipe.program import program_from_text
 from webpipe.server import build_served, create_app
 
-WORKLOADS = {w.name: w for w in (W0, W1, W2, W3, W7)}
+# W3's steps in a called pipeline: every step through the step loop (`_run_body`, where the
+# tracing hook sits; spec/tracing.md §4), not the plain-body fast path W0-W3 take
+W3L = Workload(
+    "W3L", "W3 in a called pipeline (the step loop)", "/loop/7",
+    wp=('pipeline three =\n  |> jq: `{ n: .params.n }`\n'
+        '  |> jq: `{ n: (.n * 2), doubled: true }`\n'
+        '  |> jq: `{ result: (.n + 1), doubled: .doubled }`\n\n'
+        'GET /loop/:n\n  |> pipeline: three\n'),
+    starlette="")
+WORKLOADS = {w.name: w for w in (W0, W1, W2, W3, W7, W3L)}
 
 
 def request_of(workload: Workload) -> tuple[dict[str, Any], bytes]:

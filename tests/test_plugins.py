@@ -61,6 +61,14 @@ def test_shadowing_a_builtin_needs_opt_in() -> None:
     assert registry.table["jq"] == "tests.plugins.echo_middleware:EchoMiddleware"
 
 
+@pytest.mark.parametrize("name", ["join", "pipeline"])
+def test_language_steps_cannot_be_registered(name: str) -> None:
+    registry = Registry()
+    with pytest.raises(ConfigError, match="step of the language itself"):
+        registry.register(name, "tests.plugins.echo_middleware:EchoMiddleware", replace=True)
+    assert name not in registry
+
+
 @pytest.mark.parametrize("name", ["gg", "algraf", "ag"])
 def test_chart_grammars_are_reported_once_each_at_their_position(name: str) -> None:
     env = program_from_text(f"GET /x\n  |> {name}({{ size: $context.request.query.n }}): `x`\n"

@@ -4,6 +4,7 @@ Editors run TextMate grammars on Oniguruma; these tests compile every regex with
 `re` (the grammar avoids constructs both engines do not share) and run a small highlighter
 of begin/end and match rules over sample lines and the example programs. Embedded grammars
 (`source.sql`, ...) are not loaded: the tests check that their regions get the right scope.
+tests/test_textmate_vscode.py runs the grammars in VS Code's own engine, embedded ones too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 VSCODE = ROOT / "editors" / "vscode"
 GRAMMAR_PATH = VSCODE / "syntaxes" / "webpipe.tmLanguage.json"
+JQ_PATH = VSCODE / "syntaxes" / "jq.tmLanguage.json"
 EMBEDDED = {"source.sql", "source.lua", "text.html.handlebars", "source.jq", "source.graphql"}
 
 Rule = dict[str, Any]
@@ -157,9 +159,11 @@ def test_grammar_is_json_with_its_scope_name() -> None:
 
 
 def test_every_regex_compiles_with_python_re() -> None:
-    found = [(where, key, rule[key]) for where, rule in rules_in(grammar())
+    jq = json.loads(JQ_PATH.read_text(encoding="utf-8"))
+    found = [(where, key, rule[key]) for node in (grammar(), jq)
+             for where, rule in rules_in(node)
              for key in ("match", "begin", "end") if key in rule]
-    assert len(found) > 40
+    assert len(found) > 60
     for where, key, pattern in found:
         try:
             re.compile(pattern)
@@ -223,6 +227,37 @@ def test_other_backtick_configs_are_plain_strings() -> None:
     text = "GET /a\n  |> validate: `{ name: string }`\n"
     assert scopes_of(text, "name: string") == {"string.quoted.other.backtick.webpipe"}
     assert "support.function.middleware.webpipe" in scopes_of(text, "validate")
+
+
+GUARD_CASES = [  # (text, the part before the closing backtick, its scope)
+    ("GET /a\n  |> pg: `SELECT 1 -- one`\nGET /b\n", "-- one", "comment.line.double-dash.sql"),
+    ("pg q = `SELECT 1 /* a`\nGET /b\n", "/* a", "comment.block.sql"),
+    ("GET /a\n  |> pg: `SELECT 'a`\nGET /b\n", "'a", "string.quoted.single.sql"),
+    ("GET /a\n  |> lua: `return 1 -- one`\nGET /b\n", "-- one", "comment.line.double-dash.lua"),
+    ("lua f = `return 1 --[[ x`\nGET /b\n", "--[[ x", "comment.block.lua"),
+    ("GET /a\n  |> lua: `return \"a`\nGET /b\n", '"a', "string.quoted.double.lua"),
+    ("GET /a\n  |> graphql: `{ a } # b`\nGET /b\n", "# b", "comment.line.number-sign.graphql"),
+    ("graphqlSchema = `\n  \"\"\"doc\n`\nGET /b\n", '"""doc', "string.quoted.block.graphql"),
+    ("GET /a\n  |> handlebars: `{{!-- x`\nGET /b\n", "{{!-- x", "comment.block.handlebars"),
+    ("handlebars p = `<!-- x`\nGET /b\n", "<!-- x", "comment.block.html"),
+]
+
+
+@pytest.mark.parametrize(("text", "part", "scope"), GUARD_CASES)
+def test_a_comment_or_string_stops_at_the_closing_backtick(text: str, part: str,
+                                                           scope: str) -> None:
+    assert scope in scopes_of(text, part)
+    assert "punctuation.definition.string.end.webpipe" in scopes_of(text, "`", 1)
+    assert scopes_of(text, "GET", text.count("GET") - 1) == {"keyword.other.method.webpipe"}
+
+
+def test_task_names_in_async_and_join() -> None:
+    text = ("GET /a\n  |> fetch: `u` @async(now)\n  |> join: `now, week`\n"
+            "  |> join: week\n")
+    assert "variable.other.definition.task.webpipe" in scopes_of(text, "now")
+    assert "variable.other.task.webpipe" in scopes_of(text, "now", 1)
+    assert "variable.other.task.webpipe" in scopes_of(text, "week")
+    assert "variable.other.task.webpipe" in scopes_of(text, "week", 1)
 
 
 def test_hash_inside_a_string_is_not_a_comment() -> None:
@@ -328,7 +363,10 @@ def test_a_describe_block_ends_at_the_next_item() -> None:
 def test_vscode_manifest_wires_grammar_language_and_server() -> None:
     manifest = json.loads((VSCODE / "package.json").read_text(encoding="utf-8"))
     [language] = manifest["contributes"]["languages"]
-    [entry] = manifest["contributes"]["grammars"]
+    [entry, jq] = manifest["contributes"]["grammars"]
+    assert jq == {"scopeName": "source.jq", "path": "./syntaxes/jq.tmLanguage.json"}
+    assert json.loads((VSCODE / jq["path"]).read_text(encoding="utf-8"))["scopeName"] == \
+        "source.jq"
     assert language["id"] == entry["language"] == "webpipe"
     assert ".wp" in language["extensions"]
     assert (VSCODE / language["configuration"]).is_file()
@@ -336,6 +374,17 @@ def test_vscode_manifest_wires_grammar_language_and_server() -> None:
     assert (VSCODE / entry["path"]).resolve() == GRAMMAR_PATH
     assert set(entry["embeddedLanguages"]) == {
         f"meta.embedded.block.{scope.split('.')[-1]}" for scope in EMBEDDED}
-    assert (VSCODE / manifest["main"]).is_file()
+    # main is the bundle `npm run build` (esbuild) makes from extension.js, before packaging
+    # (vscode:prepublish) and on `npm install`/`npm ci` (prepare)
+    assert manifest["main"] == "./dist/extension.js"
+    assert manifest["scripts"]["build"].startswith("esbuild extension.js --bundle ")
+    assert "--outfile=dist/extension.js" in manifest["scripts"]["build"]
+    assert manifest["scripts"]["vscode:prepublish"] == manifest["scripts"]["prepare"] == \
+        "npm run build"
+    assert (VSCODE / "extension.js").is_file()
     assert "vscode-languageclient" in manifest["dependencies"]
+    assert manifest["repository"]["directory"] == "editors/vscode"
+    assert (VSCODE / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
+    ignored = (VSCODE / ".vscodeignore").read_text(encoding="utf-8").split()
+    assert {"node_modules/**", "test/**", "extension.js"} <= set(ignored)
     json.loads((VSCODE / "language-configuration.json").read_text(encoding="utf-8"))

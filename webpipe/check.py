@@ -41,7 +41,7 @@ CONFIG_KEYS: dict[str, set[str]] = {
     "cache": {"enabled", "defaultTtl", "maxCacheSize", "maxEntrySize", "staleWhileRevalidate",
               "backend", "url"},
     "log": {"level", "includeBody", "includeHeaders", "enabled"},
-    "rateLimit": {"maxEntries", "backend", "url", "algorithm"},
+    "rateLimit": {"maxEntries", "backend", "url", "algorithm", "failOpen"},
     "graphql": {"endpoint", "strictScalars"},
     "async": set(ASYNC_KEYS),
     "limits": set(LIMIT_KEYS),

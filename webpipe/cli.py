@@ -14,7 +14,9 @@ import importlib
 import importlib.util
 import json
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -88,11 +90,18 @@ def cli() -> None:
 @click.option("--production", is_flag=True,
               help="5xx bodies without internals (also WEBPIPE_ENV=production).")
 @click.option("--no-jobs", is_flag=True, help="Run no durable-job consumer in this server.")
+@click.option("--inspect", is_flag=True,
+              help="Run the step debugger (a DAP server on 127.0.0.1:--inspect-port).")
+@click.option("--inspect-port", type=int, default=5858, show_default=True,
+              help="The debugger's port.")
+@click.option("--trace", is_flag=True,
+              help="Print each request's step timings as collapsed stacks (speedscope).")
 @click.option("--no-db-check", is_flag=True,
               help="Do not prepare the SQL statements on the database at start.")
 def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
           workers: int, metrics: bool, log_level: str | None, no_access_log: bool,
-          log_format: str, production: bool, no_jobs: bool, no_db_check: bool) -> None:
+          log_format: str, production: bool, no_jobs: bool, inspect: bool,
+          inspect_port: int, trace: bool, no_db_check: bool) -> None:
     """Serve FILE over HTTP."""
     import os
 
@@ -102,6 +111,9 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
     if reload and workers > 1:
         raise click.UsageError("--reload cannot be combined with --workers: a reload swaps "
                                "the program in one process; use one worker while editing")
+    if inspect and workers > 1:
+        raise click.UsageError("--inspect cannot be combined with --workers: the debugger "
+                               "pauses requests of one process")
     if no_jobs:  # read where the consumer starts, in this process and uvicorn's workers
         os.environ["WEBPIPE_NO_JOBS"] = "1"
     if no_db_check:  # read by load_checked, at start and on each reload
@@ -112,7 +124,8 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
     bind_host, bind_port = bind_address(host, port, address)
     try:
         run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
-                   logs=settings)
+                   logs=settings, inspect_port=inspect_port if inspect else None,
+                   trace=trace)
     except WebpipeError as exc:
         _fail(exc)
 
@@ -188,8 +201,12 @@ def routes(file: Path) -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--inspect", is_flag=True,
+              help="Wait for a debugger (DAP on 127.0.0.1:--inspect-port), then run under it.")
+@click.option("--inspect-port", type=int, default=5858, show_default=True,
+              help="The debugger's port.")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(file: Path, args: tuple[str, ...]) -> None:
+def run(file: Path, inspect: bool, inspect_port: int, args: tuple[str, ...]) -> None:
     """Run FILE's `pipeline main` as a script; ARGS become $context.args/options."""
     from webpipe.program import load_program
     from webpipe.script import run_script
@@ -200,7 +217,15 @@ def run(file: Path, args: tuple[str, ...]) -> None:
         env = load_program(file)
     except WebpipeError as exc:
         _fail(exc)
-    sys.exit(asyncio.run(run_script(env, list(args))))
+    if not inspect:
+        sys.exit(asyncio.run(run_script(env, list(args))))
+    from webpipe.debugger import Debugger, run_attached
+
+    def debugged(debugger: Debugger) -> Coroutine[Any, Any, int]:
+        debugger.attach(env)
+        return run_script(env, list(args))
+
+    sys.exit(asyncio.run(run_attached(inspect_port, [file], debugged)))
 
 
 @cli.group()
@@ -252,22 +277,33 @@ def db_init_auth(app: Path) -> None:
 @cli.command(name="test")
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-k", "pattern", default=None, help="Only tests whose 'describe :: it' has this.")
+@click.option("-k", "pattern", default=None,
+              help="Only tests whose 'describe :: it' has this (exit 5 if none has).")
+@click.option("-x", "--exitfirst", "fail_fast", is_flag=True,
+              help="Stop at the first test that fails.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @click.option("--verbose", is_flag=True, help="Show expected and actual values on failure.")
 @click.option("--golden", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Record each test's response in DIR and compare on later runs.")
-@click.option("--update", is_flag=True, help="Rewrite the golden files from this run.")
+@click.option("--update", is_flag=True,
+              help="Rewrite the golden files from this run; delete those of removed tests.")
 @click.option("--keep-db", is_flag=True, help="Keep the database made for this run.")
-def test_command(files: tuple[Path, ...], pattern: str | None, as_json: bool,
-                 verbose: bool, golden: Path | None, update: bool, keep_db: bool) -> None:
+@click.option("--inspect", is_flag=True,
+              help="Wait for a debugger (DAP on 127.0.0.1:--inspect-port), then run the tests "
+                   "under it.")
+@click.option("--inspect-port", type=int, default=5858, show_default=True,
+              help="The debugger's port.")
+def test_command(files: tuple[Path, ...], pattern: str | None, fail_fast: bool,
+                 as_json: bool, verbose: bool, golden: Path | None, update: bool,
+                 keep_db: bool, inspect: bool, inspect_port: int) -> None:
     """Run the describe/it tests of FILES; exit 1 if any test failed."""
     from webpipe.testing.main import run_test_files
 
     if update and golden is None:
         raise click.UsageError("--update needs --golden DIR")
     sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose,
-                            golden=golden, update=update, keep_db=keep_db))
+                            golden=golden, update=update, keep_db=keep_db,
+                            fail_fast=fail_fast, inspect_port=inspect_port if inspect else None))
 
 
 def legacy(argv: list[str]) -> None:
@@ -277,22 +313,39 @@ def legacy(argv: list[str]) -> None:
         cut = argv.index("--")
         argv, script_args = argv[:cut], argv[cut + 1:]
     file, flags = argv[0], argv[1:]
+    inspect = _inspect_flags(flags)
     if "--test" in flags:
         rest = ["--verbose"] if "--verbose" in flags else []
-        cli.main(["test", file, *rest], prog_name="webpipe")
+        cli.main(["test", file, *rest, *inspect], prog_name="webpipe")
         return
     serve_args = _serve_flags(flags)
-    if "--run" in flags or (not serve_args and "--serve" not in flags and _has_main(file)):
-        cli.main(["run", file, *script_args], prog_name="webpipe")
+    # a file with `pipeline main` runs it unless --serve (or --port/--address, except with
+    # --inspect: the reference debugs the script then) asks for the server
+    if "--run" in flags or ((inspect or not serve_args) and "--serve" not in flags
+                            and _has_main(file)):
+        cli.main(["run", file, *inspect, "--", *script_args], prog_name="webpipe")
         return
-    cli.main(["serve", file, *serve_args], prog_name="webpipe")
+    cli.main(["serve", file, *serve_args, *inspect], prog_name="webpipe")
 
 
 def _serve_flags(flags: list[str]) -> list[str]:
-    out: list[str] = []
+    out: list[str] = ["--trace"] if "--trace" in flags else []
     for name in ("--port", "--address"):
         if name in flags and flags.index(name) + 1 < len(flags):
             out += [name, flags[flags.index(name) + 1]]
+    return out
+
+
+def _inspect_flags(flags: list[str]) -> list[str]:
+    """`--inspect [--inspect-port P]` as the reference spells them (also `--inspect-port=P`)."""
+    if "--inspect" not in flags:
+        return []
+    out = ["--inspect"]
+    for index, flag in enumerate(flags):
+        if flag == "--inspect-port" and index + 1 < len(flags):
+            out += ["--inspect-port", flags[index + 1]]
+        elif flag.startswith("--inspect-port="):
+            out += ["--inspect-port", flag.partition("=")[2]]
     return out
 
 

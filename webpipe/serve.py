@@ -33,10 +33,12 @@ from webpipe.oplog import LogSettings, announce, configure_logging
 from webpipe.program import load_program
 from webpipe.protocol import PROTOCOL, configure_connections, raise_file_limit
 from webpipe.serve_watch import SourceFilter, ensure_port_free, load_checked
-from webpipe.server import Served, WebpipeApp, build_served, create_app
+from webpipe.server import Served, WebpipeApp, build_served, create_app, debug_served
+from webpipe.tracing import tracing_for
 
 log = logging.getLogger("webpipe.serve")
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7770
+INSPECT_HOST = "127.0.0.1"  # the debugger edits requests: loopback only (spec/debugger.md)
 
 
 def load_dotenv_files(directory: Path) -> None:
@@ -111,6 +113,8 @@ def make_reloader(path: Path) -> Callable[[WebpipeApp], Coroutine[Any, Any, None
                 print(f"{exc}\nreload failed; still serving the last good version",
                       file=sys.stderr)
                 continue
+            if app.debugger is not None:
+                debug_served(served, app.debugger)
             old, app.served = app.served, served
             await old.env.aclose()
             del old
@@ -154,16 +158,22 @@ def app_factory() -> ASGIApp:
     configure_logging(LogSettings.from_env())
     path = Path(os.environ["WEBPIPE_APP_FILE"])
     app = create_app(load_served(path, quiet=True),
-                     metrics=bool(os.environ.get("WEBPIPE_METRICS")))
+                     metrics=bool(os.environ.get("WEBPIPE_METRICS")),
+                     tracing=tracing_for(bool(os.environ.get("WEBPIPE_TRACE"))))
     log.info("worker %d serving %s", os.getpid(), path)
     return app
 
 
 def run_server(path: Path, host: str, port: int, *, reload: bool = False,
-               workers: int = 1, metrics: bool = False, logs: LogSettings | None = None) -> None:
+               workers: int = 1, metrics: bool = False, logs: LogSettings | None = None,
+               inspect_port: int | None = None, trace: bool = False) -> None:
+    """Serve `path`; `inspect_port`: with the step debugger listening there (one worker);
+    `trace`: print each request's step timings (spec/tracing.md)."""
     import uvicorn
 
     ensure_port_free(host, port)  # before any output: one clear line, exit 1
+    if inspect_port is not None:
+        ensure_port_free(INSPECT_HOST, inspect_port)
     load_dotenv_files(path.parent)
     settings = logs or LogSettings.from_env()
     settings.export()  # the workers read it from the environment
@@ -174,6 +184,7 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
     if workers > 1:
         os.environ["WEBPIPE_APP_FILE"] = str(path.resolve())
         os.environ["WEBPIPE_METRICS"] = "1" if metrics else ""
+        os.environ["WEBPIPE_TRACE"] = "1" if trace else ""
         if metrics:
             share_worker_metrics()
         announce(f"webpipe serving {path} on http://{host}:{port} with {workers} workers")
@@ -181,11 +192,20 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
                     workers=workers, log_level="warning", http=PROTOCOL, log_config=None,
                     timeout_graceful_shutdown=shutdown_wait_s(checked_at_start(path, False).env))
         return
+    debugger = None
+    if inspect_port is not None:
+        from webpipe.debugger import Debugger
+
+        debugger = Debugger(inspect_port, INSPECT_HOST)
     app = create_app(checked_at_start(path, reload),
-                     reloader=make_reloader(path) if reload else None, metrics=metrics)
+                     reloader=make_reloader(path) if reload else None, metrics=metrics,
+                     debugger=debugger, tracing=tracing_for(trace))
     gc.collect()
     gc.freeze()  # the loaded program is long-lived: keep it out of every GC pass (p99)
     announce(f"webpipe serving {path} on http://{host}:{port}")
+    if inspect_port is not None:
+        announce(f"debugger (DAP) listening on {INSPECT_HOST}:{inspect_port}: attach with "
+                 "the `webpipe` debug configuration or any DAP client")
     # log_config=None: uvicorn's own warnings go through our handler (same format, JSON too)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=PROTOCOL,
                 log_config=None,

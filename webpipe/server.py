@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -67,7 +67,11 @@ from webpipe.routing import Router
 from webpipe.source import Span
 from webpipe.static import resolve_static, static_response
 from webpipe.syntax import nodes as n
+from webpipe.tracing import Tracing
 from webpipe.wire import MAX_JSON_DEPTH
+
+if TYPE_CHECKING:
+    from webpipe.debugger import Debugger
 
 log = logging.getLogger("webpipe.server")
 
@@ -188,13 +192,25 @@ def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
 KeysOf = Callable[[object], "frozenset[str] | None"]
 
 
+def debug_served(served: Served, debugger: Debugger) -> Served:
+    """`--inspect`: the debugger sees every step of every route with the whole request, so
+    the paths that skip the step loop (`run_plain`) or trim the request (`reads`) are off."""
+    debugger.attach(served.env)
+    served.plain.clear()
+    served.reads.clear()
+    return served
+
+
 class WebpipeApp:
     """ASGI application serving one program (see module docstring)."""
 
     def __init__(self, served: Served, *, max_body: int | None = None,
                  reloader: Reloader | None = None, metrics: bool = False,
-                 production: bool | None = None) -> None:
-        self.served = served
+                 production: bool | None = None, debugger: Debugger | None = None,
+                 tracing: Tracing | None = None) -> None:
+        self.debugger = debugger  # `--inspect` (spec/debugger.md)
+        self.served = served if debugger is None else debug_served(served, debugger)
+        self.tracing = tracing  # webpipe/tracing: None unless --trace or OTEL_* ask for it
         # spec/server.md §3: 5xx bodies without internals (default: WEBPIPE_ENV=production)
         self.production = LogSettings.from_env().production if production is None \
             else production
@@ -253,10 +269,13 @@ class WebpipeApp:
         front = served.front.get(id(route))
         response = front.answer(request, params, path) if front is not None else None
         if response is None:  # not a hit answered before the pipeline
+            # traced: every step through the step loop, on the whole request
+            traced = self.tracing is not None
             try:
-                response = await self.run_route(served.env, route, flags, request, params, path,
-                                                served.reads.get(id(route)),
-                                                served.plain.get(id(route)))
+                response = await self.run_route(
+                    served.env, route, flags, request, params, path,
+                    None if traced else served.reads.get(id(route)),
+                    None if traced else served.plain.get(id(route)))
             except BadRequest as exc:
                 response = exc.to_response()
         METRICS.request(f"{route.method} {route.path}", response.status_code)
@@ -270,7 +289,7 @@ class WebpipeApp:
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
             await read_state_body(request, state, pending, **self.body_bounds())
-        ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
+        ctx = self._context(env, state, route, request)
         if flags:
             state = await run_feature_flags(env, state, ctx)
             ctx.request = state
@@ -311,13 +330,24 @@ class WebpipeApp:
                 "max_depth": limits.max_json_depth,
                 "max_containers": limits.max_json_containers}
 
+    def _context(self, env: Env, state: Any, route: n.Route | None,
+                 request: Request) -> RequestContext:
+        """`_http_context`, with the request's tracer when the app traces (`end_request`
+        gives it the status)."""
+        ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
+        if self.tracing is not None:
+            ctx.tracer = self.tracing.begin(request.method, raw_path(request),
+                                            f"{route.method} {route.path}" if route else "",
+                                            request.headers, env)
+        return ctx
+
     async def run_graphql(self, env: Env, request: Request) -> Response:
         """The automatic GraphQL endpoint (graphql.md §7)."""
         try:
             state = await request_state(request, {}, **self.body_bounds())
         except BadRequest as exc:
             return exc.to_response()
-        ctx = _http_context(env, state, None, request.scope.get(ID_KEY))
+        ctx = self._context(env, state, None, request)
         try:
             status, value = await handle_graphql_request(env, state["body"], ctx)
             response = build_response(value, JSON_CT, status)
@@ -335,7 +365,9 @@ class WebpipeApp:
                 env = self.served.env
                 if env.uses_sandbox():  # workers import while the server starts
                     await env.sandbox().warm()
-                self._jobs = start_jobs(lambda: self.served.env)
+                if self.debugger is not None:
+                    await self.debugger.start()
+                self._jobs = start_jobs(lambda: self.served.env, tracing=self.tracing)
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
                         self.reloader(self), TaskInfo("", "reloader", "internal", ""))
@@ -346,11 +378,15 @@ class WebpipeApp:
                 return
 
     async def shutdown(self) -> None:
+        if self.debugger is not None:
+            await self.debugger.stop()
         if self._reload_task is not None:
             self._reload_task.cancel()
         await stop_jobs(self._jobs)
         await PROCESS_TASKS.drain()
         await self.served.env.aclose()
+        if self.tracing is not None:  # after the drain: the last tasks' spans are exported
+            await asyncio.to_thread(self.tracing.shutdown)
         if "webpipe.pgembed" in sys.modules:  # only when an embedded server may be running
             from webpipe.pgembed import stop_embedded
 
@@ -423,8 +459,12 @@ Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]
 
 
 def create_app(served: Served, *, max_body: int | None = None,
-               reloader: Reloader | None = None, metrics: bool = False) -> ASGIApp:
+               reloader: Reloader | None = None, metrics: bool = False,
+               debugger: Debugger | None = None, tracing: Tracing | None = None) -> ASGIApp:
     """The ASGI app (CORS is answered by `WebpipeApp` itself, spec §7.7); with `metrics`,
-    `GET /metrics` serves the Prometheus text page."""
-    return WebpipeApp(served, max_body=max_body, reloader=reloader, metrics=metrics)
+    `GET /metrics` serves the Prometheus text page; with `debugger`, steps can be debugged
+    over DAP (spec/debugger.md); `tracing` (`tracing.tracing_for`) traces every request
+    (spec/tracing.md)."""
+    return WebpipeApp(served, max_body=max_body, reloader=reloader, metrics=metrics,
+                      debugger=debugger, tracing=tracing)
 

@@ -1,5 +1,8 @@
-// Web Pipe for VS Code: the grammar is declared in package.json; this file only starts the
-// language server (`webpipe lsp`, from `pip install 'webpipe[lsp]'`) over stdio.
+// Web Pipe for VS Code: the grammar, the debugger type and the breakpoints are declared in
+// package.json; this file starts the language server (`webpipe lsp`, from
+// `pip install 'webpipe[lsp]'`) over stdio and points the `webpipe` debugger at the DAP
+// server of `webpipe serve --inspect` / `webpipe test --inspect` (TCP, port 5858 unless the
+// launch configuration says otherwise).
 "use strict";
 
 const vscode = require("vscode");
@@ -7,7 +10,18 @@ const { LanguageClient } = require("vscode-languageclient/node");
 
 let client;
 
-async function activate() {
+// Attach: the program already runs with --inspect; VS Code connects to its port.
+const debugAdapters = {
+  createDebugAdapterDescriptor(session) {
+    const config = session.configuration;
+    return new vscode.DebugAdapterServer(config.port || 5858, config.host || "127.0.0.1");
+  },
+};
+
+async function activate(context) {
+  context.subscriptions.push(
+    vscode.debug.registerDebugAdapterDescriptorFactory("webpipe", debugAdapters),
+  );
   const config = vscode.workspace.getConfiguration("webpipe");
   if (!config.get("server.enabled", true)) {
     return;

@@ -7,16 +7,19 @@ server's `errors`, `httpError`/`networkError`/`timeout` envelopes, `@retry`, `@a
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from graphql import build_schema, graphql
 
 from tests.middleware.pg_server import free_port
 from webpipe.program import program_from_text
+from webpipe.server import build_served, create_app
 from webpipe.testing.runner import CaseResult, run_tests
 
 SDL = """
@@ -30,15 +33,19 @@ class Server:
     def __init__(self) -> None:
         self.calls = 0
         self.flaky = 0  # answer 503 this many times first
+        self.retry_after: str | None = None  # the 503s' Retry-After
 
     async def handle(self, request: web.Request) -> web.Response:
         self.calls += 1
         if self.flaky > 0:
             self.flaky -= 1
-            return web.Response(status=503, text="busy")
+            headers = {"Retry-After": self.retry_after} if self.retry_after else None
+            return web.Response(status=503, text="busy", headers=headers)
         body = await request.json()
         if "slow" in (body.get("query") or ""):
             await asyncio.sleep(5)
+        if "shared" in (body.get("query") or ""):
+            await asyncio.sleep(0.3)
         root = {"user": lambda _info, login: {"login": login, "name": login.upper()},
                 "auth": lambda _info: request.headers.get("Authorization"),
                 "fail": _fail}
@@ -68,6 +75,10 @@ async def server() -> AsyncIterator[tuple[Server, str]]:
     app = web.Application()
     app.router.add_post("/graphql", state.handle)
     app.router.add_post("/broken", _broken)
+    app.router.add_post("/big", _big)
+    app.router.add_post("/deep", _deep)
+    app.router.add_post("/limited", _limited)
+    app.router.add_post("/invalid", _invalid)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -80,8 +91,30 @@ async def _broken(_request: web.Request) -> web.Response:
     return web.Response(status=500, text="boom")
 
 
+async def _big(_request: web.Request) -> web.Response:
+    return web.json_response({"data": {"auth": "x" * 50_000}})
+
+
+async def _deep(_request: web.Request) -> web.Response:
+    return web.Response(text='{"data": {"auth": ' + "[" * 600 + "]" * 600 + "}}",
+                        content_type="application/json")
+
+
+async def _limited(_request: web.Request) -> web.Response:
+    return web.Response(status=429, text="slow down", headers={"Retry-After": "7"})
+
+
+async def _invalid(_request: web.Request) -> web.Response:
+    return web.json_response({"errors": [{"message": "Syntax Error: bad"}]}, status=400)
+
+
 def app(base: str, routes: str, schema: str = "") -> str:
-    return f'''
+    extra = "".join(f'''
+config graphql_{name} {{
+  url: "{base}/{name}"
+}}
+''' for name in ("big", "deep", "limited", "invalid"))
+    return extra + f'''
 config graphql_gh {{
   url: "{base}/graphql"
   headerAuthorization: "Bearer t0k"
@@ -204,6 +237,101 @@ describe "tags"
     then output `.data.auth` equals "mocked"
 '''))
     assert state.calls == 3 + 1  # two 503s, the retry's success, the async query
+
+
+async def test_answers_are_bounded_as_fetch_bounds_them(server: tuple[Server, str]) -> None:
+    _, base = server
+    await check(app(base, '''
+config limits {
+  fetchMaxBytes: 10000
+  maxJsonDepth: 100
+}
+
+GET /big
+  |> graphql(big): `{ auth }`
+
+GET /deep
+  |> graphql(deep): `{ auth }`
+
+GET /small
+  |> graphql(gh): `{ auth }`
+
+describe "bounds"
+  it "a body past fetchMaxBytes"
+    when calling GET /big
+    then output `.errors[0].type` equals "responseTooLarge"
+    and output `.errors[0].message | test("exceeds 10000 bytes")` equals true
+  it "a body nested past maxJsonDepth"
+    when calling GET /deep
+    then output `.errors[0].type` equals "limitError"
+    and output `.errors[0].message | test("maxJsonDepth")` equals true
+  it "within the bounds"
+    when calling GET /small
+    then output `.data.auth` equals "Bearer t0k"
+'''))
+
+
+async def test_http_failures_keep_status_and_retry_after(server: tuple[Server, str]) -> None:
+    _, base = server
+    await check(app(base, '''
+GET /limited
+  |> graphql(limited): `{ auth }`
+
+GET /invalid
+  |> graphql(invalid): `{ auth }`
+
+describe "non-2xx answers"
+  it "429 with Retry-After"
+    when calling GET /limited
+    then output `.errors[0].type` equals "httpError"
+    and output `.errors[0].status` equals 429
+    and output `.errors[0].retryAfter` equals 7
+  it "400 with a GraphQL result"
+    when calling GET /invalid
+    then output `.errors[0].type` equals "graphqlError"
+    and output `.errors[0].status` equals 400
+    and output `.errors[0].message` equals "Syntax Error: bad"
+'''))
+
+
+async def test_retry_waits_what_retry_after_asks(server: tuple[Server, str]) -> None:
+    state, base = server
+    state.flaky, state.retry_after = 1, "1"
+    text = app(base, '''
+config async {
+  retryBaseMs: 10
+  retryMaxMs: 5000
+}
+
+GET /retry
+  |> graphql(gh): `{ auth }` @retry(2)
+
+describe "retry-after"
+  it "waits, then succeeds"
+    when calling GET /retry
+    then output `.data.auth` equals "Bearer t0k"
+''')
+    started = time.monotonic()
+    await check(text)
+    assert time.monotonic() - started >= 0.95  # the backoff alone would be <= 10 ms
+    assert state.calls == 2
+
+
+async def test_dedup_shares_one_remote_call(server: tuple[Server, str]) -> None:
+    state, base = server
+    env = program_from_text(app(base, '''
+GET /shared
+  |> graphql(gh): `{ shared: auth }` @dedup
+'''))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(build_served(env))),
+                               base_url="http://t", timeout=30)
+    try:
+        answers = await asyncio.gather(*(client.get("/shared") for _ in range(5)))
+    finally:
+        await client.aclose()
+        await env.aclose()
+    assert [a.json() for a in answers] == [{"data": {"shared": "Bearer t0k"}}] * 5
+    assert state.calls == 1
 
 
 async def test_snapshot_validates_remote_operations_at_load(

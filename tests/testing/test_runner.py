@@ -150,3 +150,34 @@ def test_jq_in_tests_is_bounded() -> None:
                         "equals 1\n"))
     assert not result.passed
     assert "exceeded its 1000 ms time budget" in (result.message or "")
+
+
+def test_a_failure_keeps_its_assertion_span_and_values() -> None:
+    [result] = run(case("    when calling GET /a\n    then status is 200\n"
+                        "    and output `.n` equals 2\n"))
+    [failure] = result.failures
+    assert (failure.message, failure.values) == ("output mismatch", (2, 1))
+    assert failure.span is not None and failure.span.line == APP.count("\n") + 5
+
+
+def test_a_failed_call_assertion_shows_the_calls_made() -> None:
+    env = program_from_text('pipeline p =\n  |> jq: `{ got: .in }`\n\nGET /b\n'
+                            '  |> jq: `{ in: 1 }`\n  |> pipeline: p\n\n'
+                            + case("    when calling GET /b\n"
+                                   "    then call pipeline p with `{ in: 2 }`\n"))
+    [result] = asyncio.run(run_tests(env))
+    [failure] = result.failures
+    assert failure.values is not None
+    expected, [call] = failure.values
+    assert (expected, call["in"], call["path"]) == ({"in": 2}, 1, "/b")
+    lines = text_report([result]).splitlines()
+    assert lines[2:5] == ["  app.wp:11: then call pipeline p with `{ in: 2 }`",
+                          '    expected: {"in": 2}', "    actual:   ["]
+
+
+def test_route_not_found_points_at_the_when_line() -> None:
+    [result] = run(case("    when calling GET /nope\n    then status is 404\n"))
+    assert result.message == "Route not found: GET /nope"
+    assert result.failures[0].span is not None
+    assert result.failures[0].span.source.line_text(result.failures[0].span.line).strip() == \
+        "when calling GET /nope"

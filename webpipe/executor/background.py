@@ -31,7 +31,10 @@ log = logging.getLogger("webpipe.background")
 
 def end_request(ctx: RequestContext, env: Env, status: int) -> list[asyncio.Task[Any]]:
     """A request (or script run) has its answer: its un-joined tasks are watched for
-    failures, and its background steps start when the status is 2xx; their tasks."""
+    failures, and its background steps start when the status is 2xx; their tasks. A traced
+    request's tracer hears the status (only a request's root tracer acts on it)."""
+    if ctx.tracer is not None:
+        ctx.tracer.request_ended(status)
     tasks = ctx.existing_tasks()
     if tasks is None:
         return []
@@ -53,7 +56,10 @@ def start_background(steps: list[tuple[StepPlan, Any]], env: Env, ctx: RequestCo
                         plan.location)
         parallel = plan.tags.async_name is not None
         after = None if parallel else previous
-        task = PROCESS_TASKS.start(run_step(plan, state, env, ctx.fork(), info, after), info)
+        child = ctx.fork()
+        if ctx.tracer is not None:
+            child.tracer = ctx.tracer.task_forked("background", plan)
+        task = PROCESS_TASKS.start(run_step(plan, state, env, child, info, after), info)
         started.append(task)
         if not parallel:
             previous = task
@@ -67,6 +73,7 @@ async def run_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, in
         await asyncio.wait([after])
     held = await take_slots((PROCESS_TASKS.background_slots(),), 0)
     lifetime = PROCESS_TASKS.limits.background_lifetime_ms
+    value = None  # stays None when the step is cancelled (shutdown)
     try:
         async with asyncio.timeout(lifetime / 1000):
             value, attempts = await _attempts(plan, state, env, ctx)
@@ -75,6 +82,8 @@ async def run_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext, in
         attempts = 0  # unknown: the cut may fall in any attempt or pause
     finally:
         held.release()
+        if ctx.tracer is not None:
+            ctx.tracer.task_ended(value)
     if is_failure(value):
         await failed_step(plan, state, env, ctx, info, value, attempts)
     end_request(ctx, env, 500 if is_failure(value) else 200)  # tasks the step started

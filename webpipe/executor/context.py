@@ -13,6 +13,7 @@ from webpipe.executor.invoker import REAL_INVOKER, Invoker
 
 if TYPE_CHECKING:
     from webpipe.executor.tasks import TaskRegistry
+    from webpipe.tracing import Tracer
 
 JSON = Any
 
@@ -37,6 +38,8 @@ class RequestContext:
     extras: dict[str, Any] = field(default_factory=dict)
     # the route template ("GET /users/:id") the request matched: task logs and metrics
     route: str = ""
+    # `--trace` / OpenTelemetry (webpipe/tracing): None unless the app traces
+    tracer: Tracer | None = None
     _tasks: TaskRegistry | None = None
 
     @property

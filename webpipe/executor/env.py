@@ -33,6 +33,7 @@ from webpipe.middleware.base import Middleware
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
+    from webpipe.debugger import Debugger
     from webpipe.sandbox.pool import SandboxPool
 
 
@@ -55,6 +56,8 @@ class Env:
     resources: dict[str, Any] = field(default_factory=dict)
     _limits: Limits | None = field(default=None, repr=False)
     _sandbox: SandboxPool | None = field(default=None, repr=False)
+    # `--inspect` (spec/debugger.md): the step loop's one check; None costs nothing more
+    debugger: Debugger | None = field(default=None, repr=False)
 
     # ---- MiddlewareHost -------------------------------------------------------------
 
@@ -234,15 +237,21 @@ def plan_step(env: Env, module: Module, step: n.MiddlewareStep) -> StepPlan:
     span = step.span
     location = f"{span.source.name}:{span.line}"
     args, arg_error = compile_args(step)
-    base = dict(step=step, location=location, args=args, arg_error=arg_error,
-                tags=task_tags(step.tags))
+    base: dict[str, Any] = dict(step=step, location=location, args=args, arg_error=arg_error,
+                                tags=task_tags(step.tags))
     if step.name == "pipeline" and step.config is not None:
         return _pipeline_call(env, module, step.config.strip(), "pipeline", base)
+    if step.name == "join":  # a step kind of the executor, not a middleware
+        variable = env.index.variable(module, "join", step.config) if step.config else None
+        config = variable.body if variable is not None else step.config or ""
+        names, error = parse_join_list(config)
+        return StepPlan(kind="join", name="join", config=config, join_names=names,
+                        missing=error or "", **base)
     if step.name not in env.registry:
         if step.config is None:
             return _pipeline_call(env, module, step.name, step.name, base)
         return StepPlan(kind="missing", name=step.name,
-                        missing=f"unknown middleware {step.name!r}", **base)  # type: ignore[arg-type]
+                        missing=f"unknown middleware {step.name!r}", **base)
     return _middleware_plan(env, module, step, base)
 
 
@@ -262,10 +271,6 @@ def _middleware_plan(env: Env, module: Module, step: n.MiddlewareStep,
     variable = env.index.variable(module, step.name, config) if step.config else None
     if variable is not None:
         config, auto_name = variable.body, variable.name
-    if step.name == "join":
-        names, error = parse_join_list(config)
-        return StepPlan(kind="join", name="join", config=config, join_names=names,
-                        missing=error or "", **base)
     plan = StepPlan(kind="middleware", name=step.name, config=config, auto_name=auto_name,
                     **base)
     try:

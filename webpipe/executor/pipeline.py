@@ -26,7 +26,11 @@ async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestC
     `after_pipeline` hooks registered while this body ran are awaited when it ends."""
     hooks = ctx.extras.get(AFTER_PIPELINE)
     mark = len(hooks) if hooks else 0
-    out = await _run_body(pipeline, state, env, ctx, handling)
+    if env.debugger is None:
+        out = await _run_body(pipeline, state, env, ctx, handling)
+    else:  # --inspect: a route or named pipeline body is a frame (spec/debugger.md)
+        out = await env.debugger.run_body(
+            pipeline, state, ctx, lambda s: _run_body(pipeline, s, env, ctx, handling))
     if ctx.extras.get(AFTER_PIPELINE):
         # a cache stores what the route answers, never the request keys it carried along
         await run_after_pipeline(ctx, without_restored(out.state, out.restored, ctx.request),
@@ -38,22 +42,30 @@ async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestCont
                     handling: str | None) -> Outcome:
     out = Outcome(state, JSON_CT, None)
     body = pipeline.steps
+    tracer = ctx.tracer  # webpipe/tracing: None unless the app traces
     for index, step in enumerate(body):
         kind = error_type(out.state)
         if kind is not None and kind != handling and not isinstance(step, n.ResultStep):
             continue
-        match step:
-            case n.MiddlewareStep():
-                if await steps.run_regular_step(step, body, index, out, env, ctx):
-                    return out
-            case n.ResultStep():
-                return await branches.run_result(step, out, env, ctx)
-            case n.IfStep():
-                await branches.run_if(step, out, env, ctx)
-            case n.DispatchStep():
-                await branches.run_dispatch(step, out, env, ctx)
-            case n.ForeachStep():
-                await branches.run_foreach(step, out, env, ctx)
+        if env.debugger is not None:  # --inspect: may pause here, may edit the state
+            await env.debugger.before_step(step, out, env, ctx)
+        token = tracer.step_started(step) if tracer is not None else None
+        try:
+            match step:
+                case n.MiddlewareStep():
+                    if await steps.run_regular_step(step, body, index, out, env, ctx):
+                        return out
+                case n.ResultStep():
+                    return await branches.run_result(step, out, env, ctx)
+                case n.IfStep():
+                    await branches.run_if(step, out, env, ctx)
+                case n.DispatchStep():
+                    await branches.run_dispatch(step, out, env, ctx)
+                case n.ForeachStep():
+                    await branches.run_foreach(step, out, env, ctx)
+        finally:  # also when the step raised or was cancelled: the span still ends
+            if tracer is not None:
+                tracer.step_ended(token, out.state)
     return out
 
 

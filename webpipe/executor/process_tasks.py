@@ -145,6 +145,12 @@ class ProcessTasks:
         if task is not None:
             self.mark(task, outcome)
 
+    def current_outcome(self) -> str | None:
+        """What `mark()` recorded for the running task (a cancelled task's reason)."""
+        task = asyncio.current_task()
+        entry = self.tasks.get(task) if task is not None else None
+        return entry.outcome if entry is not None else None
+
     def _finished(self, task: asyncio.Task[Any]) -> None:
         entry = self.tasks.pop(task)
         if task.cancelled():

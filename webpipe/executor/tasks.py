@@ -64,6 +64,8 @@ class TaskRegistry:
         name = plan.tags.async_name or "task"
         child = ctx.fork()
         child.adopt(TaskRegistry(slots=self.request_slots()))
+        if ctx.tracer is not None:
+            child.tracer = ctx.tracer.task_forked("async", plan)
         info = TaskInfo(ctx.route_label, name, "async", plan.location)
         task = PROCESS_TASKS.start(run_task(plan, state, env, child, info), info)
         replaced = self.handles.get(name)
@@ -77,11 +79,15 @@ class TaskRegistry:
             raise HardError(plan.missing, span=plan.step.span)
         wanted = [(name, self.handles.pop(name)[0]) for name in plan.join_names
                   if name in self.handles]
-        if plan.tags.first:
+        try:
+            if plan.tags.first:
+                async with given_back():
+                    return await first_join(plan, state, wanted, ctx)
             async with given_back():
-                return await first_join(plan, state, wanted, ctx)
-        async with given_back():
-            results, failed, late = await _await_all(wanted, plan)
+                results, failed, late = await _await_all(wanted, plan)
+        finally:
+            if ctx.tracer is not None:
+                ctx.tracer.joined(tuple(name for name, _ in wanted))
         previous = state.get("async") if isinstance(state, dict) else None
         merged = {**previous, **results} if isinstance(previous, dict) else results
         status = status_of(results)
@@ -127,6 +133,7 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
     limit_ms = plan.tags.timeout_ms if plan.tags.timeout_ms is not None else limits.lifetime_ms
     tasks = ctx.tasks()
     held = None
+    value = None  # stays None when the task is cancelled (a join's deadline, shutdown)
     try:
         async with asyncio.timeout(limit_ms / 1000):
             held = await take_slots((tasks.slots, PROCESS_TASKS.global_slots()),
@@ -141,6 +148,10 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
     finally:
         if held is not None:
             held.release()
+        if ctx.tracer is not None:  # a cancelled task: why it was cancelled (a join deadline)
+            ctx.tracer.task_ended(value if value is not None else
+                                  {"error": "cancelled",
+                                   "type": PROCESS_TASKS.current_outcome() or "cancelled"})
     end_request(ctx, env, 500 if is_failure(value) else 200)  # the task's end is its answer
     return value
 

@@ -8,9 +8,10 @@ name (the planner hook `plan_remote` turns it into the string literal the middle
 sees); a second argument gives the variables, else the state's `.variables` or
 `.graphqlParams`, as for the local form. Requests go through `gql` with its aiohttp
 transport on the `fetch` middleware's connector (one connection pool per app) and `fetch`'s
-default timeout; failures are `fetch`'s envelopes (`networkError`, `timeoutError`,
-`httpError`) and a response with `errors` is a `graphqlError` envelope carrying the
-server's `errors` (and its partial `data`). With a snapshot, every remote operation is
+default timeout, its body bounds (`fetchMaxBytes`, `maxJsonDepth`, `maxJsonContainers`) and its
+`Retry-After` handling; failures are `fetch`'s envelopes (`networkError`, `timeoutError`,
+`httpError`, `responseTooLarge`) and a response with `errors` is a `graphqlError` envelope
+carrying the server's `errors` (and its partial `data`). With a snapshot, every remote operation is
 validated at load against it, errors at their `file:line:col`; `webpipe graphql pull APP`
 writes the snapshots from the endpoints' introspection.
 """
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from webpipe.executor.env import Env
     from webpipe.executor.plan import StepPlan
     from webpipe.source import Span
+    from webpipe.tracing import Tracer
 
 JSON = Any
 PREFIX = "graphql_"
@@ -138,11 +140,11 @@ def _at(span: Span | None, operation: str, error: Any) -> Span | None:
 
 
 async def execute_remote(env: Env, remote: Remote, operation: str, variables: dict[str, JSON],
-                         timeout_ms: int | None) -> JSON:
-    """The response's `data`, or a `fetch`-style error envelope."""
+                         timeout_ms: int | None, tracer: Tracer | None = None) -> JSON:
+    """The response's `data`, or a `fetch`-style error envelope; with a `tracer`, the
+    request carries the step's W3C `traceparent` (spec/tracing.md)."""
     import aiohttp
     from gql import Client, GraphQLRequest
-    from gql.transport.aiohttp import AIOHTTPTransport
     from gql.transport.exceptions import (
         TransportError,
         TransportQueryError,
@@ -154,12 +156,16 @@ async def execute_remote(env: Env, remote: Remote, operation: str, variables: di
     fetch = env.middleware("fetch")
     assert isinstance(fetch, FetchMiddleware)
     ms = timeout_ms or remote.timeout_ms
-    transport = AIOHTTPTransport(
-        url=remote.url, headers=dict(remote.headers), ssl=True,
+    headers = dict(remote.headers)
+    if tracer is not None:
+        tracer.inject(headers)
+    transport = _bounded_transport()(
+        url=remote.url, headers=headers, ssl=True,
         client_session_args={"connector": fetch.session().connector, "connector_owner": False,
                              "cookie_jar": aiohttp.DummyCookieJar(),
                              "timeout": aiohttp.ClientTimeout(
                                  total=ms / 1000 if ms else DEFAULT_TIMEOUT)})
+    transport.limits = fetch.limits
     try:
         request = GraphQLRequest(operation, variable_values=variables or None)
         async with Client(transport=transport) as session:
@@ -172,12 +178,19 @@ async def execute_remote(env: Env, remote: Remote, operation: str, variables: di
     except TransportQueryError as exc:
         first = (exc.errors or [{}])[0]
         message = first.get("message") if isinstance(first, dict) else None
-        return {"errors": [{"type": "graphqlError", "message": str(message or exc),
-                            "url": remote.url, "errors": exc.errors or [],
-                            "data": exc.data}]}
+        failed = {"type": "graphqlError", "message": str(message or exc), "url": remote.url,
+                  "errors": exc.errors or [], "data": exc.data}
+        if transport.status is not None and not 200 <= transport.status < 300:
+            failed["status"] = transport.status
+        return {"errors": [failed]}
     except TransportServerError as exc:
         return error_envelope("httpError", str(exc), url=remote.url, status=exc.code)
     except (TimeoutError, TransportError) as exc:
+        for cause in _chain(exc):
+            if isinstance(cause, _Answered):
+                return cause.envelope
+            if isinstance(cause, StepError):  # responseTooLarge, limitError
+                raise cause from None
         if not _timed_out(exc):
             return error_envelope("networkError", f"error sending request for url "
                                   f"({remote.url}): {_cause(exc)}", url=remote.url)
@@ -188,6 +201,63 @@ async def execute_remote(env: Env, remote: Remote, operation: str, variables: di
                               f"{str(exc) or type(exc).__name__}", url=remote.url)
     except Exception as exc:  # gql's parse errors are GraphQLError
         raise StepError(f"graphql({remote.name}): {exc}") from None
+
+
+class _Answered(Exception):
+    """A non-GraphQL answer (an `httpError`/`networkError` envelope from `fetch`'s reader)
+    carried out through gql, which wraps what its transport raises."""
+
+    def __init__(self, envelope: JSON) -> None:
+        super().__init__(envelope["errors"][0].get("message", ""))
+        self.envelope = envelope
+
+
+@lru_cache(maxsize=1)
+def _bounded_transport() -> Any:
+    """gql's aiohttp transport reading the body the way `fetch` does: chunk by chunk up to
+    `fetchMaxBytes`, JSON within `maxJsonDepth`/`maxJsonContainers` (large bodies parsed
+    off the loop), `Retry-After` of a 429/503 kept for `@retry`. A non-2xx answer whose
+    body is a GraphQL result (`errors`) stays a `graphqlError` (with its `status`); any
+    other is `fetch`'s `httpError`. Built on first use: gql is imported only here."""
+    from gql.transport.aiohttp import AIOHTTPTransport
+
+    from webpipe.middleware.fetch import read_response
+    from webpipe.wire import MAX_JSON_DEPTH
+
+    class BoundedTransport(AIOHTTPTransport):
+        limits: Any = None
+        status: int | None = None
+
+        async def _get_json_result(self, response: Any) -> Any:
+            self.response_headers = response.headers
+            self.status = response.status
+            limits = self.limits
+            bounds = min(limits.max_json_depth, MAX_JSON_DEPTH), limits.max_json_containers
+            read = await read_response(response, str(self.url), limits.fetch_max_bytes, *bounds)
+            if "response" in read:
+                return read["response"] if isinstance(read["response"], dict) else None
+            first = read["errors"][0]
+            if first.get("type") == "httpError":
+                result = _graphql_result(first.get("message"), bounds)
+                if result is not None:
+                    return result
+            raise _Answered(read)
+
+    return BoundedTransport
+
+
+def _graphql_result(text: Any, bounds: tuple[int, int]) -> dict[str, JSON] | None:
+    """A non-2xx body (at most 1 MiB, within the JSON bounds) that is a GraphQL result
+    with `errors`, else None."""
+    from webpipe.middleware.fetch import parse_body
+    from webpipe.wire import JsonOverLimit
+
+    try:
+        value = parse_body(text, *bounds) if isinstance(text, str) and len(text) < 1 << 20 \
+            else None
+    except JsonOverLimit:
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("errors"), list) else None
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

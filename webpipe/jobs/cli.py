@@ -48,12 +48,14 @@ def worker_command(app: Path, concurrency: int | None) -> None:
 async def _work(env: Any, app: Path, concurrency: int | None) -> None:
     from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
     from webpipe.jobs.run import start_jobs, stop_jobs
+    from webpipe.tracing import tracing_for
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    running = start_jobs(lambda: env, concurrency, force=True)
+    tracing = tracing_for(False)  # OTEL_* configure a worker's spans as a server's
+    running = start_jobs(lambda: env, concurrency, force=True, tracing=tracing)
     assert running is not None
     print(f"webpipe worker for {app} (concurrency {running.consumer.concurrency})",
           file=sys.stderr, flush=True)
@@ -63,6 +65,8 @@ async def _work(env: Any, app: Path, concurrency: int | None) -> None:
     await stop_jobs(running, PROCESS_TASKS.limits.shutdown_grace_ms / 1000)
     await PROCESS_TASKS.drain(5.0)
     await env.aclose()
+    if tracing is not None:
+        await asyncio.to_thread(tracing.shutdown)
     if "webpipe.pgembed" in sys.modules:
         from webpipe.pgembed import stop_embedded
 

@@ -32,6 +32,7 @@ from webpipe.metrics import METRICS
 if TYPE_CHECKING:
     from webpipe.executor.env import Env
     from webpipe.executor.plan import StepPlan
+    from webpipe.tracing import Tracer, Tracing
 
 log = logging.getLogger("webpipe.jobs")
 _DEPTH_SQL = ("SELECT count(*) AS depth, coalesce(extract(epoch FROM now() - min(created)), 0)"
@@ -45,8 +46,10 @@ class JobFailed(Exception):
 class Consumer:
     """Takes jobs from the app's database and runs them (see module docstring)."""
 
-    def __init__(self, env_of: Callable[[], Env], concurrency: int | None = None) -> None:
+    def __init__(self, env_of: Callable[[], Env], concurrency: int | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.env_of = env_of
+        self.tracing = tracing
         env = env_of()
         self.settings = settings(env)
         self.concurrency = concurrency or self.settings.concurrency
@@ -145,7 +148,8 @@ class Consumer:
         if isinstance(state, dict):
             state = {**state, "job": job_info}
         METRICS.job(where, "started")
-        value = await self._attempt(plan, state, env, payload.get("route", ""))
+        tracer = self.tracing.job(plan, payload.get("trace"), env) if self.tracing else None
+        value = await self._attempt(plan, state, env, payload.get("route", ""), tracer)
         if not is_failure(value):
             METRICS.job(where, "succeeded")
             if len(steps) > 1:  # the next plain step of the request, in declaration order
@@ -160,12 +164,15 @@ class Consumer:
         METRICS.job(where, "dead_lettered")
         await self._dead_letter(plan, first["input"], env, payload, value, attempt)
 
-    async def _attempt(self, plan: StepPlan, state: Any, env: Env, route: str) -> Any:
+    async def _attempt(self, plan: StepPlan, state: Any, env: Env, route: str,
+                       tracer: Tracer | None = None) -> Any:
         from webpipe.executor.background import end_request
         from webpipe.executor.context import RequestContext
         from webpipe.executor.steps import run_task_step
 
-        ctx = RequestContext(env_name=env.env_name, route=route, extras={"invocation": "job"})
+        ctx = RequestContext(env_name=env.env_name, route=route, extras={"invocation": "job"},
+                             tracer=tracer)
+        value: Any = {"error": "cancelled", "type": "cancelled"}  # a cancelled attempt's
         lifetime = PROCESS_TASKS.limits.background_lifetime_ms
         try:
             async with asyncio.timeout(lifetime / 1000):
@@ -176,6 +183,9 @@ class Consumer:
                      "type": "timeout"}
         except Exception as exc:  # a hard error of the step: a failed attempt
             value = {"error": str(exc)}
+        finally:
+            if tracer is not None:
+                tracer.task_ended(value)
         end_request(ctx, env, 500 if is_failure(value) else 200)  # what the step deferred
         return value
 

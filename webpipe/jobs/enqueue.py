@@ -56,8 +56,12 @@ def payloads(steps: list[tuple[StepPlan, Any]], env: Env, ctx: RequestContext,
         entry = {**identity_of(plan, env), "name": plan.name, "input": state}
         (alone.append([entry]) if plan.tags.async_name else chain.append(entry))
     jobs = ([chain] if chain else []) + alone
-    return [orjson.dumps({"route": ctx.route_label, "requestId": request_id, "steps": job})
-            for job in jobs]
+    head: dict[str, Any] = {"route": ctx.route_label, "requestId": request_id}
+    if ctx.tracer is not None:  # the job's span links to the request's (spec/tracing.md)
+        carrier: dict[str, str] = {}
+        ctx.tracer.inject(carrier)
+        head["trace"] = carrier
+    return [orjson.dumps({**head, "steps": job}) for job in jobs]
 
 
 async def write(env: Env, jobs: list[bytes]) -> None:

@@ -23,6 +23,7 @@ from webpipe.jobs.identity import durable_index
 if TYPE_CHECKING:
     from webpipe.executor.env import Env
     from webpipe.jobs.consumer import Consumer
+    from webpipe.tracing import Tracing
 
 log = logging.getLogger("webpipe.jobs")
 NO_JOBS_ENV = "WEBPIPE_NO_JOBS"
@@ -35,13 +36,13 @@ class RunningJobs:
 
 
 def start_jobs(env_of: Callable[[], Env], concurrency: int | None = None,
-               *, force: bool = False) -> RunningJobs | None:
+               *, force: bool = False, tracing: Tracing | None = None) -> RunningJobs | None:
     """Start a consumer task when the app has durable steps (or `force`, the worker)."""
     if not force and (os.environ.get(NO_JOBS_ENV) or not durable_index(env_of())):
         return None
     from webpipe.jobs.consumer import Consumer
 
-    consumer = Consumer(env_of, concurrency)
+    consumer = Consumer(env_of, concurrency, tracing)
     task = PROCESS_TASKS.start(_consume(consumer), TaskInfo("", "jobs consumer", "internal",
                                                             ""))
     return RunningJobs(consumer, task)

@@ -31,7 +31,6 @@ BUILTIN_MIDDLEWARE: dict[str, str] = {
     "cache": "webpipe.middleware.cache:CacheMiddleware",
     "rateLimit": "webpipe.middleware.rate_limit:RateLimitMiddleware",
     "stdin": "webpipe.middleware.stdin:StdinMiddleware",
-    "join": "webpipe.middleware.join:JoinMiddleware",
 }
 
 # Names the reference registers that webpipe does not implement (spec: out of scope).
@@ -42,6 +41,7 @@ UNSUPPORTED_MIDDLEWARE: dict[str, str] = {
 }
 
 ENTRY_POINT_GROUP = "webpipe.middleware"
+RESERVED_STEPS = frozenset({"join", "pipeline"})  # planned by the executor itself
 
 
 class Registry:
@@ -60,6 +60,9 @@ class Registry:
 
     def register(self, name: str, impl: str | type[Middleware], *, replace: bool = False,
                  origin: str = "") -> None:
+        if name in RESERVED_STEPS:
+            raise ConfigError(f"middleware {name!r} from {origin or impl!r}: {name!r} is a step "
+                              "of the language itself and cannot be registered")
         if name in self.table and not replace:
             raise ConfigError(f"middleware {name!r} from {origin or impl!r} would shadow an "
                               "existing one; pass replace=True to allow it")

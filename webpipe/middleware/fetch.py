@@ -22,7 +22,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import aiohttp
@@ -112,6 +112,11 @@ class FetchMiddleware(BaseMiddleware):
             request = request_from_args(call.args)
         else:
             request = request_from_state(state, prepared.url)
+        tracer = call.ctx.tracer if call.ctx is not None else None
+        if tracer is not None:  # W3C traceparent of this step (spec/tracing.md)
+            headers = dict(request.headers or {})
+            tracer.inject(headers)
+            request = replace(request, headers=headers)
         payload = await self.send(request)
         if call.target is not None or "errors" in payload:
             return StepResult(payload)
@@ -167,7 +172,7 @@ class FetchMiddleware(BaseMiddleware):
         limits = self.limits
         cap = limits.fetch_max_bytes if request.max_bytes is None else request.max_bytes
         try:
-            return await _read_response(response, request.url, cap,
+            return await read_response(response, request.url, cap,
                                         min(limits.max_json_depth, MAX_JSON_DEPTH),
                                         limits.max_json_containers)
         finally:
@@ -292,8 +297,10 @@ def _show(value: JSON) -> str:
 # ---- response -----------------------------------------------------------------------------
 
 
-async def _read_response(response: aiohttp.ClientResponse, url: str, cap: int,
-                         max_depth: int, max_containers: int) -> dict[str, JSON]:
+async def read_response(response: aiohttp.ClientResponse, url: str, cap: int,
+                        max_depth: int, max_containers: int) -> dict[str, JSON]:
+    """The success payload (`response`, `status`, `headers`) or an `httpError`/`networkError`
+    envelope; past `cap` or the JSON bounds, a `StepError` (shared with remote GraphQL)."""
     try:
         raw = await read_capped(response, cap, url)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:

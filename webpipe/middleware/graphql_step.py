@@ -99,7 +99,8 @@ class GraphqlMiddleware(BaseMiddleware):
         if remote is None:
             raise StepError(f"graphql({name}): no remote named {name!r}")
         variables = operation_variables(state, call.args[1:])
-        data = await execute_remote(env, remote, text, variables, call.timeout_ms)
+        data = await execute_remote(env, remote, text, variables, call.timeout_ms,
+                                    call.ctx.tracer if call.ctx is not None else None)
         if isinstance(data, dict) and "errors" in data and len(data) == 1:
             return StepResult(data)  # a fetch-style envelope
         return StepResult(smart_unwrap({"data": data}, call.target))

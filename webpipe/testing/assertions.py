@@ -1,7 +1,9 @@
 """Assertions of `it` blocks (spec/testing.md §6-§7, messages §9).
 
-`check()` returns None when an assertion passes and a failure message otherwise; it
-raises `TestValueError` when the test must *error* (an invalid regex in `output matches`).
+`check()` returns None when an assertion passes and a `Failure` otherwise (the reference's
+message, the assertion's span, and for `output` and `call` assertions the expected and actual
+values, which the reports show without `--verbose`); it raises `TestValueError` when the test
+must *error* (an invalid regex in `output matches`).
 Comparison: deep equality with numbers compared by value (but booleans never equal
 numbers), containment as §7.2, regex search over the output's text.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webpipe.jqlib import JqError, compile_jq
+from webpipe.source import Span
 from webpipe.syntax import nodes as n
 from webpipe.testing.values import TestValueError, eval_jq, expected_value, raw_text
 
@@ -24,6 +27,15 @@ class TestOutcome:
     content_type: str
     output: Any
     calls: dict[str, list[Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed assertion. `values` is (expected, actual) when the message lacks them."""
+
+    message: str
+    span: Span | None = None
+    values: tuple[Any, Any] | None = None
 
 
 def equal(a: Any, b: Any) -> bool:
@@ -66,7 +78,15 @@ def search(pattern: Any, subject: str) -> bool:
 
 
 def check(a: n.Assertion, out: TestOutcome, variables: dict[str, Any],
-          verbose: bool) -> str | None:
+          verbose: bool) -> Failure | None:
+    found = _judge(a, out, variables, verbose)
+    if isinstance(found, str):
+        return Failure(found, a.span)
+    return found
+
+
+def _judge(a: n.Assertion, out: TestOutcome, variables: dict[str, Any],
+           verbose: bool) -> Failure | str | None:
     match a:
         case n.FieldAssertion(subject="status"):
             return _status(a, out, variables)
@@ -112,7 +132,7 @@ def _status(a: n.FieldAssertion, out: TestOutcome, variables: dict[str, Any]) ->
 
 
 def _output(a: n.FieldAssertion, out: TestOutcome, variables: dict[str, Any],
-            verbose: bool) -> str | None:
+            verbose: bool) -> Failure | str | None:
     actual = out.output
     want = expected_value(a.value, variables)
     if a.path is not None:
@@ -131,7 +151,7 @@ def _output(a: n.FieldAssertion, out: TestOutcome, variables: dict[str, Any],
             ok, failure = search(want, as_text(actual)), "output does not match regex"
         case _:
             return _unsupported(a, variables)
-    return None if ok else failure + details
+    return None if ok else Failure(failure + details, a.span, None if verbose else (want, actual))
 
 
 def header_value(output: Any, name: str) -> str | None:
@@ -167,14 +187,14 @@ def _header(a: n.FieldAssertion, out: TestOutcome, variables: dict[str, Any]) ->
     return None if ok else f"header '{name}' {a.op} {want!r} failed: got {actual!r}"
 
 
-def _call(a: n.CallAssertion, out: TestOutcome, variables: dict[str, Any]) -> str | None:
+def _call(a: n.CallAssertion, out: TestOutcome, variables: dict[str, Any]) -> Failure | None:
     want = eval_jq(a.value.text, variables, f"call assertion `{a.kind} {a.name}`")
     keys = [f"{a.kind}.{a.name}", f"{a.kind[:1].upper()}{a.kind[1:]}.{a.name}"]
     calls = next((out.calls[k] for k in keys if out.calls.get(k)), None)
     target = f"{a.kind} {a.name}"
     if not calls:
-        return f"{target} was never called"
+        return Failure(f"{target} was never called", a.span)
     if any(contains(call, want) for call in calls):
         return None
-    return (f"Expected {target} to be called with {as_text(want)}, "
-            "but no matching call found")
+    return Failure(f"Expected {target} to be called with {as_text(want)}, "
+                   "but no matching call found", a.span, (want, calls))

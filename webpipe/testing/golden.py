@@ -1,5 +1,6 @@
 """Golden files for `webpipe test --golden DIR`: each test's response, recorded once and
-compared on every later run (`--update` rewrites them).
+compared on every later run (`--update` rewrites them, and removes the files of tests
+that no longer exist).
 
 A golden file is `DIR/<describe>/<it>.json` holding the status, the content type, the
 response headers the pipeline sets (`setHeaders`, `setCookies`) and the body. A mismatch
@@ -11,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +54,20 @@ def check_golden(outcome: TestOutcome, path: Path, update: bool) -> tuple[str | 
                                         actual.splitlines(keepends=True),
                                         fromfile=str(path), tofile="actual"))
     return f"golden file differs (run with --update to accept):\n{diff}", False
+
+
+def orphans(directory: Path, names: Iterable[tuple[str, str]]) -> list[Path]:
+    """Golden files under `directory` that no test (describe, it) of the program owns: a
+    test was renamed or removed, and its old response would otherwise lie there unseen."""
+    if not directory.is_dir():
+        return []
+    owned = {golden_path(directory, describe, name) for describe, name in names}
+    return sorted(p for p in directory.glob("*/*.json") if p not in owned)
+
+
+def remove(paths: Iterable[Path]) -> None:
+    """Delete orphan golden files, then their describe folders if that left them empty."""
+    for path in paths:
+        path.unlink()
+        if not any(path.parent.iterdir()):
+            path.parent.rmdir()

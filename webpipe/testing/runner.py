@@ -9,7 +9,8 @@ pipeline error, a bad jq input, an unknown pipeline).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from webpipe.routing import Router
 from webpipe.server import build_served
 from webpipe.source import Span
 from webpipe.syntax import nodes as n
-from webpipe.testing.assertions import TestOutcome, check
+from webpipe.testing.assertions import Failure, TestOutcome, check
 from webpipe.testing.mocks import MockInvoker, MockSet
 from webpipe.testing.request import build_test_request
 from webpipe.testing.values import TestValueError, eval_jq, let_value, render
@@ -41,6 +42,7 @@ class CaseResult:
     span: Span | None = None
     outcome: TestOutcome | None = None
     recorded: bool = False
+    failures: list[Failure] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -55,20 +57,31 @@ class TestError(Exception):
         self.message, self.span = message, span
 
 
-async def run_tests(env: Env, *, pattern: str | None = None, verbose: bool = False,
-                    golden: Path | None = None, update: bool = False) -> list[CaseResult]:
-    router = build_served(env).router
-    results: list[CaseResult] = []
+def selected_tests(env: Env, pattern: str | None = None,
+                   ) -> Iterator[tuple[n.Describe, n.It]]:
+    """Every `it` of the program (imported modules too) in run order whose
+    `describe :: it` title contains `pattern` (any case), or all of them."""
     for _module, item in env.index.all_items(n.Describe):
         assert isinstance(item, n.Describe)
         for test in item.tests:
-            title = f"{item.name} :: {test.name}"
-            if pattern and pattern.lower() not in title.lower():
-                continue
-            result = await run_case(env, router, item, test, verbose)
-            if golden is not None and result.outcome is not None and not result.errored:
-                _golden(result, result.outcome, golden, update)
-            results.append(result)
+            if not pattern or pattern.lower() in f"{item.name} :: {test.name}".lower():
+                yield item, test
+
+
+async def run_tests(env: Env, *, pattern: str | None = None, verbose: bool = False,
+                    golden: Path | None = None, update: bool = False,
+                    fail_fast: bool = False) -> list[CaseResult]:
+    """Run the tests `pattern` selects; with `fail_fast`, stop after the first that does
+    not pass."""
+    router = build_served(env).router
+    results: list[CaseResult] = []
+    for describe, test in selected_tests(env, pattern):
+        result = await run_case(env, router, describe, test, verbose)
+        if golden is not None and result.outcome is not None and not result.errored:
+            _golden(result, result.outcome, golden, update)
+        results.append(result)
+        if fail_fast and not result.passed:
+            break
     return results
 
 
@@ -80,6 +93,7 @@ def _golden(result: CaseResult, outcome: TestOutcome, directory: Path, update: b
     if failure is not None:
         result.passed = False
         result.message = f"{result.message}; {failure}" if result.message else failure
+        result.failures.append(Failure(failure, result.span))
 
 
 async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.Describe,
@@ -89,20 +103,21 @@ async def run_case(env: Env, router: Router[tuple[n.Route, bool]], describe: n.D
     try:
         variables = {let.name: let_value(let.value) for let in (*describe.lets, *test.lets)}
         mocks = _mocks(describe.mocks, variables).overlay(_mocks(test.mocks, variables))
-        outcome, not_found = await _trigger(env, router, test, variables, mocks)
-        messages = [m for a in test.assertions
-                    if (m := check(a, outcome, variables, verbose)) is not None]
+        outcome, not_found = await _trigger(env, router, test, variables, mocks,
+                                            result.title)
+        failures = [f for a in test.assertions
+                    if (f := check(a, outcome, variables, verbose)) is not None]
     except TestValueError as exc:
         return _errored(result, exc.args[0], test.span)
     except TestError as exc:
         return _errored(result, exc.message, exc.span or test.span)
     except WebpipeError as exc:
         return _errored(result, exc.message, exc.span or test.span)
-    if not messages and not_found:
-        messages = [not_found]
-    result.outcome = outcome
-    result.passed = not messages
-    result.message = "; ".join(messages) or None
+    if not failures and not_found:
+        failures = [Failure(not_found, test.trigger.span)]
+    result.outcome, result.failures = outcome, failures
+    result.passed = not failures
+    result.message = "; ".join(f.message for f in failures) or None
     return result
 
 
@@ -143,8 +158,19 @@ def _clause(test: n.It, kind: str, variables: dict[str, Any], default: Any) -> A
 
 
 async def _trigger(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
-                   variables: dict[str, Any], mocks: MockSet) -> tuple[TestOutcome, str | None]:
+                   variables: dict[str, Any], mocks: MockSet, title: str = "",
+                   ) -> tuple[TestOutcome, str | None]:
     ctx = RequestContext(call_log={}, invoker=MockInvoker(mocks), extras={"invocation": "test"})
+    if env.debugger is not None:  # `test --inspect`: the test is a frame (spec/debugger.md)
+        return await env.debugger.run_test(
+            title, test.span, variables, env, ctx,
+            lambda: _run_trigger(env, router, test, variables, mocks, ctx))
+    return await _run_trigger(env, router, test, variables, mocks, ctx)
+
+
+async def _run_trigger(env: Env, router: Router[tuple[n.Route, bool]], test: n.It,
+                       variables: dict[str, Any], mocks: MockSet, ctx: RequestContext,
+                       ) -> tuple[TestOutcome, str | None]:
     trigger = test.trigger
     match trigger:
         case n.CallTrigger():
