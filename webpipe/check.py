@@ -9,7 +9,7 @@ partials and variables. Errors make `check` exit 1; warnings do not.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
@@ -54,7 +54,10 @@ VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "
 _PARTIAL = re.compile(r"\{\{#?>\s*([A-Za-z0-9_/.-]+)")
 
 
-def check_file(path: str | Path) -> list[Diagnostic]:
+def check_file(path: str | Path, *, db: bool = False,
+               announce: Callable[[str], None] | None = None) -> list[Diagnostic]:
+    """Every problem of the program at `path`; with `db`, its SQL prepared on the app's
+    database as well (webpipe.sqlcheck, `check --db`)."""
     with gc_paused():
         try:
             env = load_program(path)
@@ -63,7 +66,12 @@ def check_file(path: str | Path) -> list[Diagnostic]:
             return _every_syntax_error(exc)
         except WebpipeError as exc:
             return [exc.diagnostic()]
-        return check_env(env)
+        found = check_env(env)
+        if db:
+            from webpipe.sqlcheck.check import database_diagnostics
+
+            found = sorted(found + database_diagnostics(env, announce), key=_order)
+        return found
 
 
 def _every_syntax_error(first: WpSyntaxError) -> list[Diagnostic]:

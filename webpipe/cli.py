@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import click
 
 from webpipe import __version__
-from webpipe.errors import WebpipeError
+from webpipe.errors import Diagnostic, WebpipeError
 
 # Commands defined in their own modules, imported only when used ("name": "module:attr").
 LAZY_COMMANDS: dict[str, str] = {
@@ -151,10 +151,12 @@ def completion(shell: str) -> None:
               help="The debugger's port.")
 @click.option("--trace", is_flag=True,
               help="Print each request's step timings as collapsed stacks (speedscope).")
+@click.option("--no-db-check", is_flag=True,
+              help="Do not prepare the SQL statements on the database at start.")
 def serve(file: Path | None, host: str | None, port: int | None, address: str | None,
           reload: bool, workers: int, metrics: bool, log_level: str | None,
           no_access_log: bool, log_format: str, production: bool, no_jobs: bool,
-          inspect: bool, inspect_port: int, trace: bool) -> None:
+          inspect: bool, inspect_port: int, trace: bool, no_db_check: bool) -> None:
     """Serve FILE (default: the project's app) over HTTP."""
     import os
 
@@ -169,6 +171,8 @@ def serve(file: Path | None, host: str | None, port: int | None, address: str | 
                                "pauses requests of one process")
     if no_jobs:  # read where the consumer starts, in this process and uvicorn's workers
         os.environ["WEBPIPE_NO_JOBS"] = "1"
+    if no_db_check:  # read by load_checked, at start and on each reload
+        os.environ["WEBPIPE_DB_CHECK"] = "0"
     defaults = LogSettings.from_env()
     settings = LogSettings(log_level or defaults.level, not no_access_log, log_format,
                            production or defaults.production)
@@ -185,17 +189,25 @@ def serve(file: Path | None, host: str | None, port: int | None, address: str | 
 @cli.command()
 @click.argument("paths", nargs=-1, type=FILES_OR_DIRS)
 @click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
-def check(paths: tuple[Path, ...], as_json: bool) -> None:
+@click.option("--db", is_flag=True,
+              help="Also prepare every SQL statement on the app's database (spec/sqlcheck.md).")
+def check(paths: tuple[Path, ...], as_json: bool, db: bool) -> None:
     """Report every problem in PATHS (files, or folders walked for *.wp; default: the
     project's app); exit 1 if there is an error."""
     from webpipe.check import check_file
+    from webpipe.serve import load_dotenv_files
 
     files = _wp_files(paths) if paths else [_app(None)]
     # one-shot: the cyclic collector would only walk the loaded program once before exit
     # (about a sixth of a large file's check); its garbage goes with the process
     gc.disable()
+    diagnostics: list[Diagnostic] = []
+    for f in files:
+        if db:
+            load_dotenv_files(f.parent)  # the database settings, as serve reads them
+        diagnostics += check_file(f, db=db, announce=None if as_json else _to_stderr)
     # a module checked on its own and through an app that imports it reports once
-    diagnostics = list(dict.fromkeys(d for f in files for d in check_file(f)))
+    diagnostics = list(dict.fromkeys(diagnostics))
     if as_json:
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))
     else:
@@ -206,6 +218,10 @@ def check(paths: tuple[Path, ...], as_json: bool) -> None:
         click.echo(f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)",
                    err=True)
     sys.exit(1 if any(d.severity == "error" for d in diagnostics) else 0)
+
+
+def _to_stderr(message: str) -> None:
+    click.echo(message, err=True)
 
 
 @cli.command()
