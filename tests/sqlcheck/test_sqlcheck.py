@@ -405,3 +405,30 @@ async def test_serve_reload_waits_for_the_migration_that_fixes_a_statement(
     finally:
         proc.kill()
         await proc.wait()
+
+
+SELF_MADE = '''GET /setup
+  |> pg: `CREATE TABLE IF NOT EXISTS notes (id SERIAL PRIMARY KEY, body TEXT)`
+
+GET /notes
+  |> pg: `SELECT id, body FROM notes`
+'''
+
+
+def test_serve_starts_a_program_that_creates_its_tables_at_run_time(
+        tmp_path: Path, db_url: str) -> None:
+    """No migrations and a `CREATE TABLE` in a step: the table may not exist yet at start, so
+    `serve` warns where `check --db` refuses; with migrations the schema is declared and
+    `serve` refuses as `check --db` does."""
+    from webpipe.sqlcheck.check import serve_diagnostics
+
+    app = write_app(tmp_path, SELF_MADE)
+    refused = [d for d in check_file(app, db=True) if d.code == "sql"]
+    assert [(d.severity, d.span.line if d.span else 0) for d in refused] == [("error", 5)]
+    served = serve_diagnostics(load_program(app))
+    assert [(d.severity, d.code) for d in served] == [("warning", "sql")]
+    assert served[0].message == refused[0].message
+    assert f"creates tables at run time ({app}:2)" in served[0].notes[-1]
+    write_app(tmp_path, SELF_MADE, ("20260101000000", USERS))
+    assert [d.severity for d in serve_diagnostics(load_program(app))
+            if d.code == "sql"] == ["error"]

@@ -40,6 +40,10 @@ BINDINGS = ("text", "int8")  # how `pg` binds a route parameter: a string, or an
 log = logging.getLogger("webpipe.serve")
 SWITCH = "WEBPIPE_DB_CHECK"  # "0": serve skips the database check
 MULTIPLE = "cannot insert multiple commands into a prepared statement"
+# undefined table, column, object, function, schema: what a program's own DDL may create
+MISSING = frozenset({"42P01", "42703", "42704", "42883", "3F000"})
+_CREATES = re.compile(r"\bcreate\s+(?:or\s+replace\s+)?(?:(?:temp|temporary|unlogged)\s+)?"
+                      r"(?:table|view|materialized\s+view|function|schema|type)\b", re.I)
 _WORD = re.compile(r'"(?:[^"]|"")*"|[\w$.]+|\S')
 
 
@@ -51,6 +55,8 @@ class SqlReport:
     prepared: dict[str, Prepared] = field(default_factory=dict)  # by SQL text
     database: str = ""
     statements: int = 0  # distinct texts prepared
+    missing: list[Diagnostic] = field(default_factory=list)  # errors of MISSING sqlstates
+    creates: Site | None = None  # the first statement that creates a table, view, ...
 
 
 async def check_sql(env: Env, *, start_embedded: bool = True) -> SqlReport:
@@ -81,11 +87,17 @@ async def check_sql(env: Env, *, start_embedded: bool = True) -> SqlReport:
             "statements were checked on the schema the migrations make; apply them with "
             f"`webpipe migrate up {env.index.main.path.name}`", None, "warning",
             "sql-migrations"))
+    missing: list[Diagnostic] = []
     for site in sites:
-        found += site_diagnostics(site, prepared[site.sql])
+        mine = site_diagnostics(site, prepared[site.sql])
+        found += mine
+        problem = prepared[site.sql].problem
+        if problem is not None and problem.sqlstate in MISSING:
+            missing += mine
     for use in uses:
         found += use_diagnostics(use, prepared.get(use.site.sql), answers)
-    return SqlReport(found, prepared, target.description, len(prepared))
+    creates = next((site for site in sites if _CREATES.search(site.sql)), None)
+    return SqlReport(found, prepared, target.description, len(prepared), missing, creates)
 
 
 def check_sql_blocking(env: Env, *, start_embedded: bool = True) -> SqlReport:
@@ -228,4 +240,18 @@ def serve_diagnostics(env: Env) -> list[Diagnostic]:
     if report.statements:
         log.info("SQL checked: %d statement(s) prepared on the %s", report.statements,
                  report.database)
-    return report.diagnostics
+    return _run_time_schema(env, report)
+
+
+def _run_time_schema(env: Env, report: SqlReport) -> list[Diagnostic]:
+    """A program without migrations that creates tables itself (a `CREATE TABLE` in a step)
+    may make at run time what the database lacks at start: a missing table, column or
+    function is then a warning for `serve`, not a refusal (`check --db` keeps the error)."""
+    site = report.creates
+    if site is None or not report.missing or (env.base_dir / MIGRATIONS_DIR).is_dir():
+        return report.diagnostics
+    where = site.span()
+    note = (f"the program creates tables at run time ({where.source.name}:{where.line}): "
+            "serve starts anyway; add migrations to have this refused")
+    return [Diagnostic(d.message, d.span, "warning", d.code, (*d.notes, note))
+            if d in report.missing else d for d in report.diagnostics]
