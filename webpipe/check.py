@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from webpipe.check_calls import check_test_calls
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
 from webpipe.executor.plan import StepPlan, hedge_args, is_count, walk_tags
@@ -25,6 +26,7 @@ from webpipe.loader import Module
 from webpipe.middleware.breaker import CONFIG_KEYS as BREAKER_KEYS
 from webpipe.program import gc_paused, load_program
 from webpipe.server import build_served
+from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
 from webpipe.syntax.recover import all_syntax_errors
 
@@ -75,7 +77,8 @@ def _every_syntax_error(first: WpSyntaxError) -> list[Diagnostic]:
 
 
 def check_env(env: Env) -> list[Diagnostic]:
-    found = list(env.diagnostics)
+    calls = check_test_calls(env)  # first: it may add the GraphQL endpoint's warning
+    found = list(env.diagnostics) + calls
     for module in env.index.modules:
         found += check_configs(module)
         for pipeline in module_pipelines(module):
@@ -116,14 +119,20 @@ def check_configs(module: Module) -> list[Diagnostic]:
         if block.name.startswith(REMOTE_PREFIX):  # a remote GraphQL endpoint
             known = REMOTE_KEYS | {p.key for p in block.props if p.key.startswith("header")}
         if known is None:
-            out.append(Diagnostic(f"config block {block.name!r} is not read by webpipe",
+            hint = did_you_mean(block.name, CONFIG_KEYS)
+            out.append(Diagnostic(f"config block {block.name!r} is not read by webpipe{hint}",
                                   block.span, "warning", "unknown-config"))
             continue
-        out += [Diagnostic(f"unknown key {p.key!r} in config {block.name} "
-                           f"(ignored; known: {', '.join(sorted(known))})", p.span, "warning",
+        out += [Diagnostic(_unknown_key(p.key, block.name, known), p.span, "warning",
                            "unknown-config")
                 for p in block.props if p.key not in known]
     return out
+
+
+def _unknown_key(key: str, block: str, known: set[str]) -> str:
+    hint = did_you_mean(key, known)
+    listed = "" if hint else f"; known: {', '.join(sorted(known))}"
+    return f"unknown key {key!r} in config {block} (ignored{listed}){hint}"
 
 
 def check_pipeline(env: Env, module: Module, pipeline: n.Pipeline, *, in_foreach: bool,
@@ -170,7 +179,8 @@ def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[st
                                       "declares it", step.span, code="unknown-task"))
     if plan.kind == "middleware" and step.config_kind is n.ConfigKind.IDENT \
             and step.name in VARIABLE_MIDDLEWARE and plan.auto_name is None:
-        out.append(Diagnostic(f"unknown {step.name} variable {step.config!r}", step.span,
+        hint = did_you_mean(step.config or "", env.index.variable_names(module, step.name))
+        out.append(Diagnostic(f"unknown {step.name} variable {step.config!r}{hint}", step.span,
                               code="unknown-variable"))
     out += check_hedge_method(plan)
     if plan.kind == "middleware" and step.name in ("handlebars", "mustache"):
@@ -255,17 +265,22 @@ def _declared_anywhere(env: Env, name: str) -> bool:
 def check_partials(env: Env, step: n.MiddlewareStep, template: str) -> list[Diagnostic]:
     known = set(env.variables_of("handlebars")) | set(env.variables_of("mustache"))
     missing = {m.group(1) for m in _PARTIAL.finditer(template)} - known - {"@partial-block"}
-    return [Diagnostic(f"unknown partial {name!r}", step.span, code="unknown-partial")
+    return [Diagnostic(f"unknown partial {name!r}{did_you_mean(name, known)}", step.span,
+                       code="unknown-partial")
             for name in sorted(missing)]
+
+
+def _unknown_tag(name: str) -> str:
+    known = {"@" + t for t in KNOWN_TAGS}
+    hint = did_you_mean("@" + name, known)
+    return f"unknown tag @{name}{hint or ' (known: ' + ', '.join(sorted(known)) + ')'}"
 
 
 def check_tags(expr: n.TagExpr) -> list[Diagnostic]:
     out = []
     for tag in walk_tags(expr):
         if tag.name not in KNOWN_TAGS:
-            out.append(Diagnostic(f"unknown tag @{tag.name} (known: "
-                                  f"{', '.join('@' + t for t in sorted(KNOWN_TAGS))})",
-                                  tag.span, code="unknown-tag"))
+            out.append(Diagnostic(_unknown_tag(tag.name), tag.span, code="unknown-tag"))
         elif tag.name in ONE_ARG_TAGS and len(tag.args) != 1:
             out.append(Diagnostic(f"@{tag.name} takes exactly one argument", tag.span,
                                   code="bad-tag"))

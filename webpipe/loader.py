@@ -73,6 +73,15 @@ class ProgramIndex:
             return self.pipelines.get((id(target), bare)) if target else None
         return self.pipelines.get((id(module), name)) or self.global_pipelines.get(name)
 
+    def pipeline_names(self, module: Module) -> set[str]:
+        """Every name `module` can call a pipeline by (for did-you-mean suggestions)."""
+        return {name for _, name in self.pipelines} | _qualified(module, self.pipelines)
+
+    def variable_names(self, module: Module, kind: str) -> set[str]:
+        """Every name `module` can use a `kind` variable by (for suggestions)."""
+        table = {(m, name): v for (m, k, name), v in self.variables.items() if k == kind}
+        return {name for _, name in table} | _qualified(module, table)
+
     def all_items(self, kind: type[n.Item]) -> Iterator[tuple[Module, n.Item]]:
         for module in self.modules:
             for item in module.program.items:
@@ -88,6 +97,12 @@ class ProgramIndex:
         """Modules whose config blocks count: direct imports first, then the main file."""
         direct = [m for m in self.main.aliases.values() if m is not self.main]
         return [*direct, self.main]
+
+
+def _qualified(module: Module, table: dict[tuple[int, str], object]) -> set[str]:
+    """`alias::name` for every name in `table` that one of `module`'s aliases reaches."""
+    return {f"{alias}::{name}" for alias, target in module.aliases.items()
+            for owner, name in table if owner == id(target)}
 
 
 def load_source(source: Source, path: Path | None = None) -> ProgramIndex:

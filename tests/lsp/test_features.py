@@ -65,7 +65,7 @@ def test_check_diagnostics_match_webpipe_check(tmp_path: Path) -> None:
     text = "GET /a\n  |> jqq: `.`\n  |> jq: `.` @nope\n"
     found = analyze(text, tmp_path / "app.wp")
     messages = [(d.span.line if d.span else 0, d.message) for d in found.diagnostics]
-    assert (2, "unknown middleware 'jqq'") in messages
+    assert (2, "unknown middleware 'jqq'; did you mean 'jq'?") in messages
     assert any(line == 3 and "unknown tag @nope" in m for line, m in messages)
 
 

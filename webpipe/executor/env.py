@@ -30,6 +30,7 @@ from webpipe.limits import Limits, limits_of
 from webpipe.loader import Module, ProgramIndex
 from webpipe.middleware import Registry
 from webpipe.middleware.base import Middleware
+from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -241,8 +242,9 @@ def plan_step(env: Env, module: Module, step: n.MiddlewareStep) -> StepPlan:
     if step.name not in env.registry:
         if step.config is None:
             return _pipeline_call(env, module, step.name, step.name, base)
+        hint = did_you_mean(step.name, env.registry.names())
         return StepPlan(kind="missing", name=step.name,
-                        missing=f"unknown middleware {step.name!r}", **base)  # type: ignore[arg-type]
+                        missing=f"unknown middleware {step.name!r}{hint}", **base)  # type: ignore[arg-type]
     return _middleware_plan(env, module, step, base)
 
 
@@ -250,8 +252,13 @@ def _pipeline_call(env: Env, module: Module, target: str, name: str,
                    base: dict[str, Any]) -> StepPlan:
     callee = env.index.pipeline(module, target)
     if callee is None:
-        what = "middleware or pipeline" if name == target else "pipeline"
-        return StepPlan(kind="missing", name=name, missing=f"unknown {what} {target!r}", **base)
+        known = env.index.pipeline_names(module)
+        what = "pipeline"
+        if name == target:  # `|> name` could be either
+            what, known = "middleware or pipeline", known | set(env.registry.names())
+        hint = did_you_mean(target, known)
+        return StepPlan(kind="missing", name=name, missing=f"unknown {what} {target!r}{hint}",
+                        **base)
     return StepPlan(kind="pipeline", name=name, callee=callee, config=target, **base)
 
 
