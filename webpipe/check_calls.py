@@ -68,7 +68,7 @@ def _message(router: Router[n.Route], method: str, path: str) -> str:
 def _filled(route: str, path: str) -> str:
     """`route` with its `:param` and `*rest` segments taken from `path`, where it has them."""
     given = path.split("/")
-    out = []
+    out: list[str] = []
     for i, segment in enumerate(route.split("/")):
         if segment[:1] == "*" and i < len(given):
             return "/".join([*out, *given[i:]])

@@ -9,7 +9,7 @@ then in a global table of every module (the module whose path sorts last wins a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +99,7 @@ class ProgramIndex:
         return [*direct, self.main]
 
 
-def _qualified(module: Module, table: dict[tuple[int, str], object]) -> set[str]:
+def _qualified(module: Module, table: Iterable[tuple[int, str]]) -> set[str]:
     """`alias::name` for every name in `table` that one of `module`'s aliases reaches."""
     return {f"{alias}::{name}" for alias, target in module.aliases.items()
             for owner, name in table if owner == id(target)}
