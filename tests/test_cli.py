@@ -30,7 +30,7 @@ def test_check_reports_all_problems_with_positions(tmp_path: Path) -> None:
     done = webpipe("check", str(app))
     assert done.returncode == 1
     assert "app.wp:2:3: error: unknown middleware 'nosuch'" in done.stderr
-    assert "app.wp:3:3: error: jq: JQ compilation error" in done.stderr
+    assert "app.wp:3:11: error: jq: JQ compilation error" in done.stderr  # at the `{`
     assert "app.wp:4:14: error: unknown tag @asynch" in done.stderr
     as_json = json.loads(webpipe("check", "--json", str(app)).stdout)
     assert {d["line"] for d in as_json} == {2, 3, 4}

@@ -85,7 +85,20 @@ def check_env(env: Env) -> list[Diagnostic]:
             found += check_pipeline(env, module, pipeline, in_foreach=False)
     found += check_unjoined(env)
     found += check_durable(env)
-    return sorted(found, key=_order)
+    return sorted(_unique(found), key=_order)
+
+
+def _unique(found: list[Diagnostic]) -> list[Diagnostic]:
+    """One of each: a broken variable is reported once, not by every step that uses it."""
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for d in found:
+        key = (d.message, d.severity, d.span.source.name, d.span.start, d.span.end) \
+            if d.span else (d.message, d.severity)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
 
 
 def check_unjoined(env: Env) -> list[Diagnostic]:

@@ -89,9 +89,17 @@ class CheckError(WebpipeError):
 
 
 class ConfigError(WebpipeError):
-    """A step's config or a config block cannot be used (raised at load time by prepare())."""
+    """A step's config or a config block cannot be used (raised at load time by prepare()).
+
+    `at` is where in the config text the problem is, when the embedded language says (1-based
+    line and column, and a width); the planner turns it into a span in the `.wp` file."""
 
     code = "config"
+
+    def __init__(self, message: str, *, span: Span | None = None,
+                 at: tuple[int, int, int] | None = None) -> None:
+        super().__init__(message, span=span)
+        self.at = at
 
 
 class StepError(WebpipeError):

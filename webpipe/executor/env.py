@@ -280,6 +280,7 @@ def _middleware_plan(env: Env, module: Module, step: n.MiddlewareStep,
     except ConfigError as exc:  # unsupported (the chart grammars): that error alone
         return StepPlan(kind="missing", name=step.name, missing=exc.message,
                         **{**base, "args": (), "arg_error": None})
+    plan.written_in = variable.span if variable is not None else step.span
     prepare_middleware(plan, mw)
     plan_hook = getattr(mw, "plan_step", None)  # a middleware that reads its raw arguments
     if plan_hook is not None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from webpipe.embedded import body_span
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.jqlib import JqError, JqProgram, compile_jq
 from webpipe.middleware.base import Middleware, StepCall, StepResult
@@ -60,6 +61,7 @@ class StepPlan:
     arg_error: str | None = None
     prepare_error: str | None = None
     prepare_span: Span | None = None  # where in the config the error is, when the step knows
+    written_in: Span | None = None  # the node the config text is written in (step or variable)
     callee: n.NamedPipeline | None = None
     join_names: tuple[str, ...] = ()
     tags: TaskTags = field(default_factory=TaskTags)
@@ -164,13 +166,22 @@ def parse_join_list(text: str) -> tuple[tuple[str, ...], str | None]:
 
 
 def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
+    """Prepare the step; an error inside the config points at its own line when the
+    middleware says where (`config_span`)."""
     plan.middleware = mw
     try:
         plan.prepared = mw.prepare(plan.config, plan.step.span)
     except ConfigError as exc:
         plan.prepare_error, plan.prepare_span = exc.message, exc.span
+        if exc.at is not None:
+            plan.prepare_span = config_span(plan, exc.at) or exc.span
         return
     plan.run_sync = getattr(mw, "run_sync", None)
+
+
+def config_span(plan: StepPlan, at: tuple[int, int, int]) -> Span | None:
+    """Line, column and width inside the step's config text, as a span of the `.wp` file."""
+    return body_span(plan.written_in or plan.step.span, plan.config, at)
 
 
 def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
