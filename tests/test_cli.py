@@ -149,7 +149,7 @@ def test_check_reports_every_syntax_error(tmp_path: Path) -> None:
     done = webpipe("check", "--json", str(app))
     assert done.returncode == 1
     found = [(d["line"], d["message"].split(":")[0]) for d in json.loads(done.stdout)]
-    assert [line for line, _ in found] == [2, 8, 9, 11, 13]
+    assert [line for line, _ in found] == [2, 6, 9, 11, 13]  # 6: where `end` is missing
     assert found[-1][1].startswith("unknown route method 'HEAD'")
 
 

@@ -25,10 +25,11 @@ from webpipe.limits import KEYS as LIMIT_KEYS
 from webpipe.loader import Module
 from webpipe.middleware.breaker import CONFIG_KEYS as BREAKER_KEYS
 from webpipe.program import gc_paused, load_program
+from webpipe.recovered import check_recovered, recovered_index
 from webpipe.server import build_served
 from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
-from webpipe.syntax.recover import all_syntax_errors
+from webpipe.syntax.recover import recover
 
 KNOWN_TAGS = {"env", "flag", "when", "guard", "async", "result", "error", "needs", "timeout",
               "retry", "failfast", "background", "dedup", "detached", "onError", "first",
@@ -62,18 +63,25 @@ def check_file(path: str | Path) -> list[Diagnostic]:
             env = load_program(path)
             build_served(env)  # route conflicts and GraphQL schema problems
         except WpSyntaxError as exc:
-            return _every_syntax_error(exc)
+            return _every_syntax_error(exc, Path(path))
         except WebpipeError as exc:
             return [exc.diagnostic()]
         return check_env(env)
 
 
-def _every_syntax_error(first: WpSyntaxError) -> list[Diagnostic]:
-    """All syntax errors of the file the first one is in (recovering item by item)."""
+def _every_syntax_error(first: WpSyntaxError, path: Path) -> list[Diagnostic]:
+    """All syntax errors of the file the first one is in (recovering item by item) and,
+    when that is the file checked, the problems of the items that parse."""
     if first.span is None:
         return [first.diagnostic()]
-    errors = all_syntax_errors(first.span.source)
-    return [e.diagnostic() for e in errors] or [first.diagnostic()]
+    source = first.span.source
+    recovery = recover(source)
+    found = [e.diagnostic() for e in recovery.errors] or [first.diagnostic()]
+    if Path(source.name).resolve() == path.resolve():
+        index = recovered_index(source, path, recovery)
+        if index is not None:
+            found += check_recovered(index, recovery)
+    return sorted(found, key=_order)
 
 
 def check_env(env: Env) -> list[Diagnostic]:

@@ -105,10 +105,13 @@ def _qualified(module: Module, table: Iterable[tuple[int, str]]) -> set[str]:
             for owner, name in table if owner == id(target)}
 
 
-def load_source(source: Source, path: Path | None = None) -> ProgramIndex:
-    """Load a program from text (imports resolve relative to `path`, default cwd)."""
+def load_source(source: Source, path: Path | None = None, *,
+                program: n.Program | None = None) -> ProgramIndex:
+    """Load a program from text (imports resolve relative to `path`, default cwd);
+    `program` is the source already parsed (what syntax recovery kept of it)."""
     loader = _Loader()
-    main = loader.load_module(source, (path or Path.cwd() / source.name).resolve(), ())
+    main = loader.load_module(source, (path or Path.cwd() / source.name).resolve(), (),
+                              program)
     main.is_main = True
     modules = sorted(loader.done.values(), key=lambda m: str(m.path))
     return ProgramIndex(main=main, modules=modules)
@@ -149,8 +152,9 @@ class _Loader:
     def __init__(self) -> None:
         self.done: dict[Path, Module] = {}
 
-    def load_module(self, source: Source, path: Path, chain: tuple[Path, ...]) -> Module:
-        module = Module(path=path, source=source, program=parse(source))
+    def load_module(self, source: Source, path: Path, chain: tuple[Path, ...],
+                    program: n.Program | None = None) -> Module:
+        module = Module(path=path, source=source, program=program or parse(source))
         self.done[path] = module
         for route in module.items(n.Route):
             assert isinstance(route, n.Route)

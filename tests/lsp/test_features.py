@@ -46,9 +46,9 @@ def test_clean_fixture_has_no_diagnostics(doc: Document) -> None:
     assert doc.index is not None
 
 
-def test_syntax_error_is_a_diagnostic_and_no_index() -> None:
+def test_syntax_error_is_a_diagnostic_and_the_broken_item_is_not_indexed() -> None:
     found = analyze("GET /a\n  |> jq: `.\n", DATA / "broken.wp")
-    assert found.index is None
+    assert found.index is not None and found.index.main.program.items == ()
     assert len(found.diagnostics) == 1
     assert found.diagnostics[0].code == "syntax"
     assert found.diagnostics[0].span is not None

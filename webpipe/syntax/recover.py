@@ -1,32 +1,112 @@
-"""Report every syntax error of a file, not just the first (for `webpipe check`).
+"""Report every syntax error of a file, and keep what parses (for `check` and the editor).
 
-After an error, the top-level item that contains it (from the nearest line above that starts
-an item at column 1 to the next such line below the error) is blanked out — replaced by
-spaces, so every offset, line and column stays the same — and the file is parsed again.
+A file that parses is returned as it is. Otherwise it is cut into top-level items at lines
+that start one at column 1 (`GET /path`, `pipeline NAME =`, `describe "…"`, `TYPE NAME =
+\\``, …), and each item is parsed alone, at its own offsets: the text before it is replaced
+by as many spaces and newlines, so lines, columns and the messages that name a line stay
+those of the file. The cut ignores backtick strings on purpose: an unclosed backtick then
+swallows the rest of its own item only, and the next route, pipeline or test is read again
+(resync at the next item). A line inside a string that looks like an item start could cut a
+good string in two, which is why the cut is made only once the whole file failed to parse.
+
+The items that failed are blanked (spaces, newlines kept) and the rest is parsed again as one
+program whose spans point into the original `Source`, so `check` and the language server
+can still check, outline and navigate everything else. Should that parse still fail (items
+that only parse together), the older loop takes over: blank the item at the error, parse
+again, until the file parses or `MAX_ERRORS` errors are found.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from webpipe.errors import WpSyntaxError
 from webpipe.source import Source
+from webpipe.syntax import nodes as n
 from webpipe.syntax.parser import parse
 
 _ITEM_START = re.compile(
-    r"^(?:(?:GET|POST|PUT|PATCH|DELETE|config|import|featureFlags|graphqlSchema|query|"
-    r"mutation|resolver|pipeline|describe)\b|[A-Za-z]+[ \t]+/"
-    r"|[A-Za-z0-9_][A-Za-z0-9_-]*[ \t]+[A-Za-z0-9_][A-Za-z0-9_-]*[ \t]*=)", re.M)
+    r"^(?:(?:GET|POST|PUT|PATCH|DELETE|config|import|featureFlags|graphqlSchema|resolver"
+    r"|pipeline|describe)\b|(?:query|mutation)[ \t]+[A-Za-z0-9_.]+[ \t]*="
+    r"|[A-Za-z]+[ \t]+/"
+    # a variable: any kind before a string, a step kind before anything (`pg q = SELECT 1`);
+    # not just `word word =`, which Lua written at column 1 has (`local x = 1`)
+    r"|[A-Za-z0-9_][A-Za-z0-9_-]*[ \t]+[A-Za-z0-9_][A-Za-z0-9_-]*[ \t]*=[ \t]*(?:`|\"\"\"|$)"
+    r"|(?:pg|jq|lua|js|handlebars|mustache|graphql|fetch)[ \t]+[A-Za-z0-9_][A-Za-z0-9_-]*[ \t]*=)",
+    re.M)
 MAX_ERRORS = 50
 
 
+@dataclass
+class Recovery:
+    """A file's syntax errors (none when it parses), and the program of the items that
+    parse (None when nothing could be kept)."""
+
+    errors: list[WpSyntaxError] = field(default_factory=list)
+    program: n.Program | None = None
+    dropped: list[tuple[int, int]] = field(default_factory=list)  # blanked offsets
+
+
 def all_syntax_errors(source: Source) -> list[WpSyntaxError]:
+    return recover(source).errors
+
+
+def recover(source: Source) -> Recovery:
+    try:
+        return Recovery(program=parse(source))
+    except WpSyntaxError:
+        pass
+    errors: list[WpSyntaxError] = []
+    dropped: list[tuple[int, int]] = []
+    for start, end in item_ranges(source.text):
+        try:
+            parse(Source(source.name, _padding(source.text, start) + source.text[start:end]))
+        except WpSyntaxError as exc:
+            errors.append(_rebase(exc, source))
+            dropped.append((start, end))
+    text = _blank(source.text, dropped)
+    try:
+        program = parse(source, text=text)
+    except WpSyntaxError:
+        return _one_by_one(source)
+    if not errors:  # every item parses alone, yet the file does not: no cut to trust
+        return _one_by_one(source)
+    return Recovery(errors[:MAX_ERRORS], program, dropped)
+
+
+def item_ranges(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of each top-level item; text before the first one is its own."""
+    starts = [m.start() for m in _ITEM_START.finditer(text)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    return list(zip(starts, [*starts[1:], len(text)], strict=True))
+
+
+def _padding(text: str, start: int) -> str:
+    """As long as `text[:start]`, with its newlines: an item starts a line, so every newline
+    may come last and lines and columns inside the item stay right."""
+    lines = text.count("\n", 0, start)
+    return " " * (start - lines) + "\n" * lines
+
+
+def _blank(text: str, ranges: list[tuple[int, int]]) -> str:
+    out, last = [], 0
+    for start, end in ranges:
+        out += [text[last:start], re.sub(r"[^\n]", " ", text[start:end])]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _one_by_one(source: Source) -> Recovery:
+    """The fallback: blank the item at each error in turn and parse again."""
     errors: list[WpSyntaxError] = []
     text = source.text
     while len(errors) < MAX_ERRORS:
         try:
-            parse(Source(source.name, text))
-            break
+            program = parse(source, text=text)
+            return Recovery(errors, program)
         except WpSyntaxError as exc:
             errors.append(_rebase(exc, source))
             start = exc.span.start if exc.span else len(text)
@@ -34,7 +114,7 @@ def all_syntax_errors(source: Source) -> list[WpSyntaxError]:
             if blanked == text:
                 break
             text = blanked
-    return errors
+    return Recovery(errors, None)
 
 
 def _rebase(exc: WpSyntaxError, source: Source) -> WpSyntaxError:
@@ -54,5 +134,4 @@ def _blank_item(text: str, pos: int) -> str:
         max((s for s in starts if s <= line_start), default=0)
     end = line_start if at_item_start else \
         min((s for s in starts if s > line_start), default=len(text))
-    chunk = re.sub(r"[^\n]", " ", text[begin:end])
-    return text[:begin] + chunk + text[end:]
+    return _blank(text, [(begin, end)])
