@@ -159,7 +159,8 @@ def _unbalanced_backtick(source: Source) -> tuple[str, int, int] | None:
         ("unclosed backtick: this `…` string never ends", last, last + 1)
 
 
-_STEP_CONFIG = re.compile(r"[ \t]*\|>[ \t]*[A-Za-z0-9_:-]+(?:\([^)\n]*\)|\[[^\]\n]*\])?[ \t]*:[ \t]*")
+_STEP_CONFIG = re.compile(
+    r"[ \t]*\|>[ \t]*[A-Za-z0-9_:-]+(?:\([^)\n]*\)|\[[^\]\n]*\])?[ \t]*:[ \t]*")
 _VARIABLE_BODY = re.compile(r"[A-Za-z0-9_-]+[ \t]+[A-Za-z0-9_-]+[ \t]*=[ \t]*")
 
 
