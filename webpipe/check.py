@@ -29,6 +29,7 @@ from webpipe.recovered import check_recovered, recovered_index
 from webpipe.server import build_served
 from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
+from webpipe.syntax.layout import misplaced_steps
 from webpipe.syntax.recover import recover
 
 KNOWN_TAGS = {"env", "flag", "when", "guard", "async", "result", "error", "needs", "timeout",
@@ -89,6 +90,8 @@ def check_env(env: Env) -> list[Diagnostic]:
     found = list(env.diagnostics) + calls
     for module in env.index.modules:
         found += check_configs(module)
+        found += [Diagnostic(m.message, m.step.span, "warning", "misleading-indent")
+                  for m in misplaced_steps(module.program)]
         for pipeline in module_pipelines(module):
             found += check_pipeline(env, module, pipeline, in_foreach=False)
     found += check_unjoined(env)
