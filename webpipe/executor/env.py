@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from webpipe.config import ConfigBlocks, resolve_blocks
+from webpipe.embedded import body_span, jq_position
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.executor.plan import (
     StepPlan,
@@ -206,17 +207,26 @@ def _plan_into(env: Env, module: Module, step: n.Step) -> None:
     for expr in step_tags(step):
         for tag in walk_tags(expr):
             if tag.name == "guard" and tag.args:
-                try:
-                    env.guards[id(tag)] = compile_jq(tag.args[0], allow_context=False)
-                except JqError as exc:
-                    env.guards[id(tag)] = None
-                    env.diagnostics.append(Diagnostic(f"@guard: {exc}", tag.span,
-                                                      code="bad-guard"))
+                _compile_guard(env, tag)
     if isinstance(step, n.MiddlewareStep):
         plan = plan_step(env, module, step)
         _resolve_task_tags(env, module, plan)
         env.plans[id(step)] = plan
         env.diagnostics.extend(plan_diagnostics(plan))
+
+
+def _compile_guard(env: Env, tag: n.Tag) -> None:
+    """`@guard(`jq`)` compiled at load; its error at its own place in the tag."""
+    try:
+        env.guards[id(tag)] = compile_jq(tag.args[0], allow_context=False)
+    except JqError as exc:
+        env.guards[id(tag)] = None
+        located = jq_position(str(exc))
+        message, where = str(exc), None
+        if located is not None:
+            message, where = located[0], body_span(tag.span, tag.args[0], located[1])
+        env.diagnostics.append(Diagnostic(f"@guard: {message}", where or tag.span,
+                                          code="bad-guard"))
 
 
 def _resolve_task_tags(env: Env, module: Module, plan: StepPlan) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from webpipe.embedded import body_span
+from webpipe.embedded import body_span, jq_position
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.jqlib import JqError, JqProgram, compile_jq
 from webpipe.middleware.base import Middleware, StepCall, StepResult
@@ -199,6 +199,20 @@ def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
         out.append(Diagnostic("@dedup key is not a valid jq expression", span,
                               code="bad-tag"))
     if plan.arg_error:
-        out.append(Diagnostic(f"{plan.name} inline argument: {plan.arg_error}", span,
+        message, where = _located_arg_error(plan.step, plan.arg_error)
+        out.append(Diagnostic(f"{plan.name} inline argument: {message}", where or span,
                               code="bad-argument"))
     return out
+
+
+def _located_arg_error(step: n.MiddlewareStep, error: str) -> tuple[str, Span | None]:
+    """An inline argument's jq error at its own position in the step, when jq gives one."""
+    for text in step.args:
+        try:
+            compile_jq(text, allow_context=False)
+        except JqError as exc:
+            located = jq_position(str(exc))
+            if located is not None and str(exc) == error:
+                return located[0], body_span(step.span, text, located[1])
+            return error, None
+    return error, None
