@@ -64,9 +64,9 @@ def describe_unexpected_char(source: Source, pos: int, allowed: Iterable[str] | 
                              ) -> tuple[str, int, int]:
     text = source.text
     ch = text[pos]
-    opening = _missing_opening(source, pos)
-    if opening is not None:
-        return opening
+    backtick = _missing_opening(source, pos) or _unbalanced_backtick(source)
+    if backtick is not None:
+        return backtick
     if ch == "`" and text.find("`", pos + 1) == -1:
         return "unclosed backtick: this `…` string never ends", pos, pos + 1
     if ch == '"' and text.find('"', pos + 1) == -1:

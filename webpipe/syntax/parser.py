@@ -71,16 +71,16 @@ def _driver() -> Driver:
     return Driver(_lark())
 
 
-def parse(source: Source, *, lark_only: bool = False, text: str | None = None) -> n.Program:
+def parse(source: Source, *, lark_only: bool = False, read: Source | None = None,
+          ) -> n.Program:
     """Parse one file into a `Program`, or raise `WpSyntaxError` pointing at the mistake.
 
     The driver (webpipe/syntax/driver.py) parses every file and reports syntax errors as
     Lark would; with `lark_only`, or when a rule method raises, Lark's parser and `ToAst`'s
-    walk run instead. `text`, as long as the source's and with the same newlines, is read
-    in its place with every span still in `source` (recover.py parses a file with its broken
-    items blanked out)."""
-    read = source if text is None else Source(source.name, text)
-    assert len(read.text) == len(source.text), "a stand-in text keeps every offset"
+    walk run instead. `read` is a stand-in text at the same offsets (one item of the file,
+    or the file with its broken items blanked: recover.py): it is parsed, and every span
+    and error is placed in `source`."""
+    read = read or source
     if not lark_only:
         try:
             done = _driver().parse(read.text, ToAst(source))

@@ -2,18 +2,18 @@
 
 A file that parses is returned as it is. Otherwise it is cut into top-level items at lines
 that start one at column 1 (`GET /path`, `pipeline NAME =`, `describe "…"`, `TYPE NAME =
-\\``, …), and each item is parsed alone, at its own offsets: the text before it is replaced
-by as many spaces and newlines, so lines, columns and the messages that name a line stay
-those of the file. The cut ignores backtick strings on purpose: an unclosed backtick then
+\\``, …), and each item is parsed alone, at its own offsets (`Source.item`: the text before it
+becomes as many spaces and newlines), so lines, columns and the messages that name a line
+stay those of the file. The cut ignores backtick strings on purpose: an unclosed backtick then
 swallows the rest of its own item only, and the next route, pipeline or test is read again
 (resync at the next item). A line inside a string that looks like an item start could cut a
 good string in two, which is why the cut is made only once the whole file failed to parse.
 
-The items that failed are blanked (spaces, newlines kept) and the rest is parsed again as one
-program whose spans point into the original `Source`, so `check` and the language server
-can still check, outline and navigate everything else. Should that parse still fail (items
-that only parse together), the older loop takes over: blank the item at the error, parse
-again, until the file parses or `MAX_ERRORS` errors are found.
+The items that parse make the program (their spans point into the original `Source`), so
+`check` and the language server can still check, outline and navigate everything else; the
+failed ones are listed in `dropped`. Should every item parse alone though the file does
+not, the older loop takes over: blank the item at the error, parse again, until the file
+parses or `MAX_ERRORS` errors are found.
 """
 
 from __future__ import annotations
@@ -59,19 +59,21 @@ def recover(source: Source) -> Recovery:
         pass
     errors: list[WpSyntaxError] = []
     dropped: list[tuple[int, int]] = []
+    items: list[n.Item] = []
+    comments: list[n.Comment] = []
     for start, end in item_ranges(source.text):
         try:
-            parse(Source(source.name, _padding(source.text, start) + source.text[start:end]))
+            part = parse(source, read=source.item(start, end))
         except WpSyntaxError as exc:
-            errors.append(_rebase(exc, source))
+            errors.append(exc)
             dropped.append((start, end))
-    text = _blank(source.text, dropped)
-    try:
-        program = parse(source, text=text)
-    except WpSyntaxError:
-        return _one_by_one(source)
+            continue
+        items += part.items
+        comments += part.comments
     if not errors:  # every item parses alone, yet the file does not: no cut to trust
         return _one_by_one(source)
+    program = n.Program(items=tuple(items), comments=tuple(comments),
+                        span=source.span(0, len(source.text)))
     return Recovery(errors[:MAX_ERRORS], program, dropped)
 
 
@@ -81,13 +83,6 @@ def item_ranges(text: str) -> list[tuple[int, int]]:
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     return list(zip(starts, [*starts[1:], len(text)], strict=True))
-
-
-def _padding(text: str, start: int) -> str:
-    """As long as `text[:start]`, with its newlines: an item starts a line, so every newline
-    may come last and lines and columns inside the item stay right."""
-    lines = text.count("\n", 0, start)
-    return " " * (start - lines) + "\n" * lines
 
 
 def _blank(text: str, ranges: list[tuple[int, int]]) -> str:
@@ -105,23 +100,16 @@ def _one_by_one(source: Source) -> Recovery:
     text = source.text
     while len(errors) < MAX_ERRORS:
         try:
-            program = parse(source, text=text)
+            program = parse(source, read=Source(source.name, text))
             return Recovery(errors, program)
         except WpSyntaxError as exc:
-            errors.append(_rebase(exc, source))
+            errors.append(exc)  # already placed in `source`
             start = exc.span.start if exc.span else len(text)
             blanked = _blank_item(text, start)
             if blanked == text:
                 break
             text = blanked
     return Recovery(errors, None)
-
-
-def _rebase(exc: WpSyntaxError, source: Source) -> WpSyntaxError:
-    """The same error, positioned in the original text (offsets are unchanged)."""
-    if exc.span is None:
-        return exc
-    return WpSyntaxError(exc.message, span=source.span(exc.span.start, exc.span.end))
 
 
 def _blank_item(text: str, pos: int) -> str:
