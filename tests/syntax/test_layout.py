@@ -47,3 +47,28 @@ def test_steps_indented_with_their_block_are_formatted() -> None:
 def test_a_step_after_end_is_outside_the_block() -> None:
     text = "GET /a\n  |> foreach items\n    |> jq: `.`\n  end\n  |> jq: `.`\n"
     assert misplaced_steps(parse(Source("app.wp", text))) == []
+
+
+def test_a_step_left_of_an_empty_branch_head_is_read_into_it() -> None:
+    text = "GET /a\n  |> result\n    ok(200):\n  |> jq: `.`\n"
+    [wrong] = misplaced_steps(parse(Source("app.wp", text)))
+    assert wrong.step.span.line == 4 and "`ok(200)` branch" in wrong.block
+
+
+def test_every_repository_file_is_laid_out_as_it_parses() -> None:
+    root = Path(__file__).resolve().parents[2]
+    files = [*root.glob("examples/**/*.wp"), *root.glob("tests/wp/**/*.wp"),
+             *root.glob("tests/golden/fmt/*.wp"), *root.glob("tests/golden/parse/*.wp")]
+    assert len(files) > 20
+    for path in files:
+        program = parse(Source(path.name, path.read_text()))
+        assert misplaced_steps(program) == [], path
+
+
+def test_the_last_branch_of_an_if_without_end_runs_to_the_end() -> None:
+    text = ("GET /a\n  |> if\n    |> jq: `.a`\n    then:\n      |> jq: `1`\n    else:\n"
+            "      |> jq: `2`\n  |> jq: `3`\n")
+    [wrong] = misplaced_steps(parse(Source("app.wp", text)))
+    assert wrong.step.span.line == 8 and wrong.block == "the `else:` branch of the `if` at line 2"
+    closed = text.replace("  |> jq: `3`", "    end\n  |> jq: `3`")
+    assert misplaced_steps(parse(Source("app.wp", closed))) == []

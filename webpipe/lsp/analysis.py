@@ -75,6 +75,7 @@ def _recovered(doc: Document, first: WpSyntaxError, *, check: bool) -> Document:
         doc.index = _buffer_only(doc, recovery.program)
     elif check:
         doc.diagnostics += _localise(doc, check_recovered(doc.index, recovery))
+        doc.diagnostics.sort(key=lambda d: (d.span.start if d.span else -1))
     return doc
 
 

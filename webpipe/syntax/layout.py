@@ -43,31 +43,44 @@ def misplaced_steps(program: n.Program) -> list[Misplaced]:
 
 def _walk(pipeline: n.Pipeline, found: list[Misplaced]) -> None:
     for step in pipeline.steps:
-        for block, child in _blocks(step):
-            steps = child.steps
-            if steps:
-                column = steps[0].span.column
-                found.extend(Misplaced(s, block) for s in steps[1:]
-                             if s.span.line > steps[0].span.line and s.span.column < column)
+        for block, child, floor in _blocks(step):
+            found.extend(Misplaced(s, block) for s in _outdented(child.steps, floor))
             _walk(child, found)
 
 
-def _blocks(step: n.Step) -> Iterator[tuple[str, n.Pipeline]]:
-    line = step.span.line
+def _outdented(steps: tuple[n.Step, ...], floor: int) -> Iterator[n.Step]:
+    """Steps at or left of `floor`, or left of the block's first step (on a later line)."""
+    first = steps[0] if steps else None
+    for s in steps:
+        if s.span.column <= floor or (first is not None and s.span.line > first.span.line
+                                      and s.span.column < first.span.column):
+            yield s
+
+
+def _blocks(step: n.Step) -> Iterator[tuple[str, n.Pipeline, int]]:
+    """Each block of `step`: how to name it, its steps, and the column they must be right
+    of when nothing but the end of the pipeline closes the block (a result branch: its head;
+    the last branch of an `if` or `dispatch` without `end`: the opening step), else 0. A
+    block closed by a keyword (`then:`, `else:`, `case`, `end`) may be laid out flat."""
+    line, column = step.span.line, step.span.column
     match step:
         case n.ResultStep(branches=branches):
             for b in branches:
-                yield f"the `{b.name}({b.status})` branch of the `result` at line {line}", \
-                    b.pipeline
-        case n.IfStep(condition=c, then=t, else_=e):
-            yield f"the condition of the `if` at line {line}", c
-            yield f"the `then:` branch of the `if` at line {line}", t
+                yield (f"the `{b.name}({b.status})` branch of the `result` at line {line}",
+                       b.pipeline, b.span.column)
+        case n.IfStep(condition=c, then=t, else_=e, has_end=closed):
+            open_ = 0 if closed else column
+            yield f"the condition of the `if` at line {line}", c, 0
+            yield f"the `then:` branch of the `if` at line {line}", t, 0 if e else open_
             if e is not None:
-                yield f"the `else:` branch of the `if` at line {line}", e
-        case n.DispatchStep(cases=cases, default=d):
-            for case in cases:
-                yield f"a `case` of the `dispatch` at line {line}", case.pipeline
+                yield f"the `else:` branch of the `if` at line {line}", e, open_
+        case n.DispatchStep(cases=cases, default=d, has_end=closed):
+            open_ = 0 if closed else column
+            for i, case in enumerate(cases):
+                last = d is None and i == len(cases) - 1
+                yield (f"a `case` of the `dispatch` at line {line}", case.pipeline,
+                       open_ if last else 0)
             if d is not None:
-                yield f"the `default:` of the `dispatch` at line {line}", d
+                yield f"the `default:` of the `dispatch` at line {line}", d, open_
         case n.ForeachStep(pipeline=p):
-            yield f"the body of the `foreach` at line {line}", p
+            yield f"the body of the `foreach` at line {line}", p, 0
