@@ -85,3 +85,13 @@ def test_program_items_are_nodes() -> None:
     found = recover(Source("app.wp", TWO_ERRORS))
     assert found.program is not None
     assert isinstance(found.program.items[0], n.NamedPipeline)
+
+
+def test_the_fallback_loop_also_keeps_the_rest() -> None:
+    from webpipe.syntax.recover import _one_by_one
+
+    text = "GET /a\n  |> jq: `.` @guard(.x)\n\nGET /b\n  |> jq: `.`\n\nGET /c\n  jq: `1`\n"
+    found = _one_by_one(Source("app.wp", text))
+    assert [e.span.line for e in found.errors if e.span] == [2, 8]
+    assert found.program is not None and len(found.program.items) == 1
+    assert [text[a:b].split("\n")[0] for a, b in found.dropped] == ["GET /a", "GET /c"]

@@ -45,7 +45,7 @@ class Recovery:
 
     errors: list[WpSyntaxError] = field(default_factory=list)
     program: n.Program | None = None
-    dropped: list[tuple[int, int]] = field(default_factory=list)  # blanked offsets
+    dropped: list[tuple[int, int]] = field(default_factory=list)  # items left out: offsets
 
 
 def all_syntax_errors(source: Source) -> list[WpSyntaxError]:
@@ -97,23 +97,25 @@ def _blank(text: str, ranges: list[tuple[int, int]]) -> str:
 def _one_by_one(source: Source) -> Recovery:
     """The fallback: blank the item at each error in turn and parse again."""
     errors: list[WpSyntaxError] = []
+    dropped: list[tuple[int, int]] = []
     text = source.text
     while len(errors) < MAX_ERRORS:
         try:
             program = parse(source, read=Source(source.name, text))
-            return Recovery(errors, program)
+            return Recovery(errors, program, dropped)
         except WpSyntaxError as exc:
             errors.append(exc)  # already placed in `source`
-            start = exc.span.start if exc.span else len(text)
-            blanked = _blank_item(text, start)
+            item = _item_at(text, exc.span.start if exc.span else len(text))
+            blanked = _blank(text, [item])
             if blanked == text:
                 break
             text = blanked
-    return Recovery(errors, None)
+            dropped.append(item)
+    return Recovery(errors, None, dropped)
 
 
-def _blank_item(text: str, pos: int) -> str:
-    """Blank the item holding offset `pos`; an error reported at the very start of an item
+def _item_at(text: str, pos: int) -> tuple[int, int]:
+    """The item holding offset `pos`; an error reported at the very start of an item
     belongs to the item before it (e.g. an unclosed `foreach` seen at the next route)."""
     starts = [m.start() for m in _ITEM_START.finditer(text)]
     line_start = text.rfind("\n", 0, pos) + 1
@@ -122,4 +124,4 @@ def _blank_item(text: str, pos: int) -> str:
         max((s for s in starts if s <= line_start), default=0)
     end = line_start if at_item_start else \
         min((s for s in starts if s > line_start), default=len(text))
-    return _blank(text, [(begin, end)])
+    return begin, end
