@@ -3,7 +3,10 @@
 Load-time problems come from the loader and the step planner (unknown middleware or
 pipeline, bad jq/handlebars/Lua, bad inline arguments, bad `join` lists); this module adds
 the cross-cutting checks: route conflicts, tags, `join` names, task hygiene, config keys,
-partials and variables. Errors make `check` exit 1; warnings do not.
+partials and variables (unknown names end with a did-you-mean), tests calling a path no
+route matches (check_calls.py) and misleading indentation (syntax/layout.py). A file with
+syntax errors gets every one of them and the checks of the items that parse (recovered.py).
+Errors make `check` exit 1; warnings do not.
 """
 
 from __future__ import annotations
