@@ -212,7 +212,7 @@ def _plan_into(env: Env, module: Module, step: n.Step) -> None:
         plan = plan_step(env, module, step)
         _resolve_task_tags(env, module, plan)
         env.plans[id(step)] = plan
-        env.diagnostics.extend(plan_diagnostics(plan))
+        env.diagnostics.extend(plan_diagnostics(plan, lambda: env.index.pipeline_names(module)))
 
 
 def _compile_guard(env: Env, tag: n.Tag) -> None:

@@ -11,7 +11,7 @@ a whole app from serving.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from webpipe.errors import ConfigError, Diagnostic
 from webpipe.jqlib import JqError, JqProgram, compile_jq
 from webpipe.middleware.base import Middleware, StepCall, StepResult
 from webpipe.source import Span
+from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
 
 SyncRun = Callable[[Any, object, StepCall], StepResult]
@@ -184,7 +185,10 @@ def config_span(plan: StepPlan, at: tuple[int, int, int]) -> Span | None:
     return body_span(plan.written_in or plan.step.span, plan.config, at)
 
 
-def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
+def plan_diagnostics(plan: StepPlan, pipelines: Callable[[], Iterable[str]] = tuple,
+                     ) -> list[Diagnostic]:
+    """The step's load-time problems; `pipelines` lists the names it could call (asked
+    only for a did-you-mean)."""
     span = plan.step.span
     out: list[Diagnostic] = []
     if plan.missing:
@@ -193,7 +197,8 @@ def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
         out.append(Diagnostic(f"{plan.name}: {plan.prepare_error}", plan.prepare_span or span,
                               code="bad-config"))
     if plan.tags.on_error and plan.on_error is None:
-        out.append(Diagnostic(f"@onError({plan.tags.on_error}): unknown pipeline", span,
+        hint = did_you_mean(plan.tags.on_error, pipelines())
+        out.append(Diagnostic(f"@onError({plan.tags.on_error}): unknown pipeline{hint}", span,
                               code="unknown-name"))
     if plan.tags.dedup_key and plan.dedup_key is None:
         out.append(Diagnostic("@dedup key is not a valid jq expression", span,
