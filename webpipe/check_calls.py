@@ -1,10 +1,12 @@
-"""`check`: a test's `when calling METHOD /path` that no route of the program matches.
+"""`check`: a test's `when calling METHOD /path` that no route of the program matches, and a
+`when executing pipeline|variable` that names nothing.
 
-Such a test can only see the 404 the runner gives an unmatched call, which is nearly always a
+A call no route matches can only see the 404 the runner gives it, which is nearly always a
 typo in the path or the method, so `check` reports it at the `when calling` line with the
-closest route of that method. Two cases stay quiet: a path built from test variables
+closest route of that method. Two calls stay quiet: a path built from test variables
 (`/users/{{id}}`), which only the run knows, and a test that asserts `status is 404`, which
-means to call nothing.
+means to call nothing. An unknown pipeline or variable would make the test error at run
+time; `check` says so first, with a did-you-mean (unless the test mocks that name).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from webpipe.errors import Diagnostic
 from webpipe.executor.env import Env
 from webpipe.graphql.endpoint import graphql_endpoint_path
 from webpipe.routing import Router
-from webpipe.suggest import closest
+from webpipe.suggest import closest, did_you_mean
 from webpipe.syntax import nodes as n
 
 
@@ -25,24 +27,50 @@ def check_test_calls(env: Env) -> list[Diagnostic]:
         router.add(route.method, route.path, route)
     endpoint = graphql_endpoint_path(env)
     out = []
-    for test, trigger in _calls(env):
-        path = trigger.path.strip().partition("?")[0]
-        if "{{" in path or _expects_404(test) or router.match(trigger.method, path):
-            continue
-        if trigger.method == "POST" and path == endpoint:
-            continue
-        out.append(Diagnostic(_message(router, trigger.method, path), trigger.span,
-                              code="unknown-route"))
+    for describe, test in _tests(env):
+        trigger = test.trigger
+        if isinstance(trigger, n.CallTrigger):
+            path = trigger.path.strip().partition("?")[0]
+            if "{{" in path or _expects_404(test) or router.match(trigger.method, path):
+                continue
+            if trigger.method == "POST" and path == endpoint:
+                continue
+            out.append(Diagnostic(_message(router, trigger.method, path), trigger.span,
+                                  code="unknown-route"))
+        elif not _mocked(describe, test, trigger.name):
+            out += _unknown_target(env, trigger)
     return out
 
 
-def _calls(env: Env) -> Iterator[tuple[n.It, n.CallTrigger]]:
+def _unknown_target(env: Env, trigger: n.Trigger) -> list[Diagnostic]:
+    """`when executing pipeline|variable` naming nothing the runner would find."""
+    index = env.index
+    if isinstance(trigger, n.PipelineTrigger):
+        known = {name for _, name in index.pipelines}
+        what = f"pipeline {trigger.name!r}"
+    elif isinstance(trigger, n.VariableTrigger):  # the runner looks in the main file only
+        known = {name for (m, kind, name) in index.variables
+                 if m == id(index.main) and kind == trigger.kind}
+        what = f"{trigger.kind} variable {trigger.name!r} in this file"
+    else:
+        return []
+    if trigger.name in known:
+        return []
+    return [Diagnostic(f"no {what}: the test cannot run{did_you_mean(trigger.name, known)}",
+                       trigger.span, code="unknown-name")]
+
+
+def _mocked(describe: n.Describe, test: n.It, name: str) -> bool:
+    return any(m.name == name for m in (*describe.mocks, *test.mocks))
+
+
+def _tests(env: Env) -> Iterator[tuple[n.Describe, n.It]]:
     for module in env.index.modules:
         for describe in module.items(n.Describe):
             assert isinstance(describe, n.Describe)
             for test in describe.items:
-                if isinstance(test, n.It) and isinstance(test.trigger, n.CallTrigger):
-                    yield test, test.trigger
+                if isinstance(test, n.It):
+                    yield describe, test
 
 
 def _expects_404(test: n.It) -> bool:
