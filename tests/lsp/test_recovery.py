@@ -83,3 +83,28 @@ def test_a_call_of_a_broken_declaration_is_not_a_second_error(tmp_path: Path) ->
     found = analyze(text, tmp_path / "app.wp")
     assert [(d.code, d.span.line if d.span else 0) for d in found.diagnostics] == [
         ("syntax", 2)]
+
+
+def test_a_did_you_mean_is_a_quick_fix(client: Client, tmp_path: Path) -> None:
+    text = "pipeline loadUser =\n  |> jq: `{}`\n\nGET /a\n  |> loadUsr @asyn(x)\n"
+    uri = open_doc(client, tmp_path / "fix.wp", text)
+    client.notification("textDocument/publishDiagnostics", uri)
+    line = {"line": 4, "character": 0}
+    actions = client.request("textDocument/codeAction", {
+        "textDocument": {"uri": uri}, "range": {"start": line, "end": line},
+        "context": {"diagnostics": []}})
+    edits = {a["title"]: a["edit"]["changes"][uri] for a in actions}
+    assert edits["Replace 'loadUsr' with 'loadUser'"] == [{"range": {
+        "start": {"line": 4, "character": 5}, "end": {"line": 4, "character": 12}},
+        "newText": "loadUser"}]
+    assert edits["Replace '@asyn' with '@async'"][0]["newText"] == "@async"
+    assert all(a["kind"] == "quickfix" for a in actions)
+
+
+def test_no_fix_without_a_close_name() -> None:
+    from webpipe.lsp.fixes import quick_fixes
+
+    text = "GET /a\n  |> zzzzzz: `.`\n  |> jqq: `.`\n"
+    found = analyze(text, Path("/tmp/app.wp")).diagnostics
+    assert [f.new_text for f in quick_fixes(found, text, 0, len(text))] == ["jq"]
+    assert quick_fixes(found, text, 0, 5) == []  # only the lines asked about
