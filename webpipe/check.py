@@ -82,7 +82,7 @@ def _every_syntax_error(first: WpSyntaxError, path: Path) -> list[Diagnostic]:
     recovery = recover(source)
     found = [e.diagnostic() for e in recovery.errors] or [first.diagnostic()]
     if Path(source.name).resolve() == path.resolve():
-        index = recovered_index(source, path, recovery)
+        index = recovered_index(source, path, recovery, found)
         if index is not None:
             found += check_recovered(index, recovery)
     return sorted(found, key=_order)

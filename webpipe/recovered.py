@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from webpipe.errors import Diagnostic, WebpipeError
+from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import build_env
 from webpipe.loader import ProgramIndex, load_source
 from webpipe.source import Source
-from webpipe.syntax.recover import Recovery
+from webpipe.syntax.recover import Recovery, recover
 
 _NAME_CODES = {"unknown-name", "unknown-variable", "unknown-partial", "unknown-route",
                "unknown-task", "unknown-pipeline"}  # codes of a name nothing declares
@@ -24,14 +24,22 @@ _QUOTED = re.compile(r"'([^'\s]+)'")
 _ROUTE = re.compile(r"[A-Za-z]+[ \t]+/")
 
 
-def recovered_index(source: Source, path: Path, recovery: Recovery) -> ProgramIndex | None:
-    """The program index of what recovery kept (None if nothing, or an import fails)."""
+def recovered_index(source: Source, path: Path, recovery: Recovery,
+                    problems: list[Diagnostic] | None = None) -> ProgramIndex | None:
+    """The program index of what recovery kept (None if nothing, or an import fails: its
+    error goes to `problems`, every syntax error of the imported file when it is one)."""
     if recovery.program is None:
         return None
     try:
         return load_source(source, path, program=recovery.program)
-    except WebpipeError:
-        return None
+    except WpSyntaxError as exc:
+        if problems is not None and exc.span is not None:
+            problems += [e.diagnostic() for e in recover(exc.span.source).errors] or \
+                [exc.diagnostic()]
+    except WebpipeError as exc:
+        if problems is not None:
+            problems.append(exc.diagnostic())
+    return None
 
 
 def check_recovered(index: ProgramIndex, recovery: Recovery) -> list[Diagnostic]:

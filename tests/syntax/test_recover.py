@@ -3,8 +3,11 @@ backtick swallows its own item only), and a program of what parses, placed in th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
+from pytest import MonkeyPatch
 
 from webpipe.source import Source
 from webpipe.syntax import nodes as n
@@ -95,3 +98,25 @@ def test_the_fallback_loop_also_keeps_the_rest() -> None:
     assert [e.span.line for e in found.errors if e.span] == [2, 8]
     assert found.program is not None and len(found.program.items) == 1
     assert [text[a:b].split("\n")[0] for a, b in found.dropped] == ["GET /a", "GET /c"]
+
+
+def test_check_reports_a_broken_import_as_well(tmp_path: Path, monkeypatch: MonkeyPatch,
+                                               ) -> None:
+    from webpipe.check import check_file
+
+    (tmp_path / "lib.wp").write_text("GET /x\n  |> jq: `.` @guard(.y)\n\nGET /z\n  jq: `1`\n")
+    (tmp_path / "app.wp").write_text(
+        'import "./lib.wp" as lib\n\nGET /a\n  |> jq: `{ a: 1 }\n')
+    monkeypatch.chdir(tmp_path)
+    found = [(d.span.source.name if d.span else "", d.span.line if d.span else 0)
+             for d in check_file("app.wp")]
+    assert found == [("app.wp", 4), ("lib.wp", 2), ("lib.wp", 5)]
+
+
+def test_check_also_checks_the_items_that_parse(tmp_path: Path) -> None:
+    from webpipe.check import check_file
+
+    app = tmp_path / "app.wp"
+    app.write_text(TWO_ERRORS + "\nGET /typo\n  |> jqq: `.`\n")
+    found = [(d.span.line if d.span else 0, d.code) for d in check_file(app)]
+    assert found == [(5, "syntax"), (16, "syntax"), (23, "unknown-name")]

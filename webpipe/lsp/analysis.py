@@ -70,9 +70,11 @@ def _recovered(doc: Document, first: WpSyntaxError, *, check: bool) -> Document:
     """Every syntax error, and the index and problems of the items that parse."""
     recovery = recover(doc.source)
     doc.diagnostics = [e.diagnostic() for e in recovery.errors] or [first.diagnostic()]
-    doc.index = recovered_index(doc.source, doc.path, recovery)
+    elsewhere: list[Diagnostic] = []
+    doc.index = recovered_index(doc.source, doc.path, recovery, elsewhere)
     if doc.index is None:
         doc.index = _buffer_only(doc, recovery.program)
+        doc.diagnostics += _localise(doc, elsewhere)
     elif check:
         doc.diagnostics += _localise(doc, check_recovered(doc.index, recovery))
         doc.diagnostics.sort(key=lambda d: (d.span.start if d.span else -1))
