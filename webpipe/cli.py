@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import click
 
 from webpipe import __version__
-from webpipe.errors import Diagnostic, WebpipeError
+from webpipe.errors import Diagnostic, WebpipeError, wants_color
 
 # Commands defined in their own modules, imported only when used ("name": "module:attr").
 LAZY_COMMANDS: dict[str, str] = {
@@ -211,8 +211,9 @@ def check(paths: tuple[Path, ...], as_json: bool, db: bool) -> None:
     if as_json:
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))
     else:
+        color = wants_color(sys.stderr)
         for diagnostic in diagnostics:
-            click.echo(diagnostic.render(), err=True)
+            click.echo(diagnostic.render(color), err=True, color=color)
         errors = sum(d.severity == "error" for d in diagnostics)
         warnings = len(diagnostics) - errors
         click.echo(f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)",

@@ -3,7 +3,8 @@
 The server keeps the last analysis of each open buffer. Opening or saving a buffer analyses
 it at once and publishes its diagnostics; edits are debounced (`DEBOUNCE_SECONDS`) so a
 burst of keystrokes costs one analysis. Requests (definition, hover, symbols) use that
-analysis when it matches the current text, else re-load the text without the checks.
+analysis when it matches the current text, else re-load the text without the checks; quick
+fixes (did-you-mean) come from it only while it matches.
 Completion reads the current text and borrows names from the last index that loaded, since a
 half-typed step rarely parses. With `webpipe.checkDatabase` on, a save also prepares the
 file's SQL on its database (`sqlcheck.py`), in the save's own task, while typing goes on.
@@ -31,6 +32,7 @@ from webpipe import __version__
 from webpipe.errors import Diagnostic
 from webpipe.lsp import features as f
 from webpipe.lsp.analysis import Document, analyze
+from webpipe.lsp.fixes import quick_fixes
 from webpipe.lsp.sqlcheck import DatabaseChecks, column_completions, column_hover
 from webpipe.source import Source, Span
 
@@ -240,6 +242,23 @@ def _register_editing(ls: WebpipeServer) -> None:
                   for c in column_completions(ls.database.reports.get(uri), doc.index, text,
                                               offset)]
         return t.CompletionList(is_incomplete=False, items=items)
+
+    fixes = t.CodeActionOptions(code_action_kinds=[t.CodeActionKind.QuickFix])
+
+    @ls.feature(t.TEXT_DOCUMENT_CODE_ACTION, fixes)
+    def code_action(params: t.CodeActionParams) -> list[t.CodeAction]:
+        """A did-you-mean of the last analysis (while its text is current) as an edit."""
+        uri = params.text_document.uri
+        doc = ls.analysed.get(uri)
+        if doc is None or doc.source.text != Source.from_text("", ls.text(uri)).text:
+            return []
+        start, end = (ls.offset(doc, uri, p) for p in (params.range.start, params.range.end))
+        return [t.CodeAction(
+            title=fix.title, kind=t.CodeActionKind.QuickFix, is_preferred=True,
+            diagnostics=[ls.diagnostic(fix.diagnostic)],
+            edit=t.WorkspaceEdit(changes={uri: [t.TextEdit(range=ls.range(fix.span),
+                                                           new_text=fix.new_text)]}))
+            for fix in quick_fixes(doc.diagnostics, doc.source.text, start, end)]
 
     @ls.feature(t.TEXT_DOCUMENT_FORMATTING)
     def formatting(params: t.DocumentFormattingParams) -> list[t.TextEdit]:
