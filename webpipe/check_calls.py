@@ -20,6 +20,9 @@ from webpipe.routing import Router
 from webpipe.suggest import closest, did_you_mean
 from webpipe.syntax import nodes as n
 
+# what only a test reads: `serve` prints these as warnings instead of refusing the app
+TEST_ONLY_CODES = frozenset({"unknown-route", "unknown-test-target"})
+
 
 def check_test_calls(env: Env) -> list[Diagnostic]:
     router: Router[n.Route] = Router()
@@ -57,7 +60,7 @@ def _unknown_target(env: Env, trigger: n.Trigger) -> list[Diagnostic]:
     if trigger.name in known:
         return []
     return [Diagnostic(f"no {what}: the test cannot run{did_you_mean(trigger.name, known)}",
-                       trigger.span, code="unknown-name")]
+                       trigger.span, code="unknown-test-target")]
 
 
 def _mocked(describe: n.Describe, test: n.It, name: str) -> bool:

@@ -18,8 +18,9 @@ from webpipe.loader import ProgramIndex, load_source
 from webpipe.source import Source
 from webpipe.syntax.recover import Recovery, recover
 
+# codes of a name nothing declares
 _NAME_CODES = {"unknown-name", "unknown-variable", "unknown-partial", "unknown-route",
-               "unknown-task", "unknown-pipeline"}  # codes of a name nothing declares
+               "unknown-task", "unknown-pipeline", "unknown-test-target"}
 _QUOTED = re.compile(r"'([^'\s]+)'")
 _ROUTE = re.compile(r"[A-Za-z]+[ \t]+/")
 
