@@ -26,6 +26,7 @@ from webpipe.executor.context import RequestContext
 from webpipe.graphql.remote import is_remote_name, plan_remote
 from webpipe.middleware.base import JSON, BaseMiddleware, Behavior, StepCall, StepResult
 from webpipe.source import Span
+from webpipe.wire import json_type
 
 if TYPE_CHECKING:
     from webpipe.executor.env import Env
@@ -123,7 +124,7 @@ def operation_variables(state: JSON, args: tuple[JSON, ...]) -> dict[str, JSON]:
     if args:
         value = args[0]
         if not isinstance(value, dict):
-            raise StepError(f"GraphQL variables must be an object, got {_kind(value)}")
+            raise StepError(f"GraphQL variables must be an object, got {json_type(value)}")
         return value
     if not isinstance(state, dict):
         return {}
@@ -142,21 +143,6 @@ def smart_unwrap(response: dict[str, JSON], target: str | None) -> JSON:
     if isinstance(data, dict) and len(data) == 1 and target in data:
         return data[target]
     return response
-
-
-def _kind(value: Any) -> str:
-    match value:
-        case None:
-            return "null"
-        case bool():
-            return "boolean"
-        case int() | float():
-            return "number"
-        case str():
-            return "string"
-        case list():
-            return "array"
-    return "object"
 
 
 def _syntax_errors(text: str) -> tuple[dict[str, Any], ...]:

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from webpipe.executor.env import child_pipelines
 from webpipe.jqfast import nodes as j
 from webpipe.jqfast.errors import JqSyntaxError, Unsupported
 from webpipe.jqfast.parser import parse as parse_jq
@@ -69,22 +70,9 @@ def _walk(pipeline: n.Pipeline, raw: frozenset[str],
             if _converts(step):
                 raw = frozenset()
         else:
-            for child in _children(step):
+            for child in child_pipelines(step):
                 yield from _walk(child, raw)
         previous = step
-
-
-def _children(step: n.Step) -> list[n.Pipeline]:
-    match step:
-        case n.ResultStep(branches=branches):
-            return [b.pipeline for b in branches]
-        case n.IfStep(condition=c, then=t, else_=e):
-            return [c, t] + ([e] if e else [])
-        case n.DispatchStep(cases=cases, default=d):
-            return [c.pipeline for c in cases] + ([d] if d else [])
-        case n.ForeachStep(pipeline=p):
-            return [p]
-    return []
 
 
 def _converts(step: n.MiddlewareStep) -> bool:
