@@ -16,8 +16,9 @@ from __future__ import annotations
 # node id prefixes (paths relative to the repository root)
 SLOW_PATHS = (
     "tests/hostile/", "tests/jobs/", "tests/serve/", "tests/executor/", "tests/debugger/",
-    "tests/tracing/",
-    "tests/test_cli.py", "tests/test_workers.py", "tests/test_packaging.py",
+    "tests/tracing/", "tests/sqlcheck/test_sqlcheck.py",
+    "tests/test_cli.py", "tests/test_cli_project.py", "tests/test_redis_server.py",
+    "tests/test_workers.py", "tests/test_packaging.py",
     "tests/test_migrate.py", "tests/lsp/test_protocol.py", "tests/lsp/test_command.py",
     "tests/graphql/test_remote.py", "tests/sandbox/test_pool.py", "tests/test_textmate_vscode.py",
     "tests/syntax/test_fuzz_stages.py", "tests/syntax/test_fuzz_regressions.py",
@@ -69,6 +70,9 @@ SLOW_TESTS = frozenset({
     "test_init_refuses_to_overwrite_and_writes_nothing",
     "test_output_values_pass_through_unless_strict", "test_no_file_process_or_network_access",
     "test_parser_only_raises_its_own_errors",
+    "test_save_publishes_sql_errors_and_feeds_hover_and_completion",
+    "test_typing_is_answered_while_a_check_waits_for_the_database",
+    "test_a_newer_save_cancels_the_check_in_flight",
 })
 
 # fixtures that start (or hand out) the session's embedded PostgreSQL
@@ -77,9 +81,11 @@ DB_FIXTURES = frozenset({"pg_url", "jobs_server_url", "db_url", "pg_host", "serv
 # tests that reach Postgres without those fixtures
 DB_PATHS = (
     "tests/jobs/", "tests/serve/test_test_database.py", "examples/todos/app.wp",
+    "tests/sqlcheck/test_sqlcheck.py",
     "examples/jobs/app.wp",
 )
 DB_TESTS = frozenset({
     "test_db_init_auth_creates_tables_once", "test_the_first_embedded_postgres_start_is_announced",
     "test_only_source_edits_reload",
+    "test_save_publishes_sql_errors_and_feeds_hover_and_completion",
 })

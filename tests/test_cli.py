@@ -30,7 +30,7 @@ def test_check_reports_all_problems_with_positions(tmp_path: Path) -> None:
     done = webpipe("check", str(app))
     assert done.returncode == 1
     assert "app.wp:2:3: error: unknown middleware 'nosuch'" in done.stderr
-    assert "app.wp:3:3: error: jq: JQ compilation error" in done.stderr
+    assert "app.wp:3:11: error: jq: JQ compilation error" in done.stderr  # at the `{`
     assert "app.wp:4:14: error: unknown tag @asynch" in done.stderr
     as_json = json.loads(webpipe("check", "--json", str(app)).stdout)
     assert {d["line"] for d in as_json} == {2, 3, 4}
@@ -149,7 +149,7 @@ def test_check_reports_every_syntax_error(tmp_path: Path) -> None:
     done = webpipe("check", "--json", str(app))
     assert done.returncode == 1
     found = [(d["line"], d["message"].split(":")[0]) for d in json.loads(done.stdout)]
-    assert [line for line, _ in found] == [2, 8, 9, 11, 13]
+    assert [line for line, _ in found] == [2, 6, 9, 11, 13]  # 6: where `end` is missing
     assert found[-1][1].startswith("unknown route method 'HEAD'")
 
 

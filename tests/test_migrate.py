@@ -473,6 +473,25 @@ def test_cli_defaults_to_the_embedded_server(server_dir: Path, server_url: str) 
     assert run_cli("down", str(app)).exit_code == 0
 
 
+def test_bare_migrate_commands_find_the_project(tmp_path: Path, db_url: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    init_project(tmp_path, name="starter")  # writes webpipe.toml naming app.wp
+    monkeypatch.chdir(tmp_path / "migrations")  # from a folder below the project too
+    env = {"DATABASE_URL": db_url}
+    up = run_cli("up", env=env)
+    assert up.exit_code == 0, up.output
+    assert up.stdout.endswith("_create_notes.sql\n1 migration(s) applied\n")
+    status = run_cli("status", env=env)
+    assert status.stdout.splitlines()[-1] == "1 migration(s): 1 applied, 0 pending"
+    assert run_cli("down", env=env).stdout.endswith("1 migration(s) rolled back\n")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    (tmp_path / "webpipe.toml").unlink()
+    outside = run_cli("status", env=env)
+    assert outside.exit_code == 1
+    assert "error: no app file: no *.wp file in " in outside.output
+
+
 # -- the starter project's migration and app, for real -----------------------------------
 
 

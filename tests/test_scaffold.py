@@ -19,7 +19,8 @@ from webpipe.scaffold.project import MIGRATION_TEMPLATE, TEMPLATES, project_name
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = ROOT / "webpipe" / "scaffold" / "templates"
-EXPECTED = [".env.example", ".gitignore", "README.md", "app.wp", "migrations", "public"]
+EXPECTED = [".env.example", ".gitignore", "README.md", "app.wp", "migrations", "public",
+            "webpipe.toml"]
 
 
 def webpipe(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

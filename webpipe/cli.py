@@ -16,12 +16,12 @@ import json
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from webpipe import __version__
-from webpipe.errors import WebpipeError
+from webpipe.errors import Diagnostic, WebpipeError, wants_color
 
 # Commands defined in their own modules, imported only when used ("name": "module:attr").
 LAZY_COMMANDS: dict[str, str] = {
@@ -34,12 +34,44 @@ LAZY_COMMANDS: dict[str, str] = {
 }
 
 SUBCOMMANDS = {*LAZY_COMMANDS, "serve", "check", "fmt", "routes", "run", "test", "db",
-               "--help", "-h", "--version"}
+               "version", "completion", "--help", "-h", "--version"}
+# A FILE argument left out means the project's app file (webpipe/project.py).
+APP_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+FILES_OR_DIRS = click.Path(exists=True, path_type=Path)
 
 
-def _fail(exc: WebpipeError) -> None:
+def _fail(exc: WebpipeError) -> NoReturn:
     click.echo(str(exc), err=True)
     sys.exit(1)
+
+
+def _app(file: Path | None) -> Path:
+    """`file`, or when it was left out the app file of the project around the cwd."""
+    from webpipe.project import find_app
+
+    try:
+        return file if file is not None else find_app()
+    except WebpipeError as exc:
+        _fail(exc)
+
+
+def project_app(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    """click callback of an APP argument that may be left out (the project's app)."""
+    return _app(value)
+
+
+# `@PROJECT_APP` for commands whose only positional argument is the app
+PROJECT_APP = click.argument("app", required=False, type=APP_FILE, callback=project_app)
+
+
+def _wp_files(paths: tuple[Path, ...]) -> list[Path]:
+    """The `.wp` files named or under the folders named; an error when there are none."""
+    from webpipe.project import wp_files
+
+    found = wp_files(paths)
+    if not found:
+        _fail(WebpipeError(f"no .wp files under {', '.join(map(str, paths))}"))
+    return found
 
 
 def _module_exists(target: str) -> bool:
@@ -69,13 +101,36 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="webpipe")
+@click.version_option(__version__, prog_name="webpipe", message="%(prog)s %(version)s")
 def cli() -> None:
-    """webpipe: HTTP routes as pipelines of steps."""
+    """webpipe: HTTP routes as pipelines of steps.
+
+    Inside a project (webpipe.toml, [tool.webpipe] in pyproject.toml, or one *.wp file in
+    the current directory) the app file may be left out: serve, check, test, routes and
+    the commands whose only argument is the app run on the project's app, and fmt on
+    every *.wp file of the project.
+    """
 
 
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def version() -> None:
+    """Print webpipe's version."""
+    click.echo(f"webpipe {__version__}")
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL, to save where the shell reads it."""
+    from click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell)
+    assert complete is not None  # the Choice admits only shells click supports
+    click.echo(complete(cli, {}, "webpipe", "_WEBPIPE_COMPLETE").source(), nl=False)
+
+
+@cli.command()
+@click.argument("file", required=False, type=APP_FILE)
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default $PORT or 7770).")
 @click.option("--address", default=None, help="HOST:PORT to bind.")
@@ -96,11 +151,13 @@ def cli() -> None:
               help="The debugger's port.")
 @click.option("--trace", is_flag=True,
               help="Print each request's step timings as collapsed stacks (speedscope).")
-def serve(file: Path, host: str | None, port: int | None, address: str | None, reload: bool,
-          workers: int, metrics: bool, log_level: str | None, no_access_log: bool,
-          log_format: str, production: bool, no_jobs: bool, inspect: bool,
-          inspect_port: int, trace: bool) -> None:
-    """Serve FILE over HTTP."""
+@click.option("--no-db-check", is_flag=True,
+              help="Do not prepare the SQL statements on the database at start.")
+def serve(file: Path | None, host: str | None, port: int | None, address: str | None,
+          reload: bool, workers: int, metrics: bool, log_level: str | None,
+          no_access_log: bool, log_format: str, production: bool, no_jobs: bool,
+          inspect: bool, inspect_port: int, trace: bool, no_db_check: bool) -> None:
+    """Serve FILE (default: the project's app) over HTTP."""
     import os
 
     from webpipe.oplog import LogSettings
@@ -114,12 +171,15 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
                                "pauses requests of one process")
     if no_jobs:  # read where the consumer starts, in this process and uvicorn's workers
         os.environ["WEBPIPE_NO_JOBS"] = "1"
+    if no_db_check:  # read by load_checked, at start and on each reload
+        os.environ["WEBPIPE_DB_CHECK"] = "0"
     defaults = LogSettings.from_env()
     settings = LogSettings(log_level or defaults.level, not no_access_log, log_format,
                            production or defaults.production)
     bind_host, bind_port = bind_address(host, port, address)
+    app = _app(file)
     try:
-        run_server(file, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
+        run_server(app, bind_host, bind_port, reload=reload, workers=workers, metrics=metrics,
                    logs=settings, inspect_port=inspect_port if inspect else None,
                    trace=trace)
     except WebpipeError as exc:
@@ -127,22 +187,33 @@ def serve(file: Path, host: str | None, port: int | None, address: str | None, r
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("paths", nargs=-1, type=FILES_OR_DIRS)
 @click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
-def check(files: tuple[Path, ...], as_json: bool) -> None:
-    """Report every problem in FILES; exit 1 if there is an error."""
+@click.option("--db", is_flag=True,
+              help="Also prepare every SQL statement on the app's database (spec/sqlcheck.md).")
+def check(paths: tuple[Path, ...], as_json: bool, db: bool) -> None:
+    """Report every problem in PATHS (files, or folders walked for *.wp; default: the
+    project's app); exit 1 if there is an error."""
     from webpipe.check import check_file
+    from webpipe.serve import load_dotenv_files
 
+    files = _wp_files(paths) if paths else [_app(None)]
     # one-shot: the cyclic collector would only walk the loaded program once before exit
     # (about a sixth of a large file's check); its garbage goes with the process
     gc.disable()
-    diagnostics = [d for f in files for d in check_file(f)]
+    diagnostics: list[Diagnostic] = []
+    for f in files:
+        if db:
+            load_dotenv_files(f.parent)  # the database settings, as serve reads them
+        diagnostics += check_file(f, db=db, announce=None if as_json else _to_stderr)
+    # a module checked on its own and through an app that imports it reports once
+    diagnostics = list(dict.fromkeys(diagnostics))
     if as_json:
         click.echo(json.dumps([d.to_json() for d in diagnostics], indent=2))
     else:
+        color = wants_color(sys.stderr)
         for diagnostic in diagnostics:
-            click.echo(diagnostic.render(), err=True)
+            click.echo(diagnostic.render(color), err=True, color=color)
         errors = sum(d.severity == "error" for d in diagnostics)
         warnings = len(diagnostics) - errors
         click.echo(f"{len(files)} file(s) checked: {errors} error(s), {warnings} warning(s)",
@@ -150,34 +221,47 @@ def check(files: tuple[Path, ...], as_json: bool) -> None:
     sys.exit(1 if any(d.severity == "error" for d in diagnostics) else 0)
 
 
-@cli.command()
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--check", "check_only", is_flag=True, help="Exit 1 if a file would change.")
-def fmt(files: tuple[Path, ...], check_only: bool) -> None:
-    """Rewrite FILES in the canonical layout (comments kept)."""
-    from webpipe.syntax.fmt import format_file
+def _to_stderr(message: str) -> None:
+    click.echo(message, err=True)
 
-    changed = []
-    for file in files:
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True,
+                                                  path_type=Path))
+@click.option("--check", "check_only", is_flag=True,
+              help="Write nothing; list the files that would change and exit 1 if any.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Write nothing; print a unified diff and exit 1 if anything would change.")
+@click.option("--stdin-filename", default="-", help="The name to report for `-` (stdin).")
+def fmt(paths: tuple[Path, ...], check_only: bool, show_diff: bool,
+        stdin_filename: str) -> None:
+    """Rewrite PATHS in the canonical layout, comments kept. PATHS are files, folders
+    (walked for *.wp) or `-` (stdin to stdout); default: every *.wp of the project.
+    Exit 2 when a file cannot be formatted."""
+    from webpipe.formatting import Mode, format_paths, format_stdin
+    from webpipe.project import find_project, shown
+
+    mode: Mode = "diff" if show_diff else "check" if check_only else "write"
+    if Path("-") in paths:
+        if len(paths) > 1:
+            raise click.UsageError("`-` (stdin) cannot be combined with other paths")
+        sys.exit(format_stdin(stdin_filename, mode))
+    if not paths:
         try:
-            if format_file(file, write=not check_only):
-                changed.append(file)
+            paths = (shown(find_project().root),)
         except WebpipeError as exc:
             _fail(exc)
-    for file in changed:
-        click.echo(f"{'would reformat' if check_only else 'reformatted'} {file}", err=True)
-    sys.exit(1 if check_only and changed else 0)
+    sys.exit(format_paths(_wp_files(paths), mode))
 
 
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def routes(file: Path) -> None:
-    """List the routes FILE serves."""
+@click.argument("file", required=False, type=APP_FILE)
+def routes(file: Path | None) -> None:
+    """List the routes FILE (default: the project's app) serves."""
     from webpipe.program import load_program
 
     try:
-        env = load_program(file)
+        env = load_program(_app(file))
     except WebpipeError as exc:
         _fail(exc)
     for _module, route in env.index.routes():
@@ -219,14 +303,17 @@ def db() -> None:
 
 
 @db.command(name="url")
-@click.argument("app", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@PROJECT_APP
 def db_url(app: Path) -> None:
     """Print the connection URL the app uses (starting the embedded server if needed)."""
     from webpipe.db import connection_url
     from webpipe.serve import load_dotenv_files
 
     load_dotenv_files(app.parent)
-    click.echo(connection_url(app))
+    try:
+        click.echo(connection_url(app))
+    except LookupError as exc:  # nothing configured and the embedded server turned off
+        raise click.ClickException(str(exc)) from None
 
 
 @db.command(name="run")
@@ -245,7 +332,7 @@ def db_run(app: Path, sql_file: Path) -> None:
 
 
 @db.command(name="init-auth")
-@click.argument("app", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@PROJECT_APP
 def db_init_auth(app: Path) -> None:
     """Create the `auth` tables (users, sessions) in the app's database, if missing."""
     from webpipe.middleware.auth_schema import init_auth_schema
@@ -260,8 +347,7 @@ def db_init_auth(app: Path) -> None:
 
 
 @cli.command(name="test")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=APP_FILE)
 @click.option("-k", "pattern", default=None,
               help="Only tests whose 'describe :: it' has this (exit 5 if none has).")
 @click.option("-x", "--exitfirst", "fail_fast", is_flag=True,
@@ -281,12 +367,14 @@ def db_init_auth(app: Path) -> None:
 def test_command(files: tuple[Path, ...], pattern: str | None, fail_fast: bool,
                  as_json: bool, verbose: bool, golden: Path | None, update: bool,
                  keep_db: bool, inspect: bool, inspect_port: int) -> None:
-    """Run the describe/it tests of FILES; exit 1 if any test failed."""
+    """Run the describe/it tests of FILES (default: the project's app); exit 1 if any
+    test failed."""
     from webpipe.testing.main import run_test_files
 
     if update and golden is None:
         raise click.UsageError("--update needs --golden DIR")
-    sys.exit(run_test_files(list(files), pattern=pattern, as_json=as_json, verbose=verbose,
+    targets = list(files) or [_app(None)]
+    sys.exit(run_test_files(targets, pattern=pattern, as_json=as_json, verbose=verbose,
                             golden=golden, update=update, keep_db=keep_db,
                             fail_fast=fail_fast, inspect_port=inspect_port if inspect else None))
 
@@ -334,6 +422,20 @@ def _inspect_flags(flags: list[str]) -> list[str]:
     return out
 
 
+def _no_such_command(word: str) -> None:
+    """`webpipe chek` is a mistyped command, not a file to serve: say so (exit 2, as click
+    does for a bad command) when `word` is neither a file nor a `.wp` name."""
+    import difflib
+
+    if Path(word).exists() or word.endswith(".wp"):
+        return
+    close = difflib.get_close_matches(word, sorted(SUBCOMMANDS - {"--help", "-h", "--version"}))
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    click.echo(f"Error: no such command or file {word!r}.{hint} (webpipe --help lists the "
+               "commands)", err=True)
+    sys.exit(2)
+
+
 def _has_main(file: str) -> bool:
     from webpipe.loader import load_file
 
@@ -347,6 +449,7 @@ def _has_main(file: str) -> bool:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
+        _no_such_command(args[0])
         legacy(args)
         return
     cli.main(args, prog_name="webpipe")

@@ -7,8 +7,10 @@ Every user-facing error carries an optional `Span`; `render_diagnostic()` prints
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import IO, Literal
 
 from webpipe.source import Span
 
@@ -25,8 +27,8 @@ class Diagnostic:
     code: str = "error"
     notes: tuple[str, ...] = field(default=())
 
-    def render(self) -> str:
-        return render_diagnostic(self.message, self.span, self.severity, self.notes)
+    def render(self, color: bool = False) -> str:
+        return render_diagnostic(self.message, self.span, self.severity, self.notes, color)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -50,13 +52,39 @@ def render_diagnostic(
     span: Span | None,
     severity: Severity = "error",
     notes: tuple[str, ...] = (),
+    color: bool = False,
 ) -> str:
-    head = f"{span.label}: {severity}: {message}" if span else f"{severity}: {message}"
-    parts = [head]
+    paint = _paint if color else _plain
+    tone = _TONES[severity]
+    where = paint(f"{span.label}: ", "1") if span else ""
+    parts = [f"{where}{paint(severity + ':', tone)} {paint(message, '1')}"]
     if span is not None:
-        parts.append(span.excerpt())
-    parts.extend(f"  note: {note}" for note in notes)
+        line, caret = span.excerpt().split("\n")
+        parts += [line, paint(caret, tone)]
+    parts.extend(f"  {paint('note:', '36')} {note}" for note in notes)
     return "\n".join(parts)
+
+
+_TONES = {"error": "1;31", "warning": "1;33"}  # bold red, bold yellow (as Ruff and rustc)
+
+
+def _paint(text: str, sgr: str) -> str:
+    return f"\x1b[{sgr}m{text}\x1b[0m" if text else text
+
+
+def _plain(text: str, sgr: str) -> str:
+    return text
+
+
+def wants_color(stream: IO[str], environ: Mapping[str, str] = os.environ) -> bool:
+    """Colour for a terminal: never with `NO_COLOR` set (no-color.org), always with
+    `FORCE_COLOR` set, else when `stream` is a tty (not when piped or redirected)."""
+    if environ.get("NO_COLOR"):
+        return False
+    if environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 class WebpipeError(Exception):
@@ -89,9 +117,17 @@ class CheckError(WebpipeError):
 
 
 class ConfigError(WebpipeError):
-    """A step's config or a config block cannot be used (raised at load time by prepare())."""
+    """A step's config or a config block cannot be used (raised at load time by prepare()).
+
+    `at` is where in the config text the problem is, when the embedded language says (1-based
+    line and column, and a width); the planner turns it into a span in the `.wp` file."""
 
     code = "config"
+
+    def __init__(self, message: str, *, span: Span | None = None,
+                 at: tuple[int, int, int] | None = None) -> None:
+        super().__init__(message, span=span)
+        self.at = at
 
 
 class StepError(WebpipeError):

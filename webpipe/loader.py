@@ -9,7 +9,7 @@ then in a global table of every module (the module whose path sorts last wins a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,15 @@ class ProgramIndex:
             return self.pipelines.get((id(target), bare)) if target else None
         return self.pipelines.get((id(module), name)) or self.global_pipelines.get(name)
 
+    def pipeline_names(self, module: Module) -> set[str]:
+        """Every name `module` can call a pipeline by (for did-you-mean suggestions)."""
+        return {name for _, name in self.pipelines} | _qualified(module, self.pipelines)
+
+    def variable_names(self, module: Module, kind: str) -> set[str]:
+        """Every name `module` can use a `kind` variable by (for suggestions)."""
+        table = {(m, name): v for (m, k, name), v in self.variables.items() if k == kind}
+        return {name for _, name in table} | _qualified(module, table)
+
     def all_items(self, kind: type[n.Item]) -> Iterator[tuple[Module, n.Item]]:
         for module in self.modules:
             for item in module.program.items:
@@ -90,10 +99,19 @@ class ProgramIndex:
         return [*direct, self.main]
 
 
-def load_source(source: Source, path: Path | None = None) -> ProgramIndex:
-    """Load a program from text (imports resolve relative to `path`, default cwd)."""
+def _qualified(module: Module, table: Iterable[tuple[int, str]]) -> set[str]:
+    """`alias::name` for every name in `table` that one of `module`'s aliases reaches."""
+    return {f"{alias}::{name}" for alias, target in module.aliases.items()
+            for owner, name in table if owner == id(target)}
+
+
+def load_source(source: Source, path: Path | None = None, *,
+                program: n.Program | None = None) -> ProgramIndex:
+    """Load a program from text (imports resolve relative to `path`, default cwd);
+    `program` is the source already parsed (what syntax recovery kept of it)."""
     loader = _Loader()
-    main = loader.load_module(source, (path or Path.cwd() / source.name).resolve(), ())
+    main = loader.load_module(source, (path or Path.cwd() / source.name).resolve(), (),
+                              program)
     main.is_main = True
     modules = sorted(loader.done.values(), key=lambda m: str(m.path))
     return ProgramIndex(main=main, modules=modules)
@@ -134,8 +152,9 @@ class _Loader:
     def __init__(self) -> None:
         self.done: dict[Path, Module] = {}
 
-    def load_module(self, source: Source, path: Path, chain: tuple[Path, ...]) -> Module:
-        module = Module(path=path, source=source, program=parse(source))
+    def load_module(self, source: Source, path: Path, chain: tuple[Path, ...],
+                    program: n.Program | None = None) -> Module:
+        module = Module(path=path, source=source, program=program or parse(source))
         self.done[path] = module
         for route in module.items(n.Route):
             assert isinstance(route, n.Route)

@@ -1,12 +1,14 @@
 """What `serve` checks before it serves, and which edits `--reload` reacts to.
 
-`load_checked` runs every `webpipe check` rule on the program: errors are printed all at
-once and the program is refused (at start the server does not start; on reload the last
+`load_checked` runs every `webpipe check` rule on the program, and prepares its SQL on the
+database when that is reachable (webpipe.sqlcheck): errors are printed all at once and the
+program is refused (at start the server does not start; on reload the last
 good program keeps serving); warnings are printed. `SourceFilter` lets through only the
 program's sources: the `.wp` files loaded and any `.wp` file that may become an import,
-`.env`/`.env.local` beside the main file, and the Lua scripts directory. The embedded
-database (`.webpipe/`), `public/`, VCS and tool directories and editor swap files never
-cause a reload (spec/server.md §4, §5).
+`.env`/`.env.local` beside the main file, the Lua scripts directory, and `migrations/*.sql`
+(the SQL check prepares statements on the schema they make). The embedded database
+(`.webpipe/`), `public/`, VCS and tool directories and editor swap files never cause a
+reload (spec/server.md §4, §5).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ IGNORED_DIRS = frozenset({".webpipe", "public", ".git", ".hg", ".svn", "node_mod
                           "__pycache__", ".venv", "venv", ".mypy_cache", ".pytest_cache",
                           ".ruff_cache", "migrations"})
 ENV_FILES = frozenset({".env", ".env.local"})
+MIGRATIONS = "migrations"  # its `*.sql` files reload: the SQL check runs on their schema
 # editor droppings: vim swap/backup (`.x.swp`, `x~`, `4913`), emacs (`#x#`, `.#x`), others
 _NOISE_SUFFIXES = (".swp", ".swo", ".swx", ".swn", "~", ".tmp", ".bak", ".orig", ".crswap")
 
@@ -36,6 +39,7 @@ def load_checked(path: Path) -> Served:
     """The program at `path` if every check passes (warnings printed), else `CheckError`
     carrying every error at once."""
     from webpipe.check import check_env, check_file
+    from webpipe.check_calls import TEST_ONLY_CODES
     from webpipe.program import load_program
 
     try:
@@ -43,13 +47,23 @@ def load_checked(path: Path) -> Served:
         served = build_served(env)
     except WebpipeError:
         raise _refused(check_file(path)) from None  # the checker's full list of errors
-    diagnostics = check_env(env)
+    diagnostics = [_as_warning(d) if d.code in TEST_ONLY_CODES else d for d in check_env(env)]
+    if not any(d.severity == "error" for d in diagnostics):
+        from webpipe.sqlcheck.check import serve_diagnostics
+
+        diagnostics += serve_diagnostics(env)  # spec/sqlcheck.md: SQL on the database
     if any(d.severity == "error" for d in diagnostics):
         raise _refused(diagnostics)
     for diagnostic in diagnostics:
         print(diagnostic.render(), file=sys.stderr)
     configure_connections(served.limits)
     return served
+
+
+def _as_warning(diagnostic: Diagnostic) -> Diagnostic:
+    """A test's own mistake (a call no route matches) does not stop the app it tests."""
+    return Diagnostic(diagnostic.message, diagnostic.span, "warning", diagnostic.code,
+                      diagnostic.notes)
 
 
 class ChecksFailed(CheckError):
@@ -113,6 +127,8 @@ class SourceFilter:
         if not resolved.is_relative_to(self.root):
             return False
         inside = resolved.relative_to(self.root).parts
+        if len(inside) == 2 and inside[0] == MIGRATIONS:  # the database check applies them
+            return path.suffix == ".sql"
         if any(part in IGNORED_DIRS for part in inside[:-1]):
             return False
         return path.suffix == ".wp" or (len(inside) == 1 and path.name in ENV_FILES)

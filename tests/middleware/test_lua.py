@@ -101,8 +101,9 @@ def test_syntax_error_is_a_config_error_at_load(lua: LuaMiddleware) -> None:
     span = source.span(12, 27)
     with pytest.raises(ConfigError) as info:
         lua.prepare("return = 1", span)
-    assert info.value.message == "Lua syntax error: lua:1: unexpected symbol near '='"
+    assert info.value.message == "Lua syntax error: unexpected symbol near '='"
     assert info.value.span is span
+    assert info.value.at == (1, 8, 1)  # line and column of `=` inside the chunk
 
 
 # -- JSON -> Lua (§5.2) ------------------------------------------------------------------

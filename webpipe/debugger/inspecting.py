@@ -23,11 +23,11 @@ from webpipe.debugger.variables import (
     children,
     lookup,
     set_in,
-    type_name,
     variable,
 )
 from webpipe.debugger.wire import DapError
 from webpipe.jqlib import JqError, JqProgram, NeedsWorker
+from webpipe.wire import json_type
 
 if TYPE_CHECKING:
     from webpipe.debugger.hook import Debugger
@@ -176,7 +176,7 @@ async def _evaluate(session: DapSession, args: Args) -> dict[str, Any]:
     answer = variable("result", value, (), lambda p: session.debugger.refs.add(
         Ref(thread.id, key, p)))
     answer.pop("evaluateName")
-    return {"result": answer["value"], "type": type_name(value),
+    return {"result": answer["value"], "type": json_type(value),
             **{k: answer[k] for k in ("variablesReference", "namedVariables",
                                       "indexedVariables") if k in answer}}
 

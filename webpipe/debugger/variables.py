@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from webpipe.wire import json_type
+
 PREVIEW_CHARS = 120
 Path = tuple[str | int, ...]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -54,18 +56,6 @@ def lookup(value: Any, path: Path) -> Any:
     return value
 
 
-def type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def preview(value: Any) -> str:
     """Compact JSON, cut to `PREVIEW_CHARS` (the panel shows one line per variable)."""
     text = orjson.dumps(value, default=str).decode()
@@ -87,7 +77,7 @@ def jq_path(path: Path) -> str:
 
 def variable(name: str, value: Any, path: Path, ref_of: Any) -> dict[str, Any]:
     """One DAP `Variable`; `ref_of(path)` hands out a reference for a container."""
-    out: dict[str, Any] = {"name": name, "value": preview(value), "type": type_name(value),
+    out: dict[str, Any] = {"name": name, "value": preview(value), "type": json_type(value),
                            "evaluateName": jq_path(path), "variablesReference": 0}
     if isinstance(value, dict) and value:
         out["variablesReference"] = ref_of(path)

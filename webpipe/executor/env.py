@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from webpipe.config import ConfigBlocks, resolve_blocks
+from webpipe.embedded import body_span, jq_position
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.executor.plan import (
     StepPlan,
@@ -30,6 +31,7 @@ from webpipe.limits import Limits, limits_of
 from webpipe.loader import Module, ProgramIndex
 from webpipe.middleware import Registry
 from webpipe.middleware.base import Middleware
+from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -216,11 +218,12 @@ def _plan_into(env: Env, module: Module, step: n.Step) -> None:
         plan = plan_step(env, module, step)
         _resolve_task_tags(env, module, plan)
         env.plans[id(step)] = plan
-        env.diagnostics.extend(plan_diagnostics(plan))
+        env.diagnostics.extend(plan_diagnostics(plan, lambda: env.index.pipeline_names(module)))
 
 
 def _compile_guard(env: Env, tag: n.Tag) -> None:
-    """Compile a `@guard` once per text; a bad one is reported at every tag that has it."""
+    """Compile a `@guard` once per text (a program depends only on its text); a bad one is
+    reported at every tag that has it, at its own place in the tag."""
     text = tag.args[0]
     if text not in env.guards:
         try:
@@ -228,8 +231,14 @@ def _compile_guard(env: Env, tag: n.Tag) -> None:
         except JqError as exc:
             env.guards[text] = exc
     found = env.guards[text]
-    if isinstance(found, JqError):
-        env.diagnostics.append(Diagnostic(f"@guard: {found}", tag.span, code="bad-guard"))
+    if not isinstance(found, JqError):
+        return
+    located = jq_position(str(found))
+    message, where = str(found), None
+    if located is not None:
+        message, where = located[0], body_span(tag.span, text, located[1])
+    env.diagnostics.append(Diagnostic(f"@guard: {message}", where or tag.span,
+                                      code="bad-guard"))
 
 
 def _resolve_task_tags(env: Env, module: Module, plan: StepPlan) -> None:
@@ -261,8 +270,9 @@ def plan_step(env: Env, module: Module, step: n.MiddlewareStep) -> StepPlan:
     if step.name not in env.registry:
         if step.config is None:
             return _pipeline_call(env, module, step.name, step.name, base)
+        hint = did_you_mean(step.name, env.registry.names())
         return StepPlan(kind="missing", name=step.name,
-                        missing=f"unknown middleware {step.name!r}", **base)
+                        missing=f"unknown middleware {step.name!r}{hint}", **base)
     return _middleware_plan(env, module, step, base)
 
 
@@ -270,8 +280,13 @@ def _pipeline_call(env: Env, module: Module, target: str, name: str,
                    base: dict[str, Any]) -> StepPlan:
     callee = env.index.pipeline(module, target)
     if callee is None:
-        what = "middleware or pipeline" if name == target else "pipeline"
-        return StepPlan(kind="missing", name=name, missing=f"unknown {what} {target!r}", **base)
+        known = env.index.pipeline_names(module)
+        what = "pipeline"
+        if name == target:  # `|> name` could be either
+            what, known = "middleware or pipeline", known | set(env.registry.names())
+        hint = did_you_mean(target, known)
+        return StepPlan(kind="missing", name=name, missing=f"unknown {what} {target!r}{hint}",
+                        **base)
     return StepPlan(kind="pipeline", name=name, callee=callee, config=target, **base)
 
 
@@ -289,6 +304,7 @@ def _middleware_plan(env: Env, module: Module, step: n.MiddlewareStep,
     except ConfigError as exc:  # unsupported (the chart grammars): that error alone
         return StepPlan(kind="missing", name=step.name, missing=exc.message,
                         **{**base, "args": (), "arg_error": None})
+    plan.written_in = variable.span if variable is not None else step.span
     prepare_middleware(plan, mw)
     mw.plan_step(plan)  # graphql reads its raw arguments
     return plan

@@ -11,14 +11,16 @@ a whole app from serving.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from webpipe.embedded import body_span, jq_position
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.jqlib import JqError, JqProgram, compile_jq
-from webpipe.middleware.base import Middleware, StepCall, StepResult
+from webpipe.middleware.base import Middleware, PlannedStep, StepCall, StepResult
 from webpipe.source import Span
+from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
 
 SyncRun = Callable[[Any, object, StepCall], StepResult]
@@ -60,6 +62,7 @@ class StepPlan:
     arg_error: str | None = None
     prepare_error: str | None = None
     prepare_span: Span | None = None  # where in the config the error is, when the step knows
+    written_in: Span | None = None  # the node the config text is written in (step or variable)
     callee: n.NamedPipeline | None = None
     join_names: tuple[str, ...] = ()
     tags: TaskTags = field(default_factory=TaskTags)
@@ -165,17 +168,29 @@ def parse_join_list(text: str) -> tuple[tuple[str, ...], str | None]:
 
 
 def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
+    """Prepare the step; an error inside the config points at its own line when the
+    middleware says where (`config_span`)."""
     plan.middleware = mw
     try:
         plan.prepared = mw.prepare(plan.config, plan.step.span)
     except ConfigError as exc:
         plan.prepare_error, plan.prepare_span = exc.message, exc.span
+        if exc.at is not None:
+            plan.prepare_span = config_span(plan, exc.at) or exc.span
         return
     shared = plan.tags.dedup or plan.tags.hedge is not None  # these go through `run`
     plan.run_sync = mw.run_sync if mw.sync and not shared else None
 
 
-def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
+def config_span(plan: PlannedStep, at: tuple[int, int, int]) -> Span | None:
+    """Line, column and width inside the step's config text, as a span of the `.wp` file."""
+    return body_span(plan.written_in or plan.step.span, plan.config, at)
+
+
+def plan_diagnostics(plan: StepPlan, pipelines: Callable[[], Iterable[str]] = tuple,
+                     ) -> list[Diagnostic]:
+    """The step's load-time problems; `pipelines` lists the names it could call (asked
+    only for a did-you-mean)."""
     span = plan.step.span
     out: list[Diagnostic] = []
     if plan.missing:
@@ -184,12 +199,27 @@ def plan_diagnostics(plan: StepPlan) -> list[Diagnostic]:
         out.append(Diagnostic(f"{plan.name}: {plan.prepare_error}", plan.prepare_span or span,
                               code="bad-config"))
     if plan.tags.on_error and plan.on_error is None:
-        out.append(Diagnostic(f"@onError({plan.tags.on_error}): unknown pipeline", span,
+        hint = did_you_mean(plan.tags.on_error, pipelines())
+        out.append(Diagnostic(f"@onError({plan.tags.on_error}): unknown pipeline{hint}", span,
                               code="unknown-name"))
     if plan.tags.dedup_key and plan.dedup_key is None:
         out.append(Diagnostic("@dedup key is not a valid jq expression", span,
                               code="bad-tag"))
     if plan.arg_error:
-        out.append(Diagnostic(f"{plan.name} inline argument: {plan.arg_error}", span,
+        message, where = _located_arg_error(plan.step, plan.arg_error)
+        out.append(Diagnostic(f"{plan.name} inline argument: {message}", where or span,
                               code="bad-argument"))
     return out
+
+
+def _located_arg_error(step: n.MiddlewareStep, error: str) -> tuple[str, Span | None]:
+    """An inline argument's jq error at its own position in the step, when jq gives one."""
+    for text in step.args:
+        try:
+            compile_jq(text, allow_context=False)
+        except JqError as exc:
+            located = jq_position(str(exc))
+            if located is not None and str(exc) == error:
+                return located[0], body_span(step.span, text, located[1])
+            return error, None
+    return error, None

@@ -20,13 +20,14 @@ from typing import Any
 
 import click
 
+from webpipe.cli import PROJECT_APP
 from webpipe.errors import WebpipeError
 
 APP = click.argument("app", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 
 
 @click.command("worker")
-@APP
+@PROJECT_APP
 @click.option("--concurrency", type=click.IntRange(1), default=None,
               help="Jobs run at once (default: config jobs { concurrency }, 10).")
 def worker_command(app: Path, concurrency: int | None) -> None:
@@ -97,7 +98,7 @@ def jobs_group() -> None:
 
 
 @jobs_group.command("status")
-@APP
+@PROJECT_APP
 @click.option("--json", "as_json", is_flag=True)
 def status_command(app: Path, as_json: bool) -> None:
     """Queue depth, running, done, failed (retried) and dead-lettered jobs."""
@@ -109,7 +110,7 @@ def status_command(app: Path, as_json: bool) -> None:
 
 
 @jobs_group.command("list")
-@APP
+@PROJECT_APP
 @click.option("--status", "state", type=click.Choice(["queued", "running", "dead"]))
 @click.option("--limit", type=int, default=100)
 @click.option("--json", "as_json", is_flag=True)
@@ -143,7 +144,7 @@ def retry_command(app: Path, ids: tuple[int, ...], every: bool) -> None:
 
 
 @jobs_group.command("purge")
-@APP
+@PROJECT_APP
 @click.option("--all", "every", is_flag=True, help="Every job, queued and running too.")
 def purge_command(app: Path, every: bool) -> None:
     """Remove the dead-lettered jobs (every job with --all)."""

@@ -3,9 +3,10 @@
 The buffer may be unsaved, so it is loaded from its text with the file's directory as the
 base for imports (`load_source`), then planned (`build_env`), served (`build_served`: route
 conflicts and the GraphQL schema) and checked (`check_env`), exactly as `check_file` does.
-Syntax errors in the buffer are all reported (`all_syntax_errors`, as `check` does) and
-leave no index. When only an import
-fails, the buffer's own module is still indexed, so symbols and definitions keep working.
+Syntax errors in the buffer are all reported (`syntax.recover`, as `check` does), and the
+items that parse are still indexed and checked, so the outline, definitions and the other
+problems survive an unclosed backtick. When only an import fails, the buffer's own module
+is still indexed, so symbols and definitions keep working.
 Problems located in other files are reported on the `import` line that brings them in
 (errors only: a file's warnings show when that file itself is open).
 """
@@ -19,16 +20,16 @@ from webpipe.check import check_env
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
 from webpipe.executor.env import build_env
 from webpipe.loader import Module, ProgramIndex, load_source
+from webpipe.recovered import check_recovered, recovered_index
 from webpipe.server import build_served
 from webpipe.source import Source, Span
 from webpipe.syntax import nodes as n
-from webpipe.syntax.parser import parse
-from webpipe.syntax.recover import all_syntax_errors
+from webpipe.syntax.recover import recover
 
 
 @dataclass(eq=False)
 class Document:
-    """One analysed buffer: its text, its index (None after a syntax error), its problems."""
+    """One analysed buffer: its text, its index (of what parses), its problems."""
 
     path: Path
     source: Source
@@ -56,14 +57,27 @@ def analyze(text: str, path: Path, *, check: bool = True) -> Document:
         doc.index = load_source(doc.source, path)
     except WebpipeError as exc:
         if isinstance(exc, WpSyntaxError) and _in_buffer(doc, exc.diagnostic()):
-            errors = all_syntax_errors(doc.source)
-            doc.diagnostics = [e.diagnostic() for e in errors] or [exc.diagnostic()]
-            return doc
+            return _recovered(doc, exc, check=check)
         doc.index = _buffer_only(doc)
         doc.diagnostics = _localise(doc, [exc.diagnostic()])
         return doc
     if check:
         doc.diagnostics = _localise(doc, _check(doc.index))
+    return doc
+
+
+def _recovered(doc: Document, first: WpSyntaxError, *, check: bool) -> Document:
+    """Every syntax error, and the index and problems of the items that parse."""
+    recovery = recover(doc.source)
+    doc.diagnostics = [e.diagnostic() for e in recovery.errors] or [first.diagnostic()]
+    elsewhere: list[Diagnostic] = []
+    doc.index = recovered_index(doc.source, doc.path, recovery, elsewhere)
+    if doc.index is None:
+        doc.index = _buffer_only(doc, recovery.program)
+        doc.diagnostics += _localise(doc, elsewhere)
+    elif check:
+        doc.diagnostics += _localise(doc, check_recovered(doc.index, recovery))
+        doc.diagnostics.sort(key=lambda d: (d.span.start if d.span else -1))
     return doc
 
 
@@ -76,11 +90,14 @@ def _check(index: ProgramIndex) -> list[Diagnostic]:
     return check_env(env)
 
 
-def _buffer_only(doc: Document) -> ProgramIndex | None:
+def _buffer_only(doc: Document, program: n.Program | None = None) -> ProgramIndex | None:
     """An index of the buffer alone, for when one of its imports cannot be loaded."""
-    try:
-        program = parse(doc.source)
-    except WebpipeError:
+    if program is None:
+        try:
+            program = recover(doc.source).program
+        except WebpipeError:
+            return None
+    if program is None:
         return None
     main = Module(path=doc.path, source=doc.source, program=program, is_main=True)
     return ProgramIndex(main=main, modules=[main])

@@ -3,10 +3,13 @@
 The server keeps the last analysis of each open buffer. Opening or saving a buffer analyses
 it at once and publishes its diagnostics; edits are debounced (`DEBOUNCE_SECONDS`) so a
 burst of keystrokes costs one analysis. Requests (definition, hover, symbols) use that
-analysis when it matches the current text, else re-load the text without the checks.
+analysis when it matches the current text, else re-load the text without the checks; quick
+fixes (did-you-mean) come from it only while it matches.
 Completion reads the current text and borrows names from the last index that loaded, since a
-half-typed step rarely parses. Positions are converted with the client's position encoding
-(UTF-16 by default); the features themselves work in code points.
+half-typed step rarely parses. With `webpipe.checkDatabase` on, a save also prepares the
+file's SQL on its database (`sqlcheck.py`), in the save's own task, while typing goes on.
+Positions are converted with the client's position encoding (UTF-16 by default); the
+features themselves work in code points.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from webpipe import __version__
 from webpipe.errors import Diagnostic
 from webpipe.lsp import features as f
 from webpipe.lsp.analysis import Document, analyze
+from webpipe.lsp.fixes import quick_fixes
+from webpipe.lsp.sqlcheck import DatabaseChecks, column_completions, column_hover
 from webpipe.source import Source, Span
 
 DEBOUNCE_SECONDS = 0.25
@@ -56,12 +61,14 @@ class WebpipeServer(LanguageServer):
         super().__init__("webpipe", __version__)
         self.analysed: dict[str, Document] = {}
         self.generation: dict[str, int] = {}
+        self.database = DatabaseChecks()  # `webpipe.checkDatabase`: SQL checked on save
 
     def text(self, uri: str) -> str:
         return self.workspace.get_text_document(uri).source
 
-    def publish(self, uri: str) -> None:
-        """Analyse the buffer and send its diagnostics."""
+    def publish(self, uri: str, extra: list[Diagnostic] | None = None) -> None:
+        """Analyse the buffer and send its diagnostics, with the last database check's on
+        lines not edited since (moved to where those lines are now) and `extra`."""
         try:
             doc = analyze(self.text(uri), path_of(uri))
         except Exception as exc:  # a checker bug must not silence the buffer for good
@@ -69,7 +76,8 @@ class WebpipeServer(LanguageServer):
             doc = Document(path_of(uri), Source.from_text(uri, self.text(uri)),
                            diagnostics=[Diagnostic(f"webpipe lsp: internal error: {exc!r}")])
         self.analysed[uri] = doc
-        diagnostics = [self.diagnostic(d) for d in doc.diagnostics]
+        found = [*doc.diagnostics, *self.database.kept(uri, doc.source), *(extra or ())]
+        diagnostics = [self.diagnostic(d) for d in found]
         self.text_document_publish_diagnostics(
             t.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
 
@@ -81,6 +89,7 @@ class WebpipeServer(LanguageServer):
             self.publish(uri)
 
     def forget(self, uri: str) -> None:
+        self.database.forget(uri)
         self.analysed.pop(uri, None)
         self.generation.pop(uri, None)
         self.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
@@ -109,7 +118,8 @@ class WebpipeServer(LanguageServer):
     def diagnostic(self, found: Diagnostic) -> t.Diagnostic:
         origin = t.Position(line=0, character=0)
         where = self.range(found.span) if found.span else t.Range(start=origin, end=origin)
-        return t.Diagnostic(range=where, message=found.message, source="webpipe",
+        message = "\n".join((found.message, *found.notes))  # PostgreSQL's hint, for one
+        return t.Diagnostic(range=where, message=message, source="webpipe",
                             severity=SEVERITIES[found.severity], code=found.code)
 
     def symbol(self, symbol: f.Symbol) -> t.DocumentSymbol:
@@ -123,6 +133,11 @@ class WebpipeServer(LanguageServer):
         origin = t.Position(line=0, character=0)
         where = self.range(target.span) if target.span else t.Range(start=origin, end=origin)
         return t.Location(uri=target.path.as_uri(), range=where)
+
+
+def _check_database(settings: object) -> bool:
+    """`webpipe.checkDatabase` from initialization options or a configuration change."""
+    return isinstance(settings, dict) and settings.get("checkDatabase") is True
 
 
 @lru_cache(maxsize=16)
@@ -155,9 +170,25 @@ def _register_sync(ls: WebpipeServer) -> None:
         await ls.publish_later(params.text_document.uri)
 
     @ls.feature(t.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(params: t.DidSaveTextDocumentParams) -> None:
-        ls.generation[params.text_document.uri] = ls.generation.get(params.text_document.uri, 0) + 1
-        ls.publish(params.text_document.uri)
+    async def did_save(params: t.DidSaveTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.generation[uri] = ls.generation.get(uri, 0) + 1
+        ls.publish(uri)
+        if ls.database.enabled and uri.startswith("file:"):
+            found = await ls.database.run(uri, path_of(uri).resolve())  # this task, owned
+            if found is not None:  # placed ones are kept by `run` and moved with edits
+                ls.publish(uri, [d for d in found if d.span is None])
+
+    @ls.feature(t.INITIALIZE)
+    def initialize(params: t.InitializeParams) -> None:
+        ls.database.enabled = _check_database(params.initialization_options)
+
+    @ls.feature(t.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(params: t.DidChangeConfigurationParams) -> None:
+        settings = params.settings
+        if isinstance(settings, dict) and isinstance(settings.get("webpipe"), dict):
+            settings = settings["webpipe"]
+        ls.database.enabled = _check_database(settings)
 
     @ls.feature(t.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: t.DidCloseTextDocumentParams) -> None:
@@ -183,15 +214,18 @@ def _register_requests(ls: WebpipeServer) -> None:
     def hover(params: t.HoverParams) -> t.Hover | None:
         uri = params.text_document.uri
         doc = ls.current(uri)
-        found = f.hover(doc, ls.offset(doc, uri, params.position))
-        if found is None:
+        offset = ls.offset(doc, uri, params.position)
+        found = f.hover(doc, offset)
+        columns = column_hover(ls.database.reports.get(uri), doc.index, doc.source.text, offset)
+        if found is None and columns is None:
             return None
-        content = t.MarkupContent(kind=t.MarkupKind.Markdown, value=found.markdown)
-        return t.Hover(contents=content, range=ls.range(found.span))
+        markdown = "\n\n".join(x for x in (found and found.markdown, columns) if x)
+        content = t.MarkupContent(kind=t.MarkupKind.Markdown, value=markdown)
+        return t.Hover(contents=content, range=ls.range(found.span) if found else None)
 
 
 def _register_editing(ls: WebpipeServer) -> None:
-    triggers = t.CompletionOptions(trigger_characters=["@", ">", " ", ":"])
+    triggers = t.CompletionOptions(trigger_characters=["@", ">", " ", ":", "."])
 
     @ls.feature(t.TEXT_DOCUMENT_COMPLETION, triggers)
     def completion(params: t.CompletionParams) -> t.CompletionList:
@@ -200,10 +234,31 @@ def _register_editing(ls: WebpipeServer) -> None:
         text = ls.text(uri)
         doc = Document(path=path_of(uri), source=Source.from_text(str(path_of(uri)), text),
                        index=last.index if last else None)
+        offset = ls.offset(doc, uri, params.position)
         items = [t.CompletionItem(label=c.label, kind=COMPLETION_KINDS[c.kind],
                                   detail=c.detail or None)
-                 for c in f.completions(doc, ls.offset(doc, uri, params.position))]
+                 for c in f.completions(doc, offset)]
+        items += [t.CompletionItem(label=c.name, kind=t.CompletionItemKind.Field, detail=c.type)
+                  for c in column_completions(ls.database.reports.get(uri), doc.index, text,
+                                              offset)]
         return t.CompletionList(is_incomplete=False, items=items)
+
+    fixes = t.CodeActionOptions(code_action_kinds=[t.CodeActionKind.QuickFix])
+
+    @ls.feature(t.TEXT_DOCUMENT_CODE_ACTION, fixes)
+    def code_action(params: t.CodeActionParams) -> list[t.CodeAction]:
+        """A did-you-mean of the last analysis (while its text is current) as an edit."""
+        uri = params.text_document.uri
+        doc = ls.analysed.get(uri)
+        if doc is None or doc.source.text != Source.from_text("", ls.text(uri)).text:
+            return []
+        start, end = (ls.offset(doc, uri, p) for p in (params.range.start, params.range.end))
+        return [t.CodeAction(
+            title=fix.title, kind=t.CodeActionKind.QuickFix, is_preferred=True,
+            diagnostics=[ls.diagnostic(fix.diagnostic)],
+            edit=t.WorkspaceEdit(changes={uri: [t.TextEdit(range=ls.range(fix.span),
+                                                           new_text=fix.new_text)]}))
+            for fix in quick_fixes(doc.diagnostics, doc.source.text, start, end)]
 
     @ls.feature(t.TEXT_DOCUMENT_FORMATTING)
     def formatting(params: t.DocumentFormattingParams) -> list[t.TextEdit]:

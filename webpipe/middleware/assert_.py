@@ -19,6 +19,7 @@ from webpipe.errors import ConfigError
 from webpipe.middleware.base import JSON, BaseMiddleware, Behavior, StepCall, StepResult
 from webpipe.middleware.validate import is_email, is_number
 from webpipe.source import Span
+from webpipe.wire import json_type
 
 # --- schema nodes ----------------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ def check(value: JSON, schema: Schema, path: str) -> Issue | None:
         case Literal(expected):
             if literal_equals(expected, value):
                 return None
-            return path, f"Expected literal {_display(expected)} at {path}, got {type_name(value)}"
+            return path, f"Expected literal {_display(expected)} at {path}, got {json_type(value)}"
         case Array():
             return _check_array(value, schema, path)
         case Object():
@@ -199,20 +200,8 @@ def literal_equals(expected: str | int | float | bool, value: JSON) -> bool:
     return is_number(value) and value == expected
 
 
-def type_name(value: JSON) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _type_issue(path: str, expected: str, value: JSON) -> Issue:
-    return path, f"Expected {expected} at {path}, got {type_name(value)}"
+    return path, f"Expected {expected} at {path}, got {json_type(value)}"
 
 
 def _display(value: str | int | float | bool) -> str:

@@ -95,6 +95,7 @@ class PlannedStep(Protocol):
     prepared: object
     args: tuple[Any, ...]  # compiled inline arguments
     arg_error: str | None
+    written_in: Span | None  # the node the config text is written in (step or variable)
 
 
 class MiddlewareHost(Protocol):

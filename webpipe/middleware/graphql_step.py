@@ -33,6 +33,7 @@ from webpipe.middleware.base import (
     StepResult,
 )
 from webpipe.source import Span
+from webpipe.wire import json_type
 
 if TYPE_CHECKING:
     from webpipe.executor.env import Env
@@ -68,13 +69,14 @@ class GraphqlMiddleware(BaseMiddleware):
         if plan.step.args and is_remote_name(plan.step.args[0]):
             plan_remote(plan, env)
             return
-        runtime = self._runtime()
-        if runtime is not None and isinstance(plan.prepared, GraphqlOperation):
-            errors = runtime.document(plan.prepared.text).errors
+        if isinstance(plan.prepared, GraphqlOperation):
+            runtime = self._runtime()  # without a schema, the syntax alone is checked
+            text = plan.prepared.text
+            errors = runtime.document(text).errors if runtime else _syntax_errors(text)
             if errors:
                 env.diagnostics.append(Diagnostic(
-                    f"graphql: {errors[0]['message']}", plan.step.span, "warning",
-                    "graphql-document"))
+                    f"graphql: {errors[0]['message']}", _error_span(plan, errors[0]),
+                    "warning", "graphql-document"))
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
         env = self._env()
@@ -130,7 +132,7 @@ def operation_variables(state: JSON, args: tuple[JSON, ...]) -> dict[str, JSON]:
     if args:
         value = args[0]
         if not isinstance(value, dict):
-            raise StepError(f"GraphQL variables must be an object, got {_kind(value)}")
+            raise StepError(f"GraphQL variables must be an object, got {json_type(value)}")
         return value
     if not isinstance(state, dict):
         return {}
@@ -151,16 +153,22 @@ def smart_unwrap(response: dict[str, JSON], target: str | None) -> JSON:
     return response
 
 
-def _kind(value: Any) -> str:
-    match value:
-        case None:
-            return "null"
-        case bool():
-            return "boolean"
-        case int() | float():
-            return "number"
-        case str():
-            return "string"
-        case list():
-            return "array"
-    return "object"
+def _syntax_errors(text: str) -> tuple[dict[str, Any], ...]:
+    from graphql import GraphQLError, parse
+
+    try:
+        parse(text)
+    except GraphQLError as exc:
+        return (dict(exc.formatted),)
+    return ()
+
+
+def _error_span(plan: PlannedStep, error: dict[str, Any]) -> Span:
+    """Where in the operation text the error is (its first location), else the step."""
+    from webpipe.executor.plan import config_span
+
+    locations = error.get("locations") or []
+    if not locations:
+        return plan.step.span
+    where = config_span(plan, (locations[0]["line"], locations[0]["column"], 1))
+    return where or plan.step.span

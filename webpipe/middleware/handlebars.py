@@ -26,6 +26,7 @@ from webpipe.middleware.base import (
     StepResult,
 )
 from webpipe.source import Span
+from webpipe.suggest import did_you_mean
 from webpipe.templating import Environment, Template, TemplateRenderError, TemplateSyntaxError
 
 PARTIAL_KINDS = ("mustache", "handlebars")  # a later kind wins a name clash
@@ -70,9 +71,11 @@ class HandlebarsMiddleware(BaseMiddleware):
             template = self.env.compile(dedent(config))
             self.env.check_partials(template)
         except TemplateSyntaxError as exc:
-            where = f" in partial {exc.template!r}" if exc.template in self.env.sources else ""
-            message = f"Handlebars template compile error{where}: {exc}"
-            raise ConfigError(message, span=span) from None
+            if exc.template in self.env.sources:
+                message = f"Handlebars template compile error in partial {exc.template!r}"
+                raise ConfigError(f"{message}: {exc}", span=span) from None
+            raise ConfigError(f"Handlebars template compile error: {exc.reason}", span=span,
+                              at=_written_at(config, exc)) from None
         return Prepared(template, self.env.root_keys(template))
 
     def check(self, prepared: object, config: str, span: Span) -> list[Diagnostic]:
@@ -80,7 +83,8 @@ class HandlebarsMiddleware(BaseMiddleware):
         known = set(self.host.variables_of("handlebars")) | set(
             self.host.variables_of("mustache"))
         missing = {m.group(1) for m in _PARTIAL.finditer(config)} - known - {"@partial-block"}
-        return [Diagnostic(f"unknown partial {name!r}", span, code="unknown-partial")
+        return [Diagnostic(f"unknown partial {name!r}{did_you_mean(name, known)}", span,
+                           code="unknown-partial")
                 for name in sorted(missing)]
 
     def input_keys(self, prepared: object) -> frozenset[str] | None:
@@ -123,3 +127,19 @@ def dedent(text: str) -> str:
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
+
+
+def _written_at(config: str, exc: TemplateSyntaxError) -> tuple[int, int, int] | None:
+    """The error's position in the config as written (it was compiled dedented), with the
+    width of the `{{…}}` tag there."""
+    if exc.line is None or exc.column is None:
+        return None
+    lines, flat = config.split("\n"), dedent(config).split("\n")
+    line = exc.line + config[:len(config) - len(config.lstrip("\r\n"))].count("\n")
+    if line > len(lines) or exc.line > len(flat):
+        return None
+    written = lines[line - 1]
+    column = exc.column + len(written) - len(flat[exc.line - 1])
+    rest = written[column - 1:]
+    width = rest.find("}}") + 2 if rest.startswith("{{") and "}}" in rest else 1
+    return line, column, width

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from webpipe.embedded import jq_position
 from webpipe.errors import ConfigError, StepError
 from webpipe.jqlib import JqError, JqLimitError, JqProgram, NeedsWorker, compile_jq
 from webpipe.middleware.base import (
@@ -37,7 +38,10 @@ class JqMiddleware(BaseMiddleware):
         try:
             return compile_jq(config)
         except JqError as exc:
-            raise ConfigError(str(exc), span=span) from None
+            located = jq_position(str(exc))
+            if located is None:
+                raise ConfigError(str(exc), span=span) from None
+            raise ConfigError(located[0], span=span, at=located[1]) from None
 
     def input_keys(self, prepared: object) -> frozenset[str] | None:
         """The top-level input keys the step can read (None: maybe all); see server."""

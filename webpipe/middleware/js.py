@@ -14,6 +14,7 @@ stops the program with the `.wp` line; run-time errors are `jsError` envelopes n
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
 
@@ -77,7 +78,8 @@ class JsMiddleware(BaseMiddleware):
         if error is not None:
             message, line = error
             raise ConfigError(f"JavaScript syntax error: {message}",
-                              span=_line_span(snippet, line))
+                              span=_line_span(snippet, line),
+                              at=_line_at(config, line, message))
         return snippet
 
     async def run(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
@@ -151,6 +153,20 @@ def _first_line(source: str, span: Span | None) -> int | None:
         return None
     offset = span.source.text.find(source, span.start) if source else -1
     return span.source.position(offset)[0] if offset >= 0 else span.line
+
+
+def _line_at(source: str, line: int, message: str) -> tuple[int, int, int] | None:
+    """Where on line `line` of the snippet: the token QuickJS names (`…: '*'`) when it is
+    on that line, else the line from its first non-blank character (QuickJS gives no
+    column); the planner places it in the step or the variable (webpipe/embedded.py)."""
+    lines = source.split("\n")
+    if not 1 <= line <= len(lines):
+        return None
+    text = lines[line - 1]
+    token = re.search(r": '([^'\n]+)'$", message)
+    if token is not None and token.group(1) in text:
+        return line, text.index(token.group(1)) + 1, len(token.group(1))
+    return line, len(text) - len(text.lstrip()) + 1, max(1, len(text.strip()))
 
 
 def _line_span(snippet: JsSnippet, line: int) -> Span | None:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol, cast
 import orjson
 from lupa import lua54
 
+from webpipe.embedded import lua_position
 from webpipe.errors import ConfigError, StepError, WebpipeError
 from webpipe.executor.context import RequestContext
 from webpipe.middleware.base import (
@@ -180,7 +181,10 @@ class LuaMiddleware(BaseMiddleware):
         """Check the chunk's syntax once, at load time."""
         err = self._syntax_error(config)
         if err is not None:
-            raise ConfigError(f"Lua syntax error: {err}", span=span)
+            located = lua_position(err, config)
+            if located is None:
+                raise ConfigError(f"Lua syntax error: {err}", span=span)
+            raise ConfigError(f"Lua syntax error: {located[0]}", span=span, at=located[1])
         chunk = LuaChunk(config, uses_context=_CONTEXT_NAME.search(config) is not None,
                          request_keys=request_keys(config))
         if "executeSql" in config:  # known up front: skip the inline attempt

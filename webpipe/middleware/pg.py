@@ -104,7 +104,7 @@ def compile_statement(config: str, *, force_rows: bool = False) -> PgStatement:
         text = text[:-1].rstrip()
     kind: Kind
     kind, query = ("raw", text) if raw else _wrap(text, force_rows)
-    pieces, slots = _split_params(query)
+    pieces, slots = split_params(query)
     return PgStatement(sql, kind, pieces, slots, touches_session(text))
 
 
@@ -176,7 +176,9 @@ def _shape(text: str) -> tuple[str | None, str | None, int | None, bool]:
     return first, main, start, returning
 
 
-def _split_params(query: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def split_params(query: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The query's text around its `$N` placeholders (outside literals and comments), and
+    the N of each (also used by webpipe.sqlcheck)."""
     pieces, slots, last = [], [], 0
     for m in _TOKENS.finditer(query):
         if m.lastgroup == "param":

@@ -20,6 +20,7 @@ import orjson
 from webpipe.errors import ConfigError
 from webpipe.middleware.base import JSON, BaseMiddleware, Behavior, StepCall, StepResult
 from webpipe.source import Span
+from webpipe.wire import json_type
 
 RuleKind = Literal["string", "email", "boolean", "number"]
 TYPES: dict[str, RuleKind] = {"string": "string", "email": "email", "bool": "boolean",
@@ -216,18 +217,6 @@ def is_email(text: str) -> bool:
 def is_number(value: JSON) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
-
-def json_type(value: JSON) -> str:
-    """The JSON type name of a value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else "number"
 
 
 def validation_error(field: str, rule: str, message: str) -> dict[str, JSON]:

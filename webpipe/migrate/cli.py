@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from webpipe.cli import PROJECT_APP
 from webpipe.errors import WebpipeError
 from webpipe.migrate.core import (
     Connection,
@@ -67,10 +68,12 @@ def migrate() -> None:
 
     \b
     webpipe migrate create APP NAME     new migrations/<UTC timestamp>_NAME.sql
-    webpipe migrate up APP [-n N]       apply pending migrations (all, or N)
-    webpipe migrate down APP [-n N]     roll back the newest N (default 1)
-    webpipe migrate status APP          applied/pending, with file checksums
+    webpipe migrate up [APP] [-n N]     apply pending migrations (all, or N)
+    webpipe migrate down [APP] [-n N]   roll back the newest N (default 1)
+    webpipe migrate status [APP]        applied/pending, with file checksums
     webpipe migrate force APP VERSION   record VERSION as applied without running it
+
+    APP left out is the project's app (webpipe.toml, [tool.webpipe], or the one *.wp).
 
     The database is the one APP's pg steps use: WP_PG_* variables, DATABASE_URL, a
     `config pg` host, else the embedded PostgreSQL in .webpipe/pgdata.
@@ -90,7 +93,7 @@ def create(app: Path, name: str) -> None:
 
 
 @migrate.command()
-@APP
+@PROJECT_APP
 @click.option("-n", "steps", type=click.IntRange(min=1), default=None, metavar="N",
               help="Apply at most N migrations (default: all pending).")
 def up(app: Path, steps: int | None) -> None:
@@ -104,7 +107,7 @@ def up(app: Path, steps: int | None) -> None:
 
 
 @migrate.command()
-@APP
+@PROJECT_APP
 @click.option("-n", "steps", type=click.IntRange(min=1), default=1, metavar="N",
               show_default=True,
               help="Roll back this many migrations, newest first.")
@@ -120,7 +123,7 @@ def down(app: Path, steps: int) -> None:
 
 
 @migrate.command()
-@APP
+@PROJECT_APP
 def status(app: Path) -> None:
     """List every migration: applied or pending, when, and its file's sha256."""
     entries = run_action(app, lambda conn: migration_status(conn, migrations_dir(app),

@@ -42,8 +42,8 @@ def init_command(directory: Path, name: str | None, **assistants: bool) -> None:
         sys.exit(1)
     for path in written:
         click.echo(f"created {path}")
-    app = directory / "app.wp"
-    click.echo("\nnext:\n"
-               f"  webpipe test {app}          # the tests mock every query\n"
-               f"  webpipe migrate up {app}    # create the tables\n"
-               f"  webpipe serve {app}         # http://127.0.0.1:7770/")
+    enter = "" if directory.resolve() == Path.cwd().resolve() else f"  cd {directory}\n"
+    click.echo("\nnext:\n" + enter +
+               "  webpipe test                # the tests mock every query\n"
+               "  webpipe migrate up          # create the tables\n"
+               "  webpipe serve               # http://127.0.0.1:7770/")

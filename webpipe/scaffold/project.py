@@ -23,6 +23,7 @@ TEMPLATES: dict[str, str] = {
     ".env.example": "env.example.tmpl",
     ".gitignore": "gitignore.tmpl",
     "public/style.css": "style.css.tmpl",
+    "webpipe.toml": "webpipe.toml.tmpl",  # names the app, for the bare commands
 }
 FIRST_MIGRATION = "create_notes"
 MIGRATION_TEMPLATE = "create_notes.sql.tmpl"

@@ -64,6 +64,9 @@ def describe_unexpected_char(source: Source, pos: int, allowed: Iterable[str] | 
                              ) -> tuple[str, int, int]:
     text = source.text
     ch = text[pos]
+    backtick = _missing_opening(source, pos) or _unbalanced_backtick(source)
+    if backtick is not None:
+        return backtick
     if ch == "`" and text.find("`", pos + 1) == -1:
         return "unclosed backtick: this `…` string never ends", pos, pos + 1
     if ch == '"' and text.find('"', pos + 1) == -1:
@@ -91,7 +94,7 @@ def describe_unexpected_token(source: Source, exc: UnexpectedToken) -> tuple[str
     end = tok.end_pos if tok.end_pos is not None else start
     if tok.type == "$END":
         start = end = len(source.text.rstrip())
-    backtick = _unbalanced_backtick(source)
+    backtick = _missing_opening(source, start) or _unbalanced_backtick(source)
     if backtick is not None:
         return backtick
     opener = _open_block(exc)
@@ -152,7 +155,37 @@ def _unbalanced_backtick(source: Source) -> tuple[str, int, int] | None:
     if len(positions) % 2 == 0:
         return None
     last = positions[-1]
-    return "unclosed backtick: this `…` string never ends", last, last + 1
+    return _missing_opening(source, last) or \
+        ("unclosed backtick: this `…` string never ends", last, last + 1)
+
+
+_STEP_CONFIG = re.compile(
+    r"[ \t]*\|>[ \t]*[A-Za-z0-9_:-]+(?:\([^)\n]*\)|\[[^\]\n]*\])?[ \t]*:[ \t]*")
+_VARIABLE_BODY = re.compile(r"[A-Za-z0-9_-]+[ \t]+[A-Za-z0-9_-]+[ \t]*=[ \t]*")
+
+
+def _missing_opening(source: Source, pos: int) -> tuple[str, int, int] | None:
+    """A step config or variable body that ends with a backtick (on its line, or the lines
+    up to the next step) but does not start with one: report the missing one where it
+    belongs, not the closing one as unclosed (that would swallow the file up to the next
+    backtick)."""
+    text = source.text
+    line_start = text.rfind("\n", 0, pos) + 1
+    line_end = text.find("\n", pos)
+    line = text[line_start:line_end if line_end >= 0 else len(text)]
+    m = _STEP_CONFIG.match(line) or _VARIABLE_BODY.match(line)
+    if m is None:
+        return None
+    rest = line[m.end():]
+    if "`" not in rest:  # a body over several lines: up to the next step or item
+        after = text[line_start + len(line):]
+        stop = re.search(r"\n(?:[ \t]*\|>|[^ \t\n])", after)
+        rest += after[:stop.start() if stop else len(after)]
+    if rest[:1] in ("`", '"', "") or rest.count("`") % 2 == 0 or "@" in rest.split("`")[0]:
+        return None
+    at = line_start + m.end()
+    return ("missing opening backtick: this config ends with ` but does not start with one "
+            "(write `…`)"), at, at + 1
 
 
 def _bad_method(source: Source, path_start: int, exc: UnexpectedToken,

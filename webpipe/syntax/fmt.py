@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from webpipe.errors import LoadError
+from webpipe.errors import CheckError, LoadError
 from webpipe.loader import read_file
 from webpipe.source import Source
 from webpipe.syntax import nodes as n
+from webpipe.syntax.layout import misplaced_steps
 from webpipe.syntax.parser import parse
 
 _IDENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
@@ -281,7 +282,11 @@ def assertion(a: n.Assertion) -> str:
 
 
 def format_source(source: Source) -> str:
+    """The canonical layout; `CheckError` for a step whose indentation says another block
+    than its parse (formatting would move it into the block it was read into)."""
     program = parse(source)
+    for wrong in misplaced_steps(program):
+        raise CheckError(f"not formatted: {wrong.message}", span=wrong.step.span)
     return Printer(program).program(program)
 
 

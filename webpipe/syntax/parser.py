@@ -71,25 +71,29 @@ def _driver() -> Driver:
     return Driver(_lark())
 
 
-def parse(source: Source, *, lark_only: bool = False) -> n.Program:
+def parse(source: Source, *, lark_only: bool = False, read: Source | None = None,
+          ) -> n.Program:
     """Parse one file into a `Program`, or raise `WpSyntaxError` pointing at the mistake.
 
     The driver (webpipe/syntax/driver.py) parses every file and reports syntax errors as
     Lark would; with `lark_only`, or when a rule method raises, Lark's parser and `ToAst`'s
-    walk run instead."""
+    walk run instead. `read` is a stand-in text at the same offsets (one item of the file,
+    or the file with its broken items blanked: recover.py): it is parsed, and every span
+    and error is placed in `source`."""
+    read = read or source
     if not lark_only:
         try:
-            done = _driver().parse(source.text, ToAst(source))
+            done = _driver().parse(read.text, ToAst(source))
         except UnexpectedInput as exc:
-            raise _syntax_error(source, exc) from None
+            raise _syntax_error(read, exc, source) from None
         if done is not None:
             return _program(source, *done)
     with _COMMENTS.lock:
         _COMMENTS.tokens = []
         try:
-            tree = _lark().parse(source.text)
+            tree = _lark().parse(read.text)
         except UnexpectedInput as exc:
-            raise _syntax_error(source, exc) from None
+            raise _syntax_error(read, exc, source) from None
         comments = _COMMENTS.tokens
     try:
         program = ToAst(source).transform(tree)  # a WpSyntaxError from it propagates as is
@@ -106,7 +110,8 @@ def _program(source: Source, program: n.Program, comments: list[Token]) -> n.Pro
     return n.Program(items=program.items, comments=notes, span=program.span)
 
 
-def _syntax_error(source: Source, exc: UnexpectedInput) -> WpSyntaxError:
+def _syntax_error(source: Source, exc: UnexpectedInput, placed: Source) -> WpSyntaxError:
+    """Worded from the text read (`source`), placed in the file's `Source`."""
     if isinstance(exc, UnexpectedCharacters):
         message, start, end = describe_unexpected_char(source, exc.pos_in_stream or 0, exc.allowed)
     elif isinstance(exc, UnexpectedToken):
@@ -114,4 +119,4 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> WpSyntaxError:
     else:
         pos = getattr(exc, "pos_in_stream", None) or len(source.text)
         message, start, end = "unexpected end of file", pos, pos
-    return WpSyntaxError(message, span=source.span(start, end))
+    return WpSyntaxError(message, span=placed.span(start, end))
