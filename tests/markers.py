@@ -17,6 +17,8 @@ from __future__ import annotations
 SLOW_PATHS = (
     "tests/hostile/", "tests/jobs/", "tests/serve/", "tests/executor/", "tests/debugger/",
     "tests/tracing/", "tests/sqlcheck/test_sqlcheck.py",
+    "tests/testing/test_pytest_plugin.py", "tests/testing/test_cli_test.py",
+    "tests/test_check_color.py", "tests/test_import_cycles.py",
     "tests/test_cli.py", "tests/test_cli_project.py", "tests/test_redis_server.py",
     "tests/test_workers.py", "tests/test_packaging.py",
     "tests/test_migrate.py", "tests/lsp/test_protocol.py", "tests/lsp/test_command.py",
