@@ -17,9 +17,9 @@ grammar's SHA-256, so staleness shows whatever Lark version is installed.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
-import ast
 import subprocess
 import sys
 from collections import deque
