@@ -64,7 +64,7 @@ def canonical(table: dict[str, Any]) -> dict[str, Any]:
     order: dict[int, int] = {start: 0}
     queue = deque([start])
     while queue:
-        for token, (action, arg) in sorted(states[queue.popleft()].items(),
+        for _token, (action, arg) in sorted(states[queue.popleft()].items(),
                                            key=lambda item: names[item[0]]):
             if action == 0 and arg not in order:  # a shift (or goto) to a state not seen
                 order[arg] = len(order)
