@@ -2,15 +2,16 @@
 `grammar/webpipe.lark`, whose LALR table and contextual-lexer scanners the parse driver
 (driver.py) runs.
 
-Run `python -m webpipe.syntax.regen` after every change to the grammar (and, optionally,
-after upgrading Lark); tests/syntax/test_tables.py fails while the committed file is stale.
+Run `python -m webpipe.syntax.regen` after every change to the grammar; tests/syntax/
+test_tables.py fails while the committed file is stale. Regenerating with another Lark
+release copies that release's runtime into the file, and the driver reads a few of its
+attributes (the table, the per-state scanners): test_driver.py shows whether they moved.
 The tool is Lark's documented command line (`python -m lark.tools.standalone`), called with
 the options `parser._lark()` gives Lark itself, so the driver and Lark read one grammar the
 same way. Its output is MPL-2.0 (the notice at its top; spec/decisions.md "Front end").
 
 Lark numbers the automaton's states as its sets of item objects iterate, which changes from
-run to run; so that one grammar always gives one file (and a diff shows what a grammar
-change did), the table is renumbered here: symbols by name, states in breadth-first order
+run to run; so that one grammar always gives one file, the table is renumbered here: symbols by name, states in breadth-first order
 from the start state, following transitions by symbol name. A last line records the
 grammar's SHA-256, so staleness shows whatever Lark version is installed.
 """
