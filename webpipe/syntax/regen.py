@@ -11,8 +11,9 @@ the options `parser._lark()` gives Lark itself, so the driver and Lark read one 
 same way. Its output is MPL-2.0 (the notice at its top; spec/decisions.md "Front end").
 
 Lark numbers the automaton's states as its sets of item objects iterate, which changes from
-run to run; so that one grammar always gives one file, the table is renumbered here: symbols by name, states in breadth-first order
-from the start state, following transitions by symbol name. A last line records the
+run to run; so that one grammar always gives one file, the table is renumbered here:
+symbols by name, states in breadth-first order from the start state, following
+transitions by symbol name. A last line records the
 grammar's SHA-256, so staleness shows whatever Lark version is installed.
 """
 
