@@ -1,9 +1,12 @@
 """A tighter run of Lark's own LALR automaton, building our AST during the parse.
 
-Lark builds the parse table and the contextual lexer's per-state scanners from
-`grammar/webpipe.lark`; this module runs that same table with those same scanners in one
-loop and calls `ToAst`'s rule methods at each reduction. No Lark tree is built and no Lark
-wrapper chain runs, which roughly halves the load time of a large file (benchmarks W10).
+The parse table and the contextual lexer's per-state scanners come from `lark_tables.py`,
+the parser Lark's standalone tool generated from `grammar/webpipe.lark` (regen.py). That
+file carries its own copy of Lark's runtime, so the objects read here are the ones frozen
+in it, not the installed Lark's internals, and any Lark release can be installed. This
+module runs that table with those scanners in one loop and calls `ToAst`'s rule methods
+at each reduction. No Lark tree is built and no Lark wrapper chain runs, which roughly
+halves the load time of a large file (benchmarks W10).
 
 It reproduces Lark's tree shaping (`lark.parse_tree_builder` with LALR, no placeholders):
 anonymous and `_`-named tokens are filtered out, the values of `_`-named rules (Lark's
@@ -24,9 +27,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-from lark import Lark, Token, Tree
+from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 
@@ -85,14 +89,17 @@ def _plain(mre: Any) -> Any:
 class Driver:
     """Lark's tables and scanners for one grammar, run by `parse`."""
 
-    def __init__(self, lark: Lark) -> None:
-        frontend = lark.parser
+    def __init__(self, tables: ModuleType) -> None:
+        """`tables`: the generated parser module (`lark_tables`)."""
+        frontend = tables.Lark_StandAlone().parser
         table = frontend.parser.parser.parse_table
+        shift = tables.Shift  # the generated module numbers its actions: Shift = 0
         self._start: int = table.start_states["start"]
         self._end: int = table.end_states["start"]
         rules: dict[Any, _Rule] = {}
         self._states: dict[int, dict[str, _Action]] = {
-            state: {kind: _action(action, arg, rules) for kind, (action, arg) in acts.items()}
+            state: {kind: _action(action == shift, arg, rules)
+                    for kind, (action, arg) in acts.items()}
             for state, acts in table.states.items()}
         self._scanners = _Scanners(frontend.lexer.lexers)
         self._lexers = frontend.lexer.lexers
@@ -238,8 +245,8 @@ def _reduce(rule: _Rule, stack: list[int], values: list[Any], extents: list[Exte
     return method(ast, where, children), where
 
 
-def _action(action: Any, arg: Any, rules: dict[Any, _Rule]) -> _Action:
-    if action.name == "Shift":
+def _action(shift: bool, arg: Any, rules: dict[Any, _Rule]) -> _Action:
+    if shift:
         assert isinstance(arg, int), "a shift's argument is the next state"
         return arg
     rule = rules.get(arg)

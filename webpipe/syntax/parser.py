@@ -1,5 +1,6 @@
-"""The one Lark parser (its tables run by our driver, see driver.py), and the conversion
-of Lark's syntax errors into `WpSyntaxError`.
+"""The parser: our driver over the tables Lark's standalone tool generated (driver.py,
+lark_tables.py), Lark itself as the fallback, and the conversion of Lark's syntax errors
+into `WpSyntaxError`.
 
 The grammar lives in the top-level `grammar/webpipe.lark`; the wheel ships it as
 `webpipe/grammar/webpipe.lark` (hatch `force-include`). `grammar_path()` looks in the
@@ -18,6 +19,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from webpipe.errors import WpSyntaxError
 from webpipe.source import Source
+from webpipe.syntax import lark_tables
 from webpipe.syntax import nodes as n
 from webpipe.syntax.driver import Driver
 from webpipe.syntax.errors import describe_unexpected_char, describe_unexpected_token
@@ -68,7 +70,7 @@ def _lark() -> Lark:
 
 @cache
 def _driver() -> Driver:
-    return Driver(_lark())
+    return Driver(lark_tables)
 
 
 def parse(source: Source, *, lark_only: bool = False, read: Source | None = None,
