@@ -2,9 +2,9 @@
 
 `compile_routes` turns each route of a program into a `ServedRoute`: its matcher entry,
 its label, whether it needs the `featureFlags` hook, the request keys it provably reads
-(`request_reads`), its front cache (`front_cache.py`) and how its body runs (`run`: the
-one-coroutine `pipeline.run_plain` for a body of plain middleware steps, else
-`pipeline.run_pipeline`). The server only looks these up; nothing about a route is
+(`request_reads`), its front cache (`front_cache.py`) and how its body runs (`run`: its
+compiled body, `executor/compiled.py`, made `plain`, to run in one coroutine, when it has
+only untagged middleware steps). The server only looks these up; nothing about a route is
 recomputed or looked up by identity per request. Which fast paths a compile may choose is
 `FastPaths`: `--inspect` and tracing compile without the ones that skip the step loop or
 trim the request, and the differential tests compile with and without each.
@@ -19,9 +19,8 @@ from typing import Any, cast
 
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
-from webpipe.executor.pipeline import run_pipeline, run_plain
+from webpipe.executor.pipeline import run_body
 from webpipe.executor.state import Outcome
-from webpipe.executor.steps import plain_plans
 from webpipe.flags import needs_flags
 from webpipe.front_cache import FrontCache, front_cache
 from webpipe.middleware.base import Behavior
@@ -36,7 +35,7 @@ class FastPaths:
     """The fast paths a compile may choose (each is a differential-tested shortcut)."""
 
     reads: bool = True  # build only the request keys a route reads
-    plain: bool = True  # run a plain body in one coroutine (`run_plain`)
+    plain: bool = True  # run a plain body in one coroutine (`Body.plain`)
     front: bool = True  # answer fresh cache hits before building the request
 
 
@@ -53,8 +52,8 @@ class ServedRoute:
     flags: bool  # runs the `featureFlags` hook first
     reads: frozenset[str] | None  # the only request keys it can read; None: any
     front: FrontCache | None  # fresh cache hits answered before the pipeline
-    run: RunBody  # its body: `run_plain` (chosen at load) or `run_pipeline`
-    plain: bool  # whether `run` is `run_plain`
+    run: RunBody  # `run_body` of its compiled body
+    plain: bool  # whether that body is compiled `plain` (one coroutine)
     steps: int  # how many steps its body has (a partial request reruns only with >1)
 
 
@@ -70,14 +69,15 @@ def compile_routes(env: Env, fast: FastPaths = ALL_FAST_PATHS) -> Router[ServedR
 def compile_route(env: Env, route: n.Route, fast: FastPaths = ALL_FAST_PATHS,
                   ) -> ServedRoute:
     flags = needs_flags(env, route)
-    plans = plain_plans(route.pipeline.steps, env) if fast.plain else None
-    run: RunBody = partial(run_pipeline, route.pipeline) if plans is None \
-        else partial(run_plain, plans)
+    body = env.body(route.pipeline)
+    if fast.plain:
+        body = body.as_plain()
     return ServedRoute(
         route=route, label=f"{route.method} {route.path}", flags=flags,
         reads=request_reads(env, route) if fast.reads and not flags else None,
         front=front_cache(env, route) if fast.front and not flags else None,
-        run=run, plain=plans is not None, steps=len(route.pipeline.steps))
+        run=partial(run_body, body), plain=body.plain is not None,
+        steps=len(route.pipeline.steps))
 
 
 def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from webpipe.config import ConfigBlocks, resolve_blocks
 from webpipe.embedded import body_span, jq_position
 from webpipe.errors import ConfigError, Diagnostic
+from webpipe.executor.compiled import Body, compile_body
 from webpipe.executor.plan import (
     StepPlan,
     compile_args,
@@ -53,6 +54,9 @@ class Env:
     registry: Registry
     configs: ConfigBlocks = field(default_factory=dict)
     plans: dict[int, StepPlan] = field(default_factory=dict)
+    # every body of the program, compiled at load, by its node's identity: only entry
+    # points look here (a named-pipeline call holds its callee's body)
+    bodies: dict[int, Body] = field(default_factory=dict)
     # `@guard(`jq`)` text -> its compiled program, or why it does not compile (a program
     # depends only on its text, so equal guards share one)
     guards: dict[str, JqProgram | JqError] = field(default_factory=dict)
@@ -132,6 +136,12 @@ class Env:
     def plan(self, step: n.MiddlewareStep) -> StepPlan:
         return self.plans[id(step)]
 
+    def body(self, pipeline: n.Pipeline) -> Body:
+        """The compiled body of `pipeline`; one built outside the program (a test's
+        synthetic body) is compiled from its plans on each call."""
+        found = self.bodies.get(id(pipeline))
+        return found if found is not None else compile_body(pipeline, self)
+
     def guard(self, tag: n.Tag) -> JqProgram | None:
         """The tag's compiled `@guard` program; None when it does not compile."""
         found = self.guards.get(tag.args[0]) if tag.args else None
@@ -160,7 +170,26 @@ def build_env(index: ProgramIndex, registry: Registry | None = None,
                                                location=step.span.label)
             else:
                 _plan_into(env, module, step)
+    _compile_bodies(env)
     return env
+
+
+def _compile_bodies(env: Env) -> None:
+    """Compile every body, inner ones first (an outer body holds its inner ones), then link
+    each named-pipeline call to its callee's body."""
+    for _module, pipeline in _all_pipelines(env.index):
+        for inner in _inner_first(pipeline):
+            env.bodies[id(inner)] = compile_body(inner, env)
+    for plan in env.plans.values():
+        if plan.callee is not None:
+            plan.callee_body = env.bodies[id(plan.callee.pipeline)]
+
+
+def _inner_first(pipeline: n.Pipeline) -> Iterator[n.Pipeline]:
+    for step in pipeline.steps:
+        for child in child_pipelines(step):
+            yield from _inner_first(child)
+    yield pipeline
 
 
 def _loader_steps(index: ProgramIndex) -> set[int]:

@@ -90,6 +90,7 @@ async def handle_graphql_request(env: Env, body: JSON, ctx: RequestContext,
 
 def _endpoint_pipeline(env: Env) -> n.Pipeline:
     """The synthetic route body, its steps planned once into `env.plans`."""
+    from webpipe.executor.compiled import compile_body
     from webpipe.executor.env import plan_step
 
     found = env.resources.get(_PIPELINE_KEY)
@@ -102,7 +103,8 @@ def _endpoint_pipeline(env: Env) -> n.Pipeline:
     for step in steps:
         env.plans[id(step)] = plan_step(env, env.index.main, step)
     pipeline = n.Pipeline(steps=steps, span=span)
-    env.resources[_PIPELINE_KEY] = pipeline
+    env.resources[_PIPELINE_KEY] = pipeline  # kept alive, so its identity finds its body
+    env.bodies[id(pipeline)] = compile_body(pipeline, env)
     return pipeline
 
 
