@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
+from webpipe.executor.compiled import Call
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.pipeline import run_body
@@ -89,14 +90,14 @@ def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
     several steps, an error envelope from an early step would carry request keys into the
     response (§6.3 restores them), so every step must be `rerunnable`: such a request is run
     again on the whole request object (`server.WebpipeApp.run_route`)."""
-    steps = route.pipeline.steps
+    steps = env.body(route.pipeline).steps
     if not steps:
         return None
     keys: set[str] = set()
     for step in steps:
-        if not isinstance(step, n.MiddlewareStep) or step.tags:
+        if not isinstance(step, Call) or step.node.tags:
             return None
-        plan = env.plan(step)
+        plan = step.plan
         mw = plan.middleware
         if plan.kind != "middleware" or plan.arg_error or plan.prepare_error or mw is None:
             return None
@@ -108,7 +109,7 @@ def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
             if program.input_keys is None:
                 return None
             keys |= program.input_keys
-    last = env.plan(cast(n.MiddlewareStep, steps[-1])).middleware
+    last = cast(Call, steps[-1]).plan.middleware
     if last is None or last.wraps_data or last.behavior is Behavior.MERGE:
         return None
     return frozenset(keys)

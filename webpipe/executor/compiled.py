@@ -14,15 +14,16 @@ entry point (a test, a hook, a handler), by the node's identity.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import assert_never
 
 from webpipe.executor.branches import selector_path
 from webpipe.executor.plan import StepPlan
 from webpipe.syntax import nodes as n
 
-if TYPE_CHECKING:
-    from webpipe.executor.env import Env
+# the planner: a regular step's plan (and, for any step, its guards compiled), at load
+PlanOf = Callable[[n.Step], StepPlan | None]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -81,27 +82,57 @@ class Body:
         return self if plain is None else Body(self.node, self.steps, plain)
 
 
-def compile_body(pipeline: n.Pipeline, env: Env) -> Body:
-    """Compile `pipeline` from the plans in `env` (each body of the program once, at load),
-    to run step by step; `as_plain` makes the one-coroutine choice."""
-    steps = tuple(_compile_step(step, env) for step in pipeline.steps)
-    return Body(pipeline, steps, None)
+def compile_body(pipeline: n.Pipeline, plan_of: PlanOf,
+                 on_body: Callable[[Body], None] | None = None) -> Body:
+    """Compile `pipeline` and the bodies inside it, to run step by step (`as_plain` makes
+    the one-coroutine choice). `plan_of` sees every step in program order, each before the
+    steps inside it, and plans each regular one; `on_body` sees every body made."""
+    steps = tuple(_compile_step(step, plan_of, on_body) for step in pipeline.steps)
+    body = Body(pipeline, steps, None)
+    if on_body is not None:
+        on_body(body)
+    return body
 
 
-def _compile_step(step: n.Step, env: Env) -> Compiled:
+def _compile_step(step: n.Step, plan_of: PlanOf, on_body: Callable[[Body], None] | None,
+                  ) -> Compiled:
+    plan = plan_of(step)
+
+    def inner(pipeline: n.Pipeline) -> Body:
+        return compile_body(pipeline, plan_of, on_body)
+
     match step:
         case n.MiddlewareStep():
-            return Call(step, env.plans[id(step)])
+            assert plan is not None
+            return Call(step, plan)
         case n.ResultStep(branches=branches):
-            return Result(step, tuple(env.body(b.pipeline) for b in branches))
+            return Result(step, tuple(inner(b.pipeline) for b in branches))
         case n.IfStep(condition=c, then=t, else_=e):
-            return If(step, env.body(c), env.body(t), env.body(e) if e else None)
+            condition, then = inner(c), inner(t)
+            return If(step, condition, then, inner(e) if e else None)
         case n.DispatchStep(cases=cases, default=d):
-            return Dispatch(step, tuple((c.condition, env.body(c.pipeline)) for c in cases),
-                            env.body(d) if d else None)
+            compiled = tuple((c.condition, inner(c.pipeline)) for c in cases)
+            return Dispatch(step, compiled, inner(d) if d else None)
         case n.ForeachStep(selector=selector, pipeline=p):
-            return Foreach(step, tuple(selector_path(selector)), env.body(p))
-    raise AssertionError(step)
+            return Foreach(step, tuple(selector_path(selector)), inner(p))
+    assert_never(step)
+
+
+def children(step: Compiled) -> tuple[Body, ...]:
+    """The bodies directly inside `step` (none for a regular step: a callee is not inside)."""
+    match step:
+        case Call():
+            return ()
+        case Result(branches=branches):
+            return branches
+        case If(condition=c, then=t, else_=e):
+            return (c, t) if e is None else (c, t, e)
+        case Dispatch(cases=cases, default=d):
+            found = tuple(body for _, body in cases)
+            return found if d is None else (*found, d)
+        case Foreach(body=body):
+            return (body,)
+    assert_never(step)
 
 
 def _plain(steps: tuple[Compiled, ...]) -> tuple[StepPlan, ...] | None:

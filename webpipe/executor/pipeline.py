@@ -90,7 +90,7 @@ async def _run_steps(body: Body, state: Any, env: Env, ctx: RequestContext,
             continue
         if env.debugger is not None:  # --inspect: may pause here, may edit the state
             await env.debugger.before_step(step.node, out, env, ctx)
-        token = tracer.step_started(step.node) if tracer is not None else None
+        token = tracer.step_started(step) if tracer is not None else None
         try:
             match step:
                 case Call():
