@@ -69,7 +69,7 @@ Compiled = Call | Result | If | Dispatch | Foreach
 @dataclass(frozen=True, slots=True, eq=False)
 class Body:
     """One pipeline body. `plain`: its plans when it runs in one coroutine (a route body of
-    untagged middleware calls, compiled with that fast path: `pipeline._run_plain`), else
+    untagged middleware calls, compiled with that fast path: `pipeline.run_body`), else
     None (the step loop)."""
 
     node: n.Pipeline

@@ -62,11 +62,29 @@ async def run_body(body: Body, state: Any, env: Env, ctx: RequestContext,
                    handling: str | None = None) -> Outcome:
     """Run a compiled body on `state`. `handling` is the error type a `result` branch is
     handling. `after_pipeline` hooks registered while this body ran are awaited when it
-    ends."""
+    ends.
+
+    A body compiled `plain` (untagged middleware calls only, chosen at load) runs here, in
+    this coroutine: no step kinds, no tags, `run_sync` steps without any coroutine, and
+    the first error envelope ends it (no `result` step can catch it)."""
     hooks = ctx.extras.get(AFTER_PIPELINE)
     mark = len(hooks) if hooks else 0
-    if body.plain is not None:  # chosen at load: one coroutine, no step kinds to match
-        out = await _run_plain(body.plain, state, env, ctx)
+    plain = body.plain
+    if plain is not None:
+        out = Outcome(state, JSON_CT, None)
+        last_index = len(plain) - 1
+        for index, plan in enumerate(plain):
+            if error_type(out.state) is not None:
+                break
+            pre = out.state
+            state, inserted = with_auto_name(plan, pre)
+            target = result_name(state)
+            result = invoke_sync(plan, state, target, ctx)
+            if result is None:
+                result = await invoke_step(plan, state, target, env, ctx)
+            if settle(plan, result, state, target, inserted, out,
+                      last_step if index == last_index else not_last_step):
+                break
     elif env.debugger is None:
         out = await _run_steps(body, state, env, ctx, handling)
     else:  # --inspect: a route or named pipeline body is a frame (spec/debugger.md)
@@ -168,28 +186,6 @@ async def guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
         result = StepResult(with_attempts(result.value, tries), result.content_type,
                             status=result.status)
     return result
-
-
-async def _run_plain(plans: tuple[StepPlan, ...], state: Any, env: Env, ctx: RequestContext,
-                     ) -> Outcome:
-    """The step loop for a plain body (`Body.plain`: untagged middleware calls only), in
-    one coroutine: no step kinds, no tags; steps with `run_sync` run without any
-    coroutine. The first error envelope ends it (no `result` step can catch it)."""
-    out = Outcome(state, JSON_CT, None)
-    last_index = len(plans) - 1
-    for index, plan in enumerate(plans):
-        if error_type(out.state) is not None:
-            break
-        pre = out.state
-        state, inserted = with_auto_name(plan, pre)
-        target = result_name(state)
-        result = invoke_sync(plan, state, target, ctx)
-        if result is None:
-            result = await invoke_step(plan, state, target, env, ctx)
-        if settle(plan, result, state, target, inserted, out,
-                  last_step if index == last_index else not_last_step):
-            break
-    return out
 
 
 async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
