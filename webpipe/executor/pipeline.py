@@ -39,12 +39,12 @@ from webpipe.executor.steps import (
     not_last_step,
     result_name,
     settle,
-    sync_run,
+    sync_result,
     with_auto_name,
 )
 from webpipe.executor.tags import gate
 from webpipe.jqlib import NeedsWorker, truthy
-from webpipe.middleware.base import RunAsync, StepResult
+from webpipe.middleware.base import StepResult
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -263,16 +263,10 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
                             span=plan.step.span)
         target = plan.tags.result_name
         call = await call_resolved(plan, state, target, env, ctx)
-        sync = sync_run(plan, ctx)
-        value = None
-        if sync is not None:
-            try:
-                value = sync(state, plan.prepared, call).value
-            except RunAsync:
-                sync = None
-        if sync is None:
-            value = (await invoke_middleware(plan, state, call, ctx)).value
-        return as_tagged(plan, state, target, value)
+        result = sync_result(plan, state, call, ctx)
+        if result is None:
+            result = await invoke_middleware(plan, state, call, ctx)
+        return as_tagged(plan, state, target, result.value)
     except StepError as exc:  # concurrency.md §5 flavour 2
         return {"error": f"At {plan.location}: Middleware execution failed: {exc.message}"}
     except HardError as exc:

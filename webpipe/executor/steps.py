@@ -145,6 +145,19 @@ def invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestCont
         return failure(plan, exc)
 
 
+def sync_result(plan: StepPlan, state: Any, call: StepCall, ctx: RequestContext,
+                ) -> StepResult | None:
+    """`run_sync` on a resolved `call` when `sync_run` allows it; None: the caller goes
+    through `run` (the same choice as `invoke_sync`; the middleware's errors propagate)."""
+    run = sync_run(plan, ctx)
+    if run is None:
+        return None
+    try:
+        return run(state, plan.prepared, call)
+    except RunAsync:
+        return None
+
+
 def failure(plan: StepPlan, exc: Exception) -> StepResult:
     """Called in an `except` block: a `StepError` becomes the `<name>Error` envelope, other
     webpipe errors propagate, anything else is a middleware bug (logged, a generic 500)."""
