@@ -23,7 +23,7 @@ from workloads import W0, W1, W2, W3, W7, Workload
 from webpipe.program import program_from_text
 from webpipe.server import build_served, create_app
 
-# W3's steps in a called pipeline: every step through the step loop (`_run_body`, where the
+# W3's steps in a called pipeline: every step through the step loop (`_run_steps`, where the
 # tracing hook sits; spec/tracing.md §4), not the plain-body fast path W0-W3 take
 W3L = Workload(
     "W3L", "W3 in a called pipeline (the step loop)", "/loop/7",

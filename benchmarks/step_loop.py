@@ -1,4 +1,4 @@
-"""µs per request of a route that runs the step loop (not `run_plain`), in-process.
+"""µs per request of a route that runs the step loop (not a plain body), in-process.
 
 Prices what the executor does per step when no fast path applies: ten `jq` steps and a
 `result` branch. Written for issue 21, where the step loop gained the debugger's

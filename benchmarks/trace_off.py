@@ -1,6 +1,6 @@
 """The price of the tracing hook when tracing is off (issue 21; spec/tracing.md §5).
 
-The step loop (`executor/pipeline._run_body`) asks `ctx.tracer` once per body and tests it
+The step loop (`executor/pipeline._run_steps`) asks `ctx.tracer` once per body and tests it
 twice per step. This script runs each workload through the in-process ASGI app with the
 loop as it is and with the same loop without the hook (`_run_body_unhooked` below, the loop
 before issue 21), alternating short batches of each and keeping each side's best batch:
@@ -22,10 +22,10 @@ import time
 from typing import Any
 
 from webpipe.executor import pipeline
+from webpipe.executor.compiled import Body, Call, Dispatch, Foreach, If, Result
 from webpipe.executor.state import JSON_CT, Outcome, error_type
 from webpipe.program import program_from_text
 from webpipe.server import build_served, create_app
-from webpipe.syntax import nodes as n
 
 W3L = ("/loop/7", 'pipeline three =\n  |> jq: `{ n: .params.n }`\n'
        '  |> jq: `{ n: (.n * 2), doubled: true }`\n'
@@ -36,28 +36,28 @@ W5J = ("/fan", "GET /fan\n" + "".join(f"  |> jq: `{{ v: {i} }}` @async(t{i})\n"
        + "  |> join: " + ", ".join(f"t{i}" for i in range(10)) + "\n")
 
 
-async def _run_body_unhooked(body_pipeline: n.Pipeline, state: Any, env: Any, ctx: Any,
+async def _run_body_unhooked(compiled: Body, state: Any, env: Any, ctx: Any,
                              handling: str | None) -> Outcome:
-    """`_run_body` as it was before the tracing hook (the control for this benchmark)."""
+    """`_run_steps` without the tracing hook (the control for this benchmark)."""
     from webpipe.executor import pipeline as run
 
     out = Outcome(state, JSON_CT, None)
-    body = body_pipeline.steps
+    body = compiled.steps
     for index, step in enumerate(body):
         kind = error_type(out.state)
-        if kind is not None and kind != handling and not isinstance(step, n.ResultStep):
+        if kind is not None and kind != handling and not isinstance(step, Result):
             continue
         match step:
-            case n.MiddlewareStep():
+            case Call():
                 if await run.run_regular_step(step, body, index, out, env, ctx):
                     return out
-            case n.ResultStep():
+            case Result():
                 return await run.run_result(step, out, env, ctx)
-            case n.IfStep():
+            case If():
                 await run.run_if(step, out, env, ctx)
-            case n.DispatchStep():
+            case Dispatch():
                 await run.run_dispatch(step, out, env, ctx)
-            case n.ForeachStep():
+            case Foreach():
                 await run.run_foreach(step, out, env, ctx)
     return out
 
@@ -77,19 +77,19 @@ async def compare(path: str, text: str, number: int, rounds: int) -> tuple[float
         if message["type"] == "http.response.start":
             assert message["status"] == 200, message
 
-    hooked = pipeline._run_body
+    hooked = pipeline._run_steps
     for _ in range(number):  # warm: jq compiled, task slots made, caches filled
         await app(scope, receive, send)
     best = {"hook": float("inf"), "none": float("inf")}
     sides = [("hook", hooked), ("none", _run_body_unhooked)]
     for i in range(rounds):
         for side, loop in sides if i % 2 else sides[::-1]:  # neither side always first
-            pipeline._run_body = loop  # type: ignore[assignment]
+            pipeline._run_steps = loop  # type: ignore[assignment]
             start = time.perf_counter()
             for _ in range(number):
                 await app(scope, receive, send)
             best[side] = min(best[side], (time.perf_counter() - start) / number * 1e6)
-    pipeline._run_body = hooked
+    pipeline._run_steps = hooked
     await env.aclose()
     return best["hook"], best["none"]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from webpipe.check_calls import check_test_calls
 from webpipe.errors import Diagnostic, WebpipeError, WpSyntaxError
-from webpipe.executor.env import Env, child_pipelines, step_tags
+from webpipe.executor.compiled import Body, Call, Foreach, children
+from webpipe.executor.env import Env, step_tags
 from webpipe.executor.plan import StepPlan, hedge_args, is_count, walk_tags
 from webpipe.executor.process_tasks import CONFIG_KEYS as ASYNC_KEYS
 from webpipe.graphql.remote import KEYS as REMOTE_KEYS
@@ -93,7 +94,7 @@ def check_env(env: Env) -> list[Diagnostic]:
         found += [Diagnostic(m.message, m.step.span, "warning", "misleading-indent")
                   for m in misplaced_steps(module.program)]
         for pipeline in module_pipelines(module):
-            found += check_pipeline(env, module, pipeline, in_foreach=False)
+            found += check_pipeline(env, module, env.body(pipeline), in_foreach=False)
     found += check_unjoined(env)
     found += check_durable(env)
     return sorted(_unique(found), key=_order)
@@ -114,12 +115,12 @@ def _unique(found: list[Diagnostic]) -> list[Diagnostic]:
 
 def check_unjoined(env: Env) -> list[Diagnostic]:
     """`@async(x)` whose name no `join` anywhere lists (unless it is `@background`)."""
-    joined = {name for plan in env.plans.values() if plan.kind == "join"
+    joined = {name for plan in env.step_plans if plan.kind == "join"
               for name in plan.join_names}
     return [Diagnostic(f"@async({plan.tags.async_name}) is never joined; its result is "
                        "discarded (add a join, or @detached for fire-and-forget work)",
                        plan.step.span, "warning", "unjoined-task")
-            for plan in env.plans.values()
+            for plan in env.step_plans
             if plan.tags.async_name and plan.tags.async_name not in joined
             and not plan.tags.background and not plan.tags.detached]
 
@@ -182,30 +183,31 @@ def _unknown_key(key: str, block: str, known: set[str]) -> str:
     return f"unknown key {key!r} in config {block} (ignored{listed}){hint}"
 
 
-def check_pipeline(env: Env, module: Module, pipeline: n.Pipeline, *, in_foreach: bool,
+def check_pipeline(env: Env, module: Module, body: Body, *, in_foreach: bool,
                    ) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     spawned: set[str] = set()
     joined: set[str] = set()
-    for step in pipeline.steps:
-        for expr in step_tags(step):
+    for step in body.steps:
+        for expr in step_tags(step.node):
             out += check_tags(expr)
-        if isinstance(step, n.MiddlewareStep):
-            out += check_step(env, module, step, spawned, joined)
-        for child in child_pipelines(step):
+        if isinstance(step, Call):
+            out += check_step(env, module, step.plan, spawned, joined)
+        for child in children(step):
             out += check_pipeline(env, module, child,
-                                  in_foreach=in_foreach or isinstance(step, n.ForeachStep))
-    for step in pipeline.steps:
-        tags = env.plan(step).tags if isinstance(step, n.MiddlewareStep) else None
+                                  in_foreach=in_foreach or isinstance(step, Foreach))
+    for step in body.steps:
+        tags = step.plan.tags if isinstance(step, Call) else None
         if tags and tags.async_name and tags.async_name not in joined and in_foreach:
             out.append(Diagnostic(f"@async({tags.async_name}) inside foreach is never joined "
-                                  "in the loop body", step.span, "warning", "unjoined-task"))
+                                  "in the loop body", step.node.span, "warning",
+                                  "unjoined-task"))
     return out
 
 
-def check_step(env: Env, module: Module, step: n.MiddlewareStep, spawned: set[str],
+def check_step(env: Env, module: Module, plan: StepPlan, spawned: set[str],
                joined: set[str]) -> list[Diagnostic]:
-    plan = env.plan(step)
+    step = plan.step
     out: list[Diagnostic] = check_placement(plan)
     if plan.tags.async_name:
         if plan.tags.async_name in spawned - joined:
@@ -253,7 +255,7 @@ def check_hedge_method(plan: StepPlan) -> list[Diagnostic]:
 
 
 def _detached(env: Env, name: str) -> bool:
-    return any(p.tags.async_name == name and p.tags.detached for p in env.plans.values())
+    return any(p.tags.async_name == name and p.tags.detached for p in env.step_plans)
 
 
 # tag -> (does it apply to this plan?, where it is allowed): spec/tasks.md, one table
@@ -302,7 +304,7 @@ def check_placement(plan: StepPlan) -> list[Diagnostic]:
 
 
 def _declared_anywhere(env: Env, name: str) -> bool:
-    return any(p.tags.async_name == name for p in env.plans.values())
+    return any(p.tags.async_name == name for p in env.step_plans)
 
 
 def _unknown_tag(name: str) -> str:

@@ -12,8 +12,9 @@ import asyncio
 import logging
 from typing import Any
 
+from webpipe.executor.compiled import Body, Call, children
 from webpipe.executor.context import RequestContext
-from webpipe.executor.env import Env, child_pipelines, step_tags
+from webpipe.executor.env import Env, step_tags
 from webpipe.executor.pipeline import run_pipeline
 from webpipe.executor.plan import walk_tags
 from webpipe.syntax import nodes as n
@@ -26,19 +27,19 @@ def needs_flags(env: Env, route: n.Route) -> bool:
     """Whether any step the route may run (named pipeline calls and branches followed) has
     a `@flag`/`@!flag` or `@needs(flags)`. A work list, not recursion: a chain of thousands of
     pipeline calls is a legal program (it fails only when run deep enough)."""
-    seen: set[int] = set()
-    todo = [route.pipeline]
+    seen: set[Body] = set()  # bodies are hashed by identity
+    todo = [env.body(route.pipeline)]
     while todo:
         for step in todo.pop().steps:
             if any(t.name == "flag" or (t.name == "needs" and "flags" in t.args)
-                   for expr in step_tags(step) for t in walk_tags(expr)):
+                   for expr in step_tags(step.node) for t in walk_tags(expr)):
                 return True
-            if isinstance(step, n.MiddlewareStep):
-                callee = env.plan(step).callee
-                if callee is not None and id(callee) not in seen:
-                    seen.add(id(callee))
-                    todo.append(callee.pipeline)
-            todo.extend(child_pipelines(step))
+            if isinstance(step, Call):
+                callee = step.plan.callee_body
+                if callee is not None and callee not in seen:
+                    seen.add(callee)
+                    todo.append(callee)
+            todo.extend(children(step))
     return False
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from webpipe.executor.compiled import Call
 from webpipe.executor.env import Env
 from webpipe.http import build_response, reads_body, request_state_now
 from webpipe.middleware.cache import CacheMiddleware, CacheStep
@@ -54,10 +55,10 @@ class FrontCache:
 
 def front_cache(env: Env, route: n.Route) -> FrontCache | None:
     """The route's `FrontCache` when its first step qualifies (see module docstring)."""
-    steps = route.pipeline.steps
-    if not steps or not isinstance(steps[0], n.MiddlewareStep) or steps[0].tags:
+    steps = env.body(route.pipeline).steps
+    if not steps or not isinstance(steps[0], Call) or steps[0].node.tags:
         return None
-    plan = env.plan(steps[0])
+    plan = steps[0].plan
     cache, step = plan.middleware, plan.prepared
     if (plan.kind != "middleware" or plan.args or plan.arg_error or plan.prepare_error
             or plan.auto_name or not isinstance(cache, CacheMiddleware)

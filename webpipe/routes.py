@@ -2,9 +2,9 @@
 
 `compile_routes` turns each route of a program into a `ServedRoute`: its matcher entry,
 its label, whether it needs the `featureFlags` hook, the request keys it provably reads
-(`request_reads`), its front cache (`front_cache.py`) and how its body runs (`run`: the
-one-coroutine `pipeline.run_plain` for a body of plain middleware steps, else
-`pipeline.run_pipeline`). The server only looks these up; nothing about a route is
+(`request_reads`), its front cache (`front_cache.py`) and how its body runs (`run`: its
+compiled body, `executor/compiled.py`, made `plain`, to run in one coroutine, when it has
+only untagged middleware steps). The server only looks these up; nothing about a route is
 recomputed or looked up by identity per request. Which fast paths a compile may choose is
 `FastPaths`: `--inspect` and tracing compile without the ones that skip the step loop or
 trim the request, and the differential tests compile with and without each.
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
+from webpipe.executor.compiled import Call
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
-from webpipe.executor.pipeline import run_pipeline, run_plain
+from webpipe.executor.pipeline import run_body
 from webpipe.executor.state import Outcome
-from webpipe.executor.steps import plain_plans
 from webpipe.flags import needs_flags
 from webpipe.front_cache import FrontCache, front_cache
 from webpipe.middleware.base import Behavior
@@ -36,7 +36,7 @@ class FastPaths:
     """The fast paths a compile may choose (each is a differential-tested shortcut)."""
 
     reads: bool = True  # build only the request keys a route reads
-    plain: bool = True  # run a plain body in one coroutine (`run_plain`)
+    plain: bool = True  # run a plain body in one coroutine (`Body.plain`)
     front: bool = True  # answer fresh cache hits before building the request
 
 
@@ -53,8 +53,8 @@ class ServedRoute:
     flags: bool  # runs the `featureFlags` hook first
     reads: frozenset[str] | None  # the only request keys it can read; None: any
     front: FrontCache | None  # fresh cache hits answered before the pipeline
-    run: RunBody  # its body: `run_plain` (chosen at load) or `run_pipeline`
-    plain: bool  # whether `run` is `run_plain`
+    run: RunBody  # `run_body` of its compiled body
+    plain: bool  # whether that body is compiled `plain` (one coroutine)
     steps: int  # how many steps its body has (a partial request reruns only with >1)
 
 
@@ -70,14 +70,15 @@ def compile_routes(env: Env, fast: FastPaths = ALL_FAST_PATHS) -> Router[ServedR
 def compile_route(env: Env, route: n.Route, fast: FastPaths = ALL_FAST_PATHS,
                   ) -> ServedRoute:
     flags = needs_flags(env, route)
-    plans = plain_plans(route.pipeline.steps, env) if fast.plain else None
-    run: RunBody = partial(run_pipeline, route.pipeline) if plans is None \
-        else partial(run_plain, plans)
+    body = env.body(route.pipeline)
+    if fast.plain:
+        body = body.as_plain()
     return ServedRoute(
         route=route, label=f"{route.method} {route.path}", flags=flags,
         reads=request_reads(env, route) if fast.reads and not flags else None,
         front=front_cache(env, route) if fast.front and not flags else None,
-        run=run, plain=plans is not None, steps=len(route.pipeline.steps))
+        run=partial(run_body, body), plain=body.plain is not None,
+        steps=len(route.pipeline.steps))
 
 
 def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
@@ -89,14 +90,14 @@ def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
     several steps, an error envelope from an early step would carry request keys into the
     response (§6.3 restores them), so every step must be `rerunnable`: such a request is run
     again on the whole request object (`server.WebpipeApp.run_route`)."""
-    steps = route.pipeline.steps
+    steps = env.body(route.pipeline).steps
     if not steps:
         return None
     keys: set[str] = set()
     for step in steps:
-        if not isinstance(step, n.MiddlewareStep) or step.tags:
+        if not isinstance(step, Call) or step.node.tags:
             return None
-        plan = env.plan(step)
+        plan = step.plan
         mw = plan.middleware
         if plan.kind != "middleware" or plan.arg_error or plan.prepare_error or mw is None:
             return None
@@ -108,7 +109,7 @@ def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
             if program.input_keys is None:
                 return None
             keys |= program.input_keys
-    last = env.plan(cast(n.MiddlewareStep, steps[-1])).middleware
+    last = cast(Call, steps[-1]).plan.middleware
     if last is None or last.wraps_data or last.behavior is Behavior.MERGE:
         return None
     return frozenset(keys)

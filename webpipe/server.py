@@ -145,7 +145,7 @@ def debug_served(served: Served, debugger: Debugger) -> Served:
 
 def step_loop_served(served: Served) -> Served:
     """`served` with its routes compiled without the fast paths that skip the step loop
-    (`run_plain`) or trim the request (`reads`): for `--inspect` and tracing."""
+    (a `plain` body) or trim the request (`reads`): for `--inspect` and tracing."""
     return replace(served, router=compile_routes(served.env, STEP_LOOP_ONLY))
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from webpipe.executor.compiled import Call
 from webpipe.executor.context import RequestContext
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.singleflight import dedup_key
 from webpipe.executor.steps import step_call
 from webpipe.program import program_from_text
-from webpipe.syntax import nodes as n
 
 APP = '''
 GET /pg/:id
@@ -30,9 +30,9 @@ GET /fetch/:id
 def plan_of(path: str) -> StepPlan:
     env = program_from_text(APP)
     route = next(r for _m, r in env.index.routes() if r.path == path)
-    step = route.pipeline.steps[0]
-    assert isinstance(step, n.MiddlewareStep)
-    return env.plan(step)
+    step = env.body(route.pipeline).steps[0]
+    assert isinstance(step, Call)
+    return step.plan
 
 
 def key(plan: StepPlan, state: dict[str, Any]) -> bytes | None:

@@ -50,8 +50,8 @@ URLS = ("/a/ada", "/a/%3Cx%3E", "/err/x", "/err/3", "/lua/4", "/cache/q", "/cach
 
 def _client(tmp_path: Path, sync: bool) -> tuple[httpx.AsyncClient, int]:
     env = program_from_text(APP, base_dir=tmp_path)
-    chosen = [plan for plan in env.plans.values() if plan.run_sync is not None]
-    assert all(plan.run_sync is None for plan in env.plans.values() if plan.tags.dedup)
+    chosen = [plan for plan in env.step_plans if plan.run_sync is not None]
+    assert all(plan.run_sync is None for plan in env.step_plans if plan.tags.dedup)
     if not sync:
         for plan in chosen:  # undo the load-time choice: every call goes through `run`
             plan.run_sync = None

@@ -15,13 +15,14 @@ if TYPE_CHECKING:
     pass
 
 
-def choose_branch(step: n.ResultStep, state: Any) -> n.ResultBranch | None:
-    """The branch named by the error type (or `ok`), else the first `default`."""
+def choose_branch(step: n.ResultStep, state: Any) -> int | None:
+    """The index of the branch named by the error type (or `ok`), else of the first
+    `default`."""
     wanted = error_type(state) or "ok"
     for name in (wanted, "default"):
-        for branch in step.branches:
+        for index, branch in enumerate(step.branches):
             if branch.name == name:
-                return branch
+                return index
     return None
 
 

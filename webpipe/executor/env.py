@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from webpipe.config import ConfigBlocks, resolve_blocks
 from webpipe.embedded import body_span, jq_position
 from webpipe.errors import ConfigError, Diagnostic
+from webpipe.executor.compiled import Body, compile_body
 from webpipe.executor.plan import (
     StepPlan,
     compile_args,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 # the top-level declarations that hold a pipeline body
 PIPELINE_ITEMS = (n.Route, n.NamedPipeline, n.Resolver, n.FeatureFlags)
+PipelineItem = n.Route | n.NamedPipeline | n.Resolver | n.FeatureFlags
 # middleware whose every run may go to a sandbox worker (spec/sandbox.md)
 SANDBOXED_MIDDLEWARE = frozenset({"lua", "js"})
 
@@ -52,7 +54,11 @@ class Env:
     index: ProgramIndex
     registry: Registry
     configs: ConfigBlocks = field(default_factory=dict)
-    plans: dict[int, StepPlan] = field(default_factory=dict)
+    # every regular step's plan, in program order (each is also held by its compiled body)
+    step_plans: list[StepPlan] = field(default_factory=list)
+    # every body of the program, compiled at load, by its node's identity: only entry
+    # points look here, once per run (a named-pipeline call holds its callee's body)
+    bodies: dict[int, Body] = field(default_factory=dict)
     # `@guard(`jq`)` text -> its compiled program, or why it does not compile (a program
     # depends only on its text, so equal guards share one)
     guards: dict[str, JqProgram | JqError] = field(default_factory=dict)
@@ -121,7 +127,7 @@ class Env:
         """Whether some step may run on a sandbox worker: a Lua or JavaScript step, or a jq
         program outside the fast path (a step's, an inline argument's or a guard's)."""
         programs: list[object] = [*self.guards.values()]
-        for plan in self.plans.values():
+        for plan in self.step_plans:
             if plan.name in SANDBOXED_MIDDLEWARE:
                 return True
             programs.extend((plan.prepared, *plan.args))
@@ -129,8 +135,9 @@ class Env:
 
     # ---- lookups --------------------------------------------------------------------
 
-    def plan(self, step: n.MiddlewareStep) -> StepPlan:
-        return self.plans[id(step)]
+    def body(self, pipeline: n.Pipeline) -> Body:
+        """The compiled body of one of the program's pipeline nodes (see `bodies`)."""
+        return self.bodies[id(pipeline)]
 
     def guard(self, tag: n.Tag) -> JqProgram | None:
         """The tag's compiled `@guard` program; None when it does not compile."""
@@ -151,41 +158,42 @@ def build_env(index: ProgramIndex, registry: Registry | None = None,
     env = Env(index=index, registry=registry or Registry(),
               configs=resolve_blocks(blocks, env_vars),  # type: ignore[arg-type]
               env_name=env_vars.get("WEBPIPE_ENV") or None)
-    loaders = _loader_steps(index)
-    for module, pipeline in _all_pipelines(index):
-        for step in _walk_steps(pipeline):
-            if id(step) in loaders:
+    for module, item in _all_items(index):
+        loaders = _loader_steps(item)
+
+        def plan_of(step: n.Step, module: Module = module,
+                    loaders: tuple[n.Step, ...] = loaders) -> StepPlan | None:
+            if any(step is s for s in loaders):
                 assert isinstance(step, n.MiddlewareStep)
-                env.plans[id(step)] = StepPlan(step=step, kind="loader", name="loader",
-                                               location=step.span.label)
-            else:
-                _plan_into(env, module, step)
+                return _keep(env, StepPlan(step=step, kind="loader", name="loader",
+                                           location=step.span.label))
+            return _plan_into(env, module, step)
+
+        compile_body(item.pipeline, plan_of, lambda b: env.bodies.__setitem__(id(b.node), b))
+    for plan in env.step_plans:  # every body exists now: link the calls to their callees
+        if plan.callee is not None:
+            plan.callee_body = env.bodies[id(plan.callee.pipeline)]
     return env
 
 
-def _loader_steps(index: ProgramIndex) -> set[int]:
+def _loader_steps(item: n.Item) -> tuple[n.Step, ...]:
     """`|> loader` at the top level of a `resolver Type.field` pipeline (graphql.md §5)."""
-    found: set[int] = set()
-    for _module, item in index.all_items(n.Resolver):
-        assert isinstance(item, n.Resolver)
-        if item.kind == "resolver":
-            found.update(id(s) for s in item.pipeline.steps
-                         if isinstance(s, n.MiddlewareStep) and s.name == "loader")
-    return found
+    if isinstance(item, n.Resolver) and item.kind == "resolver":
+        return tuple(s for s in item.pipeline.steps
+                     if isinstance(s, n.MiddlewareStep) and s.name == "loader")
+    return ()
 
 
-def _all_pipelines(index: ProgramIndex) -> Iterator[tuple[Module, n.Pipeline]]:
+def _keep(env: Env, plan: StepPlan) -> StepPlan:
+    env.step_plans.append(plan)
+    return plan
+
+
+def _all_items(index: ProgramIndex) -> Iterator[tuple[Module, PipelineItem]]:
     for module in index.modules:
         for item in module.program.items:
             if isinstance(item, PIPELINE_ITEMS):
-                yield module, item.pipeline
-
-
-def _walk_steps(pipeline: n.Pipeline) -> Iterator[n.Step]:
-    for step in pipeline.steps:
-        yield step
-        for child in child_pipelines(step):
-            yield from _walk_steps(child)
+                yield module, item
 
 
 def child_pipelines(step: n.Step) -> list[n.Pipeline]:
@@ -209,16 +217,18 @@ def step_tags(step: n.Step) -> list[n.TagExpr]:
     return []
 
 
-def _plan_into(env: Env, module: Module, step: n.Step) -> None:
+def _plan_into(env: Env, module: Module, step: n.Step) -> StepPlan | None:
+    """Compile the step's guards and, for a regular step, plan it (kept in `step_plans`)."""
     for expr in step_tags(step):
         for tag in walk_tags(expr):
             if tag.name == "guard" and tag.args:
                 _compile_guard(env, tag)
-    if isinstance(step, n.MiddlewareStep):
-        plan = plan_step(env, module, step)
-        _resolve_task_tags(env, module, plan)
-        env.plans[id(step)] = plan
-        env.diagnostics.extend(plan_diagnostics(plan, lambda: env.index.pipeline_names(module)))
+    if not isinstance(step, n.MiddlewareStep):
+        return None
+    plan = plan_step(env, module, step)
+    _resolve_task_tags(env, module, plan)
+    env.diagnostics.extend(plan_diagnostics(plan, lambda: env.index.pipeline_names(module)))
+    return _keep(env, plan)
 
 
 def _compile_guard(env: Env, tag: n.Tag) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, assert_never
 
 from webpipe.errors import HardError, StepError
-from webpipe.executor.branches import choose_branch, get_path, selector_path, set_path, take_branch
+from webpipe.executor.branches import choose_branch, get_path, set_path, take_branch
+from webpipe.executor.compiled import Body, Call, Compiled, Dispatch, Foreach, If, Result
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.jqrun import resolving
 from webpipe.executor.plan import StepPlan
@@ -38,12 +39,12 @@ from webpipe.executor.steps import (
     not_last_step,
     result_name,
     settle,
-    sync_run,
+    sync_result,
     with_auto_name,
 )
 from webpipe.executor.tags import gate
 from webpipe.jqlib import NeedsWorker, truthy
-from webpipe.middleware.base import RunAsync, StepResult
+from webpipe.middleware.base import StepResult
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -53,16 +54,42 @@ if TYPE_CHECKING:
 
 async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestContext,
                        handling: str | None = None) -> Outcome:
-    """Run a body on `state`. `handling` is the error type a `result` branch is handling.
+    """Run a program's pipeline node (an entry point: a test, a hook, a handler)."""
+    return await run_body(env.body(pipeline), state, env, ctx, handling)
 
-    `after_pipeline` hooks registered while this body ran are awaited when it ends."""
+
+async def run_body(body: Body, state: Any, env: Env, ctx: RequestContext,
+                   handling: str | None = None) -> Outcome:
+    """Run a compiled body on `state`. `handling` is the error type a `result` branch is
+    handling. `after_pipeline` hooks registered while this body ran are awaited when it
+    ends.
+
+    A body compiled `plain` (untagged middleware calls only, chosen at load) runs here, in
+    this coroutine: no step kinds, no tags, `run_sync` steps without any coroutine, and
+    the first error envelope ends it (no `result` step can catch it)."""
     hooks = ctx.extras.get(AFTER_PIPELINE)
     mark = len(hooks) if hooks else 0
-    if env.debugger is None:
-        out = await _run_body(pipeline, state, env, ctx, handling)
+    plain = body.plain
+    if plain is not None:
+        out = Outcome(state, JSON_CT, None)
+        last_index = len(plain) - 1
+        for index, plan in enumerate(plain):
+            if error_type(out.state) is not None:
+                break
+            pre = out.state
+            state, inserted = with_auto_name(plan, pre)
+            target = result_name(state)
+            result = invoke_sync(plan, state, target, ctx)
+            if result is None:
+                result = await invoke_step(plan, state, target, env, ctx)
+            if settle(plan, result, state, target, inserted, out,
+                      last_step if index == last_index else not_last_step):
+                break
+    elif env.debugger is None:
+        out = await _run_steps(body, state, env, ctx, handling)
     else:  # --inspect: a route or named pipeline body is a frame (spec/debugger.md)
         out = await env.debugger.run_body(
-            pipeline, state, ctx, lambda s: _run_body(pipeline, s, env, ctx, handling))
+            body.node, state, ctx, lambda s: _run_steps(body, s, env, ctx, handling))
     if ctx.extras.get(AFTER_PIPELINE):
         # a cache stores what the route answers, never the request keys it carried along
         await run_after_pipeline(ctx, without_restored(out.state, out.restored, ctx.request),
@@ -70,30 +97,30 @@ async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestC
     return out
 
 
-async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestContext,
-                    handling: str | None) -> Outcome:
+async def _run_steps(body: Body, state: Any, env: Env, ctx: RequestContext,
+                     handling: str | None) -> Outcome:
     out = Outcome(state, JSON_CT, None)
-    body = pipeline.steps
+    steps = body.steps
     tracer = ctx.tracer  # webpipe/tracing: None unless the app traces
-    for index, step in enumerate(body):
+    for index, step in enumerate(steps):
         kind = error_type(out.state)
-        if kind is not None and kind != handling and not isinstance(step, n.ResultStep):
+        if kind is not None and kind != handling and not isinstance(step, Result):
             continue
         if env.debugger is not None:  # --inspect: may pause here, may edit the state
-            await env.debugger.before_step(step, out, env, ctx)
+            await env.debugger.before_step(step.node, out, env, ctx)
         token = tracer.step_started(step) if tracer is not None else None
         try:
             match step:
-                case n.MiddlewareStep():
-                    if await run_regular_step(step, body, index, out, env, ctx):
+                case Call():
+                    if await run_regular_step(step, steps, index, out, env, ctx):
                         return out
-                case n.ResultStep():
+                case Result():
                     return await run_result(step, out, env, ctx)
-                case n.IfStep():
+                case If():
                     await run_if(step, out, env, ctx)
-                case n.DispatchStep():
+                case Dispatch():
                     await run_dispatch(step, out, env, ctx)
-                case n.ForeachStep():
+                case Foreach():
                     await run_foreach(step, out, env, ctx)
                 case _:
                     assert_never(step)
@@ -103,12 +130,13 @@ async def _run_body(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestCont
     return out
 
 
-async def run_regular_step(step: n.MiddlewareStep, body: tuple[n.Step, ...], index: int,
+async def run_regular_step(step: Call, body: tuple[Compiled, ...], index: int,
                            out: Outcome, env: Env, ctx: RequestContext) -> bool:
     """Run one step, updating `out`; True when the body must end (a cache hit)."""
-    if step.tags is not None and not await gate_step(step.tags, out.state, env, ctx):
+    node = step.node
+    if node.tags is not None and not await gate_step(node.tags, out.state, env, ctx):
         return False
-    plan = env.plan(step)
+    plan = step.plan
     tags = plan.tags
     pre = out.state
     if tags.async_name is not None or tags.background:
@@ -160,35 +188,6 @@ async def guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
     return result
 
 
-async def run_plain(plans: tuple[StepPlan, ...], state: Any, env: Env, ctx: RequestContext,
-                    ) -> Outcome:
-    """`run_pipeline` for a body of untagged middleware steps (`plain_plans`), in one
-    coroutine: the step loop without its per-step coroutine and tag handling; steps with
-    `run_sync` run without any. The first error envelope ends it (there is no `result` step
-    to catch it). After-pipeline hooks run as `run_pipeline` runs them."""
-    hooks = ctx.extras.get(AFTER_PIPELINE)
-    mark = len(hooks) if hooks else 0
-    out = Outcome(state, JSON_CT, None)
-    last_index = len(plans) - 1
-    for index, plan in enumerate(plans):
-        if error_type(out.state) is not None:
-            break
-        pre = out.state
-        state, inserted = with_auto_name(plan, pre)
-        target = result_name(state)
-        result = invoke_sync(plan, state, target, ctx)
-        if result is None:
-            result = await invoke_step(plan, state, target, env, ctx)
-        if settle(plan, result, state, target, inserted, out,
-                  last_step if index == last_index else not_last_step):
-            break
-    if ctx.extras.get(AFTER_PIPELINE):
-        # a cache stores what the route answers, never the request keys it carried along
-        await run_after_pipeline(ctx, without_restored(out.state, out.restored, ctx.request),
-                                 out.content_type, out.status, since=mark)
-    return out
-
-
 async def invoke_step(plan: StepPlan, state: Any, target: str | None, env: Env,
                       ctx: RequestContext) -> StepResult:
     """Run the step's work and turn a middleware failure into a `<name>Error` envelope."""
@@ -222,6 +221,14 @@ async def callee_input(plan: StepPlan, state: Any, env: Env, ctx: RequestContext
     return state
 
 
+def callee_body(plan: StepPlan, env: Env) -> Body:
+    """A pipeline call's callee, linked at load (a plan made later finds it once)."""
+    if plan.callee_body is not None:
+        return plan.callee_body
+    assert plan.callee is not None
+    return env.body(plan.callee.pipeline)
+
+
 async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
                         ) -> StepResult:
     """A named-pipeline call: run the callee on the (argument-merged) state, Merge back."""
@@ -232,8 +239,8 @@ async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     if mocked is not None:
         return StepResult(mocked[0])
     try:
-        outcome = await run_pipeline(plan.callee.pipeline,
-                                     await callee_input(plan, state, env, ctx), env, ctx)
+        outcome = await run_body(callee_body(plan, env),
+                                 await callee_input(plan, state, env, ctx), env, ctx)
     except ControlFlowError as exc:
         raise StepError(exc.message) from None
     return StepResult(outcome.state, outcome.content_type, status=outcome.status,
@@ -249,36 +256,31 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
             given = await callee_input(plan, state, env, ctx)
             if ctx.call_log is not None:  # `call pipeline` assertions see task calls too
                 ctx.call_log.setdefault(f"pipeline.{plan.callee.name}", []).append(state)
-            final = (await run_pipeline(plan.callee.pipeline, given, env, ctx)).state
+            final = (await run_body(callee_body(plan, env), given, env, ctx)).state
             return as_tagged(plan, state, None, final)
         if plan.kind in ("missing", "join"):
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
         target = plan.tags.result_name
         call = await call_resolved(plan, state, target, env, ctx)
-        sync = sync_run(plan, ctx)
-        value = None
-        if sync is not None:
-            try:
-                value = sync(state, plan.prepared, call).value
-            except RunAsync:
-                sync = None
-        if sync is None:
-            value = (await invoke_middleware(plan, state, call, ctx)).value
-        return as_tagged(plan, state, target, value)
+        result = sync_result(plan, state, call, ctx)
+        if result is None:
+            result = await invoke_middleware(plan, state, call, ctx)
+        return as_tagged(plan, state, target, result.value)
     except StepError as exc:  # concurrency.md §5 flavour 2
         return {"error": f"At {plan.location}: Middleware execution failed: {exc.message}"}
     except HardError as exc:
         return {"error": f"At {plan.location}: {exc.message}"}
 
 
-async def run_result(step: n.ResultStep, out: Outcome, env: Env, ctx: RequestContext,
+async def run_result(step: Result, out: Outcome, env: Env, ctx: RequestContext,
                      ) -> Outcome:
-    branch = choose_branch(step, out.state)
-    if branch is None:
+    index = choose_branch(step.node, out.state)
+    if index is None:
         return out
+    branch = step.node.branches[index]
     before = out.state
-    inner = await run_pipeline(branch.pipeline, before, env, ctx, handling=error_type(before))
+    inner = await run_body(step.branches[index], before, env, ctx, handling=error_type(before))
     state = inner.state
     if isinstance(before, dict) and "setCookies" in before and isinstance(state, dict) \
             and "setCookies" not in state:
@@ -290,21 +292,21 @@ async def run_result(step: n.ResultStep, out: Outcome, env: Env, ctx: RequestCon
     return out
 
 
-async def run_if(step: n.IfStep, out: Outcome, env: Env, ctx: RequestContext) -> None:
-    condition = await run_pipeline(step.condition, out.state, env, ctx)
+async def run_if(step: If, out: Outcome, env: Env, ctx: RequestContext) -> None:
+    condition = await run_body(step.condition, out.state, env, ctx)
     branch = step.then if truthy(condition.state) else step.else_
     if branch is not None:
-        take_branch(out, await run_pipeline(branch, out.state, env, ctx))
+        take_branch(out, await run_body(branch, out.state, env, ctx))
 
 
-async def run_dispatch(step: n.DispatchStep, out: Outcome, env: Env, ctx: RequestContext,
+async def run_dispatch(step: Dispatch, out: Outcome, env: Env, ctx: RequestContext,
                        ) -> None:
     state = out.state
 
-    def choose() -> n.Pipeline | None:
-        for case in step.cases:
-            if gate(case.condition, state, env, ctx):
-                return case.pipeline
+    def choose() -> Body | None:
+        for condition, body in step.cases:
+            if gate(condition, state, env, ctx):
+                return body
         return step.default
 
     try:
@@ -312,15 +314,16 @@ async def run_dispatch(step: n.DispatchStep, out: Outcome, env: Env, ctx: Reques
     except NeedsWorker:  # a `@guard` condition needs a sandbox worker
         chosen = await resolving(choose, env, ctx)
     if chosen is not None:
-        take_branch(out, await run_pipeline(chosen, out.state, env, ctx))
+        take_branch(out, await run_body(chosen, out.state, env, ctx))
 
 
-async def run_foreach(step: n.ForeachStep, out: Outcome, env: Env, ctx: RequestContext,
+async def run_foreach(step: Foreach, out: Outcome, env: Env, ctx: RequestContext,
                       ) -> None:
-    path = selector_path(step.selector)
+    path = list(step.path)
     items = get_path(out.state, path)
     if not isinstance(items, list):
         what = "missing" if items is None else f"not an array ({type(items).__name__})"
-        raise ControlFlowError(f"foreach {step.selector}: the value is {what}", span=step.span)
-    results = [(await run_pipeline(step.pipeline, item, env, ctx)).state for item in items]
+        raise ControlFlowError(f"foreach {step.node.selector}: the value is {what}",
+                               span=step.node.span)
+    results = [(await run_body(step.body, item, env, ctx)).state for item in items]
     out.state = set_path(out.state, path, results)

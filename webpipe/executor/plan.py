@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from webpipe.embedded import body_span, jq_position
 from webpipe.errors import ConfigError, Diagnostic
@@ -22,6 +22,9 @@ from webpipe.middleware.base import Middleware, PlannedStep, StepCall, StepResul
 from webpipe.source import Span
 from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
+
+if TYPE_CHECKING:
+    from webpipe.executor.compiled import Body
 
 SyncRun = Callable[[Any, object, StepCall], StepResult]
 StepKind = Literal["middleware", "pipeline", "join", "missing", "loader"]
@@ -64,6 +67,7 @@ class StepPlan:
     prepare_span: Span | None = None  # where in the config the error is, when the step knows
     written_in: Span | None = None  # the node the config text is written in (step or variable)
     callee: n.NamedPipeline | None = None
+    callee_body: Body | None = None  # the callee's compiled body, linked at load
     join_names: tuple[str, ...] = ()
     tags: TaskTags = field(default_factory=TaskTags)
     missing: str = ""  # the hard error for kind == "missing"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError, StepError, WebpipeError
+from webpipe.executor.compiled import Call, Compiled
 from webpipe.executor.hedge import hedged
 from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.jqrun import first_sync, resolving
@@ -30,7 +31,6 @@ from webpipe.executor.state import (
 from webpipe.executor.tags import gate
 from webpipe.jqlib import JqError, JqLimitError, NeedsWorker
 from webpipe.middleware.base import Behavior, RunAsync, StepCall, StepResult
-from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
     from webpipe.executor.context import RequestContext
@@ -82,20 +82,6 @@ def settle(plan: StepPlan, result: StepResult, state: Any, target: str | None, i
     return False
 
 
-def plain_plans(body: tuple[n.Step, ...], env: Env) -> tuple[StepPlan, ...] | None:
-    """The plans for `run_plain` when every step of `body` is an untagged middleware
-    step (no tags, no flow steps, no pipeline calls or `join`). None otherwise."""
-    plans = []
-    for step in body:
-        if not isinstance(step, n.MiddlewareStep) or step.tags is not None:
-            return None
-        plan = env.plan(step)
-        if plan.kind != "middleware":
-            return None
-        plans.append(plan)
-    return tuple(plans) if plans else None
-
-
 def last_step() -> bool:
     return True
 
@@ -104,16 +90,15 @@ def not_last_step() -> bool:
     return False
 
 
-def is_effectively_last(body: tuple[n.Step, ...], index: int, state: Any, env: Env,
+def is_effectively_last(body: tuple[Compiled, ...], index: int, state: Any, env: Env,
                         ctx: RequestContext) -> bool:
     """No later step of this body will run (judged on the pre-step state, §4.2-2)."""
     for later in body[index + 1:]:
-        if not isinstance(later, n.MiddlewareStep):
+        if not isinstance(later, Call):
             return False
-        tags = env.plan(later).tags
-        if tags.background:
+        if later.plan.tags.background:
             continue  # @background work never shapes the response
-        if gate(later.tags, state, env, ctx):
+        if gate(later.node.tags, state, env, ctx):
             return False
     return True
 
@@ -158,6 +143,19 @@ def invoke_sync(plan: StepPlan, state: Any, target: str | None, ctx: RequestCont
         return None
     except Exception as exc:
         return failure(plan, exc)
+
+
+def sync_result(plan: StepPlan, state: Any, call: StepCall, ctx: RequestContext,
+                ) -> StepResult | None:
+    """`run_sync` on a resolved `call` when `sync_run` allows it; None: the caller goes
+    through `run` (the same choice as `invoke_sync`; the middleware's errors propagate)."""
+    run = sync_run(plan, ctx)
+    if run is None:
+        return None
+    try:
+        return run(state, plan.prepared, call)
+    except RunAsync:
+        return None
 
 
 def failure(plan: StepPlan, exc: Exception) -> StepResult:

@@ -22,6 +22,7 @@ from webpipe.errors import Diagnostic
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
+    from webpipe.executor.compiled import Body
     from webpipe.executor.context import RequestContext
     from webpipe.executor.env import Env
     from webpipe.source import Span
@@ -30,7 +31,7 @@ JSON = Any
 ENDPOINT_NAME = "graphql"  # the synthetic route's pipeline name, for `with mock pipeline`
 ENDPOINT_JQ = "{ query: .body.query, variables: (.body.variables // {}) }"
 _PATH_KEY = "graphql.endpoint_path"
-_PIPELINE_KEY = "graphql.endpoint_pipeline"
+_BODY_KEY = "graphql.endpoint_body"
 
 
 def load_graphql(env: Env) -> None:
@@ -78,32 +79,32 @@ async def handle_graphql_request(env: Env, body: JSON, ctx: RequestContext,
 
     `ctx.request` should be the request object (its keys reach resolvers as `.context`);
     `body` is the parsed JSON body and replaces `ctx.request["body"]`."""
-    from webpipe.executor.pipeline import run_pipeline
+    from webpipe.executor.pipeline import run_body
 
     mocked = ctx.invoker.pipeline_mock(ENDPOINT_NAME)
     if mocked is not None:
         return 200, mocked[0]
     request = ctx.request if isinstance(ctx.request, dict) else {}
-    outcome = await run_pipeline(_endpoint_pipeline(env), {**request, "body": body}, env, ctx)
+    outcome = await run_body(_endpoint_body(env), {**request, "body": body}, env, ctx)
     return 200, outcome.state
 
 
-def _endpoint_pipeline(env: Env) -> n.Pipeline:
-    """The synthetic route body, its steps planned once into `env.plans`."""
+def _endpoint_body(env: Env) -> Body:
+    """The synthetic route body, compiled once (its steps planned) and kept in the env."""
+    from webpipe.executor.compiled import Body, Call
     from webpipe.executor.env import plan_step
 
-    found = env.resources.get(_PIPELINE_KEY)
-    if isinstance(found, n.Pipeline):
+    found = env.resources.get(_BODY_KEY)
+    if isinstance(found, Body):
         return found
     span = _block_span(env)
     steps = (n.MiddlewareStep(name="jq", config=ENDPOINT_JQ, config_kind=n.ConfigKind.BACKTICK,
                               span=span),
              n.MiddlewareStep(name="graphql", span=span))
-    for step in steps:
-        env.plans[id(step)] = plan_step(env, env.index.main, step)
-    pipeline = n.Pipeline(steps=steps, span=span)
-    env.resources[_PIPELINE_KEY] = pipeline
-    return pipeline
+    body = Body(n.Pipeline(steps=steps, span=span),
+                tuple(Call(step, plan_step(env, env.index.main, step)) for step in steps), None)
+    env.resources[_BODY_KEY] = body
+    return body
 
 
 def _has(env: Env, kind: type[n.Item]) -> bool:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
 
+from webpipe.executor.compiled import Body
 from webpipe.executor.jqrun import first_sync, resolving
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.state import error_type
@@ -63,12 +64,12 @@ def find_loader(pipeline: n.Pipeline) -> int | None:
 class LoaderSpec:
     """A loader resolver's pipeline, split at its `loader` step."""
 
-    before: n.Pipeline | None
+    before: Body | None
     key: JqProgram | None
     key_error: str | None
     pipeline_name: str
     pipeline: n.NamedPipeline | None
-    after: n.Pipeline | None
+    after: Body | None
 
 
 def loader_spec(env: Env, module: Module, pipeline: n.Pipeline, at: int) -> LoaderSpec:
@@ -83,15 +84,18 @@ def loader_spec(env: Env, module: Module, pipeline: n.Pipeline, at: int) -> Load
             key = compile_jq(step.args[0], allow_context=False)
         except JqError as exc:
             key_error = f"loader key: {exc}"
-    return LoaderSpec(before=_part(pipeline, pipeline.steps[:at]), key=key,
+    whole = env.body(pipeline)
+    return LoaderSpec(before=_part(whole, slice(None, at)), key=key,
                       key_error=key_error, pipeline_name=name,
                       pipeline=env.index.pipeline(module, name) if name else None,
-                      after=_part(pipeline, pipeline.steps[at + 1:]))
+                      after=_part(whole, slice(at + 1, None)))
 
 
-def _part(pipeline: n.Pipeline, steps: tuple[n.Step, ...]) -> n.Pipeline | None:
-    # the steps keep their identity, so their load-time plans still apply
-    return n.Pipeline(steps=steps, span=pipeline.span) if steps else None
+def _part(whole: Body, part: slice) -> Body | None:
+    # the compiled steps themselves, with their load-time plans
+    steps = whole.steps[part]
+    nodes = whole.node.steps[part]
+    return Body(n.Pipeline(steps=nodes, span=whole.node.span), steps, None) if steps else None
 
 
 class LoaderResolver:
@@ -249,7 +253,7 @@ async def _load(run: ExecutionRun, batch: _Batch) -> JSON:
     if spec.pipeline is None:
         raise GraphQLError(f"DataLoader error: pipeline {spec.pipeline_name!r} not found")
     try:
-        return await run_locked(run, spec.pipeline.pipeline, payload)
+        return await run_locked(run, run.env.body(spec.pipeline.pipeline), payload)
     except GraphQLError as exc:
         raise GraphQLError(f"DataLoader error: {exc.message}") from None
 

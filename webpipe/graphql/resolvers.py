@@ -28,6 +28,7 @@ from webpipe.source import Span
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
+    from webpipe.executor.compiled import Body
     from webpipe.executor.context import RequestContext
     from webpipe.executor.env import Env
 
@@ -110,13 +111,13 @@ def record_and_mock(run: ExecutionRun, binding: Binding, payload: JSON) -> tuple
     return run.ctx.invoker.resolver_mock(binding.type_name, binding.field_name)
 
 
-async def run_locked(run: ExecutionRun, pipeline: n.Pipeline, state: JSON) -> JSON:
-    """Run a pipeline under the execution's lock; a hard error becomes a field error."""
-    from webpipe.executor.pipeline import run_pipeline
+async def run_locked(run: ExecutionRun, body: Body, state: JSON) -> JSON:
+    """Run a compiled body under the execution's lock; a hard error becomes a field error."""
+    from webpipe.executor.pipeline import run_body
 
     async with run.lock:
         try:
-            return (await run_pipeline(pipeline, state, run.env, run.ctx)).state
+            return (await run_body(body, state, run.env, run.ctx)).state
         except WebpipeError as exc:
             raise GraphQLError(exc.message) from None
 
@@ -155,7 +156,8 @@ class PipelineResolver:
         mocked = record_and_mock(run, self.binding, payload)
         if mocked is not None:
             return to_field_value(mocked[0])
-        return to_field_value(await run_locked(run, self.binding.pipeline, payload))
+        return to_field_value(await run_locked(run, run.env.body(self.binding.pipeline),
+                                               payload))
 
 
 class FailingResolver:

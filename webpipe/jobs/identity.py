@@ -87,7 +87,7 @@ def durable_index(env: Env) -> dict[str, tuple[StepPlan, dict[str, Any]]]:
     if found is None:
         found = {}
         seen: dict[tuple[str, str], int] = {}
-        plans = sorted((p for p in env.plans.values() if is_durable(p, env)),
+        plans = sorted((p for p in env.step_plans if is_durable(p, env)),
                        key=lambda p: (p.step.span.source.name, p.step.span.start))
         for plan in plans:
             span = plan.step.span
@@ -111,14 +111,14 @@ def check_durable(env: Env) -> list[Diagnostic]:
     if resolve_target(env.config_block("pg"), env.base_dir) is not None:
         return []
     out = []
-    for plan in env.plans.values():
+    for plan in env.step_plans:
         for tag in walk_tags(plan.step.tags):
             if tag.name == "durable" and not tag.negated:
                 out.append(Diagnostic("@durable needs a database: configure `config pg` or "
                                       "DATABASE_URL, or leave the embedded one on "
                                       "(WP_PG_EMBEDDED is off)", tag.span, code="bad-tag"))
     if settings(env).durable and not out:
-        for plan in env.plans.values():
+        for plan in env.step_plans:
             if plan.tags.background:
                 out.append(Diagnostic("config jobs { durable: true } makes this @background "
                                       "step a job, which needs a database (none configured "

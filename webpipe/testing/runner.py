@@ -16,9 +16,10 @@ from typing import Any
 
 from webpipe.errors import WebpipeError
 from webpipe.executor.background import end_request
+from webpipe.executor.compiled import Body, Call
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env, plan_step
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body, run_pipeline
 from webpipe.executor.state import JSON_CT, Outcome
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request
 from webpipe.respond import answer
@@ -272,11 +273,8 @@ async def _run_variable(env: Env, test: n.It, trigger: n.VariableTrigger,
         return TestOutcome(200, JSON_CT, mocked[0])
     step = n.MiddlewareStep(name=trigger.kind, config=trigger.name,
                             config_kind=n.ConfigKind.IDENT, span=variable.span)
-    env.plans[id(step)] = plan_step(env, main, step)
+    body = Body(n.Pipeline(steps=(step,), span=variable.span),
+                (Call(step, plan_step(env, main, step)),), None)
     state = _clause(test, "input", variables, {})
     ctx.request = state
-    try:
-        pipeline = n.Pipeline(steps=(step,), span=variable.span)
-        return _outcome(await run_pipeline(pipeline, state, env, ctx), ctx)
-    finally:
-        env.plans.pop(id(step), None)
+    return _outcome(await run_body(body, state, env, ctx), ctx)

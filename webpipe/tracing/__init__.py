@@ -20,6 +20,7 @@ from webpipe.errors import ConfigError
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
+    from webpipe.executor.compiled import Compiled
     from webpipe.executor.env import Env
     from webpipe.executor.plan import StepPlan
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 class Tracer(Protocol):
     """What one request (or one task of it) reports; the executor's side of the hook."""
 
-    def step_started(self, step: n.Step) -> object:
+    def step_started(self, step: Compiled) -> object:
         """A step begins; the token is handed back to `step_ended`."""
 
     def step_ended(self, token: object, state: Any) -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from webpipe.tracing import Tracer, step_label
 
 if TYPE_CHECKING:
+    from webpipe.executor.compiled import Compiled
     from webpipe.executor.env import Env
     from webpipe.executor.plan import StepPlan
     from webpipe.source import Source
@@ -72,8 +73,8 @@ class CollapsedTracer:
             label = f"{label}@{PurePath(source.name).name}"
         return label
 
-    def step_started(self, step: n.Step) -> object:
-        self.stack.append(self.label(step))
+    def step_started(self, step: Compiled) -> object:
+        self.stack.append(self.label(step.node))
         return time.perf_counter_ns()
 
     def step_ended(self, token: object, state: Any) -> None:

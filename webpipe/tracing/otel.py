@@ -24,6 +24,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from webpipe import __version__
 from webpipe.errors import ConfigError
+from webpipe.executor.compiled import Call, Compiled
 from webpipe.executor.state import error_type
 from webpipe.syntax import nodes as n
 from webpipe.tracing import Tracer, step_label
@@ -91,12 +92,12 @@ class OtelTracer:
         self.stack = [span]
         self.root = root
 
-    def step_started(self, step: n.Step) -> object:
-        if isinstance(step, n.MiddlewareStep) and step.tags is not None:
-            tags = self.env.plan(step).tags
+    def step_started(self, step: Compiled) -> object:
+        if isinstance(step, Call):
+            tags = step.plan.tags
             if tags.async_name is not None or tags.background:
                 return None  # its span is the task's (`task_forked`)
-        span = step_span(self.app.tracer, step, self.stack[-1])
+        span = step_span(self.app.tracer, step.node, self.stack[-1])
         self.stack.append(span)
         return span
 

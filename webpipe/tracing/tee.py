@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from webpipe.tracing import Tracer, Tracing
 
 if TYPE_CHECKING:
+    from webpipe.executor.compiled import Compiled
     from webpipe.executor.env import Env
     from webpipe.executor.plan import StepPlan
-    from webpipe.syntax import nodes as n
 
 
 class TeeTracing:
@@ -38,7 +38,7 @@ class TeeTracer:
     def __init__(self, parts: tuple[Tracer, ...]) -> None:
         self.parts = parts
 
-    def step_started(self, step: n.Step) -> object:
+    def step_started(self, step: Compiled) -> object:
         return tuple(p.step_started(step) for p in self.parts)
 
     def step_ended(self, token: object, state: Any) -> None:
