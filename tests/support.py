@@ -10,8 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
+from webpipe.executor.compiled import Body
+from webpipe.executor.env import Env
 from webpipe.limits import Limits, limits_of
 from webpipe.sandbox.pool import SandboxPool
+
+
+def body_of(env: Env, item: object) -> Body:
+    """The compiled body of one of `env`'s declarations (a test holds the node it found)."""
+    return next(e.body for e in env.entries if e.item is item)
 
 
 @dataclass

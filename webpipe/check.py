@@ -12,7 +12,7 @@ Errors make `check` exit 1; warnings do not.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from webpipe.check_calls import check_test_calls
@@ -93,8 +93,8 @@ def check_env(env: Env) -> list[Diagnostic]:
         found += check_configs(env, module)
         found += [Diagnostic(m.message, m.step.span, "warning", "misleading-indent")
                   for m in misplaced_steps(module.program)]
-        for pipeline in module_pipelines(module):
-            found += check_pipeline(env, module, env.body(pipeline), in_foreach=False)
+    for entry in env.entries:
+        found += check_pipeline(env, entry.module, entry.body, in_foreach=False)
     found += check_unjoined(env)
     found += check_durable(env)
     return sorted(_unique(found), key=_order)
@@ -127,13 +127,6 @@ def check_unjoined(env: Env) -> list[Diagnostic]:
 
 def _order(d: Diagnostic) -> tuple[str, int, int]:
     return (d.span.source.name, d.span.line, d.span.column) if d.span else ("", 0, 0)
-
-
-def module_pipelines(module: Module) -> Iterator[n.Pipeline]:
-    for item in module.program.items:
-        pipeline = getattr(item, "pipeline", None)
-        if isinstance(pipeline, n.Pipeline):
-            yield pipeline
 
 
 def block_keys(env: Env, block: n.ConfigBlock) -> set[str] | None:

@@ -15,7 +15,7 @@ from typing import Any
 from webpipe.executor.compiled import Body, Call, children
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env, step_tags
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.executor.plan import walk_tags
 from webpipe.syntax import nodes as n
 
@@ -23,12 +23,12 @@ log = logging.getLogger("webpipe.flags")
 FLAGS_TIME_LIMIT_S = 0.050
 
 
-def needs_flags(env: Env, route: n.Route) -> bool:
+def needs_flags(body: Body) -> bool:
     """Whether any step the route may run (named pipeline calls and branches followed) has
     a `@flag`/`@!flag` or `@needs(flags)`. A work list, not recursion: a chain of thousands of
     pipeline calls is a legal program (it fails only when run deep enough)."""
     seen: set[Body] = set()  # bodies are hashed by identity
-    todo = [env.body(route.pipeline)]
+    todo = [body]
     while todo:
         for step in todo.pop().steps:
             if any(t.name == "flag" or (t.name == "needs" and "flags" in t.args)
@@ -43,21 +43,20 @@ def needs_flags(env: Env, route: n.Route) -> bool:
     return False
 
 
-def feature_flags_pipeline(env: Env) -> n.Pipeline | None:
-    for item in env.index.main.program.items:
-        if isinstance(item, n.FeatureFlags):
-            return item.pipeline
-    return None
+def feature_flags_body(env: Env) -> Body | None:
+    """The main module's `featureFlags` hook, compiled at load."""
+    main = env.index.main
+    return next((e.body for e in env.entries_of(n.FeatureFlags) if e.module is main), None)
 
 
 async def run_feature_flags(env: Env, request: Any, ctx: RequestContext) -> Any:
     """Run the hook; set `ctx.flags`; return the request object (maybe with `.user`)."""
-    pipeline = feature_flags_pipeline(env)
-    if pipeline is None:
+    body = feature_flags_body(env)
+    if body is None:
         return request
     hook_ctx = RequestContext(request=request, env_name=ctx.env_name, invoker=ctx.invoker)
     try:
-        outcome = await asyncio.wait_for(run_pipeline(pipeline, request, env, hook_ctx),
+        outcome = await asyncio.wait_for(run_body(body, request, env, hook_ctx),
                                          FLAGS_TIME_LIMIT_S)
     except TimeoutError:
         log.warning("featureFlags took longer than %d ms; no flags set",

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from webpipe.executor.compiled import Call
-from webpipe.executor.env import Env
+from webpipe.executor.compiled import Body, Call
 from webpipe.http import build_response, reads_body, request_state_now
 from webpipe.middleware.cache import CacheMiddleware, CacheStep
-from webpipe.syntax import nodes as n
 
 REQUEST_KEYS = frozenset({"method", "path", "query", "params"})
 MEMO_LIMIT = 10_000  # remembered keys per route; the memo starts over when full
@@ -53,9 +51,9 @@ class FrontCache:
         return build_response(entry.value, entry.content_type, entry.status)
 
 
-def front_cache(env: Env, route: n.Route) -> FrontCache | None:
-    """The route's `FrontCache` when its first step qualifies (see module docstring)."""
-    steps = env.body(route.pipeline).steps
+def front_cache(body: Body) -> FrontCache | None:
+    """A route's `FrontCache` when its body's first step qualifies (see module docstring)."""
+    steps = body.steps
     if not steps or not isinstance(steps[0], Call) or steps[0].node.tags:
         return None
     plan = steps[0].plan

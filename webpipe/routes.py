@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
-from webpipe.executor.compiled import Call
+from webpipe.executor.compiled import Body, Call
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.pipeline import run_body
@@ -56,32 +56,33 @@ class ServedRoute:
     run: RunBody  # `run_body` of its compiled body
     plain: bool  # whether that body is compiled `plain` (one coroutine)
     steps: int  # how many steps its body has (a partial request reruns only with >1)
+    body: Body  # its body for the step loop (a rerun, the test runner)
 
 
 def compile_routes(env: Env, fast: FastPaths = ALL_FAST_PATHS) -> Router[ServedRoute]:
     """The route table of `env`, each route compiled (see module docstring)."""
     router: Router[ServedRoute] = Router()
-    for _module, route in env.index.routes():
-        compiled = compile_route(env, route, fast)
-        router.add(route.method, route.path, compiled, route.span)
+    for entry in env.entries_of(n.Route):
+        route = entry.item
+        assert isinstance(route, n.Route)
+        router.add(route.method, route.path, compile_route(route, entry.body, fast), route.span)
     return router
 
 
-def compile_route(env: Env, route: n.Route, fast: FastPaths = ALL_FAST_PATHS,
+def compile_route(route: n.Route, body: Body, fast: FastPaths = ALL_FAST_PATHS,
                   ) -> ServedRoute:
-    flags = needs_flags(env, route)
-    body = env.body(route.pipeline)
-    if fast.plain:
-        body = body.as_plain()
+    """`route` served with its `body` (compiled at load, `Env.entries`)."""
+    flags = needs_flags(body)
+    run = body.as_plain() if fast.plain else body
     return ServedRoute(
         route=route, label=f"{route.method} {route.path}", flags=flags,
-        reads=request_reads(env, route) if fast.reads and not flags else None,
-        front=front_cache(env, route) if fast.front and not flags else None,
-        run=partial(run_body, body), plain=body.plain is not None,
-        steps=len(route.pipeline.steps))
+        reads=request_reads(body) if fast.reads and not flags else None,
+        front=front_cache(body) if fast.front and not flags else None,
+        run=partial(run_body, run), plain=run.plain is not None,
+        steps=len(route.pipeline.steps), body=body)
 
 
-def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
+def request_reads(body: Body) -> frozenset[str] | None:
     """The request keys a route can read, when that is provable (None: it may pass the whole
     request on). Every step is an untagged middleware step whose middleware names the input
     keys it reads (`input_keys`: jq on the fast path, Lua chunks using only `request.name`,
@@ -90,7 +91,7 @@ def request_reads(env: Env, route: n.Route) -> frozenset[str] | None:
     several steps, an error envelope from an early step would carry request keys into the
     response (§6.3 restores them), so every step must be `rerunnable`: such a request is run
     again on the whole request object (`server.WebpipeApp.run_route`)."""
-    steps = env.body(route.pipeline).steps
+    steps = body.steps
     if not steps:
         return None
     keys: set[str] = set()

@@ -13,15 +13,17 @@ from typing import Any
 
 from webpipe.errors import WebpipeError
 from webpipe.executor.background import end_request
+from webpipe.executor.compiled import Body
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.flags import run_feature_flags
 
 
-def main_pipeline(env: Env) -> Any:
-    return env.index.pipelines.get((id(env.index.main), "main"))
+def main_body(env: Env) -> Body | None:
+    """The main module's own `pipeline main`, compiled at load."""
+    return env.named.get((env.index.main.path, "main"))
 
 
 def parse_script_args(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
@@ -47,7 +49,7 @@ def parse_script_args(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
 
 
 async def run_script(env: Env, argv: list[str]) -> int:
-    main = main_pipeline(env)
+    main = main_body(env)
     if main is None:
         print("error: no `pipeline main` in this file", file=sys.stderr)
         return 1
@@ -56,7 +58,7 @@ async def run_script(env: Env, argv: list[str]) -> int:
                          extras={"invocation": "script"})
     try:
         await run_feature_flags(env, {}, ctx)
-        outcome = await run_pipeline(main.pipeline, {}, env, ctx)
+        outcome = await run_body(main, {}, env, ctx)
         end_request(ctx, env, outcome.status or 200)  # the drain below waits for them
     except WebpipeError as exc:
         print(str(exc), file=sys.stderr)

@@ -29,7 +29,7 @@ from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.fanin import COMPLETED as JOINS_COMPLETE
 from webpipe.executor.hooks import AFTER_RESPONSE
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo, TaskLimits
 from webpipe.executor.state import JSON_CT, error_type
 from webpipe.flags import run_feature_flags
@@ -257,7 +257,7 @@ class WebpipeApp:
                 # are rerunnable (see request_reads), so answer from the whole request
                 state = await request_state(request, params, path=path, **self.body_bounds())
                 ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
-                outcome = await run_pipeline(route.pipeline, state, env, ctx)
+                outcome = await run_body(compiled.body, state, env, ctx)
             body, status = answer(outcome, env, ctx.request)
             if outcome.status is None and error_type(outcome.state) is not None:
                 note_envelope(request.scope, outcome.state)  # unhandled: logged (§2)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from tests.support import body_of
 from webpipe.executor.compiled import Body, Call, Dispatch, Foreach, If, Result, children
 from webpipe.executor.env import Env
 from webpipe.program import program_from_text
-from webpipe.routes import STEP_LOOP_ONLY, compile_route
+from webpipe.routes import STEP_LOOP_ONLY, compile_route, compile_routes
 from webpipe.syntax import nodes as n
 
 APP = '''pipeline count =
@@ -51,7 +52,7 @@ def _route(env: Env, path: str) -> n.Route:
 
 def test_each_step_kind_compiles_to_its_class_holding_its_bodies() -> None:
     env = program_from_text(APP)
-    body = env.body(_route(env, "/flow").pipeline)
+    body = body_of(env, _route(env, "/flow"))
     kinds = [type(step) for step in body.steps]
     assert kinds == [Call, Call, If, Dispatch, Foreach, Result]
     assert body.plain is None
@@ -60,16 +61,17 @@ def test_each_step_kind_compiles_to_its_class_holding_its_bodies() -> None:
     assert children(flow_if) == (flow_if.condition, flow_if.then, flow_if.else_)
     foreach = body.steps[4]
     assert isinstance(foreach, Foreach) and foreach.path == ("xs",)
-    # every body of the program is found by its own node, and is the one its parent holds
-    assert env.body(flow_if.then.node) is flow_if.then
+    # an entry point holds its body from load: the route table runs this very body
+    found = compile_routes(env).match("GET", "/flow")
+    assert found is not None and found[0].body is body
 
 
 def test_a_pipeline_call_holds_its_callee_body_even_a_recursive_one() -> None:
     env = program_from_text(APP)
     count = env.index.pipeline(env.index.main, "count")
     assert count is not None
-    callee = env.body(count.pipeline)
-    call = env.body(_route(env, "/flow").pipeline).steps[1]
+    callee = body_of(env, count)
+    call = body_of(env, _route(env, "/flow")).steps[1]
     assert isinstance(call, Call) and call.plan.callee_body is callee
     inner_if = callee.steps[1]
     assert isinstance(inner_if, If)
@@ -83,9 +85,10 @@ def test_a_pipeline_call_holds_its_callee_body_even_a_recursive_one() -> None:
 def test_a_plain_route_body_is_a_compile_time_choice() -> None:
     env = program_from_text(APP)
     route = _route(env, "/plain")
-    stepwise: Body = env.body(route.pipeline)
+    stepwise: Body = body_of(env, route)
     assert stepwise.plain is None  # bodies are compiled for the step loop
-    fast = compile_route(env, route)
-    slow = compile_route(env, route, STEP_LOOP_ONLY)
+    fast = compile_route(route, body_of(env, route))
+    slow = compile_route(route, body_of(env, route), STEP_LOOP_ONLY)
     assert fast.plain and not slow.plain
-    assert compile_route(env, _route(env, "/flow")).plain is False
+    flow = _route(env, "/flow")
+    assert compile_route(flow, body_of(env, flow)).plain is False

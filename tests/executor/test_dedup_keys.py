@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support import body_of
 from webpipe.executor.compiled import Call
 from webpipe.executor.context import RequestContext
 from webpipe.executor.plan import StepPlan
@@ -30,7 +31,7 @@ GET /fetch/:id
 def plan_of(path: str) -> StepPlan:
     env = program_from_text(APP)
     route = next(r for _m, r in env.index.routes() if r.path == path)
-    step = env.body(route.pipeline).steps[0]
+    step = body_of(env, route).steps[0]
     assert isinstance(step, Call)
     return step.plan
 

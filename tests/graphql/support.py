@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.support import body_of
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.executor.state import Outcome
 from webpipe.graphql.runtime import GraphqlRuntime
 from webpipe.graphql.schema import build_graphql
@@ -162,4 +163,4 @@ async def call(env: Env, method: str, path: str, params: dict[str, Any] | None =
     state = {"method": method, "path": path, "params": params or {}, "query": {},
              "headers": {}, "body": body}
     ctx = ctx or RequestContext(request=state)
-    return await run_pipeline(route.pipeline, state, env, ctx)
+    return await run_body(body_of(env, route), state, env, ctx)

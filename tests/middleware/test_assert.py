@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests.support import SimpleHost
+from tests.support import SimpleHost, body_of
 from webpipe.errors import ConfigError
 from webpipe.executor.context import RequestContext
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.middleware.assert_ import (
     Array,
     AssertMiddleware,
@@ -313,7 +313,7 @@ GET /broken
 async def run_route(path: str, unit: str = "C") -> tuple[int | None, JSON, list[str]]:
     env = program_from_text(APP)
     route = next(r for _, r in env.index.routes() if r.path == path)
-    outcome = await run_pipeline(route.pipeline, {"params": {"unit": unit}}, env,
+    outcome = await run_body(body_of(env, route), {"params": {"unit": unit}}, env,
                                  RequestContext())
     return outcome.status, outcome.state, [d.message for d in env.diagnostics]
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from tests.redis_server import redis_server_binary, running_redis
-from tests.support import SimpleHost
+from tests.support import SimpleHost, body_of
 from webpipe.executor.context import RequestContext
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.executor.state import Outcome
 from webpipe.middleware import Registry
 from webpipe.middleware.base import Behavior, RunAsync, StepCall, StepResult
@@ -364,7 +364,7 @@ async def serve(env: Any, path: str, query: dict[str, Any] | None = None) -> Out
     route = next(r for _, r in env.index.routes() if r.path == path)
     state = {**REQUEST, "path": path, "query": query or {}}
     ctx = RequestContext(request=state)
-    outcome = await run_pipeline(route.pipeline, state, env, ctx)
+    outcome = await run_body(body_of(env, route), state, env, ctx)
     await finish(ctx, outcome.state, outcome.content_type, outcome.status)
     return outcome
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import SimpleHost
+from tests.support import SimpleHost, body_of
 from webpipe.executor.context import RequestContext
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.middleware.base import Behavior, StepCall
 from webpipe.middleware.debug import DebugMiddleware
 from webpipe.program import program_from_text
@@ -63,6 +63,6 @@ async def test_state_flows_through_a_route(capsys: pytest.CaptureFixture[str]) -
         "GET /trace\n  |> jq: `{ step: 1 }`\n  |> debug: `after step one`\n"
         "  |> jq: `{ step: .step + 1 }`\n")
     _, route = next(env.index.routes())
-    outcome = await run_pipeline(route.pipeline, {}, env, RequestContext())
+    outcome = await run_body(body_of(env, route), {}, env, RequestContext())
     assert outcome.state == {"step": 2}
     assert capsys.readouterr().out == 'after step one\n{\n  "step": 1\n}\n'

@@ -18,7 +18,7 @@ from aiohttp import web
 from tests.support import SimpleHost
 from webpipe.errors import StepError
 from webpipe.executor.context import RequestContext
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.middleware import fetch as fetch_module
 from webpipe.middleware.base import Behavior, StepCall
 from webpipe.middleware.fetch import FetchConfig, FetchMiddleware, parse_body
@@ -508,8 +508,8 @@ async def test_system_proxy_unless_disabled(upstream: Upstream,
 async def run_named(text: str, name: str, state: JSON) -> JSON:
     env = program_from_text(text)
     try:
-        pipeline = env.index.pipelines[(id(env.index.main), name)].pipeline
-        return (await run_pipeline(pipeline, state, env, RequestContext())).state
+        body = env.named[env.index.main.path, name]
+        return (await run_body(body, state, env, RequestContext())).state
     finally:
         await env.aclose()
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import SimpleHost
+from tests.support import SimpleHost, body_of
 from webpipe.executor.context import RequestContext
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.middleware.base import Behavior, StepCall
 from webpipe.middleware.log import (
     AFTER_RESPONSE,
@@ -176,7 +176,7 @@ async def run_route(path: str) -> tuple[JSON, RequestContext]:
     env = program_from_text(APP)
     route = next(r for _, r in env.index.routes() if r.path == path)
     ctx = RequestContext(request=REQUEST_STATE)
-    outcome = await run_pipeline(route.pipeline, copy.deepcopy(REQUEST_STATE), env, ctx)
+    outcome = await run_body(body_of(env, route), copy.deepcopy(REQUEST_STATE), env, ctx)
     return outcome.state, ctx
 
 

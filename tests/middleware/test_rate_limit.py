@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from tests.middleware.test_cache import Clock, redis_url  # noqa: F401
-from tests.support import SimpleHost
+from tests.support import SimpleHost, body_of
 from webpipe.errors import ConfigError, HardError
 from webpipe.executor.context import RequestContext
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.middleware import Registry
 from webpipe.middleware.base import Behavior, StepCall, StepResult
 from webpipe.middleware.rate_limit import (
@@ -126,7 +126,7 @@ async def test_missing_key_is_a_load_diagnostic_and_a_step_error_envelope() -> N
                             "  |> jq: `{ reached: true }`\n")
     assert [d.message for d in env.diagnostics] == ["rateLimit: keyTemplate is required"]
     _, route = next(env.index.routes())
-    outcome = await run_pipeline(route.pipeline, {}, env, RequestContext())
+    outcome = await run_body(body_of(env, route), {}, env, RequestContext())
     assert outcome.state["errors"][0]["type"] == "rateLimitError"
 
 
@@ -316,12 +316,12 @@ async def test_pipeline_reports_remaining_then_rejects() -> None:
     _, route = next(env.index.routes())
     lefts = []
     for _ in range(2):
-        outcome = await run_pipeline(route.pipeline, dict(STATE), env, RequestContext())
+        outcome = await run_body(body_of(env, route), dict(STATE), env, RequestContext())
         lefts.append(outcome.state)
     assert lefts == [{"accepted": True, "left": 1}, {"accepted": True, "left": 0}]
     ctx = RequestContext()
     with pytest.raises(HardError) as info:
-        await run_pipeline(route.pipeline, dict(STATE), env, ctx)
+        await run_body(body_of(env, route), dict(STATE), env, ctx)
     assert info.value.status == 429 and ctx.extras["retry_after"] == 60
 
 

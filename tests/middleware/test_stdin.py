@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.support import SimpleHost
+from tests.support import SimpleHost, body_of
 from webpipe.errors import ConfigError, StepError
 from webpipe.executor.context import RequestContext
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.middleware.base import Behavior, StepCall
 from webpipe.middleware.stdin import StdinMiddleware
 from webpipe.program import program_from_text
@@ -142,7 +142,7 @@ async def run_named(name: str, ctx: RequestContext, state: JSON) -> JSON:
     env = program_from_text(APP)
     named = env.index.pipeline(env.index.main, name)
     assert named is not None
-    return (await run_pipeline(named.pipeline, state, env, ctx)).state
+    return (await run_body(body_of(env, named), state, env, ctx)).state
 
 
 async def test_script_pipeline_counts_lines() -> None:
@@ -160,6 +160,6 @@ async def test_route_gets_stdin_error() -> None:
     env = program_from_text(APP)
     _, route = next(env.index.routes())
     ctx = RequestContext(request=HTTP_REQUEST)
-    state = (await run_pipeline(route.pipeline, dict(HTTP_REQUEST), env, ctx)).state
+    state = (await run_body(body_of(env, route), dict(HTTP_REQUEST), env, ctx)).state
     assert state == {"errors": [{"type": "stdinError", "step": "stdin", "location": "app.wp:10",
                                  "message": "stdin is only available in script mode"}]}

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import SimpleHost
+from tests.support import SimpleHost, body_of
 from webpipe.executor.context import RequestContext
-from webpipe.executor.pipeline import run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.middleware.base import Behavior, StepCall
 from webpipe.middleware.validate import Rule, SchemaError, ValidateMiddleware, parse_rules
 from webpipe.program import program_from_text
@@ -251,7 +251,7 @@ async def run_signup(body: JSON) -> tuple[int | None, JSON]:
     assert env.diagnostics == []
     _, route = next(env.index.routes())
     state = {"method": "POST", "body": body, "marker": "kept"}
-    outcome = await run_pipeline(route.pipeline, state, env, RequestContext())
+    outcome = await run_body(body_of(env, route), state, env, RequestContext())
     return outcome.status, outcome.state
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fuzzing import run_stages
+from tests.support import body_of
 from webpipe.errors import WpSyntaxError
 from webpipe.program import program_from_text
 from webpipe.source import Source
@@ -138,4 +139,4 @@ def test_a_long_chain_of_pipeline_calls_loads() -> None:
     from webpipe.flags import needs_flags
     env = program_from_text(text)
     [(_, route)] = list(env.index.routes())
-    assert needs_flags(env, route)
+    assert needs_flags(body_of(env, route))

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from webpipe.executor.pipeline import run_pipeline, run_task_step
+from webpipe.executor.pipeline import run_body, run_task_step
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
 from webpipe.executor.retry import bounded, is_failure, retrying
 from webpipe.executor.slots import take_slots
@@ -108,15 +108,15 @@ async def failed_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
     tried = f" after {attempts} attempt(s)" if attempts else ""
     log.error("%s:%d:%d: %s failed%s: %s", span.source.name, span.line, span.column,
               info.label, tried, problem)
-    handler = plan.on_error
-    if handler is None:
+    handler, body = plan.on_error, plan.on_error_body
+    if handler is None or body is None:
         return
     report = {"error": problem, "step": plan.name, "location": span.label,
               "attempts": attempts, "input": state}
     if ctx.call_log is not None:  # the test runner's `call pipeline` assertions
         ctx.call_log.setdefault(f"pipeline.{handler.name}", []).append(report)
     try:
-        outcome_state = (await run_pipeline(handler.pipeline, report, env, ctx)).state
+        outcome_state = (await run_body(body, report, env, ctx)).state
     except Exception as exc:  # the handler is user code: its failure is logged, not raised
         log.error("%s: @onError(%s) failed: %s", span.label, handler.name, exc)
         return

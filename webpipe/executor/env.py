@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -47,6 +47,15 @@ PipelineItem = n.Route | n.NamedPipeline | n.Resolver | n.FeatureFlags
 SANDBOXED_MIDDLEWARE = frozenset({"lua", "js"})
 
 
+@dataclass(frozen=True, eq=False, slots=True)
+class Entry:
+    """One declaration that holds a pipeline body, with its module and compiled body."""
+
+    module: Module
+    item: PipelineItem
+    body: Body
+
+
 @dataclass(eq=False)
 class Env:
     """Everything a request needs that does not change between requests."""
@@ -56,9 +65,16 @@ class Env:
     configs: ConfigBlocks = field(default_factory=dict)
     # every regular step's plan, in program order (each is also held by its compiled body)
     step_plans: list[StepPlan] = field(default_factory=list)
-    # every body of the program, compiled at load, by its node's identity: only entry
-    # points look here, once per run (a named-pipeline call holds its callee's body)
-    bodies: dict[int, Body] = field(default_factory=dict)
+    # every declaration that holds a body, compiled at load, in program order: an entry
+    # point holds its body from load (a route, a resolver, a call's callee)
+    entries: list[Entry] = field(default_factory=list)
+    # named pipelines' bodies by (module path, name), and by bare name (the last wins, as
+    # in `ProgramIndex.global_pipelines`): for entry points that only have a name
+    named: dict[tuple[Path, str], Body] = field(default_factory=dict)
+    global_named: dict[str, Body] = field(default_factory=dict)
+    # what waits for every body to exist (a call's link to its callee, the GraphQL
+    # resolvers' bindings): run at the end of `build_env`; None once it has run
+    _pending: list[Callable[[], None]] | None = field(default_factory=list, repr=False)
     # `@guard(`jq`)` text -> its compiled program, or why it does not compile (a program
     # depends only on its text, so equal guards share one)
     guards: dict[str, JqProgram | JqError] = field(default_factory=dict)
@@ -135,9 +151,37 @@ class Env:
 
     # ---- lookups --------------------------------------------------------------------
 
-    def body(self, pipeline: n.Pipeline) -> Body:
-        """The compiled body of one of the program's pipeline nodes (see `bodies`)."""
-        return self.bodies[id(pipeline)]
+    def named_body(self, module: Module, name: str) -> Body | None:
+        """The body `module` calls by `name` (`alias::name` too), resolved as
+        `ProgramIndex.pipeline` resolves the node."""
+        alias, sep, bare = name.partition("::")
+        if sep:
+            target = module.aliases.get(alias)
+            return self.named.get((target.path, bare)) if target else None
+        return self.named.get((module.path, name)) or self.global_named.get(name)
+
+    def when_loaded(self, then: Callable[[], None]) -> None:
+        """Run `then` once every body of the program is compiled: now, or at the end of
+        `build_env` while bodies are still being compiled."""
+        if self._pending is None:
+            then()
+        else:
+            self._pending.append(then)
+
+    def link(self, plan: StepPlan, module: Module, name: str, on_error: bool) -> None:
+        """Give a call its callee's body (`on_error`: the handler's) once it exists."""
+
+        def then() -> None:
+            body = self.named_body(module, name)
+            if on_error:
+                plan.on_error_body = body
+            else:
+                plan.callee_body = body
+
+        self.when_loaded(then)
+
+    def entries_of(self, kind: type[PipelineItem]) -> Iterator[Entry]:
+        return (e for e in self.entries if isinstance(e.item, kind))
 
     def guard(self, tag: n.Tag) -> JqProgram | None:
         """The tag's compiled `@guard` program; None when it does not compile."""
@@ -169,10 +213,13 @@ def build_env(index: ProgramIndex, registry: Registry | None = None,
                                            location=step.span.label))
             return _plan_into(env, module, step)
 
-        compile_body(item.pipeline, plan_of, lambda b: env.bodies.__setitem__(id(b.node), b))
-    for plan in env.step_plans:  # every body exists now: link the calls to their callees
-        if plan.callee is not None:
-            plan.callee_body = env.bodies[id(plan.callee.pipeline)]
+        body = compile_body(item.pipeline, plan_of)
+        env.entries.append(Entry(module, item, body))
+        if isinstance(item, n.NamedPipeline):
+            env.named[module.path, item.name] = env.global_named[item.name] = body
+    pending, env._pending = env._pending or [], None
+    for then in pending:  # every body exists now
+        then()
     return env
 
 
@@ -256,6 +303,7 @@ def _resolve_task_tags(env: Env, module: Module, plan: StepPlan) -> None:
     tags = plan.tags
     if tags.on_error:
         plan.on_error = env.index.pipeline(module, tags.on_error)
+        env.link(plan, module, tags.on_error, on_error=True)
     if tags.dedup_key:
         try:
             plan.dedup_key = compile_jq(tags.dedup_key, allow_context=False)
@@ -297,7 +345,9 @@ def _pipeline_call(env: Env, module: Module, target: str, name: str,
         hint = did_you_mean(target, known)
         return StepPlan(kind="missing", name=name, missing=f"unknown {what} {target!r}{hint}",
                         **base)
-    return StepPlan(kind="pipeline", name=name, callee=callee, config=target, **base)
+    plan = StepPlan(kind="pipeline", name=name, callee=callee, config=target, **base)
+    env.link(plan, module, target, on_error=False)
+    return plan
 
 
 def _middleware_plan(env: Env, module: Module, step: n.MiddlewareStep,

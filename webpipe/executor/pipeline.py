@@ -2,7 +2,7 @@
 
 Every body (route, named pipeline, branch, `if` condition, `case`, `foreach` item, the body
 of an `@async` task) runs here, and so does all the recursion between them: a named-pipeline
-call, a branch and a task body come back to `run_pipeline`. Before each step an error
+call, a branch and a task body come back to `run_body`. Before each step an error
 envelope in the state skips everything but `result`; a `result` step ends the body. What a
 regular step does once its work is chosen (the call, the state rules, the error envelope)
 is in `steps.py`; the pure helpers of control flow are in `branches.py`. Nothing in the
@@ -50,12 +50,6 @@ from webpipe.syntax import nodes as n
 if TYPE_CHECKING:
     from webpipe.executor.context import RequestContext
     from webpipe.executor.env import Env
-
-
-async def run_pipeline(pipeline: n.Pipeline, state: Any, env: Env, ctx: RequestContext,
-                       handling: str | None = None) -> Outcome:
-    """Run a program's pipeline node (an entry point: a test, a hook, a handler)."""
-    return await run_body(env.body(pipeline), state, env, ctx, handling)
 
 
 async def run_body(body: Body, state: Any, env: Env, ctx: RequestContext,
@@ -221,12 +215,10 @@ async def callee_input(plan: StepPlan, state: Any, env: Env, ctx: RequestContext
     return state
 
 
-def callee_body(plan: StepPlan, env: Env) -> Body:
-    """A pipeline call's callee, linked at load (a plan made later finds it once)."""
-    if plan.callee_body is not None:
-        return plan.callee_body
-    assert plan.callee is not None
-    return env.body(plan.callee.pipeline)
+def callee_body(plan: StepPlan) -> Body:
+    """A pipeline call's callee, linked when the call was planned (`Env.link`)."""
+    assert plan.callee_body is not None
+    return plan.callee_body
 
 
 async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
@@ -239,7 +231,7 @@ async def call_pipeline(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
     if mocked is not None:
         return StepResult(mocked[0])
     try:
-        outcome = await run_body(callee_body(plan, env),
+        outcome = await run_body(callee_body(plan),
                                  await callee_input(plan, state, env, ctx), env, ctx)
     except ControlFlowError as exc:
         raise StepError(exc.message) from None
@@ -256,7 +248,7 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
             given = await callee_input(plan, state, env, ctx)
             if ctx.call_log is not None:  # `call pipeline` assertions see task calls too
                 ctx.call_log.setdefault(f"pipeline.{plan.callee.name}", []).append(state)
-            final = (await run_body(callee_body(plan, env), given, env, ctx)).state
+            final = (await run_body(callee_body(plan), given, env, ctx)).state
             return as_tagged(plan, state, None, final)
         if plan.kind in ("missing", "join"):
             raise HardError(plan.missing or "join cannot run as an async task",

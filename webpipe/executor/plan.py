@@ -72,6 +72,7 @@ class StepPlan:
     tags: TaskTags = field(default_factory=TaskTags)
     missing: str = ""  # the hard error for kind == "missing"
     on_error: n.NamedPipeline | None = None  # `@onError(name)`, resolved at load
+    on_error_body: Body | None = None  # the handler's compiled body, linked at load
     dedup_key: JqProgram | None = None  # `@dedup(`jq`)`, compiled at load
     # how the step runs, decided at load: the middleware's `run_sync` when it offers one,
     # the step prepared cleanly and no `@dedup`/`@hedge` shares or races the call (the

@@ -69,11 +69,13 @@ class LoaderSpec:
     key_error: str | None
     pipeline_name: str
     pipeline: n.NamedPipeline | None
+    body: Body | None  # the loader pipeline's body, compiled at load
     after: Body | None
 
 
-def loader_spec(env: Env, module: Module, pipeline: n.Pipeline, at: int) -> LoaderSpec:
-    step = pipeline.steps[at]
+def loader_spec(env: Env, module: Module, whole: Body, at: int) -> LoaderSpec:
+    """`whole` (a resolver's body) split at its `loader` step, the step at `at`."""
+    step = whole.node.steps[at]
     assert isinstance(step, n.MiddlewareStep)
     name = (step.config or "").strip()
     key, key_error = None, None
@@ -84,10 +86,10 @@ def loader_spec(env: Env, module: Module, pipeline: n.Pipeline, at: int) -> Load
             key = compile_jq(step.args[0], allow_context=False)
         except JqError as exc:
             key_error = f"loader key: {exc}"
-    whole = env.body(pipeline)
     return LoaderSpec(before=_part(whole, slice(None, at)), key=key,
                       key_error=key_error, pipeline_name=name,
                       pipeline=env.index.pipeline(module, name) if name else None,
+                      body=env.named_body(module, name) if name else None,
                       after=_part(whole, slice(at + 1, None)))
 
 
@@ -250,10 +252,10 @@ async def _load(run: ExecutionRun, batch: _Batch) -> JSON:
     mocked = run.ctx.invoker.pipeline_mock(spec.pipeline_name)
     if mocked is not None:
         return mocked[0]
-    if spec.pipeline is None:
+    if spec.body is None:
         raise GraphQLError(f"DataLoader error: pipeline {spec.pipeline_name!r} not found")
     try:
-        return await run_locked(run, run.env.body(spec.pipeline.pipeline), payload)
+        return await run_locked(run, spec.body, payload)
     except GraphQLError as exc:
         raise GraphQLError(f"DataLoader error: {exc.message}") from None
 

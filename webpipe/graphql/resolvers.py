@@ -25,7 +25,6 @@ from graphql.utilities import value_from_ast_untyped
 
 from webpipe.errors import WebpipeError
 from webpipe.source import Span
-from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
     from webpipe.executor.compiled import Body
@@ -67,7 +66,7 @@ class Binding:
 
     type_name: str  # as declared: "Query", "Mutation" or the object type
     field_name: str
-    pipeline: n.Pipeline
+    body: Body  # the declaration's body, compiled at load
     span: Span
 
     @property
@@ -156,7 +155,7 @@ class PipelineResolver:
         mocked = record_and_mock(run, self.binding, payload)
         if mocked is not None:
             return to_field_value(mocked[0])
-        return to_field_value(await run_locked(run, run.env.body(self.binding.pipeline),
+        return to_field_value(await run_locked(run, self.binding.body,
                                                payload))
 
 

@@ -40,8 +40,7 @@ from webpipe.source import Span
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
-    from webpipe.executor.env import Env
-    from webpipe.loader import Module
+    from webpipe.executor.env import Entry, Env
 
 RESOURCE_KEY = "graphql"
 JSON_SCALAR = "scalar JSON"
@@ -78,7 +77,9 @@ def _build(env: Env) -> GraphqlRuntime | None:
         errors = [exc]
     if errors:
         raise sdl.load_error(list(errors))
-    _bind_resolvers(env, schema)
+    # a `graphql` step builds the schema while the program is still being compiled; the
+    # resolvers hold their bodies, so they are bound once every body exists
+    env.when_loaded(lambda: _bind_resolvers(env, schema))
     config = env.config_block("graphql") or {}
     return GraphqlRuntime(schema, strict_scalars=config.get("strictScalars") is True)
 
@@ -178,27 +179,28 @@ def _type_name(definition: DefinitionNode) -> str | None:
 
 def _bind_resolvers(env: Env, schema: GraphQLSchema) -> None:
     """Attach each `TYPE.FIELD` pipeline to its field; the last definition of a key wins."""
-    chosen: dict[tuple[str, str], tuple[Module, n.Resolver]] = {}
-    for module, item in env.index.all_items(n.Resolver):
+    chosen: dict[tuple[str, str], tuple[Entry, n.Resolver]] = {}
+    for entry in env.entries_of(n.Resolver):
+        item = entry.item
         assert isinstance(item, n.Resolver)
         key = (_owner(schema, item), item.field_name)
         if key in chosen:
             _warn(env, chosen[key][1], f"GraphQL resolver {item.type_name}.{item.field_name} "
                   "is defined again later; the later definition wins", "graphql-duplicate")
-        chosen[key] = (module, item)
-    for (type_name, field_name), (module, item) in chosen.items():
+        chosen[key] = (entry, item)
+    for (type_name, field_name), (entry, item) in chosen.items():
         field = _field(schema, type_name, field_name)
         if field is None:
             _warn(env, item, f"GraphQL resolver {item.type_name}.{item.field_name} matches "
                   "no field of the schema and is ignored", "graphql-unmatched")
             continue
-        _bind(env, module, item, schema, field)
+        _bind(env, entry, item, schema, field)
 
 
-def _bind(env: Env, module: Module, item: n.Resolver, schema: GraphQLSchema,
+def _bind(env: Env, entry: Entry, item: n.Resolver, schema: GraphQLSchema,
           field: GraphQLField) -> None:
     binding = Binding(type_name=item.type_name, field_name=item.field_name,
-                      pipeline=item.pipeline, span=item.span)
+                      body=entry.body, span=item.span)
     root = {schema.query_type, schema.mutation_type} - {None}
     loader_at = find_loader(item.pipeline)
     if loader_at is None:
@@ -208,7 +210,7 @@ def _bind(env: Env, module: Module, item: n.Resolver, schema: GraphQLSchema,
               f"{ROOT_LOADER_ERROR}", "graphql-root-loader")
         field.resolve = FailingResolver(ROOT_LOADER_ERROR)
     else:
-        spec = loader_spec(env, module, item.pipeline, loader_at)
+        spec = loader_spec(env, entry.module, entry.body, loader_at)
         if spec.pipeline is None:
             _warn(env, item, f"GraphQL loader pipeline {spec.pipeline_name!r} not found",
                   "graphql-loader")

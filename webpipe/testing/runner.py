@@ -19,7 +19,7 @@ from webpipe.executor.background import end_request
 from webpipe.executor.compiled import Body, Call
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env, plan_step
-from webpipe.executor.pipeline import run_body, run_pipeline
+from webpipe.executor.pipeline import run_body
 from webpipe.executor.state import JSON_CT, Outcome
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request
 from webpipe.respond import answer
@@ -203,7 +203,7 @@ async def _call_route(env: Env, router: Router[ServedRoute], test: n.It,
     state = _test_request(test, variables, trigger.method, raw_path, query, params)
     ctx.request = state
     ctx.route = f"{route.method} {route.path}"
-    out = await run_pipeline(route.pipeline, state, env, ctx)
+    out = await run_body(compiled.body, state, env, ctx)
     body, answered = answer(out, env, state)  # what the server answers (spec/server.md)
     await run_background_now(ctx, env, answered or 200)
     return TestOutcome(answered or 200, out.content_type, body, ctx.call_log or {}), None
@@ -230,14 +230,14 @@ async def _run_named(env: Env, test: n.It, trigger: n.PipelineTrigger,
                      ) -> TestOutcome:
     if trigger.name in mocks.pipelines:
         return TestOutcome(200, JSON_CT, mocks.pipelines[trigger.name])
-    pipeline = next((env.index.pipelines[id(m), trigger.name] for m in env.index.modules
-                     if (id(m), trigger.name) in env.index.pipelines), None)
-    if pipeline is None:
+    body = next((env.named[m.path, trigger.name] for m in env.index.modules
+                 if (m.path, trigger.name) in env.named), None)
+    if body is None:
         raise TestError(f"Pipeline not found: {trigger.name}", trigger.span)
     _script_context(test, variables, ctx)
     state = _clause(test, "input", variables, {})
     ctx.request = state
-    return _outcome(await run_pipeline(pipeline.pipeline, state, env, ctx), ctx)
+    return _outcome(await run_body(body, state, env, ctx), ctx)
 
 
 def _script_context(test: n.It, variables: dict[str, Any], ctx: RequestContext) -> None:
