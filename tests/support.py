@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -67,3 +68,8 @@ async def loopback(app: web.Application, **runner_args: Any) -> AsyncIterator[st
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` with its database name replaced by `database`."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))

@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.support import with_database
 from webpipe.cli import cli
 from webpipe.migrate.core import (
     Connection,
@@ -77,10 +78,6 @@ def server_url(server_dir: Path) -> str:
 def _no_pg_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PG_VARS:
         monkeypatch.delenv(name, raising=False)
-
-
-def with_database(url: str, database: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 @pytest.fixture

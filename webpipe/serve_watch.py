@@ -17,6 +17,7 @@ import errno
 import socket
 import sys
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from watchfiles import Change
@@ -47,7 +48,9 @@ def load_checked(path: Path) -> Served:
         served = build_served(env)
     except WebpipeError:
         raise _refused(check_file(path)) from None  # the checker's full list of errors
-    diagnostics = [_as_warning(d) if d.code in TEST_ONLY_CODES else d for d in check_env(env)]
+    # a test's own mistake (a call no route matches) does not stop the app it tests
+    diagnostics = [replace(d, severity="warning") if d.code in TEST_ONLY_CODES else d
+                   for d in check_env(env)]
     if not any(d.severity == "error" for d in diagnostics):
         from webpipe.sqlcheck.check import serve_diagnostics
 
@@ -58,12 +61,6 @@ def load_checked(path: Path) -> Served:
         print(diagnostic.render(), file=sys.stderr)
     configure_connections(served.limits)
     return served
-
-
-def _as_warning(diagnostic: Diagnostic) -> Diagnostic:
-    """A test's own mistake (a call no route matches) does not stop the app it tests."""
-    return Diagnostic(diagnostic.message, diagnostic.span, "warning", diagnostic.code,
-                      diagnostic.notes)
 
 
 class ChecksFailed(CheckError):

@@ -13,19 +13,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiohttp import web
 
-from tests.support import loopback
+from tests.support import loopback, with_database
 
 JSON = Any
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 async def fresh_database(server_url: str, name: str) -> str:

@@ -13,12 +13,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from tests.hostile.harness import free_port, serve
+from tests.support import with_database
 from webpipe.check import check_file
 from webpipe.errors import Diagnostic
 from webpipe.migrate.core import migrate_up
@@ -94,10 +94,6 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def _no_pg_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PG_VARS:
         monkeypatch.delenv(name, raising=False)
-
-
-def with_database(url: str, database: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.executor.env import Env
@@ -253,5 +253,5 @@ def _run_time_schema(env: Env, report: SqlReport) -> list[Diagnostic]:
     where = site.span()
     note = (f"the program creates tables at run time ({where.source.name}:{where.line}): "
             "serve starts anyway; add migrations to have this refused")
-    return [Diagnostic(d.message, d.span, "warning", d.code, (*d.notes, note))
+    return [replace(d, severity="warning", notes=(*d.notes, note))
             if d in report.missing else d for d in report.diagnostics]
