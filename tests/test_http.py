@@ -18,16 +18,14 @@ from starlette.types import Message
 from webpipe.errors import HardError
 from webpipe.http import (
     BadRequest,
-    build_response,
     coerce_number,
-    error_response,
-    json_bytes,
     parse_body,
     parse_cookies,
     parse_form,
     parse_query,
     request_state,
 )
+from webpipe.http_response import build_response, error_response, json_bytes
 
 MAX_BODY = 1024
 

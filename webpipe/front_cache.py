@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from webpipe.executor.compiled import Body, Call
-from webpipe.http import build_response, reads_body, request_state_now
+from webpipe.http import reads_body, request_state_now
+from webpipe.http_response import build_response
 from webpipe.middleware.cache import CacheMiddleware, CacheStep
 
 REQUEST_KEYS = frozenset({"method", "path", "query", "params"})

@@ -36,13 +36,12 @@ from webpipe.flags import run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import (
     BadRequest,
-    build_response,
-    error_response,
     raw_path,
     read_state_body,
     request_state,
     request_state_now,
 )
+from webpipe.http_response import build_response, error_response
 from webpipe.jobs.enqueue import enqueue_request
 from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.limits import Limits, limits_of
