@@ -53,7 +53,7 @@ def _unknown_target(env: Env, trigger: n.Trigger) -> list[Diagnostic]:
         what = f"pipeline {trigger.name!r}"
     elif isinstance(trigger, n.VariableTrigger):  # the runner looks in the main file only
         known = {name for (m, kind, name) in index.variables
-                 if m == id(index.main) and kind == trigger.kind}
+                 if m is index.main and kind == trigger.kind}
         what = f"{trigger.kind} variable {trigger.name!r} in this file"
     else:
         return []

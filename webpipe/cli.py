@@ -443,7 +443,7 @@ def _has_main(file: str) -> bool:
         index = load_file(file)
     except WebpipeError:
         return False
-    return (id(index.main), "main") in index.pipelines
+    return (index.main, "main") in index.pipelines
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,38 +40,41 @@ class ProgramIndex:
 
     main: Module
     modules: list[Module]
-    variables: dict[tuple[int, str, str], n.Variable] = field(default_factory=dict)
+    variables: dict[tuple[Module, str, str], n.Variable] = field(default_factory=dict)
     global_variables: dict[tuple[str, str], n.Variable] = field(default_factory=dict)
-    pipelines: dict[tuple[int, str], n.NamedPipeline] = field(default_factory=dict)
+    pipelines: dict[tuple[Module, str], n.NamedPipeline] = field(default_factory=dict)
     global_pipelines: dict[str, n.NamedPipeline] = field(default_factory=dict)
-    module_of: dict[int, Module] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for module in self.modules:
             for item in module.program.items:
                 if isinstance(item, n.Variable):
-                    self.variables[id(module), item.kind, item.name] = item
+                    self.variables[module, item.kind, item.name] = item
                     self.global_variables[item.kind, item.name] = item
                 elif isinstance(item, n.NamedPipeline):
-                    self.pipelines[id(module), item.name] = item
+                    self.pipelines[module, item.name] = item
                     self.global_pipelines[item.name] = item
-                self.module_of[id(item)] = module
+
+    def module_of(self, item: n.Item) -> Module:
+        """The module that declares `item` (the very node, not an equal one)."""
+        return next(module for module in self.modules
+                    if any(own is item for own in module.program.items))
 
     def variable(self, module: Module, kind: str, name: str) -> n.Variable | None:
         """Variable (kind, name) as seen from `module`; `alias::name` allowed."""
         alias, sep, bare = name.partition("::")
         if sep:
             target = module.aliases.get(alias)
-            return self.variables.get((id(target), kind, bare)) if target else None
-        local = self.variables.get((id(module), kind, name))
+            return self.variables.get((target, kind, bare)) if target else None
+        local = self.variables.get((module, kind, name))
         return local or self.global_variables.get((kind, name))
 
     def pipeline(self, module: Module, name: str) -> n.NamedPipeline | None:
         alias, sep, bare = name.partition("::")
         if sep:
             target = module.aliases.get(alias)
-            return self.pipelines.get((id(target), bare)) if target else None
-        return self.pipelines.get((id(module), name)) or self.global_pipelines.get(name)
+            return self.pipelines.get((target, bare)) if target else None
+        return self.pipelines.get((module, name)) or self.global_pipelines.get(name)
 
     def pipeline_names(self, module: Module) -> set[str]:
         """Every name `module` can call a pipeline by (for did-you-mean suggestions)."""
@@ -99,10 +102,10 @@ class ProgramIndex:
         return [*direct, self.main]
 
 
-def _qualified(module: Module, table: Iterable[tuple[int, str]]) -> set[str]:
+def _qualified(module: Module, table: Iterable[tuple[Module, str]]) -> set[str]:
     """`alias::name` for every name in `table` that one of `module`'s aliases reaches."""
     return {f"{alias}::{name}" for alias, target in module.aliases.items()
-            for owner, name in table if owner == id(target)}
+            for owner, name in table if owner is target}
 
 
 def load_source(source: Source, path: Path | None = None, *,

@@ -31,18 +31,18 @@ class LineIndex:
     """Per file: the (first line, last line) of every step (and `it`), and each source."""
 
     spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    files: dict[int, str] = field(default_factory=dict)  # id(Source) -> file key
+    files: dict[str, str] = field(default_factory=dict)  # source name -> file key
 
     def add(self, program: ProgramIndex, tests: bool) -> None:
         """Index the files of `program` (replacing what an earlier load said of them)."""
         for module in program.modules:
             key = file_key(module.path)
-            self.files[id(module.source)] = key
+            self.files[module.source.name] = key
             self.spans[key] = [span for item in module.program.items
                                for span in _item_spans(item, tests)]
 
     def file_of(self, source: Source) -> str:
-        return self.files.get(id(source)) or file_key(source.name)
+        return self.files.get(source.name) or file_key(source.name)
 
     def bind(self, key: str, line: int) -> int | None:
         """The line a breakpoint asked for at `line` stops on, or None (no step there)."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from webpipe.debugger.breakpoints import Breakpoints, LineIndex
 from webpipe.debugger.threads import THREAD_KEY, Frame, Mode, Thread, frame_names, step_label
 from webpipe.debugger.variables import RefTable
+from webpipe.source import Span
 
 if TYPE_CHECKING:
     from webpipe.debugger.session import DapSession
@@ -46,7 +47,7 @@ class Debugger:
         self.host, self.port, self.tests = host, port, tests
         self.breakpoints = Breakpoints()
         self.index = LineIndex()
-        self.frames: dict[int, str] = {}
+        self.frames: dict[Span, str] = {}
         self.threads: dict[int, Thread] = {}
         self.refs = RefTable()
         self.session: DapSession | None = None
@@ -74,7 +75,7 @@ class Debugger:
     async def run_body(self, body: n.Pipeline, state: Any, ctx: RequestContext,
                        run: Callable[[Any], Awaitable[T]]) -> T:
         """Run a body; a route or named pipeline body is a frame of the thread."""
-        name = self.frames.get(id(body))
+        name = self.frames.get(body.span)
         thread: Thread | None = ctx.extras.get(THREAD_KEY)
         if name is None and thread is not None and thread.frames:
             return await run(state)  # a branch body: part of the frame around it

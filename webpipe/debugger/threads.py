@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from webpipe.source import Span
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -103,21 +104,21 @@ def step_label(step: n.Step) -> str:
     return type(step).__name__
 
 
-def frame_names(env: Env) -> dict[int, str]:
-    """id(body) -> frame name, for every body that is a frame (routes, named pipelines,
+def frame_names(env: Env) -> dict[Span, str]:
+    """The span of a body -> frame name, for every body that is a frame (routes, named pipelines,
     GraphQL resolvers, the feature-flags pipeline)."""
-    names: dict[int, str] = {}
+    names: dict[Span, str] = {}
     for module in env.index.modules:
         for item in module.program.items:
             match item:
                 case n.Route(method=method, path=path, pipeline=body):
-                    names[id(body)] = f"{method} {path}"
+                    names[body.span] = f"{method} {path}"
                 case n.NamedPipeline(name=name, pipeline=body):
-                    names[id(body)] = f"pipeline {name}"
+                    names[body.span] = f"pipeline {name}"
                 case n.Resolver(kind=kind, type_name=type_name, field_name=field_name,
                                 pipeline=body):
                     label = field_name if kind != "resolver" else f"{type_name}.{field_name}"
-                    names[id(body)] = f"{kind} {label}"
+                    names[body.span] = f"{kind} {label}"
                 case n.FeatureFlags(pipeline=body):
-                    names[id(body)] = "featureFlags"
+                    names[body.span] = "featureFlags"
     return names

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from webpipe.executor.env import Env
 
 T = TypeVar("T")
-_MEMO = "jq.memo"  # ctx.extras: (id(program), id(value)) -> (value, result or JqError)
+# ctx.extras: (program, id(value)) -> (value, result or JqError). A JSON value is unhashable
+# and the memo is about this very object, so it is keyed by identity; the entry holds the
+# value, so its id cannot be reused while the entry lives.
+_MEMO = "jq.memo"
 
 
 def first_sync(program: JqProgram, value: Any, ctx: RequestContext | None) -> Any:
@@ -30,7 +33,7 @@ def first_sync(program: JqProgram, value: Any, ctx: RequestContext | None) -> An
     neither has it. Raises `JqError` (including `JqLimitError`)."""
     memo = ctx.extras.get(_MEMO) if ctx is not None else None
     if memo is not None:
-        hit = memo.get((id(program), id(value)))
+        hit = memo.get((program, id(value)))
         if hit is not None and hit[0] is value:
             if isinstance(hit[1], JqError):
                 raise hit[1]
@@ -48,7 +51,7 @@ async def resolve(need: NeedsWorker, env: Env, ctx: RequestContext) -> None:
     except JqError as exc:
         outcome = exc
     memo = ctx.extras.setdefault(_MEMO, {})
-    memo[(id(need.program), id(need.value))] = (need.value, outcome)
+    memo[(need.program, id(need.value))] = (need.value, outcome)
 
 
 async def resolving(fn: Callable[[], T], env: Env, ctx: RequestContext) -> T:

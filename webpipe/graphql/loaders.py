@@ -173,7 +173,9 @@ class Batcher:
 
     @staticmethod
     def group(spec: LoaderSpec, args: JSON) -> Group:
-        pipeline = spec.pipeline_name if spec.pipeline is None else str(id(spec.pipeline))
+        named = spec.pipeline
+        pipeline = (spec.pipeline_name if named is None  # one declaration, wherever it is
+                    else f"{named.span.source.name}:{named.span.start}")
         return pipeline, _identity(args)
 
     @contextmanager

@@ -202,7 +202,7 @@ def _partial(index: ProgramIndex, module: Module, name: str) -> n.Variable | Non
     target = module.aliases.get(alias) if sep else None
     for kind in ("handlebars", "mustache"):
         if target is not None:
-            found = index.variables.get((id(target), kind, bare))
+            found = index.variables.get((target, kind, bare))
         else:
             found = index.variable(module, kind, name)
         if found is not None:
@@ -242,7 +242,7 @@ def _route(index: ProgramIndex, trigger: n.CallTrigger) -> n.Route | None:
 def _target(index: ProgramIndex, item: Declaration | None) -> list[Target]:
     if item is None:
         return []
-    return [Target(index.module_of[id(item)].path, name_span(item), item)]
+    return [Target(index.module_of(item).path, name_span(item), item)]
 
 
 def _body_start(span: Span, body: str) -> int:

@@ -25,7 +25,7 @@ from webpipe.middleware.base import (
 )
 from webpipe.source import Span
 
-# `ctx.extras` key: (id(program), id(state)) of runs whose inline attempt already failed
+# `ctx.extras` key: program -> the state its inline attempt already failed on (this request)
 _WENT_TO_WORKER = "jq.worker"
 
 
@@ -51,7 +51,7 @@ class JqMiddleware(BaseMiddleware):
         assert isinstance(prepared, JqProgram)
         ctx = call.ctx
         marks = ctx.extras.get(_WENT_TO_WORKER) if ctx is not None else None
-        if marks is None or marks.get(id(prepared)) is not state:
+        if marks is None or marks.get(prepared) is not state:
             try:
                 return self.run_sync(state, prepared, call)
             except RunAsync:
@@ -76,7 +76,7 @@ class JqMiddleware(BaseMiddleware):
             return StepResult(prepared.first_inline(state, context))
         except NeedsWorker:
             if ctx is not None:  # `run` then goes straight to the worker
-                ctx.extras.setdefault(_WENT_TO_WORKER, {})[id(prepared)] = state
+                ctx.extras.setdefault(_WENT_TO_WORKER, {})[prepared] = state
             raise RunAsync from None
         except JqError as exc:
             raise StepError(str(exc)) from None

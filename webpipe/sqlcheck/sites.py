@@ -65,14 +65,14 @@ class Use:
 def collect(index: ProgramIndex) -> tuple[list[Site], list[Use]]:
     """Every SQL site of the program (source order per module) and every `pg` step's use."""
     sites: list[Site] = []
-    by_variable: dict[int, Site] = {}
+    by_variable: dict[Span, Site] = {}
     for module in index.modules:
         for item in module.program.items:
             if isinstance(item, n.Variable):
                 found = list(_variable_sites(item))
                 sites += found
                 if item.kind == "pg" and found:
-                    by_variable[id(item)] = found[0]
+                    by_variable[item.span] = found[0]
     uses: list[Use] = []
     for module in index.modules:
         for item in module.program.items:
@@ -102,13 +102,13 @@ def _variable_sites(item: n.Variable) -> Iterator[Site]:
 
 
 def _pg_step_site(index: ProgramIndex, module: Module, step: n.MiddlewareStep,
-                  by_variable: dict[int, Site]) -> Site | None:
+                  by_variable: dict[Span, Site]) -> Site | None:
     """The statement a `pg` step runs: its own text, or its variable's."""
     if step.config is None:
         return None
     if step.config_kind is n.ConfigKind.IDENT:
         variable = index.variable(module, "pg", step.config)
-        return None if variable is None else by_variable.get(id(variable))
+        return None if variable is None else by_variable.get(variable.span)
     start = config_start(step)
     return None if start is None else pg_site(step.config, step.span.source, start)
 

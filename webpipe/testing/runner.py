@@ -265,7 +265,7 @@ async def _run_variable(env: Env, test: n.It, trigger: n.VariableTrigger,
                         variables: dict[str, Any], ctx: RequestContext, mocks: MockSet,
                         ) -> TestOutcome:
     main = env.index.main
-    variable = env.index.variables.get((id(main), trigger.kind, trigger.name))
+    variable = env.index.variables.get((main, trigger.kind, trigger.name))
     if variable is None:
         raise TestError(f"Variable not found: {trigger.kind} {trigger.name}", trigger.span)
     mocked = mocks.named_for(trigger.kind, trigger.name)
