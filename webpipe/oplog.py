@@ -122,14 +122,17 @@ def note_envelope(scope: Any, state: Any) -> None:
 
 def log_request(scope: Any, status: int, started: float) -> None:
     """The access line, and the error line for an unhandled error or any 5xx."""
+    failed = scope.get(ERROR_KEY)
+    access = _SWITCHES["access"] and ACCESS.isEnabledFor(logging.INFO)
+    if not access and failed is None and status < 500:
+        return  # nothing to log: no line is formatted
     method, path = scope.get("method", ""), scope.get("path", "")
     rid = scope.get(ID_KEY, "")
-    ms = round((time.perf_counter() - started) * 1000, 1)
-    if _SWITCHES["access"]:
+    if access:
+        ms = round((time.perf_counter() - started) * 1000, 1)
         ACCESS.info("%s %s %d %.1fms id=%s", method, path, status, ms, rid, extra={
             "fields": {"method": method, "path": path, "status": status, "durationMs": ms,
                        "requestId": rid}})
-    failed = scope.get(ERROR_KEY)
     if failed is None and status < 500:
         return
     failed = failed or {"type": "http", "message": f"status {status}", "location": None}

@@ -58,7 +58,7 @@ def final_status(out: Outcome, fixed: int | None = None) -> int | None:
     return None if kind is None else error_status(kind, fixed)
 
 
-def answer(out: Outcome, env: Env, request: Any) -> tuple[Any, int | None]:
-    """The state to send and its status (see module docstring)."""
-    return without_restored(out.state, out.restored, request), \
-        final_status(out, unhandled_status(env))
+def answer(out: Outcome, request: Any, fixed: int | None) -> tuple[Any, int | None]:
+    """The state to send and its status (see module docstring); `fixed` is the app's
+    `unhandled_status`, read once at load."""
+    return without_restored(out.state, out.restored, request), final_status(out, fixed)

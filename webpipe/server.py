@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -41,7 +41,7 @@ from webpipe.http import (
     request_state,
     request_state_now,
 )
-from webpipe.http_response import build_response, error_response
+from webpipe.http_response import BodyResponse, build_response, error_response
 from webpipe.jobs.enqueue import enqueue_request
 from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.limits import Limits, limits_of
@@ -57,7 +57,7 @@ from webpipe.oplog import (
     production_body,
     request_id,
 )
-from webpipe.respond import answer
+from webpipe.respond import answer, unhandled_status
 from webpipe.routes import ALL_FAST_PATHS, STEP_LOOP_ONLY, FastPaths, ServedRoute, compile_routes
 from webpipe.routing import Router
 from webpipe.source import Span
@@ -90,6 +90,11 @@ class Served:
     has_public: bool = False  # checked once per load: no directory, no static lookups
     limits: Limits = field(default_factory=Limits)  # `config limits { }` (spec/limits.md)
     dotfiles: bool = False  # `config static { dotfiles: true }`: serve `.env`, `.git/`...
+    graphql_path: str | None = None  # the automatic GraphQL endpoint, when active
+    unhandled_status: int | None = None  # `config server { unhandledErrorStatus }`
+    # `config server { completenessHeader: true }`: `X-Webpipe-Completed` on a route that
+    # joined tasks, false when any join missed a task (spec/tasks.md §3)
+    completeness_header: bool = False
 
     def routes(self) -> list[ServedRoute]:
         """Every compiled route, in the router's order."""
@@ -108,7 +113,9 @@ def build_served(env: Env, public_dir: Path | None = None,
     default_public = os.environ.get("WEBPIPE_PUBLIC_DIR") or env.base_dir / "public"
     public = Path(public_dir or default_public)
     dotfiles = config_bool(env.configs.get("static"), "dotfiles", False)
-    return Served(env, router, public, public.is_dir(), app_limits(env), dotfiles)
+    return Served(env, router, public, public.is_dir(), app_limits(env), dotfiles,
+                  graphql_endpoint_path(env), unhandled_status(env),
+                  config_bool(env.config_block("server"), "completenessHeader", False))
 
 
 def app_limits(env: Env) -> Limits:
@@ -189,27 +196,41 @@ class WebpipeApp:
             await self.lifespan(receive, send)
 
     async def serve_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """One request: its id, the answer (a production 5xx without details), the logs."""
+        """One request: its id, the answer (a production 5xx without details), the logs.
+        The route path runs in this coroutine and `run_route`'s (no layer per check), and
+        a `BodyResponse`, nearly every answer, is sent here without its own coroutine."""
         started = time.perf_counter()
         rid = scope[ID_KEY] = request_id(scope)
         request = Request(scope, receive)
-        if scope["method"] == "OPTIONS" and "access-control-request-method" in request.headers:
+        method = scope["method"]
+        if method == "OPTIONS" and "access-control-request-method" in request.headers:
             response: Response = preflight_response(request)
         else:
-            response = await self.handle(request)
+            served = self.served
+            path = raw_path(request)
+            special = self.special_response(served, request, method, path)
+            if special is not None:
+                response = special if isinstance(special, Response) else await special
+            else:
+                response = await self.route_response(served, request, method, path)
             if self.production and response.status_code >= 500 and ERROR_KEY in scope:
                 response = Response(production_body(scope), response.status_code,
                                     media_type=JSON_CT)
             response.raw_headers.append(_ALLOW_ANY_ORIGIN)
         response.raw_headers.append((b"x-request-id", rid.encode("ascii")))
         try:
-            await response(scope, receive, send)
+            if type(response) is BodyResponse:
+                await send({"type": "http.response.start", "status": response.status_code,
+                            "headers": response.raw_headers})
+                await send({"type": "http.response.body", "body": response.body})
+            else:
+                await response(scope, receive, send)
         finally:
             log_request(scope, response.status_code, started)
 
-    async def handle(self, request: Request) -> Response:
-        served = self.served
-        method, path = request.method, raw_path(request)
+    def special_response(self, served: Served, request: Request, method: str, path: str,
+                         ) -> Response | Awaitable[Response] | None:
+        """`/health`, `/metrics`, a static file or the GraphQL endpoint; None: a route's."""
         if path == "/health":
             if method != "GET":
                 return Response(status_code=405)
@@ -220,8 +241,14 @@ class WebpipeApp:
             static = resolve_static(served.public_dir, path, dotfiles=served.dotfiles)
             if static is not None:
                 return static_response(static)
-        if method == "POST" and path == graphql_endpoint_path(served.env):
-            return await self.run_graphql(served.env, request)
+        if method == "POST" and path == served.graphql_path:
+            return self.run_graphql(served.env, request)
+        return None
+
+    async def route_response(self, served: Served, request: Request, method: str,
+                             path: str) -> Response:
+        """The matching route's answer (a fresh front-cache hit, or its pipeline run), 404
+        or 405; counted in the requests metric."""
         # HEAD is answered like GET (the server sends no body)
         found = served.router.match("GET" if method == "HEAD" else method, path)
         if found is None:
@@ -231,15 +258,15 @@ class WebpipeApp:
         response = front.answer(request, params, path) if front is not None else None
         if response is None:  # not a hit answered before the pipeline
             try:
-                response = await self.run_route(served.env, compiled, request, params, path)
+                response = await self.run_route(served, compiled, request, params, path)
             except BadRequest as exc:
                 response = exc.to_response()
         METRICS.request(compiled.label, response.status_code)
         return response
 
-    async def run_route(self, env: Env, compiled: ServedRoute, request: Request,
+    async def run_route(self, served: Served, compiled: ServedRoute, request: Request,
                         params: dict[str, str], path: str | None = None) -> Response:
-        route, only = compiled.route, compiled.reads
+        env, route, only = served.env, compiled.route, compiled.reads
         state: Any
         state, pending = request_state_now(request, params, path, only)
         if pending is not None:
@@ -257,20 +284,25 @@ class WebpipeApp:
                 state = await request_state(request, params, path=path, **self.body_bounds())
                 ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
                 outcome = await run_body(compiled.body, state, env, ctx)
-            body, status = answer(outcome, env, ctx.request)
+            body, status = answer(outcome, ctx.request, served.unhandled_status)
             if outcome.status is None and error_type(outcome.state) is not None:
                 note_envelope(request.scope, outcome.state)  # unhandled: logged (§2)
             response = build_response(body, outcome.content_type, status)
         except WebpipeError as exc:
             end_request(ctx, env, 500)
             return hard_error_response(exc, ctx, request.scope)
-        completeness_header(env, ctx, response)
-        run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
-                  outcome.content_type)
-        failed = await enqueue_request(ctx, env, response.status_code)
-        if failed is not None:  # never a 2xx for durable work that will not run
-            end_request(ctx, env, 503)
-            return build_response(failed, JSON_CT, 503)
+        extras = ctx.extras
+        if served.completeness_header and JOINS_COMPLETE in extras:
+            response.headers["X-Webpipe-Completed"] = \
+                "true" if extras[JOINS_COMPLETE] else "false"
+        if AFTER_RESPONSE in extras:
+            run_hooks(ctx, AFTER_RESPONSE, outcome.state, response.status_code,
+                      outcome.content_type)
+        if ctx.existing_tasks() is not None:  # only tasks can hold durable steps
+            failed = await enqueue_request(ctx, env, response.status_code)
+            if failed is not None:  # never a 2xx for durable work that will not run
+                end_request(ctx, env, 503)
+                return build_response(failed, JSON_CT, 503)
         end_request(ctx, env, response.status_code)
         return response
 
@@ -346,15 +378,6 @@ class WebpipeApp:
 
 
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
-
-
-def completeness_header(env: Env, ctx: RequestContext, response: Response) -> None:
-    """`X-Webpipe-Completed` on a route that joined tasks, when `config server {
-    completenessHeader: true }`: false when any join missed a task (spec/tasks.md §3)."""
-    complete = ctx.extras.get(JOINS_COMPLETE)
-    if complete is not None and config_bool(env.config_block("server"),
-                                            "completenessHeader", False):
-        response.headers["X-Webpipe-Completed"] = "true" if complete else "false"
 
 
 def _http_context(env: Env, state: Any, route: n.Route | None = None,

@@ -22,7 +22,7 @@ from webpipe.executor.env import Env, plan_step
 from webpipe.executor.pipeline import run_body
 from webpipe.executor.state import JSON_CT, Outcome
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request
-from webpipe.respond import answer
+from webpipe.respond import answer, unhandled_status
 from webpipe.routes import ServedRoute
 from webpipe.routing import Router
 from webpipe.server import build_served
@@ -204,7 +204,8 @@ async def _call_route(env: Env, router: Router[ServedRoute], test: n.It,
     ctx.request = state
     ctx.route = f"{route.method} {route.path}"
     out = await run_body(compiled.body, state, env, ctx)
-    body, answered = answer(out, env, state)  # what the server answers (spec/server.md)
+    # what the server answers (spec/server.md)
+    body, answered = answer(out, state, unhandled_status(env))
     await run_background_now(ctx, env, answered or 200)
     return TestOutcome(answered or 200, out.content_type, body, ctx.call_log or {}), None
 
