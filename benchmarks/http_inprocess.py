@@ -86,7 +86,14 @@ def webpipe_app(w: Workload, workdir: Path) -> tuple[Any, str]:
         (app_dir / name).write_text(text)
     os.environ["WEBPIPE_LOG"] = "WARNING"  # as run.py serves it
     configure_logging(LogSettings.from_env())
-    return create_app(checked_at_start(app_dir / "app.wp", False)), PROTOCOL
+    app = create_app(checked_at_start(app_dir / "app.wp", False))
+    try:  # what the app's lifespan startup does in `webpipe serve`
+        from webpipe.protocol import set_lane
+    except ImportError:  # a checkout from before the lane
+        pass
+    else:
+        set_lane(app)  # type: ignore[arg-type]
+    return app, PROTOCOL
 
 
 def hand_app(w: Workload, workdir: Path) -> tuple[Any, str]:

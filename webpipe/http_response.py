@@ -37,6 +37,17 @@ class BodyResponse(Response):
                             (b"content-length", str(len(body)).encode("ascii"))]
 
 
+def plain_headers(headers: list[tuple[bytes, bytes]]) -> bool:
+    """No header value has a control character but tab (uvicorn's `send` refuses such a
+    response). `build_response` already checked every header a state sets, so only a
+    content type other than JSON's can fail this."""
+    for name, value in headers:
+        if name == b"content-type" and value is not _JSON_MEDIA \
+                and _VALID_VALUE.fullmatch(value) is None:
+            return False
+    return True
+
+
 def build_response(state: JSON, content_type: str, status: int | None) -> Response:
     """The HTTP response for a finished pipeline (§7), without the CORS layer. `setCookies`
     and `setHeaders` become headers and leave the body (spec/server.md §6: a session token

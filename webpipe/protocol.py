@@ -23,9 +23,11 @@ import asyncio
 import logging
 import resource
 import time
-from typing import ClassVar
+import urllib.parse
+from typing import Any, ClassVar, Protocol
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from webpipe.limits import Limits
 
@@ -38,6 +40,17 @@ _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r
               b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
 
 
+class Lane(Protocol):
+    """The app side of answering a request from the connection (`WebpipeApp.answer_now`)."""
+
+    def answer_now(self, scope: dict[str, Any],
+                   ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None: ...
+
+
+# request headers that send a request the usual way: a body, or an expectation, to handle
+_NOT_NOW = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
+
+
 class BoundedHttpProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` with head and body timeouts, `keepAliveMs` and a connection cap
     (class attributes, set per process by `configure_connections`). The timers cost what
@@ -48,6 +61,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     keep_alive_s: ClassVar[float] = Limits().keep_alive_ms / 1000
     max_connections: ClassVar[int | None] = None
     _last_refusal: ClassVar[float] = 0.0
+    # the app that may answer a request from here (`set_lane`), None: every request is a task
+    lane: ClassVar[Lane | None] = None
+    _answered = False  # the current request was answered from here
 
     _head_timer: asyncio.TimerHandle | None = None
     _head_begun = False
@@ -81,7 +97,50 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_head_timer()
         self._body_pending = True
+        lane = self.lane
+        if lane is not None and self._answer_now(lane):
+            return
         super().on_headers_complete()
+
+    def _answer_now(self, lane: Lane) -> bool:
+        """Answer a bodiless keep-alive GET or HEAD right here, without a task, when the app
+        can (`Lane.answer_now`); False: the request goes the usual way (uvicorn's cycle and
+        task), which fills in the scope again. Skipped whenever anything is pending on the
+        connection (an answer in progress or queued, writes paused)."""
+        parser = self.parser
+        method = parser.get_method()
+        cycle = self.cycle
+        if ((method != b"GET" and method != b"HEAD") or self.pipeline
+                or (cycle is not None and not cycle.response_complete)
+                or self.flow.write_paused or self.limit_concurrency is not None
+                or parser.get_http_version() != "1.1" or not parser.should_keep_alive()
+                or any(name in _NOT_NOW for name, _ in self.headers)):
+            return False
+        try:
+            parsed = httptools.parse_url(self.url)
+            raw_path = parsed.path
+            path = raw_path.decode("ascii")
+        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+            return False
+        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+        scope["method"] = method.decode("ascii")
+        scope["path"] = self.root_path + (urllib.parse.unquote(path) if "%" in path else path)
+        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        scope["query_string"] = parsed.query or b""
+        answer = lane.answer_now(scope)
+        if answer is None:
+            return False
+        status, headers, body = answer
+        head = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            head += (name, b": ", value, b"\r\n")
+        head.append(b"\r\n")
+        if method == b"GET":
+            head.append(body)
+        self.transport.write(b"".join(head))
+        self._answered = True
+        self.on_response_complete()
+        return True
 
     def handle_websocket_upgrade(self) -> None:
         self._body_pending = False  # the connection is no longer HTTP/1.1 requests
@@ -91,6 +150,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._body_pending = False
         self._disarm_body_timer()
+        if self._answered:  # no cycle was made for it
+            self._answered = False
+            return
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -155,6 +217,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                         "open-file limit less %d kept for upstreams and files)",
                         open_now, self.max_connections, RESERVED_FILES)
         self.transport.abort()
+
+
+def set_lane(lane: Lane | None) -> None:
+    """The app whose requests may be answered from the connection in this process (set at
+    its start, cleared at its shutdown)."""
+    BoundedHttpProtocol.lane = lane
 
 
 def configure_connections(limits: Limits) -> None:

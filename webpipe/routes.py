@@ -21,6 +21,7 @@ from webpipe.executor.compiled import Body, Call
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.pipeline import run_body
+from webpipe.executor.plan import StepPlan
 from webpipe.executor.state import Outcome
 from webpipe.flags import needs_flags
 from webpipe.front_cache import FrontCache, front_cache
@@ -38,10 +39,12 @@ class FastPaths:
     reads: bool = True  # build only the request keys a route reads
     plain: bool = True  # run a plain body in one coroutine (`Body.plain`)
     front: bool = True  # answer fresh cache hits before building the request
+    now: bool = True  # answer from the connection, without a task, when nothing awaits
 
 
 ALL_FAST_PATHS = FastPaths()
-STEP_LOOP_ONLY = FastPaths(reads=False, plain=False)  # --inspect and tracing see every step
+# --inspect and tracing see every step
+STEP_LOOP_ONLY = FastPaths(reads=False, plain=False, now=False)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -57,6 +60,10 @@ class ServedRoute:
     plain: bool  # whether that body is compiled `plain` (one coroutine)
     steps: int  # how many steps its body has (a partial request reruns only with >1)
     body: Body  # its body for the step loop (a rerun, the test runner)
+    # its plain body may be tried without awaiting (`server.WebpipeApp.answer_now`): every
+    # step has a `run_sync` and is rerunnable, so a try that must await is dropped and the
+    # request runs as usual, with nothing done twice that anyone could see
+    now: tuple[StepPlan, ...] | None = None
 
 
 def compile_routes(env: Env, fast: FastPaths = ALL_FAST_PATHS) -> Router[ServedRoute]:
@@ -79,7 +86,14 @@ def compile_route(route: n.Route, body: Body, fast: FastPaths = ALL_FAST_PATHS,
         reads=request_reads(body) if fast.reads and not flags else None,
         front=front_cache(body) if fast.front and not flags else None,
         run=partial(run_body, run), plain=run.plain is not None,
-        steps=len(route.pipeline.steps), body=body)
+        steps=len(route.pipeline.steps), body=body,
+        now=run.plain if fast.now and not flags and _all_now(run.plain) else None)
+
+
+def _all_now(plain: tuple[StepPlan, ...] | None) -> bool:
+    return plain is not None and all(
+        plan.run_sync is not None and plan.middleware is not None
+        and plan.middleware.rerunnable for plan in plain)
 
 
 def request_reads(body: Body) -> frozenset[str] | None:

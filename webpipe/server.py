@@ -28,10 +28,11 @@ from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.fanin import COMPLETED as JOINS_COMPLETE
-from webpipe.executor.hooks import AFTER_RESPONSE
-from webpipe.executor.pipeline import run_body
+from webpipe.executor.hooks import AFTER_PIPELINE, AFTER_RESPONSE
+from webpipe.executor.pipeline import run_body, run_plain_now
+from webpipe.executor.plan import StepPlan
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo, TaskLimits
-from webpipe.executor.state import JSON_CT, error_type
+from webpipe.executor.state import JSON_CT, Outcome, error_type
 from webpipe.flags import run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import (
@@ -41,7 +42,7 @@ from webpipe.http import (
     request_state,
     request_state_now,
 )
-from webpipe.http_response import BodyResponse, build_response, error_response
+from webpipe.http_response import BodyResponse, build_response, error_response, plain_headers
 from webpipe.jobs.enqueue import enqueue_request
 from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.limits import Limits, limits_of
@@ -57,6 +58,7 @@ from webpipe.oplog import (
     production_body,
     request_id,
 )
+from webpipe.protocol import BoundedHttpProtocol, set_lane
 from webpipe.respond import answer, unhandled_status
 from webpipe.routes import ALL_FAST_PATHS, STEP_LOOP_ONLY, FastPaths, ServedRoute, compile_routes
 from webpipe.routing import Router
@@ -70,6 +72,8 @@ if TYPE_CHECKING:
     from webpipe.debugger import Debugger
 
 log = logging.getLogger("webpipe.server")
+
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
 
 
 class BodyBounds(TypedDict):
@@ -306,6 +310,64 @@ class WebpipeApp:
         end_request(ctx, env, response.status_code)
         return response
 
+    def answer_now(self, scope: Scope) -> Answer | None:
+        """The whole answer to a bodiless GET or HEAD when nothing in it awaits: a fresh
+        front-cache hit, or a route compiled `now` (`routes.py`) whose body runs to its end
+        without awaiting, without an error envelope and without hooks. The connection
+        (`webpipe.protocol`) asks before it creates the request's task and writes the
+        answer itself; None: the request goes the usual way, from its start (what a try
+        did is invisible: its steps are rerunnable). The answer is the one `serve_http`
+        gives, byte for byte (tests/serve/test_answer_now.py)."""
+        served = self.served
+        request = Request(scope)
+        path = raw_path(request)
+        if path == "/health" or path == "/metrics" or served.has_public:
+            return None
+        found = served.router.match("GET", path)  # HEAD is answered like GET
+        if found is None:
+            return None
+        started = time.perf_counter()
+        compiled, params = found
+        rid = scope[ID_KEY] = request_id(scope)
+        front = compiled.front
+        response = front.answer(request, params, path) if front is not None else None
+        if response is None and compiled.now is not None:
+            response = self._run_now(served, compiled, compiled.now, request, params, path)
+        if (response is None or type(response) is not BodyResponse
+                or response.status_code >= 500 or not plain_headers(response.raw_headers)):
+            return None
+        body = response.body
+        assert isinstance(body, bytes)  # a BodyResponse's always is
+        status = response.status_code
+        METRICS.request(compiled.label, status)
+        log_request(scope, status, started)
+        return status, [*response.raw_headers, _ALLOW_ANY_ORIGIN,
+                        (b"x-request-id", rid.encode("ascii"))], body
+
+    def _run_now(self, served: Served, compiled: ServedRoute, plain: tuple[StepPlan, ...],
+                 request: Request, params: dict[str, str], path: str) -> Response | None:
+        """`run_route` for `answer_now`: None when the body must await or did not end
+        cleanly (the usual path then runs it again, from the start)."""
+        state, pending = request_state_now(request, params, path, compiled.reads)
+        if pending is not None:
+            return None
+        env = served.env
+        ctx = _http_context(env, state, compiled.route, request.scope.get(ID_KEY))
+        out = Outcome(state, JSON_CT, None)
+        try:
+            if run_plain_now(plain, out, ctx) is not None:
+                return None
+            extras = ctx.extras
+            if (error_type(out.state) is not None or extras.get(AFTER_PIPELINE)
+                    or AFTER_RESPONSE in extras or ctx.existing_tasks() is not None):
+                return None
+            body, status = answer(out, ctx.request, served.unhandled_status)
+            response = build_response(body, out.content_type, status)
+        except WebpipeError:  # the usual path reports it
+            return None
+        end_request(ctx, env, response.status_code)
+        return response
+
     def body_bounds(self) -> BodyBounds:
         """How a request body is read: `maxBodyBytes`, `maxJsonDepth` (its time,
         `bodyTimeoutMs`, is bounded by the connection: `webpipe.protocol`)."""
@@ -355,6 +417,7 @@ class WebpipeApp:
                 if self.reloader is not None:
                     self._reload_task = PROCESS_TASKS.start(
                         self.reloader(self), TaskInfo("", "reloader", "internal", ""))
+                set_lane(self)  # bodiless GETs answered from the connection when they can
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
@@ -362,6 +425,8 @@ class WebpipeApp:
                 return
 
     async def shutdown(self) -> None:
+        if BoundedHttpProtocol.lane is self:
+            set_lane(None)
         if self.debugger is not None:
             await self.debugger.stop()
         if self._reload_task is not None:

@@ -66,19 +66,15 @@ async def run_body(body: Body, state: Any, env: Env, ctx: RequestContext,
     plain = body.plain
     if plain is not None:
         out = Outcome(state, JSON_CT, None)
-        last_index = len(plain) - 1
-        for index, plan in enumerate(plain):
-            if error_type(out.state) is not None:
-                break
-            pre = out.state
-            state, inserted = with_auto_name(plan, pre)
+        index = run_plain_now(plain, out, ctx)
+        while index is not None:  # step `index` awaits: it, then the rest, from here
+            plan = plain[index]
+            state, inserted = with_auto_name(plan, out.state)
             target = result_name(state)
-            result = invoke_sync(plan, state, target, ctx)
-            if result is None:
-                result = await invoke_step(plan, state, target, env, ctx)
-            if settle(plan, result, state, target, inserted, out,
-                      last_step if index == last_index else not_last_step):
+            result = await invoke_step(plan, state, target, env, ctx)
+            if _settle_plain(plain, index, result, state, target, inserted, out):
                 break
+            index = run_plain_now(plain, out, ctx, index + 1)
     elif env.debugger is None:
         out = await _run_steps(body, state, env, ctx, handling)
     else:  # --inspect: a route or named pipeline body is a frame (spec/debugger.md)
@@ -89,6 +85,34 @@ async def run_body(body: Body, state: Any, env: Env, ctx: RequestContext,
         await run_after_pipeline(ctx, without_restored(out.state, out.restored, ctx.request),
                                  out.content_type, out.status, since=mark)
     return out
+
+
+def run_plain_now(plain: tuple[StepPlan, ...], out: Outcome, ctx: RequestContext,
+                  start: int = 0) -> int | None:
+    """Run a `plain` body's steps from `start` on `out` without awaiting; the index of the
+    first step that must be awaited (its middleware has no `run_sync`, or handed the call
+    to `run`), or None when the body is done (every step ran, or an error envelope or a
+    cache hit ended it)."""
+    for index in range(start, len(plain)):
+        if error_type(out.state) is not None:
+            return None
+        plan = plain[index]
+        state, inserted = with_auto_name(plan, out.state)
+        target = result_name(state)
+        result = invoke_sync(plan, state, target, ctx)
+        if result is None:
+            return index
+        if _settle_plain(plain, index, result, state, target, inserted, out):
+            return None
+    return None
+
+
+def _settle_plain(plain: tuple[StepPlan, ...], index: int, result: StepResult, state: Any,
+                  target: str | None, inserted: bool, out: Outcome) -> bool:
+    """`settle` for step `index` of a plain body: True when the body ends there."""
+    return settle(plain[index], result, state, target, inserted, out,
+                  last_step if index == len(plain) - 1 else not_last_step) \
+        or index == len(plain) - 1
 
 
 async def _run_steps(body: Body, state: Any, env: Env, ctx: RequestContext,
