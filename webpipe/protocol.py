@@ -43,12 +43,14 @@ _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r
 class Lane(Protocol):
     """The app side of answering a request from the connection (`WebpipeApp.answer_now`)."""
 
-    def answer_now(self, scope: dict[str, Any],
+    def answer_now(self, scope: dict[str, Any], body: bytes,
                    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None: ...
 
 
-# request headers that send a request the usual way: a body, or an expectation, to handle
-_NOT_NOW = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
+# request headers that send a request the usual way: a chunked body, an expectation, an upgrade
+_NOT_NOW = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+_LANE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
+LANE_BODY_BYTES = 64 * 1024  # a larger body goes the usual way (read as it streams in)
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -64,6 +66,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     # the app that may answer a request from here (`set_lane`), None: every request is a task
     lane: ClassVar[Lane | None] = None
     _answered = False  # the current request was answered from here
+    _held: list[bytes] | None = None  # the body so far of a request held for the lane
 
     _head_timer: asyncio.TimerHandle | None = None
     _head_begun = False
@@ -86,6 +89,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._held is not None:  # a held request's body did not all come with its head
+            held, self._held = self._held, None
+            if not self.transport.is_closing():  # (closing: the parser refused the rest)
+                self._release(b"".join(held))
         # armed only when a head arrived without all of its body
         if self._body_pending and self._body_timer is None and not self.transport.is_closing():
             self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_timed_out)
@@ -98,54 +105,21 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._disarm_head_timer()
         self._body_pending = True
         lane = self.lane
-        if lane is not None and self._answer_now(lane):
+        length = None if lane is None else self._lane_length()
+        if length == 0 and lane is not None and self._answer_now(lane, b""):
+            self._answered = True  # its `on_message_complete` is still to come
+            self.on_response_complete()
+            return
+        if length:  # held until its body is complete (see `on_message_complete`)
+            self._held = []
             return
         super().on_headers_complete()
 
-    def _answer_now(self, lane: Lane) -> bool:
-        """Answer a bodiless keep-alive GET or HEAD right here, without a task, when the app
-        can (`Lane.answer_now`); False: the request goes the usual way (uvicorn's cycle and
-        task), which fills in the scope again. Skipped whenever anything is pending on the
-        connection (an answer in progress or queued, writes paused)."""
-        parser = self.parser
-        method = parser.get_method()
-        cycle = self.cycle
-        if ((method != b"GET" and method != b"HEAD") or self.pipeline
-                or (cycle is not None and not cycle.response_complete)
-                or self.flow.write_paused or self.limit_concurrency is not None
-                or parser.get_http_version() != "1.1" or not parser.should_keep_alive()
-                or any(name in _NOT_NOW for name, _ in self.headers)):
-            return False
-        try:
-            parsed = httptools.parse_url(self.url)
-            raw_path = parsed.path
-            path = raw_path.decode("ascii")
-        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
-            return False
-        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
-        scope["method"] = method.decode("ascii")
-        scope["path"] = self.root_path + (urllib.parse.unquote(path) if "%" in path else path)
-        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
-        scope["query_string"] = parsed.query or b""
-        answer = lane.answer_now(scope)
-        if answer is None:
-            return False
-        status, headers, body = answer
-        head = [STATUS_LINE[status]]
-        for name, value in (*self.server_state.default_headers, *headers):
-            head += (name, b": ", value, b"\r\n")
-        head.append(b"\r\n")
-        if method == b"GET":
-            head.append(body)
-        self.transport.write(b"".join(head))
-        self._answered = True
-        self.on_response_complete()
-        return True
-
-    def handle_websocket_upgrade(self) -> None:
-        self._body_pending = False  # the connection is no longer HTTP/1.1 requests
-        self._disarm_body_timer()
-        super().handle_websocket_upgrade()
+    def on_body(self, body: bytes) -> None:
+        if self._held is not None:
+            self._held.append(body)
+        else:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._body_pending = False
@@ -153,7 +127,83 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._answered:  # no cycle was made for it
             self._answered = False
             return
+        held, lane = self._held, self.lane
+        if held is not None:
+            self._held = None
+            body = b"".join(held)
+            if lane is not None and self._answer_now(lane, body):
+                self.on_response_complete()
+                return
+            self._release(body)
         super().on_message_complete()
+
+    def _lane_length(self) -> int | None:
+        """The body length of a request the app may answer from here (0: none), or None:
+        it goes the usual way (not a keep-alive HTTP/1.1 request, a chunked or large body,
+        an expectation, an upgrade, anything pending on the connection)."""
+        parser = self.parser
+        cycle = self.cycle
+        if (self.pipeline or (cycle is not None and not cycle.response_complete)
+                or self.flow.write_paused or self.limit_concurrency is not None
+                or parser.get_http_version() != "1.1" or not parser.should_keep_alive()):
+            return None
+        method = parser.get_method()
+        declared = None
+        for name, value in self.headers:
+            if name in _NOT_NOW:
+                return None
+            if name == b"content-length":
+                declared = value
+        if method == b"GET" or method == b"HEAD":
+            return 0 if declared is None else None
+        if method not in _LANE_METHODS:
+            return None
+        if declared is None:
+            return 0
+        if not declared.isdigit() or len(declared) > 6 or int(declared) > LANE_BODY_BYTES:
+            return None
+        return int(declared)
+
+    def _release(self, body: bytes) -> None:
+        """Send a held request the usual way (uvicorn's cycle and task) with its body so
+        far; the rest of it, if any, follows through `on_body`."""
+        super().on_headers_complete()
+        if body:
+            super().on_body(body)
+
+    def _answer_now(self, lane: Lane, body: bytes) -> bool:
+        """Write the app's answer to the request whose head just completed (and whose `body`
+        is all here) when it can give one without awaiting (`Lane.answer_now`); False: it
+        goes the usual way, which fills in the scope again."""
+        try:
+            parsed = httptools.parse_url(self.url)
+            raw_path = parsed.path
+            path = raw_path.decode("ascii")
+        except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+            return False
+        method = self.parser.get_method()
+        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
+        scope["method"] = method.decode("ascii")
+        scope["path"] = self.root_path + (urllib.parse.unquote(path) if "%" in path else path)
+        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        scope["query_string"] = parsed.query or b""
+        answer = lane.answer_now(scope, body)
+        if answer is None:
+            return False
+        status, headers, content = answer
+        head = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            head += (name, b": ", value, b"\r\n")
+        head.append(b"\r\n")
+        if method != b"HEAD":
+            head.append(content)
+        self.transport.write(b"".join(head))
+        return True
+
+    def handle_websocket_upgrade(self) -> None:
+        self._body_pending = False  # the connection is no longer HTTP/1.1 requests
+        self._disarm_body_timer()
+        super().handle_websocket_upgrade()
 
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # the next head is already complete

@@ -37,6 +37,7 @@ from webpipe.flags import run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import (
     BadRequest,
+    parse_body,
     raw_path,
     read_state_body,
     request_state,
@@ -310,21 +311,23 @@ class WebpipeApp:
         end_request(ctx, env, response.status_code)
         return response
 
-    def answer_now(self, scope: Scope) -> Answer | None:
-        """The whole answer to a bodiless GET or HEAD when nothing in it awaits: a fresh
-        front-cache hit, or a route compiled `now` (`routes.py`) whose body runs to its end
-        without awaiting, without an error envelope and without hooks. The connection
-        (`webpipe.protocol`) asks before it creates the request's task and writes the
-        answer itself; None: the request goes the usual way, from its start (what a try
-        did is invisible: its steps are rerunnable). The answer is the one `serve_http`
-        gives, byte for byte (tests/serve/test_answer_now.py)."""
+    def answer_now(self, scope: Scope, body: bytes) -> Answer | None:
+        """The whole answer to a request whose body (`body`, maybe empty) is all here, when
+        nothing in it awaits: a fresh front-cache hit, or a route compiled `now`
+        (`routes.py`) whose body runs to its end without awaiting, without an error
+        envelope and without hooks. The connection (`webpipe.protocol`) asks before it
+        creates the request's task and writes the answer itself; None: the request goes
+        the usual way, from its start (what a try did is invisible: its steps are
+        rerunnable). The answer is the one `serve_http` gives, byte for byte
+        (tests/serve/test_answer_now.py)."""
         served = self.served
         request = Request(scope)
         path = raw_path(request)
         if path == "/health" or path == "/metrics" or served.has_public:
             return None
-        found = served.router.match("GET", path)  # HEAD is answered like GET
-        if found is None:
+        method = scope["method"]
+        found = served.router.match("GET" if method == "HEAD" else method, path)
+        if found is None or (found[0].front is None and found[0].now is None):
             return None
         started = time.perf_counter()
         compiled, params = found
@@ -332,25 +335,37 @@ class WebpipeApp:
         front = compiled.front
         response = front.answer(request, params, path) if front is not None else None
         if response is None and compiled.now is not None:
-            response = self._run_now(served, compiled, compiled.now, request, params, path)
+            response = self._run_now(served, compiled, compiled.now, request, params, path,
+                                     body)
         if (response is None or type(response) is not BodyResponse
                 or response.status_code >= 500 or not plain_headers(response.raw_headers)):
             return None
-        body = response.body
-        assert isinstance(body, bytes)  # a BodyResponse's always is
+        content = response.body
+        assert isinstance(content, bytes)  # a BodyResponse's always is
         status = response.status_code
         METRICS.request(compiled.label, status)
         log_request(scope, status, started)
         return status, [*response.raw_headers, _ALLOW_ANY_ORIGIN,
-                        (b"x-request-id", rid.encode("ascii"))], body
+                        (b"x-request-id", rid.encode("ascii"))], content
 
     def _run_now(self, served: Served, compiled: ServedRoute, plain: tuple[StepPlan, ...],
-                 request: Request, params: dict[str, str], path: str) -> Response | None:
+                 request: Request, params: dict[str, str], path: str, body: bytes,
+                 ) -> Response | None:
         """`run_route` for `answer_now`: None when the body must await or did not end
-        cleanly (the usual path then runs it again, from the start)."""
+        cleanly, or the request body is refused (the usual path then runs it again, from
+        the start, and gives the 400 or 413)."""
         state, pending = request_state_now(request, params, path, compiled.reads)
         if pending is not None:
-            return None
+            bounds = self.body_bounds()
+            if len(body) > bounds["max_body"]:
+                return None
+            try:
+                value = parse_body(body, pending, bounds["max_depth"],
+                                   bounds["max_containers"])
+            except BadRequest:
+                return None
+            if "body" in state:
+                state["body"] = value
         env = served.env
         ctx = _http_context(env, state, compiled.route, request.scope.get(ID_KEY))
         out = Outcome(state, JSON_CT, None)
@@ -361,8 +376,8 @@ class WebpipeApp:
             if (error_type(out.state) is not None or extras.get(AFTER_PIPELINE)
                     or AFTER_RESPONSE in extras or ctx.existing_tasks() is not None):
                 return None
-            body, status = answer(out, ctx.request, served.unhandled_status)
-            response = build_response(body, out.content_type, status)
+            content, status = answer(out, ctx.request, served.unhandled_status)
+            response = build_response(content, out.content_type, status)
         except WebpipeError:  # the usual path reports it
             return None
         end_request(ctx, env, response.status_code)

@@ -56,6 +56,20 @@ GET /typed
 
 POST /hello/:w
   |> jq: `{ posted: .params.w }`
+
+POST /echo
+  |> jq: `{ got: .body, ct: .content_type, m: .method }`
+
+PUT /echo/:id
+  |> jq: `{ id: .params.id, got: .body }`
+
+DELETE /echo/:id
+  |> jq: `{ gone: .params.id, got: .body }`
+
+config limits {
+  maxBodyBytes: 3000
+  maxJsonDepth: 8
+}
 """
 
 
@@ -66,8 +80,8 @@ class Counting:
     app: WebpipeApp
     given: int = 0
 
-    def answer_now(self, scope: dict[str, Any]) -> Any:
-        found = self.app.answer_now(scope)
+    def answer_now(self, scope: dict[str, Any], body: bytes) -> Any:
+        found = self.app.answer_now(scope, body)
         self.given += found is not None
         return found
 
@@ -115,6 +129,16 @@ def get(path: str, *extra: str, method: str = "GET", version: str = "1.1") -> by
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def post(path: str, body: bytes, *extra: str, method: str = "POST",
+         content_type: str = "application/json") -> bytes:
+    head = get(path, f"Content-Type: {content_type}", f"Content-Length: {len(body)}", *extra,
+               method=method)
+    return head + body
+
+
+DEEP = b"[" * 20 + b"]" * 20
+
+
 # (request bytes, responses expected, whether the lane may answer every one of them)
 CASES: list[tuple[str, bytes, int, bool]] = [
     ("jq", get("/hello/w%20orld?x=1&y=two"), 1, True),
@@ -129,7 +153,24 @@ CASES: list[tuple[str, bytes, int, bool]] = [
     ("an error envelope", get("/fails/abc"), 1, False),
     ("not found", get("/nothing"), 1, False),
     ("health", get("/health"), 1, False),
-    ("a POST", get("/hello/p", "Content-Length: 0", method="POST"), 1, False),
+    ("a POST without a body", get("/hello/p", "Content-Length: 0", method="POST"), 1, True),
+    ("a POST, no length", get("/hello/p", method="POST"), 1, True),
+    ("a JSON body", post("/echo", b'{"a": [1, 2.5, "x"], "b": null}'), 1, True),
+    ("a form body", post("/echo", b"a=1&b=two+words&c=%41",
+                         content_type="application/x-www-form-urlencoded"), 1, True),
+    ("a text body", post("/echo", b"plain text", content_type="text/plain"), 1, True),
+    ("PUT", post("/echo/7", b'{"v": 1}', method="PUT"), 1, True),
+    ("DELETE", post("/echo/8", b"{}", method="DELETE"), 1, True),
+    ("malformed JSON", post("/echo", b'{"a": '), 1, False),
+    ("JSON too deep", post("/echo", DEEP), 1, False),
+    ("a body over maxBodyBytes", post("/echo", b'"' + b"x" * 3100 + b'"'), 1, False),
+    ("a body over the lane's size", post("/echo", b'"' + b"x" * 70_000 + b'"'), 1, False),
+    ("a chunked body", get("/echo", "Content-Type: application/json",
+                           "Transfer-Encoding: chunked", method="POST") + b"2\r\n{}\r\n0\r\n\r\n",
+     1, False),
+    ("an expectation", post("/echo", b"{}", "Expect: 100-continue"), 1, False),
+    ("pipelined posts", post("/echo", b"[1]") + post("/echo", b"[2]") + get("/hello/z"), 3,
+     True),
     ("a GET with a body", get("/hello/b", "Content-Length: 0"), 1, False),
     ("connection close", get("/hello/c", "Connection: close"), 1, False),
     ("HTTP/1.0", get("/hello/d", version="1.0"), 1, False),
@@ -154,6 +195,32 @@ async def test_the_connection_answers_as_the_app_does(
         assert lane.given == answers
     elif answers == 1:
         assert lane.given == 0
+
+
+async def test_a_body_that_comes_after_its_head_is_answered_the_usual_way(
+        served: tuple[int, Counting]) -> None:
+    port, lane = served
+    set_lane(lane)
+    body = b'{"late": true}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        raw = post("/echo", body)
+        writer.write(raw[:-len(body)])  # the head, then the body in two parts
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(body[:5])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(body[5:])
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+        answer = await asyncio.wait_for(reader.readexactly(length), 10)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert answer == b'{"got":{"late":true},"ct":"application/json","m":"POST"}'
+    assert lane.given == 0
 
 
 async def test_a_cache_hit_is_answered_from_the_connection(
