@@ -17,14 +17,17 @@ from webpipe.errors import HardError, StepError
 from webpipe.executor.branches import choose_branch, get_path, set_path, take_branch
 from webpipe.executor.compiled import Body, Call, Compiled, Dispatch, Foreach, If, Result
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
+from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.jqrun import resolving
 from webpipe.executor.plan import StepPlan
 from webpipe.executor.retry import bounded, is_failure, retrying, with_attempts
 from webpipe.executor.state import (
     JSON_CT,
     Outcome,
+    carried,
     error_type,
     merge,
+    transform,
     without_restored,
 )
 from webpipe.executor.steps import (
@@ -44,7 +47,7 @@ from webpipe.executor.steps import (
 )
 from webpipe.executor.tags import gate
 from webpipe.jqlib import NeedsWorker, truthy
-from webpipe.middleware.base import StepResult
+from webpipe.middleware.base import RunAsync, StepResult
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -97,6 +100,23 @@ def run_plain_now(plain: tuple[StepPlan, ...], out: Outcome, ctx: RequestContext
         if error_type(out.state) is not None:
             return None
         plan = plain[index]
+        pure = plan.run_pure
+        if pure is not None and out.content_type == JSON_CT and ctx.invoker is REAL_INVOKER:
+            state = out.state
+            try:  # `settle` of a Transform value with nothing else, without the objects
+                value = pure(state, plan.prepared, ctx)
+            except (RunAsync, NeedsWorker):
+                return index
+            except Exception as exc:  # as `invoke_sync`: an envelope, or raised on
+                value = failure(plan, exc).value
+            last = index == len(plain) - 1
+            new_state = transform(state, value, last)
+            if new_state is not value:  # the request keys carried along (§6.3)
+                out.restored.update(carried(value, new_state))
+            out.state = new_state
+            if last:
+                return None
+            continue
         state, inserted = with_auto_name(plan, out.state)
         target = result_name(state)
         result = invoke_sync(plan, state, target, ctx)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from webpipe.embedded import body_span, jq_position
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.jqlib import JqError, JqProgram, compile_jq
-from webpipe.middleware.base import Middleware, PlannedStep, StepCall, StepResult
+from webpipe.middleware.base import Behavior, Middleware, PlannedStep, StepCall, StepResult
 from webpipe.source import Span
 from webpipe.suggest import did_you_mean
 from webpipe.syntax import nodes as n
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from webpipe.executor.compiled import Body
 
 SyncRun = Callable[[Any, object, StepCall], StepResult]
+PureRun = Callable[[Any, object, Any], Any]  # (state, prepared, ctx) -> value
 StepKind = Literal["middleware", "pipeline", "join", "missing", "loader"]
 
 
@@ -78,6 +79,9 @@ class StepPlan:
     # the step prepared cleanly and no `@dedup`/`@hedge` shares or races the call (the
     # interpreter then calls it without a coroutine, with the real invoker); else None
     run_sync: SyncRun | None = None
+    # the middleware's `run_pure` when it also offers that (a Transform step with no
+    # arguments, no target: a plain body then applies its value directly), else None
+    run_pure: PureRun | None = None
 
 
 def task_tags(expr: n.TagExpr | None) -> TaskTags:
@@ -185,6 +189,9 @@ def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
         return
     shared = plan.tags.dedup or plan.tags.hedge is not None  # these go through `run`
     plan.run_sync = mw.run_sync if mw.sync and not shared else None
+    plan.run_pure = mw.run_pure if (
+        plan.run_sync is not None and mw.pure and mw.behavior is Behavior.TRANSFORM
+        and not mw.wraps_data and not plan.args and plan.auto_name is None) else None
 
 
 def config_span(plan: PlannedStep, at: tuple[int, int, int]) -> Span | None:

@@ -149,8 +149,17 @@ class Middleware(Protocol):
     config_keys: ClassVar[frozenset[str] | None]
     # `@hedge` may race copies of this step's calls (see `hedge_method`)
     hedgeable: ClassVar[bool]
+    # whether `run_pure` is offered (jq): a `run_sync` of a Transform step whose result is
+    # only a value, no content type, status or restored keys of its own
+    pure: ClassVar[bool]
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult: ...
+
+    def run_pure(self, state: JSON, prepared: object, ctx: RequestView | None) -> JSON:
+        """`run_sync`'s value, for a plain body's step (no arguments, no tags, no target)
+        called without a `StepCall` or a `StepResult`: the same contract otherwise (it may
+        raise `RunAsync` or `StepError`)."""
+        ...
 
     def input_keys(self, prepared: object) -> frozenset[str] | None:
         """The top-level state keys a step can read; None when it may read anything."""
@@ -183,8 +192,8 @@ class Middleware(Protocol):
 
 
 MEMBERS = ("behavior", "wraps_data", "content_type", "prepare", "run", "sync", "rerunnable",
-           "config_keys", "hedgeable", "run_sync", "input_keys", "check", "plan_step",
-           "dedup_identity", "hedge_method", "reset", "aclose")
+           "config_keys", "hedgeable", "pure", "run_sync", "run_pure", "input_keys", "check",
+           "plan_step", "dedup_identity", "hedge_method", "reset", "aclose")
 
 
 class RunAsync(Exception):
@@ -202,6 +211,7 @@ class BaseMiddleware:
     rerunnable: ClassVar[bool] = False
     config_keys: ClassVar[frozenset[str] | None] = None
     hedgeable: ClassVar[bool] = False
+    pure: ClassVar[bool] = False
 
     _limits: Limits | None = None
 
@@ -219,6 +229,9 @@ class BaseMiddleware:
         return config
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        raise RunAsync
+
+    def run_pure(self, state: JSON, prepared: object, ctx: RequestView | None) -> JSON:
         raise RunAsync
 
     def input_keys(self, prepared: object) -> frozenset[str] | None:

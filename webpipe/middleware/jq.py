@@ -19,6 +19,7 @@ from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
     Behavior,
+    RequestView,
     RunAsync,
     StepCall,
     StepResult,
@@ -33,6 +34,7 @@ class JqMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     rerunnable: ClassVar[bool] = True  # a jq program has no effects
     sync: ClassVar[bool] = True
+    pure: ClassVar[bool] = True  # its value is all a run gives
 
     def prepare(self, config: str, span: Span | None) -> JqProgram:
         try:
@@ -69,11 +71,13 @@ class JqMiddleware(BaseMiddleware):
         return StepResult(value)
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        return StepResult(self.run_pure(state, prepared, call.ctx))
+
+    def run_pure(self, state: JSON, prepared: object, ctx: RequestView | None) -> JSON:
         assert isinstance(prepared, JqProgram)
-        ctx = call.ctx
         context = ctx.context_json() if prepared.uses_context and ctx else None
         try:
-            return StepResult(prepared.first_inline(state, context))
+            return prepared.first_inline(state, context)
         except NeedsWorker:
             if ctx is not None:  # `run` then goes straight to the worker
                 ctx.extras.setdefault(_WENT_TO_WORKER, {})[prepared] = state
