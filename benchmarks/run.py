@@ -1,6 +1,7 @@
 """Benchmarks: webpipe routes vs the same logic hand-written in Starlette + orjson.
 
 Run on demand (not in CI):  python benchmarks/run.py [W0 W1 ...] [--duration 5] [--rounds 3]
+    [--before OTHER_CHECKOUT]
 
 For each workload both servers run under uvicorn with the same settings (uvloop, httptools,
 no access log), pinned to CPU 0; wrk (Debian package `wrk`) drives them from CPU 1, in rounds
@@ -10,7 +11,10 @@ it, so the ratio of their rps is the ratio of their per-request costs measured u
 machine speed; this machine's speed drifts by up to ±30 % between solo rounds, which paired
 rounds cancel. Results are printed as a table (rps, p50, p99 from the solo rounds, the ratio of
 their medians and the median paired ratio, all from this run) and written to
-benchmarks/results.json.
+benchmarks/results.json. With `--before DIR`, a third server runs webpipe from another
+checkout (`PYTHONPATH=DIR`, e.g. a `git worktree` of an older commit) in every round too
+(solo, and paired with the hand-written server in a pair of its own), so one run gives
+before and after, each as a ratio to the same hand-written server.
 """
 
 from __future__ import annotations
@@ -112,7 +116,8 @@ def database_url(workdir: Path) -> str:
     return url
 
 
-def run_workload(w: Workload, duration: int, rounds: int, workdir: Path) -> dict[str, object]:
+def run_workload(w: Workload, duration: int, rounds: int, workdir: Path,
+                 before: Path | None = None) -> dict[str, object]:
     env = {**os.environ, "WEBPIPE_LOG": "WARNING"}
     if w.needs_database:
         env["DATABASE_URL"] = database_url(workdir)
@@ -125,8 +130,12 @@ def run_workload(w: Workload, duration: int, rounds: int, workdir: Path) -> dict
         (app_dir / extra_name).write_text(extra_text)
     uvicorn = [sys.executable, "-m", "uvicorn", "--loop", "uvloop", "--http", "httptools",
                "--no-access-log", "--log-level", "warning"]
-    sides = {"webpipe": [sys.executable, "-m", "webpipe", "serve", str(app_dir / "app.wp")],
-             "hand": [*uvicorn, "--app-dir", str(app_dir), "hand:app"]}
+    serve = [sys.executable, "-m", "webpipe", "serve", str(app_dir / "app.wp")]
+    sides = {"webpipe": serve, "hand": [*uvicorn, "--app-dir", str(app_dir), "hand:app"]}
+    envs = {side: env for side in sides}
+    if before is not None:
+        sides["before"] = serve
+        envs["before"] = {**env, "PYTHONPATH": str(before)}
     # Both servers run at once (an idle one costs nothing) and the rounds alternate between
     # them, so drift in the machine's speed hits both sides alike; each side's median round
     # is reported.
@@ -134,15 +143,20 @@ def run_workload(w: Workload, duration: int, rounds: int, workdir: Path) -> dict
     try:
         for side, cmd in sides.items():
             port = free_port()
-            procs[side] = (start([*cmd, "--port", str(port)], port, w.path, env), port)
+            procs[side] = (start([*cmd, "--port", str(port)], port, w.path, envs[side]), port)
         runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
         paired: list[float] = []
+        paired_before: list[float] = []
         for _ in range(rounds):
             for side, (_proc, port) in procs.items():
                 runs[side].append(wrk(port, w, duration))
-            both = wrk_together({side: port for side, (_proc, port) in procs.items()}, w,
-                                duration)
+            # pairs of two: three servers at once on one core did not split it evenly
+            ports = {side: port for side, (_proc, port) in procs.items()}
+            both = wrk_together({s: ports[s] for s in ("webpipe", "hand")}, w, duration)
             paired.append(both["webpipe"]["rps"] / both["hand"]["rps"])
+            if before is not None:
+                both = wrk_together({s: ports[s] for s in ("before", "hand")}, w, duration)
+                paired_before.append(both["before"]["rps"] / both["hand"]["rps"])
     finally:
         for proc, _port in procs.values():
             stop(proc)
@@ -154,6 +168,11 @@ def run_workload(w: Workload, duration: int, rounds: int, workdir: Path) -> dict
     results["ratio"] = round(web["rps"] / hand["rps"], 3)  # type: ignore[index]
     results["paired_ratio"] = round(sorted(paired)[len(paired) // 2], 3)
     results["paired_rounds"] = [round(r, 3) for r in paired]
+    if before is not None:
+        results["before_paired_ratio"] = round(sorted(paired_before)[len(paired) // 2], 3)
+        results["before_paired_rounds"] = [round(r, 3) for r in paired_before]
+        results["before_ratio"] = round(
+            results["before"]["rps"] / hand["rps"], 3)  # type: ignore[index]
     return results
 
 
@@ -182,16 +201,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds (each: one solo run per side, one paired run); "
                              "medians are reported")
+    parser.add_argument("--before", type=Path,
+                        help="another checkout whose webpipe also runs in every round")
     args = parser.parse_args()
     chosen = [w for w in WORKLOADS if not args.names or w.name in args.names]
     workdir = HERE / ".work"
-    rows = [run_workload(w, args.duration, args.rounds, workdir) for w in chosen]
-    print(f"{'workload':<8}{'webpipe rps':>13}{'hand rps':>11}{'ratio':>8}{'paired':>8}"
+    before = args.before.resolve() if args.before else None
+    rows = [run_workload(w, args.duration, args.rounds, workdir, before) for w in chosen]
+    extra = f"{'before':>8}{'b.paired':>9}" if before else ""
+    print(f"{'workload':<8}{'webpipe rps':>13}{'hand rps':>11}{'ratio':>8}{'paired':>8}{extra}"
           f"{'wp p50':>9}{'wp p99':>9}{'hand p99':>10}  title")
     for r in rows:
         web, hand = r["webpipe"], r["hand"]
+        extra = f"{r['before_ratio']:>8.2f}{r['before_paired_ratio']:>9.2f}" if before else ""
         print(f"{r['workload']:<8}{web['rps']:>13.0f}{hand['rps']:>11.0f}{r['ratio']:>8.2f}"  # type: ignore[index]
-              f"{r['paired_ratio']:>8.2f}"
+              f"{r['paired_ratio']:>8.2f}{extra}"
               f"{web['p50_ms']:>8.2f}m{web['p99_ms']:>8.2f}m{hand['p99_ms']:>9.2f}m  {r['title']}")  # type: ignore[index]
     (HERE / "results.json").write_text(json.dumps(rows, indent=2))
 
