@@ -61,7 +61,7 @@ class ServedRoute:
     steps: int  # how many steps its body has (a partial request reruns only with >1)
     body: Body  # its body for the step loop (a rerun, the test runner)
     # its plain body may be tried without awaiting (`server.WebpipeApp.answer_now`): every
-    # step has a `run_sync` and is rerunnable, so a try that must await is dropped and the
+    # step has a `run_sync` and is `tryable`, so a try that must await is dropped and the
     # request runs as usual, with nothing done twice that anyone could see
     now: tuple[StepPlan, ...] | None = None
 
@@ -93,7 +93,7 @@ def compile_route(route: n.Route, body: Body, fast: FastPaths = ALL_FAST_PATHS,
 def _all_now(plain: tuple[StepPlan, ...] | None) -> bool:
     return plain is not None and all(
         plan.run_sync is not None and plan.middleware is not None
-        and plan.middleware.rerunnable for plan in plain)
+        and plan.middleware.tryable for plan in plain)
 
 
 def request_reads(body: Body) -> frozenset[str] | None:

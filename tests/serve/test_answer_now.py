@@ -57,6 +57,13 @@ GET /typed
 POST /hello/:w
   |> jq: `{ posted: .params.w }`
 
+GET /lua/:n
+  |> lua: `local out = {} for i = 1, request.params.n do out[i] = i * i end
+           return { squares = out }`
+
+GET /lua-fails
+  |> lua: `error("no")`
+
 POST /echo
   |> jq: `{ got: .body, ct: .content_type, m: .method }`
 
@@ -151,6 +158,8 @@ CASES: list[tuple[str, bytes, int, bool]] = [
      True),
     ("other content type", get("/typed"), 1, True),
     ("an error envelope", get("/fails/abc"), 1, False),
+    ("lua", get("/lua/5"), 1, True),
+    ("lua fails", get("/lua-fails"), 1, False),
     ("not found", get("/nothing"), 1, False),
     ("health", get("/health"), 1, False),
     ("a POST without a body", get("/hello/p", "Content-Length: 0", method="POST"), 1, True),

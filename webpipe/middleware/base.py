@@ -144,6 +144,10 @@ class Middleware(Protocol):
     sync: ClassVar[bool]
     # running a step twice for one request leaves no trace (spec/http.md: partial requests)
     rerunnable: ClassVar[bool]
+    # a `run_sync` call leaves no trace outside the request (the state it returns, the
+    # request's context), so one whose answer is dropped may be tried again: the
+    # connection may try a route's steps and fall back to the usual path (spec/http.md)
+    tryable: ClassVar[bool]
     # the keys of its `config NAME { }` block, None when it reads no block (check warns
     # about any other key)
     config_keys: ClassVar[frozenset[str] | None]
@@ -192,8 +196,9 @@ class Middleware(Protocol):
 
 
 MEMBERS = ("behavior", "wraps_data", "content_type", "prepare", "run", "sync", "rerunnable",
-           "config_keys", "hedgeable", "pure", "run_sync", "run_pure", "input_keys", "check",
-           "plan_step", "dedup_identity", "hedge_method", "reset", "aclose")
+           "tryable", "config_keys", "hedgeable", "pure", "run_sync", "run_pure",
+           "input_keys", "check", "plan_step", "dedup_identity", "hedge_method", "reset",
+           "aclose")
 
 
 class RunAsync(Exception):
@@ -209,6 +214,7 @@ class BaseMiddleware:
     content_type: ClassVar[str] = "application/json"
     sync: ClassVar[bool] = False
     rerunnable: ClassVar[bool] = False
+    tryable: ClassVar[bool] = False
     config_keys: ClassVar[frozenset[str] | None] = None
     hedgeable: ClassVar[bool] = False
     pure: ClassVar[bool] = False

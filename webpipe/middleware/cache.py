@@ -119,6 +119,7 @@ class CacheMiddleware(StoreMiddleware):
     # error) leaves the store as one run does: error outputs are never saved and a refresher
     # slot is released when its pipeline ends
     rerunnable: ClassVar[bool] = True
+    tryable: ClassVar[bool] = True  # `run_sync` only reads a fresh in-process entry
     sync: ClassVar[bool] = True  # a fresh in-process hit
     config_keys: ClassVar[frozenset[str] | None] = frozenset({
         "enabled", "defaultTtl", "maxCacheSize", "maxEntrySize", "staleWhileRevalidate",

@@ -50,6 +50,7 @@ class HandlebarsMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.RENDER
     content_type: ClassVar[str] = "text/html"
     rerunnable: ClassVar[bool] = True  # rendering has no effects
+    tryable: ClassVar[bool] = True
     sync: ClassVar[bool] = True
 
     def __init__(self, host: MiddlewareHost) -> None:

@@ -33,6 +33,7 @@ _WENT_TO_WORKER = "jq.worker"
 class JqMiddleware(BaseMiddleware):
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     rerunnable: ClassVar[bool] = True  # a jq program has no effects
+    tryable: ClassVar[bool] = True
     sync: ClassVar[bool] = True
     pure: ClassVar[bool] = True  # its value is all a run gives
 

@@ -161,6 +161,9 @@ class LuaMiddleware(BaseMiddleware):
 
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     sync: ClassVar[bool] = True  # inline under its budget, else `RunAsync`
+    # an inline run keeps nothing but its answer (flag and condition writes are the
+    # request's; `executeSql` hands the run to a worker before any statement runs)
+    tryable: ClassVar[bool] = True
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)
