@@ -28,24 +28,23 @@ from webpipe.executor.background import end_request
 from webpipe.executor.context import RequestContext
 from webpipe.executor.env import Env
 from webpipe.executor.fanin import COMPLETED as JOINS_COMPLETE
-from webpipe.executor.hooks import AFTER_PIPELINE, AFTER_RESPONSE
-from webpipe.executor.pipeline import run_body, run_plain_now
-from webpipe.executor.plan import StepPlan
+from webpipe.executor.hooks import AFTER_RESPONSE
+from webpipe.executor.pipeline import run_body
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo, TaskLimits
-from webpipe.executor.state import JSON_CT, Outcome, error_type
+from webpipe.executor.state import JSON_CT, error_type
 from webpipe.flags import run_feature_flags
 from webpipe.graphql import graphql_endpoint_path, handle_graphql_request, load_graphql
 from webpipe.http import (
     BadRequest,
-    parse_body,
     raw_path,
     read_state_body,
     request_state,
     request_state_now,
 )
-from webpipe.http_response import BodyResponse, build_response, error_response, plain_headers
+from webpipe.http_response import BodyResponse, build_response, error_response
 from webpipe.jobs.enqueue import enqueue_request
 from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
+from webpipe.lane import ALLOW_ANY_ORIGIN, Answer, answer_now, http_context
 from webpipe.limits import Limits, limits_of
 from webpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webpipe.metrics import METRICS
@@ -74,7 +73,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("webpipe.server")
 
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
 
 
 class BodyBounds(TypedDict):
@@ -221,7 +219,7 @@ class WebpipeApp:
             if self.production and response.status_code >= 500 and ERROR_KEY in scope:
                 response = Response(production_body(scope), response.status_code,
                                     media_type=JSON_CT)
-            response.raw_headers.append(_ALLOW_ANY_ORIGIN)
+            response.raw_headers.append(ALLOW_ANY_ORIGIN)
         response.raw_headers.append((b"x-request-id", rid.encode("ascii")))
         try:
             if type(response) is BodyResponse:
@@ -287,7 +285,7 @@ class WebpipeApp:
                 # an early step's error envelope carries request keys (§6.3): the steps
                 # are rerunnable (see request_reads), so answer from the whole request
                 state = await request_state(request, params, path=path, **self.body_bounds())
-                ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
+                ctx = http_context(env, state, route, request.scope.get(ID_KEY))
                 outcome = await run_body(compiled.body, state, env, ctx)
             body, status = answer(outcome, ctx.request, served.unhandled_status)
             if outcome.status is None and error_type(outcome.state) is not None:
@@ -312,76 +310,8 @@ class WebpipeApp:
         return response
 
     def answer_now(self, scope: Scope, body: bytes) -> Answer | None:
-        """The whole answer to a request whose body (`body`, maybe empty) is all here, when
-        nothing in it awaits: a fresh front-cache hit, or a route compiled `now`
-        (`routes.py`) whose body runs to its end without awaiting, without an error
-        envelope and without hooks. The connection (`webpipe.protocol`) asks before it
-        creates the request's task and writes the answer itself; None: the request goes
-        the usual way, from its start (what a try did is invisible: its steps are
-        rerunnable). The answer is the one `serve_http` gives, byte for byte
-        (tests/serve/test_answer_now.py)."""
-        served = self.served
-        request = Request(scope)
-        path = raw_path(request)
-        if path == "/health" or path == "/metrics" or served.has_public:
-            return None
-        method = scope["method"]
-        found = served.router.match("GET" if method == "HEAD" else method, path)
-        if found is None or (found[0].front is None and found[0].now is None):
-            return None
-        started = time.perf_counter()
-        compiled, params = found
-        rid = scope[ID_KEY] = request_id(scope)
-        front = compiled.front
-        response = front.answer(request, params, path) if front is not None else None
-        if response is None and compiled.now is not None:
-            response = self._run_now(served, compiled, compiled.now, request, params, path,
-                                     body)
-        if (response is None or type(response) is not BodyResponse
-                or response.status_code >= 500 or not plain_headers(response.raw_headers)):
-            return None
-        content = response.body
-        assert isinstance(content, bytes)  # a BodyResponse's always is
-        status = response.status_code
-        METRICS.request(compiled.label, status)
-        log_request(scope, status, started)
-        return status, [*response.raw_headers, _ALLOW_ANY_ORIGIN,
-                        (b"x-request-id", rid.encode("ascii"))], content
-
-    def _run_now(self, served: Served, compiled: ServedRoute, plain: tuple[StepPlan, ...],
-                 request: Request, params: dict[str, str], path: str, body: bytes,
-                 ) -> Response | None:
-        """`run_route` for `answer_now`: None when the body must await or did not end
-        cleanly, or the request body is refused (the usual path then runs it again, from
-        the start, and gives the 400 or 413)."""
-        state, pending = request_state_now(request, params, path, compiled.reads)
-        if pending is not None:
-            bounds = self.body_bounds()
-            if len(body) > bounds["max_body"]:
-                return None
-            try:
-                value = parse_body(body, pending, bounds["max_depth"],
-                                   bounds["max_containers"])
-            except BadRequest:
-                return None
-            if "body" in state:
-                state["body"] = value
-        env = served.env
-        ctx = _http_context(env, state, compiled.route, request.scope.get(ID_KEY))
-        out = Outcome(state, JSON_CT, None)
-        try:
-            if run_plain_now(plain, out, ctx) is not None:
-                return None
-            extras = ctx.extras
-            if (error_type(out.state) is not None or extras.get(AFTER_PIPELINE)
-                    or AFTER_RESPONSE in extras or ctx.existing_tasks() is not None):
-                return None
-            content, status = answer(out, ctx.request, served.unhandled_status)
-            response = build_response(content, out.content_type, status)
-        except WebpipeError:  # the usual path reports it
-            return None
-        end_request(ctx, env, response.status_code)
-        return response
+        """The connection's question (`webpipe.protocol.Lane`): `lane.answer_now`."""
+        return answer_now(self.served, self.body_bounds, scope, body)
 
     def body_bounds(self) -> BodyBounds:
         """How a request body is read: `maxBodyBytes`, `maxJsonDepth` (its time,
@@ -393,9 +323,9 @@ class WebpipeApp:
 
     def _context(self, env: Env, state: Any, route: n.Route | None,
                  request: Request) -> RequestContext:
-        """`_http_context`, with the request's tracer when the app traces (`end_request`
+        """`http_context`, with the request's tracer when the app traces (`end_request`
         gives it the status)."""
-        ctx = _http_context(env, state, route, request.scope.get(ID_KEY))
+        ctx = http_context(env, state, route, request.scope.get(ID_KEY))
         if self.tracing is not None:
             ctx.tracer = self.tracing.begin(request.method, raw_path(request),
                                             f"{route.method} {route.path}" if route else "",
@@ -460,16 +390,6 @@ class WebpipeApp:
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 
 
-def _http_context(env: Env, state: Any, route: n.Route | None = None,
-                  rid: str | None = None) -> RequestContext:
-    """A fresh context for one HTTP request whose initial state is `state`; the request id
-    is `$context.requestId` (spec/server.md §2)."""
-    ctx = RequestContext(request=state, env_name=env.env_name, extras={"invocation": "http"},
-                         route=f"{route.method} {route.path}" if route is not None else "")
-    if rid is not None:
-        ctx.sections["requestId"] = rid
-    return ctx
-_ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 
 
 def preflight_response(request: Request) -> Response:
