@@ -31,6 +31,7 @@ from webpipe.metrics import METRICS
 from webpipe.oplog import ID_KEY, log_request, request_id
 from webpipe.respond import answer
 from webpipe.routes import ServedRoute
+from webpipe.static import resolve_static
 from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
@@ -50,9 +51,12 @@ def answer_now(served: Served, bounds: Callable[[], BodyBounds], scope: Scope, b
     byte (tests/serve/test_answer_now.py); `bounds` reads the app's body limits."""
     request = Request(scope)
     path = raw_path(request)
-    if path == "/health" or path == "/metrics" or served.has_public:
-        return None
     method = scope["method"]
+    if path in ("/health", "/metrics") or (method == "POST" and path == served.graphql_path):
+        return None
+    if (served.has_public and (method == "GET" or method == "HEAD")
+            and resolve_static(served.public_dir, path, dotfiles=served.dotfiles) is not None):
+        return None  # a file of public/ (served before routes, spec §8)
     found = served.router.match("GET" if method == "HEAD" else method, path)
     if found is None or (found[0].front is None and found[0].now is None):
         return None

@@ -95,6 +95,10 @@ class Counting:
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[int, Counting]]:
+    public = tmp_path / "public"
+    (public / "hello").mkdir(parents=True)
+    (public / "static.txt").write_text("a file\n")
+    (public / "hello" / "shadowed").write_text("the file wins over GET /hello/:w\n")
     app = create_app(build_served(program_from_text(APP, base_dir=tmp_path)))
     assert isinstance(app, WebpipeApp)
     port = free_port()
@@ -158,6 +162,8 @@ CASES: list[tuple[str, bytes, int, bool]] = [
      True),
     ("other content type", get("/typed"), 1, True),
     ("an error envelope", get("/fails/abc"), 1, False),
+    ("a static file", get("/static.txt"), 1, False),
+    ("a static file over a route", get("/hello/shadowed"), 1, False),
     ("lua", get("/lua/5"), 1, True),
     ("lua fails", get("/lua-fails"), 1, False),
     ("not found", get("/nothing"), 1, False),
