@@ -45,6 +45,13 @@ EDGES = {
     "multi-line strings": (
         'handlebars page = """\n<p>{{x}}</p>\n"""\n'
         "GET /m\n  |> jq: `{\n    a: 1\n  }`\n  |> handlebars: page\n"),
+    # whitespace is skipped in the same match as the token after it (driver `_skipping`)
+    "whitespace of every kind": (
+        "\f\r\n \tGET /w \t\f\n  |>\tjq: `.`   # c\n\n\r\n  |> foreach  \t items \n"
+        "    |> jq: `.` \f\n  end\t \n  |> dispatch\n    case\t@flag(a)\t:\n"
+        "      |> jq:\n        `1`\n  end \n\t \f"),
+    "no final newline after blanks": "GET /e\n  |> jq: `.` @async(a)   \t",
+    "a comment last, after blanks": "GET /e\n  |> jq: `.`\n\n   # the end",
 }
 
 
@@ -114,6 +121,9 @@ ERRORS = {
     "unexpected end": "GET /x\n  |> foreach data.items\n    |> jq: `.`\n",
     "unknown method": "FETCH /x\n  |> jq: `.`\n",
     "missing pipe": "GET /x\n  jq: `.`\n",
+    "blanks before an unreadable character": "GET /x\n  |> jq: `.`\n \t\f ~~\n",
+    "blanks before a token another state reads": "GET /x\n  |>   \t }\n",
+    "blanks at the end of an unfinished file": "GET /x\n  |> foreach data.items  \n\t ",
 }
 
 

@@ -35,6 +35,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.tree import Meta
 
 from webpipe.errors import WpSyntaxError
+from webpipe.syntax.first_char import may_start_with
 from webpipe.syntax.transform import ToAst
 
 Extent = tuple[int, int] | None
@@ -53,7 +54,9 @@ class _Rule:
 
 
 _Action = int | _Rule  # a state to shift to, or a rule to reduce by
-_Scanner = tuple[tuple[Any, ...], dict[str, Any]]  # compiled alternations, token callbacks
+# compiled alternations, token callbacks, the alternation after skipped whitespace or None
+_Scanner = tuple[tuple[Any, ...], dict[str, Any], Any]
+_RUN_OF = re.compile(r"\[([^]\\^-]+)\]\+")  # `[ \t\n]+`: a run of literal characters
 
 
 class _Scanners(dict[int, _Scanner]):
@@ -72,9 +75,30 @@ class _Scanners(dict[int, _Scanner]):
             mres = tuple(_plain(mre) for mre in basic.scanner._mres)
             callbacks = {k: f for k, f in basic.callback.items()
                          if k not in basic.ignore_types}
-            found = self._built[id(basic)] = (mres, callbacks)
+            found = self._built[id(basic)] = (mres, callbacks, _skipping(basic, mres))
         self[state] = found
         return found
+
+
+def _skipping(basic: Any, mres: tuple[Any, ...]) -> Any:
+    """The state's alternation preceded by a possessive run of its ignored whitespace
+    terminal (`[ \t\f\r\n]*+(?:...)`), so one match skips the whitespace and reads the
+    token after it; None where that could read differently. It reads the same as matching
+    the alternation twice, first the whitespace, when no terminal tried before the
+    whitespace one could match at a whitespace character (first_char.py): the alternation
+    then picks whitespace there, all of it, and the parser state does not change. A failed
+    match is retried the general way (`_run`)."""
+    terminals = basic.scanner.terminals
+    run = next(((i, m) for i, t in enumerate(terminals) if t.name in basic.ignore_types
+                and (m := _RUN_OF.fullmatch(t.pattern.to_regexp())) is not None), None)
+    if run is None or len(mres) != 1:
+        return None
+    index, found = run
+    chars = frozenset(found.group(1))
+    if any(may_start_with(t.pattern.to_regexp(), chars) for t in terminals[:index]):
+        return None
+    engine = re if isinstance(mres[0], re.Pattern) else basic.scanner.re_
+    return engine.compile(f"{found.group(0)[:-1]}*+(?:{mres[0].pattern})", mres[0].flags)
 
 
 def _plain(mre: Any) -> Any:
@@ -125,21 +149,23 @@ class Driver:
         pos, length, last = 0, len(text), 0
         while True:
             if pos < length:
-                mres, callbacks = scanners[stack[-1]]
-                for mre in mres:
-                    m = mre.match(text, pos)
-                    if m is not None:
-                        break
-                else:
-                    raise self._lex_error(text, pos, stack[-1], values)
+                mres, callbacks, skipping = scanners[stack[-1]]
+                m = skipping.match(text, pos) if skipping is not None else None
+                if m is None:
+                    for mre in mres:
+                        m = mre.match(text, pos)
+                        if m is not None:
+                            break
+                    else:
+                        raise self._lex_error(text, pos, stack[-1], values)
                 kind: str = m.lastgroup
-                end = m.end()
+                pos, end = m.span(kind)
                 if kind in ignore:
                     if kind == "COMMENT":
-                        comments.append(_token(kind, m.group(), pos, end))
+                        comments.append(_token(kind, m.group(kind), pos, end))
                     pos = end
                     continue
-                word = m.group()
+                word = m.group(kind)
                 token = new_str(Token, word)  # `_token`, inlined
                 token.type, token.value, token.start_pos, token.end_pos = kind, word, pos, end
                 token.line = token.column = token.end_line = token.end_column = None
