@@ -51,11 +51,13 @@ class _Rule:
     expand1: bool  # `?rule`: one child is passed on as it is
     splice: bool  # `_rule`: the children are spliced into the parent
     method: Callable[[ToAst, Extent, list[Any]], Any] | None  # ToAst's, None keeps a tree
+    passes: bool  # `?rule` of one symbol: its value and extent stay (`_run` inlines it)
 
 
 _Action = int | _Rule  # a state to shift to, or a rule to reduce by
-# compiled alternations, token callbacks, the alternation after skipped whitespace or None
-_Scanner = tuple[tuple[Any, ...], dict[str, Any], Any]
+# compiled alternations, keywords by terminal (`_keywords`), the alternation after skipped
+# whitespace or None
+_Scanner = tuple[tuple[Any, ...], dict[str, dict[str, str]], Any]
 _RUN_OF = re.compile(r"\[([^]\\^-]+)\]\+")  # `[ \t\n]+`: a run of literal characters
 
 
@@ -73,11 +75,27 @@ class _Scanners(dict[int, _Scanner]):
         if found is None:
             # building the scanner sets `callback`
             mres = tuple(_plain(mre) for mre in basic.scanner._mres)
-            callbacks = {k: f for k, f in basic.callback.items()
-                         if k not in basic.ignore_types}
-            found = self._built[id(basic)] = (mres, callbacks, _skipping(basic, mres))
+            keywords = {k: _keywords(k, f) for k, f in basic.callback.items()
+                        if k not in basic.ignore_types}
+            found = self._built[id(basic)] = (mres, keywords, _skipping(basic, mres))
         self[state] = found
         return found
+
+
+def _keywords(kind: str, callback: Any) -> dict[str, str]:
+    """Lark's `UnlessCallback` as a table: a `kind` token whose whole text is one of the
+    keywords becomes that keyword (its scanner's first alternation to match all of it, the
+    first keyword equal to it, as the keywords are plain strings)."""
+    scanner = getattr(callback, "scanner", None)
+    terminals = getattr(scanner, "terminals", None)
+    if scanner is None or terminals is None or scanner.g_regex_flags or any(
+            t.pattern.type != "str" or t.pattern.flags for t in terminals):
+        raise TypeError(f"the tables' lexer callback for {kind} is not a keyword check the "
+                        "driver can read; see driver.py `_keywords`")
+    table: dict[str, str] = {}
+    for terminal in terminals:
+        table.setdefault(terminal.pattern.value, terminal.name)
+    return table
 
 
 def _skipping(basic: Any, mres: tuple[Any, ...]) -> Any:
@@ -149,7 +167,7 @@ class Driver:
         pos, length, last = 0, len(text), 0
         while True:
             if pos < length:
-                mres, callbacks, skipping = scanners[stack[-1]]
+                mres, keywords, skipping = scanners[stack[-1]]
                 m = skipping.match(text, pos) if skipping is not None else None
                 if m is None:
                     for mre in mres:
@@ -166,13 +184,12 @@ class Driver:
                     pos = end
                     continue
                 word = m.group(kind)
+                table = keywords.get(kind)
+                if table is not None:
+                    kind = table.get(word, kind)
                 token = new_str(Token, word)  # `_token`, inlined
                 token.type, token.value, token.start_pos, token.end_pos = kind, word, pos, end
                 token.line = token.column = token.end_line = token.end_column = None
-                callback = callbacks.get(kind)
-                if callback is not None:
-                    token = callback(token)
-                    kind = token.type
                 extent: Extent = (pos, end)
                 pos = last = end
             else:
@@ -186,10 +203,16 @@ class Driver:
                     values.append(token)
                     extents.append(extent)
                     break
-                value, where = _reduce(action, stack, values, extents, ast)
-                stack.append(states[stack[-1]][action.goto])  # type: ignore[arg-type]
-                values.append(value)
-                extents.append(where)
+                if action.passes:  # `_reduce` of a one-symbol `?rule`, inlined
+                    stack[-1] = states[stack[-2]][action.goto]  # type: ignore[assignment]
+                    value = values[-1]
+                    if isinstance(value, Token):  # Lark gives it no container extent
+                        extents[-1] = (value.start_pos or 0, value.end_pos or 0)
+                else:
+                    value, where = _reduce(action, stack, values, extents, ast)
+                    stack.append(states[stack[-1]][action.goto])  # type: ignore[arg-type]
+                    values.append(value)
+                    extents.append(where)
                 if token is None and stack[-1] == self._end:
                     return value, comments
 
@@ -283,10 +306,12 @@ def _action(shift: bool, arg: Any, rules: dict[Any, _Rule]) -> _Action:
                 if arg.options.keep_all_tokens or not (sym.is_term and sym.filter_out)]
         plain = len(kept) == len(expansion) and not any(splice for _, splice in kept)
         name = arg.alias or arg.options.template_source or arg.origin.name
+        expand1 = bool(arg.options.expand1) and not arg.alias
+        splice = arg.origin.name.startswith("_")
         rule = rules[arg] = _Rule(
             goto=arg.origin.name, size=len(expansion), keep=None if plain else tuple(kept),
-            name=name, expand1=bool(arg.options.expand1) and not arg.alias,
-            splice=arg.origin.name.startswith("_"), method=ToAst.method(name))
+            name=name, expand1=expand1, splice=splice, method=ToAst.method(name),
+            passes=expand1 and plain and len(expansion) == 1 and not splice)
     return rule
 
 
