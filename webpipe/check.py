@@ -290,9 +290,12 @@ def _allowed(plan: StepPlan) -> dict[str, tuple[bool, str]]:
 
 def check_placement(plan: StepPlan) -> list[Diagnostic]:
     """Every task tag either works where it stands or is an error naming where it would."""
-    out = []
+    out: list[Diagnostic] = []
+    tags = walk_tags(plan.step.tags)
+    if not tags:  # most steps: no table to build
+        return out
     allowed = _allowed(plan)
-    for tag in walk_tags(plan.step.tags):
+    for tag in tags:
         if tag.negated and tag.name not in GATE_TAGS and tag.name in KNOWN_TAGS \
                 and tag.name != "async":
             out.append(Diagnostic(f"@!{tag.name} has no meaning: only @env, @flag, @when "
