@@ -6,7 +6,10 @@ file carries its own copy of Lark's runtime, so the objects read here are the on
 in it, not the installed Lark's internals, and any Lark release can be installed. This
 module runs that table with those scanners in one loop and calls `ToAst`'s rule methods
 at each reduction. No Lark tree is built and no Lark wrapper chain runs, which roughly
-halves the load time of a large file (benchmarks W10).
+halves the load time of a large file (benchmarks W10). Three shortcuts read as Lark would
+(spec/decisions.md): whitespace is matched with the token after it where no terminal
+tried first can begin with whitespace (`_skipping`), keywords come from a table
+(`_keywords`), and a one-symbol `?rule` is reduced inside the loop.
 
 It reproduces Lark's tree shaping (`lark.parse_tree_builder` with LALR, no placeholders):
 anonymous and `_`-named tokens are filtered out, the values of `_`-named rules (Lark's
@@ -159,6 +162,8 @@ class Driver:
             return None
 
     def _run(self, text: str, ast: ToAst) -> tuple[Any, list[Token]] | None:
+        # one loop, longer than our functions are: it runs per token and per reduction,
+        # where each call costs (W10 makes ~14 000 tokens and ~24 000 reductions)
         states, scanners, ignore, new_str = self._states, self._scanners, self._ignore, _new_str
         stack = [self._start]
         values: list[Any] = []
@@ -170,12 +175,7 @@ class Driver:
                 mres, keywords, skipping = scanners[stack[-1]]
                 m = skipping.match(text, pos) if skipping is not None else None
                 if m is None:
-                    for mre in mres:
-                        m = mre.match(text, pos)
-                        if m is not None:
-                            break
-                    else:
-                        raise self._lex_error(text, pos, stack[-1], values)
+                    m = self._scan(text, pos, mres, stack[-1], values)
                 kind: str = m.lastgroup
                 pos, end = m.span(kind)
                 if kind in ignore:
@@ -215,6 +215,16 @@ class Driver:
                     extents.append(where)
                 if token is None and stack[-1] == self._end:
                     return value, comments
+
+    def _scan(self, text: str, pos: int, mres: tuple[Any, ...], state: int,
+              values: list[Any]) -> Any:
+        """The state's alternations tried in turn at `pos`, as Lark's scanner does (the
+        first that matches wins); a lexer error where none does."""
+        for mre in mres:
+            m = mre.match(text, pos)
+            if m is not None:
+                return m
+        raise self._lex_error(text, pos, state, values)
 
     def _lex_error(self, text: str, pos: int, state: int, values: list[Any]) -> UnexpectedInput:
         """What Lark's contextual lexer raises where no terminal of `state` matches: the
