@@ -1,6 +1,8 @@
 """W10: load + check of a generated ~150 KB `.wp` file using every construct.
 
 Run: python benchmarks/parse_check.py  (prints the size and the best of 5 timings)
+     python benchmarks/parse_check.py --phases  (and where the time goes: best and median
+     of 7 runs of each phase of `check_file`, collector off, process CPU time)
 """
 
 from __future__ import annotations
@@ -9,7 +11,11 @@ import gc
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 BLOCK = '''
 config cache{i} {{
@@ -107,5 +113,48 @@ def main() -> None:
               f"median {sorted(timings)[2] * 1000:.0f} ms", file=sys.stdout)
 
 
+def phases(path: Path, rounds: int = 7) -> dict[str, list[float]]:
+    """Milliseconds of each phase of `check_file(path)`, in the order it runs them."""
+    from webpipe.check import check_env, check_file
+    from webpipe.executor.env import build_env
+    from webpipe.loader import load_file
+    from webpipe.middleware import Registry
+    from webpipe.server import build_served
+    from webpipe.syntax.parser import parse
+
+    source = load_file(path).main.source
+    times: dict[str, list[float]] = {}
+
+    def timed(label: str, work: Callable[..., T], *args: object) -> T:
+        start = time.process_time()
+        done = work(*args)
+        times.setdefault(label, []).append((time.process_time() - start) * 1000)
+        return done
+
+    gc.disable()
+    for _ in range(rounds):
+        timed("parse (driver + AST)", parse, source)
+        index = timed("load_file (read, parse, imports)", load_file, path)
+        registry = timed("Registry() (entry points)", Registry)
+        env = timed("build_env (plan and compile steps)", build_env, index, registry)
+        timed("build_served (routes, GraphQL)", build_served, env)
+        timed("check_env (the checks)", check_env, env)
+        timed("check_file (all of it, as W10)", check_file, path)
+    gc.enable()
+    return times
+
+
+def main_phases() -> None:
+    from webpipe.check import check_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.wp"
+        path.write_text(generate())
+        check_file(path)  # warm caches
+        for label, times in phases(path).items():
+            times.sort()
+            print(f"  {label:36s} best {times[0]:6.1f} ms, median {times[len(times) // 2]:6.1f} ms")
+
+
 if __name__ == "__main__":
-    main()
+    main_phases() if "--phases" in sys.argv[1:] else main()

@@ -89,12 +89,13 @@ def _every_syntax_error(first: WpSyntaxError, path: Path) -> list[Diagnostic]:
 def check_env(env: Env) -> list[Diagnostic]:
     calls = check_test_calls(env)  # first: it may add the GraphQL endpoint's warning
     found = list(env.diagnostics) + calls
+    found += check_configs(env, env.index.modules)
     for module in env.index.modules:
-        found += check_configs(env, module)
         found += [Diagnostic(m.message, m.step.span, "warning", "misleading-indent")
                   for m in misplaced_steps(module.program)]
+    tasks = Tasks(env)
     for entry in env.entries:
-        found += check_pipeline(env, entry.module, entry.body, in_foreach=False)
+        found += check_pipeline(env, entry.module, entry.body, tasks, in_foreach=False)
     found += check_unjoined(env)
     found += check_durable(env)
     return sorted(_unique(found), key=_order)
@@ -151,16 +152,18 @@ def block_names(env: Env) -> set[str]:
     return names
 
 
-def check_configs(env: Env, module: Module) -> list[Diagnostic]:
+def check_configs(env: Env, modules: list[Module]) -> list[Diagnostic]:
     out = []
-    for block in module.items(n.ConfigBlock):
+    names: set[str] | None = None  # computed once, for the first unknown block
+    for block in (b for module in modules for b in module.items(n.ConfigBlock)):
         assert isinstance(block, n.ConfigBlock)
         try:
             known = block_keys(env, block)
         except WebpipeError:  # its middleware cannot load: that step reports why
             continue
         if known is None:
-            hint = did_you_mean(block.name, block_names(env))
+            names = block_names(env) if names is None else names
+            hint = did_you_mean(block.name, names)
             out.append(Diagnostic(f"config block {block.name!r} is not read by webpipe{hint}",
                                   block.span, "warning", "unknown-config"))
             continue
@@ -176,7 +179,17 @@ def _unknown_key(key: str, block: str, known: set[str]) -> str:
     return f"unknown key {key!r} in config {block} (ignored{listed}){hint}"
 
 
-def check_pipeline(env: Env, module: Module, body: Body, *, in_foreach: bool,
+class Tasks:
+    """The task names `@async` declares anywhere in the program, and those also
+    `@detached`: read by every `join` (two sets, not a scan of every step per join)."""
+
+    def __init__(self, env: Env) -> None:
+        tags = [p.tags for p in env.step_plans]
+        self.declared = {t.async_name for t in tags}
+        self.detached = {t.async_name for t in tags if t.detached}
+
+
+def check_pipeline(env: Env, module: Module, body: Body, tasks: Tasks, *, in_foreach: bool,
                    ) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     spawned: set[str] = set()
@@ -185,9 +198,9 @@ def check_pipeline(env: Env, module: Module, body: Body, *, in_foreach: bool,
         for expr in step_tags(step.node):
             out += check_tags(expr)
         if isinstance(step, Call):
-            out += check_step(env, module, step.plan, spawned, joined)
+            out += check_step(env, module, step.plan, tasks, spawned, joined)
         for child in children(step):
-            out += check_pipeline(env, module, child,
+            out += check_pipeline(env, module, child, tasks,
                                   in_foreach=in_foreach or isinstance(step, Foreach))
     for step in body.steps:
         tags = step.plan.tags if isinstance(step, Call) else None
@@ -198,7 +211,7 @@ def check_pipeline(env: Env, module: Module, body: Body, *, in_foreach: bool,
     return out
 
 
-def check_step(env: Env, module: Module, plan: StepPlan, spawned: set[str],
+def check_step(env: Env, module: Module, plan: StepPlan, tasks: Tasks, spawned: set[str],
                joined: set[str]) -> list[Diagnostic]:
     step = plan.step
     out: list[Diagnostic] = check_placement(plan)
@@ -212,11 +225,11 @@ def check_step(env: Env, module: Module, plan: StepPlan, spawned: set[str],
     if plan.kind == "join":
         for name in plan.join_names:
             joined.add(name)
-            if _detached(env, name):
+            if name in tasks.detached:
                 out.append(Diagnostic(f"join waits for {name!r}, which is @detached (never "
                                       "joined by design); drop one of them", step.span,
                                       code="bad-tag"))
-            if name not in spawned and not _declared_anywhere(env, name):
+            if name not in spawned and name not in tasks.declared:
                 out.append(Diagnostic(f"join waits for {name!r}, but no @async({name}) "
                                       "declares it", step.span, code="unknown-task"))
     if plan.kind == "middleware" and step.config_kind is n.ConfigKind.IDENT \
@@ -245,10 +258,6 @@ def check_hedge_method(plan: StepPlan) -> list[Diagnostic]:
                        "write @hedge(n, ms, idempotent) if repeating it is safe",
                        plan.step.span, code="bad-tag")
             for method in sorted(methods - IDEMPOTENT)]
-
-
-def _detached(env: Env, name: str) -> bool:
-    return any(p.tags.async_name == name and p.tags.detached for p in env.step_plans)
 
 
 # tag -> (does it apply to this plan?, where it is allowed): spec/tasks.md, one table
@@ -281,9 +290,12 @@ def _allowed(plan: StepPlan) -> dict[str, tuple[bool, str]]:
 
 def check_placement(plan: StepPlan) -> list[Diagnostic]:
     """Every task tag either works where it stands or is an error naming where it would."""
-    out = []
+    out: list[Diagnostic] = []
+    tags = walk_tags(plan.step.tags)
+    if not tags:  # most steps: no table to build
+        return out
     allowed = _allowed(plan)
-    for tag in walk_tags(plan.step.tags):
+    for tag in tags:
         if tag.negated and tag.name not in GATE_TAGS and tag.name in KNOWN_TAGS \
                 and tag.name != "async":
             out.append(Diagnostic(f"@!{tag.name} has no meaning: only @env, @flag, @when "
@@ -294,10 +306,6 @@ def check_placement(plan: StepPlan) -> list[Diagnostic]:
             out.append(Diagnostic(f"@{tag.name} has no effect here: it is allowed {where}",
                                   tag.span, code="bad-tag"))
     return out
-
-
-def _declared_anywhere(env: Env, name: str) -> bool:
-    return any(p.tags.async_name == name for p in env.step_plans)
 
 
 def _unknown_tag(name: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
@@ -77,6 +78,23 @@ class Source:
         line, col = self.position(start)
         end_line, end_col = self.position(end)
         return Span(self, line, col, end_line, end_col, start, end)
+
+    def extent_spans(self) -> Callable[[tuple[int, int] | None], Span]:
+        """`span` for a parser's extents, `(start, end)` or None (an empty rule: the empty
+        span at 0): one call with the line table at hand, as a parse builds thousands."""
+        starts, size, new = self._line_starts, len(self.text), _new_span
+
+        def span(extent: tuple[int, int] | None) -> Span:
+            if extent is None:
+                return self.span(0, 0)
+            start, end = extent
+            if not 0 <= start <= end <= size:
+                return self.span(start, end)
+            first = bisect_right(starts, start) - 1
+            last = bisect_right(starts, end, first) - 1
+            return new(Span, (self, first + 1, start - starts[first] + 1,
+                              last + 1, end - starts[last] + 1, start, end))
+        return span
 
 
 class Span(NamedTuple):

@@ -18,6 +18,7 @@ from lark.exceptions import UnexpectedInput
 from tests.syntax.test_fuzz import mutated
 from webpipe.errors import WpSyntaxError
 from webpipe.source import Source, Span
+from webpipe.syntax.driver import _token
 from webpipe.syntax.parser import _driver, parse
 from webpipe.syntax.transform import ToAst
 
@@ -45,6 +46,13 @@ EDGES = {
     "multi-line strings": (
         'handlebars page = """\n<p>{{x}}</p>\n"""\n'
         "GET /m\n  |> jq: `{\n    a: 1\n  }`\n  |> handlebars: page\n"),
+    # whitespace is skipped in the same match as the token after it (driver `_skipping`)
+    "whitespace of every kind": (
+        "\f\r\n \tGET /w \t\f\n  |>\tjq: `.`   # c\n\n\r\n  |> foreach  \t items \n"
+        "    |> jq: `.` \f\n  end\t \n  |> dispatch\n    case\t@flag(a)\t:\n"
+        "      |> jq:\n        `1`\n  end \n\t \f"),
+    "no final newline after blanks": "GET /e\n  |> jq: `.` @async(a)   \t",
+    "a comment last, after blanks": "GET /e\n  |> jq: `.`\n\n   # the end",
 }
 
 
@@ -114,6 +122,9 @@ ERRORS = {
     "unexpected end": "GET /x\n  |> foreach data.items\n    |> jq: `.`\n",
     "unknown method": "FETCH /x\n  |> jq: `.`\n",
     "missing pipe": "GET /x\n  jq: `.`\n",
+    "blanks before an unreadable character": "GET /x\n  |> jq: `.`\n \t\f ~~\n",
+    "blanks before a token another state reads": "GET /x\n  |>   \t }\n",
+    "blanks at the end of an unfinished file": "GET /x\n  |> foreach data.items  \n\t ",
 }
 
 
@@ -133,3 +144,22 @@ def test_syntax_errors_read_as_lark_reports_them(name: str) -> None:
 def test_mutated_files_parse_or_fail_the_same(text: str) -> None:
     lark, driver = _both("fuzz.wp", text)
     assert driver == lark
+
+
+def test_keyword_tables_read_as_lark_callbacks() -> None:
+    """The driver's keyword tables (`_keywords`) give every word the type Lark's
+    `UnlessCallback` gives it, in every lexer state."""
+    lexers = _driver()._lexers
+    scanners = {state: _driver()._scanners[state] for state in lexers}  # sets `callback`
+    words = {t.pattern.value for lexer in lexers.values() for cb in lexer.callback.values()
+             for t in cb.scanner.terminals}
+    words |= {w + "x" for w in words} | {w[:-1] for w in words} | {"x", "GET", "a-b", "_"}
+    checked = 0
+    for state, lexer in lexers.items():
+        keywords = scanners[state][1]
+        for kind, callback in lexer.callback.items():
+            for word in sorted(words):
+                token = _token(kind, word, 0, len(word))
+                assert keywords[kind].get(word, kind) == callback(token).type, (kind, word)
+                checked += 1
+    assert checked > 1000

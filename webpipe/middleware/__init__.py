@@ -51,6 +51,7 @@ class Registry:
     def __init__(self, table: dict[str, str] | None = None, *, plugins: bool = True) -> None:
         self.table: dict[str, str | type[Middleware]] = dict(table or BUILTIN_MIDDLEWARE)
         self.instances: dict[str, Middleware] = {}
+        self._classes: dict[str, type[Middleware]] = {}  # imported and checked, by name
         if plugins:
             # imported here: a sandbox worker imports middleware modules (lua_state) and
             # should not pay for importlib.metadata (~40-180 ms) on every start
@@ -69,6 +70,7 @@ class Registry:
                               "existing one; pass replace=True to allow it")
         self.table[name] = impl
         self.instances.pop(name, None)
+        self._classes.pop(name, None)
 
     def __contains__(self, name: object) -> bool:
         return name in self.table or name in UNSUPPORTED_MIDDLEWARE
@@ -82,7 +84,7 @@ class Registry:
         impl = self.table.get(name)
         if impl is None:
             return None
-        return (_import(impl) if isinstance(impl, str) else impl).config_keys
+        return (self._class(name, impl) if isinstance(impl, str) else impl).config_keys
 
     def get(self, name: str, host: MiddlewareHost) -> Middleware:
         """The app's instance of `name`, importing and constructing it on first use."""
@@ -93,10 +95,18 @@ class Registry:
         impl = self.table.get(name)
         if impl is None:
             raise ConfigError(f"unknown middleware {name!r}")
-        cls = _import(impl) if isinstance(impl, str) else _checked(impl)
+        cls = self._class(name, impl) if isinstance(impl, str) else _checked(impl)
         instance: Middleware = cls(host)  # type: ignore[call-arg]
         self.instances[name] = instance
         return instance
+
+    def _class(self, name: str, spec: str) -> type[Middleware]:
+        """The class `spec` names, imported once (`check` asks every block and step); a
+        failed import is not kept, so it raises again where it is used."""
+        cls = self._classes.get(name)
+        if cls is None:
+            cls = self._classes[name] = _import(spec)
+        return cls
 
 
 def _import(spec: str) -> type[Middleware]:

@@ -6,7 +6,10 @@ file carries its own copy of Lark's runtime, so the objects read here are the on
 in it, not the installed Lark's internals, and any Lark release can be installed. This
 module runs that table with those scanners in one loop and calls `ToAst`'s rule methods
 at each reduction. No Lark tree is built and no Lark wrapper chain runs, which roughly
-halves the load time of a large file (benchmarks W10).
+halves the load time of a large file (benchmarks W10). Three shortcuts read as Lark would
+(spec/decisions.md): whitespace is matched with the token after it where no terminal
+tried first can begin with whitespace (`_skipping`), keywords come from a table
+(`_keywords`), and a one-symbol `?rule` is reduced inside the loop.
 
 It reproduces Lark's tree shaping (`lark.parse_tree_builder` with LALR, no placeholders):
 anonymous and `_`-named tokens are filtered out, the values of `_`-named rules (Lark's
@@ -35,6 +38,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from lark.tree import Meta
 
 from webpipe.errors import WpSyntaxError
+from webpipe.syntax.first_char import may_start_with
 from webpipe.syntax.transform import ToAst
 
 Extent = tuple[int, int] | None
@@ -50,10 +54,14 @@ class _Rule:
     expand1: bool  # `?rule`: one child is passed on as it is
     splice: bool  # `_rule`: the children are spliced into the parent
     method: Callable[[ToAst, Extent, list[Any]], Any] | None  # ToAst's, None keeps a tree
+    passes: bool  # `?rule` of one symbol: its value and extent stay (`_run` inlines it)
 
 
 _Action = int | _Rule  # a state to shift to, or a rule to reduce by
-_Scanner = tuple[tuple[Any, ...], dict[str, Any]]  # compiled alternations, token callbacks
+# compiled alternations, keywords by terminal (`_keywords`), the alternation after skipped
+# whitespace or None
+_Scanner = tuple[tuple[Any, ...], dict[str, dict[str, str]], Any]
+_RUN_OF = re.compile(r"\[([^]\\^-]+)\]\+")  # `[ \t\n]+`: a run of literal characters
 
 
 class _Scanners(dict[int, _Scanner]):
@@ -70,11 +78,48 @@ class _Scanners(dict[int, _Scanner]):
         if found is None:
             # building the scanner sets `callback`
             mres = tuple(_plain(mre) for mre in basic.scanner._mres)
-            callbacks = {k: f for k, f in basic.callback.items()
-                         if k not in basic.ignore_types}
-            found = self._built[id(basic)] = (mres, callbacks)
+            keywords = {k: _keywords(k, f) for k, f in basic.callback.items()
+                        if k not in basic.ignore_types}
+            found = self._built[id(basic)] = (mres, keywords, _skipping(basic, mres))
         self[state] = found
         return found
+
+
+def _keywords(kind: str, callback: Any) -> dict[str, str]:
+    """Lark's `UnlessCallback` as a table: a `kind` token whose whole text is one of the
+    keywords becomes that keyword (its scanner's first alternation to match all of it, the
+    first keyword equal to it, as the keywords are plain strings)."""
+    scanner = getattr(callback, "scanner", None)
+    terminals = getattr(scanner, "terminals", None)
+    if scanner is None or terminals is None or scanner.g_regex_flags or any(
+            t.pattern.type != "str" or t.pattern.flags for t in terminals):
+        raise TypeError(f"the tables' lexer callback for {kind} is not a keyword check the "
+                        "driver can read; see driver.py `_keywords`")
+    table: dict[str, str] = {}
+    for terminal in terminals:
+        table.setdefault(terminal.pattern.value, terminal.name)
+    return table
+
+
+def _skipping(basic: Any, mres: tuple[Any, ...]) -> Any:
+    """The state's alternation preceded by a possessive run of its ignored whitespace
+    terminal (`[ \t\f\r\n]*+(?:...)`), so one match skips the whitespace and reads the
+    token after it; None where that could read differently. It reads the same as matching
+    the alternation twice, first the whitespace, when no terminal tried before the
+    whitespace one could match at a whitespace character (first_char.py): the alternation
+    then picks whitespace there, all of it, and the parser state does not change. A failed
+    match is retried the general way (`_run`)."""
+    terminals = basic.scanner.terminals
+    run = next(((i, m) for i, t in enumerate(terminals) if t.name in basic.ignore_types
+                and (m := _RUN_OF.fullmatch(t.pattern.to_regexp())) is not None), None)
+    if run is None or len(mres) != 1:
+        return None
+    index, found = run
+    chars = frozenset(found.group(1))
+    if any(may_start_with(t.pattern.to_regexp(), chars) for t in terminals[:index]):
+        return None
+    engine = re if isinstance(mres[0], re.Pattern) else basic.scanner.re_
+    return engine.compile(f"{found.group(0)[:-1]}*+(?:{mres[0].pattern})", mres[0].flags)
 
 
 def _plain(mre: Any) -> Any:
@@ -117,6 +162,8 @@ class Driver:
             return None
 
     def _run(self, text: str, ast: ToAst) -> tuple[Any, list[Token]] | None:
+        # one loop, longer than our functions are: it runs per token and per reduction,
+        # where each call costs (W10 makes ~14 000 tokens and ~24 000 reductions)
         states, scanners, ignore, new_str = self._states, self._scanners, self._ignore, _new_str
         stack = [self._start]
         values: list[Any] = []
@@ -125,28 +172,24 @@ class Driver:
         pos, length, last = 0, len(text), 0
         while True:
             if pos < length:
-                mres, callbacks = scanners[stack[-1]]
-                for mre in mres:
-                    m = mre.match(text, pos)
-                    if m is not None:
-                        break
-                else:
-                    raise self._lex_error(text, pos, stack[-1], values)
+                mres, keywords, skipping = scanners[stack[-1]]
+                m = skipping.match(text, pos) if skipping is not None else None
+                if m is None:
+                    m = self._scan(text, pos, mres, stack[-1], values)
                 kind: str = m.lastgroup
-                end = m.end()
+                pos, end = m.span(kind)
                 if kind in ignore:
                     if kind == "COMMENT":
-                        comments.append(_token(kind, m.group(), pos, end))
+                        comments.append(_token(kind, m.group(kind), pos, end))
                     pos = end
                     continue
-                word = m.group()
+                word = m.group(kind)
+                table = keywords.get(kind)
+                if table is not None:
+                    kind = table.get(word, kind)
                 token = new_str(Token, word)  # `_token`, inlined
                 token.type, token.value, token.start_pos, token.end_pos = kind, word, pos, end
                 token.line = token.column = token.end_line = token.end_column = None
-                callback = callbacks.get(kind)
-                if callback is not None:
-                    token = callback(token)
-                    kind = token.type
                 extent: Extent = (pos, end)
                 pos = last = end
             else:
@@ -160,12 +203,28 @@ class Driver:
                     values.append(token)
                     extents.append(extent)
                     break
-                value, where = _reduce(action, stack, values, extents, ast)
-                stack.append(states[stack[-1]][action.goto])  # type: ignore[arg-type]
-                values.append(value)
-                extents.append(where)
+                if action.passes:  # `_reduce` of a one-symbol `?rule`, inlined
+                    stack[-1] = states[stack[-2]][action.goto]  # type: ignore[assignment]
+                    value = values[-1]
+                    if isinstance(value, Token):  # Lark gives it no container extent
+                        extents[-1] = (value.start_pos or 0, value.end_pos or 0)
+                else:
+                    value, where = _reduce(action, stack, values, extents, ast)
+                    stack.append(states[stack[-1]][action.goto])  # type: ignore[arg-type]
+                    values.append(value)
+                    extents.append(where)
                 if token is None and stack[-1] == self._end:
                     return value, comments
+
+    def _scan(self, text: str, pos: int, mres: tuple[Any, ...], state: int,
+              values: list[Any]) -> Any:
+        """The state's alternations tried in turn at `pos`, as Lark's scanner does (the
+        first that matches wins); a lexer error where none does."""
+        for mre in mres:
+            m = mre.match(text, pos)
+            if m is not None:
+                return m
+        raise self._lex_error(text, pos, state, values)
 
     def _lex_error(self, text: str, pos: int, state: int, values: list[Any]) -> UnexpectedInput:
         """What Lark's contextual lexer raises where no terminal of `state` matches: the
@@ -257,10 +316,12 @@ def _action(shift: bool, arg: Any, rules: dict[Any, _Rule]) -> _Action:
                 if arg.options.keep_all_tokens or not (sym.is_term and sym.filter_out)]
         plain = len(kept) == len(expansion) and not any(splice for _, splice in kept)
         name = arg.alias or arg.options.template_source or arg.origin.name
+        expand1 = bool(arg.options.expand1) and not arg.alias
+        splice = arg.origin.name.startswith("_")
         rule = rules[arg] = _Rule(
             goto=arg.origin.name, size=len(expansion), keep=None if plain else tuple(kept),
-            name=name, expand1=bool(arg.options.expand1) and not arg.alias,
-            splice=arg.origin.name.startswith("_"), method=ToAst.method(name))
+            name=name, expand1=expand1, splice=splice, method=ToAst.method(name),
+            passes=expand1 and plain and len(expansion) == 1 and not splice)
     return rule
 
 

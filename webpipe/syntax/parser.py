@@ -85,7 +85,7 @@ def parse(source: Source, *, lark_only: bool = False, read: Source | None = None
     read = read or source
     if not lark_only:
         try:
-            done = _driver().parse(read.text, ToAst(source))
+            done = _driver().parse(read.text, ToAst(source, extents=True))
         except UnexpectedInput as exc:
             raise _syntax_error(read, exc, source) from None
         if done is not None:

@@ -74,9 +74,13 @@ class ToAst:
     a wrapper function per rule call (about a tenth of a large file's load time). A rule
     without a method keeps its Lark tree, as `Transformer.__default__` does."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, *, extents: bool = False) -> None:
+        """`extents`: positions are the driver's `(start, end)` offsets (or None) only,
+        so spans come from `Source.extent_spans` directly, without `_meta_span`'s tests."""
         self.source = source
         self._handlers: dict[str, Handler] = {}
+        self._span: Callable[[Any], Span] = \
+            source.extent_spans() if extents else self._meta_span
 
     def transform(self, tree: Tree[Token]) -> n.Program:
         program = self._walk(tree)
@@ -119,7 +123,7 @@ class ToAst:
             text = _strip_trailing_comment(text.strip())
         return n.Value(text=text, kind=kind, span=self._tok_span(token))
 
-    def _span(self, meta: Meta | tuple[int, int] | None) -> Span:
+    def _meta_span(self, meta: Meta | tuple[int, int] | None) -> Span:
         if isinstance(meta, tuple):  # the driver's (start, end) offsets
             return self.source.span(*meta)
         if meta is None or getattr(meta, "empty", True):
