@@ -73,6 +73,14 @@ def request_bytes(w: Workload) -> bytes:
     return head.encode() + b"\r\n" + body
 
 
+def needs(w: Workload, workdir: Path) -> None:
+    """W4's database: `DATABASE_URL`, else run.py's embedded one, seeded."""
+    if w.needs_database and not os.environ.get("DATABASE_URL"):
+        from run import database_url
+
+        os.environ["DATABASE_URL"] = database_url(HERE / ".work")
+
+
 def webpipe_app(w: Workload, workdir: Path) -> tuple[Any, str]:
     from webpipe.oplog import LogSettings, configure_logging
     from webpipe.protocol import PROTOCOL
@@ -168,6 +176,7 @@ async def main() -> None:
     for index, name in enumerate(args.names):
         hand = name.startswith("hand:")
         w = by_name[name.removeprefix("hand:").replace("bare", "W0")]
+        needs(w, workdir)
         if name == "bare":
             app, http = bare_app, "httptools"
         else:
