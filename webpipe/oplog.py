@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from webpipe import access_lines
+
 ACCESS = logging.getLogger("webpipe.access")
 ERRORS = logging.getLogger("webpipe.error")
 
@@ -33,6 +35,7 @@ _CLIENT_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 ERROR_KEY = "webpipe.error"  # scope key: what failed, for the error line and the body
 ID_KEY = "webpipe.request_id"
 _SWITCHES = {"access": True, "json": False}
+_LINES: list[access_lines.AccessLines] = []  # the batched text access lines, once set up
 
 
 @dataclass(frozen=True)
@@ -75,13 +78,16 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(settings: LogSettings) -> None:
-    """Root logging to stderr in the chosen format and level (every process calls it)."""
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.format == "json":
+    """Root logging to stderr in the chosen format and level (every process calls it);
+    text access lines go through `access_lines` (batched, same text)."""
+    json_logs = settings.format == "json"
+    _LINES[:] = [] if json_logs else [access_lines.install(sys.stderr)]
+    handler = access_lines.OrderedHandler(sys.stderr, None if json_logs else _LINES[0])
+    if json_logs:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
+        handler.setFormatter(logging.Formatter(access_lines.LINE_FORMAT,
+                                               access_lines.DATE_FORMAT))
     logging.basicConfig(level=settings.level.upper(), handlers=[handler], force=True)
     for noisy in ("pgserver", "watchfiles"):  # their info lines are not the operator's
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -130,9 +136,12 @@ def log_request(scope: Any, status: int, started: float) -> None:
     rid = scope.get(ID_KEY, "")
     if access:
         ms = round((time.perf_counter() - started) * 1000, 1)
-        ACCESS.info("%s %s %d %.1fms id=%s", method, path, status, ms, rid, extra={
-            "fields": {"method": method, "path": path, "status": status, "durationMs": ms,
-                       "requestId": rid}})
+        if _LINES:
+            _LINES[0].add(method, path, status, ms, rid)
+        else:
+            ACCESS.info("%s %s %d %.1fms id=%s", method, path, status, ms, rid, extra={
+                "fields": {"method": method, "path": path, "status": status,
+                           "durationMs": ms, "requestId": rid}})
     if failed is None and status < 500:
         return
     failed = failed or {"type": "http", "message": f"status {status}", "location": None}

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from webpipe import __version__
+from webpipe import __version__, access_lines
 from webpipe.config import config_bool
 from webpipe.errors import Diagnostic, HardError, WebpipeError
 from webpipe.executor.background import end_request
@@ -381,6 +381,7 @@ class WebpipeApp:
         await self.served.env.aclose()
         if self.tracing is not None:  # after the drain: the last tasks' spans are exported
             await asyncio.to_thread(self.tracing.shutdown)
+        access_lines.flush_all()
         if "webpipe.pgembed" in sys.modules:  # only when an embedded server may be running
             from webpipe.pgembed import stop_embedded
 
