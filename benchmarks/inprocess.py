@@ -1,4 +1,4 @@
-"""µs per request of W0-W3, W7, W8 and W3L through the ASGI app, in-process (no HTTP server, no wrk).
+"""µs per request of W0-W3, W7, W8 and W3L through the ASGI app, in-process (no server).
 
 Drives the app webpipe serves with a minimal ASGI scope, so the figure is the framework's
 own cost per request. Run it against two checkouts to compare them in one session, e.g.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
+from webpipe.templating.codegen import Leaf, is_leaf
 from webpipe.templating.compiler import Compiler
 from webpipe.templating.errors import TemplateRenderError, TemplateSyntaxError
 from webpipe.templating.parser import parse
@@ -23,9 +24,10 @@ class Template:
 
     def __init__(self, env: Environment, name: str, program: Render,
                  partial_names: frozenset[str], may_read_context: bool = True,
-                 heads: frozenset[str] | None = None) -> None:
+                 heads: frozenset[str] | None = None, source: str = "") -> None:
         self.env = env
         self.name = name
+        self.source = source  # the text it was compiled from
         self.program = program
         self.partial_names = partial_names
         self.may_read_context = may_read_context  # this template alone, not its partials
@@ -55,9 +57,14 @@ class Template:
 class Environment:
     """Compiles templates and resolves partials by name."""
 
-    def __init__(self, partials: Mapping[str, str] | None = None) -> None:
+    def __init__(self, partials: Mapping[str, str] | None = None, *,
+                 generate: bool = True) -> None:
         self.sources: Mapping[str, str] = dict(partials or {})
+        # False: every template renders through the compiler's closures alone (the
+        # reference the differential tests compare generated code with)
+        self.generate = generate
         self._partials: dict[str, Template | TemplateSyntaxError] = {}
+        self._leaves: dict[str, Leaf | None] = {}
         self._cache: dict[str, Template] = {}
 
     def compile(self, source: str, name: str | None = None) -> Template:
@@ -66,12 +73,12 @@ class Environment:
             return self._cache[source]
         label = name or "tpl_" + hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
         try:
-            compiler = Compiler(source, label)
+            compiler = Compiler(source, label, self._leaf, self.generate)
             program = compiler.program(parse(source), top=True)
         except TemplateSyntaxError as exc:
             raise exc.locate(source, label) from None
         template = Template(self, label, program, frozenset(compiler.partial_names),
-                            compiler.may_read_context, frozenset(compiler.heads))
+                            compiler.may_read_context, frozenset(compiler.heads), source)
         if name is None:
             self._cache[source] = template
         return template
@@ -95,6 +102,20 @@ class Environment:
         if isinstance(found, TemplateSyntaxError):
             raise found
         return found
+
+    def _leaf(self, name: str) -> Leaf | None:
+        """Partial `name` when it is a leaf (codegen.is_leaf) that compiles: its nodes can be
+        inlined where it is called."""
+        if name not in self._leaves:
+            source, found = self.sources.get(name), None
+            try:
+                nodes = None if source is None else parse(source)
+            except TemplateSyntaxError:
+                nodes = None
+            if source is not None and nodes is not None and is_leaf(nodes):
+                found = (Compiler(source, name, None, self.generate), nodes)
+            self._leaves[name] = found
+        return self._leaves[name]
 
     def check_partials(self, template: Template) -> None:
         """Compile every partial `template` names, transitively; raise the first error."""
