@@ -35,7 +35,13 @@ from webpipe.templating.runtime import (
     lookup,
     walk,
 )
-from webpipe.templating.values import ESCAPES, NEEDS_ESCAPE, escape_html, is_truthy, render_value
+from webpipe.templating.values import (
+    ESCAPES,
+    NEEDS_ESCAPE,
+    is_truthy,
+    render_escaped,
+    render_value,
+)
 
 if TYPE_CHECKING:
     from webpipe.templating.compiler import Compiler
@@ -56,6 +62,7 @@ class _Frame:
     index: str = ""
     last: str = ""
     names: set[str] = field(default_factory=set)  # block params that would shadow a read
+    locals: set[str] = field(default_factory=set)  # the `@` variables read
     inlines: bool = False  # inlined a partial: needs no inline partial registered
     label: str | None = None  # the inlined partial whose elements these are
 
@@ -185,6 +192,7 @@ class _Generator:
         item = frame.item
         if path.local:
             local = path.parts[0]
+            frame.locals.add(local)
             self.emit("v = " + {"index": frame.index, "first": f"{frame.index} == 0",
                                 "last": f"{frame.index} == {frame.last}"}[local])
             return
@@ -212,7 +220,7 @@ class _Generator:
                 self.emit("if type(v) is str:")
                 self.emit("    a(v if _needs_escape(v) is None else v.translate(_ESCAPES))")
                 self.emit("else:")
-                self.emit("    a(escape_html(render_value(v)))")
+                self.emit("    a(render_escaped(v))")
             else:
                 self.emit("a(v if type(v) is str else render_value(v))")
 
@@ -239,16 +247,21 @@ class _Generator:
         items = self.fresh("items")
         self.emit(f"{items} = v")
         loop = _Frame(self.fresh("item"), self.fresh("i"), self.fresh("last"), label=frame.label)
-        body_at = len(self.lines)
-        with self.indented():
-            self.emit(f"{loop.last} = len({items}) - 1")
-            self.emit(f"for {loop.index}, {loop.item} in enumerate({items}):")
-            with self.indented():
-                self.sequence(compiler, node.program, loop, False)
-                self.emit("pass")
-        body = self.lines[body_at:]
-        del self.lines[body_at:]
+        start = len(self.lines)
+        self.level += 2
+        self.sequence(compiler, node.program, loop, False)
+        self.emit("pass")
+        self.level -= 2
+        body = self.lines[start:]
+        del self.lines[start:]
         self.emit(f"if {self.guard(items, loop)}:")
+        with self.indented():
+            if "last" in loop.locals:
+                self.emit(f"{loop.last} = len({items}) - 1")
+            if loop.locals:
+                self.emit(f"for {loop.index}, {loop.item} in enumerate({items}):")
+            else:
+                self.emit(f"for {loop.item} in {items}:")
         self.lines.extend(body)
         self.emit("else:")
         with self.indented():
@@ -372,7 +385,7 @@ def _locate(exc: TemplateRenderError, where: tuple[int, int, str | None]) -> Non
 _RUNTIME: dict[str, object] = {
     "TemplateRenderError": TemplateRenderError, "MISSING": MISSING, "walk": walk,
     "include_partial": include_partial, "is_truthy": is_truthy, "render_value": render_value,
-    "escape_html": escape_html, "_needs_escape": NEEDS_ESCAPE.search, "_ESCAPES": ESCAPES,
+    "render_escaped": render_escaped, "_needs_escape": NEEDS_ESCAPE.search, "_ESCAPES": ESCAPES,
     "_read": _read, "_params_free": _params_free, "_locate": _locate,
 }
 LeafLookup = Callable[[str], Leaf | None]

@@ -60,6 +60,14 @@ def render_value(value: JSON) -> str:
     return str(value)
 
 
+def render_escaped(value: JSON) -> str:
+    """`{{value}}` of a value that is not a string: rendered, then escaped (an integer's
+    digits never need it)."""
+    if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+        return str(value)
+    return escape_html(render_value(value))
+
+
 def format_number(value: int | float) -> str:
     """`serde_json::Number` display: integers verbatim, floats via Ryu."""
     if isinstance(value, int) and _INT_MIN <= value <= _INT_MAX:
