@@ -15,6 +15,7 @@ from typing import Any
 from webpipe.jqfast.budget import spend, spend_text
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.numeric import (
+    MAX_SAFE,
     NUMBER_TYPES,
     CFloat,
     LFloat,
@@ -172,14 +173,18 @@ def to_output(v: Any) -> Any:
         if not v.isascii() and _SURROGATE.search(v):
             raise Fallback
         return v
-    # ASCII text (the commonest member) is returned inline, without a call
+    # ASCII text and integers within ±2**53 (the commonest members) are returned inline,
+    # without a call: to_output would return them as they are
     if t is dict:
         spend(len(v))
         return {(k if type(k) is str and k.isascii() else _output_key(k)):
-                (x if type(x) is str and x.isascii() else to_output(x)) for k, x in v.items()}
+                (x if ((tx := type(x)) is str and x.isascii())
+                 or (tx is int and -MAX_SAFE <= x <= MAX_SAFE) else to_output(x))
+                for k, x in v.items()}
     if t is list:
         spend(len(v))
-        return [x if type(x) is str and x.isascii() else to_output(x) for x in v]
+        return [x if ((tx := type(x)) is str and x.isascii())
+                or (tx is int and -MAX_SAFE <= x <= MAX_SAFE) else to_output(x) for x in v]
     if v is None or t is bool:
         return v
     if t in NUMBER_TYPES:
