@@ -146,4 +146,4 @@ def test_nesting_past_pythons_block_limit_falls_back_to_closures() -> None:
 def test_leaves_are_partials_of_text_and_paths_only() -> None:
     assert is_leaf(parse(PARTIALS["row"])) and is_leaf(parse(PARTIALS["cell"]))
     assert not is_leaf(parse(PARTIALS["tree"])) and not is_leaf(parse("{{len x}}"))
-    assert Environment(PARTIALS)._leaf("broken") is None
+    assert Environment(PARTIALS).leaf("broken") is None

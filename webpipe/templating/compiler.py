@@ -49,7 +49,7 @@ class Compiler:
     """Compiles the nodes of one template; `name` is the template's own name."""
 
     def __init__(self, source: str, name: str | None, leaf: LeafLookup | None = None,
-                 generate: bool = True) -> None:
+                 generate: bool = False) -> None:
         self.source = source
         self.name = name
         # a leaf partial by name, for inlining (None: none is inlined)

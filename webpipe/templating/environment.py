@@ -22,16 +22,16 @@ from webpipe.templating.runtime import JSON, Ctx, Render, Scope
 class Template:
     """A compiled template; `render(data)` returns the text."""
 
-    def __init__(self, env: Environment, name: str, program: Render,
-                 partial_names: frozenset[str], may_read_context: bool = True,
-                 heads: frozenset[str] | None = None, source: str = "") -> None:
+    def __init__(self, env: Environment, name: str, source: str, compiler: Compiler,
+                 program: Render) -> None:
         self.env = env
         self.name = name
         self.source = source  # the text it was compiled from
-        self.program = program
-        self.partial_names = partial_names
-        self.may_read_context = may_read_context  # this template alone, not its partials
-        self.heads = heads  # first segments of its paths (None: unknown)
+        # closures at load; the generated function from the first render on (_generate)
+        self.program = self._generate if env.generate else program
+        self.partial_names = frozenset(compiler.partial_names)
+        self.may_read_context = compiler.may_read_context  # this template, not its partials
+        self.heads: frozenset[str] | None = frozenset(compiler.heads)  # its paths' first segments
 
     def render(self, data: JSON) -> str:
         """Render with `data` as the root context; raises TemplateRenderError."""
@@ -50,6 +50,14 @@ class Template:
             exc.name(self.name)
             raise
 
+    def _generate(self, ctx: Ctx, scope: Scope, out: list[str]) -> None:
+        """The first render generates the template's Python function (codegen.py) and keeps
+        it: done here rather than at load, a load that never renders (`check`, the LSP) does
+        not pay for compiling generated source (spec/handlebars.md "Compiled form")."""
+        compiler = Compiler(self.source, self.name, self.env.leaf, generate=True)
+        self.program = compiler.program(parse(self.source), top=True)
+        self.program(ctx, scope, out)
+
     def __repr__(self) -> str:
         return f"<Template {self.name}>"
 
@@ -60,8 +68,8 @@ class Environment:
     def __init__(self, partials: Mapping[str, str] | None = None, *,
                  generate: bool = True) -> None:
         self.sources: Mapping[str, str] = dict(partials or {})
-        # False: every template renders through the compiler's closures alone (the
-        # reference the differential tests compare generated code with)
+        # False: templates keep rendering through the compiler's closures (the reference
+        # the differential tests compare generated code with)
         self.generate = generate
         self._partials: dict[str, Template | TemplateSyntaxError] = {}
         self._leaves: dict[str, Leaf | None] = {}
@@ -73,12 +81,11 @@ class Environment:
             return self._cache[source]
         label = name or "tpl_" + hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
         try:
-            compiler = Compiler(source, label, self._leaf, self.generate)
+            compiler = Compiler(source, label, generate=False)
             program = compiler.program(parse(source), top=True)
         except TemplateSyntaxError as exc:
             raise exc.locate(source, label) from None
-        template = Template(self, label, program, frozenset(compiler.partial_names),
-                            compiler.may_read_context, frozenset(compiler.heads), source)
+        template = Template(self, label, source, compiler, program)
         if name is None:
             self._cache[source] = template
         return template
@@ -103,7 +110,7 @@ class Environment:
             raise found
         return found
 
-    def _leaf(self, name: str) -> Leaf | None:
+    def leaf(self, name: str) -> Leaf | None:
         """Partial `name` when it is a leaf (codegen.is_leaf) that compiles: its nodes can be
         inlined where it is called."""
         if name not in self._leaves:
@@ -113,7 +120,7 @@ class Environment:
             except TemplateSyntaxError:
                 nodes = None
             if source is not None and nodes is not None and is_leaf(nodes):
-                found = (Compiler(source, name, None, self.generate), nodes)
+                found = (Compiler(source, name, generate=False), nodes)
             self._leaves[name] = found
         return self._leaves[name]
 
