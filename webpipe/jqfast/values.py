@@ -139,7 +139,10 @@ def dump(v: Any) -> str:
 
 
 def tostring(v: Any) -> str:
-    return v if type(v) is str else dump(v)
+    t = type(v)
+    if t is str:
+        return v  # type: ignore[no-any-return]
+    return format_number(v) if t is int else dump(v)  # what dump does for an int
 
 
 def trunc(v: Any) -> str:
