@@ -23,12 +23,22 @@ from typing import TYPE_CHECKING
 
 from webpipe.templating.errors import TemplateRenderError
 from webpipe.templating.helpers import HELPERS
-from webpipe.templating.nodes import Block, Mustache, Node, PartialCall, PathExpr, Program, Text
+from webpipe.templating.nodes import (
+    Block,
+    Decorator,
+    Mustache,
+    Node,
+    PartialCall,
+    PathExpr,
+    Program,
+    Text,
+)
 from webpipe.templating.runtime import (
     MAX_PARTIAL_DEPTH,
     MISSING,
     PARTIAL_BLOCK,
     Ctx,
+    Fragment,
     Render,
     Scope,
     include_partial,
@@ -51,6 +61,7 @@ _LOCALS = ("index", "first", "last")  # the `@` variables a generated loop provi
 # Python refuses source nested 100 blocks deep: deeper template blocks run as closures
 _MAX_LEVEL = 40
 _MAX_LOOP_NESTING = 8
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # integers printed as they are (values.format_number)
 
 
 @dataclass(slots=True)
@@ -87,6 +98,7 @@ class _Generator:
         self.names: dict[str, object] = {}
         self.positions: list[tuple[int, int, str | None]] = []
         self.counter = 0
+        self.run: list[tuple[str, str]] = []  # (text, or a variable) to append as one
 
     def build(self) -> Render:
         head = ["def render(ctx, scope, out):", "    a = out.append", "    this = scope.this"]
@@ -129,27 +141,38 @@ class _Generator:
         self.positions.append((line, column, frame.label))
         self.emit(f"at = {len(self.positions) - 1}")
 
-    def sequence(self, compiler: Compiler, nodes: Program, frame: _Frame, top: bool) -> None:
-        texts: list[str] = []
+    def sequence(self, compiler: Compiler, nodes: Program, frame: _Frame, top: bool,
+                 flush: bool = True) -> None:
+        """Text and `{{path}}`s in a row become one append of their concatenation (`run`)."""
         after_block = False
         for node in nodes:
             if isinstance(node, Text):
-                texts.append(node.value)
-                continue
-            if texts:
-                self.emit(f"a({''.join(texts)!r})")
-                texts = []
-            self.node(compiler, node, frame, top and not after_block)
+                self.run.append((node.value, ""))
+            elif isinstance(node, Mustache) and _is_value(node):
+                assert isinstance(node.value, PathExpr)
+                self.value(compiler, node, node.value, frame)
+                self.run.append(("", self.text_of(node.escape)))
+            elif isinstance(node, PartialCall) and frame.item is not None:
+                self.partial(compiler, node, frame)  # a leaf: joins the run
+            else:
+                self.flush()
+                self.node(compiler, node, frame, top and not after_block)
             after_block = after_block or isinstance(node, Block)
-        if texts:
-            self.emit(f"a({''.join(texts)!r})")
+        if flush:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append the run: one f-string of its text and variables."""
+        if len(self.run) == 1:
+            text, variable = self.run[0]
+            self.emit(f"a({variable or repr(text)})")
+        elif self.run:
+            parts = ("{" + name + "}" if name else _brace(text) for text, name in self.run)
+            self.emit(f"a(f{''.join(parts)!r})")
+        self.run = []
 
     def node(self, compiler: Compiler, node: Node, frame: _Frame, top: bool) -> None:
-        if isinstance(node, Mustache) and _is_value(node):
-            assert isinstance(node.value, PathExpr)
-            self.value(compiler, node, node.value, frame)
-            self.show(node.escape)
-        elif isinstance(node, Block) and _condition(node) and (
+        if isinstance(node, Block) and _condition(node) and (
                 self.level < _MAX_LEVEL if frame.item is None else self.in_loop(compiler, node)):
             self.condition(compiler, node, frame)
         elif isinstance(node, Block) and frame.item is None and _loop(node) and (
@@ -157,6 +180,8 @@ class _Generator:
             self.each(compiler, node, frame)
         elif isinstance(node, PartialCall) and _plain_partial(node, compiler, top):
             self.partial(compiler, node, frame)
+        elif isinstance(node, PartialCall) and _plain_block(node, compiler, top):
+            self.partial_block(compiler, node, frame)
         else:
             assert frame.item is None, "in_loop() keeps other nodes out of generated loops"
             self.at(compiler, node, frame)
@@ -212,17 +237,19 @@ class _Generator:
         if len(path.parts) == 1:
             self.level -= 1
 
-    def show(self, escape: bool) -> None:
-        """Append `v` as `{{…}}` (escaped) or `{{{…}}}` prints it."""
-        self.emit("if v is not None:")
-        with self.indented():
-            if escape:
-                self.emit("if type(v) is str:")
-                self.emit("    a(v if _needs_escape(v) is None else v.translate(_ESCAPES))")
-                self.emit("else:")
-                self.emit("    a(render_escaped(v))")
-            else:
-                self.emit("a(v if type(v) is str else render_value(v))")
+    def text_of(self, escape: bool) -> str:
+        """A variable holding `v` as `{{…}}` (escaped) or `{{{…}}}` prints it."""
+        text = self.fresh("s")
+        if not escape:
+            self.emit(f"{text} = '' if v is None else v if type(v) is str else render_value(v)")
+            return text
+        for line in ("if v is None:", "    {0} = ''", "elif type(v) is str:",
+                     "    {0} = v if _needs_escape(v) is None else v.translate(_ESCAPES)",
+                     f"elif type(v) is int and {_INT_MIN} <= v <= {_INT_MAX}:",
+                     "    {0} = str(v)  # digits and '-' never need escaping",
+                     "else:", "    {0} = render_escaped(v)"):
+            self.emit(line.format(text))
+        return text
 
     def condition(self, compiler: Compiler, node: Block, frame: _Frame) -> None:
         """`{{#if x}}` / `{{#unless x}}` without hash: the helpers' `is_truthy` test."""
@@ -281,11 +308,11 @@ class _Generator:
         """`{{> name}}`: a leaf inlined (behind its check), any other one included."""
         assert isinstance(node.name, str)
         compiler.partial_names.add(node.name)
-        leaf = compiler.leaf(node.name)
+        leaf = None if node.name == PARTIAL_BLOCK else compiler.leaf(node.name)
         if frame.item is not None:
             assert leaf is not None, "in_loop() admits only leaves in generated loops"
             frame.inlines = True
-            self.inline(leaf, node.name, frame)
+            self.inline(leaf, node.name, frame, flush=False)
             return
         self.at(compiler, node, frame)
         call = f"include_partial(ctx, scope, out, {node.name!r}, None, None)"
@@ -299,12 +326,20 @@ class _Generator:
         self.emit("else:")
         self.emit(f"    {call}")
 
-    def inline(self, leaf: Leaf, name: str, frame: _Frame) -> None:
+    def inline(self, leaf: Leaf, name: str, frame: _Frame, flush: bool = True) -> None:
         label, frame.label = frame.label, name
         try:
-            self.sequence(leaf[0], leaf[1], frame, False)
+            self.sequence(leaf[0], leaf[1], frame, False, flush)
         finally:
             frame.label = label
+
+    def partial_block(self, compiler: Compiler, node: PartialCall, frame: _Frame) -> None:
+        """`{{#> layout}}body{{/layout}}` (no inline partial in the body): include it."""
+        assert isinstance(node.name, str) and node.body is not None
+        compiler.partial_names.add(node.name)
+        body = self.constant(Fragment(compiler.program(node.body)))
+        self.at(compiler, node, frame)
+        self.emit(f"include_partial(ctx, scope, out, {node.name!r}, None, {body})")
 
     def in_loop(self, compiler: Compiler, node: Node, depth: int = 0) -> bool:
         """Whether `node` can be generated inside a loop, where no Scope exists."""
@@ -319,11 +354,17 @@ class _Generator:
                 return (_condition(node) and _loop_path(call.params[0])  # type: ignore[arg-type]
                         and all(self.in_loop(compiler, n, depth + 1)
                                 for n in program + (inverse or ())))
-            case PartialCall(name=str() as name) if _plain_partial(node, compiler, False):
+            case PartialCall(name=str() as name) if _plain_partial(node, compiler, False) and (
+                    name != PARTIAL_BLOCK):
                 leaf = compiler.leaf(name)
                 return leaf is not None and all(self.in_loop(leaf[0], n) for n in leaf[1])
             case _:
                 return False
+
+
+def _brace(text: str) -> str:
+    """Text as the literal part of an f-string."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _is_value(node: Mustache) -> bool:
@@ -356,9 +397,18 @@ def _loop(node: Block) -> bool:
 
 def _plain_partial(node: PartialCall, compiler: Compiler, top: bool) -> bool:
     """`{{> name}}` with a static name and nothing else (no context, hash, body, indent)."""
-    return (isinstance(node.name, str) and node.name != PARTIAL_BLOCK and node.context is None
-            and not node.hash and node.body is None and not node.indent
-            and not (top and node.name == compiler.name))
+    return node.body is None and _static_call(node, compiler, top)
+
+
+def _plain_block(node: PartialCall, compiler: Compiler, top: bool) -> bool:
+    """`{{#> name}}body{{/name}}` whose body registers no inline partial."""
+    return (node.body is not None and not any(isinstance(n, Decorator) for n in node.body)
+            and node.name != PARTIAL_BLOCK and _static_call(node, compiler, top))
+
+
+def _static_call(node: PartialCall, compiler: Compiler, top: bool) -> bool:
+    return (isinstance(node.name, str) and node.context is None and not node.hash
+            and not node.indent and not (top and node.name == compiler.name))
 
 
 def _read(path: PathExpr, ctx: Ctx, scope: Scope) -> object:
