@@ -31,7 +31,7 @@ class Template:
         self.program = self._generate if env.generate else program
         self.partial_names = frozenset(compiler.partial_names)
         self.may_read_context = compiler.may_read_context  # this template, not its partials
-        self.heads: frozenset[str] | None = frozenset(compiler.heads)  # its paths' first segments
+        self.heads = frozenset(compiler.heads)  # the first segments of its paths
 
     def render(self, data: JSON) -> str:
         """Render with `data` as the root context; raises TemplateRenderError."""
@@ -134,7 +134,7 @@ class Environment:
         may reach past them (`this`, `..`, `@root`, `context`, a computed partial name)."""
         keys: set[str] = set()
         for found in self._reachable(template):
-            if found.may_read_context or found.heads is None:
+            if found.may_read_context:
                 return None
             keys |= found.heads
         return frozenset(keys)
