@@ -1,17 +1,18 @@
-"""Code generation: one node sequence of a template → one Python function, compiled at load.
+"""Code generation: a template's node sequences → Python functions, compiled once.
 
-`Compiler.program` hands each sequence here (spec/handlebars.md "Compiled form"), as Jinja
-turns a template into Python source. Text becomes an `out.append` of a constant; `{{path}}`
-an inline lookup and escape; `{{#if x}}` / `{{#unless x}}` a Python `if`; a partial made of
-text and `{{path}}`s only (a *leaf*) is inlined where it is called. `{{#each xs}}` whose
-body is of those kinds runs as a Python `for` over the list, building no Scope per item,
-after one check that the general path would do the same: a non-empty list, no block param
-of the names read on the stack, no inline partial registered and depth left. Otherwise,
-and for every other node, the closure `Compiler.node` builds runs: the closures stay the
-general path and the reference of the differential tests (tests/templating/test_codegen.py).
-Errors are located as the closures locate them: `at` holds the element that last started
-something that can fail, and one handler records its line and column (and the name of the
-inlined partial it belongs to).
+`Compiler.program` hands each sequence here when a template first renders (spec/handlebars.md
+"Compiled form"), as Jinja turns a template into Python source. A run of text and `{{path}}`s
+becomes one `out.append` of an f-string, each path an inline lookup and escape; `{{#if x}}`
+/ `{{#unless x}}` a Python `if`; a partial of text and `{{path}}`s only (a *leaf*) is inlined
+where it is called, and plain partial calls and partial blocks call `include_partial`
+directly. `{{#each xs}}` whose body is of those kinds runs as a Python `for` over the list,
+building no Scope per item, after one check that the helper would do the same: a non-empty
+list, no block param of the names read on the stack, no inline partial registered and depth
+left. Otherwise, and for every other node, the closure `Compiler.node` builds runs: the
+closures stay the general path and the reference of the differential tests
+(tests/templating/differential.py). Errors are located as the closures locate them: `at`
+holds the element that last started something that can fail, and one handler records its
+line and column (and the name of the inlined partial it belongs to).
 """
 
 from __future__ import annotations
