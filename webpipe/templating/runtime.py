@@ -78,12 +78,15 @@ class Fragment:
         self.render(ctx, scope, out)
 
 
-@dataclass(frozen=True, slots=True)
 class PartialBlock:
-    """The body of `{{#> layout}}body{{/layout}}`, seen as `@partial-block` inside layout."""
+    """The body of `{{#> layout}}body{{/layout}}`, seen as `@partial-block` inside layout
+    (one per partial-block call: a plain slotted class, as Scope). Never mutated."""
 
-    body: Renderable
-    outer: PartialBlock | None
+    __slots__ = ("body", "outer")
+
+    def __init__(self, body: Renderable, outer: PartialBlock | None) -> None:
+        self.body = body
+        self.outer = outer
 
 
 @dataclass(slots=True)
