@@ -49,6 +49,7 @@ from webpipe.templating.runtime import (
 from webpipe.templating.values import (
     ESCAPES,
     NEEDS_ESCAPE,
+    escape_html,
     is_truthy,
     render_escaped,
     render_value,
@@ -152,7 +153,7 @@ class _Generator:
             elif isinstance(node, Mustache) and _is_value(node):
                 assert isinstance(node.value, PathExpr)
                 self.value(compiler, node, node.value, frame)
-                self.run.append(("", self.text_of(node.escape)))
+                self.run.append(("", self.text_of(node.escape, frame)))
             elif isinstance(node, PartialCall) and frame.item is not None:
                 self.partial(compiler, node, frame)  # a leaf: joins the run
             else:
@@ -202,15 +203,9 @@ class _Generator:
 
     def plain_value(self, compiler: Compiler, node: Node, path: PathExpr,
                     frame: _Frame) -> None:
-        """`{{name}}`: the current object's key unless a block param of that name is set."""
-        name = path.parts[0]
-        for line in ("f = scope", "while f is not None:", f"    if {name!r} in f.params:",
-                     "        break", "    f = f.parent", "if f is None and type(this) is dict:",
-                     f"    v = this.get({name!r})", "else:"):
-            self.emit(line)
-        with self.indented():
-            self.at(compiler, node, frame)
-            self.emit(f"v = _read({self.constant(path)}, ctx, scope)")
+        """`{{name}}` outside loops: one call (code size: the first render compiles it)."""
+        self.at(compiler, node, frame)
+        self.emit(f"v = _plain(ctx, scope, this, {path.parts[0]!r}, {self.constant(path)})")
 
     def item_value(self, compiler: Compiler, node: Node, path: PathExpr,
                    frame: _Frame) -> None:
@@ -238,18 +233,21 @@ class _Generator:
         if len(path.parts) == 1:
             self.level -= 1
 
-    def text_of(self, escape: bool) -> str:
-        """A variable holding `v` as `{{…}}` (escaped) or `{{{…}}}` prints it."""
+    def text_of(self, escape: bool, frame: _Frame) -> str:
+        """A variable holding `v` as `{{…}}` (escaped) or `{{{…}}}` prints it; inline code
+        in loops, a call elsewhere."""
         text = self.fresh("s")
         if not escape:
             self.emit(f"{text} = '' if v is None else v if type(v) is str else render_value(v)")
-            return text
-        for line in ("if v is None:", "    {0} = ''", "elif type(v) is str:",
-                     "    {0} = v if _needs_escape(v) is None else v.translate(_ESCAPES)",
-                     f"elif type(v) is int and {_INT_MIN} <= v <= {_INT_MAX}:",
-                     "    {0} = str(v)  # digits and '-' never need escaping",
-                     "else:", "    {0} = render_escaped(v)"):
-            self.emit(line.format(text))
+        elif frame.item is None:
+            self.emit(f"{text} = _show(v)")
+        else:
+            for line in ("if v is None:", "    {0} = ''", "elif type(v) is str:",
+                         "    {0} = v if _needs_escape(v) is None else v.translate(_ESCAPES)",
+                         f"elif type(v) is int and {_INT_MIN} <= v <= {_INT_MAX}:",
+                         "    {0} = str(v)  # digits and '-' never need escaping",
+                         "else:", "    {0} = render_escaped(v)"):
+                self.emit(line.format(text))
         return text
 
     def condition(self, compiler: Compiler, node: Block, frame: _Frame) -> None:
@@ -417,6 +415,24 @@ def _read(path: PathExpr, ctx: Ctx, scope: Scope) -> object:
     return None if found is MISSING else found
 
 
+def _plain(ctx: Ctx, scope: Scope, this: object, name: str, path: PathExpr) -> object:
+    """`{{name}}`: the current object's key unless a block param of that name is set (the
+    general lookup gives the same, slower)."""
+    frame: Scope | None = scope
+    while frame is not None:
+        if name in frame.params:
+            return _read(path, ctx, scope)
+        frame = frame.parent
+    return this.get(name) if type(this) is dict else _read(path, ctx, scope)
+
+
+def _show(value: object) -> str:
+    """`{{value}}`'s text, escaped."""
+    if value is None:
+        return ""
+    return escape_html(value) if type(value) is str else render_escaped(value)
+
+
 def _params_free(scope: Scope | None, names: frozenset[str]) -> bool:
     """No scope on the stack has a block param among `names`."""
     while scope is not None:
@@ -437,6 +453,7 @@ _RUNTIME: dict[str, object] = {
     "TemplateRenderError": TemplateRenderError, "MISSING": MISSING, "walk": walk,
     "include_partial": include_partial, "is_truthy": is_truthy, "render_value": render_value,
     "render_escaped": render_escaped, "_needs_escape": NEEDS_ESCAPE.search, "_ESCAPES": ESCAPES,
-    "_read": _read, "_params_free": _params_free, "_locate": _locate,
+    "_read": _read, "_plain": _plain, "_show": _show, "_params_free": _params_free,
+    "_locate": _locate,
 }
 LeafLookup = Callable[[str], Leaf | None]

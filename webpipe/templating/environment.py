@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from webpipe.templating.codegen import Leaf, is_leaf
 from webpipe.templating.compiler import Compiler
 from webpipe.templating.errors import TemplateRenderError, TemplateSyntaxError
+from webpipe.templating.nodes import Program
 from webpipe.templating.parser import parse
 from webpipe.templating.runtime import JSON, Ctx, Render, Scope
 
@@ -22,11 +23,12 @@ from webpipe.templating.runtime import JSON, Ctx, Render, Scope
 class Template:
     """A compiled template; `render(data)` returns the text."""
 
-    def __init__(self, env: Environment, name: str, source: str, compiler: Compiler,
-                 program: Render) -> None:
+    def __init__(self, env: Environment, name: str, source: str, nodes: Program,
+                 compiler: Compiler, program: Render) -> None:
         self.env = env
         self.name = name
         self.source = source  # the text it was compiled from
+        self.nodes = nodes  # its parse, kept for _generate
         # closures at load; the generated function from the first render on (_generate)
         self.program = self._generate if env.generate else program
         self.partial_names = frozenset(compiler.partial_names)
@@ -55,7 +57,7 @@ class Template:
         it: done here rather than at load, a load that never renders (`check`, the LSP) does
         not pay for compiling generated source (spec/handlebars.md "Compiled form")."""
         compiler = Compiler(self.source, self.name, self.env.leaf, generate=True)
-        self.program = compiler.program(parse(self.source), top=True)
+        self.program = compiler.program(self.nodes, top=True)
         self.program(ctx, scope, out)
 
     def __repr__(self) -> str:
@@ -81,11 +83,12 @@ class Environment:
             return self._cache[source]
         label = name or "tpl_" + hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
         try:
+            nodes = parse(source)
             compiler = Compiler(source, label, generate=False)
-            program = compiler.program(parse(source), top=True)
+            program = compiler.program(nodes, top=True)
         except TemplateSyntaxError as exc:
             raise exc.locate(source, label) from None
-        template = Template(self, label, source, compiler, program)
+        template = Template(self, label, source, nodes, compiler, program)
         if name is None:
             self._cache[source] = template
         return template
