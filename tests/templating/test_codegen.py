@@ -154,3 +154,15 @@ def test_leaves_are_partials_of_text_and_paths_only() -> None:
     assert is_leaf(parse(PARTIALS["row"])) and is_leaf(parse(PARTIALS["cell"]))
     assert not is_leaf(parse(PARTIALS["tree"])) and not is_leaf(parse("{{len x}}"))
     assert Environment(PARTIALS).leaf("broken") is None
+
+
+def test_code_is_generated_at_the_first_render_not_at_load() -> None:
+    env = Environment(PARTIALS)
+    template = env.compile("{{#each items}}{{> row}}{{/each}}")
+    env.check_partials(template)  # what a load (and `webpipe check`) does
+    assert template.program == template._generate
+    assert template.render({"items": [{"name": "a", "qty": 1}]}) == "<li>a (1)</li>"
+    assert template.program.__code__.co_filename == f"<template {template.name}>"
+    closures = Environment(PARTIALS, generate=False).compile("{{#each items}}{{/each}}")
+    closures.render({"items": [1]})
+    assert not closures.program.__code__.co_filename.startswith("<template")
