@@ -1,11 +1,11 @@
-"""µs per request of W0-W3, W7 and W3L through the ASGI app, in-process (no HTTP server, no wrk).
+"""µs per request of W0-W3, W7, W8 and W3L through the ASGI app, in-process (no server).
 
 Drives the app webpipe serves with a minimal ASGI scope, so the figure is the framework's
 own cost per request. Run it against two checkouts to compare them in one session, e.g.
 `PYTHONPATH=/path/to/other/checkout python benchmarks/inprocess.py`; alternate the runs,
 this machine's speed drifts.
 
-    python benchmarks/inprocess.py [W0 W1 W2 W3 W7 W3L] [--number 3000] [--repeat 7]
+    python benchmarks/inprocess.py [W0 W1 W2 W3 W7 W8 W3L] [--number 3000] [--repeat 7]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workloads import W0, W1, W2, W3, W7, Workload
+from workloads import W0, W1, W2, W3, W7, W8, Workload
 
 from webpipe.program import program_from_text
 from webpipe.server import build_served, create_app
@@ -32,7 +32,7 @@ W3L = Workload(
         '  |> jq: `{ result: (.n + 1), doubled: .doubled }`\n\n'
         'GET /loop/:n\n  |> pipeline: three\n'),
     starlette="")
-WORKLOADS = {w.name: w for w in (W0, W1, W2, W3, W7, W3L)}
+WORKLOADS = {w.name: w for w in (W0, W1, W2, W3, W7, W8, W3L)}
 
 
 def request_of(workload: Workload) -> tuple[dict[str, Any], bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests import markers
+from tests.templating.differential import closures_agree  # noqa: F401 (a fixture)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

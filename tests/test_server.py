@@ -15,6 +15,9 @@ from webpipe.program import program_from_text
 from webpipe.routes import FastPaths
 from webpipe.server import build_served, create_app
 
+# handlebars renders here also go through the closures alone (tests/templating/differential.py)
+pytestmark = pytest.mark.usefixtures("closures_agree")
+
 APP = r'''
 featureFlags =
   |> lua: `setFlag("beta", request.headers["x-beta"] == "1")

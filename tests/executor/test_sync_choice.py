@@ -7,10 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from webpipe.program import program_from_text
 from webpipe.routes import FastPaths
 from webpipe.server import build_served, create_app
+
+# handlebars renders here also go through the closures alone (tests/templating/differential.py)
+pytestmark = pytest.mark.usefixtures("closures_agree")
 
 APP = r'''
 handlebars card = `<b>{{name}}</b>`

@@ -39,6 +39,9 @@ from webpipe.middleware.stores import (
 from webpipe.program import program_from_text
 from webpipe.source import Source
 
+# handlebars renders here also go through the closures alone (tests/templating/differential.py)
+pytestmark = pytest.mark.usefixtures("closures_agree")
+
 JSON = Any
 REQUEST = {"method": "GET", "path": "/items", "query": {"page": 1}, "params": {},
            "headers": {}, "body": {"x": 1}}

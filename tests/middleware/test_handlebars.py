@@ -17,6 +17,9 @@ from webpipe.middleware.base import Behavior, StepCall
 from webpipe.middleware.handlebars import HandlebarsMiddleware, dedent
 from webpipe.source import Source
 
+# every render here is also rendered by the closures alone (tests/templating/differential.py)
+pytestmark = pytest.mark.usefixtures("closures_agree")
+
 JSON = Any
 
 

@@ -10,6 +10,9 @@ from webpipe.templating import Environment, TemplateSyntaxError
 from webpipe.templating.exprs import parse_mustache
 from webpipe.templating.nodes import Call, Literal, PathExpr, SubExpr
 
+# every render here is also rendered by the closures alone (tests/templating/differential.py)
+pytestmark = pytest.mark.usefixtures("closures_agree")
+
 
 def render(template: str, data: Any = None, **partials: str) -> str:
     return Environment(partials).compile(template).render(data)

@@ -46,7 +46,7 @@ def compile_node(node: n.Node) -> Code:
         case n.Neg(operand=operand):
             return map_one(compile_node(operand), lambda v, x: negate(x))
         case n.BinOp(op=op, left=left, right=right):
-            return _compile_binop(op, compile_node(left), compile_node(right))
+            return _compile_binop(op, compile_node(left), compile_node(right), left)
         case n.And() | n.Or():
             return _compile_logic(node)
         case n.Alternative(left=left, right=right):
@@ -198,9 +198,12 @@ def _compile_comma(left: Code, right: Code) -> Code:
     return Code(gen)
 
 
-def _compile_binop(op: str, left: Code, right: Code) -> Code:
+def _compile_binop(op: str, left: Code, right: Code, left_node: n.Node) -> Code:
     fn = BINARY_OPS[op]
     l1, r1 = left.one, right.one
+    if isinstance(left_node, n.Literal) and r1 is not None:  # `"item " + tostring`
+        value = left_node.value
+        return single(lambda v, env: fn(value, r1(v, env)))
     if l1 is not None and r1 is not None:
 
         def one(v: Any, env: Env) -> Any:
@@ -281,7 +284,14 @@ def _compile_try(body: Code, catch: Code | None) -> Code:
 def _compile_collect(body: n.Node | None) -> Code:
     if body is None:
         return single(lambda v, env: [])
-    code = compile_node(body)
+    if isinstance(body, n.Pipe):  # `[gen | f]`: one list comprehension, no generator per item
+        left, right = compile_node(body.left), compile_node(body.right)
+        left_gen, r1 = left.gen, right.one
+        if left.one is None and r1 is not None:
+            return single(lambda v, env: [r1(x, env) for x in left_gen(v, env)])
+        code = _compile_pipe(left, right)
+    else:
+        code = compile_node(body)
     return single(lambda v, env: outputs_of(code, v, env))
 
 
@@ -339,6 +349,12 @@ def _constant_keys_builder(names: list[str], values: list[Code | None]) -> One:
         value_one = (_index_constant(_IDENTITY, name) if code is None else code).one
         assert value_one is not None
         items.append((name, value_one))
+    if len(items) == 1:  # small objects as one dict display (same evaluation order)
+        ((n0, f0),) = items
+        return lambda v, env: {n0: f0(v, env)}
+    if len(items) == 2:
+        (n0, f0), (n1, f1) = items
+        return lambda v, env: {n0: f0(v, env), n1: f1(v, env)}
     return lambda v, env: {name: fn(v, env) for name, fn in items}
 
 

@@ -18,7 +18,7 @@ from webpipe.jqfast.budget import spend
 from webpipe.jqfast.code import Code, Env, each_value, first_output, outputs_of, single
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.functions import Builder, contains, from_entries, has, minmax, to_entries
-from webpipe.jqfast.numeric import NUMBER_TYPES, computed, to_double
+from webpipe.jqfast.numeric import MAX_SAFE, NUMBER_TYPES, computed, to_double
 from webpipe.jqfast.ops import add, iterate
 from webpipe.jqfast.values import compare, kind, pair_error, truthy
 
@@ -51,6 +51,13 @@ def _type_selector(*names: str) -> Builder:
 def _range_from(start: Any, upto: Any) -> Iterator[Any]:
     if type(start) not in NUMBER_TYPES or type(upto) not in NUMBER_TYPES:
         raise JqFastError("Range bounds must be numeric")
+    if type(start) is int and type(upto) is int and start >= 0 and upto <= MAX_SAFE:
+        # the loop below yields exactly these: from a non-negative start, every computed
+        # step is a non-zero integer under 2**53, which `computed` returns as an int
+        for i in range(start, upto):
+            spend(1)
+            yield i
+        return
     current, limit = start, to_double(upto)
     while to_double(current) < limit:
         spend(1)

@@ -15,6 +15,7 @@ from typing import Any
 from webpipe.jqfast.budget import spend, spend_text
 from webpipe.jqfast.errors import Fallback, JqFastError
 from webpipe.jqfast.numeric import (
+    MAX_SAFE,
     NUMBER_TYPES,
     CFloat,
     LFloat,
@@ -138,7 +139,10 @@ def dump(v: Any) -> str:
 
 
 def tostring(v: Any) -> str:
-    return v if type(v) is str else dump(v)
+    t = type(v)
+    if t is str:
+        return v  # type: ignore[no-any-return]
+    return format_number(v) if t is int else dump(v)  # what dump does for an int
 
 
 def trunc(v: Any) -> str:
@@ -172,19 +176,34 @@ def to_output(v: Any) -> Any:
         if not v.isascii() and _SURROGATE.search(v):
             raise Fallback
         return v
-    # ASCII text (the commonest member) is returned inline, without a call
     if t is dict:
-        spend(len(v))
-        return {(k if type(k) is str and k.isascii() else _output_key(k)):
-                (x if type(x) is str and x.isascii() else to_output(x)) for k, x in v.items()}
+        return _object_output(v)
+    # ASCII text and integers within ±2**53 (the commonest members) are returned inline,
+    # without a call: to_output would return them as they are
     if t is list:
         spend(len(v))
-        return [x if type(x) is str and x.isascii() else to_output(x) for x in v]
+        return [x if ((tx := type(x)) is str and x.isascii())
+                or (tx is int and -MAX_SAFE <= x <= MAX_SAFE)
+                else _object_output(x) if tx is dict else to_output(x) for x in v]
     if v is None or t is bool:
         return v
     if t in NUMBER_TYPES:
         return to_output_number(v)
     raise Fallback
+
+
+def _object_output(v: dict[Any, Any]) -> dict[str, Any]:
+    """An object's copy: keys are returned as they are (or raise), so a C-level copy with
+    the values that convert replaced keeps every key in its place."""
+    spend(len(v))
+    out = v.copy()
+    for k, x in v.items():
+        if type(k) is not str or not k.isascii():
+            _output_key(k)
+        if not (((tx := type(x)) is str and x.isascii())
+                or (tx is int and -MAX_SAFE <= x <= MAX_SAFE)):
+            out[k] = to_output(x)
+    return out
 
 
 def _output_key(k: Any) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NoReturn, assert_never
 
+from webpipe.templating.codegen import Leaf, LeafLookup, generate
 from webpipe.templating.errors import TemplateRenderError
 from webpipe.templating.helpers import HELPERS, HelperCall, evaluate, invoke
 from webpipe.templating.nodes import (
@@ -47,9 +48,13 @@ Hash = tuple[tuple[str, Value], ...]
 class Compiler:
     """Compiles the nodes of one template; `name` is the template's own name."""
 
-    def __init__(self, source: str, name: str | None) -> None:
+    def __init__(self, source: str, name: str | None, leaf: LeafLookup | None = None,
+                 generate: bool = False) -> None:
         self.source = source
         self.name = name
+        # a leaf partial by name, for inlining (None: none is inlined)
+        self.leaf: LeafLookup = leaf or _no_leaf
+        self.generate = generate  # sequences become generated functions (codegen.py)
         self.partial_names: set[str] = set()  # statically named partials this template uses
         # whether a path may reach the root's `context` key (`context…`, `this`, `..`,
         # `@root`, a computed partial name); partials are judged on their own
@@ -57,15 +62,17 @@ class Compiler:
         self.heads: set[str] = set()  # first segments of every path (what a root may read)
 
     def program(self, nodes: Program | None, top: bool = False) -> Render:
+        if self.generate and nodes:
+            return generate(self, nodes, top)
         steps: list[tuple[Render, int, int]] = []
         after_block = False
         for node in nodes or ():
-            line, column = self._position(node.pos)
+            line, column = self.position(node.pos)
             steps.append((self.node(node, top and not after_block), line, column))
             after_block = after_block or isinstance(node, Block)
         return _sequence(steps)
 
-    def _position(self, pos: int) -> tuple[int, int]:
+    def position(self, pos: int) -> tuple[int, int]:
         line = self.source.count("\n", 0, pos) + 1
         return line, pos - (self.source.rfind("\n", 0, pos) + 1) + 1
 
@@ -291,3 +298,7 @@ def _fail(reason: str) -> Render:
 
 def _fail_register(reason: str) -> Register:
     return lambda ctx, scope: _raise(reason)
+
+
+def _no_leaf(name: str) -> Leaf | None:
+    return None

@@ -34,16 +34,18 @@ class _Missing:
 MISSING: Final[Any] = _Missing()  # a path that does not resolve (distinct from null)
 
 
-def _empty() -> Mapping[str, JSON]:
-    return EMPTY
-
-
-@dataclass(frozen=True, slots=True)
 class Scope:
-    this: JSON
-    parent: Scope | None = None
-    params: Mapping[str, JSON] = field(default_factory=_empty)
-    data: Mapping[str, JSON] = field(default_factory=_empty)
+    """One block-stack entry. A plain slotted class, not a frozen dataclass: `#each` builds one
+    per item and a frozen dataclass's `__init__` costs three times as much. Never mutated."""
+
+    __slots__ = ("data", "params", "parent", "this")
+
+    def __init__(self, this: JSON, parent: Scope | None = None,
+                 params: Mapping[str, JSON] = EMPTY, data: Mapping[str, JSON] = EMPTY) -> None:
+        self.this = this
+        self.parent = parent
+        self.params = params
+        self.data = data
 
     def up(self, levels: int) -> Scope | None:
         scope: Scope | None = self
@@ -76,12 +78,15 @@ class Fragment:
         self.render(ctx, scope, out)
 
 
-@dataclass(frozen=True, slots=True)
 class PartialBlock:
-    """The body of `{{#> layout}}body{{/layout}}`, seen as `@partial-block` inside layout."""
+    """The body of `{{#> layout}}body{{/layout}}`, seen as `@partial-block` inside layout
+    (one per partial-block call: a plain slotted class, as Scope). Never mutated."""
 
-    body: Renderable
-    outer: PartialBlock | None
+    __slots__ = ("body", "outer")
+
+    def __init__(self, body: Renderable, outer: PartialBlock | None) -> None:
+        self.body = body
+        self.outer = outer
 
 
 @dataclass(slots=True)
@@ -100,15 +105,15 @@ def lookup(path: PathExpr, scope: Scope, root: JSON) -> JSON:
     if path.local:
         frame = scope.up(path.ups)
         start = MISSING if frame is None else frame.data.get(path.parts[0], MISSING)
-        return _walk(start, path.parts[1:])
+        return walk(start, path.parts[1:])
     if path.root:
-        return _walk(root, path.parts)
+        return walk(root, path.parts)
     if path.parts:
         param = _block_param(scope, path.parts[0])
         if param is not MISSING:
-            return _walk(param, path.parts[1:])
+            return walk(param, path.parts[1:])
     frame = scope.up(path.ups) or scope
-    return _walk(frame.this, path.parts)
+    return walk(frame.this, path.parts)
 
 
 def _block_param(scope: Scope | None, name: str) -> JSON:
@@ -119,7 +124,7 @@ def _block_param(scope: Scope | None, name: str) -> JSON:
     return MISSING
 
 
-def _walk(value: JSON, parts: tuple[str, ...]) -> JSON:
+def walk(value: JSON, parts: tuple[str, ...]) -> JSON:
     for part in parts:
         if isinstance(value, dict):
             value = value.get(part, MISSING)

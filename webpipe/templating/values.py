@@ -16,7 +16,7 @@ from typing import Any
 
 JSON = Any
 
-_ESCAPES = {
+ESCAPES = {
     ord("&"): "&amp;",
     ord("<"): "&lt;",
     ord(">"): "&gt;",
@@ -25,7 +25,7 @@ _ESCAPES = {
     ord("`"): "&#x60;",
     ord("="): "&#x3D;",
 }
-_NEEDS_ESCAPE = re.compile("[&<>\"'`=]")
+NEEDS_ESCAPE = re.compile("[&<>\"'`=]")
 # serde_json keeps integers in i64/u64; anything wider is a float there.
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -34,13 +34,15 @@ _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?[ \t\n\r]*")
 
 def escape_html(text: str) -> str:
     """handlebars-rust's `html_escape`: `& < > " ' ` =` become entities."""
-    if _NEEDS_ESCAPE.search(text) is None:  # far cheaper than translate() on clean text
+    if NEEDS_ESCAPE.search(text) is None:  # far cheaper than translate() on clean text
         return text
-    return text.translate(_ESCAPES)
+    return text.translate(ESCAPES)
 
 
 def render_value(value: JSON) -> str:
     """The text `{{value}}` prints before escaping (`JsonRender::render`)."""
+    if type(value) is int and _INT_MIN <= value <= _INT_MAX:  # the common case first
+        return str(value)
     if value is None:
         return ""
     if value is True:
@@ -56,6 +58,14 @@ def render_value(value: JSON) -> str:
     if isinstance(value, dict):
         return "[object]"
     return str(value)
+
+
+def render_escaped(value: JSON) -> str:
+    """`{{value}}` of a value that is not a string: rendered, then escaped (an integer's
+    digits never need it)."""
+    if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+        return str(value)
+    return escape_html(render_value(value))
 
 
 def format_number(value: int | float) -> str:
