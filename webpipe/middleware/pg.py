@@ -1,9 +1,8 @@
 """`pg`: run one SQL statement on PostgreSQL through asyncpg (middleware.md §2, spec/pg.md).
 
-`prepare()` lexes the SQL once at load: it classifies the statement (row-returning,
-command or `!raw`), wraps row-returning ones in the `json_agg(row_to_json(..))` CTE so
-PostgreSQL itself converts values to JSON, and splits the text at its `$N` placeholders.
-Per request, each placeholder gets an explicit cast chosen from the JSON parameter's type
+`prepare()` compiles the SQL once at load (`pg_statement.py`: classified, row-returning
+ones wrapped in the `json_agg(row_to_json(..))` CTE, split at its `$N` placeholders). Per
+request, each placeholder gets an explicit cast chosen from the JSON parameter's type
 (`int8`, `float8`, `text`, `bool`, `jsonb`; middleware.md §2.2) and the query runs through
 asyncpg's per-connection statement cache. The pool is created lazily on first use, so an
 app with `config pg` loads and serves its other routes without a reachable database.
@@ -13,17 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import importlib
 import json
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from webpipe.config import config_int
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, effective_url, resolve_target
-from webpipe.errors import ConfigError, HardError, StepError
+from webpipe.errors import HardError, StepError
 from webpipe.limits import Limits
 from webpipe.middleware.base import (
     JSON,
@@ -33,6 +29,7 @@ from webpipe.middleware.base import (
     StepCall,
     StepResult,
 )
+from webpipe.middleware.pg_statement import PgStatement, compile_statement
 from webpipe.pgembed import EmbeddedUnavailable, start_embedded
 from webpipe.source import Span
 from webpipe.wire import MAX_JSON_DEPTH, JsonTooDeep, loads_exact_bounded
@@ -41,174 +38,10 @@ from webpipe.wire import MAX_JSON_DEPTH, JsonTooDeep, loads_exact_bounded
 Pool = Any
 Connection = Any
 
-Kind = Literal["rows", "command", "raw"]
 
 ACQUIRE_TIMEOUT_S = 3.0  # middleware.md §2.7
 QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by `statement_timeout`
 POOL_TIMEOUT_MESSAGE = "pool timed out while waiting for an open connection"
-ROWS_SQL = ("{head}_wp_t AS (\n{body}\n) "
-            "SELECT COALESCE(json_agg(row_to_json(_wp_t)), '[]'::json) AS rows FROM _wp_t")
-ROW_WORDS = frozenset({"select", "values", "table"})
-WRITE_WORDS = frozenset({"insert", "update", "delete", "merge"})
-MAIN_WORDS = ROW_WORDS | WRITE_WORDS
-
-# Just enough SQL lexing to find words, parentheses and `$N` outside literals/comments.
-_TOKENS = re.compile(r"""
-    (?P<skip>
-        [eE]'(?:[^'\\]|\\.|'')*'                        # E'...' string
-      | '(?:[^']|'')*'                                  # '...' string
-      | "(?:[^"]|"")*"                                  # quoted identifier
-      | --[^\n]*                                        # line comment
-      | /\*.*?\*/                                       # block comment
-      | \$(?P<tag>(?:[^\W\d]\w*)?)\$.*?\$(?P=tag)\$     # dollar-quoted string
-    )
-  | (?P<word>[^\W\d][\w$]*)
-  | (?P<param>\$\d+)
-  | (?P<open>\()
-  | (?P<close>\))
-""", re.S | re.X)
-
-
-@dataclass(frozen=True, slots=True)
-class PgStatement:
-    """A prepared step: the SQL as written, its class, and the query split at `$N`."""
-
-    sql: str
-    kind: Kind
-    pieces: tuple[str, ...]
-    slots: tuple[int, ...]
-    session: bool = False  # may leave session state behind: reset the connection after it
-
-    def render(self, params: Sequence[JSON], null_type: str | None = None,
-               ) -> tuple[str, list[Any]]:
-        """The query with a cast on every bound placeholder, and the driver arguments."""
-        bound = [_bind(p) if p is not None else (null_type, None) for p in params]
-        out = [self.pieces[0]]
-        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
-            cast = bound[slot - 1][0] if 0 < slot <= len(bound) else None
-            out.append(f"(${slot}::{cast})" if cast else f"${slot}")
-            out.append(piece)
-        # PostgreSQL ignores surplus typed parameters; asyncpg would reject them
-        return "".join(out), [value for _, value in bound[:max(self.slots, default=0)]]
-
-
-@functools.lru_cache(maxsize=512)
-def compile_statement(config: str, *, force_rows: bool = False) -> PgStatement:
-    """Classify and wrap one step's SQL (middleware.md §2.3, spec/pg.md)."""
-    sql = config.strip()
-    raw = sql.startswith("!raw")
-    if raw:
-        sql = sql[4:].strip()
-    text = sql
-    while text.endswith(";"):  # a trailing `;` would end up inside the CTE
-        text = text[:-1].rstrip()
-    kind: Kind
-    kind, query = ("raw", text) if raw else _wrap(text, force_rows)
-    pieces, slots = split_params(query)
-    return PgStatement(sql, kind, pieces, slots, touches_session(text))
-
-
-# Statements that can leave state on a connection for the next request to find (settings,
-# LISTEN, cursors, prepared statements, transactions, locks, temporary tables): after one of
-# these the connection gets asyncpg's full reset before it returns to the pool; after any
-# other statement it returns as it is (spec/pg.md). Over-matching only costs a reset.
-_SESSION_WORDS = frozenset({
-    "reset", "listen", "unlisten", "declare", "prepare", "deallocate", "discard", "begin",
-    "start", "commit", "rollback", "savepoint", "release", "lock", "load", "temp",
-    "temporary", "set_config",
-})
-# ... and statements that start with these (an anonymous block or a procedure may do any of
-# the above inside; `ON CONFLICT DO` and `UPDATE … SET` are not meant)
-_SESSION_STARTS = frozenset({"set", "do", "call"})
-
-
-def touches_session(text: str) -> bool:
-    """Whether `text` (one or more statements) may change the connection's session state:
-    a word of `_SESSION_WORDS` or an advisory-lock function anywhere outside literals and
-    comments, or a statement starting with a word of `_SESSION_STARTS`."""
-    initial, last = True, 0
-    for m in _TOKENS.finditer(text):
-        if m.lastgroup == "word":
-            word = m.group().lower()
-            initial = initial or ";" in text[last:m.start()]
-            if word in _SESSION_WORDS or word.startswith("pg_advisory") or (
-                    initial and word in _SESSION_STARTS):
-                return True
-            initial = False
-        elif m.lastgroup != "skip":
-            initial = False
-        last = m.end()
-    return False
-
-
-def _wrap(text: str, force_rows: bool) -> tuple[Kind, str]:
-    first, main, main_start, returning = _shape(text)
-    rows = main in ROW_WORDS or first == "(" or (main in WRITE_WORDS and returning)
-    if not (rows or force_rows):
-        return "command", text
-    if first == "with" and main_start is not None:
-        # splice into the statement's own WITH: data-modifying CTEs must stay top level
-        head, body = text[:main_start].rstrip() + ",\n", text[main_start:]
-    else:
-        head, body = "WITH ", text
-    return "rows", ROWS_SQL.format(head=head, body=body)
-
-
-def _shape(text: str) -> tuple[str | None, str | None, int | None, bool]:
-    """First token, main statement keyword and offset, and a top-level RETURNING."""
-    depth, first, main, start, returning = 0, None, None, None, False
-    for m in _TOKENS.finditer(text):
-        group = m.lastgroup
-        if group == "open":
-            if first is None:
-                first, start = "(", m.start()
-            depth += 1
-        elif group == "close":
-            depth = max(0, depth - 1)
-        elif group == "word" and depth == 0:
-            word = m.group().lower()
-            if first is None:
-                first = word
-            if main is None and word in MAIN_WORDS and (word == first or first == "with"):
-                main, start = word, m.start()
-            elif main is not None and word == "returning":
-                returning = True
-    return first, main, start, returning
-
-
-def split_params(query: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """The query's text around its `$N` placeholders (outside literals and comments), and
-    the N of each (also used by webpipe.sqlcheck)."""
-    pieces, slots, last = [], [], 0
-    for m in _TOKENS.finditer(query):
-        if m.lastgroup == "param":
-            pieces.append(query[last:m.start()])
-            digits = m.group()[1:]
-            if len(digits) > 5 or int(digits) > 65535:  # PostgreSQL's own bound
-                raise ConfigError(f"parameter {m.group()[:12]} is past $65535")
-            slots.append(int(digits))
-            last = m.end()
-    pieces.append(query[last:])
-    return tuple(pieces), tuple(slots)
-
-
-def _bind(value: JSON) -> tuple[str | None, Any]:
-    """(cast, driver value) for one JSON parameter (middleware.md §2.2)."""
-    if value is None:
-        return None, None  # untyped: PostgreSQL infers the type from the context
-    if isinstance(value, bool):
-        return "bool", value
-    if isinstance(value, int):
-        if -(2**63) <= value < 2**63:
-            return "int8", value
-        if 0 <= value < 2**64:
-            return "int8", value - 2**64  # a u64 above the i64 range wraps [Parity]
-        return "float8", float(value) if abs(value) < 2**1023 else float("inf")
-    if isinstance(value, float):
-        return "float8", value
-    if isinstance(value, str):
-        return "text", value
-    return "jsonb", json.dumps(value, ensure_ascii=False, default=str)
 
 
 class JsonText(str):
@@ -397,13 +230,22 @@ class PgMiddleware(BaseMiddleware):
             await pool.release(conn)
 
     async def _query(self, stmt: PgStatement, params: Sequence[JSON]) -> JSON:
-        async with self.connection() as conn:
+        """`connection()` written out (one query per step: no context-manager generator,
+        and no coroutine to find a pool that exists for this loop)."""
+        pool = self._pool
+        if pool is None or self._loop is not asyncio.get_running_loop():
+            pool = await self._ensure_pool()
+        async with asyncio.timeout(self.acquire_timeout):
+            conn = await pool.acquire()
+        try:
+            return await _execute(conn, stmt, params,
+                                  min(self.limits.max_json_depth, MAX_JSON_DEPTH))
+        finally:
             try:
-                return await _execute(conn, stmt, params,
-                                      min(self.limits.max_json_depth, MAX_JSON_DEPTH))
-            finally:
                 if stmt.session:
                     await _reset_session(conn)
+            finally:
+                await pool.release(conn)
 
     async def _ensure_pool(self) -> Pool:
         loop = asyncio.get_running_loop()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from webpipe.errors import ConfigError, Diagnostic
 from webpipe.executor.env import Env
-from webpipe.middleware.pg import split_params
+from webpipe.middleware.pg_statement import split_params
 from webpipe.migrate.files import MIGRATIONS_DIR, MigrationError
 from webpipe.source import Span
 from webpipe.sqlcheck.database import (

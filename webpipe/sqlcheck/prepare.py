@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webpipe.errors import ConfigError
-from webpipe.middleware.pg import split_params
+from webpipe.middleware.pg_statement import split_params
 from webpipe.sqlcheck.database import (
     CheckTarget,
     DatabaseUnavailable,

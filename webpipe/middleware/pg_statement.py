@@ -1,0 +1,187 @@
+"""The SQL side of `pg` (middleware.md §2.2-§2.3, spec/pg.md): a step's statement compiled
+once at load and rendered per request.
+
+`compile_statement` classifies the statement (row-returning, command or `!raw`), wraps a
+row-returning one in the `json_agg(row_to_json(..))` CTE so PostgreSQL itself converts the
+values to JSON, splits the text at its `$N` placeholders and notes whether it can leave
+session state on its connection; `PgStatement.render` gives each placeholder the cast its
+JSON parameter's type asks for.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from webpipe.errors import ConfigError
+from webpipe.middleware.base import JSON
+
+Kind = Literal["rows", "command", "raw"]
+
+ROWS_SQL = ("{head}_wp_t AS (\n{body}\n) "
+            "SELECT COALESCE(json_agg(row_to_json(_wp_t)), '[]'::json) AS rows FROM _wp_t")
+ROW_WORDS = frozenset({"select", "values", "table"})
+WRITE_WORDS = frozenset({"insert", "update", "delete", "merge"})
+MAIN_WORDS = ROW_WORDS | WRITE_WORDS
+
+# Just enough SQL lexing to find words, parentheses and `$N` outside literals/comments.
+_TOKENS = re.compile(r"""
+    (?P<skip>
+        [eE]'(?:[^'\\]|\\.|'')*'                        # E'...' string
+      | '(?:[^']|'')*'                                  # '...' string
+      | "(?:[^"]|"")*"                                  # quoted identifier
+      | --[^\n]*                                        # line comment
+      | /\*.*?\*/                                       # block comment
+      | \$(?P<tag>(?:[^\W\d]\w*)?)\$.*?\$(?P=tag)\$     # dollar-quoted string
+    )
+  | (?P<word>[^\W\d][\w$]*)
+  | (?P<param>\$\d+)
+  | (?P<open>\()
+  | (?P<close>\))
+""", re.S | re.X)
+
+
+@dataclass(frozen=True, slots=True)
+class PgStatement:
+    """A prepared step: the SQL as written, its class, and the query split at `$N`."""
+
+    sql: str
+    kind: Kind
+    pieces: tuple[str, ...]
+    slots: tuple[int, ...]
+    session: bool = False  # may leave session state behind: reset the connection after it
+
+    def render(self, params: Sequence[JSON], null_type: str | None = None,
+               ) -> tuple[str, list[Any]]:
+        """The query with a cast on every bound placeholder, and the driver arguments."""
+        bound = [_bind(p) if p is not None else (null_type, None) for p in params]
+        out = [self.pieces[0]]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            cast = bound[slot - 1][0] if 0 < slot <= len(bound) else None
+            out.append(f"(${slot}::{cast})" if cast else f"${slot}")
+            out.append(piece)
+        # PostgreSQL ignores surplus typed parameters; asyncpg would reject them
+        return "".join(out), [value for _, value in bound[:max(self.slots, default=0)]]
+
+
+@functools.lru_cache(maxsize=512)
+def compile_statement(config: str, *, force_rows: bool = False) -> PgStatement:
+    """Classify and wrap one step's SQL (middleware.md §2.3, spec/pg.md)."""
+    sql = config.strip()
+    raw = sql.startswith("!raw")
+    if raw:
+        sql = sql[4:].strip()
+    text = sql
+    while text.endswith(";"):  # a trailing `;` would end up inside the CTE
+        text = text[:-1].rstrip()
+    kind: Kind
+    kind, query = ("raw", text) if raw else _wrap(text, force_rows)
+    pieces, slots = split_params(query)
+    return PgStatement(sql, kind, pieces, slots, touches_session(text))
+
+
+# Statements that can leave state on a connection for the next request to find (settings,
+# LISTEN, cursors, prepared statements, transactions, locks, temporary tables): after one of
+# these the connection gets asyncpg's full reset before it returns to the pool; after any
+# other statement it returns as it is (spec/pg.md). Over-matching only costs a reset.
+_SESSION_WORDS = frozenset({
+    "reset", "listen", "unlisten", "declare", "prepare", "deallocate", "discard", "begin",
+    "start", "commit", "rollback", "savepoint", "release", "lock", "load", "temp",
+    "temporary", "set_config",
+})
+# ... and statements that start with these (an anonymous block or a procedure may do any of
+# the above inside; `ON CONFLICT DO` and `UPDATE … SET` are not meant)
+_SESSION_STARTS = frozenset({"set", "do", "call"})
+
+
+def touches_session(text: str) -> bool:
+    """Whether `text` (one or more statements) may change the connection's session state:
+    a word of `_SESSION_WORDS` or an advisory-lock function anywhere outside literals and
+    comments, or a statement starting with a word of `_SESSION_STARTS`."""
+    initial, last = True, 0
+    for m in _TOKENS.finditer(text):
+        if m.lastgroup == "word":
+            word = m.group().lower()
+            initial = initial or ";" in text[last:m.start()]
+            if word in _SESSION_WORDS or word.startswith("pg_advisory") or (
+                    initial and word in _SESSION_STARTS):
+                return True
+            initial = False
+        elif m.lastgroup != "skip":
+            initial = False
+        last = m.end()
+    return False
+
+
+def _wrap(text: str, force_rows: bool) -> tuple[Kind, str]:
+    first, main, main_start, returning = _shape(text)
+    rows = main in ROW_WORDS or first == "(" or (main in WRITE_WORDS and returning)
+    if not (rows or force_rows):
+        return "command", text
+    if first == "with" and main_start is not None:
+        # splice into the statement's own WITH: data-modifying CTEs must stay top level
+        head, body = text[:main_start].rstrip() + ",\n", text[main_start:]
+    else:
+        head, body = "WITH ", text
+    return "rows", ROWS_SQL.format(head=head, body=body)
+
+
+def _shape(text: str) -> tuple[str | None, str | None, int | None, bool]:
+    """First token, main statement keyword and offset, and a top-level RETURNING."""
+    depth, first, main, start, returning = 0, None, None, None, False
+    for m in _TOKENS.finditer(text):
+        group = m.lastgroup
+        if group == "open":
+            if first is None:
+                first, start = "(", m.start()
+            depth += 1
+        elif group == "close":
+            depth = max(0, depth - 1)
+        elif group == "word" and depth == 0:
+            word = m.group().lower()
+            if first is None:
+                first = word
+            if main is None and word in MAIN_WORDS and (word == first or first == "with"):
+                main, start = word, m.start()
+            elif main is not None and word == "returning":
+                returning = True
+    return first, main, start, returning
+
+
+def split_params(query: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The query's text around its `$N` placeholders (outside literals and comments), and
+    the N of each (also used by webpipe.sqlcheck)."""
+    pieces, slots, last = [], [], 0
+    for m in _TOKENS.finditer(query):
+        if m.lastgroup == "param":
+            pieces.append(query[last:m.start()])
+            digits = m.group()[1:]
+            if len(digits) > 5 or int(digits) > 65535:  # PostgreSQL's own bound
+                raise ConfigError(f"parameter {m.group()[:12]} is past $65535")
+            slots.append(int(digits))
+            last = m.end()
+    pieces.append(query[last:])
+    return tuple(pieces), tuple(slots)
+
+
+def _bind(value: JSON) -> tuple[str | None, Any]:
+    """(cast, driver value) for one JSON parameter (middleware.md §2.2)."""
+    if value is None:
+        return None, None  # untyped: PostgreSQL infers the type from the context
+    if isinstance(value, bool):
+        return "bool", value
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            return "int8", value
+        if 0 <= value < 2**64:
+            return "int8", value - 2**64  # a u64 above the i64 range wraps [Parity]
+        return "float8", float(value) if abs(value) < 2**1023 else float("inf")
+    if isinstance(value, float):
+        return "float8", value
+    if isinstance(value, str):
+        return "text", value
+    return "jsonb", json.dumps(value, ensure_ascii=False, default=str)
