@@ -49,6 +49,8 @@ def answer_now(served: Served, bounds: Callable[[], BodyBounds], scope: Scope, b
     hooks; None: the request goes the usual way, from its start (what a try did is
     invisible: its steps are `tryable`). The answer is the one `serve_http` gives, byte for
     byte (tests/serve/test_answer_now.py); `bounds` reads the app's body limits."""
+    if not served.answers_now:
+        return None
     request = Request(scope)
     path = raw_path(request)
     method = scope["method"]

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -98,6 +99,11 @@ class Served:
     # `config server { completenessHeader: true }`: `X-Webpipe-Completed` on a route that
     # joined tasks, false when any join missed a task (spec/tasks.md §3)
     completeness_header: bool = False
+
+    @cached_property
+    def answers_now(self) -> bool:
+        """Whether any route may be answered from the connection (`lane.py`)."""
+        return any(r.front is not None or r.now is not None for r in self.routes())
 
     def routes(self) -> list[ServedRoute]:
         """Every compiled route, in the router's order."""
