@@ -187,7 +187,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         scope["path"] = self.root_path + (urllib.parse.unquote(path) if "%" in path else path)
         scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         scope["query_string"] = parsed.query or b""
-        answer = lane.answer_now(scope, body)
+        try:
+            answer = lane.answer_now(scope, body)
+        except Exception:  # a bug of ours: logged, and the usual path answers (a 500)
+            log.exception("answering %s %s from the connection failed", scope["method"],
+                          scope["path"])
+            return False
         if answer is None:
             return False
         status, headers, content = answer

@@ -7,6 +7,7 @@ comparison cannot pass by never taking it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -251,3 +252,23 @@ async def test_a_cache_hit_is_answered_from_the_connection(
     third = await exchange(port, get("/cached/zed"), 1)
     assert first == second == third
     assert third[0].endswith(b'\r\n\r\n{"hello":"zed"}')
+
+
+class Broken:
+    """A lane with a bug."""
+
+    def answer_now(self, scope: dict[str, Any], body: bytes) -> Any:
+        raise RuntimeError("a bug in the lane")
+
+
+async def test_a_failing_lane_is_logged_and_the_usual_path_answers(
+        served: tuple[int, Counting], caplog: pytest.LogCaptureFixture) -> None:
+    port, _lane = served
+    set_lane(None)
+    usual = await exchange(port, get("/hello/x"), 1)
+    set_lane(Broken())
+    with caplog.at_level(logging.ERROR, logger="webpipe.connections"):
+        answered = await exchange(port, get("/hello/x"), 1)
+    assert answered == usual
+    assert "answering GET /hello/x from the connection failed" in caplog.text
+    assert "a bug in the lane" in caplog.text
