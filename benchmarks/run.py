@@ -133,8 +133,8 @@ def run_workload(w: Workload, duration: int, rounds: int, workdir: Path,
     serve = [sys.executable, "-m", "webpipe", "serve", str(app_dir / "app.wp")]
     sides = {"webpipe": serve, "hand": [*uvicorn, "--app-dir", str(app_dir), "hand:app"]}
     envs = {side: env for side in sides}
-    if before is not None:
-        sides["before"] = serve
+    if before is not None:  # -P: `-m` would put the working directory (this checkout)
+        sides["before"] = [sys.executable, "-P", *serve[1:]]  # first on the path
         envs["before"] = {**env, "PYTHONPATH": str(before)}
     # Both servers run at once (an idle one costs nothing) and the rounds alternate between
     # them, so drift in the machine's speed hits both sides alike; each side's median round
