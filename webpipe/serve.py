@@ -158,6 +158,8 @@ def app_factory() -> ASGIApp:
     app = create_app(load_served(path, quiet=True),
                      metrics=bool(os.environ.get("WEBPIPE_METRICS")),
                      tracing=tracing_for(bool(os.environ.get("WEBPIPE_TRACE"))))
+    gc.collect()
+    gc.freeze()  # as one worker does (run_server): the program stays out of every GC pass
     log.info("worker %d serving %s", os.getpid(), path)
     return app
 
@@ -186,8 +188,10 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
         if metrics:
             share_worker_metrics()
         announce(f"webpipe serving {path} on http://{host}:{port} with {workers} workers")
-        uvicorn.run("webpipe.serve:app_factory", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", http=PROTOCOL, log_config=None,
+        from webpipe.workers import run_workers
+
+        run_workers("webpipe.serve:app_factory", host=host, port=port, workers=workers,
+                    log_level="warning", http=PROTOCOL, log_config=None,
                     timeout_graceful_shutdown=shutdown_wait_s(checked_at_start(path, False).env))
         return
     debugger = None

@@ -1,0 +1,70 @@
+"""`webpipe serve --workers 2` spreads a burst of connections over both workers (issue 23,
+W11): each worker listens on its own `SO_REUSEPORT` socket (webpipe/workers.py), so the
+kernel hashes connections onto the workers instead of the first worker to wake accepting
+most of them. The worker that served a request is read from the JSON access line's `pid`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+from tests.hostile.harness import Served, serve
+
+APP = """
+GET /ok
+  |> jq: `{ ok: true }`
+"""
+BURST = 64  # what benchmarks/run.py's wrk opens at once
+
+
+def served_by(served: Served) -> dict[str, int]:
+    """Request id → pid of the worker whose access line names it."""
+    out = {}
+    for line in served.log.read_text().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record["logger"] == "webpipe.access":
+                out[record["requestId"]] = record["pid"]
+    return out
+
+
+async def one_request(served: Served, rid: str) -> None:
+    """A request on a connection of its own, opened by the caller's burst."""
+    host, port = served.base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(f"GET /ok HTTP/1.1\r\nHost: t\r\nX-Request-Id: {rid}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+    finally:
+        writer.close()
+
+
+async def wait_for_ids(served: Served, ids: set[str]) -> dict[str, int]:
+    for _ in range(200):  # access lines are written after the answer: poll for them
+        seen = served_by(served)
+        if ids <= seen.keys():
+            return seen
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"access lines missing for {sorted(ids - served_by(served).keys())}")
+
+
+async def test_a_burst_of_connections_is_spread_over_both_workers(tmp_path: Path) -> None:
+    async with serve(tmp_path, APP, "--workers", "2", "--log-format", "json") as served:
+        # both workers listening: fresh connections until each has answered one
+        for attempt in range(100):
+            rid = f"warm-{attempt}"
+            await one_request(served, rid)
+            if len(set((await wait_for_ids(served, {rid})).values())) == 2:
+                break
+        else:
+            raise AssertionError("only one worker ever answered: " + served.log.read_text())
+        ids = {f"burst-{i}" for i in range(BURST)}
+        await asyncio.gather(*(one_request(served, rid) for rid in ids))
+        seen = await wait_for_ids(served, ids)
+    per_worker = Counter(seen[rid] for rid in ids)
+    assert len(per_worker) == 2, per_worker
+    # a hash of 64 connections onto two sockets: below 16 on one side has odds of ~1e-5
+    assert min(per_worker.values()) >= 16, per_worker
