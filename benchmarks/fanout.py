@@ -3,7 +3,8 @@ then one `join`; compared with a hand-written Starlette handler doing the same N
 with `asyncio.gather` on one aiohttp session (what the machine and upstream allow), and
 with the same N fetches run sequentially.
 
-Everything runs on uvloop, as `webpipe serve` does (uvicorn picks it when installed).
+Everything runs on uvloop, as `webpipe serve` does (uvicorn picks it when installed), and
+the process's GC is set up as `webpipe serve` sets it up after loading (`like_serve`).
 
 Run: python benchmarks/fanout.py  (prints p50/p99 per N and the ratio to the slowest branch:
 the nominal 50 ms, and one branch measured alone, a GET straight to the upstream). The row
@@ -14,6 +15,7 @@ its hand-written baseline holds an asyncio.Semaphore(16).
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import socket
 import statistics
@@ -127,6 +129,20 @@ def hand_app(url: str, n: int, cap: int = 0) -> object:
     return app
 
 
+def like_serve() -> None:
+    """The process as `webpipe serve` leaves it after loading (program frozen out of the
+    GC, its thresholds); the hand-written handler shares the process, so it gets the same.
+    A checkout from before `settle_heap` (A/B runs with PYTHONPATH) gets what serve did
+    then: collect and freeze."""
+    try:
+        from webpipe.serve import settle_heap
+    except ImportError:
+        gc.collect()
+        gc.freeze()
+        return
+    settle_heap()
+
+
 async def measure(client: httpx.AsyncClient, path: str, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
@@ -161,6 +177,7 @@ async def main() -> None:
     for n, cap in ((1, 0), (10, 0), (50, 0), (200, 0), (50, 16)):
         env = program_from_text(program(url, n, cap))
         app = create_app(build_served(env))
+        like_serve()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://t", timeout=120) as client:
             await measure(client, "/fan", 3)
