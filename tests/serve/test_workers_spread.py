@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -68,3 +70,38 @@ async def test_a_burst_of_connections_is_spread_over_both_workers(tmp_path: Path
     assert len(per_worker) == 2, per_worker
     # a hash of 64 connections onto two sockets: below 16 on one side has odds of ~1e-5
     assert min(per_worker.values()) >= 16, per_worker
+
+
+async def test_a_killed_worker_takes_its_socket_along(tmp_path: Path) -> None:
+    """The parent holds no socket: once a killed worker's socket is closed, every new
+    connection is answered by the other worker (none waits on a socket nobody accepts on),
+    and the supervisor's replacement binds a socket of its own and serves."""
+    async with serve(tmp_path, APP, "--workers", "2", "--log-format", "json") as served:
+        await one_request(served, "first")
+        first = (await wait_for_ids(served, {"first"}))["first"]
+        os.kill(first, signal.SIGKILL)
+        # For a few milliseconds after the process is gone the kernel still closes its
+        # socket, and connections hashed to it are refused or reset (spec/server.md §2):
+        # poll until a whole burst is answered, then require the next one to be.
+        for settle in range(100):
+            results = await asyncio.gather(*(one_request(served, f"settle-{settle}-{i}")
+                                             for i in range(32)), return_exceptions=True)
+            if not any(isinstance(r, BaseException) for r in results):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"connections still failing after the kill: {results}")
+        ids = {f"after-kill-{i}" for i in range(32)}
+        await asyncio.wait_for(asyncio.gather(*(one_request(served, rid) for rid in ids)), 20)
+        survivors = {pid for rid, pid in (await wait_for_ids(served, ids)).items()
+                     if rid in ids}
+        assert first not in survivors
+        for attempt in range(200):  # the replacement: a pid not seen before
+            rid = f"later-{attempt}"
+            await one_request(served, rid)
+            pid = (await wait_for_ids(served, {rid}))[rid]
+            if pid not in survivors | {first}:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("no replacement worker answered: " + served.log.read_text())
