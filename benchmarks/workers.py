@@ -14,7 +14,8 @@ them; each side's median round is reported with the ratio of the medians. Placem
   other processes use (on a shared machine, other developers' tests), while the one
   worker needs only one core, so the ratio is bounded well below 2. Each round measures
   the cores used by the server, by wrk and by everything else (/proc), and the result
-  prints them with the bound they imply.
+  prints them with the bound they imply, and the rps per core the server used on each
+  side: their ratio (the efficiency) times two is what two whole cores would give.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ def start(app: Path, port: int, log: Path, workers: int, place: dict[str, Any],
     wait_workers(log, workers, proc)
     if workers > 1 and place["pinned"]:
         for pid, cpus in zip(worker_pids(log), place["workers"], strict=False):
-            subprocess.run(["taskset", "-p", "-c", cpus, str(pid)], check=True,
-                           capture_output=True)
+            subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True,
+                           capture_output=True)  # -a: every thread the worker has
     return proc
 
 
@@ -188,14 +189,22 @@ def summary(runs: dict[str, list[dict[str, float]]], cores: dict[str, list[dict[
                f"{place['cores'] - two['wrk'] - two['others']:.2f} cores (they used "
                f"{two['server']:.2f}; one worker used {used['one']['server']:.2f}): the "
                f"ratio is bounded by that, not by webpipe")
+    # rps per core the server used: what each worker gets out of a core, whatever the
+    # machine left it; their ratio is the scaling efficiency (1.0: no loss to a second worker)
+    per_core = {side: medians[side] / max(used[side]["server"], 0.01) for side in medians}
     return {"workload": "W11", "title": "W1 under --workers 2 vs one worker",
             "one_rps": round(medians["one"]), "two_rps": round(medians["two"]),
             "ratio": round(medians["two"] / medians["one"], 3),
+            "rps_per_server_core": {side: round(v) for side, v in per_core.items()},
+            "efficiency": round(per_core["two"] / per_core["one"], 3),
             "rounds_rps": {side: [round(r["rps"]) for r in side_runs]
                            for side, side_runs in runs.items()},
             "cores_used": used, "placement": how}
 
 
 def print_w11(row: dict[str, object]) -> None:
+    per_core = row["rps_per_server_core"]
     print(f"W11  one worker {row['one_rps']} rps, two workers {row['two_rps']} rps: "
-          f"x{row['ratio']:.2f}  ({row['placement']})")
+          f"x{row['ratio']:.2f}  ({row['placement']}); rps per core the server used: "
+          f"{per_core['one']} vs {per_core['two']} (efficiency "  # type: ignore[index]
+          f"{row['efficiency']:.2f})")
