@@ -44,10 +44,10 @@ INSPECT_HOST = "127.0.0.1"  # the debugger edits requests: loopback only (spec/d
 # Requests allocate many short-lived containers: a 200-way `@async` fan-out ~100 per branch,
 # all alive through the branch's upstream wait. At CPython's default first threshold (700)
 # they set off a young collection every few branches and a middle one (which walks every
-# in-flight branch's objects) every ~70: 10-15 % of the fan-out's CPU. Every 20 000
-# allocations instead: ~12 % less CPU per branch and ~3-5 ms off the N = 200 fan-out's p50
-# (spec/decisions.md "Cyclic GC"); the middle and old thresholds stay CPython's.
-GC_THRESHOLDS = (20_000, 10, 10)
+# in-flight branch's objects) every ~70. At 2 000: ~5 % less CPU per fan-out branch, for
+# young pauses of ~0.5 ms instead of ~0.15 ms on a plain route; 20 000 saved ~12 % but
+# paused ~5 ms, which a busy server's p99 would show (spec/decisions.md "Cyclic GC").
+GC_THRESHOLDS = (2_000, 10, 10)
 
 
 def settle_heap() -> None:
