@@ -1,7 +1,8 @@
 """`webpipe serve --workers 2` spreads a burst of connections over both workers (issue 23,
 W11): each worker listens on its own `SO_REUSEPORT` socket (webpipe/workers.py), so the
 kernel hashes connections onto the workers instead of the first worker to wake accepting
-most of them. The worker that served a request is read from the JSON access line's `pid`."""
+most of them. The worker that served a request is read from the JSON access line's `pid`.
+Also: a killed worker's replacement, and the pending-task gauges under two workers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import os
 import signal
 from collections import Counter
 from pathlib import Path
+
+import httpx
 
 from tests.hostile.harness import Served, serve
 
@@ -105,3 +108,53 @@ async def test_a_killed_worker_takes_its_socket_along(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("no replacement worker answered: " + served.log.read_text())
+
+
+async def test_pending_gauges_under_two_workers(tmp_path: Path) -> None:
+    """Under `--workers N` each worker still writes its pending gauges (one process reads
+    them when the page is rendered instead): a step pending in one worker shows on the
+    page, whichever worker renders it, and is gone once it ended."""
+    from aiohttp import web
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async def slow(_request: web.Request) -> web.Response:
+        await asyncio.sleep(1.5)
+        return web.json_response({"slept": True})
+
+    upstream = web.Application()
+    upstream.router.add_get("/slow", slow)
+    runner = web.AppRunner(upstream, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    app = f"""
+GET /pending
+  |> jq: `{{ ok: true }}`
+  |> fetch: `{base}/slow` @background
+"""
+    try:
+        async with serve(tmp_path, app, "--workers", "2", "--metrics") as served, \
+                httpx.AsyncClient(base_url=served.base) as client:
+
+            async def gauges() -> dict[str, float]:
+                page = (await client.get("/metrics")).text
+                return {s.name: s.value for f in text_string_to_metric_families(page)
+                        for s in f.samples if s.name.startswith("webpipe_tasks_")}
+
+            assert (await client.get("/pending")).json() == {"ok": True}
+            for _ in range(100):
+                seen = await gauges()
+                if seen.get("webpipe_tasks_oldest_pending_age_seconds", 0) >= 0.2:
+                    break
+                await asyncio.sleep(0.02)
+            assert seen["webpipe_tasks_pending"] >= 1, seen
+            assert 0.2 <= seen["webpipe_tasks_oldest_pending_age_seconds"] < 30, seen
+            for _ in range(200):  # the upstream answers after 1.5 s: the step ends
+                seen = await gauges()
+                if seen["webpipe_tasks_pending"] == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert seen["webpipe_tasks_pending"] == 0, seen
+            assert seen["webpipe_tasks_oldest_pending_age_seconds"] == 0, seen
+    finally:
+        await runner.cleanup()
