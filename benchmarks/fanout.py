@@ -3,9 +3,11 @@ then one `join`; compared with a hand-written Starlette handler doing the same N
 with `asyncio.gather` on one aiohttp session (what the machine and upstream allow), and
 with the same N fetches run sequentially.
 
-Everything runs on uvloop, as `webpipe serve` does (uvicorn picks it when installed).
+Everything runs on uvloop, as `webpipe serve` does (uvicorn picks it when installed), and
+the process's GC is set up as `webpipe serve` sets it up after loading (`like_serve`).
 
-Run: python benchmarks/fanout.py  (prints p50/p99 per N and the ratio to the slowest branch:
+Run: python benchmarks/fanout.py [--cpu [N]]  (`--cpu`: CPU µs per branch only, see
+`cpu_per_branch`; without it, prints p50/p99 per N and the ratio to the slowest branch:
 the nominal 50 ms, and one branch measured alone, a GET straight to the upstream). The row
 `50/16` is N = 50 under `config async { maxGlobal: 16 }`: four waves, so ~200 ms at best;
 its hand-written baseline holds an asyncio.Semaphore(16).
@@ -14,6 +16,7 @@ its hand-written baseline holds an asyncio.Semaphore(16).
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 import socket
 import statistics
@@ -127,6 +130,20 @@ def hand_app(url: str, n: int, cap: int = 0) -> object:
     return app
 
 
+def like_serve() -> None:
+    """The process as `webpipe serve` leaves it after loading (program frozen out of the
+    GC, its thresholds); the hand-written handler shares the process, so it gets the same.
+    A checkout from before `settle_heap` (A/B runs with PYTHONPATH) gets what serve did
+    then: collect and freeze."""
+    try:
+        from webpipe.serve import settle_heap
+    except ImportError:
+        gc.collect()
+        gc.freeze()
+        return
+    settle_heap()
+
+
 async def measure(client: httpx.AsyncClient, path: str, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
@@ -151,7 +168,41 @@ async def branch_p50(url: str) -> float:
     return statistics.median(times[5:])
 
 
+async def cpu_per_branch(n: int, rounds: int = 12, batch: int = 4) -> None:
+    """`--cpu N`: CPU µs per branch of the N-way fan-out route and of the hand-written
+    handler, both in this process, in alternating batches (the machine's drift hits both
+    alike): the figure the wall-clock p50 hides under the upstream's 50 ms and this
+    machine's noise. Alternate runs with PYTHONPATH=OTHER_CHECKOUT to compare checkouts."""
+    proc, url = await upstream()
+    env = program_from_text(program(url, n))
+    hand = hand_app(url, n)
+    like_serve()
+    cpu: dict[str, list[float]] = {"webpipe": [], "hand": []}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(
+            build_served(env))), base_url="http://t", timeout=120) as wp, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=hand),  # type: ignore[arg-type]
+                              base_url="http://t", timeout=120) as hw:
+        clients = {"webpipe": wp, "hand": hw}
+        for client in clients.values():
+            await measure(client, "/fan", 3)
+        for r in range(rounds):
+            for side in (("webpipe", "hand") if r % 2 else ("hand", "webpipe")):
+                start = time.process_time()
+                await measure(clients[side], "/fan", batch)
+                cpu[side].append((time.process_time() - start) * 1e6 / batch / n)
+    await env.aclose()
+    await hand.state.holder["s"].close()  # type: ignore[attr-defined]
+    proc.terminate()
+    proc.wait()
+    for side, values in cpu.items():
+        print(f"N={n} {side:>8}: CPU per branch best {min(values):.0f} µs, "
+              f"median {statistics.median(values):.0f} µs")
+
+
 async def main() -> None:
+    if "--cpu" in sys.argv:
+        await cpu_per_branch(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 200)
+        return
     proc, url = await upstream()
     branch = await branch_p50(url)
     print(f"one branch alone (a GET straight to the upstream): p50 {branch:.1f} ms")
@@ -161,6 +212,7 @@ async def main() -> None:
     for n, cap in ((1, 0), (10, 0), (50, 0), (200, 0), (50, 16)):
         env = program_from_text(program(url, n, cap))
         app = create_app(build_served(env))
+        like_serve()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://t", timeout=120) as client:
             await measure(client, "/fan", 3)

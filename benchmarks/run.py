@@ -1,7 +1,8 @@
 """Benchmarks: webpipe routes vs the same logic hand-written in Starlette + orjson.
 
-Run on demand (not in CI):  python benchmarks/run.py [W0 W1 ...] [--duration 5] [--rounds 3]
+Run on demand (not in CI):  python benchmarks/run.py [W0 W1 ... W11] [--duration 5] [--rounds 3]
     [--before OTHER_CHECKOUT]
+(W11, `--workers 2` vs one worker, is benchmarks/workers.py; its placement is described there.)
 
 For each workload both servers run under uvicorn with the same settings (uvloop, httptools,
 no access log), pinned to CPU 0; wrk (Debian package `wrk`) drives them from CPU 1, in rounds
@@ -207,11 +208,20 @@ def main() -> None:
     chosen = [w for w in WORKLOADS if not args.names or w.name in args.names]
     workdir = HERE / ".work"
     before = args.before.resolve() if args.before else None
-    rows = [run_workload(w, args.duration, args.rounds, workdir, before) for w in chosen]
+    rows: list[dict[str, object]] = [run_workload(w, args.duration, args.rounds, workdir, before)
+                                     for w in chosen]
+    if not args.names or "W11" in args.names:  # --workers 2 vs one worker (workers.py)
+        from workers import print_w11, run_w11
+
+        w11 = run_w11(args.duration, args.rounds, workdir)
+        print_w11(w11)
+        rows.append(w11)
     extra = f"{'before':>8}{'b.paired':>9}" if before else ""
     print(f"{'workload':<8}{'webpipe rps':>13}{'hand rps':>11}{'ratio':>8}{'paired':>8}{extra}"
           f"{'wp p50':>9}{'wp p99':>9}{'hand p99':>10}  title")
     for r in rows:
+        if r["workload"] == "W11":
+            continue
         web, hand = r["webpipe"], r["hand"]
         extra = f"{r['before_ratio']:>8.2f}{r['before_paired_ratio']:>9.2f}" if before else ""
         print(f"{r['workload']:<8}{web['rps']:>13.0f}{hand['rps']:>11.0f}{r['ratio']:>8.2f}"  # type: ignore[index]

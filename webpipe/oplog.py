@@ -64,13 +64,14 @@ class LogSettings:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's fields."""
+    """One JSON object per line: time, level, logger, message, the process id (which of
+    `--workers N`) and the record's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(), "logger": record.name,
-            "message": record.getMessage()}
+            "message": record.getMessage(), "pid": record.process}  # which worker
         out.update(getattr(record, "fields", {}))
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)

@@ -102,6 +102,7 @@ class ProcessTasks:
         self.shutdown_started: float | None = None  # monotonic, set by the signal
         self._global: asyncio.Semaphore | None = None
         self._background: asyncio.Semaphore | None = None
+        self._gauges_read: bool | None = None  # None: not asked yet (METRICS.read_pending)
 
     def configure(self, limits: TaskLimits) -> None:
         self.limits = limits
@@ -168,8 +169,13 @@ class ProcessTasks:
             self._gauges()
 
     def _gauges(self) -> None:
-        oldest = next(iter(self._counted.values()), None)
-        METRICS.pending(len(self._counted), oldest)
+        if self._gauges_read is None:
+            self._gauges_read = METRICS.read_pending(lambda: self.pending, self._oldest)
+        if not self._gauges_read:
+            METRICS.pending(len(self._counted), self._oldest())
+
+    def _oldest(self) -> float | None:
+        return next(iter(self._counted.values()), None)
 
     def watch_signals(self) -> None:
         """Note when SIGTERM/SIGINT arrives (wrapping the server's own handlers), so the

@@ -176,6 +176,9 @@ async def invoke_middleware(plan: StepPlan, state: Any, call: StepCall, ctx: Req
                             ) -> StepResult:
     """Call the middleware through the request's invoker; `@hedge` races copies of the
     call, `@dedup` shares identical calls (a shared call is hedged once)."""
+    if plan.tags.hedge is None and not plan.tags.dedup:  # the plain call: no closures
+        return await ctx.invoker.invoke(plan, state, call)
+
     async def once() -> StepResult:
         return await ctx.invoker.invoke(plan, state, call)
 

@@ -133,8 +133,9 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
     value = None  # stays None when the task is cancelled (a join's deadline, shutdown)
     try:
         async with asyncio.timeout(limit_ms / 1000):
-            held = await take_slots((tasks.slots, PROCESS_TASKS.global_slots()),
-                                    limits.max_wait_ms)
+            slots = (tasks.slots, PROCESS_TASKS.global_slots())
+            if slots != (None, None):  # no caps: no slots to take (HELD stays None)
+                held = await take_slots(slots, limits.max_wait_ms)
             value = await _attempts(plan, state, env, ctx)
     except TimeoutError:
         value = timeout_value(limit_ms)
@@ -155,6 +156,8 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
 
 async def _attempts(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
     retries = plan.tags.retry or 0
+    if not retries:  # one attempt: what `retrying` would return, without its closure
+        return await run_task_step(plan, state, env, ctx)
     value, tries = await retrying(lambda: run_task_step(plan, state, env, ctx), retries)
     return with_attempts(value, tries) if retries and is_failure(value) else value
 

@@ -53,6 +53,7 @@ DEFAULT_TIMEOUT: float = 10.0  # seconds, whole request; a per-request `timeout`
 MAX_REDIRECTS = 10
 USER_AGENT = "WebPipe/1.0"
 PROXY_OPT_OUT = "WEBPIPE_DISABLE_SYSTEM_PROXY"
+_DEFAULT_CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)  # frozen: one for all
 CONNECTION_LIMIT = 1000  # total open connections; no per-host cap, so @async fan-out is parallel
 
 # Which keys hold method, headers, body, timeout and the response cap in each input form
@@ -162,12 +163,12 @@ class FetchMiddleware(BaseMiddleware):
         if request.timeout == 0:  # the reference's zero-length timer fires before sending
             return error_envelope("timeoutError", _send_failure(request.url, TimeoutError()))
         session = self.session()
-        total = DEFAULT_TIMEOUT if request.timeout is None else request.timeout
+        timeout = _DEFAULT_CLIENT_TIMEOUT if request.timeout is None \
+            else aiohttp.ClientTimeout(total=request.timeout)
         try:
             response = await session.request(
                 request.method, request.url, headers=request.headers, data=request.body,
-                params=request.query or None, timeout=aiohttp.ClientTimeout(total=total),
-                max_redirects=MAX_REDIRECTS)
+                params=request.query or None, timeout=timeout, max_redirects=MAX_REDIRECTS)
         except TimeoutError as exc:
             return error_envelope("timeoutError", _send_failure(request.url, exc))
         except (aiohttp.ClientError, OSError, ValueError) as exc:
@@ -193,7 +194,7 @@ class FetchMiddleware(BaseMiddleware):
             connector=aiohttp.TCPConnector(limit=CONNECTION_LIMIT, limit_per_host=0),
             cookie_jar=aiohttp.DummyCookieJar(),  # one app-wide session must not share cookies
             trust_env=_uses_system_proxy(),
-            timeout=aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT))
+            timeout=_DEFAULT_CLIENT_TIMEOUT)
         self._loop = loop
         return self._session
 
@@ -336,8 +337,10 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, url: str) -> b
     fails the step with `responseTooLarge`."""
     declared = response.content_length
     if declared is None or declared <= cap:
+        content = response.content
         body = bytearray()
-        async for chunk in response.content.iter_any():
+        # readany() until b"" is what `iter_any()` yields, without its iterator layer
+        while chunk := await content.readany():
             body += chunk
             if len(body) > cap:
                 break
