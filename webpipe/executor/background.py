@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from webpipe.executor.pipeline import run_body, run_task_step
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
-from webpipe.executor.retry import bounded, is_failure, retrying
+from webpipe.executor.retry import bounded, guard_grace, is_failure, retrying
 from webpipe.executor.slots import take_slots
 from webpipe.executor.state import error_type
 
@@ -95,7 +95,8 @@ async def _attempts(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
                     ) -> tuple[Any, int]:
     tags = plan.tags
     return await retrying(lambda: bounded(run_task_step(plan, state, env, ctx),
-                                          tags.timeout_ms, plan.name, plan.location),
+                                          tags.timeout_ms, plan.name, plan.location,
+                                          guard_grace(plan)),
                           tags.retry or 0)
 
 

@@ -20,7 +20,7 @@ from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.jqrun import resolving
 from webpipe.executor.plan import StepPlan
-from webpipe.executor.retry import bounded, is_failure, retrying, with_attempts
+from webpipe.executor.retry import bounded, guard_grace, is_failure, retrying, with_attempts
 from webpipe.executor.state import (
     JSON_CT,
     Outcome,
@@ -214,7 +214,7 @@ async def guarded(plan: StepPlan, state: Any, target: str | None, env: Env,
 
     async def attempt() -> StepResult:
         out = await bounded(invoke_step(plan, state, target, env, ctx), ms, plan.name,
-                            plan.location)
+                            plan.location, guard_grace(plan))
         return out if isinstance(out, StepResult) else StepResult(out)  # the envelope
 
     retries = plan.tags.retry or 0

@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webpipe.executor.process_tasks import PROCESS_TASKS
 from webpipe.executor.state import envelope, error_type
+
+if TYPE_CHECKING:
+    from webpipe.executor.plan import StepPlan
 
 
 def is_failure(value: Any) -> bool:
@@ -73,12 +76,26 @@ def timeout_envelope(ms: int, step: str, location: str) -> dict[str, Any]:
     return envelope("timeout", f"step timed out after {ms} ms", step, location)
 
 
-async def bounded(work: Awaitable[Any], ms: int | None, step: str, location: str) -> Any:
-    """`work` within `ms` (None: unbounded); an expired attempt is a `timeout` envelope."""
+# how much longer the guard waits for a middleware that bounds its run by `@timeout` itself
+# (`Middleware.times_itself`): its own error (graphql's `timeoutError`) is then reported,
+# not a race between two timers due at the same moment
+SELF_TIMED_GRACE_MS = 50
+
+
+def guard_grace(plan: StepPlan) -> int:
+    """The extra time the executor's `@timeout` guard gives `plan`'s step."""
+    mw = plan.middleware
+    return SELF_TIMED_GRACE_MS if mw is not None and mw.times_itself else 0
+
+
+async def bounded(work: Awaitable[Any], ms: int | None, step: str, location: str,
+                  grace_ms: int = 0) -> Any:
+    """`work` within `ms` (None: unbounded) plus `grace_ms`; an expired attempt is a
+    `timeout` envelope."""
     if ms is None:
         return await work
     try:
-        async with asyncio.timeout(ms / 1000):
+        async with asyncio.timeout((ms + grace_ms) / 1000):
             return await work
     except TimeoutError:
         return timeout_envelope(ms, step, location)

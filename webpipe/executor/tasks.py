@@ -23,7 +23,7 @@ from webpipe.executor.background import end_request
 from webpipe.executor.fanin import first_join, note_join, status_of
 from webpipe.executor.pipeline import run_task_step
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
-from webpipe.executor.retry import is_failure, retrying, with_attempts
+from webpipe.executor.retry import guard_grace, is_failure, retrying, with_attempts
 from webpipe.executor.slots import CapacityError, given_back, take_slots
 from webpipe.executor.state import envelope, error_type, failure_text, timeout_value
 from webpipe.middleware.base import StepResult
@@ -131,8 +131,10 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
     tasks = ctx.tasks()
     held = None
     value = None  # stays None when the task is cancelled (a join's deadline, shutdown)
+    # a step bounding itself by its `@timeout` reports its own error (`retry.guard_grace`)
+    grace_ms = guard_grace(plan) if plan.tags.timeout_ms is not None else 0
     try:
-        async with asyncio.timeout(limit_ms / 1000):
+        async with asyncio.timeout((limit_ms + grace_ms) / 1000):
             slots = (tasks.slots, PROCESS_TASKS.global_slots())
             if slots != (None, None):  # no caps: no slots to take (HELD stays None)
                 held = await take_slots(slots, limits.max_wait_ms)

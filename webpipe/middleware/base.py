@@ -156,6 +156,10 @@ class Middleware(Protocol):
     # whether `run_pure` is offered (jq): a `run_sync` of a Transform step whose result is
     # only a value, no content type, status or restored keys of its own
     pure: ClassVar[bool]
+    # it bounds a run by `StepCall.timeout_ms` (the step's `@timeout`) itself, with an error
+    # of its own (graphql's `timeoutError`): the executor's guard then waits a little longer
+    # so that error, not the generic `timeout`, is the one reported
+    times_itself: ClassVar[bool]
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult: ...
 
@@ -196,7 +200,8 @@ class Middleware(Protocol):
 
 
 MEMBERS = ("behavior", "wraps_data", "content_type", "prepare", "run", "sync", "rerunnable",
-           "tryable", "config_keys", "hedgeable", "pure", "run_sync", "run_pure",
+           "tryable", "config_keys", "hedgeable", "pure", "times_itself", "run_sync",
+           "run_pure",
            "input_keys", "check", "plan_step", "dedup_identity", "hedge_method", "reset",
            "aclose")
 
@@ -218,6 +223,7 @@ class BaseMiddleware:
     config_keys: ClassVar[frozenset[str] | None] = None
     hedgeable: ClassVar[bool] = False
     pure: ClassVar[bool] = False
+    times_itself: ClassVar[bool] = False
 
     _limits: Limits | None = None
 

@@ -51,6 +51,7 @@ class GraphqlOperation:
 
 
 class GraphqlMiddleware(BaseMiddleware):
+    times_itself: ClassVar[bool] = True  # `@timeout(ms)` bounds its run
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     wraps_data: ClassVar[bool] = True
     config_keys: ClassVar[frozenset[str] | None] = frozenset({"endpoint", "strictScalars"})

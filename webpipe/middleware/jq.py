@@ -31,6 +31,7 @@ _WENT_TO_WORKER = "jq.worker"
 
 
 class JqMiddleware(BaseMiddleware):
+    times_itself: ClassVar[bool] = True  # `@timeout(ms)` bounds its run
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     rerunnable: ClassVar[bool] = True  # a jq program has no effects
     tryable: ClassVar[bool] = True
