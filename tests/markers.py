@@ -31,6 +31,7 @@ SLOW_PATHS = (
 
 # test functions (name without parameters) of otherwise fast files
 SLOW_TESTS = frozenset({
+    "test_generated_code_renders_what_the_closures_render", "test_w8_shape",
     "test_generated_programs_agree", "test_arithmetic_on_computed_values_agrees",
     "test_arithmetic_on_edge_numbers_agrees", "test_long_c_calls_leave_the_loop",
     "test_no_handler_outlives_the_time_budget", "test_jq_in_tests_is_bounded",
