@@ -207,7 +207,7 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
         from webpipe.workers import run_workers
 
         run_workers("webpipe.serve:app_factory", host=host, port=port, workers=workers,
-                    log_level="warning", http=PROTOCOL, log_config=None,
+                    log_level="warning", http=PROTOCOL, log_config=None, proxy_headers=False,
                     timeout_graceful_shutdown=shutdown_wait_s(checked_at_start(path, False).env))
         return
     debugger = None
@@ -223,9 +223,11 @@ def run_server(path: Path, host: str, port: int, *, reload: bool = False,
     if inspect_port is not None:
         announce(f"debugger (DAP) listening on {INSPECT_HOST}:{inspect_port}: attach with "
                  "the `webpipe` debug configuration or any DAP client")
-    # log_config=None: uvicorn's own warnings go through our handler (same format, JSON too)
+    # log_config=None: uvicorn's own warnings go through our handler (same format, JSON too);
+    # proxy_headers=False: the `ip` key reads X-Forwarded-For itself (spec/http.md), and
+    # nothing reads the scope's client or scheme, so uvicorn's layer would only cost a call
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, http=PROTOCOL,
-                log_config=None,
+                log_config=None, proxy_headers=False,
                 timeout_graceful_shutdown=math.ceil(PROCESS_TASKS.limits.shutdown_grace_ms / 1000))
 
 
