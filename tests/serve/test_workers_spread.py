@@ -56,8 +56,22 @@ async def wait_for_ids(served: Served, ids: set[str]) -> dict[str, int]:
     raise AssertionError(f"access lines missing for {sorted(ids - served_by(served).keys())}")
 
 
+async def workers_ready(served: Served, count: int) -> None:
+    """Poll the log until `count` workers said they serve (a worker's start can take
+    seconds on a loaded machine; until then its socket is not there to be hashed onto)."""
+    for _ in range(600):
+        ready = {json.loads(line)["pid"] for line in served.log.read_text().splitlines()
+                 if line.startswith("{") and " serving " in line
+                 and json.loads(line)["message"].startswith("worker ")}
+        if len(ready) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("workers did not start: " + served.log.read_text())
+
+
 async def test_a_burst_of_connections_is_spread_over_both_workers(tmp_path: Path) -> None:
     async with serve(tmp_path, APP, "--workers", "2", "--log-format", "json") as served:
+        await workers_ready(served, 2)
         # both workers listening: fresh connections until each has answered one
         for attempt in range(100):
             rid = f"warm-{attempt}"

@@ -51,7 +51,8 @@ class GraphqlOperation:
 
 
 class GraphqlMiddleware(BaseMiddleware):
-    times_itself: ClassVar[bool] = True  # `@timeout(ms)` bounds its run
+    # `@timeout(ms)` is the remote call's own timeout: `timeoutError` (spec/graphql.md)
+    times_itself: ClassVar[bool] = True
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     wraps_data: ClassVar[bool] = True
     config_keys: ClassVar[frozenset[str] | None] = frozenset({"endpoint", "strictScalars"})

@@ -31,7 +31,6 @@ _WENT_TO_WORKER = "jq.worker"
 
 
 class JqMiddleware(BaseMiddleware):
-    times_itself: ClassVar[bool] = True  # `@timeout(ms)` bounds its run
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     rerunnable: ClassVar[bool] = True  # a jq program has no effects
     tryable: ClassVar[bool] = True

@@ -66,7 +66,6 @@ def load_js_scripts(directory: Path) -> dict[str, str]:
 class JsMiddleware(BaseMiddleware):
     """`|> js: `...`` — see the module docstring."""
 
-    times_itself: ClassVar[bool] = True  # `@timeout(ms)` bounds its run
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
 
     def __init__(self, host: MiddlewareHost) -> None:

@@ -159,7 +159,6 @@ def _apply_writes(ctx: RequestView, flags: Mapping[str, bool],
 class LuaMiddleware(BaseMiddleware):
     """`|> lua: `...`` — see the module docstring."""
 
-    times_itself: ClassVar[bool] = True  # `@timeout(ms)` bounds its run
     behavior: ClassVar[Behavior] = Behavior.TRANSFORM
     sync: ClassVar[bool] = True  # inline under its budget, else `RunAsync`
     # an inline run keeps nothing but its answer (flag and condition writes are the
