@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -83,14 +82,6 @@ def wait_workers(log: Path, workers: int, proc: subprocess.Popen[bytes]) -> None
             return
         time.sleep(0.1)
     raise RuntimeError(f"server did not start: {log.read_text()}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def machine_busy_s() -> float:
@@ -164,8 +155,10 @@ def run_w11(duration: int, rounds: int, workdir: Path) -> dict[str, object]:
                 runs[side].append(figures)
                 cores[side].append(used)
     finally:
+        from run import stop
+
         for proc, _port in procs.values():
-            stop(proc)
+            stop(proc, wait_s=20)
     return summary(runs, cores, place)
 
 
