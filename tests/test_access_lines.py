@@ -21,12 +21,12 @@ def logging_restored() -> Iterator[None]:
     """configure_logging changes process-wide state: put it back after each test."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    lines, switches = oplog._LINES[:], dict(oplog._SWITCHES)
+    lines, switches = access_lines._current[:], dict(oplog._SWITCHES)
     yield
     access_lines.flush_all()
     root.handlers[:] = handlers
     root.setLevel(level)
-    oplog._LINES[:] = lines
+    access_lines._current[:] = lines
     oplog._SWITCHES.update(switches)
 
 

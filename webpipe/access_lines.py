@@ -78,17 +78,25 @@ class OrderedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-_current: list[AccessLines] = []
+_current: list[AccessLines] = []  # the process's writer, when `serve` set one up
 
 
-def install(stream: TextIO) -> AccessLines:
-    """The writer for `stream`, replacing an earlier one (flushed first)."""
+def install(stream: TextIO | None) -> AccessLines | None:
+    """The writer for `stream` (None: no batching, JSON logs), replacing an earlier one,
+    which is flushed first."""
     flush_all()
+    if stream is None:
+        _current.clear()
+        return None
     lines = AccessLines(stream)
     if not _current:
-        atexit.register(flush_all)
+        atexit.register(flush_all)  # registered at most once: it flushes whichever is current
     _current[:] = [lines]
     return lines
+
+
+def current() -> AccessLines | None:
+    return _current[0] if _current else None
 
 
 def flush_all() -> None:

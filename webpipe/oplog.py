@@ -35,7 +35,6 @@ _CLIENT_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 ERROR_KEY = "webpipe.error"  # scope key: what failed, for the error line and the body
 ID_KEY = "webpipe.request_id"
 _SWITCHES = {"access": True, "json": False}
-_LINES: list[access_lines.AccessLines] = []  # the batched text access lines, once set up
 
 
 @dataclass(frozen=True)
@@ -82,8 +81,8 @@ def configure_logging(settings: LogSettings) -> None:
     """Root logging to stderr in the chosen format and level (every process calls it);
     text access lines go through `access_lines` (batched, same text)."""
     json_logs = settings.format == "json"
-    _LINES[:] = [] if json_logs else [access_lines.install(sys.stderr)]
-    handler = access_lines.OrderedHandler(sys.stderr, None if json_logs else _LINES[0])
+    lines = access_lines.install(None if json_logs else sys.stderr)
+    handler = access_lines.OrderedHandler(sys.stderr, lines)
     if json_logs:
         handler.setFormatter(JsonFormatter())
     else:
@@ -151,8 +150,9 @@ def log_request(scope: Any, status: int, started: float) -> None:
     rid = scope.get(ID_KEY, "")
     if access:
         ms = round((time.perf_counter() - started) * 1000, 1)
-        if _LINES:
-            _LINES[0].add(method, path, status, ms, rid)
+        lines = access_lines.current()
+        if lines is not None:
+            lines.add(method, path, status, ms, rid)
         else:
             ACCESS.info("%s %s %d %.1fms id=%s", method, path, status, ms, rid, extra={
                 "fields": {"method": method, "path": path, "status": status,
