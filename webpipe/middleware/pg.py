@@ -219,24 +219,15 @@ class PgMiddleware(BaseMiddleware):
         The pool is created on first use as for a `pg` step: `HardError` when no database is
         configured; driver errors (asyncpg's, `OSError`, `TimeoutError`) propagate as is.
         """
-        pool = await self._ensure_pool()
-        # asyncio.timeout around a plain acquire: asyncpg's own `timeout=` runs the acquire
-        # in a new task (wait_for) and times the release too, costing a loop pass or two
-        async with asyncio.timeout(self.acquire_timeout):
-            conn = await pool.acquire()
+        pool, conn = await self._acquire()
         try:
             yield conn
         finally:
             await pool.release(conn)
 
     async def _query(self, stmt: PgStatement, params: Sequence[JSON]) -> JSON:
-        """`connection()` written out (one query per step: no context-manager generator,
-        and no coroutine to find a pool that exists for this loop)."""
-        pool = self._pool
-        if pool is None or self._loop is not asyncio.get_running_loop():
-            pool = await self._ensure_pool()
-        async with asyncio.timeout(self.acquire_timeout):
-            conn = await pool.acquire()
+        """One step's statement (no context-manager generator around it: one per query)."""
+        pool, conn = await self._acquire()
         try:
             return await _execute(conn, stmt, params,
                                   min(self.limits.max_json_depth, MAX_JSON_DEPTH))
@@ -246,6 +237,16 @@ class PgMiddleware(BaseMiddleware):
                     await _reset_session(conn)
             finally:
                 await pool.release(conn)
+
+    async def _acquire(self) -> tuple[Pool, Connection]:
+        """The pool (made on first use, or afresh on a new loop) and a connection from it."""
+        pool = self._pool
+        if pool is None or self._loop is not asyncio.get_running_loop():
+            pool = await self._ensure_pool()
+        # asyncio.timeout around a plain acquire: asyncpg's own `timeout=` runs the acquire
+        # in a new task (wait_for) and times the release too, costing a loop pass or two
+        async with asyncio.timeout(self.acquire_timeout):
+            return pool, await pool.acquire()
 
     async def _ensure_pool(self) -> Pool:
         loop = asyncio.get_running_loop()
