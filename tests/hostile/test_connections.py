@@ -124,6 +124,30 @@ async def test_idle_keep_alive_connections_are_closed(tmp_path: Path) -> None:
         writer.close()
 
 
+async def test_deadlines_restart_after_each_response(tmp_path: Path) -> None:
+    """The head and keep-alive deadlines are times moved by each response and watched by one
+    wake-up timer (spec/http.md): a connection busy for longer than both stays open, and a
+    head begun after a response but not finished gets its 408 `headerTimeoutMs` after that
+    response, not a silent close at `keepAliveMs`."""
+    request = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    async with serve(tmp_path, APP) as served:
+        reader, writer = await asyncio.open_connection(*address(served))
+        start = time.monotonic()
+        while time.monotonic() - start < 2.5:  # past keepAliveMs and headerTimeoutMs
+            writer.write(request)
+            await writer.drain()
+            assert (await reader.readuntil(b'{"got":{}}')).startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(0.1)
+        answered = time.monotonic()
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # a head begun, never ended
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+        took = time.monotonic() - answered
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+        assert 1.0 - 0.2 < took < 1.0 + SLACK_S
+
+
 async def test_many_idle_sockets_do_not_deny_service(tmp_path: Path) -> None:
     """1,100 idle sockets against a server started with a low soft open-file limit (256):
     it raises the limit to the hard one, keeps answering, and closes them at the header
