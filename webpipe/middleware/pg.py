@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from webpipe.config import config_int
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, effective_url, resolve_target
 from webpipe.errors import HardError, StepError
 from webpipe.limits import Limits
+from webpipe.middleware import pg_rows
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -61,34 +63,66 @@ async def _init_connection(conn: Connection) -> None:
 
 
 async def _execute(conn: Connection, stmt: PgStatement, params: Sequence[JSON],
-                   max_depth: int = MAX_JSON_DEPTH) -> JSON:
+                   max_depth: int, decisions: dict[str, pg_rows.Decision] | None) -> JSON:
     errors = _asyncpg().exceptions
     try:
-        return await _execute_as(conn, stmt, params, None, max_depth)
+        return await _execute_as(conn, stmt, params, None, max_depth, decisions)
     except (errors.IndeterminateDatatypeError, errors.AmbiguousParameterError):
         # an untyped NULL fits any column, but `$1 IS NULL` alone needs a type: use text
         if None not in params:
             raise
-        return await _execute_as(conn, stmt, params, "text", max_depth)
+        return await _execute_as(conn, stmt, params, "text", max_depth, decisions)
 
 
 async def _execute_as(conn: Connection, stmt: PgStatement, params: Sequence[JSON],
-                      null_type: str | None, max_depth: int) -> JSON:
-    query, args = stmt.render(params, null_type)
+                      null_type: str | None, max_depth: int,
+                      decisions: dict[str, pg_rows.Decision] | None) -> JSON:
+    casts, args = stmt.bind(params, null_type)
+    query, direct_query = stmt.queries(casts)
     if stmt.kind == "command":
         status: str = await conn.execute(query, *args)
         count = status.rsplit(" ", 1)[-1]
         return {"rows": [], "rowCount": int(count) if count.isdigit() else 0}
-    row = await conn.fetchrow(query, *args)
     if stmt.kind == "rows":
-        # two levels are the row list and the row object around the column values
-        rows = _load_json(row[0], max_depth, 2) if row is not None else []
+        rows = await _rows(conn, query, direct_query, args, max_depth, decisions)
         return {"rows": rows, "rowCount": len(rows)}
+    row = await conn.fetchrow(query, *args)
     if row is None:
         raise RawModeError("!raw query returned no rows")
     if len(row) == 0 or not (row[0] is None or isinstance(row[0], JsonText)):
         raise RawModeError("!raw query must return a json or jsonb first column")
     return None if row[0] is None else _load_json(row[0], max_depth)
+
+
+async def _rows(conn: Connection, query: str, direct_query: str | None, args: list[Any],
+                max_depth: int, decisions: dict[str, pg_rows.Decision] | None,
+                ) -> list[JSON]:
+    """The statement's rows: built from its own records once it was decided so (pg_rows),
+    else from the CTE's JSON; the first run of a statement text runs the CTE, then decides."""
+    if direct_query is None or decisions is None:
+        return await _cte_rows(conn, query, args, max_depth)
+    decision = decisions.get(direct_query)
+    if isinstance(decision, pg_rows.Direct):
+        records = await conn.fetch(direct_query, *args)
+        rows = pg_rows.rows_of(records, decision,
+                               functools.partial(_load_json, max_depth=max_depth))
+        if rows is not None:
+            return rows
+        decisions.pop(direct_query, None)  # the schema changed: the CTE again, then decide
+        return await _cte_rows(conn, query, args, max_depth)
+    rows = await _cte_rows(conn, query, args, max_depth)
+    if decision is None:
+        pg_rows.remember(decisions, direct_query, await pg_rows.decide(
+            conn, direct_query, args, query, JsonText))
+    return rows
+
+
+async def _cte_rows(conn: Connection, query: str, args: list[Any],
+                    max_depth: int) -> list[JSON]:
+    row = await conn.fetchrow(query, *args)
+    # two levels are the row list and the row object around the column values
+    rows: list[JSON] = _load_json(row[0], max_depth, 2) if row is not None else []
+    return rows
 
 
 def _load_json(text: str, max_depth: int, wrapping: int = 0) -> JSON:
@@ -136,6 +170,7 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+@functools.cache
 def _asyncpg() -> Any:
     return importlib.import_module("asyncpg")
 
@@ -161,6 +196,10 @@ class PgMiddleware(BaseMiddleware):
         self._pool: Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
+        # statement text → how its rows are built (pg_rows), decided at its first run;
+        # None: every row through the CTE (`WEBPIPE_PG_ROWS_CTE=1`, for comparisons)
+        self._decisions: dict[str, pg_rows.Decision] | None = (
+            None if pg_rows.cte_forced() else {})
 
     @property
     def statement_timeout_ms(self) -> int:
@@ -230,7 +269,8 @@ class PgMiddleware(BaseMiddleware):
         pool, conn = await self._acquire()
         try:
             return await _execute(conn, stmt, params,
-                                  min(self.limits.max_json_depth, MAX_JSON_DEPTH))
+                                  min(self.limits.max_json_depth, MAX_JSON_DEPTH),
+                                  self._decisions)
         finally:
             try:
                 if stmt.session:
