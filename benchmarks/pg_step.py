@@ -1,27 +1,31 @@
 """µs of client CPU per `pg` step against a real PostgreSQL in its own process (W4's query).
 
 Prices the `pg` middleware alone, without HTTP or the step loop: `PgMiddleware.run` on W4's
-statement (`SELECT id, name FROM bench_users WHERE id = $1`, one row), next to what a
-hand-written handler does with asyncpg for the same row (`pool.fetchrow` + `dict(row)`, the
-reference) and to the pieces in between. CPU time of this process (`time.process_time`), so the
-database's own work, in its own process, does not count; wall time is printed too.
+statement (`SELECT id, name FROM bench_users WHERE id = $1`, one row), next to what W4's
+hand-written handler does with asyncpg and to the pieces in between. CPU time of this
+process (`time.process_time`), so the database's own work, in its own process, does not
+count; wall time is printed too. Modes run alternated, round by round.
 
-    python benchmarks/pg_step.py [step hand cte direct] [--number 3000] [--rounds 5]
-        [--rows 1] [--profile FILE]
+    python benchmarks/pg_step.py [MODE ...] [--number 1000] [--rounds 15] [--rows 1]
+        [--profile FILE]
 
-`step` is the middleware; `hand` W4's hand-written handler (`pool.fetchrow`, asyncpg's
-default pool, which resets each connection on release: a second round trip); `cte` and
-`direct` use a pool without that reset, as the middleware's: `cte` runs the query the way
-the middleware did before issue 23 (the `json_agg(row_to_json(..))` CTE, its JSON text
-parsed by orjson), `direct` runs the statement itself and builds the row dicts (the floor).
+Modes: `step` the middleware; `step-cte` the same with `WEBPIPE_PG_ROWS_CTE=1` (every row
+through the `json_agg(row_to_json(..))` CTE, as before issue 23: an A/B of that change in
+one process); `hand` W4's hand-written handler (`pool.fetchrow` on asyncpg's default pool,
+which resets each connection on release: a second round trip); `cte` and `direct` asyncpg
+alone on a pool without that reset, as the middleware's: `cte` runs the CTE and parses its
+JSON text with orjson, `direct` runs the statement and builds the row dicts (the floor);
+`W4` and `hand:W4` the whole W4 request, webpipe's and the hand-written app, through
+uvicorn's protocol in-process (`http_inprocess.py`'s harness, timed here in CPU).
 `--rows N` selects N rows (`id <= $1`) instead of one. The database is `DATABASE_URL`, else
-`run.py`'s embedded one (seeded). Alternate runs with `PYTHONPATH=OTHER_CHECKOUT` to compare;
-`--profile` writes a cProfile of the last mode's timed loop.
+`run.py`'s embedded one (seeded). Compare checkouts with `PYTHONPATH=OTHER_CHECKOUT`,
+alternating runs; `--profile` writes a cProfile of the last mode's timed loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import os
 import statistics
@@ -88,6 +92,9 @@ async def modes(url: str, rows: int) -> dict[str, Callable[[], Awaitable[Any]]]:
 
     sql, arg = (ONE, 1) if rows == 1 else (MANY, rows)
     mw = PgMiddleware(Host())  # type: ignore[arg-type]
+    os.environ["WEBPIPE_PG_ROWS_CTE"] = "1"  # read when a middleware is made
+    mw_cte = PgMiddleware(Host())  # type: ignore[arg-type]
+    del os.environ["WEBPIPE_PG_ROWS_CTE"]
     prepared = mw.prepare(sql, None)
     call = StepCall(name="pg", config=sql, args=([arg],), target="q")
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4)  # W4's hand-written one
@@ -96,6 +103,9 @@ async def modes(url: str, rows: int) -> dict[str, Callable[[], Awaitable[Any]]]:
 
     async def step() -> Any:
         return (await mw.run({}, prepared, call)).value
+
+    async def step_cte() -> Any:
+        return (await mw_cte.run({}, prepared, call)).value
 
     async def hand() -> Any:
         return [dict(r) for r in await pool.fetch(sql, arg)]
@@ -113,7 +123,48 @@ async def modes(url: str, rows: int) -> dict[str, Callable[[], Awaitable[Any]]]:
             records = await conn.fetch(direct, arg)
         return [dict(r.items()) for r in records]
 
-    return {"step": step, "hand": hand, "cte": cte_mode, "direct": direct_mode}
+    return {"step": step, "step-cte": step_cte, "hand": hand, "cte": cte_mode,
+            "direct": direct_mode}
+
+
+async def http_mode(name: str) -> Callable[[], Awaitable[Any]]:
+    """W4 through the whole stack in-process (`http_inprocess.py`'s harness: uvicorn's
+    protocol parsing the request bytes, the app, the response written to a transport that
+    keeps it); `hand:W4` is the hand-written Starlette app."""
+    import tempfile
+
+    from http_inprocess import KeepTransport, hand_app, request_bytes, webpipe_app
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+    from workloads import W4
+
+    workdir = Path(tempfile.mkdtemp(prefix="webpipe-pg-step-"))
+    app, http = hand_app(W4, workdir) if name == "hand:W4" else webpipe_app(W4, workdir)
+    config = Config(app=app, http=http, loop="none", log_level="warning", access_log=False,
+                    lifespan="off")
+    config.load()
+    loop = asyncio.get_running_loop()
+    protocol = config.http_protocol_class(config=config, server_state=ServerState(),
+                                          app_state={}, _loop=loop)
+    transport = KeepTransport()
+    protocol.connection_made(transport)
+    done: list[asyncio.Future[None]] = []
+    finish = protocol.on_response_complete
+
+    def on_response_complete() -> None:
+        finish()
+        done[0].set_result(None)
+
+    protocol.on_response_complete = on_response_complete
+    raw = request_bytes(W4)
+
+    async def one() -> Any:
+        done[:] = [loop.create_future()]
+        protocol.data_received(raw)
+        await done[0]
+        assert transport.last.startswith(b"HTTP/1.1 200"), transport.last
+
+    return one
 
 
 async def _no_reset(conn: Any) -> None:
@@ -136,8 +187,8 @@ async def timed(run: Callable[[], Awaitable[Any]], number: int,
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", default=["step", "hand"])
-    parser.add_argument("--number", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--number", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--rows", type=int, default=1)
     parser.add_argument("--profile", help="write a cProfile of the last mode here")
     args = parser.parse_args()
@@ -148,6 +199,9 @@ async def main() -> None:
     url = os.environ["DATABASE_URL"]
     await seed(url, args.rows)
     runs = await modes(url, args.rows)
+    for name in args.names:
+        if name in ("W4", "hand:W4"):
+            runs[name] = await http_mode(name)
     for run in runs.values():  # warm-up: pool, statement caches, first-use decisions
         for _ in range(200):
             await run()

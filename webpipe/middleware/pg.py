@@ -15,7 +15,7 @@ import contextlib
 import functools
 import importlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Generator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from webpipe.config import config_int
@@ -283,10 +283,9 @@ class PgMiddleware(BaseMiddleware):
         pool = self._pool
         if pool is None or self._loop is not asyncio.get_running_loop():
             pool = await self._ensure_pool()
-        # asyncio.timeout around a plain acquire: asyncpg's own `timeout=` runs the acquire
-        # in a new task (wait_for) and times the release too, costing a loop pass or two
-        async with asyncio.timeout(self.acquire_timeout):
-            return pool, await pool.acquire()
+        # bounded here, not by asyncpg's own `timeout=` (it runs the acquire in a new task
+        # through wait_for and times the release too, costing a loop pass or two)
+        return pool, await BoundedWait(pool.acquire(), self.acquire_timeout)
 
     async def _ensure_pool(self) -> Pool:
         loop = asyncio.get_running_loop()
@@ -330,6 +329,60 @@ class PgMiddleware(BaseMiddleware):
         except EmbeddedUnavailable as exc:
             raise HardError(f"{NOT_CONFIGURED} ({exc})") from None
         return await effective_url(target, url, self.host.base_dir)
+
+
+class BoundedWait:
+    """Await `awaitable`, bounded by `seconds` (`TimeoutError` past it) once it has to wait.
+
+    A pool acquire that finds an idle connection completes in its first step: no timer is
+    armed then (asyncio.timeout costs ~5 µs per use under uvloop, a timer armed and
+    cancelled, for a bound that cannot be reached). Otherwise the rest of it runs under
+    `asyncio.timeout(seconds)`: the bound counts from the first wait.
+    """
+
+    __slots__ = ("_awaitable", "_seconds")
+
+    def __init__(self, awaitable: Awaitable[Any], seconds: float) -> None:
+        self._awaitable, self._seconds = awaitable, seconds
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps = self._awaitable.__await__()
+        try:
+            waiting_on = steps.send(None)
+        except StopIteration as done:
+            return done.value
+        return (yield from _bounded(steps, waiting_on, self._seconds).__await__())
+
+
+async def _bounded(steps: Generator[Any, Any, Any], waiting_on: Any, seconds: float) -> Any:
+    async with asyncio.timeout(seconds):
+        return await _Resumed(steps, waiting_on)
+
+
+class _Resumed:
+    """The rest of an awaitable already started: what it waits on goes to the task, what
+    the task sends or throws (a cancellation) goes back into it, as `yield from` would."""
+
+    __slots__ = ("_steps", "_waiting_on")
+
+    def __init__(self, steps: Generator[Any, Any, Any], waiting_on: Any) -> None:
+        self._steps, self._waiting_on = steps, waiting_on
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps, item = self._steps, self._waiting_on
+        while True:
+            try:
+                try:
+                    sent = yield item
+                except GeneratorExit:  # closed: close it too (PEP 380)
+                    steps.close()
+                    raise
+                except BaseException as exc:  # a cancellation goes in as is
+                    item = steps.throw(exc)
+                else:
+                    item = steps.send(sent)
+            except StopIteration as done:
+                return done.value
 
 
 async def _keep_session(conn: Connection) -> None:

@@ -60,16 +60,21 @@ class PgStatement:
     slots: tuple[int, ...]
     session: bool = False  # may leave session state behind: reset the connection after it
     direct: tuple[tuple[str, ...], tuple[int, ...]] | None = None
+    width: int = 0  # the highest `$N`: how many parameters are sent
     texts: dict[tuple[str | None, ...], tuple[str, str | None]] = field(
         default_factory=dict, compare=False, repr=False)
 
     def bind(self, params: Sequence[JSON], null_type: str | None = None,
              ) -> tuple[tuple[str | None, ...], list[Any]]:
         """The cast of every parameter (None: untyped) and the driver arguments."""
-        bound = [_bind(p) if p is not None else (null_type, None) for p in params]
+        casts: list[str | None] = []
+        args: list[Any] = []
         # PostgreSQL ignores surplus typed parameters; asyncpg would reject them
-        used = bound[:max(self.slots, default=0)]
-        return tuple(cast for cast, _ in used), [value for _, value in used]
+        for param in params[:self.width]:
+            cast, value = (null_type, None) if param is None else _bind(param)
+            casts.append(cast)
+            args.append(value)
+        return tuple(casts), args
 
     def queries(self, casts: tuple[str | None, ...]) -> tuple[str, str | None]:
         """The query, and the statement alone (`direct`, else None), with those casts on
@@ -116,7 +121,7 @@ def compile_statement(config: str, *, force_rows: bool = False) -> PgStatement:
     # only a statement that writes nothing may run alone (pg_rows: a schema change under
     # its decision runs it a second time, through the CTE)
     direct = split_params(text) if alone and not session and not writes(text) else None
-    return PgStatement(sql, kind, pieces, slots, session, direct)
+    return PgStatement(sql, kind, pieces, slots, session, direct, max(slots, default=0))
 
 
 # Statements that can leave state on a connection for the next request to find (settings,
