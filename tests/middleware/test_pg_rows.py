@@ -12,6 +12,7 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -256,3 +257,51 @@ async def test_hypothesis_values_of_the_accepted_types(
     assert isinstance(decision(direct, sql), pg_rows.Direct)
     for row, (*_, u, _comma) in zip(value["rows"], rows, strict=True):
         assert row["u"] == (None if u is None else str(uuid.UUID(u)))
+
+
+# -- through a real `webpipe serve` ------------------------------------------------------
+
+SERVED = """
+config pg {
+  host: "HOST"
+  port: 5432
+}
+
+pg userById = `SELECT k AS id, t AS name, jb, u FROM rows_diff WHERE k = $1`
+
+GET /user/:id
+  |> pg([.params.id]): userById
+  |> jq: `.data.userById.rows[0]`
+
+GET /all
+  |> pg: `SELECT * FROM rows_diff ORDER BY k`
+
+GET /lua
+  |> lua: `return executeSql("SELECT k, j, nm FROM rows_diff WHERE k < $1 ORDER BY k", {5})`
+"""
+
+
+async def test_served_responses_are_the_same_bytes(
+        pair: tuple[PgMiddleware, PgMiddleware], pg_config: dict[str, JSON],  # noqa: F811
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """W4's shape and two others, served twice: as before (`WEBPIPE_PG_ROWS_CTE=1`) and
+    with the direct path; each request twice (the first run decides)."""
+    from tests.hostile.harness import serve
+
+    text = SERVED.replace("HOST", str(pg_config["host"]))
+    paths = ["/user/2", "/user/3", "/user/99", "/all", "/lua"]
+    answers: dict[str, list[tuple[int, str | None, bytes]]] = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv(pg_rows.FORCE_CTE_ENV, mode)
+        async with (serve(tmp_path_factory.mktemp("served"), text) as served,
+                    httpx.AsyncClient(base_url=served.base, timeout=30) as client):
+            for path in paths * 2:
+                response = await client.get(path)
+                answers.setdefault(path, []).append((
+                    response.status_code, response.headers.get("content-type"),
+                    response.content))
+    for path, seen in answers.items():
+        assert len(set(seen)) == 1, (path, seen)
+    assert answers["/user/2"][0][0] == 200
+    assert answers["/user/2"][0][2].startswith(b'{"id":2,"name":"h\\u00e9llo')
+    assert answers["/all"][0][2].endswith(b'"rowCount":6}}')
