@@ -19,7 +19,11 @@ from typing import Any
 import orjson
 
 _VISIBLE_ASCII = re.compile(rb"[\t\x20-\x7e]*")
-_LONG_DIGITS = re.compile(r"[0-9]{20}")
+_LONG_DIGITS = re.compile(r"[0-9]{20}")  # what `has_long_digits` finds, ~10x slower
+# ASCII digits stay "0", every other byte becomes a space: a run of 20 digits is then a
+# run of 20 "0" bytes, found by a substring search at C speed
+_DIGIT_RUNS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_TWENTY_DIGITS = b"0" * 20
 
 MAX_JSON_DEPTH = 512  # the default `maxJsonDepth` and its ceiling (spec/limits.md)
 MAX_JSON_CONTAINERS = 200_000  # the default `maxJsonContainers`
@@ -99,7 +103,7 @@ def loads_exact_bounded(text: str, max_depth: int, max_containers: int = MAX_JSO
     `max_containers` raises `JsonTooWide`."""
     if _openings(text) > max_containers:
         raise JsonTooWide(max_containers)
-    if _LONG_DIGITS.search(text) is None:
+    if not has_long_digits(text):
         try:
             return loads_bounded(text, max_depth, max_containers)
         except orjson.JSONDecodeError:
@@ -111,6 +115,13 @@ def loads_exact_bounded(text: str, max_depth: int, max_containers: int = MAX_JSO
     if _openings(text) > max_depth and depth_exceeds(value, max_depth):
         raise JsonTooDeep(max_depth)
     return value
+
+
+def has_long_digits(text: str) -> bool:
+    """Whether `text` holds a run of 20 ASCII digits (`[0-9]{20}`): an integer orjson would
+    turn into a float could be there. A byte translation and a substring search: the
+    regular expression costs ~15 ns per character (~0.2 ms for 14 KB of JSON rows)."""
+    return _TWENTY_DIGITS in text.encode("utf-8", "surrogatepass").translate(_DIGIT_RUNS)
 
 
 ORJSON_DEPTH = 1024  # orjson refuses deeper text (tests/test_wire.py checks it)
