@@ -97,23 +97,27 @@ async def _execute_as(conn: Connection, stmt: PgStatement, params: Sequence[JSON
 async def _rows(conn: Connection, query: str, direct_query: str | None, args: list[Any],
                 max_depth: int, decisions: dict[str, pg_rows.Decision] | None,
                 ) -> list[JSON]:
-    """The statement's rows: built from its own records once it was decided so (pg_rows),
-    else from the CTE's JSON; the first run of a statement text runs the CTE, then decides."""
+    """The statement's rows: built from its own records once it was decided so (pg_rows)
+    while its results stay small, else from the CTE's JSON; the first run of a statement
+    text runs the CTE, then decides."""
     if direct_query is None or decisions is None:
         return await _cte_rows(conn, query, args, max_depth)
     decision = decisions.get(direct_query)
-    if isinstance(decision, pg_rows.Direct):
+    if isinstance(decision, pg_rows.Direct) and decision.small:
         records = await conn.fetch(direct_query, *args)
         rows = pg_rows.rows_of(records, decision,
                                functools.partial(_load_json, max_depth=max_depth))
         if rows is not None:
+            decision.count(len(rows))
             return rows
         decisions.pop(direct_query, None)  # the schema changed: the CTE again, then decide
         return await _cte_rows(conn, query, args, max_depth)
     rows = await _cte_rows(conn, query, args, max_depth)
-    if decision is None:
+    if isinstance(decision, pg_rows.Direct):
+        decision.count(len(rows))
+    elif decision is None:
         pg_rows.remember(decisions, direct_query, await pg_rows.decide(
-            conn, direct_query, args, query, JsonText))
+            conn, direct_query, args, query, JsonText, len(rows)))
     return rows
 
 
