@@ -4,8 +4,8 @@ once at load and rendered per request.
 `compile_statement` classifies the statement (row-returning, command or `!raw`), wraps a
 row-returning one in the `json_agg(row_to_json(..))` CTE so PostgreSQL itself converts the
 values to JSON, splits the text at its `$N` placeholders and notes whether it can leave
-session state on its connection; `PgStatement.render` gives each placeholder the cast its
-JSON parameter's type asks for.
+session state on its connection; `PgStatement.bind` picks each placeholder's cast from its
+JSON parameter's type and `PgStatement.queries` gives the texts with those casts.
 """
 
 from __future__ import annotations
@@ -86,12 +86,6 @@ class PgStatement:
             if len(self.texts) < TEXTS_PER_STATEMENT:
                 self.texts[casts] = texts
         return texts
-
-    def render(self, params: Sequence[JSON], null_type: str | None = None,
-               ) -> tuple[str, list[Any]]:
-        """The query with a cast on every bound placeholder, and the driver arguments."""
-        casts, args = self.bind(params, null_type)
-        return self.queries(casts)[0], args
 
 
 def _cast(pieces: tuple[str, ...], slots: tuple[int, ...],
