@@ -75,6 +75,11 @@ def loads_bounded(data: bytes | str, max_depth: int,
     openings = _openings(data)
     if openings > max_containers:
         raise JsonTooWide(max_containers)
+    return _loads_counted(data, max_depth, openings)
+
+
+def _loads_counted(data: bytes | str, max_depth: int, openings: int) -> Any:
+    """`loads_bounded` once the text's `[`/`{` are counted (within `max_containers`)."""
     if openings <= max_depth:
         return orjson.loads(data)
     extra = ORJSON_DEPTH - max_depth
@@ -101,18 +106,19 @@ def loads_exact_bounded(text: str, max_depth: int, max_containers: int = MAX_JSO
     Nested deeper than `max_depth` raises `JsonTooDeep`, whichever parser read it (the
     json module's own recursion limit also means too deep); more containers than
     `max_containers` raises `JsonTooWide`."""
-    if _openings(text) > max_containers:
+    openings = _openings(text)
+    if openings > max_containers:
         raise JsonTooWide(max_containers)
     if not has_long_digits(text):
         try:
-            return loads_bounded(text, max_depth, max_containers)
+            return _loads_counted(text, max_depth, openings)
         except orjson.JSONDecodeError:
             pass
     try:
         value = json.loads(text, **json_options)
     except RecursionError:
         raise JsonTooDeep(max_depth) from None
-    if _openings(text) > max_depth and depth_exceeds(value, max_depth):
+    if openings > max_depth and depth_exceeds(value, max_depth):
         raise JsonTooDeep(max_depth)
     return value
 
