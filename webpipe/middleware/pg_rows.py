@@ -6,15 +6,15 @@ rows as JSON text (the `json_agg(row_to_json(..))` CTE) for Python to parse agai
 Which way a statement goes is decided once per app and statement text (one per
 parameter-type signature), the first time it runs: the CTE runs as before, then the
 statement alone is prepared and its column types (`PreparedStatement.get_attributes()`)
-decide. After that it runs through asyncpg's statement cache like any query, as long as
-its results stay small (`ROWS_DIRECT_MAX` rows on average): for many rows orjson reading
-the CTE's text costs less, and the two give the same rows. A schema change
-can alter the column types under a decision (asyncpg re-prepares silently), so every value
-is checked against the type its column was decided with (a few tens of ns each); a value of
-another type drops the decision and that request's rows come from the CTE, which runs the
+decide. After that it runs through asyncpg's statement cache like any query, as long as its
+results stay small (`ROWS_DIRECT_MAX` rows on average): for many rows orjson reading the
+CTE's text costs less, and the two give the same rows. A schema change can alter the column
+types under a decision (asyncpg re-prepares silently), so every row's value types are
+checked against the decided ones (a set lookup of the row's type shape); a row that does
+not fit drops the decision and that request's rows come from the CTE, which runs the
 statement a second time. That is why only statements that write nothing (no INSERT, UPDATE,
-DELETE, MERGE, no session change) may go direct. `WEBPIPE_PG_ROWS_CTE=1` switches the direct
-path off (the differential tests and benchmarks compare the two).
+DELETE, MERGE, no session change) may go direct. `WEBPIPE_PG_ROWS_CTE=1` switches the
+direct path off (the differential tests and benchmarks compare the two).
 """
 
 from __future__ import annotations
