@@ -5,8 +5,9 @@ ones wrapped in the `json_agg(row_to_json(..))` CTE, split at its `$N` placehold
 request, each placeholder gets an explicit cast chosen from the JSON parameter's type
 (`int8`, `float8`, `text`, `bool`, `jsonb`; middleware.md §2.2) and the query runs through
 asyncpg's per-connection statement cache; a reading statement whose column types allow it
-runs without the CTE, its rows built from asyncpg's records (`pg_rows.py`). The pool is created lazily on first use, so an
-app with `config pg` loads and serves its other routes without a reachable database.
+runs without the CTE, its rows built from asyncpg's records (`pg_rows.py`). The pool is
+created lazily on first use, so an app with `config pg` loads and serves its other routes
+without a reachable database.
 """
 
 from __future__ import annotations
