@@ -8,6 +8,7 @@ it, bounds the runs and returns the entry points. `PRELUDE` is the two together.
 from __future__ import annotations
 
 from webpipe.middleware.lua_guard import GUARD
+from webpipe.middleware.lua_json import ENCODER
 
 # Runs once per Lua state with the real globals. Receives the Python hooks and the scripts
 # directory, trims the standard library (spec/lua.md "Sandbox"), defines the script-facing
@@ -168,4 +169,4 @@ end
 
 """
 
-PRELUDE = SANDBOX + GUARD
+PRELUDE = SANDBOX + ENCODER + GUARD

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+import orjson
 from lupa import lua54
 
 from webpipe.errors import StepError
@@ -182,6 +183,8 @@ class LuaState:
         self._compiled.clear()
 
     def _result(self, out: Any) -> JSON:
+        if type(out[2]) is bytes:  # the prelude's encoder wrote it (lua_json.py)
+            return orjson.loads(out[2])
         count, table = out[2], out[3]
         if table is False:
             return from_flat(out, 4)
