@@ -87,19 +87,22 @@ do
   local put_value
 
   local function put_object(t, count, depth)
-    local keys
-    if count == 1 then
-      keys = {(next(t))}
-    else
-      if not checked then c_locale() end
-      local i = 0
-      keys = {}
-      for k in next, t do i = i + 1; keys[i] = k end
+    if count == 1 then  -- the usual small object: no key list to make and sort
+      local k, v = next(t)
+      if type(k) ~= "string" then error(GIVE_UP) end
+      n = n + 1; buf[n] = "{"
+      n = n + 1; buf[n] = key_text(k)
+      put_value(v, depth)
+      n = n + 1; buf[n] = "}"
+      return
     end
-    for i = 1, count do
-      if type(keys[i]) ~= "string" then error(GIVE_UP) end
+    if not checked then c_locale() end
+    local keys, i = {}, 0
+    for k in next, t do
+      if type(k) ~= "string" then error(GIVE_UP) end
+      i = i + 1; keys[i] = k
     end
-    if count > 1 then sort(keys) end
+    sort(keys)
     local open = "{"
     for j = 1, count do
       local k = keys[j]
