@@ -96,9 +96,10 @@ class SqlExecutor(Protocol):
     async def execute_sql(self, sql: str, params: list[JSON]) -> dict[str, JSON]: ...
 
 
-def _request_view(call: StepCall, chunk: LuaChunk) -> tuple[RequestView, JSON]:
+def _request_view(ctx: RequestView | None, chunk: LuaChunk) -> tuple[RequestView, JSON]:
     """The request's context (a blank one outside a request) and the chunk's `context`."""
-    ctx = call.ctx if call.ctx is not None else RequestContext()
+    if ctx is None:
+        ctx = RequestContext()
     return ctx, ctx.context_json() if chunk.uses_context else None
 
 
@@ -164,6 +165,9 @@ class LuaMiddleware(BaseMiddleware):
     # an inline run keeps nothing but its answer (flag and condition writes are the
     # request's; `executeSql` hands the run to a worker before any statement runs)
     tryable: ClassVar[bool] = True
+    # a run's value is all it gives (flag and condition writes go to the request's context):
+    # in a plain body the executor applies it directly (`run_pure`, spec/decisions.md)
+    pure: ClassVar[bool] = True
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)
@@ -201,12 +205,15 @@ class LuaMiddleware(BaseMiddleware):
         return prepared.request_keys
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        return StepResult(self.run_pure(state, prepared, call.ctx))
+
+    def run_pure(self, state: JSON, prepared: object, ctx: RequestView | None) -> JSON:
         """The inline attempt, on the event loop under `INLINE_BUDGET`; `RunAsync` when the
         chunk belongs in a worker (it then stays there)."""
         assert isinstance(prepared, LuaChunk), "prepare() output expected"
         if prepared in self._in_worker or self._workers_only:
             raise RunAsync
-        ctx, context = _request_view(call, prepared)
+        ctx, context = _request_view(ctx, prepared)
         state = _input_of(prepared, state)
         if _too_big_for_the_loop(state, context):
             raise RunAsync  # converting it to Lua would hold the loop (this input only)
@@ -225,7 +232,7 @@ class LuaMiddleware(BaseMiddleware):
             raise
         if binding.flag_writes or binding.condition_writes:
             _apply_writes(ctx, binding.flag_writes, binding.condition_writes)
-        return StepResult(value)
+        return value
 
     def run_here(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
                  budget: Budget) -> JSON:
@@ -246,7 +253,7 @@ class LuaMiddleware(BaseMiddleware):
         except RunAsync:
             pass
         assert isinstance(prepared, LuaChunk)
-        ctx, context = _request_view(call, prepared)
+        ctx, context = _request_view(call.ctx, prepared)
         answer = await self._run_in_worker(prepared, state, context, ctx, call.timeout_ms)
         _apply_writes(ctx, answer.get("flags") or {}, answer.get("conditions") or {})
         if "error" in answer:
