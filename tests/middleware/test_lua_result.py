@@ -98,6 +98,10 @@ WRITTEN = [
     "local t = {} t.self = t return t",
     "return 1, 2, 3",
     "return {['k\"\\\\\\n'] = 'v'}",
+    "return {1, 2.0, 3}", "return {1, -2, math.maxinteger, math.mininteger}",
+    # integer lists on both sides of the depth cap (written in one call above it)
+    *(f"local t = {{1, 2}} for i = 1, {d} do t = {{t}} end return t" for d in (18, 19, 20, 21)),
+    *(f"local t = {{k = {{3}}}} for i = 1, {d} do t = {{t}} end return t" for d in (18, 19)),
 ]
 # what it leaves to the flat path
 FLAT = [

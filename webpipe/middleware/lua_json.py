@@ -116,13 +116,14 @@ do
   -- the sequence test is flatten's (lua_prelude): every key a positive integer, the count
   -- equal to the largest
   local function put_table(t, depth)
-    local count, top, seq = 0, 0, true
-    for k in next, t do
+    local count, top, seq, integers = 0, 0, true, true
+    for k, v in next, t do
       count = count + 1
       if count > nodes then error(GIVE_UP) end
       if seq then
         if mtype(k) == "integer" and k > 0 then
           if k > top then top = k end
+          if integers and mtype(v) ~= "integer" then integers = false end
         else
           seq = false
         end
@@ -130,6 +131,13 @@ do
     end
     if not (seq and count > 0 and top == count) then
       if count == 0 then n = n + 1; buf[n] = "{}" else put_object(t, count, depth) end
+      return
+    end
+    if integers and depth < MAX_DEPTH then  -- Lua writes a list of integers in one call
+      nodes = nodes - count
+      n = n + 1; buf[n] = "["
+      n = n + 1; buf[n] = concat(t, ",", 1, count)
+      n = n + 1; buf[n] = "]"
       return
     end
     local open = "["
