@@ -20,6 +20,7 @@ import pytest
 
 from webpipe.errors import StepError
 from webpipe.middleware import lua_state
+from webpipe.middleware.lua import request_keys
 from webpipe.middleware.lua_json import ENCODER
 from webpipe.middleware.lua_state import Binding, Budget, LuaChunk, LuaState
 
@@ -257,3 +258,18 @@ def test_random_values_agree(pair: tuple[LuaState, LuaState], seed: int) -> None
         same(pair, source)
         texts += took_text(pair[0], source)
     assert texts > 0  # the encoder took part
+
+
+def test_a_chunk_that_cannot_name_request_gets_none_built() -> None:
+    state = LuaState({}, worker_budget())
+    request = {"params": {"n": 5}}
+    for source, want in [
+        ("return 1", b"1"),  # nothing built, nothing to see
+        ("return request.params.n", b"5"),
+        ("return _ENV.request.params.n", b"5"),  # a computed way in: all of it is built
+        ("return _G['req' .. 'uest'].params.n", b"5"),
+        ("return load('return request.params.n')()", b"5"),
+    ]:
+        chunk = LuaChunk(source, request_keys=request_keys(source))
+        value = state.run(chunk, request, None, Binding({}, {}), worker_budget())
+        assert orjson.dumps(value) == want, source

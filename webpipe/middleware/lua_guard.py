@@ -300,7 +300,8 @@ end
 -- `budget`: CPU seconds for an inline run (from the hook's first firing); `deadline`: the
 -- host clock's reading past which a run off the loop stops. One of the two is given.
 local function run(fn, request, context, budget, deadline)
-  local env = rawsetmetatable({request = request, context = context}, sandbox_mt)
+  -- `_G` in the constructor: the table is made with room for it (no growing it to add it)
+  local env = rawsetmetatable({request = request, context = context, _G = false}, sandbox_mt)
   env._G = env
   current_env = env
   setupvalue(fn, 1, env)  -- a main chunk's only upvalue is _ENV

@@ -36,6 +36,7 @@ INLINE_MEMORY_MB = 4
 # wall time the scripts directory may take to load on the event loop (else: workers only)
 INLINE_INIT_S = 0.02
 MEMORY_ERROR, TIME_ERROR = b"not enough memory", b"time budget exceeded"
+_NOTHING: frozenset[str] = frozenset()
 MAX_ERROR_TEXT = 4096  # bytes of a Lua error message kept in the envelope
 # status codes of the prelude's `run` (lua_guard.GUARD)
 DONE, LUA_ERROR, OVER_TIME, OUT_OF_MEMORY, COSTLY_PATTERN = range(5)
@@ -149,7 +150,9 @@ class LuaState:
         # bounded by maxBodyBytes), then bound what the run itself allocates
         self.lua.set_max_memory(0)
         lua_context = None if context is None else json_to_lua(self.lua, context)
-        lua_request = json_to_lua(self.lua, state)
+        # a chunk that cannot name `request` (no such word, no `_ENV`, `_G` or `load`) cannot
+        # tell an absent one from a converted one: skip building it
+        lua_request = None if chunk.request_keys == _NOTHING else json_to_lua(self.lua, state)
         self._limit = self.lua.get_memory_used() + allowance * MB
         self.lua.set_max_memory(self._limit)
         self.binding = binding
