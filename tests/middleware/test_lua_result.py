@@ -24,7 +24,7 @@ from webpipe.middleware.lua import request_keys
 from webpipe.middleware.lua_json import ENCODER
 from webpipe.middleware.lua_state import Binding, Budget, LuaChunk, LuaState
 
-# on the line GUARD leaves empty at its start, so the prelude's line numbers stay as they are
+# on the empty line ENTRY starts with, so the prelude's line numbers stay as they are
 GIVES_UP = "encode_json = function() error(GIVE_UP) end"
 INLINE = Budget(1000, 256, inline_cpu=0.001)
 

@@ -4,8 +4,9 @@ long C calls, the per-run environment, and the check that a run left the state's
 tables as it found them (with a scripts directory).
 
 It is Lua text appended to `lua_prelude.SANDBOX`, so it shares that chunk's locals (`G`,
-`hooks`, `message`, `flatten`, the raw `pcall`/`xpcall`/`sethook`, ...), and it ends the
-prelude by returning the entry points `LuaState` calls.
+`hooks`, `message`, `flatten`, the raw `pcall`/`xpcall`/`sethook`, ...). `GUARD` holds the
+bounds; `ENTRY`, after `lua_json.ENCODER`, the run itself, and it ends the prelude by
+returning the entry points `LuaState` calls.
 """
 
 from __future__ import annotations
@@ -227,12 +228,17 @@ local function settle()
   rawcollect("collect")
   gc_mark = rawcollect("count") + 1024
 end
+"""
 
--- The protected part of a run: everything the hook may interrupt. Its results go to
--- upvalues (cleared first, so an interrupted body leaves none from an earlier run).
+# The run's entry points, after lua_json.ENCODER (which the prelude puts between the two,
+# so that it can use GUARD's raw `str_find`, `str_gsub` and `tbl_sort`, and so that the
+# lines before it, which library errors can name, keep their numbers).
+ENTRY = r"""
 -- The hook is on while the chunk runs and while `flatten` walks a result; the encoder runs
 -- without it, as it bounds its own work (lua_json.py). `sethook()` clears the main
--- thread's hook only: a coroutine keeps the one it was made with.
+-- thread's hook only: a coroutine keeps the one it was made with. The protected part of a
+-- run: everything the hook may interrupt. Its results go to upvalues (cleared first, so an
+-- interrupted body leaves none from an earlier run).
 local r_ok, r_value, r_n, r_out
 local function body(fn)
   r_ok, r_value, r_n, r_out = false, nil, nil, nil

@@ -16,15 +16,16 @@ locale's decimal point). `tests/middleware/test_lua_result.py` compares the two 
 
 from __future__ import annotations
 
-# Lua text, inserted between lua_prelude.SANDBOX and lua_guard.GUARD; it reads SANDBOX's
-# `real_os` and defines `encode_json` and `GIVE_UP` for GUARD's `body`. A `do` block, so its
-# locals do not count against the prelude's limit of 200.
+# Lua text, inserted between lua_guard.GUARD and lua_guard.ENTRY; it reads SANDBOX's
+# `real_os` and GUARD's raw `str_find`, `str_gsub` and `tbl_sort` (the library's are
+# GUARD's wrappers by then), and defines `encode_json` and `GIVE_UP` for ENTRY's `body`. A
+# `do` block, so its locals do not count against the prelude's limit of 200.
 ENCODER = r"""
 local encode_json, GIVE_UP = nil, {}
 do
   local type, next, rawget, mtype, error = type, next, rawget, math.type, error
-  local find, gsub, format, char = string.find, string.gsub, string.format, string.char
-  local concat, sort, utf8_len, setlocale = table.concat, table.sort, utf8.len, real_os.setlocale
+  local find, gsub, format, char = str_find, str_gsub, string.format, string.char
+  local concat, sort, utf8_len, setlocale = table.concat, tbl_sort, utf8.len, real_os.setlocale
   local huge = math.huge
   local MAX_DEPTH, KEEP_BUFFER = 20, 1024
   -- It runs without the budget hook (see lua_guard's `body`), so it bounds its own work: at
