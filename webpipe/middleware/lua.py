@@ -1,16 +1,17 @@
 """The `lua` middleware: run a Lua 5.4 chunk, its return value becomes the state.
 
 Spec: spec/middleware.md §5 (our decisions: spec/lua.md). `prepare()` checks the chunk's
-syntax once at load and finds the request keys it reads. `run_sync()` runs the chunk on the
-event loop under a small CPU and memory budget (a process round trip costs more than a small
-chunk's whole run). A chunk that goes over it, or calls `executeSql`, is abandoned (nothing
-of it is kept) and `run()` redoes it in a sandbox worker process (`webpipe.sandbox`, handler
-`lua_handler.py`) under the app's `luaTimeoutMs` / `luaMemoryMb` (a step's `@timeout(ms)`
-overrides the time); that chunk goes to a worker from then on. A worker can be killed, so
-no script keeps a thread or the loop: the pool's size bounds the runs in flight, the others
-wait within their deadline. `executeSql` in a worker calls back to this process, which runs
-it through the `pg` middleware. Flag and condition writes come back with the answer and are
-applied here. `lua_state.py` holds the runtime and the bounds of one run.
+syntax once at load and finds the request keys it reads. `run_sync()` (and `run_pure()`, its
+value alone, for a plain body) runs the chunk on the event loop under a small CPU and memory
+budget (a process round trip costs more than a small chunk's whole run). A chunk that goes
+over it, or calls `executeSql`, is abandoned (nothing of it is kept) and `run()` redoes it
+in a sandbox worker process (`webpipe.sandbox`, handler `lua_handler.py`) under the app's
+`luaTimeoutMs` / `luaMemoryMb` (a step's `@timeout(ms)` overrides the time); that chunk goes
+to a worker from then on. A worker can be killed, so no script keeps a thread or the loop:
+the pool's size bounds the runs in flight, the others wait within their deadline.
+`executeSql` in a worker calls back to this process, which runs it through the `pg`
+middleware. Flag and condition writes come back with the answer and are applied here.
+`lua_state.py` holds the runtime and the bounds of one run.
 """
 
 from __future__ import annotations

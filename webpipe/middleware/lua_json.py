@@ -2,16 +2,16 @@
 of the prelude that writes the value a chunk returned as one JSON text, which Python reads
 with a single `orjson.loads`.
 
-Reading a result back is most of a small chunk's cost: crossing into Python as a flat tuple
-and rebuilding it there (`lua_convert.from_flat`) costs ~6 µs for W7's five squares, the
-text ~1.5 µs. The text must give exactly what `from_flat` gives, so the encoder handles only
-what it can write the same way and gives up on the rest (`GIVE_UP`), which then takes the
-flat path: a string that is not valid UTF-8 (the flat path writes `"[invalid utf8]"`), a
-table with keys other than strings that is not a sequence (integer and float key texts,
-`"[invalid key]"`, `"[unsupported key]"`), more than `SORT_ITEMS` keys in one table (the
-sort would run in C, where the budget hook does not look), and a process whose C locale
-for collation or numbers is not "C" (Lua's `<` on strings uses `strcoll`, and `%.17g` the
-locale's decimal point). `tests/middleware/test_lua_result.py` compares the two paths.
+Reading a result back was most of a small chunk's cost: `flatten` into a tagged tuple,
+crossing into Python and rebuilding it there (`lua_convert.from_flat`) cost ~5.7 µs for
+W7's five squares, the text ~1.9 µs. The text must give exactly what `from_flat` gives, so
+the encoder handles only what it can write the same way and gives up on the rest
+(`GIVE_UP`), which then takes the flat path: a string that is not valid UTF-8 (the flat path
+writes `"[invalid utf8]"`), a table with keys other than strings that is not a sequence
+(integer and float key texts, `"[invalid key]"`, `"[unsupported key]"`), a result past the
+encoder's own bound on work (`NODES`, `BYTES`), and a process whose C locale for collation or
+numbers is not "C" (Lua's `<` on strings uses `strcoll`, and `%.17g` the locale's decimal
+point). `tests/middleware/test_lua_result.py` compares the two paths.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ do
   local huge = math.huge
   local MAX_DEPTH, KEEP_BUFFER = 20, 1024
   -- It runs without the budget hook (see lua_guard's `body`), so it bounds its own work: at
-  -- most NODES values (keys included) and BYTES of string scanned, a few hundred µs; a
-  -- bigger result takes the flat path, under the hook. A cyclic table is cut at MAX_DEPTH
-  -- but can still have exponentially many paths: the node count stops that too.
+  -- most NODES values (a table's entries are counted before it is walked) and BYTES of
+  -- strings scanned, a few hundred µs; a bigger result takes the flat path, under the hook.
+  -- A cyclic table is cut at MAX_DEPTH but can still have exponentially many paths: the
+  -- value count stops that too.
   local NODES, BYTES = 2048, 65536
   -- a string without these bytes is written as it is; explicit bytes, as `%c` depends on
   -- the locale

@@ -38,7 +38,7 @@ INLINE_INIT_S = 0.02
 MEMORY_ERROR, TIME_ERROR = b"not enough memory", b"time budget exceeded"
 _NOTHING: frozenset[str] = frozenset()
 MAX_ERROR_TEXT = 4096  # bytes of a Lua error message kept in the envelope
-# status codes of the prelude's `run` (lua_guard.GUARD)
+# status codes of the prelude's `run` (lua_guard.ENTRY)
 DONE, LUA_ERROR, OVER_TIME, OUT_OF_MEMORY, COSTLY_PATTERN = range(5)
 
 
