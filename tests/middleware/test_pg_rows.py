@@ -191,6 +191,36 @@ def test_statements_that_write_or_touch_the_session_never_run_alone() -> None:
     assert compile_statement("UPDATE t SET a = 1", force_rows=True).direct is None
 
 
+def test_calls_of_functions_not_known_to_only_read_keep_the_cte() -> None:
+    """A function may write (`nextval`, the app's own), and a schema change under a decision
+    runs a statement a second time, so only statements calling known read-only built-ins,
+    or none, may run alone; parentheses of SQL syntax and type names are not calls."""
+    for sql in ("SELECT nextval('s') AS id", "SELECT my_fn($1) AS v",
+                "SELECT public.lower(t) FROM t", 'SELECT "lower"(t) FROM t',
+                "SELECT * FROM my_rows($1)", "SELECT lower(t), bump() FROM t"):
+        assert compile_statement(sql).direct is None, sql
+    for sql in ("SELECT count(*) AS n FROM t WHERE k IN (1, 2)",
+                "SELECT coalesce(t, 'my_fn(') AS t FROM t",
+                "SELECT k::numeric(10, 2) AS k FROM t WHERE EXISTS (SELECT 1)",
+                "WITH a AS (SELECT lower (t) AS t FROM t) SELECT * FROM (SELECT * FROM a) b"):
+        assert compile_statement(sql).direct is not None, sql
+
+
+async def test_a_writing_function_runs_once_per_request(
+        pair: tuple[PgMiddleware, PgMiddleware]) -> None:
+    direct, _ = pair
+    async with direct.connection() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS rows_bumps (n serial PRIMARY KEY)")
+        await conn.execute("TRUNCATE rows_bumps")
+        await conn.execute("CREATE OR REPLACE FUNCTION rows_bump() RETURNS int LANGUAGE sql "
+                           "AS 'INSERT INTO rows_bumps DEFAULT VALUES RETURNING n'")
+    for _ in range(3):
+        await run(direct, "SELECT rows_bump() AS n", [])
+    async with direct.connection() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM rows_bumps") == 3
+    assert "SELECT rows_bump() AS n" not in str(direct._decisions)
+
+
 async def test_writes_keep_the_cte(pair: tuple[PgMiddleware, PgMiddleware]) -> None:
     direct, _ = pair
     sql = "INSERT INTO rows_diff (k, t) VALUES ($1, 'new') RETURNING k, t"

@@ -13,7 +13,8 @@ types under a decision (asyncpg re-prepares silently), so every row's value type
 checked against the decided ones (a set lookup of the row's type shape); a row that does
 not fit drops the decision and that request's rows come from the CTE, which runs the
 statement a second time. That is why only statements that write nothing (no INSERT, UPDATE,
-DELETE, MERGE, no session change) may go direct. `WEBPIPE_PG_ROWS_CTE=1` switches the
+DELETE, MERGE, no session change, no call of a function not known to only read:
+`pg_statement.may_write`) may go direct. `WEBPIPE_PG_ROWS_CTE=1` switches the
 direct path off (the differential tests and benchmarks compare the two).
 """
 

@@ -28,6 +28,33 @@ ROW_WORDS = frozenset({"select", "values", "table"})
 WRITE_WORDS = frozenset({"insert", "update", "delete", "merge"})
 MAIN_WORDS = ROW_WORDS | WRITE_WORDS
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Words followed by `(` that are not calls of the app's functions: SQL syntax and type names
+PAREN_WORDS = _words("""
+    all and any array as between by case cast distinct else exists except filter from group
+    having in intersect is join lateral like ilike not on or order over partition row select
+    some then union using values when where with within bit char character decimal float
+    interval numeric time timestamp varbit varchar
+""")
+# Built-in functions that only read (a statement calling anything else keeps the CTE: a
+# schema change under a decision runs the statement a second time, pg_rows)
+READ_ONLY_CALLS = _words("""
+    abs age array_agg array_length array_position array_to_string avg bool_and bool_or btrim
+    cardinality ceil ceiling char_length coalesce concat concat_ws count date_part
+    date_trunc dense_rank every extract first_value floor format gen_random_uuid
+    generate_series greatest initcap json_agg json_array_length json_build_array
+    json_build_object json_extract_path json_typeof jsonb_agg jsonb_array_length
+    jsonb_build_array jsonb_build_object jsonb_extract_path jsonb_typeof lag last_value lead
+    least left length lower lpad ltrim max md5 min mod now nullif pg_typeof position random
+    rank regexp_replace repeat replace reverse right round row_number rpad rtrim split_part
+    sqrt starts_with string_agg strpos substr substring sum to_char to_date to_json to_jsonb
+    to_number to_timestamp trim trunc unnest upper
+""")
+
 # Just enough SQL lexing to find words, parentheses and `$N` outside literals/comments.
 _TOKENS = re.compile(r"""
     (?P<skip>
@@ -114,7 +141,7 @@ def compile_statement(config: str, *, force_rows: bool = False) -> PgStatement:
     session = touches_session(text)
     # only a statement that writes nothing may run alone (pg_rows: a schema change under
     # its decision runs it a second time, through the CTE)
-    direct = split_params(text) if alone and not session and not writes(text) else None
+    direct = split_params(text) if alone and not session and not may_write(text) else None
     return PgStatement(sql, kind, pieces, slots, session, direct, max(slots, default=0))
 
 
@@ -151,12 +178,33 @@ def touches_session(text: str) -> bool:
     return False
 
 
-def writes(text: str) -> bool:
-    """Whether a word of INSERT, UPDATE, DELETE or MERGE appears anywhere in `text`
-    outside literals and comments (a data-modifying CTE, `SELECT … FOR UPDATE` too:
-    over-matching only keeps the CTE)."""
-    return any(m.lastgroup == "word" and m.group().lower() in WRITE_WORDS
-               for m in _TOKENS.finditer(text))
+def may_write(text: str) -> bool:
+    """Whether `text` may write: a word of INSERT, UPDATE, DELETE or MERGE anywhere outside
+    literals and comments (a data-modifying CTE, `SELECT … FOR UPDATE` too), or a call of a
+    function not known to only read (`nextval(..)`, a function of the app's own, any
+    schema-qualified one). Over-matching only keeps the CTE."""
+    word: re.Match[str] | None = None
+    for m in _TOKENS.finditer(text):
+        group = m.lastgroup
+        if group == "word":
+            if m.group().lower() in WRITE_WORDS:
+                return True
+            word = m
+            continue
+        if group == "skip" and m.group().startswith('"'):  # a quoted name: maybe called
+            word = m
+            continue
+        if (group == "open" and word is not None and not text[word.end():m.start()].strip()
+                and _unknown_call(text, word)):
+            return True
+        word = None
+    return False
+
+
+def _unknown_call(text: str, word: re.Match[str]) -> bool:
+    name = word.group().lower()  # a quoted name (`"f"(..)`) is never a known one
+    qualified = text[:word.start()].rstrip().endswith(".")
+    return qualified or not (name in READ_ONLY_CALLS or name in PAREN_WORDS)
 
 
 def _wrap(text: str, force_rows: bool) -> tuple[Kind, str, bool]:
