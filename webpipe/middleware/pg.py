@@ -17,6 +17,7 @@ import contextlib
 import functools
 import importlib
 import json
+import sys
 from collections.abc import AsyncIterator, Awaitable, Generator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -134,10 +135,12 @@ async def _cte_rows(conn: Connection, query: str, args: list[Any],
 def _load_json(text: str, max_depth: int, wrapping: int = 0) -> JSON:
     """Postgres' JSON text (numerics of any size stay exact), at most `max_depth` levels
     deep (`maxJsonDepth`) inside `wrapping` levels: deeper is a `limitError`, never a
-    RecursionError downstream."""
+    RecursionError downstream. Not bounded by `maxJsonContainers` (a bound on what clients
+    and upstreams send): the app's own rows are as many as its query asks for, whichever
+    way they are read (pg_rows)."""
     plain = str(text)  # orjson refuses a str subclass (JsonText) as is
     try:
-        value = loads_exact_bounded(plain, max_depth + wrapping)
+        value = loads_exact_bounded(plain, max_depth + wrapping, sys.maxsize)
     except JsonTooDeep:
         raise StepError(f"JSON from the database nested deeper than {max_depth} levels "
                         "(maxJsonDepth)", error_type="limitError") from None
