@@ -135,7 +135,6 @@ async def aiohttp_tuned() -> tuple[Get, Callable[[], Awaitable[None]]]:
 
 async def aiosonic_client() -> tuple[Get, Callable[[], Awaitable[None]]]:
     import aiosonic
-
     from aiosonic.pools import PoolConfig
 
     client = aiosonic.HTTPClient(aiosonic.TCPConnector(
@@ -260,10 +259,55 @@ async def httptools_client() -> tuple[Get, Callable[[], Awaitable[None]]]:
     return get, close
 
 
+async def aiohttp_protocol() -> tuple[Get, Callable[[], Awaitable[None]]]:
+    """aiohttp's own connection protocol and parser (ResponseHandler), without its session,
+    request and connector layers: what a client keeping aiohttp's reading would cost."""
+    from aiohttp.client_proto import ResponseHandler
+
+    loop = asyncio.get_running_loop()
+    idle: dict[tuple[str, int], list[ResponseHandler]] = {}
+    from urllib.parse import urlsplit
+
+    async def get(url: str) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        key = (parts.hostname or "", parts.port or 80)
+        pool = idle.setdefault(key, [])
+        proto = None
+        while pool:
+            proto = pool.pop()
+            if proto.is_connected():
+                break
+            proto = None
+        if proto is None:
+            _t, proto = await loop.create_connection(lambda: ResponseHandler(loop), *key)
+        proto.set_response_params()
+        assert proto.transport is not None
+        proto.transport.write(
+            f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"user-agent: WebPipe/1.0\r\nAccept: */*\r\n"
+            f"Accept-Encoding: gzip, deflate\r\n\r\n".encode("latin-1"))
+        message, payload = await proto.read()
+        body = bytearray()
+        while chunk := await payload.readany():
+            body += chunk
+        if not proto.should_close:
+            pool.append(proto)
+        else:
+            proto.close()
+        return message.code, bytes(body)
+
+    async def close() -> None:
+        for pool in idle.values():
+            for proto in pool:
+                proto.close()
+
+    return get, close
+
+
 CLIENTS: dict[str, Callable[[], Awaitable[tuple[Get, Callable[[], Awaitable[None]]]]]] = {
     "aiohttp": aiohttp_today, "aiohttp-tuned": aiohttp_tuned, "aiosonic": aiosonic_client,
     "rnet": rnet_client, "pyreqwest": pyreqwest_client, "curl_cffi": curl_cffi_client,
-    "httptools": httptools_client,
+    "httptools": httptools_client, "aiohttp-protocol": aiohttp_protocol,
 }
 
 
@@ -319,9 +363,9 @@ async def main() -> None:
             for name in order:
                 get = clients[name][0]
                 results.setdefault((name, "seq"), []).append(
-                    await timed(lambda: seq(get, fast_url)))
+                    await timed(lambda get=get: seq(get, fast_url)))  # type: ignore[misc]
                 results.setdefault((name, "c200"), []).append(
-                    await timed(lambda: fan(get, slow_url)))
+                    await timed(lambda get=get: fan(get, slow_url)))  # type: ignore[misc]
     finally:
         for _get, close in clients.values():
             await close()

@@ -151,7 +151,8 @@ async def execute_remote(env: Env, remote: Remote, operation: str, variables: di
         TransportServerError,
     )
 
-    from webpipe.middleware.fetch import DEFAULT_TIMEOUT, FetchMiddleware, error_envelope
+    from webpipe.middleware.fetch import DEFAULT_TIMEOUT, FetchMiddleware
+    from webpipe.middleware.fetch_response import error_envelope
 
     fetch = env.middleware("fetch")
     assert isinstance(fetch, FetchMiddleware)

@@ -42,6 +42,7 @@ from webpipe.middleware.fetch_fast import (
     Failed,
     FastClient,
     HandOver,
+    Progress,
     Target,
     TooLarge,
     eligible,
@@ -227,19 +228,24 @@ class FetchMiddleware(BaseMiddleware):
         if total >= 5:  # aiohttp's ceil_threshold: a long timer ends on a whole second
             deadline = math.ceil(deadline)
         cap, bounds = self.caps(request)
+        progress = Progress(request.url)
+        sent = f"error sending request for url ({request.url}): "
         try:
-            got = await fast_fetch(client, target, request.url, request.method,
-                                   dict(request.headers or {}), request.body, deadline, cap,
-                                   MAX_REDIRECTS)
+            async with asyncio.timeout_at(deadline):  # the whole exchange, as aiohttp's total
+                got = await fast_fetch(client, target, progress, request.method,
+                                       dict(request.headers or {}), request.body, cap,
+                                       MAX_REDIRECTS)
+        except TimeoutError:
+            if progress.headed:
+                return error_envelope("networkError", read_failure("operation timed out"),
+                                      url=request.url)
+            cause = f"Connection timeout to host {progress.url}" if progress.connecting \
+                else "operation timed out"
+            return error_envelope("timeoutError", sent + cause)
         except Failed as exc:
-            if exc.phase == "timeout":
-                return error_envelope("timeoutError",
-                                      f"error sending request for url ({request.url}): {exc}")
             if exc.phase == "read":
                 return error_envelope("networkError", read_failure(str(exc)), url=request.url)
-            return error_envelope("networkError",
-                                  f"error sending request for url ({request.url}): {exc}",
-                                  url=request.url)
+            return error_envelope("networkError", sent + str(exc), url=request.url)
         except TooLarge:
             raise too_large(request.url, cap) from None
         if isinstance(got, HandOver):
@@ -248,7 +254,7 @@ class FetchMiddleware(BaseMiddleware):
                                            got.body, aiohttp.ClientTimeout(total=left),
                                            got.redirects_left, replace(request, query=()))
         return await shape_response(got.status, got.raw_headers, got.charset,
-                                    got.header(b"retry-after"), got.body, request.url, bounds)
+                                    got.headers.get("retry-after"), got.body, request.url, bounds)
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session, (re)created on first use in the running loop."""

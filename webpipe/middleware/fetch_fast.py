@@ -20,14 +20,22 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import httptools
+import aiohttp
+from aiohttp import ClientOSError, ServerDisconnectedError
 from aiohttp.client import _has_no_authority  # how aiohttp reads "http:/path"
-from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD, ZLibDecompressor
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from aiohttp.helpers import parse_content_type
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import StreamReader
+from multidict import CIMultiDictProxy
 from yarl import URL
+
+from webpipe.middleware.fetch_response import describe
 
 # Path and query characters yarl leaves as they are (no requoting, no dot segments: those
 # are refused below); `%` only as an upper-case escape of a character yarl would not decode.
@@ -35,17 +43,16 @@ _URL = re.compile(r"http://((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2
                   r"|[1-9]?\d)){3})(?::([1-9]\d{0,4}))?((?:/[A-Za-z0-9\-_~!$&'()*+,;=:@]*)*"
                   r"(?:\?[A-Za-z0-9\-_~!$&'()*+,;=:@/?]+)?)")
 _DOTS = re.compile(r"/\.")  # `/.` may start a dot segment, which yarl would resolve
-# Methods aiohttp frames like this: HEAD's body-less answer needs the parser told (httptools
-# cannot be), CONNECT and unknown methods are left to aiohttp.
-_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "OPTIONS"})
+# Methods aiohttp frames like this; CONNECT, TRACE and unknown methods are left to aiohttp.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})  # aiohttp's, less TRACE
 _POST_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_BODY_LESS = frozenset({"GET", "OPTIONS"})  # aiohttp adds no `Content-Length: 0` to these
+_BODY_LESS = frozenset({"GET", "HEAD", "OPTIONS"})  # aiohttp adds no `Content-Length: 0` to these
 # Header names aiohttp sets, replaces or acts on: a request carrying one goes through it.
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _RESERVED = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect",
                        "upgrade", "te", "content-encoding", "proxy-authorization", "cookie"})
 USABLE = not (HAS_BROTLI or HAS_ZSTD)  # else aiohttp's Accept-Encoding would differ
-_MAX_LINE = 8190  # aiohttp's header line and field limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +73,8 @@ def eligible(url: str, method: str, headers: Mapping[str, str] | None,
     match = _URL.fullmatch(url)
     if match is None or _DOTS.search(url, 7) is not None:
         return None
-    if headers and not _RESERVED.isdisjoint(headers):
-        return None
+    if not headers or "user-agent" not in headers or not _RESERVED.isdisjoint(headers):
+        return None  # (fetch always sets a user agent; aiohttp would add its own)
     host, port_text, path = match.groups()
     port = int(port_text) if port_text else 80
     if port > 65535:
@@ -86,8 +93,6 @@ def request_head(target: Target, method: str, headers: Mapping[str, str] | None,
         lines.append("Accept: */*\r\n")
     if "accept-encoding" not in given:
         lines.append("Accept-Encoding: gzip, deflate\r\n")
-    if "user-agent" not in given:
-        lines.append("User-Agent: Python/3 aiohttp\r\n")  # not reached: fetch always sets one
     if body is not None:
         lines.append(f"Content-Length: {len(body)}\r\n")
     elif method not in _BODY_LESS:
@@ -96,198 +101,6 @@ def request_head(target: Target, method: str, headers: Mapping[str, str] | None,
         lines.append("Content-Type: application/octet-stream\r\n")
     lines.append("\r\n")
     return "".join(lines).encode("utf-8")
-
-
-class Disconnected(Exception):
-    """The connection ended before the answer's headers (aiohttp's ServerDisconnectedError)."""
-
-
-class PayloadError(Exception):
-    """The connection ended inside the body, or the body could not be decoded."""
-
-
-class TooLarge(Exception):
-    """More than the cap: announced by Content-Length or counted while reading."""
-
-
-@dataclass(slots=True)
-class Answer:
-    """One response as the fetch step reads it."""
-
-    status: int = 0
-    raw_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: bytes = b""
-
-    def header(self, name: bytes) -> str | None:
-        """The first value of `name` (lower case), as aiohttp's `headers.get` gives it."""
-        for key, value in self.raw_headers:
-            if key.lower() == name:
-                return value.decode("utf-8", "surrogateescape")
-        return None
-
-    @property
-    def charset(self) -> str | None:
-        raw = self.header(b"content-type")
-        if raw is None:
-            return None
-        return parse_content_type(raw)[1].get("charset")
-
-
-# What aiohttp's exceptions would say (their `str()`, which the envelopes carry).
-DISCONNECTED = "Server disconnected"
-_SHORT_BODY = {  # the connection ended inside a body of this framing
-    True: "Response payload is not completed: <TransferEncodingError: 400, message="
-          "'Not enough data to satisfy transfer length header.'>",
-    False: "Response payload is not completed: <ContentLengthError: 400, message="
-           "'Not enough data to satisfy content length header.'>",
-}
-_NO_BODY_STATUSES = frozenset({204, 304})
-_CHUNK = 2**16  # decompressed bytes per step, so a gzip bomb stops near the cap
-
-
-class Conn(asyncio.Protocol):
-    """One keep-alive connection; one request at a time, its answer read into `answer`."""
-
-    def __init__(self, pool: list[Conn]) -> None:
-        self.pool = pool
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[Answer] | None = None
-        self.answer = Answer()
-        self.cap = 0
-        self.size = 0
-        self.headed = False  # the final answer's headers are in
-        self.chunked = False
-        self.delimited = False  # Content-Length or chunked: else the body ends at EOF
-        self.inflate: ZLibDecompressor | None = None
-        self.encoding = ""
-        self.pieces: list[bytes] = []
-        self.inflate_started = False
-        self.idle_since = 0.0
-
-    def start(self, waiter: asyncio.Future[Answer], cap: int) -> None:
-        self.waiter, self.cap, self.size = waiter, cap, 0
-        self.answer, self.pieces, self.headed = Answer(), [], False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.fail(PayloadError(f"400, message={str(exc)!r}") if self.headed
-                      else Disconnected(f"400, message={str(exc)!r}"))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.answer.raw_headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if 100 <= status < 200 and status != 101:  # interim: aiohttp waits for the next
-            self.answer.raw_headers = []
-            return
-        answer = self.answer
-        answer.status, self.headed = status, True
-        if status in REDIRECT_STATUSES and (answer.header(b"location")
-                                            or answer.header(b"uri")):
-            self.finish(False)  # aiohttp follows without reading this body
-            return
-        length = answer.header(b"content-length")
-        self.chunked = (answer.header(b"transfer-encoding") or "").lower().endswith("chunked")
-        self.delimited = length is not None or self.chunked or status in _NO_BODY_STATUSES
-        if length is not None and int(length) > self.cap:
-            self.fail(TooLarge())
-            return
-        encoding = (answer.header(b"content-encoding") or "").lower()
-        self.inflate = None
-        if encoding in ("gzip", "deflate") and status not in _NO_BODY_STATUSES:
-            self.encoding = encoding
-            self.inflate = ZLibDecompressor(encoding=encoding)
-            self.inflate_started = False
-        elif encoding in ("br", "zstd") and status not in _NO_BODY_STATUSES:
-            name = "brotli (br). Please install `Brotli`" if encoding == "br" \
-                else "zstandard (zstd). Please install `backports.zstd`"
-            self.fail(Disconnected(f"400, message='Can not decode content-encoding: {name}'"))
-
-    def on_body(self, chunk: bytes) -> None:
-        if not self.headed or self.waiter is None:
-            return
-        if self.inflate is not None:
-            self.inflated(chunk)
-        else:
-            self.size += len(chunk)
-            self.pieces.append(chunk)
-        if self.size > self.cap:
-            self.fail(TooLarge())
-
-    def inflated(self, chunk: bytes) -> None:
-        """Decompress as aiohttp's DeflateBuffer does, a bounded step at a time."""
-        inflate = self.inflate
-        assert inflate is not None
-        if not self.inflate_started and chunk:
-            if self.encoding == "deflate" and chunk[0] & 0xF != 8:
-                inflate = self.inflate = ZLibDecompressor(encoding="deflate",
-                                                          suppress_deflate_header=True)
-            self.inflate_started = True
-        try:
-            out = inflate.decompress_sync(chunk, max_length=_CHUNK)
-            while True:
-                if out:
-                    self.size += len(out)
-                    self.pieces.append(out)
-                if self.size > self.cap or not inflate.data_available:
-                    return
-                out = inflate.decompress_sync(b"", max_length=_CHUNK)
-        except Exception:  # what aiohttp turns into ContentEncodingError, whatever zlib said
-            self.fail(PayloadError(f"400, message='Can not decode content-encoding: "
-                                   f"{self.encoding}'"))
-
-    def on_message_complete(self) -> None:
-        if not self.headed:  # the end of an interim answer
-            return
-        if self.inflate is not None and self.size > 0 and self.encoding == "deflate" \
-                and not self.inflate.eof:
-            self.fail(PayloadError("400, message='deflate'"))
-            return
-        self.finish(self.parser.should_keep_alive())
-
-    def finish(self, keep: bool) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is None:  # already ended (a redirect's answer, a failure)
-            return
-        self.idle_since = time.monotonic()
-        self.answer.body = b"".join(self.pieces)
-        self.pieces, self.inflate = [], None
-        if keep and self.transport is not None and not self.transport.is_closing():
-            self.pool.append(self)
-        elif self.transport is not None:
-            self.transport.close()
-        if waiter is not None and not waiter.done():
-            waiter.set_result(self.answer)
-
-    def fail(self, exc: Exception) -> None:
-        """End this request with `exc`; the connection is never reused after it."""
-        waiter, self.waiter = self.waiter, None
-        self.pieces, self.inflate = [], None
-        if self.transport is not None:
-            self.transport.close()
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self in self.pool:
-            self.pool.remove(self)
-        if self.waiter is None:
-            return
-        if self.headed and not self.delimited:
-            self.finish(False)  # a body without length ends with the connection
-        elif self.headed:
-            self.fail(PayloadError(_SHORT_BODY[self.chunked]))
-        elif isinstance(exc, OSError) and exc.errno is not None:
-            self.fail(ConnectionError(exc.errno, exc.strerror))
-        else:
-            self.fail(Disconnected(DISCONNECTED))
 
 
 class Failed(Exception):
@@ -299,24 +112,59 @@ class Failed(Exception):
         self.phase = phase
 
 
+class TooLarge(Exception):
+    """More than the cap: announced by Content-Length or counted while reading."""
+
+
+@dataclass(slots=True)
+class Answer:
+    """One whole response as the fetch step reads it."""
+
+    status: int
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    headers: CIMultiDictProxy[str]
+    body: bytes = b""
+
+    @property
+    def charset(self) -> str | None:
+        """As aiohttp's `ClientResponse.charset` reads the first Content-Type."""
+        raw = self.headers.get("Content-Type")
+        return None if raw is None else parse_content_type(raw)[1].get("charset")
+
+
+@dataclass(slots=True)
+class Progress:
+    """Where the request is, for the texts of a timeout: connecting (to `url`), waiting
+    for an answer's head, or reading the final answer's body (`headed`)."""
+
+    url: str
+    connecting: bool = False
+    headed: bool = False
+
+
 IDLE_SECONDS = 15.0  # aiohttp's keepalive_timeout: an idle connection older than this closes
 LIMIT = 1000  # requests in flight at once (fetch.CONNECTION_LIMIT); more wait their turn
+_READ_BUFSIZE = 2**16  # ClientSession's defaults, as the session passes them per request
+_MAX_LINE, _MAX_FIELD, _MAX_HEADERS = 8190, 8190, 128
 
 
 class FastClient:
-    """The pools (one per host and port) and the in-flight limit of one fetch session."""
+    """The pools (one per host and port) and the in-flight limit of one fetch session.
+    Connections speak through aiohttp's own `ResponseHandler` (its parser, lenient flags,
+    limits, decompression and payload errors), so an answer is read exactly as aiohttp
+    reads it; what this client leaves out is the session, request and connector layers."""
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.pools: dict[tuple[str, int], list[Conn]] = {}
+        self.pools: dict[tuple[str, int], list[tuple[ResponseHandler, float]]] = {}
         self.busy = 0
-        self.queue: list[asyncio.Future[None]] = []
-        self.closed = False
+        self.queue: deque[asyncio.Future[None]] = deque()
 
-    async def send(self, target: Target, url: str, method: str,
+    async def send(self, target: Target, progress: Progress, method: str,
                    headers: Mapping[str, str] | None, body: bytes | None,
-                   deadline: float, cap: int) -> Answer:
-        """One request and its whole answer (no redirects); `Failed` or `TooLarge` else."""
+                   cap: int) -> Answer:
+        """One request and its whole answer (a redirect's body unread); `Failed` or
+        `TooLarge` else."""
         if self.busy >= LIMIT:
             turn = self.loop.create_future()
             self.queue.append(turn)
@@ -325,77 +173,101 @@ class FastClient:
         try:
             head = request_head(target, method, headers, body)
             data = head if body is None else head + body
-            try:
-                return await self.attempt(target, url, data, deadline, cap)
-            except (Disconnected, ConnectionError) as exc:
-                if method not in _IDEMPOTENT:
-                    raise Failed("send", str(exc)) from None
-            try:  # aiohttp retries an idempotent request once on a dropped connection
-                return await self.attempt(target, url, data, deadline, cap)
-            except (Disconnected, ConnectionError) as exc:
-                raise Failed("send", str(exc)) from None
+            retry = method in _IDEMPOTENT  # aiohttp retries these once on a dropped connection
+            while True:
+                try:
+                    return await self.attempt(target, progress, method, data, cap)
+                except (ClientOSError, ServerDisconnectedError) as exc:
+                    if not retry:
+                        raise Failed("send", str(exc)) from None
+                    retry = False
         finally:
             self.busy -= 1
             if self.queue:
-                self.queue.pop(0).set_result(None)
+                self.queue.popleft().set_result(None)
 
-    async def attempt(self, target: Target, url: str, data: bytes, deadline: float,
+    async def attempt(self, target: Target, progress: Progress, method: str, data: bytes,
                       cap: int) -> Answer:
-        conn = await self.connection(target, url, deadline)
-        waiter: asyncio.Future[Answer] = self.loop.create_future()
-        conn.start(waiter, cap)
-        timer = self.loop.call_at(deadline, conn.fail, TimeoutError())
-        assert conn.transport is not None
-        conn.transport.write(data)
+        proto = await self.connection(target, progress)
+        proto.set_response_params(skip_payload=method == "HEAD", read_until_eof=True,
+                                  read_bufsize=_READ_BUFSIZE,
+                                  max_line_size=_MAX_LINE, max_field_size=_MAX_FIELD,
+                                  max_headers=_MAX_HEADERS)
         try:
-            return await waiter
-        except TimeoutError:
-            if conn.headed:
-                raise Failed("read", "operation timed out") from None
-            raise Failed("timeout", "operation timed out") from None
-        except PayloadError as exc:
-            raise Failed("read", str(exc)) from None
+            assert proto.transport is not None
+            proto.transport.write(data)
+            while True:  # interim answers (1xx but 101) are skipped, as ClientResponse.start
+                try:
+                    message, payload = await proto.read()
+                except HttpProcessingError as exc:
+                    raise Failed("send", f"{exc.code}, message={exc.message!r}, "
+                                         f"url={progress.url!r}") from None
+                if not 100 <= message.code <= 199 or message.code == 101:
+                    break
+            answer = Answer(message.code, message.raw_headers, message.headers)
+            if message.code in REDIRECT_STATUSES and (
+                    message.headers.get("Location") or message.headers.get("URI")):
+                return answer  # followed without reading this body (released below)
+            progress.headed = True
+            answer.body = await read_capped(proto, payload, message.headers, cap)
+            return answer
+        except BaseException:
+            proto.close()
+            raise
         finally:
-            timer.cancel()
-            if not waiter.done():  # cancelled from outside: the connection is half used
-                conn.fail(TimeoutError())
+            self.release(target, proto)
 
-    async def connection(self, target: Target, url: str, deadline: float) -> Conn:
+    def release(self, target: Target, proto: ResponseHandler) -> None:
+        """Back to the pool when aiohttp's connector would keep it, else closed."""
+        if proto.should_close or proto.transport is None or proto.transport.is_closing():
+            proto.close()
+        else:
+            self.pools[(target.host, target.port)].append((proto, time.monotonic()))
+
+    async def connection(self, target: Target, progress: Progress) -> ResponseHandler:
         """An idle pooled connection to the target, else a new one."""
-        key = (target.host, target.port)
-        pool = self.pools.get(key)
-        if pool is None:
-            pool = self.pools[key] = []
+        pool = self.pools.setdefault((target.host, target.port), [])
         stale = time.monotonic() - IDLE_SECONDS
         while pool:
-            conn = pool.pop()
-            if conn.transport is None or conn.transport.is_closing():
-                continue
-            if conn.idle_since >= stale:
-                return conn
-            conn.transport.close()  # idle too long, as aiohttp's keepalive_timeout closes it
+            proto, since = pool.pop()
+            if since >= stale and proto.is_connected():
+                return proto
+            proto.close()  # idle too long (aiohttp's keepalive_timeout) or closed by the peer
+        progress.connecting = True
         try:
-            async with asyncio.timeout_at(deadline):
-                _transport, conn = await self.loop.create_connection(
-                    lambda: Conn(pool), target.host, target.port)
-        except TimeoutError:
-            raise Failed("timeout", f"Connection timeout to host {url}") from None
+            _transport, proto = await self.loop.create_connection(
+                lambda: ResponseHandler(self.loop), target.host, target.port)
         except OSError as exc:
             raise Failed("send", f"Cannot connect to host {target.host}:{target.port} "
                                  f"ssl:default [{exc.strerror}]") from None
-        return conn
+        progress.connecting = False
+        return proto
 
     def close(self) -> None:
         """Close every pooled connection (the session is closing)."""
-        self.closed = True
         for pool in self.pools.values():
-            for conn in list(pool):
-                if conn.transport is not None:
-                    conn.transport.close()
+            for proto, _since in pool:
+                proto.close()
             pool.clear()
 
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+async def read_capped(proto: ResponseHandler, payload: StreamReader,
+                      headers: CIMultiDictProxy[str], cap: int) -> bytes:
+    """`fetch_response.read_capped` on the payload itself: the same reads, the same cap."""
+    declared = headers.get("Content-Length")
+    if declared is None or int(declared) <= cap:
+        body = bytearray()
+        try:
+            while chunk := await payload.readany():
+                body += chunk
+                if len(body) > cap:
+                    break
+            else:
+                return bytes(body)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise Failed("read", describe(exc)) from None
+    proto.close()
+    raise TooLarge()
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,32 +287,33 @@ def too_many_redirects(url: str) -> str:
     return f"0, message='', url={url!r}"
 
 
-async def fetch(client: FastClient, target: Target, url: str, method: str,
-                headers: dict[str, str], body: bytes | None, deadline: float, cap: int,
+async def fetch(client: FastClient, target: Target, progress: Progress, method: str,
+                headers: dict[str, str], body: bytes | None, cap: int,
                 max_redirects: int) -> Answer | HandOver:
     """One request with aiohttp's redirect rules (ClientSession._request): the final
     answer, or where aiohttp has to take over. Raises `Failed` or `TooLarge`."""
-    current = url
+    first = progress.url
     for redirects in range(1, max_redirects + 1):
-        answer = await client.send(target, current, method, headers, body, deadline, cap)
+        answer = await client.send(target, progress, method, headers, body, cap)
         if answer.status not in REDIRECT_STATUSES:
             return answer
         if redirects >= max_redirects:  # counted before the Location is looked at
-            raise Failed("send", too_many_redirects(url))
-        location = answer.header(b"location") or answer.header(b"uri")
+            raise Failed("send", too_many_redirects(first))
+        location = answer.headers.get("Location") or answer.headers.get("URI")
         if location is None:
             return answer  # aiohttp returns it as the answer (aio-libs/aiohttp#2022)
-        if (answer.status == 303) or (answer.status in (301, 302) and method == "POST"):
-            method, body = "GET", None  # HEAD never comes here (not eligible)
-        following = redirect_url(current, location)
-        if following.origin() != URL(current).origin():
+        if (answer.status == 303 and method != "HEAD") or (
+                answer.status in (301, 302) and method == "POST"):
+            method, body = "GET", None
+        following = redirect_url(progress.url, location)
+        if following.origin() != URL(progress.url).origin():
             headers = {k: v for k, v in headers.items() if k != "authorization"}
         text = str(following)
         next_target = eligible(text, method, headers, False)
         if next_target is None:
             return HandOver(method, following, headers, body, max_redirects - redirects)
-        target, current = next_target, text
-    raise Failed("send", too_many_redirects(url))  # not reached: the loop returns or raises
+        target, progress.url, progress.headed = next_target, text, False
+    raise Failed("send", too_many_redirects(first))  # not reached: the loop returns or raises
 
 
 def redirect_url(current: str, location: str) -> URL:
