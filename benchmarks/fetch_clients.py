@@ -9,7 +9,8 @@ GETs, the upstream answering each 50 ms after it arrived, as in W5). CPU is the 
 (`time.process_time`: every thread, so clients that run a runtime of their own on other
 threads pay for it too); `main` is the event loop thread's alone.
 
-Clients missing from the interpreter are skipped; the optional ones (aiosonic, rnet,
+`webpipe-fast` is this checkout's `fetch_fast` client (aiohttp's connection protocol
+without its session layers). Clients missing from the interpreter are skipped; the optional ones (aiosonic, rnet,
 pyreqwest, curl_cffi) are not project dependencies: install them into a scratch venv with
 this checkout on PYTHONPATH to compare.
 
@@ -304,10 +305,31 @@ async def aiohttp_protocol() -> tuple[Get, Callable[[], Awaitable[None]]]:
     return get, close
 
 
+async def webpipe_fast() -> tuple[Get, Callable[[], Awaitable[None]]]:
+    """webpipe's fetch_fast client (this checkout), without the step around it."""
+    from webpipe.middleware.fetch_fast import FastClient, Progress, eligible, fetch
+
+    client = FastClient()
+
+    async def get(url: str) -> tuple[int, bytes]:
+        target = eligible(url, "GET", USER_AGENT, False)
+        assert target is not None
+        answer = await fetch(client, target, Progress(url), "GET", dict(USER_AGENT), None,
+                             10 * 2**20, 10)
+        assert not isinstance(answer, type(None)) and hasattr(answer, "body")
+        return answer.status, answer.body  # type: ignore[union-attr]
+
+    async def close() -> None:
+        client.close()
+
+    return get, close
+
+
 CLIENTS: dict[str, Callable[[], Awaitable[tuple[Get, Callable[[], Awaitable[None]]]]]] = {
     "aiohttp": aiohttp_today, "aiohttp-tuned": aiohttp_tuned, "aiosonic": aiosonic_client,
     "rnet": rnet_client, "pyreqwest": pyreqwest_client, "curl_cffi": curl_cffi_client,
     "httptools": httptools_client, "aiohttp-protocol": aiohttp_protocol,
+    "webpipe-fast": webpipe_fast,
 }
 
 
