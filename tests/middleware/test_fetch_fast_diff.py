@@ -390,3 +390,67 @@ async def test_pooled_connections_are_reused(server: Server) -> None:
     finally:
         await fast.aclose()
         await _slow.aclose()
+
+
+async def test_a_cancelled_request_never_leaves_its_connection_in_the_pool(
+        server: Server) -> None:
+    """`@hedge` and `@timeout` cancel a fetch mid-answer: the half-read connection closes."""
+    fast, slow = middlewares()
+    try:
+        url = f"http://127.0.0.1:{server.port}/slowbody"
+        task = asyncio.ensure_future(outcome(fast, (url,)))
+        for _ in range(200):  # until the answer's head has arrived
+            await asyncio.sleep(0.01)
+            if fast._fast is not None and fast._fast.busy and len(server.requests) == 1:
+                break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert fast._fast is not None and fast._fast.busy == 0
+        assert all(not pool for pool in fast._fast.pools.values())
+        json_url = f"http://127.0.0.1:{server.port}/json"
+        assert await outcome(fast, (json_url,)) == await outcome(slow, (json_url,))
+    finally:
+        await fast.aclose()
+        await slow.aclose()
+
+
+async def test_requests_past_the_limit_wait_their_turn(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    from webpipe.middleware import fetch_fast
+
+    monkeypatch.setattr(fetch_fast, "LIMIT", 2)
+    fast, slow = middlewares()
+    try:
+        url = f"http://127.0.0.1:{server.port}/json"
+        expected = await outcome(slow, (url,))
+        waiting = [asyncio.ensure_future(outcome(fast, (url,))) for _ in range(3)]
+        for _ in range(200):
+            await asyncio.sleep(0)
+            if fast._fast is not None and len(fast._fast.queue) == 1:
+                break
+        assert fast._fast is not None and fast._fast.busy == 2 and len(fast._fast.queue) == 1
+        waiting[2].cancel()  # a waiter cancelled in the queue is skipped, not handed a turn
+        results = await asyncio.gather(*waiting[:2],
+                                       *(outcome(fast, (url,)) for _ in range(6)))
+        assert results == [expected] * 8
+        assert waiting[2].cancelled()
+        assert fast._fast is not None and fast._fast.busy == 0
+        assert len(fast._fast.pools[("127.0.0.1", server.port)]) <= 2
+    finally:
+        await fast.aclose()
+        await slow.aclose()
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "WEBPIPE_FETCH_AIOHTTP"])
+async def test_a_proxy_or_the_opt_out_leaves_every_request_to_aiohttp(
+        server: Server, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    monkeypatch.setenv(variable, "http://127.0.0.1:1" if variable == "HTTP_PROXY" else "")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    fetch = FetchMiddleware(SimpleHost())
+    try:
+        result = await outcome(fetch, (f"http://127.0.0.1:{server.port}/json",))
+        assert '"status": 200' in result
+        assert fetch._fast is None
+    finally:
+        await fetch.aclose()
