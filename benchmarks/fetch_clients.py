@@ -10,9 +10,9 @@ GETs, the upstream answering each 50 ms after it arrived, as in W5). CPU is the 
 threads pay for it too); `main` is the event loop thread's alone.
 
 `webpipe-fast` is this checkout's `fetch_fast` client (aiohttp's connection protocol
-without its session layers). Clients missing from the interpreter are skipped; the optional ones (aiosonic, rnet,
-pyreqwest, curl_cffi) are not project dependencies: install them into a scratch venv with
-this checkout on PYTHONPATH to compare.
+without its session layers). Clients missing from the interpreter are skipped; the optional
+ones (aiosonic, rnet, pyreqwest, curl_cffi) are not project dependencies: install them and
+this checkout (`pip install -e .`) into a scratch venv to compare.
 
 Run: python benchmarks/fetch_clients.py [--rounds 5] [CLIENT ...]
 """
