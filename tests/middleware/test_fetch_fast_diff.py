@@ -301,7 +301,8 @@ REQUESTS = [
     {"headers": {"Accept": "text/html", "Accept-Encoding": "identity",
                  "Authorization": "Bearer t", "X-Empty": ""}},
     {"headers": {"user-agent": "mine/2", "X-A": "1", "x-a": "2"}}, {"method": "HEAD"},
-    {"method": "head", "body": {"x": 1}},
+    {"method": "head", "body": {"x": 1}}, {"method": "GET", "body": [1, 2]},
+    {"headers": {"X-Sp": "  padded\t ", "X-Tab": "a\tb"}},
 ]
 
 
@@ -350,6 +351,11 @@ async def test_failures_give_the_same_envelopes(server: Server, path: str,
                                                 options: dict[str, Any]) -> None:
     result = await compare(server, path, options, served=options.get("timeout") != 0)
     assert "errors" in result
+
+
+@pytest.mark.parametrize("tail", ["", "?x=1", "/?x=1", "/a/b/?q=/x?y", "/~u/a-b_c.d;p=1,2"])
+async def test_urls_go_out_the_same(server: Server, tail: str) -> None:
+    await compare(server, "", url=f"http://127.0.0.1:{server.port}{tail}")
 
 
 async def test_connection_refused(server: Server) -> None:

@@ -43,8 +43,8 @@ from webpipe.middleware.fetch_response import describe
 # Path and query characters yarl leaves as they are (no requoting, no dot segments: those
 # are refused below); `%` only as an upper-case escape of a character yarl would not decode.
 _URL = re.compile(r"http://((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d"
-                  r"|[1-9]?\d)){3})(?::([1-9]\d{0,4}))?((?:/[A-Za-z0-9\-_~!$&'()*+,;=:@]*)*"
-                  r"(?:\?[A-Za-z0-9\-_~!$&'()*+,;=:@/?]+)?)")
+                  r"|[1-9]?\d)){3})(?::([1-9]\d{0,4}))?((?:/[A-Za-z0-9\-._~!$&'()*+,;=:@]*)*"
+                  r"(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]+)?)")
 _DOTS = re.compile(r"/\.")  # `/.` may start a dot segment, which yarl would resolve
 # Methods aiohttp frames like this; CONNECT, TRACE and unknown methods are left to aiohttp.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -83,7 +83,9 @@ def eligible(url: str, method: str, headers: Mapping[str, str] | None,
     if port > 65535:
         return None
     authority = host if port == 80 else f"{host}:{port}"
-    return Target(host, port, authority, path or "/")
+    if not path.startswith("/"):  # "" or "?query": aiohttp sends the root path
+        path = "/" + path
+    return Target(host, port, authority, path)
 
 
 def request_head(target: Target, method: str, headers: Mapping[str, str] | None,
