@@ -40,8 +40,8 @@ from yarl import URL
 
 from webpipe.middleware.fetch_response import describe
 
-# Path and query characters yarl leaves as they are (no requoting, no dot segments: those
-# are refused below); `%` only as an upper-case escape of a character yarl would not decode.
+# Path and query characters yarl sends as they are: no `%` escape (yarl may decode or
+# re-case it), no fragment; dot segments, which yarl would resolve, are refused below.
 _URL = re.compile(r"http://((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d"
                   r"|[1-9]?\d)){3})(?::([1-9]\d{0,4}))?((?:/[A-Za-z0-9\-._~!$&'()*+,;=:@]*)*"
                   r"(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]+)?)")
@@ -51,8 +51,8 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})  # aiohttp's, less TRACE
 _POST_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _BODY_LESS = frozenset({"GET", "HEAD", "OPTIONS"})  # aiohttp adds no `Content-Length: 0` to these
-# Header names aiohttp sets, replaces or acts on: a request carrying one goes through it.
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Header names aiohttp sets, replaces or acts on: a request carrying one goes through it.
 _RESERVED = frozenset({"host", "content-length", "transfer-encoding", "connection", "expect",
                        "upgrade", "te", "content-encoding", "proxy-authorization", "cookie"})
 USABLE = not (HAS_BROTLI or HAS_ZSTD)  # else aiohttp's Accept-Encoding would differ
@@ -109,8 +109,8 @@ def request_head(target: Target, method: str, headers: Mapping[str, str] | None,
 
 
 class Failed(Exception):
-    """A failure as fetch reports it: `phase` "send" (networkError before the answer),
-    "timeout" (timeoutError) or "read" (networkError while reading the body)."""
+    """A failure as fetch reports it: `phase` "send" (a networkError before the answer's
+    head) or "read" (a networkError while reading its body); the text is aiohttp's."""
 
     def __init__(self, phase: str, message: str) -> None:
         super().__init__(message)
@@ -184,8 +184,10 @@ class FastClient:
                     return await self.attempt(target, progress, method, data, cap)
                 except (ClientOSError, ServerDisconnectedError) as exc:
                     if not retry:
-                        raise Failed("send", str(exc)) from None
+                        raise Failed("send", describe(exc)) from None
                     retry = False
+                except (aiohttp.ClientError, OSError, ValueError) as exc:  # as fetch's catch
+                    raise Failed("send", describe(exc)) from None
         finally:
             self.busy -= 1
             while self.queue:  # the next waiter still waiting (a cancelled one is skipped)
