@@ -7,11 +7,13 @@ and close-delimited bodies, gzip and deflate, bodies at and past the cap, redire
 refused, reset and half-closed connections, interim answers, garbage). The step's value, or
 its StepError's type and message, must be the same byte for byte, and so must the requests
 the server received. Scenarios the fast client serves also assert that it served them.
+Each runs on asyncio's loop, and all of them once more on uvloop (`webpipe serve`'s loop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import socket
@@ -29,6 +31,7 @@ from webpipe.middleware.base import StepCall
 from webpipe.middleware.fetch import FetchMiddleware
 
 Writer = asyncio.StreamWriter
+
 Act = Callable[[Writer, bytes, "Server"], Awaitable[None]]
 
 
@@ -217,6 +220,12 @@ class Server:
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
+    async with servers() as main:
+        yield main
+
+
+@contextlib.asynccontextmanager
+async def servers() -> AsyncIterator[Server]:
     main, other = Server(), Server()
     servers = [await asyncio.start_server(s.handle, "127.0.0.1", 0) for s in (main, other)]
     main.port = servers[0].sockets[0].getsockname()[1]
@@ -460,3 +469,22 @@ async def test_a_proxy_or_the_opt_out_leaves_every_request_to_aiohttp(
         assert fetch._fast is None
     finally:
         await fetch.aclose()
+
+
+def test_every_scenario_on_uvloop() -> None:
+    import uvloop
+
+    async def scenarios() -> None:
+        async with servers() as server:
+            for path in ANSWERS:
+                await compare(server, path)
+            for path, cap, _past in CAPS:
+                await compare(server, path, {"maxBytes": cap})
+            for options in REQUESTS:
+                await compare(server, "/echo?x=1&y=2", options)
+            for path, options in AIOHTTP_ONLY:
+                await compare(server, path, options, served=False)
+            for path, options in REDIRECTS + FAILURES:
+                await compare(server, path, options, served=options.get("timeout") != 0)
+
+    uvloop.run(scenarios())
