@@ -307,20 +307,24 @@ async def aiohttp_protocol() -> tuple[Get, Callable[[], Awaitable[None]]]:
 
 async def webpipe_fast() -> tuple[Get, Callable[[], Awaitable[None]]]:
     """webpipe's fetch_fast client (this checkout), without the step around it."""
-    from webpipe.middleware.fetch_fast import FastClient, Progress, eligible, fetch
+    import aiohttp
 
-    client = FastClient()
+    from webpipe.middleware.fetch_fast import Answer, FastClient, Progress, eligible, fetch
+
+    connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0)
+    client = FastClient(connector)
 
     async def get(url: str) -> tuple[int, bytes]:
         target = eligible(url, "GET", USER_AGENT, False)
         assert target is not None
         answer = await fetch(client, target, Progress(url), "GET", dict(USER_AGENT), None,
                              10 * 2**20, 10)
-        assert not isinstance(answer, type(None)) and hasattr(answer, "body")
-        return answer.status, answer.body  # type: ignore[union-attr]
+        assert isinstance(answer, Answer)
+        return answer.status, answer.body
 
     async def close() -> None:
         client.close()
+        await connector.close()
 
     return get, close
 

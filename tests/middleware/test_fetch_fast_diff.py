@@ -327,6 +327,7 @@ AIOHTTP_ONLY = [  # (path, options): requests the fast client leaves to aiohttp
     ("/echo", {"headers": {"Cookie": "a=1"}}), ("/echo?q=a%20b", {}), ("/a/../echo", {}),
     ("/echo#frag", {}),
 ]
+# (and URLs: https, an upper-case or punycode host name, `127.1`, a final dot; see eligible)
 
 
 @pytest.mark.parametrize(("path", "options"), AIOHTTP_ONLY)
@@ -367,12 +368,26 @@ async def test_urls_go_out_the_same(server: Server, tail: str) -> None:
     await compare(server, "", url=f"http://127.0.0.1:{server.port}{tail}")
 
 
+@pytest.mark.parametrize("path", ["/json", "/r302", "/rabs", "/echo", "/short"])
+async def test_host_names_go_through_the_same_connector(server: Server, path: str) -> None:
+    """`localhost`: aiohttp's resolver (both loopback addresses, the DNS cache) and its
+    connect, in both clients; the `Host` header and redirects by name."""
+    await compare(server, "", {"headers": {"Authorization": "a"}},
+                  url=f"http://localhost:{server.port}{path}")
+
+
+async def test_a_name_that_does_not_resolve(server: Server) -> None:
+    result = await compare(server, "", url="http://does-not-exist.invalid/x")
+    assert "Cannot connect to host does-not-exist.invalid:80" in result
+
+
 async def test_connection_refused(server: Server) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = await compare(server, "", url=f"http://127.0.0.1:{port}/x")
-    assert "Cannot connect to host" in result
+    for host in ("127.0.0.1", "localhost"):
+        result = await compare(server, "", url=f"http://{host}:{port}/x")
+        assert f"Cannot connect to host {host}:{port}" in result
 
 
 async def test_keep_alive_reuse_after_the_server_closed_the_idle_connection(
@@ -402,6 +417,10 @@ async def test_pooled_connections_are_reused(server: Server) -> None:
         for _ in range(5):
             await asyncio.gather(*(outcome(fast, (url,)) for _ in range(20)))
         assert len(fast._fast.pools[("127.0.0.1", server.port)]) == opened <= 20
+        # the connections it opened through aiohttp's connector are not counted there as
+        # acquired (else its limit of 1000 would block once that many had been opened)
+        assert fast._session is not None
+        assert not fast._session.connector._acquired  # type: ignore[union-attr]
     finally:
         await fast.aclose()
         await _slow.aclose()

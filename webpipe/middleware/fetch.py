@@ -265,10 +265,11 @@ class FetchMiddleware(BaseMiddleware):
             # Left behind by another (finished) loop: it cannot be awaited from here.
             self._session.detach()
         trust_env = _uses_system_proxy()
+        connector = aiohttp.TCPConnector(limit=CONNECTION_LIMIT, limit_per_host=0)
         # The fast client serves what aiohttp would send without a proxy (spec/fetch.md).
-        self._fast = FastClient() if self.fast_enabled and not trust_env else None
+        self._fast = FastClient(connector) if self.fast_enabled and not trust_env else None
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=CONNECTION_LIMIT, limit_per_host=0),
+            connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # one app-wide session must not share cookies
             trust_env=trust_env,
             timeout=_DEFAULT_CLIENT_TIMEOUT)

@@ -6,16 +6,18 @@ keeps aiohttp's own `ResponseHandler` (its C parser with the same lenient flags 
 its decompression under the cap, its payload and disconnect errors) and replaces the rest:
 ~50 µs for the same GET (`benchmarks/fetch_clients.py`, spec/decisions.md "fetch's fast
 client"). It serves only requests whose every effect it reproduces: a plain `http://` URL
-with an IPv4 literal host and a path and query yarl sends unchanged, no `query` option, no
-system proxy, a method aiohttp frames the same way, and no header aiohttp treats specially;
-`eligible()` decides per request with a regular expression and a set look-up, and anything
-else goes through aiohttp. What goes out is byte for byte what aiohttp sends (`Host`, the
-caller's headers, `Accept`, `Accept-Encoding`, `Content-Length`, the default `Content-Type`
-of a body-less POST); redirects follow aiohttp's rules (and hand the rest of the chain to
-aiohttp when the next URL is not eligible); an idempotent request whose connection dropped
-before its answer is retried once, as aiohttp does; errors carry aiohttp's texts.
-`tests/middleware/test_fetch_fast_diff.py` runs every scenario through both clients against
-real loopback servers and compares the results byte for byte.
+with an IPv4 address or a lower-case ASCII host name and a path and query yarl sends
+unchanged, no `query` option, no system proxy, a method aiohttp frames the same way, and no
+header aiohttp treats specially; `eligible()` decides per request with a regular expression
+and a set look-up, and anything else goes through aiohttp. New connections come from the
+session's own connector (its resolver, DNS cache, happy-eyeballs connect and errors) and are
+then taken over; pooled ones are reused here without it. What goes out is byte for byte what
+aiohttp sends (`Host`, the caller's headers, `Accept`, `Accept-Encoding`, `Content-Length`,
+the default `Content-Type` of a body-less POST); redirects follow aiohttp's rules (and hand
+the rest of the chain to aiohttp when the next URL is not eligible); an idempotent request
+whose connection dropped before its answer is retried once, as aiohttp does; errors carry
+aiohttp's texts. `tests/middleware/test_fetch_fast_diff.py` runs every scenario through both
+clients against real loopback servers and compares the results byte for byte.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import aiohttp
 from aiohttp import ClientOSError, ServerDisconnectedError
 from aiohttp.client import _has_no_authority  # how aiohttp reads "http:/path"
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ClientRequest
 from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
 from aiohttp.helpers import parse_content_type
 from aiohttp.http_exceptions import HttpProcessingError
@@ -42,9 +45,13 @@ from webpipe.middleware.fetch_response import describe
 
 # Path and query characters yarl sends as they are: no `%` escape (yarl may decode or
 # re-case it), no fragment; dot segments, which yarl would resolve, are refused below.
-_URL = re.compile(r"http://((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d"
-                  r"|[1-9]?\d)){3})(?::([1-9]\d{0,4}))?((?:/[A-Za-z0-9\-._~!$&'()*+,;=:@]*)*"
-                  r"(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]+)?)")
+_IPV4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
+# A lower-case ASCII host name (yarl would lower-case or IDNA-encode others), no final dot;
+# one that is all digits and dots must be a dotted-quad IPv4 address (not `127.1`).
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_NAME = rf"(?=[a-z0-9.-]*[a-z-]){_LABEL}(?:\.{_LABEL})*"
+_URL = re.compile(rf"http://({_IPV4}|{_NAME})(?::([1-9]\d{{0,4}}))?"
+                  r"((?:/[A-Za-z0-9\-._~!$&'()*+,;=:@]*)*(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]+)?)")
 _DOTS = re.compile(r"/\.")  # `/.` may start a dot segment, which yarl would resolve
 # Methods aiohttp frames like this; CONNECT, TRACE and unknown methods are left to aiohttp.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -74,8 +81,8 @@ def eligible(url: str, method: str, headers: Mapping[str, str] | None,
     if has_query or method not in _METHODS or not url.startswith("http://"):
         return None
     match = _URL.fullmatch(url)
-    if match is None or _DOTS.search(url, 7) is not None:
-        return None
+    if match is None or _DOTS.search(url, 7) is not None or "xn--" in match[1]:
+        return None  # (punycode: yarl may decode and re-encode it)
     if not headers or "user-agent" not in headers or not _RESERVED.isdisjoint(headers):
         return None  # (fetch always sets a user agent; aiohttp would add its own)
     host, port_text, path = match.groups()
@@ -151,6 +158,7 @@ IDLE_SECONDS = 15.0  # aiohttp's keepalive_timeout: an idle connection older tha
 LIMIT = 1000  # requests in flight at once (fetch.CONNECTION_LIMIT); more wait their turn
 _READ_BUFSIZE = 2**16  # ClientSession's defaults, as the session passes them per request
 _MAX_LINE, _MAX_FIELD, _MAX_HEADERS = 8190, 8190, 128
+_NO_TIMEOUT = aiohttp.ClientTimeout()  # the exchange's deadline bounds the connect too
 
 
 class FastClient:
@@ -159,8 +167,9 @@ class FastClient:
     limits, decompression and payload errors), so an answer is read exactly as aiohttp
     reads it; what this client leaves out is the session, request and connector layers."""
 
-    def __init__(self) -> None:
+    def __init__(self, connector: aiohttp.BaseConnector) -> None:
         self.loop = asyncio.get_running_loop()
+        self.connector = connector
         self.pools: dict[tuple[str, int], list[tuple[ResponseHandler, float]]] = {}
         self.busy = 0
         self.queue: deque[asyncio.Future[None]] = deque()
@@ -235,7 +244,8 @@ class FastClient:
             self.pools[(target.host, target.port)].append((proto, time.monotonic()))
 
     async def connection(self, target: Target, progress: Progress) -> ResponseHandler:
-        """An idle pooled connection to the target, else a new one."""
+        """An idle pooled connection to the target, else a new one from aiohttp's connector
+        (its resolver and DNS cache, its happy-eyeballs connect, its errors), taken over."""
         pool = self.pools.setdefault((target.host, target.port), [])
         stale = time.monotonic() - IDLE_SECONDS
         while pool:
@@ -244,14 +254,19 @@ class FastClient:
                 return proto
             proto.close()  # idle too long (aiohttp's keepalive_timeout) or closed by the peer
         progress.connecting = True
+        request = ClientRequest("GET", URL(progress.url), loop=self.loop)
         try:
-            _transport, proto = await self.loop.create_connection(
-                lambda: ResponseHandler(self.loop), target.host, target.port)
-        except OSError as exc:
-            raise Failed("send", f"Cannot connect to host {target.host}:{target.port} "
-                                 f"ssl:default [{exc.strerror}]") from None
+            conn = await self.connector.connect(request, [], _NO_TIMEOUT)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise Failed("send", describe(exc)) from None
+        opened = conn.protocol
+        assert opened is not None
+        # Ours from now on: out of the connector's count of acquired connections, and
+        # detached from the wrapper so that dropping it neither closes nor pools it.
+        self.connector._release_acquired(request.connection_key, opened)
+        conn._protocol = None
         progress.connecting = False
-        return proto
+        return opened
 
     def close(self) -> None:
         """Close every pooled connection (the session is closing)."""
