@@ -90,6 +90,13 @@ def redirect(status: int, location: str) -> Act:
     return act
 
 
+def late() -> Act:
+    async def act(writer: Writer, _request: bytes, _server: Server) -> None:
+        await asyncio.sleep(0.3)
+        writer.write(reply("200 OK", JSON_CT, b'{"late": true}'))
+    return act
+
+
 def echo() -> Act:
     """200 with the request it received as a JSON string (method, path, headers, body)."""
     async def act(writer: Writer, request: bytes, _server: Server) -> None:
@@ -173,6 +180,7 @@ ROUTES: dict[str, Act] = {
     "/garbage": send_then_close(b"NOT HTTP AT ALL\r\n\r\n"),
     "/longheader": send(reply("200 OK", [("X-Long", "v" * 9000)], b"x")),
     "/idle": once_then_close(),
+    "/late": late(),
 }
 
 
@@ -507,3 +515,22 @@ def test_every_scenario_on_uvloop() -> None:
                 await compare(server, path, options, served=options.get("timeout") != 0)
 
     uvloop.run(scenarios())
+
+
+async def test_a_request_in_flight_when_the_session_closes_does_not_pool_its_connection(
+        server: Server) -> None:
+    fast, slow = middlewares()
+    try:
+        task = asyncio.ensure_future(outcome(fast, (f"http://127.0.0.1:{server.port}/late",)))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if server.requests:
+                break
+        client = fast._fast
+        assert client is not None and client.busy == 1
+        await fast.aclose()
+        assert '"late": true' in await task
+        assert client.closed and not any(client.pools.values())
+    finally:
+        await fast.aclose()
+        await slow.aclose()

@@ -173,6 +173,7 @@ class FastClient:
         self.pools: dict[tuple[str, int], list[tuple[ResponseHandler, float]]] = {}
         self.busy = 0
         self.queue: deque[asyncio.Future[None]] = deque()
+        self.closed = False  # the session closed: connections still in use close when done
 
     async def send(self, target: Target, progress: Progress, method: str,
                    headers: Mapping[str, str] | None, body: bytes | None,
@@ -238,7 +239,8 @@ class FastClient:
 
     def release(self, target: Target, proto: ResponseHandler) -> None:
         """Back to the pool when aiohttp's connector would keep it, else closed."""
-        if proto.should_close or proto.transport is None or proto.transport.is_closing():
+        if self.closed or proto.should_close or proto.transport is None \
+                or proto.transport.is_closing():
             proto.close()
         else:
             self.pools[(target.host, target.port)].append((proto, time.monotonic()))
@@ -269,7 +271,9 @@ class FastClient:
         return opened
 
     def close(self) -> None:
-        """Close every pooled connection (the session is closing)."""
+        """Close every pooled connection (the session is closing), and the ones in use
+        when their answers are read."""
+        self.closed = True
         for pool in self.pools.values():
             for proto, _since in pool:
                 proto.close()
