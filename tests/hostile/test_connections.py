@@ -201,5 +201,5 @@ async def test_an_answer_that_skipped_the_body_still_ends_the_connection(tmp_pat
     async with serve(tmp_path, APP) as served:
         took, answer = await until_closed(served, unread)
         assert answer.startswith(b"HTTP/1.1 405 ")
-        assert b"408" not in answer  # answered once
+        assert answer.count(b"HTTP/1.1 ") == 1  # answered once (no 408 after the 405)
         assert 0.5 - 0.1 < took < 1.0 + SLACK_S
