@@ -18,6 +18,7 @@ general path and the reference of the differential tests (tests/jqfast/test_code
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,6 +39,7 @@ Kind = outform.Kind
 Cont = Callable[[str, Kind], None]
 Run = Callable[[Any, dict[str, Any]], Any]
 
+_DISPLAY = re.compile(r"\s*(o\d+) = \{")  # emitters.emit_object's displays
 MAX_LINES = 600  # continuations are copied into `,` branches: past this, closures only
 _HELPERS: dict[str, Any] = {
     "spend": spend, "spend_each": spend_each, "lookup": lookup, "object_key": object_key,
@@ -60,7 +62,8 @@ def generate(tree: n.Node, mode: str, name: str = "jq") -> Run | None:
     except (TooBig, RecursionError):
         return None
     end = "return None" if mode == "first" else "yield from ()"
-    source = "\n".join(["def _run(v, env):", *emitter.lines, f"    {end}", ""])
+    lines = _without_unused_displays(emitter.lines)
+    source = "\n".join(["def _run(v, env):", *lines, f"    {end}", ""])
     try:
         code = compile(source, f"<jq {name}>", "exec")
     except (SyntaxError, RecursionError, MemoryError, ValueError):
@@ -70,6 +73,17 @@ def generate(tree: n.Node, mode: str, name: str = "jq") -> Run | None:
     run: Run = namespace["_run"]
     run.source = source  # type: ignore[attr-defined]  # for tests and debugging
     return run
+
+
+def _without_unused_displays(lines: list[str]) -> list[str]:
+    """Drop object displays nothing reads (the output was rebuilt from their values by
+    `outform.output_lines`): a display of locals has no effect of its own."""
+    kept = list(lines)
+    for i in range(len(kept) - 1, -1, -1):
+        found = _DISPLAY.match(kept[i])
+        if found and not any(re.search(rf"\b{found[1]}\b", text) for text in kept[i + 1:]):
+            del kept[i]
+    return kept
 
 
 class _Emitter:

@@ -12,6 +12,7 @@ charges one budget unit. Where one would have to copy a continuation into two br
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from webpipe.jqfast import functions as fn
 from webpipe.jqfast import nodes as n
 from webpipe.jqfast import outform
+from webpipe.jqfast.budget import STRING_BYTES_PER_UNIT
 from webpipe.jqfast.numeric import MAX_SAFE
 from webpipe.jqfast.values import dump, tostring
 from webpipe.jqfast.values import kind as kind_of
@@ -144,16 +146,22 @@ def emit_binop(em: _Emitter, node: n.BinOp, v: str, vk: Kind, env: str, k: Cont)
 
     def on_right(y: str, yk: Kind) -> None:
         def on_left(x: str, xk: Kind) -> None:
-            result: Kind = None
-            if node.op in _COMPARISONS:
-                result = outform.ATOM
-            elif node.op == "+" and xk == yk == outform.STR:
-                result = outform.STR  # ops.add of two strings is their concatenation
+            if node.op == "+" and xk == yk == outform.STR:
+                # ops.add's first branch, inline: both are known to be strings
+                em.line(f"spend(({_length(x)} + {_length(y)}) // {STRING_BYTES_PER_UNIT})")
+                k(em.assign(f"{x} + {y}"), outform.STR)
+                return
+            result = outform.ATOM if node.op in _COMPARISONS else None
             k(em.assign(template.format(x=x, y=y)), result)
 
         em.emit(node.left, v, vk, env, on_left)
 
     em.emit(node.right, v, vk, env, on_right)
+
+
+def _length(expr: str) -> str:
+    """`len(expr)`, folded for a string literal (`em.const` writes them as reprs)."""
+    return str(len(ast.literal_eval(expr))) if expr[0] in "'\"" else f"len({expr})"
 
 
 def emit_logic(em: _Emitter, node: n.And | n.Or, v: str, vk: Kind, env: str,
@@ -302,9 +310,11 @@ def emit_bind(em: _Emitter, node: n.Bind, v: str, vk: Kind, env: str, k: Cont) -
 
 def emit_call(em: _Emitter, node: n.Call, v: str, vk: Kind, env: str, k: Cont) -> None:
     name, args = node.name, node.args
-    if not args and name in VALUE_CALLS:
-        result = outform.STR if name == "type" or (
-            name == "tostring" and vk in (outform.INT, outform.STR)) else None
+    if name == "tostring" and not args and vk in (outform.INT, outform.STR):
+        # values.tostring of a str is itself, of an int within ±2**53 its digits
+        k(v if vk == outform.STR else em.assign(f"str({v})"), outform.STR)
+    elif not args and name in VALUE_CALLS:
+        result = outform.STR if name == "type" else None
         k(em.assign(f"{em.register(VALUE_CALLS[name], name)}({v})"), result)
     elif not args and name in ("not", "empty"):
         if name == "not":
