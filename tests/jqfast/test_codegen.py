@@ -155,3 +155,16 @@ def test_spend_each_is_count_spends(count: int, units: int, before: int) -> None
         except Fallback:
             states.append((budget._left, budget._spent, "over"))
     assert states[0] == states[1]
+
+
+_EDGE = [0, -0.0, 0.0, 1, -1, 1.5, 0.1, 1e300, -1e300, 1e-300, 2**53 - 1, 2**53, 2**53 + 1,
+         -(2**53) - 1, 2**63, 10**20, "a", None, [1], {"a": 1}, True]
+
+
+@pytest.mark.parametrize("text", [".a + .b", ".a - .b", ".a * .b", ". * 2", "2.5 - .a?",
+                                  "1e300 * .a?", ".a? + 9007199254740993", "-.a? * 1.50"])
+def test_inline_arithmetic_on_edge_numbers(text: str) -> None:
+    """The exact number lane written into generated code, around ±2**53, ±0 and overflow."""
+    for a in _EDGE:
+        for b in _EDGE[:12]:
+            assert_same(text, {"a": a, "b": b})

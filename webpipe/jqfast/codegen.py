@@ -31,7 +31,7 @@ from webpipe.jqfast.compile import compile_node, object_key
 from webpipe.jqfast.emitters import HANDLERS
 from webpipe.jqfast.errors import JqFastError
 from webpipe.jqfast.generators import range_from
-from webpipe.jqfast.numeric import MAX_SAFE
+from webpipe.jqfast.numeric import FLOAT_TYPES, MAX_SAFE, CFloat, computed
 from webpipe.jqfast.ops import add, divide, index, iterate, modulo, multiply, negate, subtract
 from webpipe.jqfast.values import compare, equal, to_output
 
@@ -46,7 +46,8 @@ _HELPERS: dict[str, Any] = {
     "JqFastError": JqFastError, "range_from": range_from, "index": index,
     "iterate": iterate, "negate": negate, "add": add, "subtract": subtract,
     "multiply": multiply, "divide": divide, "modulo": modulo, "compare": compare,
-    "equal": equal, "to_output": to_output,
+    "equal": equal, "to_output": to_output, "CFloat": CFloat, "computed": computed,
+    "FLOAT_TYPES": FLOAT_TYPES,
 }
 class TooBig(Exception):
     """The generated source grew past MAX_LINES: the program keeps its closures."""

@@ -151,12 +151,43 @@ def emit_binop(em: _Emitter, node: n.BinOp, v: str, vk: Kind, env: str, k: Cont)
                 em.line(f"spend(({_length(x)} + {_length(y)}) // {STRING_BYTES_PER_UNIT})")
                 k(em.assign(f"{x} + {y}"), outform.STR)
                 return
+            if node.op in ("+", "-", "*"):
+                k(_arithmetic(em, node.op, x, y, template), None)
+                return
             result = outform.ATOM if node.op in _COMPARISONS else None
             k(em.assign(template.format(x=x, y=y)), result)
 
         em.emit(node.left, v, vk, env, on_left)
 
     em.emit(node.right, v, vk, env, on_right)
+
+
+def _arithmetic(em: _Emitter, op: str, x: str, y: str, template: str) -> str:
+    """`x op y` with the exact number lane of `ops.add`/`subtract`/`multiply` inline (the
+    same test, double operation and `computed` branch, in the same order; the lane and
+    their other branches exclude each other), else the call."""
+    tests = [test for test in (_exact_test(em, x), _exact_test(em, y)) if test != "True"]
+    if "False" in tests:
+        return em.assign(template.format(x=x, y=y))
+    out, d = em.fresh(), em.fresh("d")
+    with em.block(f"if {' and '.join(tests)}:" if tests else "if True:"):
+        em.line(f"{d} = float({x}) {op} {y}")
+        em.line(f"{out} = ((int({d}) if {d}.is_integer() and {d} != 0.0 else CFloat({d}))"
+                f" if {-MAX_SAFE} < {d} < {MAX_SAFE} else computed({d}))")
+    with em.block("else:"):
+        em.line(f"{out} = {template.format(x=x, y=y)}")
+    return out
+
+
+def _exact_test(em: _Emitter, expr: str) -> str:
+    """The test that `expr` is a float or an int within ±2**53 ("True"/"False" when known
+    from a literal written in the source)."""
+    if expr[0] in "'\"" or expr in ("None", "True", "False"):
+        return "False"
+    if expr.lstrip("-").isdigit():
+        return "True" if abs(int(expr)) <= MAX_SAFE else "False"
+    return (f"((type({expr}) is int and {-MAX_SAFE} <= {expr} <= {MAX_SAFE})"
+            f" or type({expr}) in FLOAT_TYPES)")
 
 
 def _length(expr: str) -> str:
