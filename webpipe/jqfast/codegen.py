@@ -32,7 +32,18 @@ from webpipe.jqfast.emitters import HANDLERS
 from webpipe.jqfast.errors import JqFastError
 from webpipe.jqfast.generators import range_from
 from webpipe.jqfast.numeric import FLOAT_TYPES, MAX_SAFE, CFloat, computed
-from webpipe.jqfast.ops import add, divide, index, iterate, modulo, multiply, negate, subtract
+from webpipe.jqfast.ops import (
+    add,
+    divide,
+    getpath,
+    index,
+    iterate,
+    modulo,
+    multiply,
+    negate,
+    setpath,
+    subtract,
+)
 from webpipe.jqfast.values import compare, equal, to_output
 
 Kind = outform.Kind
@@ -47,7 +58,7 @@ _HELPERS: dict[str, Any] = {
     "iterate": iterate, "negate": negate, "add": add, "subtract": subtract,
     "multiply": multiply, "divide": divide, "modulo": modulo, "compare": compare,
     "equal": equal, "to_output": to_output, "CFloat": CFloat, "computed": computed,
-    "FLOAT_TYPES": FLOAT_TYPES,
+    "FLOAT_TYPES": FLOAT_TYPES, "getpath": getpath, "setpath": setpath,
 }
 class TooBig(Exception):
     """The generated source grew past MAX_LINES: the program keeps its closures."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from webpipe.jqfast import functions as fn
 from webpipe.jqfast import nodes as n
 from webpipe.jqfast import outform
+from webpipe.jqfast.assign import constant_path
 from webpipe.jqfast.budget import STRING_BYTES_PER_UNIT
 from webpipe.jqfast.numeric import MAX_SAFE
 from webpipe.jqfast.values import dump, tostring
@@ -42,11 +43,12 @@ VALUE_CALLS: dict[str, Callable[[Any], Any]] = {
     "tostring": tostring, "tojson": dump, "tonumber": fn.tonumber, "add": fn.add_all,
     "sort": fn.sort, "unique": fn.unique, "reverse": fn.reverse,
     "to_entries": fn.to_entries, "from_entries": fn.from_entries, "abs": fn.abs_,
+    "ascii_downcase": fn.ascii_downcase, "ascii_upcase": fn.ascii_upcase, "error": fn.error,
 }
 ARG_CALLS: dict[str, Callable[[Any, Any], Any]] = {
     "has": fn.has, "contains": fn.contains, "startswith": fn.startswith,
     "endswith": fn.endswith, "split": fn.split_, "join": fn.join, "ltrimstr": fn.ltrimstr,
-    "rtrimstr": fn.rtrimstr,
+    "rtrimstr": fn.rtrimstr, "error": lambda v, msg: fn.error(msg),
 }
 
 
@@ -409,10 +411,37 @@ def emit_range(em: _Emitter, args: tuple[n.Node, ...], v: str, vk: Kind, env: st
     em.emit(bounds[0], v, vk, env, on_start)
 
 
+def emit_assign(em: _Emitter, node: n.Assign, v: str, vk: Kind, env: str, k: Cont) -> None:
+    """As assign.compile_assign: the right side is the outer loop, then `getpath`, the
+    update and `setpath`; `|=` takes the update's only output (several: its closure)."""
+    path = repr(constant_path(node.path))
+    v = em.name_of(v)
+    if node.op == "|":
+        if not em.single(node.rhs):
+            em.closure(node, v, env, k)
+            return
+        old = em.assign(f"getpath({v}, {path})")
+        em.emit(node.rhs, old, None, env,
+                lambda y, yk: k(em.assign(f"setpath({v}, {path}, {y})"), None))
+        return
+
+    def on_value(x: str, xk: Kind) -> None:
+        old = em.assign(f"getpath({v}, {path})")
+        if node.op == "":
+            new = x
+        elif node.op == "//":
+            new = em.assign(f"{old} if {truthy(old)} else {x}")
+        else:
+            new = em.assign(_BINARY[node.op].format(x=old, y=x))
+        k(em.assign(f"setpath({v}, {path}, {new})"), None)
+
+    em.emit(node.rhs, v, vk, env, on_value)
+
+
 HANDLERS: dict[type, Callable[..., None]] = {
     n.Identity: emit_identity, n.Literal: emit_literal, n.Var: emit_var, n.Str: emit_str,
     n.Index: emit_index, n.Iterate: emit_iterate, n.Pipe: emit_pipe, n.Comma: emit_comma,
     n.Neg: emit_neg, n.BinOp: emit_binop, n.And: emit_logic, n.Or: emit_logic,
     n.Alternative: emit_alternative, n.If: emit_if, n.Collect: emit_collect,
-    n.MakeObject: emit_object, n.Bind: emit_bind, n.Call: emit_call,
+    n.MakeObject: emit_object, n.Bind: emit_bind, n.Call: emit_call, n.Assign: emit_assign,
 }
