@@ -92,6 +92,7 @@ EXTRA = [  # what the emitters do on their own: branches, binds, keys, kinds, co
     "[.[]? | has(\"a\")?]", "[empty]", "{a: [empty]}", "[.[]?.a?] | add",
     "[range(3) | empty]", "1, error(\"x\"), 2", "[1, error(\"x\")]", "{a: error(\"x\")}",
     ".a = 1", ".a.b = (1, 2)", ".a += 1", ".a -= .a", ".[0] *= 2", ".a //= 3", ".a |= . + 1",
+    "[" * 12 + "range(2)" + "]" * 12, "[[[.[]?]], [[1]]]", ".[]? | [[[.]]]",
     ".a |= (1, 2)", ".a |= empty", ".a.b |= length", "1 | .a = 2", ".a = .b | .b += 1",
 ]
 

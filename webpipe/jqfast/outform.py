@@ -20,6 +20,9 @@ from webpipe.jqfast.numeric import MAX_SAFE
 
 INT, STR, ATOM, EMPTY = "int", "str", "atom", "empty"
 SCALARS = frozenset({INT, STR, ATOM})
+# charging a list of lists of ... nests one Python `for` per level, and Python refuses
+# more than 20 nested blocks: deeper values are copied (to_output charges the same)
+MAX_CHARGE_DEPTH = 8
 Kind = Any  # str | tuple[str, Any] | None: see the module docstring
 
 
@@ -102,7 +105,7 @@ def output_lines(expr: str, kind: Kind, fresh_name: Any) -> tuple[list[str], str
     same `spend` calls and raising the same errors in the same order. A ready value is
     itself; a fresh dict is rebuilt from its values' locals (its own copy's charge first,
     then each value's conversion in key order, as `_object_output` does)."""
-    if ready(kind):
+    if ready(kind) and _depth(kind) <= MAX_CHARGE_DEPTH:
         return charge_lines(expr, kind, fresh_name), expr
     if type(kind) is not tuple or kind[0] != "dict":
         return [], f"to_output({expr})"
@@ -116,3 +119,11 @@ def output_lines(expr: str, kind: Kind, fresh_name: Any) -> tuple[list[str], str
         lines += inner
         display.append(f"{key!r}: {out}")
     return lines, "{" + ", ".join(display) + "}"
+
+
+def _depth(kind: Kind) -> int:
+    if type(kind) is not tuple:
+        return 0
+    if kind[0] == "list":
+        return 1 + _depth(kind[1])
+    return 1 + max((_depth(item) for _, item in kind[1]), default=0)
