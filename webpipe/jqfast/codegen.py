@@ -9,8 +9,8 @@ output, so later errors never surface, as with jq's lazy outputs) or `yield` (mo
 "outputs"). Every emitter makes the calls the closures of `compile.py` make, in the same
 order: the same `ops`/`values`/`numeric` helpers and the same `budget.spend` charges, so
 results, error text, `Fallback` and budget exhaustion are the closures'. A node the
-emitters do not cover (`try`, assignments, slices, most builtins, branches with several
-outputs) runs through its closure, passed into the function's globals, so coverage grows
+emitters do not cover (`try`, slices, some builtins, branches with several outputs) runs
+through its closure, passed into the function's globals, so coverage grows
 node by node. `outform.py` tracks which values are already in output form, where the final
 copy (`to_output`) is skipped and only its budget charges are kept. The closures stay the
 general path and the reference of the differential tests (tests/jqfast/test_codegen.py).
@@ -60,6 +60,8 @@ _HELPERS: dict[str, Any] = {
     "equal": equal, "to_output": to_output, "CFloat": CFloat, "computed": computed,
     "FLOAT_TYPES": FLOAT_TYPES, "getpath": getpath, "setpath": setpath,
 }
+
+
 class TooBig(Exception):
     """The generated source grew past MAX_LINES: the program keeps its closures."""
 
@@ -68,7 +70,7 @@ def generate(tree: n.Node, mode: str, name: str = "jq") -> Run | None:
     """The compiled `_run(v, env)` for `tree` (mode "first" returns the first output, as
     `to_output` converts it, or None; "outputs" yields every output), or None when the
     source would be too big or Python refuses it (blocks nested too deep)."""
-    emitter = _Emitter()
+    emitter = Emitter()
     try:
         emitter.emit(tree, "v", None, "env", emitter.sink(mode))
     except (TooBig, RecursionError):
@@ -98,7 +100,7 @@ def _without_unused_displays(lines: list[str]) -> list[str]:
     return kept
 
 
-class _Emitter:
+class Emitter:
     """Writes one function's statements; names are unique per site (no reuse, no clash)."""
 
     def __init__(self) -> None:

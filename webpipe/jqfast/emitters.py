@@ -27,7 +27,7 @@ from webpipe.jqfast.values import dump, tostring
 from webpipe.jqfast.values import kind as kind_of
 
 if TYPE_CHECKING:
-    from webpipe.jqfast.codegen import Cont, _Emitter
+    from webpipe.jqfast.codegen import Cont, Emitter
 
 Kind = outform.Kind
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
@@ -57,16 +57,16 @@ def truthy(x: str) -> str:
     return f"({x} is not None and {x} is not False)"
 
 
-def emit_identity(em: _Emitter, node: n.Identity, v: str, vk: Kind, env: str,
+def emit_identity(em: Emitter, node: n.Identity, v: str, vk: Kind, env: str,
                   k: Cont) -> None:
     k(v, outform.loose(vk))
 
 
-def emit_literal(em: _Emitter, node: n.Literal, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_literal(em: Emitter, node: n.Literal, v: str, vk: Kind, env: str, k: Cont) -> None:
     k(em.const(node.value), outform.literal_kind(node.value))
 
 
-def emit_var(em: _Emitter, node: n.Var, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_var(em: Emitter, node: n.Var, v: str, vk: Kind, env: str, k: Cont) -> None:
     bound = em.variables.get(node.name)
     if bound is not None:
         k(bound[0], outform.loose(bound[1]))
@@ -74,7 +74,7 @@ def emit_var(em: _Emitter, node: n.Var, v: str, vk: Kind, env: str, k: Cont) -> 
         k(em.assign(f"lookup({env}, {node.name!r})"), None)
 
 
-def emit_str(em: _Emitter, node: n.Str, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_str(em: Emitter, node: n.Str, v: str, vk: Kind, env: str, k: Cont) -> None:
     chain: n.Node = n.Literal("")  # the closures' own desugaring (compile._compile_str)
     for part in node.parts:
         piece = n.Literal(part) if isinstance(part, str) else n.Pipe(part, n.Call("tostring"))
@@ -82,7 +82,7 @@ def emit_str(em: _Emitter, node: n.Str, v: str, vk: Kind, env: str, k: Cont) -> 
     em.emit(chain, v, vk, env, k)
 
 
-def emit_index(em: _Emitter, node: n.Index, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_index(em: Emitter, node: n.Index, v: str, vk: Kind, env: str, k: Cont) -> None:
     if isinstance(node.key, n.Literal) and not node.opt:
         name = node.key.value
         if type(name) is str:  # index() on a dict with a str key is dict.get
@@ -112,7 +112,7 @@ def emit_index(em: _Emitter, node: n.Index, v: str, vk: Kind, env: str, k: Cont)
     em.emit(node.key, v, vk, env, on_key)
 
 
-def emit_iterate(em: _Emitter, node: n.Iterate, v: str, vk: Kind, env: str,
+def emit_iterate(em: Emitter, node: n.Iterate, v: str, vk: Kind, env: str,
                  k: Cont) -> None:
     def on_term(t: str, tk: Kind) -> None:
         items = f"iterate({t})"
@@ -129,21 +129,21 @@ def emit_iterate(em: _Emitter, node: n.Iterate, v: str, vk: Kind, env: str,
     em.emit(node.term, v, vk, env, on_term)
 
 
-def emit_pipe(em: _Emitter, node: n.Pipe, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_pipe(em: Emitter, node: n.Pipe, v: str, vk: Kind, env: str, k: Cont) -> None:
     em.emit(node.left, v, vk, env, lambda x, xk: em.emit(node.right, x, xk, env, k))
 
 
-def emit_comma(em: _Emitter, node: n.Comma, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_comma(em: Emitter, node: n.Comma, v: str, vk: Kind, env: str, k: Cont) -> None:
     em.line("spend(1)")  # as the closure: `,` products multiply outputs without a loop
     em.emit(node.left, v, vk, env, k)
     em.emit(node.right, v, vk, env, k)
 
 
-def emit_neg(em: _Emitter, node: n.Neg, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_neg(em: Emitter, node: n.Neg, v: str, vk: Kind, env: str, k: Cont) -> None:
     em.emit(node.operand, v, vk, env, lambda x, xk: k(em.assign(f"negate({x})"), None))
 
 
-def emit_binop(em: _Emitter, node: n.BinOp, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_binop(em: Emitter, node: n.BinOp, v: str, vk: Kind, env: str, k: Cont) -> None:
     template = _BINARY[node.op]
 
     def on_right(y: str, yk: Kind) -> None:
@@ -164,7 +164,7 @@ def emit_binop(em: _Emitter, node: n.BinOp, v: str, vk: Kind, env: str, k: Cont)
     em.emit(node.right, v, vk, env, on_right)
 
 
-def _arithmetic(em: _Emitter, op: str, x: str, y: str, template: str) -> str:
+def _arithmetic(em: Emitter, op: str, x: str, y: str, template: str) -> str:
     """`x op y` with the exact number lane of `ops.add`/`subtract`/`multiply` inline (the
     same test, double operation and `computed` branch, in the same order; the lane and
     their other branches exclude each other), else the call."""
@@ -181,7 +181,7 @@ def _arithmetic(em: _Emitter, op: str, x: str, y: str, template: str) -> str:
     return out
 
 
-def _exact_test(em: _Emitter, expr: str) -> str:
+def _exact_test(em: Emitter, expr: str) -> str:
     """The test that `expr` is a float or an int within ±2**53 ("True"/"False" when known
     from a literal written in the source)."""
     if expr[0] in "'\"" or expr in ("None", "True", "False"):
@@ -197,7 +197,7 @@ def _length(expr: str) -> str:
     return str(len(ast.literal_eval(expr))) if expr[0] in "'\"" else f"len({expr})"
 
 
-def emit_logic(em: _Emitter, node: n.And | n.Or, v: str, vk: Kind, env: str,
+def emit_logic(em: Emitter, node: n.And | n.Or, v: str, vk: Kind, env: str,
                k: Cont) -> None:
     if not em.single(node.right):
         em.closure(node, v, env, k)
@@ -218,7 +218,7 @@ def emit_logic(em: _Emitter, node: n.And | n.Or, v: str, vk: Kind, env: str,
     em.emit(node.left, v, vk, env, on_left)
 
 
-def emit_alternative(em: _Emitter, node: n.Alternative, v: str, vk: Kind, env: str,
+def emit_alternative(em: Emitter, node: n.Alternative, v: str, vk: Kind, env: str,
                      k: Cont) -> None:
     if not (em.single(node.left) and em.single(node.right)):
         em.closure(node, v, env, k)
@@ -239,7 +239,7 @@ def emit_alternative(em: _Emitter, node: n.Alternative, v: str, vk: Kind, env: s
     em.emit(node.left, v, vk, env, on_left)
 
 
-def emit_if(em: _Emitter, node: n.If, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_if(em: Emitter, node: n.If, v: str, vk: Kind, env: str, k: Cont) -> None:
     other = n.Identity() if node.else_ is None else node.else_
     if not (em.single(node.then) and em.single(other)):
         em.closure(node, v, env, k)
@@ -262,7 +262,7 @@ def emit_if(em: _Emitter, node: n.If, v: str, vk: Kind, env: str, k: Cont) -> No
     em.emit(node.cond, v, vk, env, on_cond)
 
 
-def emit_collect(em: _Emitter, node: n.Collect, v: str, vk: Kind, env: str,
+def emit_collect(em: Emitter, node: n.Collect, v: str, vk: Kind, env: str,
                  k: Cont) -> None:
     acc = em.assign("[]", "acc")
     if node.body is None:
@@ -272,7 +272,7 @@ def emit_collect(em: _Emitter, node: n.Collect, v: str, vk: Kind, env: str,
     k(acc, outform.list_kind(kinds))
 
 
-def _append_outputs(em: _Emitter, acc: str, body: n.Node, v: str, vk: Kind,
+def _append_outputs(em: Emitter, acc: str, body: n.Node, v: str, vk: Kind,
                     env: str) -> list[Kind]:
     """Append each output of `body` to the list `acc`; the kinds appended."""
     append = em.assign(f"{acc}.append", "ap")
@@ -286,7 +286,7 @@ def _append_outputs(em: _Emitter, acc: str, body: n.Node, v: str, vk: Kind,
     return kinds
 
 
-def emit_object(em: _Emitter, node: n.MakeObject, v: str, vk: Kind, env: str,
+def emit_object(em: Emitter, node: n.MakeObject, v: str, vk: Kind, env: str,
                 k: Cont) -> None:
     entries = node.entries
     constant = all(isinstance(e.key, n.Literal) and em.single(e.value) for e in entries)
@@ -322,7 +322,7 @@ def emit_object(em: _Emitter, node: n.MakeObject, v: str, vk: Kind, env: str,
     entry(0, [])
 
 
-def emit_bind(em: _Emitter, node: n.Bind, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_bind(em: Emitter, node: n.Bind, v: str, vk: Kind, env: str, k: Cont) -> None:
     def on_source(x: str, xk: Kind) -> None:
         inner = em.fresh("env")
         at = len(em.lines)
@@ -341,7 +341,7 @@ def emit_bind(em: _Emitter, node: n.Bind, v: str, vk: Kind, env: str, k: Cont) -
     em.emit(node.source, v, vk, env, on_source)
 
 
-def emit_call(em: _Emitter, node: n.Call, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_call(em: Emitter, node: n.Call, v: str, vk: Kind, env: str, k: Cont) -> None:
     name, args = node.name, node.args
     if name == "tostring" and not args and vk in (outform.INT, outform.STR):
         # values.tostring of a str is itself, of an int within ±2**53 its digits
@@ -363,7 +363,7 @@ def emit_call(em: _Emitter, node: n.Call, v: str, vk: Kind, env: str, k: Cont) -
         em.closure(node, v, env, k)
 
 
-def emit_map(em: _Emitter, f: n.Node, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_map(em: Emitter, f: n.Node, v: str, vk: Kind, env: str, k: Cont) -> None:
     """`map(f)`: `[.[] | f]`, as generators._map."""
     acc = em.assign("[]", "acc")
     item = em.fresh("x")
@@ -379,7 +379,7 @@ def emit_map(em: _Emitter, f: n.Node, v: str, vk: Kind, env: str, k: Cont) -> No
     k(acc, outform.list_kind(kinds))
 
 
-def emit_select(em: _Emitter, cond: n.Node, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_select(em: Emitter, cond: n.Node, v: str, vk: Kind, env: str, k: Cont) -> None:
     def on_cond(c: str, ck: Kind) -> None:
         with em.block(f"if {truthy(em.name_of(c))}:"):
             k(v, outform.loose(vk))
@@ -387,7 +387,7 @@ def emit_select(em: _Emitter, cond: n.Node, v: str, vk: Kind, env: str, k: Cont)
     em.emit(cond, v, vk, env, on_cond)
 
 
-def emit_range(em: _Emitter, args: tuple[n.Node, ...], v: str, vk: Kind, env: str,
+def emit_range(em: Emitter, args: tuple[n.Node, ...], v: str, vk: Kind, env: str,
                k: Cont) -> None:
     """`range(n)` / `range(a; b)`, as generators.range_from (the first argument is the
     outer loop); literal integer bounds from 0 to 2**53 count with Python's range."""
@@ -411,7 +411,7 @@ def emit_range(em: _Emitter, args: tuple[n.Node, ...], v: str, vk: Kind, env: st
     em.emit(bounds[0], v, vk, env, on_start)
 
 
-def emit_assign(em: _Emitter, node: n.Assign, v: str, vk: Kind, env: str, k: Cont) -> None:
+def emit_assign(em: Emitter, node: n.Assign, v: str, vk: Kind, env: str, k: Cont) -> None:
     """As assign.compile_assign: the right side is the outer loop, then `getpath`, the
     update and `setpath`; `|=` takes the update's only output (several: its closure)."""
     path = repr(constant_path(node.path))
