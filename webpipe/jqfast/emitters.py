@@ -149,8 +149,12 @@ def emit_binop(em: Emitter, node: n.BinOp, v: str, vk: Kind, env: str, k: Cont) 
     def on_right(y: str, yk: Kind) -> None:
         def on_left(x: str, xk: Kind) -> None:
             if node.op == "+" and xk == yk == outform.STR:
-                # ops.add's first branch, inline: both are known to be strings
-                em.line(f"spend(({_length(x)} + {_length(y)}) // {STRING_BYTES_PER_UNIT})")
+                # ops.add's first branch, inline: both are known to be strings. spend(0)
+                # changes nothing: from begin() on, the count left is never below 0
+                # between calls (the one call that leaves it there raises OverBudget)
+                units = em.assign(f"({_length(x)} + {_length(y)}) // {STRING_BYTES_PER_UNIT}")
+                with em.block(f"if {units}:"):
+                    em.line(f"spend({units})")
                 k(em.assign(f"{x} + {y}"), outform.STR)
                 return
             if node.op in ("+", "-", "*"):
