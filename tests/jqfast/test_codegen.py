@@ -93,6 +93,9 @@ EXTRA = [  # what the emitters do on their own: branches, binds, keys, kinds, co
     "[range(3) | empty]", "1, error(\"x\"), 2", "[1, error(\"x\")]", "{a: error(\"x\")}",
     ".a = 1", ".a.b = (1, 2)", ".a += 1", ".a -= .a", ".[0] *= 2", ".a //= 3", ".a |= . + 1",
     "[" * 12 + "range(2)" + "]" * 12, "[[[.[]?]], [[1]]]", ".[]? | [[[.]]]",
+    "[.a, (.b | .a), .a]", "if .c then .a.b else .a end, .a.b", ".a.b, .a.c",  # reads reused
+    "[.[] | .a, .a]", "{x: .a.b, y: [.[] | .a], z: .a.b}", ".a as $x | .a | [$x, .]",
+    "(.a // .b) as $x | [.a, $x]", "[.a.b, (.a | tostring), .a.b]",
     ".a |= (1, 2)", ".a |= empty", ".a.b |= length", "1 | .a = 2", ".a = .b | .b += 1",
 ]
 

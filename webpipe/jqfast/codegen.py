@@ -110,6 +110,10 @@ class Emitter:
         self.namespace: dict[str, Any] = dict(_HELPERS)
         self.variables: dict[str, tuple[str, Kind]] = {}  # jq `$x` bound by generated code
         self.codes: dict[int, tuple[n.Node, Code]] = {}
+        self.scope: tuple[int, ...] = ()  # the blocks the next line is in (ids, outermost first)
+        self.blocks = 0
+        # `.key` reads already made: (input local, key) -> (result local, scope it was in)
+        self.reads: dict[tuple[str, str], tuple[str, tuple[int, ...]]] = {}
 
     def line(self, text: str) -> None:
         self.lines.append("    " * self.depth + text)
@@ -120,11 +124,26 @@ class Emitter:
     def block(self, header: str) -> Iterator[None]:
         self.line(header)
         self.depth += 1
+        self.blocks += 1
+        outer, self.scope = self.scope, (*self.scope, self.blocks)
         start = len(self.lines)
         yield
         if len(self.lines) == start:  # the continuation wrote nothing (`empty`)
             self.line("pass")
         self.depth -= 1
+        self.scope = outer
+
+    def read(self, t: str, key: str, expr: str) -> str:
+        """The local holding `expr`, the read of constant `key` from local `t`: an earlier
+        identical read is reused where its assignment has run (its block encloses this
+        line). Reads are pure and locals are assigned once before their uses, and a read
+        that raised would have ended the run, so reuse changes nothing but the time."""
+        known = self.reads.get((t, key))
+        if known is not None and self.scope[:len(known[1])] == known[1]:
+            return known[0]
+        name = self.assign(expr)
+        self.reads[(t, key)] = (name, self.scope)
+        return name
 
     def fresh(self, prefix: str = "t") -> str:
         self.count += 1

@@ -90,8 +90,12 @@ def emit_index(em: Emitter, node: n.Index, v: str, vk: Kind, env: str, k: Cont) 
         else:
             get = "index({t}, {key})"
         key = em.const(name)
-        em.emit(node.term, v, vk, env,
-                lambda t, tk: k(em.assign(get.format(t=em.name_of(t), key=key)), None))
+
+        def on_term(t: str, tk: Kind) -> None:
+            t = em.name_of(t)
+            k(em.read(t, key, get.format(t=t, key=key)), None)
+
+        em.emit(node.term, v, vk, env, on_term)
         return
 
     def on_key(key: str, key_kind: Kind) -> None:
