@@ -113,7 +113,14 @@ def output_lines(expr: str, kind: Kind, fresh_name: Any) -> tuple[list[str], str
     display = []
     for (key, item), value in zip(kind[1], kind[2], strict=True):
         inner, out = output_lines(value, item, fresh_name)
-        if not ready(item):
+        if not ready(item) and out == f"to_output({value})":
+            # values._object_output's own test: ASCII text and ints within ±2**53 are
+            # returned as they are, without the call
+            name = fresh_name()
+            test = (f"(type({value}) is str and {value}.isascii()) or (type({value}) is int"
+                    f" and {-MAX_SAFE} <= {value} <= {MAX_SAFE})")
+            inner, out = [*inner, f"{name} = {value} if {test} else {out}"], name
+        elif not ready(item):
             name = fresh_name()
             inner, out = [*inner, f"{name} = {out}"], name
         lines += inner
