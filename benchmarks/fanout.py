@@ -6,8 +6,10 @@ with the same N fetches run sequentially.
 Everything runs on uvloop, as `webpipe serve` does (uvicorn picks it when installed), and
 the process's GC is set up as `webpipe serve` sets it up after loading (`like_serve`).
 
-Run: python benchmarks/fanout.py [--cpu [N]]  (`--cpu`: CPU µs per branch only, see
-`cpu_per_branch`; without it, prints p50/p99 per N and the ratio to the slowest branch:
+Run: python benchmarks/fanout.py [--cpu [N] | --clients [N]]  (`--cpu`: CPU µs per branch
+only, see `cpu_per_branch`; `--clients`: p50 of the route with fetch's fast client and with
+aiohttp alone, and of the hand-written handler, alternating in one process, see
+`clients_p50`; without either, prints p50/p99 per N and the ratio to the slowest branch:
 the nominal 50 ms, and one branch measured alone, a GET straight to the upstream). The row
 `50/16` is N = 50 under `config async { maxGlobal: 16 }`: four waves, so ~200 ms at best;
 its hand-written baseline holds an asyncio.Semaphore(16).
@@ -199,7 +201,49 @@ async def cpu_per_branch(n: int, rounds: int = 12, batch: int = 4) -> None:
               f"median {statistics.median(values):.0f} µs")
 
 
+async def clients_p50(n: int, rounds: int = 12, batch: int = 5) -> None:
+    """`--clients N`: the N-way route with fetch's fast client and the same route with
+    every request through aiohttp (`WEBPIPE_FETCH_AIOHTTP`, spec/fetch.md "Fast client"),
+    and the hand-written handler, in alternating batches in one process: their p50s side
+    by side, which separate checkouts run minutes apart on this machine cannot give."""
+    import os
+
+    proc, url = await upstream()
+    branch = await branch_p50(url)
+    fast = program_from_text(program(url, n))
+    os.environ["WEBPIPE_FETCH_AIOHTTP"] = "1"  # read when the app's fetch is created
+    aiohttp_only = program_from_text(program(url, n))
+    del os.environ["WEBPIPE_FETCH_AIOHTTP"]
+    hand = hand_app(url, n)
+    like_serve()
+    apps = {"fast": create_app(build_served(fast)),
+            "aiohttp": create_app(build_served(aiohttp_only)), "hand": hand}
+    clients = {side: httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+                                       base_url="http://t", timeout=120)
+               for side, app in apps.items()}
+    times: dict[str, list[float]] = {side: [] for side in clients}
+    for client in clients.values():
+        await measure(client, "/fan", 3)
+    for r in range(rounds):
+        for side in (list(clients) if r % 2 == 0 else list(reversed(clients))):
+            times[side] += await measure(clients[side], "/fan", batch)
+    for client in clients.values():
+        await client.aclose()
+    await fast.aclose()
+    await aiohttp_only.aclose()
+    await hand.state.holder["s"].close()  # type: ignore[attr-defined]
+    proc.terminate()
+    proc.wait()
+    print(f"N={n}, one branch alone p50 {branch:.1f} ms")
+    for side, values in times.items():
+        p50 = statistics.median(values)
+        print(f"{side:>9}: p50 {p50:.1f} ms ({p50 / branch:.2f} x the branch)")
+
+
 async def main() -> None:
+    if "--clients" in sys.argv:
+        await clients_p50(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 200)
+        return
     if "--cpu" in sys.argv:
         await cpu_per_branch(int(sys.argv[-1]) if sys.argv[-1].isdigit() else 200)
         return

@@ -126,8 +126,10 @@ async def per_request_us(app: Any, http: str, raw: bytes, number: int, repeat: i
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
+    # `webpipe serve` turns uvicorn's proxy-headers layer off; the hand-written app keeps
+    # uvicorn's default, as `run.py` serves it
     config = Config(app=app, http=http, loop="none", log_level="warning", access_log=False,
-                    lifespan="off")
+                    lifespan="off", proxy_headers=http != "httptools")
     config.load()
     protocol = config.http_protocol_class(config=config, server_state=ServerState(),
                                           app_state={}, _loop=asyncio.get_running_loop())

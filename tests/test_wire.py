@@ -6,11 +6,15 @@ import json
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webpipe.wire import (
+    _LONG_DIGITS,
     ORJSON_DEPTH,
     JsonTooDeep,
     JsonTooWide,
+    has_long_digits,
     loads_bounded,
     loads_exact_bounded,
 )
@@ -90,3 +94,13 @@ def test_the_default_container_bound_refuses_two_million_small_arrays() -> None:
     with pytest.raises(JsonTooWide, match="200000"):
         loads_bounded(text, 512)
     assert len(loads_bounded(wide(1000).encode(), 512)) == 1000
+
+
+@given(st.lists(st.sampled_from(["0", "7", "12345", "9" * 19, "1" * 20, "x", " ", "é", "٣",
+                                 "\ud800", "\U0001F600", "-", "."]), max_size=40)
+       | st.text(max_size=60))
+def test_long_digits_is_the_regular_expression(parts: list[str] | str) -> None:
+    """`has_long_digits` (a byte translation) answers as `[0-9]{20}` does, on runs near 20
+    digits, non-ASCII digits (not `[0-9]`), lone surrogates and any text."""
+    text = "".join(parts)
+    assert has_long_digits(text) == (_LONG_DIGITS.search(text) is not None), text

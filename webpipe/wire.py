@@ -19,7 +19,11 @@ from typing import Any
 import orjson
 
 _VISIBLE_ASCII = re.compile(rb"[\t\x20-\x7e]*")
-_LONG_DIGITS = re.compile(r"[0-9]{20}")
+_LONG_DIGITS = re.compile(r"[0-9]{20}")  # what `has_long_digits` finds, ~10x slower
+# ASCII digits stay "0", every other byte becomes a space: a run of 20 digits is then a
+# run of 20 "0" bytes, found by a substring search at C speed
+_DIGIT_RUNS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_TWENTY_DIGITS = b"0" * 20
 
 MAX_JSON_DEPTH = 512  # the default `maxJsonDepth` and its ceiling (spec/limits.md)
 MAX_JSON_CONTAINERS = 200_000  # the default `maxJsonContainers`
@@ -71,6 +75,11 @@ def loads_bounded(data: bytes | str, max_depth: int,
     openings = _openings(data)
     if openings > max_containers:
         raise JsonTooWide(max_containers)
+    return _loads_counted(data, max_depth, openings)
+
+
+def _loads_counted(data: bytes | str, max_depth: int, openings: int) -> Any:
+    """`loads_bounded` once the text's `[`/`{` are counted (within `max_containers`)."""
     if openings <= max_depth:
         return orjson.loads(data)
     extra = ORJSON_DEPTH - max_depth
@@ -97,20 +106,28 @@ def loads_exact_bounded(text: str, max_depth: int, max_containers: int = MAX_JSO
     Nested deeper than `max_depth` raises `JsonTooDeep`, whichever parser read it (the
     json module's own recursion limit also means too deep); more containers than
     `max_containers` raises `JsonTooWide`."""
-    if _openings(text) > max_containers:
+    openings = _openings(text)
+    if openings > max_containers:
         raise JsonTooWide(max_containers)
-    if _LONG_DIGITS.search(text) is None:
+    if not has_long_digits(text):
         try:
-            return loads_bounded(text, max_depth, max_containers)
+            return _loads_counted(text, max_depth, openings)
         except orjson.JSONDecodeError:
             pass
     try:
         value = json.loads(text, **json_options)
     except RecursionError:
         raise JsonTooDeep(max_depth) from None
-    if _openings(text) > max_depth and depth_exceeds(value, max_depth):
+    if openings > max_depth and depth_exceeds(value, max_depth):
         raise JsonTooDeep(max_depth)
     return value
+
+
+def has_long_digits(text: str) -> bool:
+    """Whether `text` holds a run of 20 ASCII digits (`[0-9]{20}`): an integer orjson would
+    turn into a float could be there. A byte translation and a substring search: the
+    regular expression costs ~15 ns per character (~0.2 ms for 14 KB of JSON rows)."""
+    return _TWENTY_DIGITS in text.encode("utf-8", "surrogatepass").translate(_DIGIT_RUNS)
 
 
 ORJSON_DEPTH = 1024  # orjson refuses deeper text (tests/test_wire.py checks it)

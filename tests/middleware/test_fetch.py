@@ -21,7 +21,8 @@ from webpipe.executor.context import RequestContext
 from webpipe.executor.pipeline import run_body
 from webpipe.middleware import fetch as fetch_module
 from webpipe.middleware.base import Behavior, StepCall
-from webpipe.middleware.fetch import FetchConfig, FetchMiddleware, parse_body
+from webpipe.middleware.fetch import FetchConfig, FetchMiddleware
+from webpipe.middleware.fetch_response import parse_body
 from webpipe.program import program_from_text
 
 JSON = Any

@@ -14,7 +14,8 @@ from aiohttp import web
 from tests.support import SimpleHost
 from webpipe.errors import StepError
 from webpipe.middleware.base import StepCall
-from webpipe.middleware.fetch import FetchMiddleware, parse_body
+from webpipe.middleware.fetch import FetchMiddleware
+from webpipe.middleware.fetch_response import parse_body
 from webpipe.wire import JsonTooDeep
 
 KIB = 1024

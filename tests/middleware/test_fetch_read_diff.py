@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from webpipe.errors import StepError
-from webpipe.middleware.fetch import read_capped
+from webpipe.middleware.fetch_response import read_capped
 
 
 async def read_capped_before(response: aiohttp.ClientResponse, cap: int, url: str) -> bytes:

@@ -27,7 +27,12 @@ from webpipe.db import (
 )
 from webpipe.errors import HardError, StepError
 from webpipe.middleware.base import Behavior, StepCall
-from webpipe.middleware.pg import POOL_TIMEOUT_MESSAGE, PgMiddleware, compile_statement
+from webpipe.middleware.pg import (
+    POOL_TIMEOUT_MESSAGE,
+    BoundedWait,
+    PgMiddleware,
+    compile_statement,
+)
 from webpipe.pgembed import default_data_dir, embedded_url
 from webpipe.program import program_from_text
 from webpipe.server import build_served, create_app
@@ -671,3 +676,44 @@ async def test_json_deeper_than_max_json_depth_is_a_limit_error(pg: PgMiddleware
             await run(pg, sql)
         assert caught.value.error_type == "limitError"
         assert "nested deeper than 512 levels" in caught.value.message
+
+
+# -- the acquire's bound (BoundedWait) -----------------------------------------------------
+
+
+async def test_bounded_wait_returns_at_once_or_after_waiting() -> None:
+    async def at_once() -> str:
+        return "idle connection"
+
+    async def after(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "waited"
+
+    assert await BoundedWait(at_once(), 0.001) == "idle connection"
+    assert await BoundedWait(after(0.01), 5) == "waited"
+    with pytest.raises(TimeoutError):
+        await BoundedWait(after(5), 0.05)
+
+
+async def test_bounded_wait_passes_errors_and_cancellation_through() -> None:
+    seen: list[str] = []
+
+    async def fails() -> None:
+        await asyncio.sleep(0.01)
+        raise ValueError("inner")
+
+    async def waits() -> None:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            seen.append("cancelled inside")
+            raise
+
+    with pytest.raises(ValueError, match="inner"):
+        await BoundedWait(fails(), 5)
+    task = asyncio.ensure_future(BoundedWait(waits(), 5))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["cancelled inside"]

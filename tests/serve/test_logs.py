@@ -50,7 +50,9 @@ async def test_text_access_and_error_lines(tmp_path: Path) -> None:
         assert len(rid) == 32  # generated
         assert "secret detail" in failed.text  # development: details stay in the body
         await c.get("/missing", headers={"x-request-id": "x" * 200})  # too long: replaced
-        text = await lines(served, "GET /ok 200", "GET /jq 500", "GET /missing 404")
+        # the error lines too: each is written just after its access line, not with it
+        text = await lines(served, "GET /ok 200", "GET /jq 500", "GET /missing 404",
+                           "GET /jq 500 jqError", "GET /missing 404 notFound")
     assert "id=req-42" in text
     errors = [line for line in text.splitlines() if "webpipe.error" in line]
     assert len(errors) == 2  # once per unhandled error

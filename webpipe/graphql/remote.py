@@ -151,7 +151,8 @@ async def execute_remote(env: Env, remote: Remote, operation: str, variables: di
         TransportServerError,
     )
 
-    from webpipe.middleware.fetch import DEFAULT_TIMEOUT, FetchMiddleware, error_envelope
+    from webpipe.middleware.fetch import DEFAULT_TIMEOUT, FetchMiddleware
+    from webpipe.middleware.fetch_response import error_envelope
 
     fetch = env.middleware("fetch")
     assert isinstance(fetch, FetchMiddleware)
@@ -221,7 +222,7 @@ def _bounded_transport() -> Any:
     other is `fetch`'s `httpError`. Built on first use: gql is imported only here."""
     from gql.transport.aiohttp import AIOHTTPTransport
 
-    from webpipe.middleware.fetch import read_response
+    from webpipe.middleware.fetch_response import read_response
     from webpipe.wire import MAX_JSON_DEPTH
 
     class BoundedTransport(AIOHTTPTransport):
@@ -249,7 +250,7 @@ def _bounded_transport() -> Any:
 def _graphql_result(text: Any, bounds: tuple[int, int]) -> dict[str, JSON] | None:
     """A non-2xx body (at most 1 MiB, within the JSON bounds) that is a GraphQL result
     with `errors`, else None."""
-    from webpipe.middleware.fetch import parse_body
+    from webpipe.middleware.fetch_response import parse_body
     from webpipe.wire import JsonOverLimit
 
     try:

@@ -15,10 +15,8 @@ created lazily inside the running loop and closed by `aclose()`.
 from __future__ import annotations
 
 import asyncio
-import codecs
-import datetime
-import email.utils
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -26,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import aiohttp
+from yarl import URL
 
 from webpipe.errors import StepError
 from webpipe.middleware.base import (
@@ -38,16 +37,28 @@ from webpipe.middleware.base import (
 )
 from webpipe.middleware.breaker import CONFIG_KEYS as BREAKER_KEYS
 from webpipe.middleware.breaker import BreakerSet, open_breakers, through
-from webpipe.source import Span
-from webpipe.wire import (
-    MAX_JSON_CONTAINERS,
-    MAX_JSON_DEPTH,
-    JsonOverLimit,
-    JsonTooDeep,
-    collector_paused,
-    header_text,
-    loads_exact_bounded,
+from webpipe.middleware.fetch_fast import (
+    USABLE,
+    Failed,
+    FastClient,
+    HandOver,
+    Progress,
+    Target,
+    TooLarge,
+    eligible,
+    too_many_redirects,
 )
+from webpipe.middleware.fetch_fast import fetch as fast_fetch
+from webpipe.middleware.fetch_response import (
+    describe,
+    error_envelope,
+    read_failure,
+    read_response,
+    shape_response,
+    too_large,
+)
+from webpipe.source import Span
+from webpipe.wire import MAX_JSON_DEPTH
 
 DEFAULT_TIMEOUT: float = 10.0  # seconds, whole request; a per-request `timeout` replaces it
 MAX_REDIRECTS = 10
@@ -60,12 +71,12 @@ CONNECTION_LIMIT = 1000  # total open connections; no per-host cap, so @async fa
 # (middleware.md §3.1; the cap is spec/limits.md `fetchMaxBytes`).
 ARG_KEYS = ("method", "headers", "body", "timeout", "maxBytes")
 STATE_KEYS = ("fetchMethod", "fetchHeaders", "fetchBody", "fetchTimeout", "fetchMaxBytes")
-# Bodies above this many bytes are decoded and parsed on a worker thread (a 10 MiB JSON text
-# takes ~50 ms to parse: too long to hold the event loop).
-PARSE_INLINE_BYTES = 256 * 1024
+# `WEBPIPE_FETCH_AIOHTTP` set (any value): every request through aiohttp, none through the
+# fast client (spec/fetch.md "Fast client"), as WEBPIPE_JQ_LIBJQ does for jq's fast path.
+FAST_OPT_OUT = "WEBPIPE_FETCH_AIOHTTP"
+_FAST_TIMEOUT_MAX = 10**7  # seconds; longer timeouts go through aiohttp's own timer
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: methods, header names
-_DECODED_ENCODINGS = frozenset({"gzip", "deflate", "br"})
 _MAX_U64 = 2**64 - 1
 
 
@@ -100,7 +111,9 @@ class FetchMiddleware(BaseMiddleware):
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)
         self._session: aiohttp.ClientSession | None = None
+        self._fast: FastClient | None = None  # with the session, when it serves requests
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.fast_enabled = USABLE and FAST_OPT_OUT not in os.environ
         self._breakers: BreakerSet | bool | None = False  # False: not read yet
 
     def prepare(self, config: str, span: Span | None) -> FetchConfig:
@@ -163,24 +176,85 @@ class FetchMiddleware(BaseMiddleware):
         if request.timeout == 0:  # the reference's zero-length timer fires before sending
             return error_envelope("timeoutError", _send_failure(request.url, TimeoutError()))
         session = self.session()
+        fast = self._fast
+        if fast is not None and (request.timeout or 0) <= _FAST_TIMEOUT_MAX:
+            target = eligible(request.url, request.method, request.headers,
+                              bool(request.query))
+            if target is not None:
+                return await self.send_fast(fast, target, request)
         timeout = _DEFAULT_CLIENT_TIMEOUT if request.timeout is None \
             else aiohttp.ClientTimeout(total=request.timeout)
+        return await self.send_aiohttp(session, request.method, request.url, request.headers,
+                                       request.body, timeout, MAX_REDIRECTS, request)
+
+    async def send_aiohttp(self, session: aiohttp.ClientSession, method: str, url: str | URL,
+                           headers: Mapping[str, str] | None, body: bytes | None,
+                           timeout: aiohttp.ClientTimeout, redirects: int,
+                           request: FetchRequest) -> dict[str, JSON]:
+        """Through aiohttp: a whole request, or the rest of a chain the fast client began
+        (then a TooManyRedirects names the chain's first URL, as one aiohttp run would)."""
         try:
             response = await session.request(
-                request.method, request.url, headers=request.headers, data=request.body,
-                params=request.query or None, timeout=timeout, max_redirects=MAX_REDIRECTS)
+                method, url, headers=headers, data=body, params=request.query or None,
+                timeout=timeout, max_redirects=redirects)
         except TimeoutError as exc:
             return error_envelope("timeoutError", _send_failure(request.url, exc))
+        except aiohttp.TooManyRedirects as exc:
+            cause = describe(exc) if url is request.url else too_many_redirects(request.url)
+            return error_envelope("networkError",
+                                  f"error sending request for url ({request.url}): {cause}",
+                                  url=request.url)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return error_envelope("networkError", _send_failure(request.url, exc), url=request.url)
-        limits = self.limits
-        cap = limits.fetch_max_bytes if request.max_bytes is None else request.max_bytes
+        cap, bounds = self.caps(request)
         try:
-            return await read_response(response, request.url, cap,
-                                        min(limits.max_json_depth, MAX_JSON_DEPTH),
-                                        limits.max_json_containers)
+            return await read_response(response, request.url, cap, *bounds)
         finally:
             response.release()
+
+    def caps(self, request: FetchRequest) -> tuple[int, tuple[int, int]]:
+        """This request's body cap, and the JSON depth and container bounds."""
+        limits = self.limits
+        cap = limits.fetch_max_bytes if request.max_bytes is None else request.max_bytes
+        return cap, (min(limits.max_json_depth, MAX_JSON_DEPTH), limits.max_json_containers)
+
+    async def send_fast(self, client: FastClient, target: Target,
+                        request: FetchRequest) -> dict[str, JSON]:
+        """Through the fast client (spec/fetch.md "Fast client"): the same value, envelope
+        or StepError aiohttp's path gives for the same exchange."""
+        loop = asyncio.get_running_loop()
+        total = DEFAULT_TIMEOUT if request.timeout is None else request.timeout
+        deadline = loop.time() + total
+        if total >= 5:  # aiohttp's ceil_threshold: a long timer ends on a whole second
+            deadline = math.ceil(deadline)
+        cap, bounds = self.caps(request)
+        progress = Progress(request.url)
+        sent = f"error sending request for url ({request.url}): "
+        try:
+            async with asyncio.timeout_at(deadline):  # the whole exchange, as aiohttp's total
+                got = await fast_fetch(client, target, progress, request.method,
+                                       dict(request.headers or {}), request.body, cap,
+                                       MAX_REDIRECTS)
+        except TimeoutError:
+            if progress.headed:
+                return error_envelope("networkError", read_failure("operation timed out"),
+                                      url=request.url)
+            cause = f"Connection timeout to host {progress.url}" if progress.connecting \
+                else "operation timed out"
+            return error_envelope("timeoutError", sent + cause)
+        except Failed as exc:
+            if exc.phase == "read":
+                return error_envelope("networkError", read_failure(str(exc)), url=request.url)
+            return error_envelope("networkError", sent + str(exc), url=request.url)
+        except TooLarge:
+            raise too_large(request.url, cap) from None
+        if isinstance(got, HandOver):
+            left = max(deadline - loop.time(), 0.001)
+            return await self.send_aiohttp(self.session(), got.method, got.url, got.headers,
+                                           got.body, aiohttp.ClientTimeout(total=left),
+                                           got.redirects_left, replace(request, query=()))
+        return await shape_response(got.status, got.raw_headers, got.charset,
+                                    got.headers.get("retry-after"), got.body, request.url, bounds)
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session, (re)created on first use in the running loop."""
@@ -190,10 +264,14 @@ class FetchMiddleware(BaseMiddleware):
         if self._session is not None and not self._session.closed:
             # Left behind by another (finished) loop: it cannot be awaited from here.
             self._session.detach()
+        trust_env = _uses_system_proxy()
+        connector = aiohttp.TCPConnector(limit=CONNECTION_LIMIT, limit_per_host=0)
+        # The fast client serves what aiohttp would send without a proxy (spec/fetch.md).
+        self._fast = FastClient(connector) if self.fast_enabled and not trust_env else None
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=CONNECTION_LIMIT, limit_per_host=0),
+            connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # one app-wide session must not share cookies
-            trust_env=_uses_system_proxy(),
+            trust_env=trust_env,
             timeout=_DEFAULT_CLIENT_TIMEOUT)
         self._loop = loop
         return self._session
@@ -204,6 +282,9 @@ class FetchMiddleware(BaseMiddleware):
         if breakers is not None and not isinstance(breakers, bool):
             await breakers.aclose()
         session, self._session, self._loop = self._session, None, None
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.close()
         if session is not None and not session.closed:
             await session.close()
 
@@ -298,140 +379,6 @@ def _show(value: JSON) -> str:
     return text if len(text) <= 200 else text[:200] + "…"
 
 
-# ---- response -----------------------------------------------------------------------------
-
-
-async def read_response(response: aiohttp.ClientResponse, url: str, cap: int,
-                        max_depth: int, max_containers: int) -> dict[str, JSON]:
-    """The success payload (`response`, `status`, `headers`) or an `httpError`/`networkError`
-    envelope; past `cap` or the JSON bounds, a `StepError` (shared with remote GraphQL)."""
-    try:
-        raw = await read_capped(response, cap, url)
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-        message = f"Failed to read response body: {_describe(exc)}"
-        return error_envelope("networkError", message, url=url)
-    success = 200 <= response.status < 300
-    bounds = (max_depth, max_containers)
-    if len(raw) <= PARSE_INLINE_BYTES:
-        text, value, over = _decode_and_parse(raw, response.charset, success, bounds)
-    else:
-        text, value, over = await asyncio.to_thread(_parse_large, raw, response.charset,
-                                                    success, bounds)
-    del raw  # the bytes may be megabytes: not kept while the value lives on
-    if not success:
-        failed = error_envelope("httpError", text, url=url, status=response.status)
-        wait = retry_after(response.headers.get("retry-after"))
-        if response.status in (429, 503) and wait is not None:
-            failed["errors"][0]["retryAfter"] = wait  # seconds; `@retry` honours it
-        return failed
-    if over is not None:
-        key = "maxJsonDepth" if isinstance(over, JsonTooDeep) else "maxJsonContainers"
-        raise StepError(f"fetch response from {url}: {over} ({key})", error_type="limitError")
-    return {"response": value, "status": response.status,
-            "headers": response_headers(response.raw_headers)}
-
-
-async def read_capped(response: aiohttp.ClientResponse, cap: int, url: str) -> bytes:
-    """The body, read chunk by chunk as it arrives; more than `cap` bytes (after
-    decompression, or announced by Content-Length) ends the read, closes the connection and
-    fails the step with `responseTooLarge`."""
-    declared = response.content_length
-    if declared is None or declared <= cap:
-        content = response.content
-        body = bytearray()
-        # readany() until b"" is what `iter_any()` yields, without its iterator layer
-        while chunk := await content.readany():
-            body += chunk
-            if len(body) > cap:
-                break
-        else:
-            return bytes(body)
-        del body
-    response.close()  # the rest is never read: the connection cannot return to the pool
-    raise StepError(f"fetch response from {url} exceeds {cap} bytes (fetchMaxBytes)",
-                    error_type="responseTooLarge")
-
-
-Parsed = tuple[str, JSON, JsonOverLimit | None]  # text, value, the bound it passed
-
-
-def _parse_large(raw: bytes, charset: str | None, parse: bool,
-                 bounds: tuple[int, int]) -> Parsed:
-    with collector_paused():  # see wire.collector_paused: ~4x shorter GIL hold
-        return _decode_and_parse(raw, charset, parse, bounds)
-
-
-def _decode_and_parse(raw: bytes, charset: str | None, parse: bool,
-                      bounds: tuple[int, int]) -> Parsed:
-    """Body text, and (when `parse`) its value by `parse_body`, or the bound it passed."""
-    text = decode_body(raw, charset)
-    if not parse:
-        return text, None, None
-    try:
-        return text, parse_body(text, *bounds), None
-    except JsonOverLimit as exc:
-        return text, None, exc
-
-
-def retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
-
-
-def decode_body(raw: bytes, charset: str | None) -> str:
-    """Body text: a BOM wins, then the declared charset, else UTF-8; bad bytes become U+FFFD."""
-    if raw.startswith(codecs.BOM_UTF8):
-        return raw[len(codecs.BOM_UTF8):].decode("utf-8", "replace")
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16", "replace")
-    try:
-        return raw.decode(charset or "utf-8", "replace")
-    except LookupError:  # unknown or non-text codec name
-        return raw.decode("utf-8", "replace")
-
-
-def parse_body(text: str, max_depth: int = MAX_JSON_DEPTH,
-               max_containers: int = MAX_JSON_CONTAINERS) -> JSON:
-    """The parsed JSON value when `text` is strict JSON, else the text itself. orjson first,
-    unless a run of 20 digits could be an integer beyond 64 bits (orjson would make it a
-    float; we keep it exact); what orjson refuses (lone surrogates, out-of-range numbers,
-    non-JSON) goes to the json module, which still refuses NaN/Infinity. JSON nested deeper
-    than `max_depth` raises `JsonTooDeep` (so does JSON too deep for either parser), more
-    than `max_containers` arrays and objects `JsonTooWide`."""
-    try:
-        return loads_exact_bounded(text, max_depth, max_containers,
-                                   parse_constant=_reject_constant)
-    except JsonOverLimit:
-        raise
-    except ValueError:
-        return text
-
-
-def _reject_constant(name: str) -> JSON:
-    raise ValueError(f"{name} is not JSON")
-
-
-def response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
-    """Lower-case names; a repeated header keeps its last value; non-text values are ""."""
-    headers = {name.decode("latin-1").lower(): header_text(value) for name, value in raw}
-    if headers.get("content-encoding", "").strip().lower() in _DECODED_ENCODINGS:
-        # The body was decompressed: these no longer describe it (as reqwest drops them).
-        headers.pop("content-encoding", None)
-        headers.pop("content-length", None)
-    return headers
-
-
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
 
 
@@ -447,18 +394,6 @@ def _uses_system_proxy() -> bool:
 # ---- errors -------------------------------------------------------------------------------
 
 
-def error_envelope(kind: str, message: str, *, url: str | None = None,
-                   status: int | None = None) -> dict[str, JSON]:
-    """`{"errors": [{type[, status], message[, url]}]}` in the spec's field order."""
-    error: dict[str, JSON] = {"type": kind}
-    if status is not None:
-        error["status"] = status
-    error["message"] = message
-    if url is not None:
-        error["url"] = url
-    return {"errors": [error]}
-
-
 _CREDENTIAL_WORDS = ("auth", "cookie", "token", "key", "secret", "session", "signature")
 
 
@@ -468,13 +403,6 @@ def _is_credential(header: str) -> bool:
 
 
 def _send_failure(url: str, exc: BaseException) -> str:
-    return f"error sending request for url ({url}): {_describe(exc)}"
+    return f"error sending request for url ({url}): {describe(exc)}"
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
-        return "invalid URL"  # their text repeats the URL, which the message already shows
-    text = str(exc)
-    if text:
-        return text
-    return "operation timed out" if isinstance(exc, TimeoutError) else type(exc).__name__

@@ -1,16 +1,17 @@
 """The `lua` middleware: run a Lua 5.4 chunk, its return value becomes the state.
 
 Spec: spec/middleware.md §5 (our decisions: spec/lua.md). `prepare()` checks the chunk's
-syntax once at load and finds the request keys it reads. `run_sync()` runs the chunk on the
-event loop under a small CPU and memory budget (a process round trip costs more than a small
-chunk's whole run). A chunk that goes over it, or calls `executeSql`, is abandoned (nothing
-of it is kept) and `run()` redoes it in a sandbox worker process (`webpipe.sandbox`, handler
-`lua_handler.py`) under the app's `luaTimeoutMs` / `luaMemoryMb` (a step's `@timeout(ms)`
-overrides the time); that chunk goes to a worker from then on. A worker can be killed, so
-no script keeps a thread or the loop: the pool's size bounds the runs in flight, the others
-wait within their deadline. `executeSql` in a worker calls back to this process, which runs
-it through the `pg` middleware. Flag and condition writes come back with the answer and are
-applied here. `lua_state.py` holds the runtime and the bounds of one run.
+syntax once at load and finds the request keys it reads. `run_sync()` (and `run_pure()`, its
+value alone, for a plain body) runs the chunk on the event loop under a small CPU and memory
+budget (a process round trip costs more than a small chunk's whole run). A chunk that goes
+over it, or calls `executeSql`, is abandoned (nothing of it is kept) and `run()` redoes it
+in a sandbox worker process (`webpipe.sandbox`, handler `lua_handler.py`) under the app's
+`luaTimeoutMs` / `luaMemoryMb` (a step's `@timeout(ms)` overrides the time); that chunk goes
+to a worker from then on. A worker can be killed, so no script keeps a thread or the loop:
+the pool's size bounds the runs in flight, the others wait within their deadline.
+`executeSql` in a worker calls back to this process, which runs it through the `pg`
+middleware. Flag and condition writes come back with the answer and are applied here.
+`lua_state.py` holds the runtime and the bounds of one run.
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ class SqlExecutor(Protocol):
     async def execute_sql(self, sql: str, params: list[JSON]) -> dict[str, JSON]: ...
 
 
-def _request_view(call: StepCall, chunk: LuaChunk) -> tuple[RequestView, JSON]:
+def _request_view(ctx: RequestView | None, chunk: LuaChunk) -> tuple[RequestView, JSON]:
     """The request's context (a blank one outside a request) and the chunk's `context`."""
-    ctx = call.ctx if call.ctx is not None else RequestContext()
+    if ctx is None:
+        ctx = RequestContext()
     return ctx, ctx.context_json() if chunk.uses_context else None
 
 
@@ -164,6 +166,9 @@ class LuaMiddleware(BaseMiddleware):
     # an inline run keeps nothing but its answer (flag and condition writes are the
     # request's; `executeSql` hands the run to a worker before any statement runs)
     tryable: ClassVar[bool] = True
+    # a run's value is all it gives (flag and condition writes go to the request's context):
+    # in a plain body the executor applies it directly (`run_pure`, spec/decisions.md)
+    pure: ClassVar[bool] = True
 
     def __init__(self, host: MiddlewareHost) -> None:
         super().__init__(host)
@@ -201,12 +206,15 @@ class LuaMiddleware(BaseMiddleware):
         return prepared.request_keys
 
     def run_sync(self, state: JSON, prepared: object, call: StepCall) -> StepResult:
+        return StepResult(self.run_pure(state, prepared, call.ctx))
+
+    def run_pure(self, state: JSON, prepared: object, ctx: RequestView | None) -> JSON:
         """The inline attempt, on the event loop under `INLINE_BUDGET`; `RunAsync` when the
         chunk belongs in a worker (it then stays there)."""
         assert isinstance(prepared, LuaChunk), "prepare() output expected"
         if prepared in self._in_worker or self._workers_only:
             raise RunAsync
-        ctx, context = _request_view(call, prepared)
+        ctx, context = _request_view(ctx, prepared)
         state = _input_of(prepared, state)
         if _too_big_for_the_loop(state, context):
             raise RunAsync  # converting it to Lua would hold the loop (this input only)
@@ -225,7 +233,7 @@ class LuaMiddleware(BaseMiddleware):
             raise
         if binding.flag_writes or binding.condition_writes:
             _apply_writes(ctx, binding.flag_writes, binding.condition_writes)
-        return StepResult(value)
+        return value
 
     def run_here(self, chunk: LuaChunk, state: JSON, context: JSON, binding: Binding,
                  budget: Budget) -> JSON:
@@ -246,7 +254,7 @@ class LuaMiddleware(BaseMiddleware):
         except RunAsync:
             pass
         assert isinstance(prepared, LuaChunk)
-        ctx, context = _request_view(call, prepared)
+        ctx, context = _request_view(call.ctx, prepared)
         answer = await self._run_in_worker(prepared, state, context, ctx, call.timeout_ms)
         _apply_writes(ctx, answer.get("flags") or {}, answer.get("conditions") or {})
         if "error" in answer:

@@ -4,8 +4,9 @@ long C calls, the per-run environment, and the check that a run left the state's
 tables as it found them (with a scripts directory).
 
 It is Lua text appended to `lua_prelude.SANDBOX`, so it shares that chunk's locals (`G`,
-`hooks`, `message`, `flatten`, the raw `pcall`/`xpcall`/`sethook`, ...), and it ends the
-prelude by returning the entry points `LuaState` calls.
+`hooks`, `message`, `flatten`, the raw `pcall`/`xpcall`/`sethook`, ...). `GUARD` holds the
+bounds; `ENTRY`, after `lua_json.ENCODER`, the run itself, and it ends the prelude by
+returning the entry points `LuaState` calls.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ GUARD = r"""
 -- INLINE_COUNT on the event loop (one instruction can cost a millisecond, e.g. `..` of two
 -- MB-long strings, so the loop must look often; each look reads the CPU clock, a system
 -- call, so not every 100: that cost ~3 µs per small run), WORKER_COUNT in a worker (where
--- the pool's kill bounds what the hook misses). It acts only `inside` a run's protected
--- body, so it never raises in the prelude's own code around it. A run sets `clock`
+-- the pool's kill bounds what the hook misses). It is set only while script code runs (the
+-- chunk, the scripts, the flattening of a result, see `body`): with a count hook set, Lua
+-- checks it at every instruction, which made the prelude's own code around a small run
+-- ~40 % slower. It acts only `inside` a run's protected body. A run sets `clock`
 -- (os.clock for an inline run, the host's monotonic clock otherwise) and either an absolute
 -- `limit_at` or a `budget_left` counted from the hook's first firing (a short chunk never
 -- reads the clock). Once over, `aborting` is set and stays set until the run returns: every
@@ -41,7 +44,6 @@ local function budget_hook()
     error(ABORT, 0)
   end
 end
-sethook(budget_hook, "", count)
 
 local function pass(ok, ...)
   if aborting then error(ABORT, 0) end
@@ -226,18 +228,38 @@ local function settle()
   rawcollect("collect")
   gc_mark = rawcollect("count") + 1024
 end
+"""
 
--- The protected part of a run: everything the hook may interrupt. Its results go to
--- upvalues (cleared first, so an interrupted body leaves none from an earlier run).
+# The run's entry points, after lua_json.ENCODER (which the prelude puts between the two,
+# so that it can use GUARD's raw `str_find`, `str_gsub` and `tbl_sort`, and so that the
+# lines before it, which library errors can name, keep their numbers).
+ENTRY = r"""
+-- The hook is on while the chunk runs and while `flatten` walks a result; the encoder runs
+-- without it, as it bounds its own work (lua_json.py). `sethook()` clears the main
+-- thread's hook only: a coroutine keeps the one it was made with. The protected part of a
+-- run: everything the hook may interrupt. Its results go to upvalues (cleared first, so an
+-- interrupted body leaves none from an earlier run).
 local r_ok, r_value, r_n, r_out
 local function body(fn)
   r_ok, r_value, r_n, r_out = false, nil, nil, nil
   inside = true
+  sethook(budget_hook, "", count)
   local ok, value = rawxpcall(fn, message)
+  sethook()
   if ok and not aborting then
-    local out = {}
-    local fine, n = rawpcall(flatten, value, out, 0, 0)
-    if fine then r_n, r_out = n, out else ok, value = false, message(n) end
+    -- JSON text when the encoder can write it as flatten's reading would
+    local fine, text = rawpcall(encode_json, value)
+    if fine then
+      r_out = text
+    elseif text == GIVE_UP then
+      local out = {}
+      sethook(budget_hook, "", count)
+      local done, n = rawpcall(flatten, value, out, 0, 0)
+      sethook()
+      if done then r_n, r_out = n, out else ok, value = false, message(n) end
+    else
+      ok, value = false, message(text)
+    end
   end
   r_ok, r_value = ok, value
   inside = false
@@ -248,7 +270,9 @@ local function init_body() r_ok, r_value = init_scripts() end
 local function init(deadline)
   clock, limit_at = now, deadline
   inside = true
+  sethook(budget_hook, "", count)
   local fine, err = rawpcall(init_body)
+  sethook()
   inside = false
   local name, text = r_ok, r_value
   if aborting then name, text = loading, "time budget exceeded"
@@ -260,8 +284,8 @@ end
 
 -- Status codes of a run, read by lua_state.py: 0 done, 1 Lua error, 2 over time, 3 out
 -- of memory, 4 a pattern too costly for an inline run. Then whether the shared tables
--- changed, then the error text, or the flat result: its length, the table itself when
--- longer than CHUNK (Python reads it with `slice`), else its items.
+-- changed, then the error text, or the result: its JSON text, or else flat: its length,
+-- the table itself when longer than CHUNK (Python reads it with `slice`), else its items.
 local STATUS = {time = 2, slow = 4}
 local function finish(fine, err, ok, value)
   local status = 0
@@ -282,12 +306,12 @@ end
 -- `budget`: CPU seconds for an inline run (from the hook's first firing); `deadline`: the
 -- host clock's reading past which a run off the loop stops. One of the two is given.
 local function run(fn, request, context, budget, deadline)
-  local env = rawsetmetatable({request = request, context = context}, sandbox_mt)
+  -- `_G` in the constructor: the table is made with room for it (no growing it to add it)
+  local env = rawsetmetatable({request = request, context = context, _G = false}, sandbox_mt)
   env._G = env
   current_env = env
   setupvalue(fn, 1, env)  -- a main chunk's only upvalue is _ENV
-  local want = deadline ~= nil and WORKER_COUNT or INLINE_COUNT
-  if want ~= count then count = want; sethook(budget_hook, "", count) end
+  count = deadline ~= nil and WORKER_COUNT or INLINE_COUNT
   aborting = nil  -- (a run that failed before `finish`, e.g. out of memory, left them set)
   if deadline ~= nil then
     clock, limit_at, inline = now, deadline, false
@@ -295,6 +319,7 @@ local function run(fn, request, context, budget, deadline)
     clock, limit_at, budget_left, inline = cpu_clock, nil, budget, true
   end
   local fine, err = rawpcall(body, fn)
+  if not fine then sethook() end  -- (body failed between setting the hook and clearing it)
   inside = false
   current_env = nil
   setupvalue(fn, 1, G)    -- drop the request's sandbox; stray closures see plain globals
@@ -303,6 +328,7 @@ local function run(fn, request, context, budget, deadline)
   local status, dirty
   status, dirty, value = finish(fine, err, ok, value)
   if status ~= 0 then return status, dirty, value end
+  if n == nil then return 0, dirty, out end
   if n > CHUNK then return 0, dirty, n, out end
   return 0, dirty, n, false, unpack(out, 1, n)
 end

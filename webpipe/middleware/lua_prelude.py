@@ -2,12 +2,14 @@
 
 Kept apart from the Python code that drives it; spec/lua.md describes both. `SANDBOX` trims
 the standard library and defines the script-facing functions; `lua_guard.GUARD`, appended to
-it, bounds the runs and returns the entry points. `PRELUDE` is the two together.
+it, bounds the runs; `lua_json.ENCODER` writes results as JSON text; `lua_guard.ENTRY` runs a
+chunk and returns the entry points. `PRELUDE` is the four together, in that order.
 """
 
 from __future__ import annotations
 
-from webpipe.middleware.lua_guard import GUARD
+from webpipe.middleware.lua_guard import ENTRY, GUARD
+from webpipe.middleware.lua_json import ENCODER
 
 # Runs once per Lua state with the real globals. Receives the Python hooks and the scripts
 # directory, trims the standard library (spec/lua.md "Sandbox"), defines the script-facing
@@ -168,4 +170,4 @@ end
 
 """
 
-PRELUDE = SANDBOX + GUARD
+PRELUDE = SANDBOX + GUARD + ENCODER + ENTRY

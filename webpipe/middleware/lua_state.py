@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+import orjson
 from lupa import lua54
 
 from webpipe.errors import StepError
@@ -35,8 +36,9 @@ INLINE_MEMORY_MB = 4
 # wall time the scripts directory may take to load on the event loop (else: workers only)
 INLINE_INIT_S = 0.02
 MEMORY_ERROR, TIME_ERROR = b"not enough memory", b"time budget exceeded"
+_NOTHING: frozenset[str] = frozenset()
 MAX_ERROR_TEXT = 4096  # bytes of a Lua error message kept in the envelope
-# status codes of the prelude's `run` (lua_guard.GUARD)
+# status codes of the prelude's `run` (lua_guard.ENTRY)
 DONE, LUA_ERROR, OVER_TIME, OUT_OF_MEMORY, COSTLY_PATTERN = range(5)
 
 
@@ -148,7 +150,9 @@ class LuaState:
         # bounded by maxBodyBytes), then bound what the run itself allocates
         self.lua.set_max_memory(0)
         lua_context = None if context is None else json_to_lua(self.lua, context)
-        lua_request = json_to_lua(self.lua, state)
+        # a chunk that cannot name `request` (no such word, no `_ENV`, `_G` or `load`) cannot
+        # tell an absent one from a converted one: skip building it
+        lua_request = None if chunk.request_keys == _NOTHING else json_to_lua(self.lua, state)
         self._limit = self.lua.get_memory_used() + allowance * MB
         self.lua.set_max_memory(self._limit)
         self.binding = binding
@@ -182,6 +186,8 @@ class LuaState:
         self._compiled.clear()
 
     def _result(self, out: Any) -> JSON:
+        if type(out[2]) is bytes:  # the prelude's encoder wrote it (lua_json.py)
+            return orjson.loads(out[2])
         count, table = out[2], out[3]
         if table is False:
             return from_flat(out, 4)

@@ -4,23 +4,28 @@
 ones wrapped in the `json_agg(row_to_json(..))` CTE, split at its `$N` placeholders). Per
 request, each placeholder gets an explicit cast chosen from the JSON parameter's type
 (`int8`, `float8`, `text`, `bool`, `jsonb`; middleware.md §2.2) and the query runs through
-asyncpg's per-connection statement cache. The pool is created lazily on first use, so an
-app with `config pg` loads and serves its other routes without a reachable database.
+asyncpg's per-connection statement cache; a reading statement whose column types allow it
+runs without the CTE, its rows built from asyncpg's records (`pg_rows.py`). The pool is
+created lazily on first use, so an app with `config pg` loads and serves its other routes
+without a reachable database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+import sys
+from collections.abc import AsyncIterator, Awaitable, Generator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from webpipe.config import config_int
 from webpipe.db import NOT_CONFIGURED, SERVER_SETTINGS, effective_url, resolve_target
 from webpipe.errors import HardError, StepError
 from webpipe.limits import Limits
+from webpipe.middleware import pg_rows
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -61,29 +66,30 @@ async def _init_connection(conn: Connection) -> None:
 
 
 async def _execute(conn: Connection, stmt: PgStatement, params: Sequence[JSON],
-                   max_depth: int = MAX_JSON_DEPTH) -> JSON:
+                   max_depth: int, decisions: dict[str, pg_rows.Decision] | None) -> JSON:
     errors = _asyncpg().exceptions
     try:
-        return await _execute_as(conn, stmt, params, None, max_depth)
+        return await _execute_as(conn, stmt, params, None, max_depth, decisions)
     except (errors.IndeterminateDatatypeError, errors.AmbiguousParameterError):
         # an untyped NULL fits any column, but `$1 IS NULL` alone needs a type: use text
         if None not in params:
             raise
-        return await _execute_as(conn, stmt, params, "text", max_depth)
+        return await _execute_as(conn, stmt, params, "text", max_depth, decisions)
 
 
 async def _execute_as(conn: Connection, stmt: PgStatement, params: Sequence[JSON],
-                      null_type: str | None, max_depth: int) -> JSON:
-    query, args = stmt.render(params, null_type)
+                      null_type: str | None, max_depth: int,
+                      decisions: dict[str, pg_rows.Decision] | None) -> JSON:
+    casts, args = stmt.bind(params, null_type)
+    query, direct_query = stmt.queries(casts)
     if stmt.kind == "command":
         status: str = await conn.execute(query, *args)
         count = status.rsplit(" ", 1)[-1]
         return {"rows": [], "rowCount": int(count) if count.isdigit() else 0}
-    row = await conn.fetchrow(query, *args)
     if stmt.kind == "rows":
-        # two levels are the row list and the row object around the column values
-        rows = _load_json(row[0], max_depth, 2) if row is not None else []
+        rows = await _rows(conn, query, direct_query, args, max_depth, decisions)
         return {"rows": rows, "rowCount": len(rows)}
+    row = await conn.fetchrow(query, *args)
     if row is None:
         raise RawModeError("!raw query returned no rows")
     if len(row) == 0 or not (row[0] is None or isinstance(row[0], JsonText)):
@@ -91,13 +97,50 @@ async def _execute_as(conn: Connection, stmt: PgStatement, params: Sequence[JSON
     return None if row[0] is None else _load_json(row[0], max_depth)
 
 
+async def _rows(conn: Connection, query: str, direct_query: str | None, args: list[Any],
+                max_depth: int, decisions: dict[str, pg_rows.Decision] | None,
+                ) -> list[JSON]:
+    """The statement's rows: built from its own records once it was decided so (pg_rows)
+    while its results stay small, else from the CTE's JSON; the first run of a statement
+    text runs the CTE, then decides."""
+    if direct_query is None or decisions is None:
+        return await _cte_rows(conn, query, args, max_depth)
+    decision = decisions.get(direct_query)
+    if isinstance(decision, pg_rows.Direct) and decision.small:
+        records = await conn.fetch(direct_query, *args)
+        rows = pg_rows.rows_of(records, decision,
+                               functools.partial(_load_json, max_depth=max_depth))
+        if rows is not None:
+            decision.count(len(rows))
+            return rows
+        decisions.pop(direct_query, None)  # the schema changed: the CTE again, then decide
+        return await _cte_rows(conn, query, args, max_depth)
+    rows = await _cte_rows(conn, query, args, max_depth)
+    if isinstance(decision, pg_rows.Direct):
+        decision.count(len(rows))
+    elif decision is None:
+        pg_rows.remember(decisions, direct_query, await pg_rows.decide(
+            conn, direct_query, args, query, JsonText, len(rows)))
+    return rows
+
+
+async def _cte_rows(conn: Connection, query: str, args: list[Any],
+                    max_depth: int) -> list[JSON]:
+    row = await conn.fetchrow(query, *args)
+    # two levels are the row list and the row object around the column values
+    rows: list[JSON] = _load_json(row[0], max_depth, 2) if row is not None else []
+    return rows
+
+
 def _load_json(text: str, max_depth: int, wrapping: int = 0) -> JSON:
     """Postgres' JSON text (numerics of any size stay exact), at most `max_depth` levels
     deep (`maxJsonDepth`) inside `wrapping` levels: deeper is a `limitError`, never a
-    RecursionError downstream."""
+    RecursionError downstream. Not bounded by `maxJsonContainers` (a bound on what clients
+    and upstreams send): the app's own rows are as many as its query asks for, whichever
+    way they are read (pg_rows)."""
     plain = str(text)  # orjson refuses a str subclass (JsonText) as is
     try:
-        value = loads_exact_bounded(plain, max_depth + wrapping)
+        value = loads_exact_bounded(plain, max_depth + wrapping, sys.maxsize)
     except JsonTooDeep:
         raise StepError(f"JSON from the database nested deeper than {max_depth} levels "
                         "(maxJsonDepth)", error_type="limitError") from None
@@ -136,6 +179,7 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+@functools.cache
 def _asyncpg() -> Any:
     return importlib.import_module("asyncpg")
 
@@ -161,6 +205,10 @@ class PgMiddleware(BaseMiddleware):
         self._pool: Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
+        # statement text → how its rows are built (pg_rows), decided at its first run;
+        # None: every row through the CTE (`WEBPIPE_PG_ROWS_CTE=1`, for comparisons)
+        self._decisions: dict[str, pg_rows.Decision] | None = (
+            None if pg_rows.cte_forced() else {})
 
     @property
     def statement_timeout_ms(self) -> int:
@@ -230,7 +278,8 @@ class PgMiddleware(BaseMiddleware):
         pool, conn = await self._acquire()
         try:
             return await _execute(conn, stmt, params,
-                                  min(self.limits.max_json_depth, MAX_JSON_DEPTH))
+                                  min(self.limits.max_json_depth, MAX_JSON_DEPTH),
+                                  self._decisions)
         finally:
             try:
                 if stmt.session:
@@ -243,10 +292,9 @@ class PgMiddleware(BaseMiddleware):
         pool = self._pool
         if pool is None or self._loop is not asyncio.get_running_loop():
             pool = await self._ensure_pool()
-        # asyncio.timeout around a plain acquire: asyncpg's own `timeout=` runs the acquire
-        # in a new task (wait_for) and times the release too, costing a loop pass or two
-        async with asyncio.timeout(self.acquire_timeout):
-            return pool, await pool.acquire()
+        # bounded here, not by asyncpg's own `timeout=` (it runs the acquire in a new task
+        # through wait_for and times the release too, costing a loop pass or two)
+        return pool, await BoundedWait(pool.acquire(), self.acquire_timeout)
 
     async def _ensure_pool(self) -> Pool:
         loop = asyncio.get_running_loop()
@@ -290,6 +338,60 @@ class PgMiddleware(BaseMiddleware):
         except EmbeddedUnavailable as exc:
             raise HardError(f"{NOT_CONFIGURED} ({exc})") from None
         return await effective_url(target, url, self.host.base_dir)
+
+
+class BoundedWait:
+    """Await `awaitable`, bounded by `seconds` (`TimeoutError` past it) once it has to wait.
+
+    A pool acquire that finds an idle connection completes in its first step: no timer is
+    armed then (asyncio.timeout costs ~5 µs per use under uvloop, a timer armed and
+    cancelled, for a bound that cannot be reached). Otherwise the rest of it runs under
+    `asyncio.timeout(seconds)`: the bound counts from the first wait.
+    """
+
+    __slots__ = ("_awaitable", "_seconds")
+
+    def __init__(self, awaitable: Awaitable[Any], seconds: float) -> None:
+        self._awaitable, self._seconds = awaitable, seconds
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps = self._awaitable.__await__()
+        try:
+            waiting_on = steps.send(None)
+        except StopIteration as done:
+            return done.value
+        return (yield from _bounded(steps, waiting_on, self._seconds).__await__())
+
+
+async def _bounded(steps: Generator[Any, Any, Any], waiting_on: Any, seconds: float) -> Any:
+    async with asyncio.timeout(seconds):
+        return await _Resumed(steps, waiting_on)
+
+
+class _Resumed:
+    """The rest of an awaitable already started: what it waits on goes to the task, what
+    the task sends or throws (a cancellation) goes back into it, as `yield from` would."""
+
+    __slots__ = ("_steps", "_waiting_on")
+
+    def __init__(self, steps: Generator[Any, Any, Any], waiting_on: Any) -> None:
+        self._steps, self._waiting_on = steps, waiting_on
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps, item = self._steps, self._waiting_on
+        while True:
+            try:
+                try:
+                    sent = yield item
+                except GeneratorExit:  # closed: close it too (PEP 380)
+                    steps.close()
+                    raise
+                except BaseException as exc:  # a cancellation goes in as is
+                    item = steps.throw(exc)
+                else:
+                    item = steps.send(sent)
+            except StopIteration as done:
+                return done.value
 
 
 async def _keep_session(conn: Connection) -> None:
