@@ -79,3 +79,15 @@ def _check() -> None:
         _deadline = now + _budget_s
     elif now > _deadline:
         raise OverBudget
+
+
+def spend_each(count: int, units: int) -> None:
+    """Exactly `count` calls of `spend(units)` (what an output copy of `count` objects of
+    `units` keys each charges): when no call would reach a check, as one subtraction."""
+    global _left
+    total = count * units
+    if _left - total >= 0:  # _left only falls, so no call in between would have checked
+        _left -= total
+        return
+    for _ in range(count):
+        spend(units)

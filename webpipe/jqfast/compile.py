@@ -317,7 +317,7 @@ def _compile_object(entries: tuple[n.ObjectEntry, ...]) -> Code:
         for k in key_code.gen(v, env):
             values = (index(v, k),) if value_code is None else value_code.gen(v, env)
             for value in values:
-                yield from build(v, env, i + 1, {**acc, _object_key(k): value})
+                yield from build(v, env, i + 1, {**acc, object_key(k): value})
 
     return Code(lambda v, env: build(v, env, 0, {}))
 
@@ -366,13 +366,13 @@ def _object_builder(pairs: list[tuple[Code, Code | None]]) -> Any:
         for key_one, value_one in steps:
             k = key_one(v, env)  # type: ignore[misc]
             value = index(v, k) if value_one is None else value_one(v, env)
-            out[_object_key(k)] = value
+            out[object_key(k)] = value
         return out
 
     return one
 
 
-def _object_key(k: Any) -> str:
+def object_key(k: Any) -> str:
     if type(k) is not str:
         raise JqFastError(f"Cannot use {describe(k)} as object key")
     return str(k)

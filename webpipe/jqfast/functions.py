@@ -114,6 +114,9 @@ def _ascii_case(table: dict[int, int]) -> Callable[[Any], Any]:
     return convert
 
 
+ascii_downcase, ascii_upcase = _ascii_case(_ASCII_DOWN), _ascii_case(_ASCII_UP)
+
+
 def to_entries(v: Any) -> list[dict[str, Any]]:
     return [{"key": k, "value": index(v, k)} for k in keys_unsorted(v)]
 
@@ -289,8 +292,8 @@ VALUE_FUNCTIONS: dict[tuple[str, int], Builder] = {
     ("tostring", 0): _value(tostring),
     ("tojson", 0): _value(dump),
     ("tonumber", 0): _value(tonumber),
-    ("ascii_downcase", 0): _value(_ascii_case(_ASCII_DOWN)),
-    ("ascii_upcase", 0): _value(_ascii_case(_ASCII_UP)),
+    ("ascii_downcase", 0): _value(ascii_downcase),
+    ("ascii_upcase", 0): _value(ascii_upcase),
     ("to_entries", 0): _value(to_entries),
     ("from_entries", 0): _value(from_entries),
     ("add", 0): _value(add_all),

@@ -48,7 +48,7 @@ def _type_selector(*names: str) -> Builder:
     return lambda args: Code(lambda v, env: iter((v,) if kind(v) in names else ()))
 
 
-def _range_from(start: Any, upto: Any) -> Iterator[Any]:
+def range_from(start: Any, upto: Any) -> Iterator[Any]:
     if type(start) not in NUMBER_TYPES or type(upto) not in NUMBER_TYPES:
         raise JqFastError("Range bounds must be numeric")
     if type(start) is int and type(upto) is int and start >= 0 and upto <= MAX_SAFE:
@@ -70,7 +70,7 @@ def _range1(args: tuple[Code, ...]) -> Code:
 
     def gen(v: Any, env: Env) -> Iterator[Any]:
         for n in each_value(upto, v, env):
-            yield from _range_from(0, n)
+            yield from range_from(0, n)
 
     return Code(gen)
 
@@ -81,7 +81,7 @@ def _range2(args: tuple[Code, ...]) -> Code:
     def gen(v: Any, env: Env) -> Iterator[Any]:
         for a in each_value(start, v, env):
             for b in each_value(upto, v, env):
-                yield from _range_from(a, b)
+                yield from range_from(a, b)
 
     return Code(gen)
 

@@ -41,7 +41,7 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from webpipe.middleware.fetch_response import describe
+from webpipe.middleware.fetch_response import describe, read_up_to
 
 # Path and query characters yarl sends as they are: no `%` escape (yarl may decode or
 # re-case it), no fragment; dot segments, which yarl would resolve, are refused below.
@@ -285,16 +285,12 @@ async def read_capped(proto: ResponseHandler, payload: StreamReader,
     """`fetch_response.read_capped` on the payload itself: the same reads, the same cap."""
     declared = headers.get("Content-Length")
     if declared is None or int(declared) <= cap:
-        body = bytearray()
         try:
-            while chunk := await payload.readany():
-                body += chunk
-                if len(body) > cap:
-                    break
-            else:
-                return bytes(body)
+            body = await read_up_to(payload, cap)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise Failed("read", describe(exc)) from None
+        if body is not None:
+            return body
     proto.close()
     raise TooLarge()
 

@@ -86,18 +86,23 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, url: str) -> b
     fails the step with `responseTooLarge`."""
     declared = response.content_length
     if declared is None or declared <= cap:
-        content = response.content
-        body = bytearray()
-        # readany() until b"" is what `iter_any()` yields, without its iterator layer
-        while chunk := await content.readany():
-            body += chunk
-            if len(body) > cap:
-                break
-        else:
-            return bytes(body)
-        del body
+        body = await read_up_to(response.content, cap)
+        if body is not None:
+            return body
     response.close()  # the rest is never read: the connection cannot return to the pool
     raise too_large(url, cap)
+
+
+async def read_up_to(stream: aiohttp.StreamReader, cap: int) -> bytes | None:
+    """A body's chunks as they arrive until it ends (its bytes) or passes `cap` bytes
+    (None: the rest is not read)."""
+    body = bytearray()
+    # readany() until b"" is what `iter_any()` yields, without its iterator layer
+    while chunk := await stream.readany():
+        body += chunk
+        if len(body) > cap:
+            return None
+    return bytes(body)
 
 
 Parsed = tuple[str, JSON, JsonOverLimit | None]  # text, value, the bound it passed
