@@ -27,10 +27,13 @@ SLOW_PATHS = (
     "tests/middleware/test_pg.py", "tests/middleware/test_pg_parallel.py",
     "tests/middleware/test_auth.py",
     "tests/wp/tasks.wp::retry", "tests/wp/tasks.wp::failfast",
+    "tests/middleware/test_fetch_fast_diff.py", "tests/jqfast/test_codegen_http.py",
 )
 
 # test functions (name without parameters) of otherwise fast files
 SLOW_TESTS = frozenset({
+    "test_what_the_encoder_cannot_write_takes_the_flat_path",
+    "test_inline_arithmetic_on_edge_numbers",
     "test_generated_code_renders_what_the_closures_render", "test_w8_shape",
     "test_generated_programs_agree", "test_arithmetic_on_computed_values_agrees",
     "test_arithmetic_on_edge_numbers_agrees", "test_long_c_calls_leave_the_loop",
