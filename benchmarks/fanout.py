@@ -38,12 +38,13 @@ SLEEP_MS = 50
 # arrived, however many are in flight. A bare asyncio protocol (a few µs per request) rather
 # than a web framework, whose ~150 µs per request would queue 200 simultaneous answers over
 # ~30 ms and measure the fixture instead of the fan-out.
-UPSTREAM = f"""
+UPSTREAM = """
 import asyncio, sys
 import uvloop
 
 ANSWER = (b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
-          b"Content-Length: 11\\r\\n\\r\\n" b'{{"ok":true}}')
+          b"Content-Length: 11\\r\\n\\r\\n" b'{"ok":true}')
+DELAY = float(sys.argv[2]) / 1000
 
 
 class Slow(asyncio.Protocol):
@@ -54,7 +55,10 @@ class Slow(asyncio.Protocol):
         self.pending += data
         while b"\\r\\n\\r\\n" in self.pending:  # GETs only: a request ends at its blank line
             _head, _, self.pending = self.pending.partition(b"\\r\\n\\r\\n")
-            asyncio.get_running_loop().call_later({SLEEP_MS} / 1000, self.answer)
+            if DELAY:
+                asyncio.get_running_loop().call_later(DELAY, self.answer)
+            else:
+                self.answer()
 
     def answer(self):
         if not self.transport.is_closing():
@@ -76,12 +80,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def upstream() -> tuple[subprocess.Popen[bytes], str]:
-    """The upstream runs in its own process (pinned to CPU 1 when taskset exists), so its
-    work is not counted against webpipe's event loop."""
+async def upstream(delay_ms: int = SLEEP_MS) -> tuple[subprocess.Popen[bytes], str]:
+    """The upstream, answering `delay_ms` after each request (also `fetch_clients.py`'s), runs
+    in its own process (pinned to CPU 1 when taskset exists), so its work is not counted
+    against webpipe's event loop."""
     port = free_port()
     pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
-    proc = subprocess.Popen([*pin, sys.executable, "-c", UPSTREAM, str(port)])
+    proc = subprocess.Popen([*pin, sys.executable, "-c", UPSTREAM, str(port), str(delay_ms)])
     url = f"http://127.0.0.1:{port}/slow"
     async with httpx.AsyncClient() as client:
         for _ in range(100):

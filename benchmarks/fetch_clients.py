@@ -21,71 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
-UPSTREAM = """
-import asyncio, sys
-import uvloop
-
-ANSWER = (b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
-          b"Content-Length: 11\\r\\n\\r\\n" b'{"ok":true}')
-DELAY = float(sys.argv[2]) / 1000
-
-
-class Slow(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport, self.pending = transport, b""
-
-    def data_received(self, data):
-        self.pending += data
-        while b"\\r\\n\\r\\n" in self.pending:  # GETs only: a request ends at its blank line
-            _head, _, self.pending = self.pending.partition(b"\\r\\n\\r\\n")
-            if DELAY:
-                asyncio.get_running_loop().call_later(DELAY, self.answer)
-            else:
-                self.answer()
-
-    def answer(self):
-        if not self.transport.is_closing():
-            self.transport.write(ANSWER)
-
-
-async def main():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(Slow, "127.0.0.1", int(sys.argv[1]), backlog=2048)
-    await server.serve_forever()
-
-uvloop.run(main())
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fanout import upstream  # the same loopback upstream as W5
 
 Get = Callable[[str], Awaitable[tuple[int, bytes]]]
 USER_AGENT = {"user-agent": "WebPipe/1.0"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def upstream(delay_ms: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    pin = ["taskset", "-c", "1"] if shutil.which("taskset") else []
-    proc = subprocess.Popen([*pin, sys.executable, "-c", UPSTREAM, str(port), str(delay_ms)])
-    for _ in range(100):
-        try:
-            _r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return proc, f"http://127.0.0.1:{port}/slow"
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError("upstream did not start")
 
 
 # ---- the clients ----------------------------------------------------------------------
