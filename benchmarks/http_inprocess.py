@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,10 @@ async def bare_app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b'{"hello":"world"}'})
 
 
-async def per_request_us(app: Any, http: str, raw: bytes, number: int, repeat: int,
-                         profile: cProfile.Profile | None) -> tuple[float, bytes]:
+def connected(app: Any, http: str, raw: bytes,
+              ) -> tuple[Callable[[], Awaitable[None]], KeepTransport, Any]:
+    """A protocol of `http` serving `app` on a `KeepTransport`: `one()` sends it `raw` and
+    waits for the whole response (also `pg_step.py`'s W4 mode); the transport and protocol."""
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
@@ -131,8 +134,9 @@ async def per_request_us(app: Any, http: str, raw: bytes, number: int, repeat: i
     config = Config(app=app, http=http, loop="none", log_level="warning", access_log=False,
                     lifespan="off", proxy_headers=http != "httptools")
     config.load()
+    loop = asyncio.get_running_loop()
     protocol = config.http_protocol_class(config=config, server_state=ServerState(),
-                                          app_state={}, _loop=asyncio.get_running_loop())
+                                          app_state={}, _loop=loop)
     transport = KeepTransport()
     protocol.connection_made(transport)
     done: list[asyncio.Future[None]] = []
@@ -143,13 +147,18 @@ async def per_request_us(app: Any, http: str, raw: bytes, number: int, repeat: i
         done[0].set_result(None)
 
     protocol.on_response_complete = on_response_complete  # type: ignore[method-assign]
-    loop = asyncio.get_running_loop()
 
     async def one() -> None:
         done[:] = [loop.create_future()]
         protocol.data_received(raw)
         await done[0]
 
+    return one, transport, protocol
+
+
+async def per_request_us(app: Any, http: str, raw: bytes, number: int, repeat: int,
+                         profile: cProfile.Profile | None) -> tuple[float, bytes]:
+    one, transport, protocol = connected(app, http, raw)
     for _ in range(200):  # warm-up: caches, first-use compiles
         await one()
     best = float("inf")

@@ -25,7 +25,6 @@ alternating runs; `--profile` writes a cProfile of the last mode's timed loop.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import os
 import statistics
@@ -133,35 +132,15 @@ async def http_mode(name: str) -> Callable[[], Awaitable[Any]]:
     keeps it); `hand:W4` is the hand-written Starlette app."""
     import tempfile
 
-    from http_inprocess import KeepTransport, hand_app, request_bytes, webpipe_app
-    from uvicorn.config import Config
-    from uvicorn.server import ServerState
+    from http_inprocess import connected, hand_app, request_bytes, webpipe_app
     from workloads import W4
 
     workdir = Path(tempfile.mkdtemp(prefix="webpipe-pg-step-"))
     app, http = hand_app(W4, workdir) if name == "hand:W4" else webpipe_app(W4, workdir)
-    config = Config(app=app, http=http, loop="none", log_level="warning", access_log=False,
-                    lifespan="off")
-    config.load()
-    loop = asyncio.get_running_loop()
-    protocol = config.http_protocol_class(config=config, server_state=ServerState(),
-                                          app_state={}, _loop=loop)
-    transport = KeepTransport()
-    protocol.connection_made(transport)
-    done: list[asyncio.Future[None]] = []
-    finish = protocol.on_response_complete
-
-    def on_response_complete() -> None:
-        finish()
-        done[0].set_result(None)
-
-    protocol.on_response_complete = on_response_complete
-    raw = request_bytes(W4)
+    request, transport, _protocol = connected(app, http, request_bytes(W4))
 
     async def one() -> Any:
-        done[:] = [loop.create_future()]
-        protocol.data_received(raw)
-        await done[0]
+        await request()
         assert transport.last.startswith(b"HTTP/1.1 200"), transport.last
 
     return one
