@@ -116,21 +116,22 @@ def _both_numbers(a: Any, b: Any) -> bool:
     return type(a) in NUMBER_TYPES and type(b) in NUMBER_TYPES
 
 
+def _exact(a: Any, b: Any) -> bool:
+    """Both numbers whose double arithmetic Python reproduces as is: a float (literal or
+    computed) is its own double and an int within ±2**53 converts exactly (numeric.to_double;
+    a non-finite result still falls back through computed()). Generated code has this lane
+    inline (emitters._arithmetic); the closures call it here."""
+    ta, tb = type(a), type(b)
+    return ((ta in FLOAT_TYPES or (ta is int and -MAX_SAFE <= a <= MAX_SAFE))
+            and (tb in FLOAT_TYPES or (tb is int and -MAX_SAFE <= b <= MAX_SAFE)))
+
+
 def add(a: Any, b: Any) -> Any:
     if type(a) is str and type(b) is str:  # before the number tests: as common, and cheaper
         spend_text(len(a) + len(b))
         return a + b
-    ta, tb = type(a), type(b)
-    # Both numbers whose double arithmetic Python reproduces as is (a float, literal or
-    # computed, is its own double; an int within ±2**53 converts exactly): the common case
-    # without to_double calls, same double, same result. numeric.computed's common branch
-    # is inline too (one call per operation, not three: W2 multiplies per item).
-    if ((ta in FLOAT_TYPES or (ta is int and -MAX_SAFE <= a <= MAX_SAFE))
-            and (tb in FLOAT_TYPES or (tb is int and -MAX_SAFE <= b <= MAX_SAFE))):
-        d = float(a) + b
-        if -MAX_SAFE < d < MAX_SAFE:
-            return int(d) if d.is_integer() and d != 0.0 else CFloat(d)
-        return computed(d)
+    if _exact(a, b):  # the common case without to_double calls: same double, same result
+        return computed(float(a) + b)
     if type(a) in NUMBER_TYPES and type(b) in NUMBER_TYPES:
         return computed(to_double(a) + to_double(b))
     if a is None:
@@ -153,14 +154,8 @@ def add(a: Any, b: Any) -> Any:
 
 
 def subtract(a: Any, b: Any) -> Any:
-    ta, tb = type(a), type(b)
-    # the exact lane, as in add
-    if ((ta in FLOAT_TYPES or (ta is int and -MAX_SAFE <= a <= MAX_SAFE))
-            and (tb in FLOAT_TYPES or (tb is int and -MAX_SAFE <= b <= MAX_SAFE))):
-        d = float(a) - b
-        if -MAX_SAFE < d < MAX_SAFE:
-            return int(d) if d.is_integer() and d != 0.0 else CFloat(d)
-        return computed(d)
+    if _exact(a, b):
+        return computed(float(a) - b)
     if type(a) in NUMBER_TYPES and type(b) in NUMBER_TYPES:
         return computed(to_double(a) - to_double(b))
     if type(a) is list and type(b) is list:
@@ -170,14 +165,8 @@ def subtract(a: Any, b: Any) -> Any:
 
 
 def multiply(a: Any, b: Any) -> Any:
-    ta, tb = type(a), type(b)
-    # the exact lane, as in add
-    if ((ta in FLOAT_TYPES or (ta is int and -MAX_SAFE <= a <= MAX_SAFE))
-            and (tb in FLOAT_TYPES or (tb is int and -MAX_SAFE <= b <= MAX_SAFE))):
-        d = float(a) * b
-        if -MAX_SAFE < d < MAX_SAFE:
-            return int(d) if d.is_integer() and d != 0.0 else CFloat(d)
-        return computed(d)
+    if _exact(a, b):
+        return computed(float(a) * b)
     if type(a) in NUMBER_TYPES and type(b) in NUMBER_TYPES:
         return computed(to_double(a) * to_double(b))
     if type(a) is str and type(b) in NUMBER_TYPES:
