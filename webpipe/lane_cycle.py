@@ -8,14 +8,15 @@ uvicorn starts its own cycles (`_start_asgi_task`: the task is in uvicorn's
 `cycle`, so pipelined requests queue behind it and a shutdown or a lost connection marks
 it). The app computes the whole response (`WebpipeApp.serve_later`) and `write` sends its
 head and body in one `transport.write`, with the bytes uvicorn's `send` writes for the two
-ASGI messages. Whatever that shortcut does not cover (a header to check, an access log
-through uvicorn, a status without a status line) goes through uvicorn's own `send`, and a
+ASGI messages. Whatever that shortcut does not cover (a header to check, uvicorn's access
+line when its logger is on, a status without a status line) goes through uvicorn's own `send`, and a
 failure is handled as uvicorn's `run_asgi` handles it: this class is a subclass, so both
 are uvicorn's code.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -88,7 +89,8 @@ class LaneCycle(RequestResponseCycle):
         status = response.status_code
         status_line = STATUS_LINE.get(status)
         headers = response.raw_headers
-        if (status_line is None or self.access_log or response.background is not None
+        if (status_line is None or response.background is not None
+                or (self.access_log and self.access_logger.isEnabledFor(logging.INFO))
                 or (type(response) is not BodyResponse and type(response) is not Response)
                 or not _plain(headers)):
             await response(self.scope, self.later.receive, self.send)  # type: ignore[arg-type]
