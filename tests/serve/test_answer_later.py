@@ -97,8 +97,9 @@ config limits {
 
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The session's embedded server, started once (stopped by pgserver at exit)."""
-    return embedded_url(default_data_dir(tmp_path_factory.mktemp("laterapp")))
+    """An embedded server, started once per session (stopped by pgserver at exit); shared
+    with tests/executor/test_awaited_choice.py (the same directory)."""
+    return embedded_url(default_data_dir(tmp_path_factory.getbasetemp() / "awaiting"))
 
 
 class Upstream:
