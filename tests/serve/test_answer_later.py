@@ -86,6 +86,9 @@ GET /slow/:tag
 POST /users
   |> pg([.body.name]): `SELECT $1::text AS name`
 
+GET /big
+  |> pg: `SELECT repeat('x', 3000000) AS big`
+
 GET /hello/:w
   |> jq: `{ hello: .params.w }`
 
@@ -244,6 +247,7 @@ WHOLE: list[tuple[str, bytes]] = [
     ("HEAD, then GET", get("/user/1", method="HEAD") + get("/page/1", method="HEAD")
      + get("/user/2", CLOSE)),
     ("GET after a connection header", get("/close-header") + get("/user/1", CLOSE)),
+    ("a large answer", get("/big") + get("/big") + get("/user/1", CLOSE)),
     ("every kind", get("/user/1") + get("/hello/x", method="HEAD") + get("/fetchfail")
      + post("/users", b'{"name": "e"}') + get("/status/2", method="HEAD") + get("/hard", CLOSE)),
 ]
@@ -336,6 +340,33 @@ async def test_a_shutdown_waits_for_a_route_that_awaits(
     assert answers[0] == answers[1]
     assert answers[0][0].startswith(b"HTTP/1.1 200 OK")
     assert b"\r\nconnection: close\r\n" in answers[0][1]
+
+
+async def test_deadlines_wait_while_a_route_awaits_and_resume_after(
+        served: tuple[int, Counting, uvicorn.Server], monkeypatch: pytest.MonkeyPatch,
+        ) -> None:
+    """No head or keep-alive deadline runs while a route awaits (0.3 s, past both); once
+    answered, the idle connection is closed at the keep-alive deadline, as uvicorn does."""
+    port, lane, _server = served
+    monkeypatch.setattr(BoundedHttpProtocol, "header_timeout_s", 0.1)
+    monkeypatch.setattr(BoundedHttpProtocol, "keep_alive_s", 0.2)
+    loop = asyncio.get_running_loop()
+    for tag, on in (("usual", None), ("lane", lane)):
+        set_lane(on)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(get(f"/slow/deadline-{tag}"))
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert b"connection: close" not in head
+            answered = loop.time()
+            rest = await asyncio.wait_for(reader.read(), 10)  # the body, then the close
+            assert rest.endswith(b"}")
+            assert loop.time() - answered >= 0.1
+        finally:
+            writer.close()
+    assert lane.later == 1
 
 
 async def test_with_limit_concurrency_every_request_goes_the_usual_way(
