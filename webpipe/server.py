@@ -42,7 +42,7 @@ from webpipe.http import (
     request_state,
     request_state_now,
 )
-from webpipe.http_response import BodyResponse, build_response, error_response
+from webpipe.http_response import BodyResponse, build_response, error_response, preflight_response
 from webpipe.jobs.enqueue import enqueue_request
 from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
 from webpipe.lane import ALLOW_ANY_ORIGIN, Answer, Later, answer_now, http_context
@@ -423,17 +423,6 @@ class WebpipeApp:
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 
 
-
-
-def preflight_response(request: Request) -> Response:
-    """Permissive CORS (spec §7.7): any origin, method and header."""
-    asked = request.headers.get("access-control-request-headers", "*")
-    return Response(status_code=200, headers={
-        "access-control-allow-origin": "*",
-        "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-        "access-control-allow-headers": asked,
-        "access-control-max-age": "600",
-    })
 
 
 def run_hooks(ctx: RequestContext, name: str, *args: Any) -> None:
