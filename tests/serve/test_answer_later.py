@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from aiohttp import web
 
-from tests.hostile.harness import free_port
+from tests.hostile.harness import free_port, serve
 from tests.middleware.pg_server import socket_dir
 from tests.serve.test_answer_now import Counting, exchange, get, post
 from webpipe.pgembed import default_data_dir, embedded_url
@@ -367,6 +367,35 @@ async def test_deadlines_wait_while_a_route_awaits_and_resume_after(
         finally:
             writer.close()
     assert lane.later == 1
+
+
+async def test_webpipe_serve_answers_a_route_that_awaits_through_a_sigterm(
+        program: str, upstream: tuple[str, Upstream], tmp_path: Path) -> None:
+    """A real `webpipe serve` (the lane set by its lifespan, uvicorn's access line off): a
+    SIGTERM while a route awaits its upstream still gets the whole answer out, with
+    `connection: close`, and the process then exits."""
+    up = upstream[1]
+    up.arrived.clear()
+    block = program.split("\n}\n", 1)[0] + "\n}\n"  # `config pg` (checked at serve)
+    slow = ("pg seen = `INSERT INTO later_seen (tag) VALUES ($1) RETURNING tag`\n\n"
+            f"GET /slow/:tag\n  |> fetch: `{upstream[0]}/slow`\n"
+            "  |> pg([.params.tag]): seen\n"
+            "  |> jq: `{ slow: .data.response, seen: .data.seen.rows }`\n")
+    async with serve(tmp_path, block + slow) as served:
+        host, port = served.base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(get("/slow/sigterm"))
+        await writer.drain()
+        await asyncio.wait_for(up.arrived.wait(), 10)
+        stopping = asyncio.ensure_future(served.stop())
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert await stopping < 5
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nconnection: close" in head
+    assert b"\r\nx-request-id: fixed-id" in head
+    assert body == b'{"slow":{"slow":true},"seen":[{"tag":"sigterm"}]}'
 
 
 async def test_with_limit_concurrency_every_request_goes_the_usual_way(
