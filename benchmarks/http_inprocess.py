@@ -132,7 +132,7 @@ def connected(app: Any, http: str, raw: bytes,
     # `webpipe serve` turns uvicorn's proxy-headers layer off; the hand-written app keeps
     # uvicorn's default, as `run.py` serves it
     config = Config(app=app, http=http, loop="none", log_level="warning", access_log=False,
-                    lifespan="off", proxy_headers=http != "httptools")
+                    lifespan="off", proxy_headers=http == "httptools")
     config.load()
     loop = asyncio.get_running_loop()
     protocol = config.http_protocol_class(config=config, server_state=ServerState(),

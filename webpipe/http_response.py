@@ -1,6 +1,7 @@
 """State → HTTP response (language.md §7): `build_response()` turns a final state, content type
 and status into a Starlette response; `error_response()` is the JSON envelope for hard errors;
-`json_bytes()` serialises a value as the reference does. The request side is `http.py`.
+`json_bytes()` serialises a value as the reference does; `preflight_response()` answers a CORS
+preflight. The request side is `http.py`.
 Decisions and deviations: spec/http.md.
 """
 
@@ -12,6 +13,7 @@ import re
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 
 from webpipe.errors import HardError
@@ -76,6 +78,17 @@ def error_response(message: str, details: str, status: int = 500) -> Response:
     """A hard error as JSON: `{"error": message, "details": details}`."""
     body = json_bytes({"error": message, "details": details})
     return Response(body, status_code=status, headers={"content-type": DEFAULT_CONTENT_TYPE})
+
+
+def preflight_response(request: Request) -> Response:
+    """Permissive CORS (spec §7.7): any origin, method and header."""
+    asked = request.headers.get("access-control-request-headers", "*")
+    return Response(status_code=200, headers={
+        "access-control-allow-origin": "*",
+        "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+        "access-control-allow-headers": asked,
+        "access-control-max-age": "600",
+    })
 
 
 def json_bytes(value: JSON) -> bytes:

@@ -3,8 +3,10 @@
 `BoundedHttpProtocol` (`webpipe.protocol`) asks `answer_now` about a request whose body is
 all there before it makes the request's task: a fresh front-cache hit, or a route compiled
 `now` whose plain body runs to its end without awaiting, is answered right there, with the
-same bytes the usual path (`server.WebpipeApp.serve_http`) would write. Anything else, or
-anything unusual on the way, is None: the request then goes the usual way from its start.
+same bytes the usual path (`server.WebpipeApp.serve_http`) would write. A request for any
+other route compiled `later` is a `Later`: the connection runs it in a task of its own
+(`lane_cycle.LaneCycle`), without uvicorn's cycle and ASGI messages. Anything else is None:
+the request then goes the usual way from its start.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Scope
+from starlette.types import Message, Scope
 
 from webpipe.errors import WebpipeError
 from webpipe.executor.background import end_request
@@ -39,16 +41,45 @@ if TYPE_CHECKING:
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers, body
 ALLOW_ANY_ORIGIN = (b"access-control-allow-origin", b"*")  # spec §7.7, on every answer
+_DISCONNECT = {"type": "http.disconnect"}
+
+
+class Later:
+    """A request for a route, to be run from the connection in a task
+    (`server.WebpipeApp.serve_later`): the program and route matched, the request's whole
+    body, when it began."""
+
+    __slots__ = ("body", "compiled", "params", "path", "scope", "served", "started")
+
+    def __init__(self, served: Served, scope: Scope, compiled: ServedRoute,
+                 params: dict[str, str], path: str, body: bytes | None, started: float,
+                 ) -> None:
+        self.served = served  # the program matched (a reload may install another meanwhile)
+        self.scope = scope
+        self.compiled = compiled
+        self.params = params
+        self.path = path
+        self.body = body
+        self.started = started
+
+    async def receive(self) -> Message:
+        """The request's ASGI `receive`: its body, all of it at once; then a disconnect
+        (nothing reads a body twice: starlette keeps what it read)."""
+        body, self.body = self.body, None
+        if body is None:
+            return _DISCONNECT
+        return {"type": "http.request", "body": body, "more_body": False}
 
 
 def answer_now(served: Served, bounds: Callable[[], BodyBounds], scope: Scope, body: bytes,
-               ) -> Answer | None:
+               ) -> Answer | Later | None:
     """The whole answer to a request whose body (`body`, maybe empty) is all here, when
     nothing in it awaits: a fresh front-cache hit, or a route compiled `now` (`routes.py`)
     whose body runs to its end without awaiting, without an error envelope and without
-    hooks; None: the request goes the usual way, from its start (what a try did is
-    invisible: its steps are `tryable`). The answer is the one `serve_http` gives, byte for
-    byte (tests/serve/test_answer_now.py); `bounds` reads the app's body limits."""
+    hooks. Otherwise, a `Later` for a route compiled `later` (the whole request runs again
+    from its start: what a try did is invisible, its steps are `tryable`), or None: the
+    request goes the usual way, from its start. The answer is the one `serve_http` gives,
+    byte for byte (tests/serve/test_answer_now.py); `bounds` reads the app's body limits."""
     if not served.answers_now:
         return None
     request = Request(scope)
@@ -60,10 +91,12 @@ def answer_now(served: Served, bounds: Callable[[], BodyBounds], scope: Scope, b
             and resolve_static(served.public_dir, path, dotfiles=served.dotfiles) is not None):
         return None  # a file of public/ (served before routes, spec §8)
     found = served.router.match("GET" if method == "HEAD" else method, path)
-    if found is None or (found[0].front is None and found[0].now is None):
+    if found is None:
         return None
     started = time.perf_counter()
     compiled, params = found
+    if compiled.front is None and compiled.now is None:
+        return _later(served, scope, compiled, params, path, body, started)
     rid = scope[ID_KEY] = request_id(scope)
     front = compiled.front
     response = front.answer(request, params, path) if front is not None else None
@@ -72,7 +105,7 @@ def answer_now(served: Served, bounds: Callable[[], BodyBounds], scope: Scope, b
                             body)
     if (response is None or type(response) is not BodyResponse
             or response.status_code >= 500 or not plain_headers(response.raw_headers)):
-        return None
+        return _later(served, scope, compiled, params, path, body, started)
     content = response.body
     assert isinstance(content, bytes)  # a BodyResponse's always is
     status = response.status_code
@@ -80,6 +113,13 @@ def answer_now(served: Served, bounds: Callable[[], BodyBounds], scope: Scope, b
     log_request(scope, status, started)
     return status, [*response.raw_headers, ALLOW_ANY_ORIGIN,
                     (b"x-request-id", rid.encode("ascii"))], content
+
+
+def _later(served: Served, scope: Scope, compiled: ServedRoute, params: dict[str, str],
+           path: str, body: bytes, started: float) -> Later | None:
+    """The request, to run from the connection in a task, when its route allows it."""
+    return Later(served, scope, compiled, params, path, body, started) if compiled.later \
+        else None
 
 
 def _run_now(served: Served, bounds: Callable[[], BodyBounds], compiled: ServedRoute,

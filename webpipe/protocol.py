@@ -24,12 +24,19 @@ import logging
 import resource
 import time
 import urllib.parse
-from typing import Any, ClassVar, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from webpipe.lane_cycle import LaneCycle
 from webpipe.limits import Limits
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+    from webpipe.lane import Later
 
 log = logging.getLogger("webpipe.connections")
 
@@ -41,10 +48,14 @@ _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r
 
 
 class Lane(Protocol):
-    """The app side of answering a request from the connection (`WebpipeApp.answer_now`)."""
+    """The app side of answering a request from the connection (`WebpipeApp.answer_now`,
+    and `serve_later` for the `Later` ones, run by a `lane_cycle.LaneCycle`)."""
 
     def answer_now(self, scope: dict[str, Any], body: bytes,
-                   ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None: ...
+                   ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | Later | None: ...
+
+    async def serve_later(self, later: Later,
+                          write: Callable[[Response], Awaitable[None]]) -> None: ...
 
 
 # request headers that send a request the usual way: a chunked body, an expectation, an upgrade
@@ -116,10 +127,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._body_pending = True
         lane = self.lane
         length = None if lane is None else self._lane_length()
-        if length == 0 and lane is not None and self._answer_now(lane, b""):
-            self._answered = True  # its `on_message_complete` is still to come
-            self.on_response_complete()
-            return
+        if length == 0 and lane is not None:
+            answered = self._answer_now(lane, b"")
+            if answered is not None:
+                self._answered = True  # its `on_message_complete` is still to come
+                if answered:
+                    self.on_response_complete()
+                return
         if length:  # held until its body is complete (see `on_message_complete`)
             self._held = []
             return
@@ -141,8 +155,10 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if held is not None:
             self._held = None
             body = b"".join(held)
-            if lane is not None and self._answer_now(lane, body):
-                self.on_response_complete()
+            answered = None if lane is None else self._answer_now(lane, body)
+            if answered is not None:
+                if answered:
+                    self.on_response_complete()
                 return
             self._release(body)
         super().on_message_complete()
@@ -181,16 +197,17 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if body:
             super().on_body(body)
 
-    def _answer_now(self, lane: Lane, body: bytes) -> bool:
+    def _answer_now(self, lane: Lane, body: bytes) -> bool | None:
         """Write the app's answer to the request whose head just completed (and whose `body`
-        is all here) when it can give one without awaiting (`Lane.answer_now`); False: it
-        goes the usual way, which fills in the scope again."""
+        is all here) when it can give one without awaiting (`Lane.answer_now`): True. False:
+        the request runs from here in a task (`LaneCycle`), which answers it. None: it goes
+        the usual way, which fills in the scope again."""
         try:
             parsed = httptools.parse_url(self.url)
             raw_path = parsed.path
             path = raw_path.decode("ascii")
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
-            return False
+            return None
         method = self.parser.get_method()
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
         scope["method"] = method.decode("ascii")
@@ -202,8 +219,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         except Exception:  # a bug of ours: logged, and the usual path answers (a 500)
             log.exception("answering %s %s from the connection failed", scope["method"],
                           scope["path"])
-            return False
+            return None
         if answer is None:
+            return None
+        if not isinstance(answer, tuple):  # a `Later`: started as uvicorn starts a cycle
+            cycle = self.cycle = LaneCycle(self, lane, answer)
+            self._start_asgi_task(cycle, self.app)
             return False
         status, headers, content = answer
         head = [STATUS_LINE[status]]

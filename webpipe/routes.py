@@ -40,11 +40,12 @@ class FastPaths:
     plain: bool = True  # run a plain body in one coroutine (`Body.plain`)
     front: bool = True  # answer fresh cache hits before building the request
     now: bool = True  # answer from the connection, without a task, when nothing awaits
+    later: bool = True  # run from the connection in a task of its own, not uvicorn's cycle
 
 
 ALL_FAST_PATHS = FastPaths()
 # --inspect and tracing see every step
-STEP_LOOP_ONLY = FastPaths(reads=False, plain=False, now=False)
+STEP_LOOP_ONLY = FastPaths(reads=False, plain=False, now=False, later=False)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -64,6 +65,8 @@ class ServedRoute:
     # step has a `run_sync` and is `tryable`, so a try that must await is dropped and the
     # request runs as usual, with nothing done twice that anyone could see
     now: tuple[StepPlan, ...] | None = None
+    # a request for it may run from the connection in a task of its own (`lane.Later`)
+    later: bool = False
 
 
 def compile_routes(env: Env, fast: FastPaths = ALL_FAST_PATHS) -> Router[ServedRoute]:
@@ -87,7 +90,8 @@ def compile_route(route: n.Route, body: Body, fast: FastPaths = ALL_FAST_PATHS,
         front=front_cache(body) if fast.front and not flags else None,
         run=partial(run_body, run), plain=run.plain is not None,
         steps=len(route.pipeline.steps), body=body,
-        now=run.plain if fast.now and not flags and _all_now(run.plain) else None)
+        now=run.plain if fast.now and not flags and _all_now(run.plain) else None,
+        later=fast.later)
 
 
 def _all_now(plain: tuple[StepPlan, ...] | None) -> bool:

@@ -42,10 +42,10 @@ from webpipe.http import (
     request_state,
     request_state_now,
 )
-from webpipe.http_response import BodyResponse, build_response, error_response
+from webpipe.http_response import BodyResponse, build_response, error_response, preflight_response
 from webpipe.jobs.enqueue import enqueue_request
 from webpipe.jobs.run import RunningJobs, start_jobs, stop_jobs
-from webpipe.lane import ALLOW_ANY_ORIGIN, Answer, answer_now, http_context
+from webpipe.lane import ALLOW_ANY_ORIGIN, Answer, Later, answer_now, http_context
 from webpipe.limits import Limits, limits_of
 from webpipe.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webpipe.metrics import METRICS
@@ -103,7 +103,8 @@ class Served:
     @cached_property
     def answers_now(self) -> bool:
         """Whether any route may be answered from the connection (`lane.py`)."""
-        return any(r.front is not None or r.now is not None for r in self.routes())
+        return any(r.front is not None or r.now is not None or r.later
+                   for r in self.routes())
 
     def routes(self) -> list[ServedRoute]:
         """Every compiled route, in the router's order."""
@@ -222,10 +223,7 @@ class WebpipeApp:
                 response = special if isinstance(special, Response) else await special
             else:
                 response = await self.route_response(served, request, method, path)
-            if self.production and response.status_code >= 500 and ERROR_KEY in scope:
-                response = Response(production_body(scope), response.status_code,
-                                    media_type=JSON_CT)
-            response.raw_headers.append(ALLOW_ANY_ORIGIN)
+            response = self.for_client(response, scope)
         response.raw_headers.append((b"x-request-id", rid.encode("ascii")))
         try:
             if type(response) is BodyResponse:
@@ -236,6 +234,30 @@ class WebpipeApp:
                 await response(scope, receive, send)
         finally:
             log_request(scope, response.status_code, started)
+
+    async def serve_later(self, later: Later, write: Write) -> None:
+        """`serve_http` for a request the connection runs in a task of its own (`lane.py`,
+        `lane_cycle.py`): its route is matched and none of `serve_http`'s other answers
+        apply, so it starts at the route's answer; `write` sends the whole response."""
+        scope = later.scope
+        rid = scope[ID_KEY] = request_id(scope)
+        compiled = later.compiled
+        response = await self.matched_response(
+            later.served, compiled, later.params, Request(scope, later.receive), later.path)
+        response = self.for_client(response, scope)
+        response.raw_headers.append((b"x-request-id", rid.encode("ascii")))
+        try:
+            await write(response)
+        finally:
+            log_request(scope, response.status_code, later.started)
+
+    def for_client(self, response: Response, scope: Scope) -> Response:
+        """A production 5xx without details (spec/server.md §3), and CORS (spec §7.7)."""
+        if self.production and response.status_code >= 500 and ERROR_KEY in scope:
+            response = Response(production_body(scope), response.status_code,
+                                media_type=JSON_CT)
+        response.raw_headers.append(ALLOW_ANY_ORIGIN)
+        return response
 
     def special_response(self, served: Served, request: Request, method: str, path: str,
                          ) -> Response | Awaitable[Response] | None:
@@ -262,7 +284,11 @@ class WebpipeApp:
         found = served.router.match("GET" if method == "HEAD" else method, path)
         if found is None:
             return Response(status_code=404 if method in _KNOWN_METHODS else 405)
-        compiled, params = found
+        return await self.matched_response(served, found[0], found[1], request, path)
+
+    async def matched_response(self, served: Served, compiled: ServedRoute, params: dict[str, str],
+                               request: Request, path: str) -> Response:
+        """`route_response` once the route is found."""
         front = compiled.front
         response = front.answer(request, params, path) if front is not None else None
         if response is None:  # not a hit answered before the pipeline
@@ -315,7 +341,7 @@ class WebpipeApp:
         end_request(ctx, env, response.status_code)
         return response
 
-    def answer_now(self, scope: Scope, body: bytes) -> Answer | None:
+    def answer_now(self, scope: Scope, body: bytes) -> Answer | Later | None:
         """The connection's question (`webpipe.protocol.Lane`): `lane.answer_now`."""
         return answer_now(self.served, self.body_bounds, scope, body)
 
@@ -399,17 +425,6 @@ _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 
 
 
-def preflight_response(request: Request) -> Response:
-    """Permissive CORS (spec §7.7): any origin, method and header."""
-    asked = request.headers.get("access-control-request-headers", "*")
-    return Response(status_code=200, headers={
-        "access-control-allow-origin": "*",
-        "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-        "access-control-allow-headers": asked,
-        "access-control-max-age": "600",
-    })
-
-
 def run_hooks(ctx: RequestContext, name: str, *args: Any) -> None:
     """Call the request's hooks registered under `name`; a failing hook is logged only."""
     for hook in ctx.extras.get(name, ()):
@@ -438,6 +453,7 @@ def hard_error_response(exc: WebpipeError, ctx: RequestContext | None = None,
 
 
 Reloader = Callable[["WebpipeApp"], Coroutine[Any, Any, None]]
+Write = Callable[[Response], Awaitable[None]]  # sends a whole response (`serve_later`)
 
 
 def create_app(served: Served, *, max_body: int | None = None,

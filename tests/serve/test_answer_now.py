@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from tests.hostile.harness import free_port
+from webpipe.lane import Later
 from webpipe.program import program_from_text
 from webpipe.protocol import BoundedHttpProtocol, set_lane
 from webpipe.server import WebpipeApp, build_served, create_app
@@ -83,15 +84,21 @@ config limits {
 
 @dataclass
 class Counting:
-    """A lane that counts the answers it gave."""
+    """A lane that counts the answers it gave now, and the requests it ran later (in a task
+    of the connection's, `lane_cycle.py`)."""
 
     app: WebpipeApp
     given: int = 0
+    later: int = 0
 
     def answer_now(self, scope: dict[str, Any], body: bytes) -> Any:
         found = self.app.answer_now(scope, body)
-        self.given += found is not None
+        self.given += isinstance(found, tuple)
+        self.later += isinstance(found, Later)
         return found
+
+    async def serve_later(self, later: Later, write: Any) -> None:
+        await self.app.serve_later(later, write)
 
 
 @pytest.fixture

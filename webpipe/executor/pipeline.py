@@ -19,7 +19,7 @@ from webpipe.executor.compiled import Body, Call, Compiled, Dispatch, Foreach, I
 from webpipe.executor.hooks import AFTER_PIPELINE, run_after_pipeline
 from webpipe.executor.invoker import REAL_INVOKER
 from webpipe.executor.jqrun import resolving
-from webpipe.executor.plan import StepPlan
+from webpipe.executor.plan import AsyncRun, StepPlan
 from webpipe.executor.retry import bounded, guard_grace, is_failure, retrying, with_attempts
 from webpipe.executor.state import (
     JSON_CT,
@@ -42,7 +42,9 @@ from webpipe.executor.steps import (
     not_last_step,
     result_name,
     settle,
+    step_call,
     sync_result,
+    sync_run,
     with_auto_name,
 )
 from webpipe.executor.tags import gate
@@ -74,7 +76,11 @@ async def run_body(body: Body, state: Any, env: Env, ctx: RequestContext,
             plan = plain[index]
             state, inserted = with_auto_name(plan, out.state)
             target = result_name(state)
-            result = await invoke_step(plan, state, target, env, ctx)
+            run = plan.run_async
+            if run is not None and ctx.invoker is REAL_INVOKER:
+                result = await run_awaited(plan, run, state, target, env, ctx)
+            else:
+                result = await invoke_step(plan, state, target, env, ctx)
             if _settle_plain(plain, index, result, state, target, inserted, out):
                 break
             index = run_plain_now(plain, out, ctx, index + 1)
@@ -117,6 +123,8 @@ def run_plain_now(plain: tuple[StepPlan, ...], out: Outcome, ctx: RequestContext
             if last:
                 return None
             continue
+        if sync_run(plan, ctx) is None:  # awaited (`run_body`), which makes its state
+            return index
         state, inserted = with_auto_name(plan, out.state)
         target = result_name(state)
         result = invoke_sync(plan, state, target, ctx)
@@ -133,6 +141,22 @@ def _settle_plain(plain: tuple[StepPlan, ...], index: int, result: StepResult, s
     return settle(plain[index], result, state, target, inserted, out,
                   last_step if index == len(plain) - 1 else not_last_step) \
         or index == len(plain) - 1
+
+
+async def run_awaited(plan: StepPlan, run: AsyncRun, state: Any, target: str | None,
+                      env: Env, ctx: RequestContext) -> StepResult:
+    """`invoke_step` of a plain body's step whose middleware `run` was chosen at load
+    (`StepPlan.run_async`), with the real invoker: the same call and the same envelope,
+    without the coroutines of the invoker, the mock lookup and the argument resolution
+    (tests/executor/test_awaited_choice.py)."""
+    try:
+        try:
+            call = step_call(plan, state, target, ctx)
+        except NeedsWorker:  # an inline argument needs a sandbox worker
+            call = await resolving(lambda: step_call(plan, state, target, ctx), env, ctx)
+        return await run(state, plan.prepared, call)
+    except Exception as exc:
+        return failure(plan, exc)
 
 
 async def _run_steps(body: Body, state: Any, env: Env, ctx: RequestContext,

@@ -11,7 +11,7 @@ a whole app from serving.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 SyncRun = Callable[[Any, object, StepCall], StepResult]
 PureRun = Callable[[Any, object, Any], Any]  # (state, prepared, ctx) -> value
+AsyncRun = Callable[[Any, object, StepCall], Awaitable[StepResult]]
 StepKind = Literal["middleware", "pipeline", "join", "missing", "loader"]
 
 
@@ -82,6 +83,9 @@ class StepPlan:
     # the middleware's `run_pure` when it also offers that (a Transform step with no
     # arguments, no target: a plain body then applies its value directly), else None
     run_pure: PureRun | None = None
+    # the middleware's `run` when the step prepared cleanly and nothing shares or races the
+    # call: a plain body awaits it directly, with the real invoker (`pipeline.run_awaited`)
+    run_async: AsyncRun | None = None
 
 
 def task_tags(expr: n.TagExpr | None) -> TaskTags:
@@ -189,6 +193,7 @@ def prepare_middleware(plan: StepPlan, mw: Middleware) -> None:
         return
     shared = plan.tags.dedup or plan.tags.hedge is not None  # these go through `run`
     plan.run_sync = mw.run_sync if mw.sync and not shared else None
+    plan.run_async = None if shared else mw.run
     plan.run_pure = mw.run_pure if (
         plan.run_sync is not None and mw.pure and mw.behavior is Behavior.TRANSFORM
         and not mw.wraps_data and not plan.args and plan.auto_name is None) else None
