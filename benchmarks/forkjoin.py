@@ -15,7 +15,6 @@ functions by own time instead. Compare checkouts by alternating runs:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import pstats
 import statistics

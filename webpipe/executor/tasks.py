@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError
 from webpipe.executor.background import end_request
+from webpipe.executor.deadlines import Deadline
 from webpipe.executor.fanin import first_join, note_join, status_of
 from webpipe.executor.pipeline import run_task_step
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
@@ -134,7 +135,7 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
     # a step bounding itself by its `@timeout` reports its own error (`retry.guard_grace`)
     grace_ms = guard_grace(plan) if plan.tags.timeout_ms is not None else 0
     try:
-        async with asyncio.timeout((limit_ms + grace_ms) / 1000):
+        with Deadline((limit_ms + grace_ms) / 1000):
             slots = (tasks.slots, PROCESS_TASKS.global_slots())
             if slots != (None, None):  # no caps: no slots to take (HELD stays None)
                 held = await take_slots(slots, limits.max_wait_ms)
