@@ -178,7 +178,7 @@ async def run_regular_step(step: Call, body: tuple[Compiled, ...], index: int,
     tags = plan.tags
     pre = out.state
     if tags.async_name is not None or tags.background:
-        await ctx.tasks().defer_or_spawn(plan, pre, env, ctx)
+        ctx.tasks().defer_or_spawn(plan, pre, env, ctx)
         return False
     state, inserted = with_auto_name(plan, pre)
     target = tags.result_name or result_name(state)

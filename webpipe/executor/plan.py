@@ -25,6 +25,7 @@ from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
     from webpipe.executor.compiled import Body
+    from webpipe.executor.process_tasks import TaskInfo
 
 SyncRun = Callable[[Any, object, StepCall], StepResult]
 PureRun = Callable[[Any, object, Any], Any]  # (state, prepared, ctx) -> value
@@ -82,6 +83,9 @@ class StepPlan:
     # the middleware's `run_pure` when it also offers that (a Transform step with no
     # arguments, no target: a plain body then applies its value directly), else None
     run_pure: PureRun | None = None
+    # an `@async` step's task labels by route template, made at its first spawn from that
+    # route (a named pipeline's step runs under every route that calls it)
+    task_infos: dict[str, TaskInfo] = field(default_factory=dict)
 
 
 def task_tags(expr: n.TagExpr | None) -> TaskTags:

@@ -18,7 +18,7 @@ import logging
 import signal
 import time
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -65,9 +65,12 @@ class TaskInfo:
     name: str  # the declared task name; "" for a plain `@background` step
     kind: str  # "async" | "background" | "dedup" | "hedge" | "internal"
     location: str  # "app.wp:12"
+    label: str = field(init=False)  # "GET /a @async(t1) at app.wp:3": task name and logs
 
-    @property
-    def label(self) -> str:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", self._label())
+
+    def _label(self) -> str:
         if self.kind == "background":
             tag = f"@background @async({self.name})" if self.name else "@background"
         elif self.kind in ("dedup", "hedge"):
