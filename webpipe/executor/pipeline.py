@@ -42,6 +42,7 @@ from webpipe.executor.steps import (
     not_last_step,
     result_name,
     settle,
+    step_call,
     sync_result,
     with_auto_name,
 )
@@ -298,7 +299,10 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
         target = plan.tags.result_name
-        call = await call_resolved(plan, state, target, env, ctx)
+        try:  # `call_resolved`, without its coroutine (this runs once per `@async` branch)
+            call = step_call(plan, state, target, ctx)
+        except NeedsWorker:
+            call = await resolving(lambda: step_call(plan, state, target, ctx), env, ctx)
         result = sync_result(plan, state, call, ctx)
         if result is None:
             result = await invoke_middleware(plan, state, call, ctx)

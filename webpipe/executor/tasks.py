@@ -151,7 +151,8 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
             slots = (own, PROCESS_TASKS.global_slots())
             if slots != (None, None):  # no caps: no slots to take (HELD stays None)
                 held = await take_slots(slots, limits.max_wait_ms)
-            value = await _attempts(plan, state, env, ctx)
+            value = await (_attempts(plan, state, env, ctx) if plan.tags.retry else
+                           run_task_step(plan, state, env, ctx))
     except TimeoutError:
         value = timeout_value(limit_ms)
         if plan.tags.timeout_ms is None:
@@ -171,9 +172,8 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
 
 
 async def _attempts(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
+    """The step with its `@retry(n)` retries (a task without retries runs the step itself)."""
     retries = plan.tags.retry or 0
-    if not retries:  # one attempt: what `retrying` would return, without its closure
-        return await run_task_step(plan, state, env, ctx)
     value, tries = await retrying(lambda: run_task_step(plan, state, env, ctx), retries)
     return with_attempts(value, tries) if retries and is_failure(value) else value
 
