@@ -24,10 +24,16 @@ Body = Callable[[], Awaitable[Any]]
 
 
 async def under(kind: str, delay: float, body: Body) -> Any:
+    """The body under `asyncio.timeout(delay)` or `Deadline(delay)`, or (kinds ending in
+    "_at") under `asyncio.timeout_at` or `Deadline(when=)` of the same loop time."""
+    when = asyncio.get_running_loop().time() + delay
     if kind == "asyncio":
         async with asyncio.timeout(delay):
             return await body()
-    with Deadline(delay):
+    if kind == "asyncio_at":
+        async with asyncio.timeout_at(when):
+            return await body()
+    with Deadline(delay) if kind == "deadline" else Deadline(when=when):
         return await body()
 
 
@@ -126,9 +132,12 @@ async def run_all(kind: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("runner", [uvloop.run, asyncio.run], ids=["uvloop", "asyncio"])
-def test_deadline_does_what_asyncio_timeout_does(runner: Callable[[Any], Any]) -> None:
-    expected = runner(run_all("asyncio"))
-    got = runner(run_all("deadline"))
+@pytest.mark.parametrize(("theirs", "ours"), [("asyncio", "deadline"),
+                                              ("asyncio_at", "deadline_at")])
+def test_deadline_does_what_asyncio_timeout_does(runner: Callable[[Any], Any], theirs: str,
+                                                 ours: str) -> None:
+    expected = runner(run_all(theirs))
+    got = runner(run_all(ours))
     assert got == expected
     # the cases cover each outcome: a value, a timeout, a crash, someone else's cancel
     assert {tuple(outcome[:2]) for outcome in got} >= {

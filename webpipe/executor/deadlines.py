@@ -4,16 +4,18 @@ An `@async` task runs within a deadline (its `@timeout`, else `lifetimeMs`). Wit
 `asyncio.timeout` each task arms a timer of its own, ~4 µs per task under uvloop (the
 timeout object, a `TimerHandle`, arming and cancelling it): a fan-out of 200 branches paid
 ~0.8 ms for timers that almost never fire. The branches of one fan-out start together, and
-uvloop's clock counts whole milliseconds, so the deadlines of the branches that start within
-one millisecond are the same instant: `Deadline` puts every deadline that ends at the same
-loop time in one group with one timer, armed by the first and cancelled (in the next loop
-iteration) when the last one has left. What a task
-sees is what `asyncio.timeout` gives it, step by step: the timer cancels each member still
-inside; on leaving, a member that was cancelled by the timer takes that cancellation back
-(`Task.uncancel`) and raises `TimeoutError` when no other cancellation is pending, else the
-`CancelledError` goes on. `tests/executor/test_deadlines.py` runs the same scenarios under
-both and compares what happens. (On a loop whose clock differs at every call, such as the
-default asyncio loop, each deadline gets its own group: the cost of `asyncio.timeout`.)
+uvloop's clock counts whole milliseconds, so the deadlines of the branches that start
+within one millisecond are the same instant: `Deadline` puts every deadline that ends at
+the same loop time in one group with one timer, armed by the first and cancelled (in the
+next loop iteration) when the last one has left. What a task sees is what `asyncio.timeout`
+gives it, step by step: the timer cancels each member still inside; on leaving, a member
+that was cancelled by the timer takes that cancellation back (`Task.uncancel`) and raises
+`TimeoutError` when no other cancellation is pending, else the `CancelledError` goes on.
+`fetch` bounds each exchange the same way (its deadlines end on a whole second, so a fan-
+out's calls share one timer on any loop). `tests/executor/test_deadlines.py` runs the same
+scenarios under both and compares what happens. (On a loop whose clock differs at every
+call, such as the default asyncio loop, each `Deadline(seconds)` gets its own group: the
+cost of `asyncio.timeout`.)
 """
 
 from __future__ import annotations
@@ -70,12 +72,14 @@ _GROUPS: dict[float, _Group] = {}
 
 class Deadline:
     """`with Deadline(seconds):` inside a task: `asyncio.timeout(seconds)` on a shared
-    timer (module docstring). Raises `TimeoutError` when the deadline cut the body."""
+    timer (module docstring); `Deadline(when=t)`: `asyncio.timeout_at(t)`. Raises
+    `TimeoutError` when the deadline cut the body."""
 
-    __slots__ = ("base", "delay", "expiring", "group", "task")
+    __slots__ = ("base", "delay", "expiring", "group", "task", "when")
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float = 0.0, *, when: float | None = None) -> None:
         self.delay = delay
+        self.when = when  # a loop time instead: `asyncio.timeout_at(when)`
         self.expiring = False
 
     def __enter__(self) -> Deadline:
@@ -83,7 +87,7 @@ class Deadline:
         if task is None:
             raise RuntimeError("a Deadline is used inside a task")
         loop = task.get_loop()
-        when = loop.time() + self.delay
+        when = loop.time() + self.delay if self.when is None else self.when
         group = _GROUPS.get(when)
         if group is None or group.loop is not loop or group.fired:
             group = _GROUPS[when] = _Group(loop, when)
