@@ -59,7 +59,7 @@ async def quick() -> str:
 
 
 async def slow() -> str:
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.6)
     return "slow"
 
 
@@ -70,7 +70,7 @@ async def failing() -> str:
 
 async def swallowing() -> str:
     try:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.6)
     except asyncio.CancelledError:
         return "swallowed"
     return "not cut"
@@ -78,22 +78,22 @@ async def swallowing() -> str:
 
 async def inner_shorter() -> str:
     try:
-        async with asyncio.timeout(0.01):
-            await asyncio.sleep(0.5)
+        async with asyncio.timeout(0.02):  # 80 ms before the outer 100 ms
+            await asyncio.sleep(0.6)
     except TimeoutError:
         return "inner cut"
     return "not cut"
 
 
 async def inner_longer() -> str:
-    async with asyncio.timeout(1.0):
-        await asyncio.sleep(0.5)
+    async with asyncio.timeout(2.0):
+        await asyncio.sleep(0.6)
     return "not cut"
 
 
 async def nested_deadline() -> str:
     with Deadline(0.01):
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.6)
     return "not cut"
 
 
@@ -116,19 +116,24 @@ async def one(kind: str, body: Body, delay: float, cancel: int | float | None) -
     return await task
 
 
-# deadlines: 50 ms (the slow bodies take 500 ms), due now, already past; cancellations:
-# none, by iteration counts (ordered against the timers without a clock), and at 200 ms
-# (150 ms after the deadline: slack for a busy machine)
-CASES = [(name, delay, cancel) for name in BODIES for delay in (0.05, 0.0, -1.0)
-         for cancel in (None, 1, 3, 0.2)]
+# Deadlines and cancellations far enough apart that a busy machine cannot reorder them:
+# a deadline of 100 ms (the slow bodies take 600 ms) against no cancellation or one at 300
+# ms; deadlines due now or already past (they fire in the next iteration) against
+# cancellations after 1 or 3 iterations; a deadline of 5 s that only a cancellation beats.
+TIMINGS: list[tuple[float, int | float | None]] = [
+    (0.1, None), (0.1, 0.3), *((d, c) for d in (0.0, -1.0) for c in (None, 1, 3, 0.3)),
+    (5.0, 1), (5.0, 3)]
+CASES = [(name, delay, cancel) for name in BODIES for delay, cancel in TIMINGS]
 
 
-async def run_all(kind: str) -> list[Any]:
-    """Every case concurrently (shared deadlines), then each alone."""
+async def run_all(kind: str) -> dict[str, Any]:
+    """Every case concurrently (shared deadlines), then each alone: outcomes by case."""
     together = await asyncio.gather(*(one(kind, BODIES[name], delay, cancel)
                                       for name, delay, cancel in CASES))
     alone = [await one(kind, BODIES[name], delay, cancel) for name, delay, cancel in CASES]
-    return [*together, *alone]
+    labels = [f"{name} delay={delay} cancel={cancel}" for name, delay, cancel in CASES]
+    return {**{f"together {label}": o for label, o in zip(labels, together, strict=True)},
+            **{f"alone {label}": o for label, o in zip(labels, alone, strict=True)}}
 
 
 @pytest.mark.parametrize("runner", [uvloop.run, asyncio.run], ids=["uvloop", "asyncio"])
@@ -140,7 +145,7 @@ def test_deadline_does_what_asyncio_timeout_does(runner: Callable[[Any], Any], t
     got = runner(run_all(ours))
     assert got == expected
     # the cases cover each outcome: a value, a timeout, a crash, someone else's cancel
-    assert {tuple(outcome[:2]) for outcome in got} >= {
+    assert {tuple(outcome[:2]) for outcome in got.values()} >= {
         ("value", "quick"), ("raised", "TimeoutError"), ("raised", "ValueError"),
         ("raised", "CancelledError"), ("value", "swallowed"), ("value", "inner cut")}
 

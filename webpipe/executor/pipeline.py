@@ -172,9 +172,14 @@ async def _run_steps(body: Body, state: Any, env: Env, ctx: RequestContext,
 async def run_regular_step(step: Call, body: tuple[Compiled, ...], index: int,
                            out: Outcome, env: Env, ctx: RequestContext) -> bool:
     """Run one step, updating `out`; True when the body must end (a cache hit)."""
-    node = step.node
-    if node.tags is not None and not await gate_step(node.tags, out.state, env, ctx):
-        return False
+    expr = step.node.tags
+    if expr is not None:  # `gate_step` without its coroutine (every tagged step)
+        try:
+            runs = gate(expr, out.state, env, ctx)
+        except NeedsWorker:
+            runs = await resolving(lambda: gate(expr, out.state, env, ctx), env, ctx)
+        if not runs:
+            return False
     plan = step.plan
     tags = plan.tags
     pre = out.state
