@@ -5,8 +5,9 @@ branch pays around its step: the context fork, the task and its owner's bookkeep
 deadline, the join's wait and the merge under `.async` (issue 23, W5 at N = 200). `--fetch`
 prices the same route with `fetch` branches to `fanout.py`'s loopback upstream answering at
 once (the client's cost comes on top). In-process through the ASGI app, on uvloop, with the
-GC as `webpipe serve` leaves it (`fanout.like_serve`). `--profile` prints cProfile's top
-functions by own time instead. Compare checkouts by alternating runs:
+GC as `webpipe serve` leaves it (`fanout.like_serve`); the cyclic GC's collections per
+request are printed too. `--profile` prints cProfile's top functions by own time as well.
+Compare checkouts by alternating runs:
 
     PYTHONPATH=/work/before python benchmarks/forkjoin.py [N] [--fetch] [--profile]
     python benchmarks/forkjoin.py [N] [--fetch] [--profile]
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import statistics
 import sys
@@ -60,6 +62,7 @@ async def rounds(n: int, url: str | None, number: int, repeat: int,
     for _ in range(3):  # warm up (the fetch client's connections too)
         await app(SCOPE, receive, send)
     per_branch = []
+    collections = sum(generation["collections"] for generation in gc.get_stats())
     for _ in range(repeat):
         if profile is not None:
             profile.enable()
@@ -70,6 +73,8 @@ async def rounds(n: int, url: str | None, number: int, repeat: int,
         if profile is not None:
             profile.disable()
     assert set(bodies) == {str(n).encode()}, set(bodies)
+    collections = sum(generation["collections"] for generation in gc.get_stats()) - collections
+    print(f"cyclic GC: {collections / number / repeat:.1f} collections per request")
     await env.aclose()
     return per_branch
 
