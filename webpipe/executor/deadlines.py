@@ -33,7 +33,9 @@ class _Group:
     def __init__(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         self.loop = loop
         self.when = when
-        self.members: set[Deadline] = set()
+        # in entry order (a dict), so the timer cancels them in the order they entered, as
+        # their own timers of equal time would fire
+        self.members: dict[Deadline, None] = {}
         self.fired = False
         self.closing = False
         # a deadline already past fires in the next iteration, as asyncio.timeout's does
@@ -49,7 +51,7 @@ class _Group:
             member.task.cancel()
 
     def leave(self, member: Deadline) -> None:
-        self.members.discard(member)
+        self.members.pop(member, None)
         if not self.members and not self.fired and not self.closing:
             # not at once: the fan-out's next branch may take the same deadline in this
             # iteration (a branch that ends without waiting leaves before the next starts)
@@ -94,7 +96,7 @@ class Deadline:
         self.task = task
         self.base = task.cancelling()
         self.group = group
-        group.members.add(self)
+        group.members[self] = None
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
