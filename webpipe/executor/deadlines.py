@@ -11,7 +11,7 @@ next loop iteration) when the last one has left. What a task sees is what `async
 gives it, step by step: the timer cancels each member still inside; on leaving, a member
 that was cancelled by the timer takes that cancellation back (`Task.uncancel`) and raises
 `TimeoutError` when no other cancellation is pending, else the `CancelledError` goes on.
-`fetch` bounds each exchange the same way (a timeout of 5 s or more, such as its 30 s
+`fetch` bounds each exchange the same way (a timeout of 5 s or more, such as its 10 s
 default, ends on a whole second, so a fan-out's calls share one timer on any loop).
 `tests/executor/test_deadlines.py` runs the same scenarios under both and compares what
 happens. (On a loop whose clock differs at every call, such as the default asyncio loop,
