@@ -181,6 +181,8 @@ class WebpipeApp:
         self.max_body = max_body  # overrides `maxBodyBytes` when given
         self.reloader = reloader
         self.metrics = metrics
+        if metrics:  # from now on tasks are counted (`Metrics.served`)
+            METRICS.served = True
         METRICS.load()  # the client's import (~100 ms) at startup, not on a first request
         self._reload_task: asyncio.Task[None] | None = None
         self._jobs: RunningJobs | None = None

@@ -151,6 +151,34 @@ GET /deadline
     assert "/slow/2000" not in upstream.finished
 
 
+async def test_branches_sharing_a_deadline_are_each_cut_or_kept(
+        upstream: Upstream, client_for: MakeClient) -> None:
+    """30 slow and 30 quick branches start together with the same `@timeout`: their
+    deadlines share timers (executor/deadlines.py); the quick ones leave before it fires."""
+    slow = "\n".join(f"  |> fetch: `{upstream.base}/slow/2000` @async(s{i}) @timeout(150)"
+                     for i in range(30))
+    quick = "\n".join(f"  |> fetch: `{upstream.base}/slow/10` @async(q{i}) @timeout(150)"
+                      for i in range(30))
+    names = ", ".join([f"s{i}" for i in range(30)] + [f"q{i}" for i in range(30)])
+    client = client_for(f'''
+GET /shared
+{slow}
+{quick}
+  |> join: `{names}`
+  |> jq: `[.async | to_entries[] | .value.type // .value.data.response.slept] | group_by(.)
+          | map({{(.[0] | tostring): length}}) | add`
+''')
+    start = time.monotonic()
+    body = (await client.get("/shared")).json()
+    assert time.monotonic() - start < 1.5
+    assert body == {"timeout": 30, "10": 30}
+    for _ in range(100):  # the upstream sees the disconnects a moment later
+        if len([p for p in upstream.cancelled if p == "/slow/2000"]) == 30:
+            break
+        await asyncio.sleep(0.02)
+    assert upstream.cancelled.count("/slow/2000") == 30
+
+
 async def test_join_deadline_bounds_the_whole_wait(
         upstream: Upstream, client_for: MakeClient) -> None:
     client = client_for(f'''

@@ -33,10 +33,18 @@ def note_join(ctx: RequestContext, complete: bool) -> None:
 
 
 def status_of(results: dict[str, Any]) -> dict[str, Any]:
-    """`{complete, failed, timedOut}` of a collecting join's results (names in list order)."""
-    timed_out = [name for name, value in results.items() if _kind(value) == "timeout"]
-    failed = [name for name, value in results.items()
-              if is_failure(value) and name not in timed_out]
+    """`{complete, failed, timedOut}` of a collecting join's results (names in list order).
+    A value that is not an object is neither (one look at each value: this runs per branch)."""
+    timed_out: list[str] = []
+    failed: list[str] = []
+    for name, value in results.items():
+        if not isinstance(value, dict):
+            continue
+        kind = error_type(value)
+        if value.get("type") == "timeout" or kind == "timeout":
+            timed_out.append(name)
+        elif kind is not None or "error" in value:  # `is_failure`
+            failed.append(name)
     return {"complete": not failed and not timed_out, "failed": failed,
             "timedOut": timed_out}
 

@@ -195,14 +195,19 @@ async def _run_steps(body: Body, state: Any, env: Env, ctx: RequestContext,
 async def run_regular_step(step: Call, body: tuple[Compiled, ...], index: int,
                            out: Outcome, env: Env, ctx: RequestContext) -> bool:
     """Run one step, updating `out`; True when the body must end (a cache hit)."""
-    node = step.node
-    if node.tags is not None and not await gate_step(node.tags, out.state, env, ctx):
-        return False
+    expr = step.node.tags
+    if expr is not None:  # `gate_step` without its coroutine (every tagged step)
+        try:
+            runs = gate(expr, out.state, env, ctx)
+        except NeedsWorker:
+            runs = await resolving(lambda: gate(expr, out.state, env, ctx), env, ctx)
+        if not runs:
+            return False
     plan = step.plan
     tags = plan.tags
     pre = out.state
     if tags.async_name is not None or tags.background:
-        await ctx.tasks().defer_or_spawn(plan, pre, env, ctx)
+        ctx.tasks().defer_or_spawn(plan, pre, env, ctx)
         return False
     state, inserted = with_auto_name(plan, pre)
     target = tags.result_name or result_name(state)
@@ -322,7 +327,10 @@ async def run_task_step(plan: StepPlan, state: Any, env: Env, ctx: RequestContex
             raise HardError(plan.missing or "join cannot run as an async task",
                             span=plan.step.span)
         target = plan.tags.result_name
-        call = await call_resolved(plan, state, target, env, ctx)
+        try:  # `call_resolved`, without its coroutine (this runs once per `@async` branch)
+            call = step_call(plan, state, target, ctx)
+        except NeedsWorker:
+            call = await resolving(lambda: step_call(plan, state, target, ctx), env, ctx)
         result = sync_result(plan, state, call, ctx)
         if result is None:
             result = await invoke_middleware(plan, state, call, ctx)

@@ -25,6 +25,7 @@ from webpipe.syntax import nodes as n
 
 if TYPE_CHECKING:
     from webpipe.executor.compiled import Body
+    from webpipe.executor.process_tasks import TaskInfo
 
 SyncRun = Callable[[Any, object, StepCall], StepResult]
 PureRun = Callable[[Any, object, Any], Any]  # (state, prepared, ctx) -> value
@@ -86,6 +87,9 @@ class StepPlan:
     # the middleware's `run` when the step prepared cleanly and nothing shares or races the
     # call: a plain body awaits it directly, with the real invoker (`pipeline.run_awaited`)
     run_async: AsyncRun | None = None
+    # an `@async` step's task labels by route template, made at its first spawn from that
+    # route (a named pipeline's step runs under every route that calls it)
+    task_infos: dict[str, TaskInfo] = field(default_factory=dict)
 
 
 def task_tags(expr: n.TagExpr | None) -> TaskTags:

@@ -18,7 +18,7 @@ import logging
 import signal
 import time
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -65,9 +65,12 @@ class TaskInfo:
     name: str  # the declared task name; "" for a plain `@background` step
     kind: str  # "async" | "background" | "dedup" | "hedge" | "internal"
     location: str  # "app.wp:12"
+    label: str = field(init=False)  # "GET /a @async(t1) at app.wp:3": task name and logs
 
-    @property
-    def label(self) -> str:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", self._label())
+
+    def _label(self) -> str:
         if self.kind == "background":
             tag = f"@background @async({self.name})" if self.name else "@background"
         elif self.kind in ("dedup", "hedge"):
@@ -154,17 +157,13 @@ class ProcessTasks:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         entry = self.tasks.pop(task)
-        if task.cancelled():
-            outcome = entry.outcome or "cancelled"
-        elif task.exception() is not None:
-            outcome = "error"
+        if not task.cancelled() and task.exception() is not None:
             log.error("task %s crashed: %r", entry.info.label, task.exception())
-        else:
-            outcome = entry.outcome or classify(task.result())
         if entry.info.counted:
-            info = entry.info
-            METRICS.task(info.route, info.name, info.kind, outcome,
-                         time.monotonic() - entry.started)
+            if METRICS.served:  # the outcome is only counted (`Metrics.served`)
+                info = entry.info
+                METRICS.task(info.route, info.name, info.kind, outcome_of(task, entry),
+                              time.monotonic() - entry.started)
             del self._counted[task]
             self._gauges()
 
@@ -225,6 +224,15 @@ def _noting(owner: ProcessTasks, previous: Any) -> Any:
         previous(sig, frame)
 
     return handler
+
+
+def outcome_of(task: asyncio.Task[Any], entry: _Entry) -> str:
+    """How a finished task ended: what `mark()` recorded, else what its end says."""
+    if task.cancelled():
+        return entry.outcome or "cancelled"
+    if task.exception() is not None:
+        return "error"
+    return entry.outcome or classify(task.result())
 
 
 def classify(value: Any) -> str:

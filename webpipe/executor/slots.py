@@ -55,9 +55,12 @@ HELD: contextvars.ContextVar[Held | None] = contextvars.ContextVar("webpipe_held
                                                                  default=None)
 
 
-def task_context() -> contextvars.Context:
+def task_context() -> contextvars.Context | None:
     """The context a new task starts in: the spawner's, minus the spawner's slots (a task
-    never gives back slots it does not hold)."""
+    never gives back slots it does not hold); None when the spawner holds none (then the
+    spawner's as it is: `create_task` copies it)."""
+    if HELD.get() is None:
+        return None
     context = contextvars.copy_context()
     context.run(HELD.set, None)
     return context

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from webpipe.errors import HardError
 from webpipe.executor.background import end_request
+from webpipe.executor.deadlines import Deadline
 from webpipe.executor.fanin import first_join, note_join, status_of
 from webpipe.executor.pipeline import run_task_step
 from webpipe.executor.process_tasks import PROCESS_TASKS, TaskInfo
@@ -53,22 +54,23 @@ class TaskRegistry:
             self.slots = asyncio.Semaphore(cap)
         return self.slots
 
-    async def defer_or_spawn(self, plan: StepPlan, state: Any, env: Env,
-                             ctx: RequestContext) -> None:
+    def defer_or_spawn(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
+                       ) -> None:
         if plan.tags.background:
             self.background.append((plan, state))
             return
-        name = plan.tags.async_name or "task"
         child = ctx.fork()
-        child.adopt(TaskRegistry(slots=self.request_slots()))
+        slots = self.request_slots()
+        if slots is not None:  # else the task's own tasks make their registry when needed
+            child.adopt(TaskRegistry(slots=slots))
         if ctx.tracer is not None:
             child.tracer = ctx.tracer.task_forked("async", plan)
-        info = TaskInfo(ctx.route_label, name, "async", plan.location)
+        info = async_info(plan, ctx.route_label)
         task = PROCESS_TASKS.start(run_task(plan, state, env, child, info), info)
-        replaced = self.handles.get(name)
+        replaced = self.handles.get(info.name)
         if replaced is not None:
             watch_unjoined(*replaced, "replaced by a later @async of the same name")
-        self.handles[name] = task, info
+        self.handles[info.name] = task, info
 
     async def join(self, plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
                    ) -> StepResult:
@@ -91,8 +93,9 @@ class TaskRegistry:
         note_join(ctx, status["complete"])
         if failed is not None or late is not None:
             return StepResult(_failfast_envelope(plan, results, failed, late, merged))
-        rejected = next((n for n, v in results.items() if error_type(v) == "capacityError"),
-                        None)
+        # a rejected task's value is a failure: a complete join has none to look for
+        rejected = None if status["complete"] else next(
+            (n for n, v in results.items() if error_type(v) == "capacityError"), None)
         if rejected is not None:  # the task never ran: the join cannot give its result
             return StepResult(_failfast_envelope(plan, results, rejected, None, merged))
         return StepResult({"async": merged, "asyncStatus": status})
@@ -105,6 +108,15 @@ class TaskRegistry:
         for task, info in self.handles.values():
             watch_unjoined(task, info, "never joined")
         self.handles.clear()
+
+
+def async_info(plan: StepPlan, route: str) -> TaskInfo:
+    """The labels of `plan`'s tasks spawned from `route`, made once (at the first spawn)."""
+    info = plan.task_infos.get(route)
+    if info is None:
+        info = plan.task_infos[route] = TaskInfo(route, plan.tags.async_name or "task",
+                                                 "async", plan.location)
+    return info
 
 
 def watch_unjoined(task: asyncio.Task[Any], info: TaskInfo, why: str) -> None:
@@ -128,17 +140,19 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
     the task's deadline; then the task's own `@background` steps and un-joined tasks."""
     limits = PROCESS_TASKS.limits
     limit_ms = plan.tags.timeout_ms if plan.tags.timeout_ms is not None else limits.lifetime_ms
-    tasks = ctx.tasks()
+    tasks = ctx.existing_tasks()
     held = None
     value = None  # stays None when the task is cancelled (a join's deadline, shutdown)
     # a step bounding itself by its `@timeout` reports its own error (`retry.guard_grace`)
     grace_ms = guard_grace(plan) if plan.tags.timeout_ms is not None else 0
     try:
-        async with asyncio.timeout((limit_ms + grace_ms) / 1000):
-            slots = (tasks.slots, PROCESS_TASKS.global_slots())
+        with Deadline((limit_ms + grace_ms) / 1000):
+            own = tasks.slots if tasks is not None else None
+            slots = (own, PROCESS_TASKS.global_slots())
             if slots != (None, None):  # no caps: no slots to take (HELD stays None)
                 held = await take_slots(slots, limits.max_wait_ms)
-            value = await _attempts(plan, state, env, ctx)
+            value = await (_attempts(plan, state, env, ctx) if plan.tags.retry else
+                           run_task_step(plan, state, env, ctx))
     except TimeoutError:
         value = timeout_value(limit_ms)
         if plan.tags.timeout_ms is None:
@@ -152,14 +166,14 @@ async def run_task(plan: StepPlan, state: Any, env: Env, ctx: RequestContext,
             ctx.tracer.task_ended(value if value is not None else
                                   {"error": "cancelled",
                                    "type": PROCESS_TASKS.current_outcome() or "cancelled"})
-    end_request(ctx, env, 500 if is_failure(value) else 200)  # the task's end is its answer
+    if ctx.tracer is not None or ctx.existing_tasks() is not None:  # else nothing to end
+        end_request(ctx, env, 500 if is_failure(value) else 200)  # the task's end: its answer
     return value
 
 
 async def _attempts(plan: StepPlan, state: Any, env: Env, ctx: RequestContext) -> Any:
+    """The step with its `@retry(n)` retries (a task without retries runs the step itself)."""
     retries = plan.tags.retry or 0
-    if not retries:  # one attempt: what `retrying` would return, without its closure
-        return await run_task_step(plan, state, env, ctx)
     value, tries = await retrying(lambda: run_task_step(plan, state, env, ctx), retries)
     return with_attempts(value, tries) if retries and is_failure(value) else value
 

@@ -27,6 +27,7 @@ import aiohttp
 from yarl import URL
 
 from webpipe.errors import StepError
+from webpipe.executor.deadlines import Deadline
 from webpipe.middleware.base import (
     JSON,
     BaseMiddleware,
@@ -231,7 +232,8 @@ class FetchMiddleware(BaseMiddleware):
         progress = Progress(request.url)
         sent = f"error sending request for url ({request.url}): "
         try:
-            async with asyncio.timeout_at(deadline):  # the whole exchange, as aiohttp's total
+            # the whole exchange, as aiohttp's total (a fan-out's calls share one timer)
+            with Deadline(when=deadline):
                 got = await fast_fetch(client, target, progress, request.method,
                                        dict(request.headers or {}), request.body, cap,
                                        MAX_REDIRECTS)
