@@ -1,0 +1,483 @@
+"""A small, pure subset of Lua 5.4 compiled to Python at load (spec/lua.md "Compiled
+subset").
+
+`compile_chunk(source)` returns a function `run(request) -> JSON` for a chunk in the
+subset, or None. The subset: `local` declarations, assignment to locals and to fields of
+tables, numeric `for`, `while`, `repeat`, `if`, `do`, `break`, `return`, table
+constructors, `request.<name>...`, literals, arithmetic, comparisons, `and`/`or`/`not`,
+`..` and `#`. No function calls and no other globals: such a chunk is not compiled. The
+parser follows lparser.c's grammar and operator priorities and emits Python source
+directly, one Lua local to one Python local (renamed, so Lua's block scoping holds). The
+generated code calls `lua_ops`, which gives Lua's answer or raises `Fallback`; then the
+chunk runs in Lua from the start (it is pure: nothing has been written). Expressions
+have no side effects, so the order Python evaluates them in never shows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from webpipe.middleware import lua_ops
+from webpipe.middleware.lua_lex import NotInSubset, Token, tokens
+
+Run = Callable[[Any], Any]
+MAX_SOURCE = 16 * 1024  # longer chunks are not worth a Python function
+# lparser.c's priority table: (left, right)
+_BINARY = {"or": (1, 1), "and": (2, 2), "<": (3, 3), ">": (3, 3), "<=": (3, 3),
+           ">=": (3, 3), "~=": (3, 3), "==": (3, 3), "..": (9, 8), "+": (10, 10),
+           "-": (10, 10), "*": (11, 11), "/": (11, 11), "//": (11, 11), "%": (11, 11),
+           "^": (14, 13)}
+_UNARY_PRIORITY = 12
+_CALLS = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "//": "_idiv", "%": "_mod",
+          "^": "_pow", "==": "_eq", "<": "_lt", "<=": "_le"}
+_HELPERS: dict[str, Any] = {
+    "_add": lua_ops.add, "_sub": lua_ops.sub, "_mul": lua_ops.mul, "_div": lua_ops.div,
+    "_idiv": lua_ops.floor_div, "_mod": lua_ops.mod, "_pow": lua_ops.power,
+    "_neg": lua_ops.neg, "_eq": lua_ops.equal, "_lt": lua_ops.less,
+    "_le": lua_ops.less_equal, "_cat": lua_ops.concat, "_len": lua_ops.length,
+    "_idx": lua_ops.index, "_set": lua_ops.store, "_table": lua_ops.table,
+    "_for": lua_ops.for_range, "_spend": lua_ops.spend, "_jv": lua_ops.json_value,
+    "_out": lua_ops.to_json, "_WORK": lua_ops.WORK,
+}
+_BLOCK_END = ("else", "elseif", "end", "until", None)
+# a target of an assignment: ("local", python name) or ("index", object, key)
+Target = tuple[str, ...]
+
+
+def enabled() -> bool:
+    """`WEBPIPE_LUA_COMPILED=0` turns compiled chunks off (every run goes to Lua)."""
+    return os.environ.get("WEBPIPE_LUA_COMPILED", "1") != "0"
+
+
+def compile_chunk(source: str) -> Run | None:
+    """The chunk as a Python function, or None when it is not in the subset."""
+    if len(source) > MAX_SOURCE:
+        return None
+    toks = tokens(source)
+    if toks is None:
+        return None
+    compiler = Compiler(toks)
+    try:
+        compiler.chunk()
+        code = compile("\n".join(compiler.lines) + "\n", "<lua>", "exec")
+    except (NotInSubset, SyntaxError, RecursionError, MemoryError):
+        return None
+    namespace = dict(_HELPERS)
+    exec(code, namespace)  # our own generated source (see Compiler)
+    run: Run = namespace["_run"]
+    return run
+
+
+class Compiler:
+    """Recursive descent over the tokens, writing the Python function's lines."""
+
+    def __init__(self, toks: list[Token]) -> None:
+        self.toks, self.pos = toks, 0
+        self.lines: list[str] = []
+        self.depth = 1
+        self.scopes: list[dict[str, str]] = []
+        self.count = 0
+        self.loops = 0
+
+    # -- tokens ---------------------------------------------------------------------
+    def peek(self) -> Token:
+        return self.toks[self.pos]
+
+    def at(self, value: object) -> bool:
+        tok = self.toks[self.pos]
+        return tok.kind in ("op", "keyword") and tok.value == value
+
+    def take(self) -> Token:
+        tok = self.toks[self.pos]
+        self.pos += 1
+        return tok
+
+    def expect(self, value: object) -> None:
+        if not self.at(value):
+            raise NotInSubset
+        self.pos += 1
+
+    def name(self) -> str:
+        tok = self.take()
+        if tok.kind != "name":
+            raise NotInSubset
+        return str(tok.value)
+
+    # -- output ---------------------------------------------------------------------
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    def fresh(self, hint: str = "t") -> str:
+        self.count += 1
+        return f"_{hint}{self.count}"
+
+    @contextmanager
+    def block(self, header: str | None = None) -> Iterator[None]:
+        """A nested Python block (when `header` is given) and a Lua scope."""
+        if header is not None:
+            self.emit(header)
+            self.depth += 1
+        mark = len(self.lines)
+        self.scopes.append({})
+        yield
+        self.scopes.pop()
+        if header is not None:
+            if len(self.lines) == mark:
+                self.emit("pass")
+            self.depth -= 1
+
+    def declare(self, name: str) -> str:
+        python = f"L{self.count + 1}_{name}"
+        self.count += 1
+        self.scopes[-1][name] = python
+        return python
+
+    def lookup(self, name: str) -> str:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        if name == "request":
+            return "R"
+        raise NotInSubset  # any other global: a library, a flag function, a nil...
+
+    # -- chunk and statements -------------------------------------------------------
+    def chunk(self) -> None:
+        self.lines.append("def _run(request):")
+        self.emit("R = _jv(request)")
+        self.emit("_w = [_WORK]")
+        with self.block():
+            self.statements()
+        if self.peek().kind != "eof":
+            raise NotInSubset
+        self.emit("return None")
+
+    def statements(self) -> None:
+        while True:
+            tok = self.peek()
+            if tok.kind == "eof" or (tok.kind == "keyword" and tok.value in _BLOCK_END):
+                return
+            if self.at("return"):
+                self.return_statement()
+                return
+            self.statement()
+
+    def statement(self) -> None:
+        tok = self.peek()
+        handler = _STATEMENTS.get(str(tok.value)) if tok.kind in ("keyword", "op") else None
+        if handler is not None:
+            self.pos += 1
+            handler(self)
+        elif tok.kind == "keyword":
+            raise NotInSubset  # function, goto...
+        else:
+            self.assignment()
+
+    def empty(self) -> None:
+        pass
+
+    def return_statement(self) -> None:
+        self.expect("return")
+        values = [] if self.peek().kind == "eof" or self.at(";") or self.block_ends() \
+            else self.expressions()
+        if self.at(";"):
+            self.pos += 1
+        if not self.block_ends():
+            raise NotInSubset
+        if not values:
+            self.emit("return None")
+            return
+        for extra in values[1:]:  # evaluated for their errors only
+            self.emit(f"_ = {extra}")
+        self.emit(f"return _out({values[0]})")
+
+    def block_ends(self) -> bool:
+        tok = self.peek()
+        return tok.kind == "eof" or (tok.kind == "keyword" and tok.value in _BLOCK_END)
+
+    def local(self) -> None:
+        if self.at("function"):
+            raise NotInSubset
+        names = [self.name()]
+        while self.at(","):
+            self.pos += 1
+            names.append(self.name())
+        if self.at("<"):
+            raise NotInSubset  # <const>, <close>
+        values: list[str] = []
+        if self.at("="):
+            self.pos += 1
+            values = self.expressions()
+        temps = self.settle(values, len(names))
+        for name, value in zip(names, temps, strict=True):
+            self.emit(f"{self.declare(name)} = {value}")
+
+    def settle(self, values: list[str], count: int) -> list[str]:
+        """`count` value codes (nil-padded); extra values are evaluated, and with more
+        than one target the values go to temporaries first (Lua assigns after
+        evaluating them all)."""
+        for extra in values[count:]:
+            self.emit(f"_ = {extra}")
+        values = values[:count] + ["None"] * (count - len(values))
+        if count == 1:
+            return values
+        temps = []
+        for value in values:
+            temp = self.fresh()
+            self.emit(f"{temp} = {value}")
+            temps.append(temp)
+        return temps
+
+    def assignment(self) -> None:
+        targets = [self.target()]
+        while self.at(","):
+            self.pos += 1
+            targets.append(self.target())
+        self.expect("=")
+        if sum(1 for t in targets if t[0] == "index") > 1:
+            raise NotInSubset  # the order of stores to aliased tables is Lua's
+        fixed: list[Target] = []
+        for target in targets:  # a store's table and key before any assignment
+            if target[0] == "index" and len(targets) > 1:
+                obj, key = self.fresh(), self.fresh()
+                self.emit(f"{obj} = {target[1]}")
+                self.emit(f"{key} = {target[2]}")
+                target = ("index", obj, key)
+            fixed.append(target)
+        values = self.settle(self.expressions(), len(targets))
+        for target, value in zip(fixed, values, strict=True):
+            if target[0] == "local":
+                self.emit(f"{target[1]} = {value}")
+            else:
+                self.emit(f"_set({target[1]}, {target[2]}, {value}, _w)")
+
+    def target(self) -> Target:
+        code, target = self.suffixed()
+        if target is None or target == ("local", "R"):
+            raise NotInSubset  # a call statement, or assigning a global
+        return target
+
+    def if_statement(self) -> None:
+        cond = self.condition()
+        self.expect("then")
+        with self.block(f"if {cond}:"):
+            self.statements()
+        while self.at("elseif"):
+            self.pos += 1
+            cond = self.condition()
+            self.expect("then")
+            with self.block(f"elif {cond}:"):
+                self.statements()
+        if self.at("else"):
+            self.pos += 1
+            with self.block("else:"):
+                self.statements()
+        self.expect("end")
+
+    def while_statement(self) -> None:
+        self.emit("while True:")
+        self.depth += 1
+        self.emit("_spend(_w, 1)")
+        self.emit(f"if not ({self.condition()}):")
+        self.emit("    break")
+        self.depth -= 1
+        self.expect("do")
+        self.loop_body("end")
+
+    def loop_body(self, closing: str) -> None:
+        self.loops += 1
+        self.depth += 1
+        with self.block():
+            self.statements()
+            self.expect(closing)
+        self.depth -= 1
+        self.loops -= 1
+
+    def repeat_statement(self) -> None:
+        self.emit("while True:")
+        self.depth += 1
+        self.emit("_spend(_w, 1)")
+        self.loops += 1
+        with self.block():  # `until` sees the body's locals
+            self.statements()
+            self.expect("until")
+            self.emit(f"if {self.condition()}:")
+            self.emit("    break")
+        self.loops -= 1
+        self.depth -= 1
+
+    def for_statement(self) -> None:
+        var = self.name()
+        if not self.at("="):
+            raise NotInSubset  # the generic `for ... in` calls an iterator
+        self.pos += 1
+        start = self.expression()
+        self.expect(",")
+        limit = self.expression()
+        step = "1"
+        if self.at(","):
+            self.pos += 1
+            step = self.expression()
+        self.expect("do")
+        self.scopes.append({})
+        python = self.declare(var)
+        self.emit(f"for {python} in _for({start}, {limit}, {step}, _w):")
+        self.loop_body("end")
+        self.scopes.pop()
+
+    def do_statement(self) -> None:
+        with self.block():
+            self.statements()
+        self.expect("end")
+
+    def break_statement(self) -> None:
+        if not self.loops:
+            raise NotInSubset
+        self.emit("break")
+
+    # -- expressions ----------------------------------------------------------------
+    def expressions(self) -> list[str]:
+        values = [self.expression()]
+        while self.at(","):
+            self.pos += 1
+            values.append(self.expression())
+        return values
+
+    def expression(self) -> str:
+        return self.subexpression(0)[0]
+
+    def condition(self) -> str:
+        code, is_bool = self.subexpression(0)
+        return code if is_bool else self.truth(code)
+
+    def truth(self, code: str) -> str:
+        temp = self.fresh()
+        return f"(({temp} := {code}) is not None and {temp} is not False)"
+
+    def subexpression(self, limit: int) -> tuple[str, bool]:
+        """lparser.c's `subexpr`: the code and whether it is a Python bool."""
+        tok = self.peek()
+        if tok.kind in ("op", "keyword") and tok.value in ("not", "-", "#"):
+            self.pos += 1
+            operand, is_bool = self.subexpression(_UNARY_PRIORITY)
+            left, left_bool = self.unary(str(tok.value), operand, is_bool)
+        else:
+            left, left_bool = self.simple(), False
+        while True:
+            tok = self.peek()
+            op = str(tok.value) if tok.kind in ("op", "keyword") else ""
+            if op in ("&", "|", "~", "<<", ">>"):
+                raise NotInSubset
+            priority = _BINARY.get(op)
+            if priority is None or priority[0] <= limit:
+                return left, left_bool
+            self.pos += 1
+            right, right_bool = self.subexpression(priority[1])
+            left, left_bool = self.binary(op, left, left_bool, right, right_bool)
+
+    def unary(self, op: str, operand: str, is_bool: bool) -> tuple[str, bool]:
+        if op == "not":
+            if is_bool:
+                return f"(not {operand})", True
+            temp = self.fresh()
+            return f"(({temp} := {operand}) is None or {temp} is False)", True
+        if op == "#":
+            return f"_len({operand})", False
+        return f"_neg({operand})", False
+
+    def binary(self, op: str, left: str, left_bool: bool, right: str,
+               right_bool: bool) -> tuple[str, bool]:
+        both = left_bool and right_bool
+        if op in ("and", "or"):
+            if left_bool:  # a real bool: Python's and/or give Lua's values
+                return f"({left} {op} {right})", both
+            temp = self.fresh()
+            test = f"(({temp} := {left}) is not None and {temp} is not False)"
+            if op == "and":
+                return f"({right} if {test} else {temp})", False
+            return f"({temp} if {test} else {right})", False
+        if op == "..":
+            return f"_cat({left}, {right}, _w)", False
+        if op == "~=":
+            return f"(not _eq({left}, {right}))", True
+        if op in (">", ">="):  # a > b is b < a (pure operands: the order never shows)
+            return f"{_CALLS['<' if op == '>' else '<=']}({right}, {left})", True
+        return f"{_CALLS[op]}({left}, {right})", op in ("==", "<", "<=")
+
+    def simple(self) -> str:
+        tok = self.peek()
+        if tok.kind == "number" or tok.kind == "string":
+            self.pos += 1
+            return repr(tok.value)
+        if tok.kind == "keyword" and tok.value in ("nil", "true", "false"):
+            self.pos += 1
+            return {"nil": "None", "true": "True", "false": "False"}[str(tok.value)]
+        if self.at("{"):
+            return self.constructor()
+        if tok.kind == "keyword" or self.at("..."):
+            raise NotInSubset  # function literals, varargs
+        return self.suffixed()[0]
+
+    def suffixed(self) -> tuple[str, Target | None]:
+        """A name or parenthesised expression and its `.name` / `[key]` suffixes."""
+        if self.at("("):
+            self.pos += 1
+            code, target = f"({self.expression()})", None
+            self.expect(")")
+        else:
+            code = self.lookup(self.name())
+            target = ("local", code)
+        while True:
+            if self.at("."):
+                self.pos += 1
+                key = repr(self.name())
+            elif self.at("["):
+                self.pos += 1
+                key = self.expression()
+                self.expect("]")
+            elif self.at("(") or self.at(":") or self.at("{") or \
+                    self.peek().kind == "string":
+                raise NotInSubset  # a call
+            else:
+                return code, target
+            target = ("index", code, key)
+            code = f"_idx({code}, {key})"
+
+    def constructor(self) -> str:
+        self.expect("{")
+        items: list[str] = []
+        fields: list[str] = []
+        computed = False
+        while not self.at("}"):
+            if self.at("["):
+                self.pos += 1
+                key = self.expression()
+                self.expect("]")
+                self.expect("=")
+                fields.append(f"({key}, {self.expression()})")
+                computed = True
+            elif self.peek().kind == "name" and self.toks[self.pos + 1].value == "=" \
+                    and self.toks[self.pos + 1].kind == "op":
+                key = repr(self.name())
+                self.pos += 1
+                fields.append(f"({key}, {self.expression()})")
+            else:
+                items.append(self.expression())
+            if not (self.at(",") or self.at(";")):
+                break
+            self.pos += 1
+        self.expect("}")
+        if computed and items:
+            raise NotInSubset  # see lua_ops.table
+        return f"_table(_w, ({''.join(i + ', ' for i in items)}), " \
+               f"({''.join(f + ', ' for f in fields)}))"
+
+
+_STATEMENTS: dict[str, Callable[[Compiler], None]] = {
+    ";": Compiler.empty, "local": Compiler.local, "if": Compiler.if_statement,
+    "while": Compiler.while_statement, "repeat": Compiler.repeat_statement,
+    "for": Compiler.for_statement, "do": Compiler.do_statement,
+    "break": Compiler.break_statement,
+}
