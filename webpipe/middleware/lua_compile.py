@@ -289,9 +289,12 @@ class Compiler:
     def loop_body(self, closing: str) -> None:
         self.loops += 1
         self.depth += 1
+        mark = len(self.lines)
         with self.block():
             self.statements()
             self.expect(closing)
+        if len(self.lines) == mark:
+            self.emit("pass")
         self.depth -= 1
         self.loops -= 1
 

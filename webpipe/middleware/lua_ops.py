@@ -27,7 +27,7 @@ WORK = 2048
 # values `to_json` walks (a returned request body can be big) before handing over
 MAX_NODES = 4096
 _SPACE = "[ \t\n\v\f\r]*"
-_INT_TEXT = re.compile(f"{_SPACE}[-+]?[0-9]{{1,18}}{_SPACE}")
+_INT_TEXT = re.compile(f"{_SPACE}[-+]?[0-9]+{_SPACE}")
 _FLOAT_TEXT = re.compile(
     f"{_SPACE}[-+]?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][-+]?[0-9]+)?{_SPACE}")
 _INTEGRAL_TEXT = re.compile("[-0-9]*")
@@ -181,8 +181,13 @@ def number(value: Value) -> int | float:
     if kind is int or kind is float:
         return value  # type: ignore[no-any-return]
     if kind is str:
+        if len(value) > 200:
+            raise Fallback  # no number is that long; int() of it would cost
         if _INT_TEXT.fullmatch(value):
-            return int(value)
+            whole = int(value)
+            if MIN_INTEGER <= whole <= MAX_INTEGER:
+                return whole
+            return float(value)  # l_str2int refuses it, l_str2d reads it
         if _FLOAT_TEXT.fullmatch(value):
             return float(value)  # strtod and Python both round correctly
     raise Fallback
@@ -205,6 +210,10 @@ def sub(a: Value, b: Value) -> Value:
     a, b = number(a), number(b)
     if type(a) is int and type(b) is int:
         return _integer(a - b)
+    if a == 0 and b == 0 and type(b) is int:
+        # Lua compiles `x - 0` (a constant) as `x + 0` (OP_ADDI): -0.0 - 0 is then 0.0,
+        # but `x - y` with y = 0 is -0.0; which one this is shows only in the source
+        raise Fallback
     return float(a) - float(b)
 
 
@@ -259,7 +268,7 @@ def mod(a: Value, b: Value) -> Value:
         result = math.fmod(x, y)
     except ValueError:
         raise Fallback from None
-    if (y < 0) if result > 0 else (result < 0 and y != result):  # luai_nummod
+    if (y < 0) if result > 0 else (result < 0 and y > 0):  # luai_nummod: signs differ
         result += y
     return result
 
