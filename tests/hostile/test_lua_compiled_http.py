@@ -20,10 +20,12 @@ config limits {
 }
 
 GET /lua/:n
-  |> lua: `local out = {} for i = 1, request.params.n do out[i] = i * i end return { squares = out }`
+  |> lua: `local out = {} for i = 1, request.params.n do out[i] = i * i end
+    return { squares = out }`
 
 GET /record/:n
-  |> lua: `return { id = request.params.n, name = 'item ' .. request.params.n, price = request.params.n * 1.25, tags = { 'a', 'b' }, none = {} }`
+  |> lua: `return { id = request.params.n, name = 'item ' .. request.params.n,
+    price = request.params.n * 1.25, tags = { 'a', 'b' }, none = {} }`
 
 GET /spin/:n
   |> lua: `local i = 0 while i < request.params.n do i = i + 0 end return i`

@@ -60,7 +60,8 @@ def check(state: LuaState, source: str, request: Any = None) -> str:
     return ours[0]
 
 
-REQUEST = {"params": {"n": "5", "id": "42", "f": "2.5", "neg": "-3", "word": "abc", "max": "9223372036854775807",
+REQUEST = {"params": {"n": "5", "id": "42", "f": "2.5", "neg": "-3", "word": "abc",
+                      "max": "9223372036854775807",
                       "min": "-9223372036854775808", "over": "9223372036854775808",
                       "sp": " 7 ", "exp": "1e2", "hex": "0x10", "big": "99999999999999999999"},
            "query": {"a": 1, "b": 2.5, "t": True, "z": None, "big": 2**63, "u": "héllo ☃",
@@ -100,7 +101,8 @@ ANSWERED = [
     "return 1 and nil or 3", "return (1 < 2) and 'y' or 'n'", "return 1 < 2 and 2 < 3",
     "return 'a' .. 'b'", "return 'n' .. 1", "return 1 .. 2", "return 'f' .. 1.5",
     "return 'f' .. 2.0", "return 'f' .. -0.0", "return 'f' .. 1e15", "return 'f' .. 1e14",
-    "return 'f' .. 2^63", "return 'f' .. 0.1", "return 'f' .. 1/3", "return 'f' .. 123456789012345678",
+    "return 'f' .. 2^63", "return 'f' .. 0.1", "return 'f' .. 1/3",
+    "return 'f' .. 123456789012345678",
     "return #'abc'", "return #'héllo'", "return #''", "return #{}", "return #{1, 2}",
     "local x = 1 do local x = 2 end return x", "local x = 1 local x = x + 1 return x",
     "local a, b, c = 1, 2 return {a, b, c}", "local a, b = 1, 2, nil return a + b",
@@ -115,7 +117,8 @@ ANSWERED = [
     "local s = 0 for i = 1, -1e300 do s = s + i end return s",
     "local s = 0 for i = 9223372036854775806, 1e300 do s = s + 1 end return s",
     "local s = 0 for i = -9223372036854775807, -1e300, -1 do s = s + 1 end return s",
-    "local s = 0 for i = 1, 3 do for j = 1, 3 do if j == 2 then break end s = s + j end end return s",
+    "local s = 0 for i = 1, 3 do for j = 1, 3 do if j == 2 then break end s = s + j end end "
+    "return s",
     "local i = 0 while i < 10 do i = i + 1 end return i",
     "local i = 0 while true do i = i + 1 if i >= 7 then break end end return i",
     "local x = 0 repeat local y = x x = x + 1 until y >= 3 return x",
@@ -130,10 +133,12 @@ ANSWERED = [
 ]
 ANSWERED_WITH_REQUEST = [
     "return request.params.n", "return request.params.n + 1", "return request.params.f * 2",
-    "return request.params.neg - 1", "return request.params.sp + 0", "return request.params.exp + 0",
+    "return request.params.neg - 1", "return request.params.sp + 0",
+    "return request.params.exp + 0",
     "return request.params.n .. '!'", "return #request.params.word",
     "return request.params.missing", "return request.params.big + 1", "return #request",
-    "return request.params.max + 0", "return request.params.min + 0", "return request.params.over + 0", "return request.query.a + request.query.b",
+    "return request.params.max + 0", "return request.params.min + 0",
+    "return request.params.over + 0", "return request.query.a + request.query.b",
     "return request.query.t", "return request.query.z", "return request.query.u",
     "return #request.query.u", "return request.query.list", "return #request.query.list",
     "return request.query.list[2]", "return request.query.list[2.0]",
@@ -146,7 +151,8 @@ ANSWERED_WITH_REQUEST = [
     "local s = 0 for i = 1, request.params.f do s = s + i end return s",
     "local s = 0 for i = 1, request.params.sp do s = s + i end return s",
     "local s = 0 for i = 1, request.query.b do s = s + i end return s",
-    "return {method = request.method, n = request.params.n * 1, name = 'item ' .. request.params.id}",
+    "return {method = request.method, n = request.params.n * 1, "
+    "name = 'item ' .. request.params.id}",
     "local p = request.params return {p.n, p.id}",
     "local request = {params = {n = 1}} return request.params.n",
 ]
@@ -169,7 +175,8 @@ FALLS_BACK = [
     "local s = 0 for i = 1, nil do s = s + i end return s",
     f"local s = 0 for i = 1, {WORK + 1} do s = s + i end return s",
     "while true do end", "local i = 0 repeat i = i + 1 until false return i",
-    "local s = '' for i = 1, 500 do s = s .. 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' end return #s",
+    "local s = '' for i = 1, 500 do s = s .. string_of_64 end return #s".replace(
+        "string_of_64", repr("x" * 64)),
     "local t = {} for i = 1, 25 do t = {t} end return t",
     "local t = {} t.self = t return t", "return {[1.5] = 'a', ['1.5'] = 'b'}",
     "return {[1] = 'int', ['1'] = 'str'}",
@@ -247,7 +254,8 @@ def expressions(names: list[str]) -> st.SearchStrategy[str]:
 
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         return st.one_of(
-            st.tuples(inner, st.sampled_from(BINARY), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(inner, st.sampled_from(BINARY), inner).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"),
             st.tuples(st.sampled_from(["-", "not", "#"]), inner).map(lambda t: f"({t[0]} {t[1]})"),
             st.lists(inner, max_size=3).map(lambda items: "{" + ", ".join(items) + "}"),
             st.tuples(inner, inner).map(lambda t: f"{{k = {t[0]}, [{t[1]}] = 1}}"),

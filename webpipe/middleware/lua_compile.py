@@ -254,7 +254,7 @@ class Compiler:
                 self.emit(f"_set({target[1]}, {target[2]}, {value}, _w)")
 
     def target(self) -> Target:
-        code, target = self.suffixed()
+        target = self.suffixed()[1]
         if target is None or target == ("local", "R"):
             raise NotInSubset  # a call statement, or assigning a global
         return target
@@ -425,6 +425,7 @@ class Compiler:
 
     def suffixed(self) -> tuple[str, Target | None]:
         """A name or parenthesised expression and its `.name` / `[key]` suffixes."""
+        target: Target | None
         if self.at("("):
             self.pos += 1
             code, target = f"({self.expression()})", None

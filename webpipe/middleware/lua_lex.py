@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 MAX_INTEGER = 2**63 - 1
 
-KEYWORDS = frozenset(
-    "and break do else elseif end false for function goto if in local nil not or "
-    "repeat return then true until while".split())
+KEYWORDS = frozenset((
+    "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
+    "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"))
 
 _SPACE = re.compile(r"(?:[ \t\r\n\v\f]+|--(?!\[=*\[)[^\n]*)+")
 _LONG_OPEN = re.compile(r"(?:--)?\[(=*)\[")
@@ -127,7 +127,8 @@ def _long_bracket(source: str, pos: int, level: int) -> tuple[str, int]:
 
 
 def _short_string(source: str, pos: int) -> tuple[Token, int]:
-    quote, i, parts = source[pos], pos + 1, []
+    quote, i = source[pos], pos + 1
+    parts: list[str] = []
     while True:
         if i >= len(source) or source[i] in "\r\n":
             raise NotInSubset

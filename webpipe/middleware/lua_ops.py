@@ -313,7 +313,7 @@ def text(value: Value) -> str:
     if kind is int:
         return str(value)
     if kind is float and math.isfinite(value):
-        written = "%.14g" % value
+        written = format(value, ".14g")  # what "%.14g" writes
         return written + ".0" if _INTEGRAL_TEXT.fullmatch(written) else written
     raise Fallback
 
