@@ -7,32 +7,25 @@ tables, numeric `for`, `while`, `repeat`, `if`, `do`, `break`, `return`, table
 constructors, `request.<name>...`, literals, arithmetic, comparisons, `and`/`or`/`not`,
 `..` and `#`. No function calls and no other globals: such a chunk is not compiled. The
 parser follows lparser.c's grammar and operator priorities and emits Python source
-directly, one Lua local to one Python local (renamed, so Lua's block scoping holds). The
-generated code calls `lua_ops`, which gives Lua's answer or raises `Fallback`; then the
-chunk runs in Lua from the start (it is pure: nothing has been written). Expressions
-have no side effects, so the order Python evaluates them in never shows.
+directly (`lua_expr.Emitter` for expressions, `Compiler` here for statements), one Lua
+local to one Python local (renamed, so Lua's block scoping holds). The generated code
+calls `lua_ops`, which gives Lua's answer or raises `Fallback`; then the chunk runs in Lua
+from the start (it is pure: nothing has been written). Loops spend from one work budget
+(`lua_ops.WORK`), so a compiled run stays well inside the inline tier's bounds.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from webpipe.middleware import lua_ops
-from webpipe.middleware.lua_lex import NotInSubset, Token, tokens
+from webpipe.middleware.lua_expr import Emitter, Target
+from webpipe.middleware.lua_lex import NotInSubset, tokens
 
 Run = Callable[[Any], Any]
 MAX_SOURCE = 16 * 1024  # longer chunks are not worth a Python function
-# lparser.c's priority table: (left, right)
-_BINARY = {"or": (1, 1), "and": (2, 2), "<": (3, 3), ">": (3, 3), "<=": (3, 3),
-           ">=": (3, 3), "~=": (3, 3), "==": (3, 3), "..": (9, 8), "+": (10, 10),
-           "-": (10, 10), "*": (11, 11), "/": (11, 11), "//": (11, 11), "%": (11, 11),
-           "^": (14, 13)}
-_UNARY_PRIORITY = 12
-_CALLS = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "//": "_idiv", "%": "_mod",
-          "^": "_pow", "==": "_eq", "<": "_lt", "<=": "_le"}
 _HELPERS: dict[str, Any] = {
     "_add": lua_ops.add, "_sub": lua_ops.sub, "_mul": lua_ops.mul, "_div": lua_ops.div,
     "_idiv": lua_ops.floor_div, "_mod": lua_ops.mod, "_pow": lua_ops.power,
@@ -42,9 +35,6 @@ _HELPERS: dict[str, Any] = {
     "_for": lua_ops.for_range, "_spend": lua_ops.spend, "_jv": lua_ops.json_value,
     "_out": lua_ops.to_json, "_WORK": lua_ops.WORK,
 }
-_BLOCK_END = ("else", "elseif", "end", "until", None)
-# a target of an assignment: ("local", python name) or ("index", object, key)
-Target = tuple[str, ...]
 
 
 def enabled() -> bool:
@@ -71,79 +61,12 @@ def compile_chunk(source: str) -> Run | None:
     return run
 
 
-class Compiler:
-    """Recursive descent over the tokens, writing the Python function's lines."""
+_BLOCK_END = ("else", "elseif", "end", "until", None)
 
-    def __init__(self, toks: list[Token]) -> None:
-        self.toks, self.pos = toks, 0
-        self.lines: list[str] = []
-        self.depth = 1
-        self.scopes: list[dict[str, str]] = []
-        self.count = 0
-        self.loops = 0
 
-    # -- tokens ---------------------------------------------------------------------
-    def peek(self) -> Token:
-        return self.toks[self.pos]
+class Compiler(Emitter):
+    """Recursive descent over the statements, writing the Python function's lines."""
 
-    def at(self, value: object) -> bool:
-        tok = self.toks[self.pos]
-        return tok.kind in ("op", "keyword") and tok.value == value
-
-    def take(self) -> Token:
-        tok = self.toks[self.pos]
-        self.pos += 1
-        return tok
-
-    def expect(self, value: object) -> None:
-        if not self.at(value):
-            raise NotInSubset
-        self.pos += 1
-
-    def name(self) -> str:
-        tok = self.take()
-        if tok.kind != "name":
-            raise NotInSubset
-        return str(tok.value)
-
-    # -- output ---------------------------------------------------------------------
-    def emit(self, line: str) -> None:
-        self.lines.append("    " * self.depth + line)
-
-    def fresh(self, hint: str = "t") -> str:
-        self.count += 1
-        return f"_{hint}{self.count}"
-
-    @contextmanager
-    def block(self, header: str | None = None) -> Iterator[None]:
-        """A nested Python block (when `header` is given) and a Lua scope."""
-        if header is not None:
-            self.emit(header)
-            self.depth += 1
-        mark = len(self.lines)
-        self.scopes.append({})
-        yield
-        self.scopes.pop()
-        if header is not None:
-            if len(self.lines) == mark:
-                self.emit("pass")
-            self.depth -= 1
-
-    def declare(self, name: str) -> str:
-        python = f"L{self.count + 1}_{name}"
-        self.count += 1
-        self.scopes[-1][name] = python
-        return python
-
-    def lookup(self, name: str) -> str:
-        for scope in reversed(self.scopes):
-            if name in scope:
-                return scope[name]
-        if name == "request":
-            return "R"
-        raise NotInSubset  # any other global: a library, a flag function, a nil...
-
-    # -- chunk and statements -------------------------------------------------------
     def chunk(self) -> None:
         self.lines.append("def _run(request):")
         self.emit("R = _jv(request)")
@@ -341,144 +264,6 @@ class Compiler:
         self.emit("break")
 
     # -- expressions ----------------------------------------------------------------
-    def expressions(self) -> list[str]:
-        values = [self.expression()]
-        while self.at(","):
-            self.pos += 1
-            values.append(self.expression())
-        return values
-
-    def expression(self) -> str:
-        return self.subexpression(0)[0]
-
-    def condition(self) -> str:
-        code, is_bool = self.subexpression(0)
-        return code if is_bool else self.truth(code)
-
-    def truth(self, code: str) -> str:
-        temp = self.fresh()
-        return f"(({temp} := {code}) is not None and {temp} is not False)"
-
-    def subexpression(self, limit: int) -> tuple[str, bool]:
-        """lparser.c's `subexpr`: the code and whether it is a Python bool."""
-        tok = self.peek()
-        if tok.kind in ("op", "keyword") and tok.value in ("not", "-", "#"):
-            self.pos += 1
-            operand, is_bool = self.subexpression(_UNARY_PRIORITY)
-            left, left_bool = self.unary(str(tok.value), operand, is_bool)
-        else:
-            left, left_bool = self.simple(), False
-        while True:
-            tok = self.peek()
-            op = str(tok.value) if tok.kind in ("op", "keyword") else ""
-            if op in ("&", "|", "~", "<<", ">>"):
-                raise NotInSubset
-            priority = _BINARY.get(op)
-            if priority is None or priority[0] <= limit:
-                return left, left_bool
-            self.pos += 1
-            right, right_bool = self.subexpression(priority[1])
-            left, left_bool = self.binary(op, left, left_bool, right, right_bool)
-
-    def unary(self, op: str, operand: str, is_bool: bool) -> tuple[str, bool]:
-        if op == "not":
-            if is_bool:
-                return f"(not {operand})", True
-            temp = self.fresh()
-            return f"(({temp} := {operand}) is None or {temp} is False)", True
-        if op == "#":
-            return f"_len({operand})", False
-        return f"_neg({operand})", False
-
-    def binary(self, op: str, left: str, left_bool: bool, right: str,
-               right_bool: bool) -> tuple[str, bool]:
-        both = left_bool and right_bool
-        if op in ("and", "or"):
-            if left_bool:  # a real bool: Python's and/or give Lua's values
-                return f"({left} {op} {right})", both
-            temp = self.fresh()
-            test = f"(({temp} := {left}) is not None and {temp} is not False)"
-            if op == "and":
-                return f"({right} if {test} else {temp})", False
-            return f"({temp} if {test} else {right})", False
-        if op == "..":
-            return f"_cat({left}, {right}, _w)", False
-        if op == "~=":
-            return f"(not _eq({left}, {right}))", True
-        if op in (">", ">="):  # a > b is b < a (pure operands: the order never shows)
-            return f"{_CALLS['<' if op == '>' else '<=']}({right}, {left})", True
-        return f"{_CALLS[op]}({left}, {right})", op in ("==", "<", "<=")
-
-    def simple(self) -> str:
-        tok = self.peek()
-        if tok.kind == "number" or tok.kind == "string":
-            self.pos += 1
-            return repr(tok.value)
-        if tok.kind == "keyword" and tok.value in ("nil", "true", "false"):
-            self.pos += 1
-            return {"nil": "None", "true": "True", "false": "False"}[str(tok.value)]
-        if self.at("{"):
-            return self.constructor()
-        if tok.kind == "keyword" or self.at("..."):
-            raise NotInSubset  # function literals, varargs
-        return self.suffixed()[0]
-
-    def suffixed(self) -> tuple[str, Target | None]:
-        """A name or parenthesised expression and its `.name` / `[key]` suffixes."""
-        target: Target | None
-        if self.at("("):
-            self.pos += 1
-            code, target = f"({self.expression()})", None
-            self.expect(")")
-        else:
-            code = self.lookup(self.name())
-            target = ("local", code)
-        while True:
-            if self.at("."):
-                self.pos += 1
-                key = repr(self.name())
-            elif self.at("["):
-                self.pos += 1
-                key = self.expression()
-                self.expect("]")
-            elif self.at("(") or self.at(":") or self.at("{") or \
-                    self.peek().kind == "string":
-                raise NotInSubset  # a call
-            else:
-                return code, target
-            target = ("index", code, key)
-            code = f"_idx({code}, {key})"
-
-    def constructor(self) -> str:
-        self.expect("{")
-        items: list[str] = []
-        fields: list[str] = []
-        computed = False
-        while not self.at("}"):
-            if self.at("["):
-                self.pos += 1
-                key = self.expression()
-                self.expect("]")
-                self.expect("=")
-                fields.append(f"({key}, {self.expression()})")
-                computed = True
-            elif self.peek().kind == "name" and self.toks[self.pos + 1].value == "=" \
-                    and self.toks[self.pos + 1].kind == "op":
-                key = repr(self.name())
-                self.pos += 1
-                fields.append(f"({key}, {self.expression()})")
-            else:
-                items.append(self.expression())
-            if not (self.at(",") or self.at(";")):
-                break
-            self.pos += 1
-        self.expect("}")
-        if computed and items:
-            raise NotInSubset  # see lua_ops.table
-        return f"_table(_w, ({''.join(i + ', ' for i in items)}), " \
-               f"({''.join(f + ', ' for f in fields)}))"
-
-
 _STATEMENTS: dict[str, Callable[[Compiler], None]] = {
     ";": Compiler.empty, "local": Compiler.local, "if": Compiler.if_statement,
     "while": Compiler.while_statement, "repeat": Compiler.repeat_statement,
