@@ -32,6 +32,7 @@ _HELPERS: dict[str, Any] = {
     "_neg": lua_ops.neg, "_eq": lua_ops.equal, "_lt": lua_ops.less,
     "_le": lua_ops.less_equal, "_cat": lua_ops.concat, "_len": lua_ops.length,
     "_idx": lua_ops.index, "_set": lua_ops.store, "_table": lua_ops.table,
+    "_Table": lua_ops.Table,
     "_for": lua_ops.for_range, "_spend": lua_ops.spend, "_jv": lua_ops.json_value,
     "_out": lua_ops.to_json, "_WORK": lua_ops.WORK,
 }

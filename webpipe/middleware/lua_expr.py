@@ -232,5 +232,7 @@ class Emitter:
         self.expect("}")
         if computed and items:
             raise NotInSubset  # see lua_ops.table
+        if not items and not fields:
+            return "_Table()"
         return f"_table(_w, ({''.join(i + ', ' for i in items)}), " \
                f"({''.join(f + ', ' for f in fields)}))"

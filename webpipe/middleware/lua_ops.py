@@ -32,6 +32,7 @@ _FLOAT_TEXT = re.compile(
     f"{_SPACE}[-+]?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][-+]?[0-9]+)?{_SPACE}")
 _INTEGRAL_TEXT = re.compile("[-0-9]*")
 Value = Any
+_PLAIN = frozenset((int, str, bool))  # items `to_json` keeps as they are
 
 
 class Fallback(Exception):
@@ -116,9 +117,14 @@ def store(obj: Value, key: Value, value: Value, work: list[int]) -> None:
     """`obj[key] = value` on a table the chunk built."""
     if type(obj) is not Table:
         raise Fallback
-    spend(work, 1)
-    key = _key(key)
+    work[0] -= 1
+    if work[0] < 0:
+        raise Fallback
     items = obj.items
+    if type(key) is int and key == len(items) + 1 and value is not None and not obj.rest:
+        items.append(value)  # the usual store: the next item of a sequence
+        return
+    key = _key(key)
     if type(key) is int:
         count = len(items)
         if 0 < key <= count:
@@ -147,8 +153,15 @@ def table(work: list[int], items: tuple[Value, ...],
     does not mix positional items with `[expr] =` fields, whose order Lua defines by
     its register flushes)."""
     made = Table()
+    rest = made.rest
     for key, value in fields:
-        store(made, key, value, work)
+        if type(key) is not str:
+            store(made, key, value, work)
+        elif value is not None:
+            rest[key] = value  # counted below
+        else:
+            rest.pop(key, None)
+    spend(work, len(fields))
     for position, value in enumerate(items, 1):
         if value is not None:
             store(made, position, value, work)
@@ -181,6 +194,8 @@ def number(value: Value) -> int | float:
     if kind is int or kind is float:
         return value  # type: ignore[no-any-return]
     if kind is str:
+        if value.isdigit() and value.isascii() and len(value) <= 18:
+            return int(value)  # the usual request parameter
         if len(value) > 200:
             raise Fallback  # no number is that long; int() of it would cost
         if _INT_TEXT.fullmatch(value):
@@ -200,6 +215,11 @@ def _integer(result: int) -> int:
 
 
 def add(a: Value, b: Value) -> Value:
+    if type(a) is int and type(b) is int:  # the usual case, first
+        result = a + b
+        if MIN_INTEGER <= result <= MAX_INTEGER:
+            return result
+        raise Fallback  # Lua wraps around
     a, b = number(a), number(b)
     if type(a) is int and type(b) is int:
         return _integer(a + b)
@@ -207,6 +227,11 @@ def add(a: Value, b: Value) -> Value:
 
 
 def sub(a: Value, b: Value) -> Value:
+    if type(a) is int and type(b) is int:  # the usual case, first
+        result = a - b
+        if MIN_INTEGER <= result <= MAX_INTEGER:
+            return result
+        raise Fallback  # Lua wraps around
     a, b = number(a), number(b)
     if type(a) is int and type(b) is int:
         return _integer(a - b)
@@ -218,6 +243,11 @@ def sub(a: Value, b: Value) -> Value:
 
 
 def mul(a: Value, b: Value) -> Value:
+    if type(a) is int and type(b) is int:  # the usual case, first
+        result = a * b
+        if MIN_INTEGER <= result <= MAX_INTEGER:
+            return result
+        raise Fallback  # Lua wraps around
     a, b = number(a), number(b)
     if type(a) is int and type(b) is int:
         return _integer(a * b)
@@ -374,8 +404,14 @@ def _json(value: Value, depth: int, nodes: list[int]) -> Any:
     if kind is float:
         return value if math.isfinite(value) else 0
     if kind is Table:
+        items = value.items
         if not value.rest:
-            return [_json(item, depth + 1, nodes) for item in value.items] or {}
+            if depth < MAX_DEPTH and all(type(item) in _PLAIN for item in items):
+                spend(nodes, len(items))
+                return items[:] or {}  # scalars that stay as they are
+            return [_json(item, depth + 1, nodes) for item in items] or {}
+        if not items and all(type(key) is str for key in value.rest):
+            return {k: _json(v, depth + 1, nodes) for k, v in sorted(value.rest.items())}
         pairs = [(str(k), v) for k, v in enumerate(value.items, 1)]
         pairs += [(k if type(k) is str else key_text(k), v) for k, v in value.rest.items()]
         pairs.sort(key=_first)
