@@ -91,18 +91,22 @@ def _key(key: Value) -> Value:
 def index(obj: Value, key: Value) -> Value:
     """`obj[key]`."""
     kind = type(obj)
+    if kind is dict:  # a request object, the usual case
+        if type(key) is str:
+            value = obj.get(key)
+            found = type(value)
+            if found is dict or value is None or (found is str and value.isascii()):
+                return value
+            return json_value(value)
+        if key is None or type(key) is int or type(key) is float:
+            return None
+        raise Fallback
     if kind is Table:
         if type(key) is int and 0 < key <= len(obj.items):
             return obj.items[key - 1]
         if key is None or (type(key) is float and key != key):
             return None
         return obj.rest.get(_key(key))
-    if kind is dict:
-        if type(key) is str:
-            return json_value(obj.get(key))
-        if key is None or type(key) is int or type(key) is float:
-            return None
-        raise Fallback
     if kind is list:
         if type(key) is float and key.is_integer():
             key = int(key)
@@ -401,24 +405,10 @@ def _json(value: Value, depth: int, nodes: list[int]) -> Any:
         raise Fallback  # "[max depth exceeded]" there; rare enough to leave to Lua
     spend(nodes, 1)
     kind = type(value)
+    if kind is Table:
+        return _table_json(value, depth + 1, nodes)
     if kind is float:
         return value if math.isfinite(value) else 0
-    if kind is Table:
-        items = value.items
-        if not value.rest:
-            if depth < MAX_DEPTH and all(type(item) in _PLAIN for item in items):
-                spend(nodes, len(items))
-                return items[:] or {}  # scalars that stay as they are
-            return [_json(item, depth + 1, nodes) for item in items] or {}
-        if not items and all(type(key) is str for key in value.rest):
-            return {k: _json(v, depth + 1, nodes) for k, v in sorted(value.rest.items())}
-        pairs = [(str(k), v) for k, v in enumerate(value.items, 1)]
-        pairs += [(k if type(k) is str else key_text(k), v) for k, v in value.rest.items()]
-        pairs.sort(key=_first)
-        out = {k: _json(v, depth + 1, nodes) for k, v in pairs}
-        if len(out) != len(pairs):
-            raise Fallback  # two keys with one text (1.5 and "1.5"): Lua's order decides
-        return out
     if kind is dict:
         members = sorted(((json_value(k), v) for k, v in value.items() if v is not None),
                          key=_first)
@@ -428,3 +418,24 @@ def _json(value: Value, depth: int, nodes: list[int]) -> Any:
             raise Fallback  # holes
         return [_json(json_value(v), depth + 1, nodes) for v in value] or {}
     return value
+
+
+def _table_json(table: Table, inner: int, nodes: list[int]) -> Any:
+    """A table the chunk built; `inner` is its members' depth. Members that stay as they
+    are (integers, strings, booleans) are counted here instead of one call each."""
+    items, rest = table.items, table.rest
+    spend(nodes, len(items) + len(rest))
+    plain = _PLAIN if inner <= MAX_DEPTH else frozenset()
+    if not rest:
+        if not items:
+            return {}
+        return [v if type(v) in plain else _json(v, inner, nodes) for v in items]
+    if items or not all(type(k) is str for k in rest):
+        pairs = [(str(k), v) for k, v in enumerate(items, 1)]
+        pairs += [(k if type(k) is str else key_text(k), v) for k, v in rest.items()]
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise Fallback  # two keys with one text (1.5 and "1.5"): Lua's order decides
+    else:
+        pairs = list(rest.items())
+    pairs.sort(key=_first)
+    return {k: v if type(v) in plain else _json(v, inner, nodes) for k, v in pairs}
