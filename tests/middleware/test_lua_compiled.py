@@ -187,8 +187,50 @@ FALLS_BACK_WITH_REQUEST = [
     "local p = request.params p.n = 1 return p",
     "return request.nothing.x", "return request.query.a.b", "return request.query.list[true]",
 ]
+LIBRARY = [
+    "return math.floor(3.7)", "return math.floor(-3.5)", "return math.floor(3)",
+    "return math.floor('3.7')", "return math.floor('-2')", "return math.floor(-0.0)",
+    "return math.floor(2^63)", "return math.floor(-2^63)", "return math.floor(1e300)",
+    "return math.floor(math.huge)", "return math.ceil(3.2)", "return math.ceil(-3.7)",
+    "return math.ceil(' 4.5 ')", "return math.ceil(-0.5)", "return math.abs(-3)",
+    "return math.abs(3.5)", "return math.abs('-5')", "return math.abs(-0.0)",
+    "return math.abs(math.mininteger + 1)", "return math.max(1, 2.5, 2)", "return math.max(3)",
+    "return math.max(2, 2.0)", "return math.max(2.0, 2)", "return math.min(1, -1.5, 0)",
+    "return math.min(0.0, -0.0)", "return math.max(-0.0, 0.0)",
+    "return math.max(math.huge - math.huge, 1)", "return math.max(1, math.huge - math.huge)",
+    "return math.huge", "return -math.huge", "return math.pi", "return math.maxinteger",
+    "return math.mininteger", "return math.maxinteger + 0.0", "return tostring(1)",
+    "return tostring(1.5)", "return tostring(-0.0)", "return tostring(1e15)",
+    "return tostring(2^63)", "return tostring(nil)", "return tostring(true)",
+    "return tostring(false)", "return tostring('s')", "return tonumber('12')",
+    "return tonumber(' 12 ')", "return tonumber('1.5')", "return tonumber('1e2')",
+    "return tonumber('x')", "return tonumber('')", "return tonumber('1x')",
+    "return tonumber('inf')", "return tonumber('nan')", "return tonumber('1 2')",
+    "return tonumber(5)", "return tonumber(nil)",
+    "return tonumber(true)", "return tonumber({})", "return tonumber('99999999999999999999')",
+    "return tonumber('-9223372036854775808')", "return string.len('abc')",
+    "return string.len('héllo')", "return string.len(12)", "return string.len(1.5)",
+    "return {n = tonumber('7') + 1, s = 'x' .. tostring(2.0), f = math.floor(7 / 2)}",
+    "local math = {floor = 1} return math.floor", "local tostring = 5 return tostring",
+]
+LIBRARY_WITH_REQUEST = [
+    "return math.floor(request.params.f)", "return tonumber(request.params.n)",
+    "return tonumber(request.params.word)", "return tostring(request.query.a)",
+    "return math.max(request.query.a, request.query.b)", "return string.len(request.params.word)",
+    "return tonumber(request.query.t)", "return tonumber(request.query.missing)",
+]
+LIBRARY_FALLS_BACK = [
+    "return tostring({})", "return tostring(math.huge)", "return tostring(0/0)",
+    "return tonumber('0x10')", "return tonumber(' -0X1p4')", "return math.floor('x')",
+    "return math.floor(nil)", "return math.abs(math.mininteger)", "return math.max('1', 2)",
+    "return math.max(1, nil)", "return string.len(nil)", "return string.len({})",
+]
 NOT_COMPILED = [
-    "return print(1)", "return math.floor(1.5)", "local x = y return x", "x = 1 return x",
+    "return print(1)", "return math.sqrt(2)", "return math.floor(1, 2)", "return math.floor()",
+    "return tonumber('10', 16)", "return tostring()", "return string.upper('a')",
+    "return math['floor'](1)", "return math.floor", "return math", "math.floor = 1 return 1",
+    "return tostring 'x'", f"return math.max({', '.join(map(str, range(17)))})",
+    "local x = y return x", "x = 1 return x",
     "return ...", "local function f() end return 1", "return function() end",
     "for k, v in pairs({}) do end return 1", "goto done ::done:: return 1",
     "return 1 & 2", "return 1 | 2", "return ~1", "return 1 << 2", "return 0x10",
@@ -217,6 +259,21 @@ def test_left_to_lua(lua: LuaState, source: str) -> None:
 @pytest.mark.parametrize("source", FALLS_BACK_WITH_REQUEST)
 def test_left_to_lua_with_a_request(lua: LuaState, source: str) -> None:
     assert check(lua, source, REQUEST) == "fallback"
+
+
+@pytest.mark.parametrize("source", LIBRARY)
+def test_library_functions_like_lua(lua: LuaState, source: str) -> None:
+    assert check(lua, source) == "value"
+
+
+@pytest.mark.parametrize("source", LIBRARY_WITH_REQUEST)
+def test_library_functions_like_lua_with_a_request(lua: LuaState, source: str) -> None:
+    assert check(lua, source, REQUEST) == "value"
+
+
+@pytest.mark.parametrize("source", LIBRARY_FALLS_BACK)
+def test_library_functions_left_to_lua(lua: LuaState, source: str) -> None:
+    assert check(lua, source) == "fallback"
 
 
 @pytest.mark.parametrize("source", NOT_COMPILED)
@@ -313,6 +370,10 @@ def numeric(names: list[str]) -> st.SearchStrategy[str]:
             st.tuples(inner, st.sampled_from(["<", "<=", "==", "~="]), inner, inner, inner).map(
                 lambda t: f"({t[0]} {t[1]} {t[2]} and {t[3]} or {t[4]})"),
             st.tuples(inner, inner).map(lambda t: f"#({t[0]} .. {t[1]})"),
+            st.tuples(st.sampled_from(["math.floor", "math.ceil", "math.abs", "tonumber"]),
+                      inner).map(lambda t: f"{t[0]}({t[1]})"),
+            st.tuples(inner, inner).map(lambda t: f"math.max({t[0]}, {t[1]})"),
+            inner.map(lambda e: f"string.len(tostring({e}))"),
         )
     return st.recursive(leaves, extend, max_leaves=5)
 

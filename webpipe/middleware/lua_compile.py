@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from webpipe.middleware import lua_ops
+from webpipe.middleware import lua_library, lua_ops
 from webpipe.middleware.lua_expr import Emitter, Target
 from webpipe.middleware.lua_lex import NotInSubset, tokens
 
@@ -56,7 +56,7 @@ def compile_chunk(source: str) -> Run | None:
         code = compile("\n".join(compiler.lines) + "\n", "<lua>", "exec")
     except (NotInSubset, SyntaxError, RecursionError, MemoryError):
         return None
-    namespace = dict(_HELPERS)
+    namespace = {**_HELPERS, **lua_library.HELPERS}
     exec(code, namespace)  # our own generated source (see Compiler)
     run: Run = namespace["_run"]
     return run

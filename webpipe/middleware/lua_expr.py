@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from webpipe.middleware.lua_lex import NotInSubset, Token
+from webpipe.middleware.lua_library import CONSTANTS, FUNCTIONS, TABLES
 
 # lparser.c's priority table: (left, right)
 _BINARY = {"or": (1, 1), "and": (2, 2), "<": (3, 3), ">": (3, 3), "<=": (3, 3),
@@ -188,8 +189,12 @@ class Emitter:
             code, target = f"({self.expression()})", None
             self.expect(")")
         else:
-            code = self.lookup(self.name())
-            target = ("local", code)
+            name = self.name()
+            if (name in TABLES or name in FUNCTIONS) and self.is_global(name):
+                code, target = self.library(name), None
+            else:
+                code = self.lookup(name)
+                target = ("local", code)
         while True:
             if self.at("."):
                 self.pos += 1
@@ -205,6 +210,27 @@ class Emitter:
                 return code, target
             target = ("index", code, key)
             code = f"_idx({code}, {key})"
+
+    def is_global(self, name: str) -> bool:
+        return not any(name in scope for scope in self.scopes)
+
+    def library(self, name: str) -> str:
+        """A constant or a call of the library functions the subset knows."""
+        if name in TABLES:
+            self.expect(".")
+            name = f"{name}.{self.name()}"
+            if name in CONSTANTS:
+                return CONSTANTS[name]
+        entry = FUNCTIONS.get(name)
+        if entry is None:
+            raise NotInSubset
+        helper, _, fewest, most = entry
+        self.expect("(")
+        args = [] if self.at(")") else self.expressions()
+        self.expect(")")
+        if not fewest <= len(args) <= most:
+            raise NotInSubset  # an error, or arguments Lua ignores
+        return f"{helper}({', '.join(args)})"
 
     def constructor(self) -> str:
         self.expect("{")

@@ -13,6 +13,7 @@ numerals in strings), is left to the real runtime, which then runs the chunk fro
 
 from __future__ import annotations
 
+import locale
 import math
 import re
 from typing import Any
@@ -339,6 +340,11 @@ def less_equal(a: Value, b: Value) -> bool:
     return bool(a <= b)
 
 
+def c_numeric() -> bool:
+    """Whether numbers are read and written with "." (Lua uses the C locale's point)."""
+    return locale.setlocale(locale.LC_NUMERIC) in ("C", "POSIX")
+
+
 def text(value: Value) -> str:
     """A `..` operand as Lua writes it (`%d`, `LUAI_NUMFFORMAT` "%.14g" plus ".0")."""
     kind = type(value)
@@ -346,7 +352,7 @@ def text(value: Value) -> str:
         return value  # type: ignore[no-any-return]
     if kind is int:
         return str(value)
-    if kind is float and math.isfinite(value):
+    if kind is float and math.isfinite(value) and c_numeric():
         written = format(value, ".14g")  # what "%.14g" writes
         return written + ".0" if _INTEGRAL_TEXT.fullmatch(written) else written
     raise Fallback
