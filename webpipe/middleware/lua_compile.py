@@ -200,15 +200,25 @@ class Compiler(Emitter):
                 self.statements()
         self.expect("end")
 
+    def costed(self, line: int, first_token: int) -> None:
+        """Write an iteration's cost into `line`: one unit per token of the loop (its
+        condition and body), about what one iteration can do, so that a loop with a big
+        body gets fewer iterations out of the work budget."""
+        cost = 1 + self.pos - first_token
+        self.lines[line] = self.lines[line].replace("COST", str(cost))
+
     def while_statement(self) -> None:
+        first = self.pos
         self.emit("while True:")
         self.depth += 1
-        self.emit("_spend(_w, 1)")
+        spend = len(self.lines)
+        self.emit("_spend(_w, COST)")
         self.emit(f"if not ({self.condition()}):")
         self.emit("    break")
         self.depth -= 1
         self.expect("do")
         self.loop_body("end")
+        self.costed(spend, first)
 
     def loop_body(self, closing: str) -> None:
         self.loops += 1
@@ -223,9 +233,11 @@ class Compiler(Emitter):
         self.loops -= 1
 
     def repeat_statement(self) -> None:
+        first = self.pos
         self.emit("while True:")
         self.depth += 1
-        self.emit("_spend(_w, 1)")
+        spend = len(self.lines)
+        self.emit("_spend(_w, COST)")
         self.loops += 1
         with self.block():  # `until` sees the body's locals
             self.statements()
@@ -234,6 +246,7 @@ class Compiler(Emitter):
             self.emit("    break")
         self.loops -= 1
         self.depth -= 1
+        self.costed(spend, first)
 
     def for_statement(self) -> None:
         var = self.name()
@@ -250,8 +263,10 @@ class Compiler(Emitter):
         self.expect("do")
         self.scopes.append({})
         python = self.declare(var)
-        self.emit(f"for {python} in _for({start}, {limit}, {step}, _w):")
+        header, first = len(self.lines), self.pos
+        self.emit(f"for {python} in _for({start}, {limit}, {step}, _w, COST):")
         self.loop_body("end")
+        self.costed(header, first)
         self.scopes.pop()
 
     def do_statement(self) -> None:

@@ -21,12 +21,17 @@ from typing import Any
 from webpipe.middleware.lua_convert import MAX_DEPTH, key_text
 
 MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
-# work units a compiled run may spend (a loop iteration, a table store, 64 bytes of `..`)
-# before it hands the chunk to Lua: a few hundred µs at most, well inside the inline
-# tier's 1 ms, so a chunk past it costs little extra before Lua's own budget applies
-WORK = 2048
+# work units a compiled run may spend before it hands the chunk to Lua: a loop iteration
+# costs one per token of the loop, a table store one, `..` one per 16 bytes. A unit is
+# ~0.03-0.1 µs here, so a run stops within ~0.2-0.6 ms, inside the inline tier's 1 ms:
+# a chunk past it costs little extra before Lua's own budget applies
+WORK = 6000
 # values `to_json` walks (a returned request body can be big) before handing over
-MAX_NODES = 4096
+MAX_NODES = 2048
+# what one operation may scan that the work budget does not count (`#` of a table's
+# other keys or of a request list, a non-ASCII string's UTF-8; a request string's length):
+# past it the operation falls back, so a loop of them stays cheap
+MAX_SCAN = 4096
 _SPACE = "[ \t\n\v\f\r]*"
 _INT_TEXT = re.compile(f"{_SPACE}[-+]?[0-9]+{_SPACE}")
 _FLOAT_TEXT = re.compile(
@@ -61,6 +66,8 @@ def json_value(value: Value) -> Value:
     """A request value as Lua sees it (lua_convert._lua_ready), or Fallback."""
     kind = type(value)
     if kind is str:
+        if len(value) > MAX_SCAN:
+            raise Fallback  # compared or measured in a loop, it would cost
         if not value.isascii():
             try:
                 value.encode()
@@ -96,7 +103,8 @@ def index(obj: Value, key: Value) -> Value:
         if type(key) is str:
             value = obj.get(key)
             found = type(value)
-            if found is dict or value is None or (found is str and value.isascii()):
+            if found is dict or value is None or (
+                    found is str and value.isascii() and len(value) <= MAX_SCAN):
                 return value
             return json_value(value)
         if key is None or type(key) is int or type(key) is float:
@@ -177,14 +185,17 @@ def length(value: Value) -> int:
     """`#value`."""
     kind = type(value)
     if kind is str:
-        return len(value) if value.isascii() else len(value.encode())
-    if kind is Table:
-        if any(type(key) is int and key > 0 for key in value.rest):
-            raise Fallback  # several borders
-        return len(value.items)
-    if kind is dict:
+        if value.isascii():
+            return len(value)
+        if len(value) <= MAX_SCAN:
+            return len(value.encode())
+    elif kind is Table:
+        rest = value.rest
+        if len(rest) <= MAX_SCAN and not any(type(k) is int and k > 0 for k in rest):
+            return len(value.items)  # else several borders, or a long scan
+    elif kind is dict:
         return 0  # only string keys
-    if kind is list and None not in value:
+    elif kind is list and len(value) <= MAX_SCAN and None not in value:
         return len(value)
     raise Fallback
 
@@ -360,13 +371,13 @@ def text(value: Value) -> str:
 
 def concat(a: Value, b: Value, work: list[int]) -> str:
     joined = text(a) + text(b)
-    spend(work, 1 + len(joined) // 64)
+    spend(work, 1 + len(joined) // 16)
     return joined
 
 
-def for_range(start: Value, limit: Value, step: Value, work: list[int]) -> range:
+def for_range(start: Value, limit: Value, step: Value, work: list[int], cost: int) -> range:
     """The values of `for i = start, limit, step` with integer start and step (forprep,
-    forlimit); a float loop is left to Lua."""
+    forlimit; a float loop is left to Lua), `cost` units each spent up front."""
     if type(start) is not int or type(step) is not int or step == 0:
         raise Fallback
     if type(limit) is str:
@@ -382,7 +393,7 @@ def for_range(start: Value, limit: Value, step: Value, work: list[int]) -> range
         count = len(values)
     except OverflowError:  # more than sys.maxsize values
         raise Fallback from None
-    spend(work, count)
+    spend(work, count * cost)
     return values
 
 
