@@ -131,8 +131,10 @@ ANSWERED = [
     "local t = {} t[1] = 1 t[2] = 2 t[4] = 4 return t",
     "local t = {} t[2] = 2 t[1] = 1 return {t, #t}",
     "local t = {x = 1} return t.x + (t.y == nil and 1 or 0)",
-    "local x = 0 for i = 1, 10 do x = " + " + ".join(["i"] * 200) + " end return x",
+    "local x = 0 for i = 1, 10 do x = " + " + ".join(["i"] * 60) + " end return x",
     "local s = 'é' for i = 1, 8 do s = s .. s end return #s",
+    "local x = 0 for i = 3037000499, 3037000499 do x = i * i - i + 1 end return x",
+    "local t = {} for i = 1, 3 do t[i] = i t[i + 1] = -i end return t",
 ]
 ANSWERED_WITH_REQUEST = [
     "return request.params.n", "return request.params.n + 1", "return request.params.f * 2",
@@ -184,10 +186,13 @@ FALLS_BACK = [
     "local t = {} t.self = t return t", "return {[1.5] = 'a', ['1.5'] = 'b'}",
     "return {[1] = 'int', ['1'] = 'str'}",
     # a loop's iterations cost its size: a big body gets few (spec/lua.md "Bounds")
-    "local x = 0 for i = 1, 100 do x = " + " + ".join(["i"] * 200) + " end return x",
+    "local x = 0 for i = 1, 100 do x = " + " + ".join(["i"] * 60) + " end return x",
     "local x = 0 while x < 100 do x = x + " + " + ".join(["0"] * 90) + " + 1 end return x",
     "local s = 'é' for i = 1, 13 do s = s .. s end return #s",
     "local t = {} for i = 1, 5000 do t['k' .. i] = i end return #t",
+    "local x = 0 for i = 3037000500, 3037000500 do x = i * i end return x",
+    "local x = 0 for i = 9223372036854775807, 9223372036854775807 do x = i + 1 end return x",
+    "local x = 0 for i = -9223372036854775807, -9223372036854775807 do x = i - 2 end return x",
 ]
 FALLS_BACK_WITH_REQUEST = [
     "return request.query.long", "return #request.query.longlist",

@@ -17,6 +17,7 @@ from the start (it is pure: nothing has been written). Loops spend from one work
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ _HELPERS: dict[str, Any] = {
     "_neg": lua_ops.neg, "_eq": lua_ops.equal, "_lt": lua_ops.less,
     "_le": lua_ops.less_equal, "_cat": lua_ops.concat, "_len": lua_ops.length,
     "_idx": lua_ops.index, "_set": lua_ops.store, "_table": lua_ops.table,
-    "_Table": lua_ops.Table,
+    "_Table": lua_ops.Table, "_wraps": lua_ops.wraps,
     "_for": lua_ops.for_range, "_spend": lua_ops.spend, "_jv": lua_ops.json_value,
     "_out": lua_ops.to_json, "_WORK": lua_ops.WORK,
 }
@@ -63,6 +64,7 @@ def compile_chunk(source: str) -> Run | None:
 
 
 _BLOCK_END = ("else", "elseif", "end", "until", None)
+_PLAIN = re.compile(r"L\d+_\w+|[0-9]+|'[A-Za-z_][A-Za-z0-9_]*'")  # locals, literals
 
 
 class Compiler(Emitter):
@@ -175,7 +177,23 @@ class Compiler(Emitter):
             if target[0] == "local":
                 self.emit(f"{target[1]} = {value}")
             else:
-                self.emit(f"_set({target[1]}, {target[2]}, {value}, _w)")
+                self.store(target[1], target[2], value)
+
+    def store(self, obj: str, key: str, value: str) -> None:
+        """`obj[key] = value`; the next item of a sequence inline when the table and key
+        are plain names or literals (cheap to repeat), else `lua_ops.store`."""
+        if not (_PLAIN.fullmatch(obj) and _PLAIN.fullmatch(key)):
+            self.emit(f"_set({obj}, {key}, {value}, _w)")
+            return
+        temp = self.fresh()
+        self.emit(f"{temp} = {value}")
+        integer = "" if self.is_int(key) else f"type({key}) is int and "
+        self.emit(f"if type({obj}) is _Table and {integer}{key} == len({obj}.items) + 1 "
+                  f"and {temp} is not None and not {obj}.rest and _w[0] > 0:")
+        self.emit(f"    {obj}.items.append({temp})")
+        self.emit("    _w[0] -= 1")
+        self.emit("else:")
+        self.emit(f"    _set({obj}, {key}, {temp}, _w)")
 
     def target(self) -> Target:
         target = self.suffixed()[1]
@@ -263,6 +281,8 @@ class Compiler(Emitter):
         self.expect("do")
         self.scopes.append({})
         python = self.declare(var)
+        if not self.assigned_later(var):
+            self.ints.add(python)
         header, first = len(self.lines), self.pos
         self.emit(f"for {python} in _for({start}, {limit}, {step}, _w, COST):")
         self.loop_body("end")

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from webpipe.middleware.lua_lex import NotInSubset, Token
 from webpipe.middleware.lua_library import CONSTANTS, FUNCTIONS, TABLES
+from webpipe.middleware.lua_ops import MAX_INTEGER, MIN_INTEGER
 
 # lparser.c's priority table: (left, right)
 _BINARY = {"or": (1, 1), "and": (2, 2), "<": (3, 3), ">": (3, 3), "<=": (3, 3),
@@ -36,6 +37,9 @@ class Emitter:
         self.scopes: list[dict[str, str]] = []
         self.count = 0
         self.loops = 0
+        # codes known to be integers: literals, `for` variables the chunk never assigns,
+        # and checked integer arithmetic of them (spelled out inline, without a call)
+        self.ints: set[str] = set()
 
     # -- tokens ---------------------------------------------------------------------
     def peek(self) -> Token:
@@ -165,7 +169,24 @@ class Emitter:
             return f"(not _eq({left}, {right}))", True
         if op in (">", ">="):  # a > b is b < a (pure operands: the order never shows)
             return f"{_CALLS['<' if op == '>' else '<=']}({right}, {left})", True
+        if op in ("+", "-", "*") and self.is_int(left) and self.is_int(right):
+            temp = self.fresh()
+            code = (f"({temp} if {MIN_INTEGER} <= ({temp} := {left} {op} {right}) <= "
+                    f"{MAX_INTEGER} else _wraps())")
+            self.ints.add(code)
+            return code, False
         return f"{_CALLS[op]}({left}, {right})", op in ("==", "<", "<=")
+
+    def is_int(self, code: str) -> bool:
+        return code in self.ints or code.isdigit()
+
+    def assigned_later(self, name: str) -> bool:
+        """Whether the name may be assigned from here on (conservative: any `name =` or
+        `name ,` in the rest of the chunk, whatever it refers to)."""
+        toks = self.toks
+        return any(tok.kind == "name" and tok.value == name and toks[i + 1].kind == "op"
+                   and toks[i + 1].value in ("=", ",")
+                   for i, tok in enumerate(toks[self.pos:-1], self.pos))
 
     def simple(self) -> str:
         tok = self.peek()

@@ -224,6 +224,11 @@ def number(value: Value) -> int | float:
     raise Fallback
 
 
+def wraps() -> int:
+    """Inline integer arithmetic left 64 bits (Lua wraps around)."""
+    raise Fallback
+
+
 def _integer(result: int) -> int:
     if MIN_INTEGER <= result <= MAX_INTEGER:
         return result
