@@ -60,6 +60,7 @@ def check(state: LuaState, source: str, request: Any = None) -> str:
     return ours[0]
 
 
+SHARED = {"one": "object at two places"}  # as a jq step's output can hold it
 REQUEST = {"params": {"n": "5", "id": "42", "f": "2.5", "neg": "-3", "word": "abc",
                       "max": "9223372036854775807",
                       "min": "-9223372036854775808", "over": "9223372036854775808",
@@ -67,7 +68,8 @@ REQUEST = {"params": {"n": "5", "id": "42", "f": "2.5", "neg": "-3", "word": "ab
            "query": {"a": 1, "b": 2.5, "t": True, "z": None, "big": 2**63, "u": "héllo ☃",
                      "list": [1, 2, 3], "holes": [1, None, 3], "empty": [], "obj": {},
                      "nested": {"x": {"y": [1, {"z": "deep"}]}}, "nul": "a\u0000b",
-                     "long": "x" * 5000, "longlist": [1] * 5000},
+                     "long": "x" * 5000, "longlist": [1] * 5000, "obj2": {},
+                     "same1": SHARED, "same2": SHARED},
            "method": "GET"}
 
 # (source, request or None for REQUEST, "value" / "fallback")
@@ -152,7 +154,7 @@ ANSWERED_WITH_REQUEST = [
     "return request.query.nested", "return request.query.nested.x.y[2].z",
     "return request.query.list['1']", "return request.query.nested[1]", "return request.query.nul",
     "return #request.query.nested", "return request.params", "return request.query.a == 1",
-    "return request.query == request.query", "return request.query ~= request.params",
+    "return request.query ~= request.params", "return request.query.obj == request.query.obj2",
     "local s = 0 for i = 1, request.params.f do s = s + i end return s",
     "local s = 0 for i = 1, request.params.sp do s = s + i end return s",
     "local s = 0 for i = 1, request.query.b do s = s + i end return s",
@@ -195,6 +197,7 @@ FALLS_BACK = [
     "local x = 0 for i = -9223372036854775807, -9223372036854775807 do x = i - 2 end return x",
 ]
 FALLS_BACK_WITH_REQUEST = [
+    "return request.query == request.query", "return request.query.same1 == request.query.same2",
     "return request.query.long", "return #request.query.longlist",
     "return request.query.big", "return request.query.holes", "return #request.query.holes",
     "return request.params.hex + 1", "return request.params.word * 2",

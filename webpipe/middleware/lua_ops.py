@@ -334,7 +334,13 @@ def neg(a: Value) -> Value:
 def equal(a: Value, b: Value) -> bool:
     ta, tb = type(a), type(b)
     if ta is tb:
-        return a is b if ta is Table or ta is dict or ta is list else bool(a == b)
+        if ta is dict or ta is list:
+            if a is b:
+                # the same JSON object can sit at two places of the request (a jq step's
+                # output), where Lua has two tables; `local p = request.x` is one table
+                raise Fallback
+            return False
+        return a is b if ta is Table else bool(a == b)
     if (ta is int and tb is float) or (ta is float and tb is int):
         return bool(a == b)  # Python compares them exactly, as Lua does
     return False
