@@ -207,6 +207,7 @@ FALLS_BACK_WITH_REQUEST = [
 LIBRARY = [
     "return math.floor(3.7)", "return math.floor(-3.5)", "return math.floor(3)",
     "return math.floor('3.7')", "return math.floor('-2')", "return math.floor(-0.0)",
+    "return math.floor('9223372036854775807')", "return math.ceil('-9223372036854775807')",
     "return math.floor(2^63)", "return math.floor(-2^63)", "return math.floor(1e300)",
     "return math.floor(math.huge)", "return math.ceil(3.2)", "return math.ceil(-3.7)",
     "return math.ceil(' 4.5 ')", "return math.ceil(-0.5)", "return math.abs(-3)",

@@ -56,17 +56,17 @@ def _float_or_int(value: float) -> Value:
 
 
 def floor(value: Value) -> Value:
-    value = lua_ops.number(value)
-    if type(value) is int:
+    if type(value) is int:  # lua_isinteger: a string "5" is read as a float (checknumber)
         return value
-    return _float_or_int(float(math.floor(value)) if math.isfinite(value) else value)
+    number = float(lua_ops.number(value))
+    return _float_or_int(float(math.floor(number)) if math.isfinite(number) else number)
 
 
 def ceil(value: Value) -> Value:
-    value = lua_ops.number(value)
     if type(value) is int:
         return value
-    return _float_or_int(float(math.ceil(value)) if math.isfinite(value) else value)
+    number = float(lua_ops.number(value))
+    return _float_or_int(float(math.ceil(number)) if math.isfinite(number) else number)
 
 
 def absolute(value: Value) -> Value:

@@ -47,13 +47,15 @@ class Fallback(Exception):
 
 class Table:
     """A table the chunk built: `items` holds keys 1..n (never nil), `rest` every other
-    key (normalised as Lua does: a float with an integer value is that integer)."""
+    key (normalised as Lua does: a float with an integer value is that integer);
+    `mixed` once `rest` got a key that is not a string (it stays set)."""
 
-    __slots__ = ("items", "rest")
+    __slots__ = ("items", "mixed", "rest")
 
     def __init__(self) -> None:
         self.items: list[Value] = []
         self.rest: dict[Value, Value] = {}
+        self.mixed = False
 
 
 def spend(work: list[int], units: int) -> None:
@@ -158,6 +160,8 @@ def store(obj: Value, key: Value, value: Value, work: list[int]) -> None:
         obj.rest.pop(key, None)
     else:
         obj.rest[key] = value
+        if type(key) is not str:
+            obj.mixed = True
 
 
 def table(work: list[int], items: tuple[Value, ...],
@@ -191,7 +195,8 @@ def length(value: Value) -> int:
             return len(value.encode())
     elif kind is Table:
         rest = value.rest
-        if len(rest) <= MAX_SCAN and not any(type(k) is int and k > 0 for k in rest):
+        if not value.mixed or (
+                len(rest) <= MAX_SCAN and not any(type(k) is int and k > 0 for k in rest)):
             return len(value.items)  # else several borders, or a long scan
     elif kind is dict:
         return 0  # only string keys
@@ -458,12 +463,12 @@ def _table_json(table: Table, inner: int, nodes: list[int]) -> Any:
         if not items:
             return {}
         return [v if type(v) in plain else _json(v, inner, nodes) for v in items]
-    if items or not all(type(k) is str for k in rest):
-        pairs = [(str(k), v) for k, v in enumerate(items, 1)]
-        pairs += [(k if type(k) is str else key_text(k), v) for k, v in rest.items()]
-        if len({k for k, _ in pairs}) != len(pairs):
-            raise Fallback  # two keys with one text (1.5 and "1.5"): Lua's order decides
-    else:
-        pairs = list(rest.items())
+    if not items and not table.mixed:  # string keys only: a record
+        return {k: v if type(v) in plain else _json(v, inner, nodes)
+                for k, v in sorted(rest.items())}  # keys differ: values never compared
+    pairs = [(str(k), v) for k, v in enumerate(items, 1)]
+    pairs += [(k if type(k) is str else key_text(k), v) for k, v in rest.items()]
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise Fallback  # two keys with one text (1.5 and "1.5"): Lua's order decides
     pairs.sort(key=_first)
     return {k: v if type(v) in plain else _json(v, inner, nodes) for k, v in pairs}
