@@ -587,7 +587,9 @@ async def test_aclose_drops_states_and_runs_still_work(lua: LuaMiddleware) -> No
 # -- where a run happens: inline under a budget, else a worker thread -----------------------
 
 
-async def test_small_chunk_runs_on_the_loop_thread(lua: LuaMiddleware) -> None:
+async def test_small_chunk_runs_on_the_loop_thread(
+        lua: LuaMiddleware, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBPIPE_LUA_COMPILED", "0")  # the Lua tier (the chunk is compilable)
     chunk = lua.prepare("return { n = request.n * 2 }", None)
     assert (await lua.run({"n": 21}, chunk, StepCall("lua", ""))).value == {"n": 42}
     # the loop thread now owns a Lua state; no worker was needed
@@ -760,7 +762,9 @@ async def test_a_request_larger_than_the_inline_allowance_does_not_abort_the_pro
     assert await run(lua, code, big) == 60000
 
 
-def test_an_input_too_big_to_convert_on_the_loop_goes_to_a_worker(lua: LuaMiddleware) -> None:
+def test_an_input_too_big_to_convert_on_the_loop_goes_to_a_worker(
+        lua: LuaMiddleware, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBPIPE_LUA_COMPILED", "0")  # the Lua tier (the chunk is compilable)
     chunk = lua.prepare("return #request.items", None)
     big = {"items": ["x" * 1000] * 300}  # ~300 KB of JSON: ~12 ms of table building
     with pytest.raises(RunAsync):
@@ -804,3 +808,15 @@ async def test_no_handler_outlives_the_time_budget(lua: LuaMiddleware, code: str
         "timeout", "Lua chunk exceeded its 300 ms time budget")
     assert time.monotonic() - start < 0.3 + 5.0  # a cold worker start on a busy machine
     assert chunk in lua._in_worker  # the loop gave up on it within its own budget first
+
+
+async def test_a_chunk_in_the_compiled_subset_needs_no_lua_state(lua: LuaMiddleware) -> None:
+    """spec/lua.md "Compiled subset": answered by its Python form, even for an input too
+    big to convert on the loop (nothing is converted)."""
+    chunk = lua.prepare("return #request.items", None)
+    assert chunk.compiled is not None
+    big = {"items": ["x" * 1000] * 300}
+    assert lua.run_sync(big, chunk, StepCall("lua", "")).value == 300
+    assert getattr(lua._local, "state", None) is None
+    assert lua.run_sync({"items": [1, None]}, chunk, StepCall("lua", "")).value in (1, 2)
+    assert getattr(lua._local, "state", None) is not None  # a hole: Lua answered

@@ -41,6 +41,8 @@ from webpipe.middleware.base import (
     StepCall,
     StepResult,
 )
+from webpipe.middleware.lua_compile import compile_chunk, enabled
+from webpipe.middleware.lua_ops import Fallback
 from webpipe.middleware.lua_state import (
     Binding,
     Budget,
@@ -193,8 +195,11 @@ class LuaMiddleware(BaseMiddleware):
             if located is None:
                 raise ConfigError(f"Lua syntax error: {err}", span=span)
             raise ConfigError(f"Lua syntax error: {located[0]}", span=span, at=located[1])
+        # a scripts directory can change what a run sees (its loading can fail every run):
+        # compiled chunks only without one
+        compiled = compile_chunk(config) if enabled() and not self.scripts else None
         chunk = LuaChunk(config, uses_context=_CONTEXT_NAME.search(config) is not None,
-                         request_keys=request_keys(config))
+                         request_keys=request_keys(config), compiled=compiled)
         if "executeSql" in config:  # known up front: skip the inline attempt
             self._in_worker.add(chunk)
         return chunk
@@ -209,9 +214,15 @@ class LuaMiddleware(BaseMiddleware):
         return StepResult(self.run_pure(state, prepared, call.ctx))
 
     def run_pure(self, state: JSON, prepared: object, ctx: RequestView | None) -> JSON:
-        """The inline attempt, on the event loop under `INLINE_BUDGET`; `RunAsync` when the
-        chunk belongs in a worker (it then stays there)."""
+        """The compiled chunk's answer when it has one (spec/lua.md "Compiled subset"),
+        else the inline attempt, on the event loop under `INLINE_BUDGET`; `RunAsync` when
+        the chunk belongs in a worker (it then stays there)."""
         assert isinstance(prepared, LuaChunk), "prepare() output expected"
+        if prepared.compiled is not None:
+            try:
+                return prepared.compiled(state)  # pure: nothing to undo on a fall-back
+            except Fallback:
+                pass
         if prepared in self._in_worker or self._workers_only:
             raise RunAsync
         ctx, context = _request_view(ctx, prepared)

@@ -52,6 +52,8 @@ class LuaChunk:
     uses_context: bool = True
     # the only top-level keys of the input the chunk can read (None: maybe any)
     request_keys: frozenset[str] | None = None
+    # the chunk as Python when it is in the compiled subset (lua_compile), else None
+    compiled: Callable[[JSON], JSON] | None = None
 
 
 @dataclass(frozen=True, slots=True)
