@@ -11,12 +11,20 @@ own, so no connection is queued where nobody accepts, and the supervisor's repla
 binds a fresh one. uvicorn's supervisor is kept for the rest (health checks, restarts,
 signals, `SIGHUP`). Without `SO_REUSEPORT`, or for `--port 0` (each worker would get a
 port of its own), the workers share the parent's socket as uvicorn does by default.
+
+A worker outlives nothing: if the supervisor dies without stopping it (SIGKILL, the OOM
+killer), Linux sends the worker SIGTERM (`PR_SET_PDEATHSIG`), which stops it the graceful
+way, so no orphan keeps serving (or holding the port) with nobody to restart or stop it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import multiprocessing
+import os
+import signal
 import socket
 import sys
 from typing import Any
@@ -28,11 +36,38 @@ from uvicorn.supervisors import multiprocess
 log = logging.getLogger("webpipe.serve")
 
 
-class ReusePortWorker(multiprocess.Process):
-    """One worker process: it binds its own `SO_REUSEPORT` socket, then serves on it."""
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+class SupervisedWorker(multiprocess.Process):
+    """One worker process that stops when its supervisor dies (module docstring)."""
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:  # in the worker
+        stop_with_parent()
+        super().target(sockets)
+
+
+class ReusePortWorker(SupervisedWorker):
+    """A worker that binds its own `SO_REUSEPORT` socket, then serves on it."""
 
     def target(self, sockets: list[socket.socket] | None = None) -> None:  # in the worker
         super().target([reuse_port_socket(self.config.host, self.config.port)])
+
+
+def stop_with_parent() -> None:
+    """Ask Linux for SIGTERM when this process's parent dies; if it died already (before
+    the request took effect), stop now. Elsewhere nothing changes (uvicorn's behaviour)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("worker %d will not stop with its supervisor: prctl failed (errno %d)",
+                    os.getpid(), ctypes.get_errno())
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        log.error("worker %d: its supervisor is gone; stopping", os.getpid())
+        signal.raise_signal(signal.SIGTERM)
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -59,12 +94,13 @@ def balanced(port: int) -> bool:
 def run_workers(app: str, **options: Any) -> None:
     """Serve the import string `app` (a factory) under uvicorn's supervisor."""
     config = Config(app, factory=True, **options)
+    # The supervisor makes its workers with its module's `Process`; it runs for the rest of
+    # this (parent) process's life.
     if balanced(config.port):
-        # The supervisor makes its workers with its module's `Process`: ours binds a socket
-        # per worker. The supervisor runs for the rest of this (parent) process's life.
         multiprocess.Process = ReusePortWorker  # type: ignore[misc]
         sockets = []
     else:
+        multiprocess.Process = SupervisedWorker  # type: ignore[misc]
         sockets = [config.bind_socket()]
     # as uvicorn.run: an interrupt ends the supervisor, which has stopped its workers
     with contextlib.suppress(KeyboardInterrupt):

@@ -2,7 +2,8 @@
 W11): each worker listens on its own `SO_REUSEPORT` socket (webpipe/workers.py), so the
 kernel hashes connections onto the workers instead of the first worker to wake accepting
 most of them. The worker that served a request is read from the JSON access line's `pid`.
-Also: a killed worker's replacement, and the pending-task gauges under two workers."""
+Also: a killed worker's replacement, workers that stop when their supervisor is killed,
+and the pending-task gauges under two workers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.hostile.harness import Served, serve
 
@@ -56,17 +58,27 @@ async def wait_for_ids(served: Served, ids: set[str]) -> dict[str, int]:
     raise AssertionError(f"access lines missing for {sorted(ids - served_by(served).keys())}")
 
 
-async def workers_ready(served: Served, count: int) -> None:
+async def workers_ready(served: Served, count: int) -> set[int]:
     """Poll the log until `count` workers said they serve (a worker's start can take
-    seconds on a loaded machine; until then its socket is not there to be hashed onto)."""
+    seconds on a loaded machine; until then its socket is not there to be hashed onto);
+    their pids."""
     for _ in range(600):
         ready = {json.loads(line)["pid"] for line in served.log.read_text().splitlines()
                  if line.startswith("{") and " serving " in line
                  and json.loads(line)["message"].startswith("worker ")}
         if len(ready) >= count:
-            return
+            return ready
         await asyncio.sleep(0.05)
     raise AssertionError("workers did not start: " + served.log.read_text())
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie nobody reaped yet has exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def test_a_burst_of_connections_is_spread_over_both_workers(tmp_path: Path) -> None:
@@ -122,6 +134,25 @@ async def test_a_killed_worker_takes_its_socket_along(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("no replacement worker answered: " + served.log.read_text())
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """A supervisor killed outright (SIGKILL: no chance to stop its workers) leaves no
+    worker serving on with nobody to restart or stop it: each gets SIGTERM from the kernel
+    and stops, and the port is free again."""
+    async with serve(tmp_path, APP, "--workers", "2", "--log-format", "json") as served:
+        workers = await workers_ready(served, 2)
+        assert all(running(pid) for pid in workers)
+        served.proc.kill()
+        await served.proc.wait()
+        for _ in range(400):
+            if not any(running(pid) for pid in workers):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("workers still running: " + served.log.read_text())
+        with pytest.raises(OSError):
+            await one_request(served, "after-the-supervisor")
 
 
 async def test_pending_gauges_under_two_workers(tmp_path: Path) -> None:
