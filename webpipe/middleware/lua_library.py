@@ -10,7 +10,9 @@ so a call's results never need Lua's multiple-value adjustment.
 from __future__ import annotations
 
 import math
+import operator
 import re
+from collections.abc import Callable
 from typing import Any
 
 from webpipe.middleware import lua_ops
@@ -84,19 +86,20 @@ def _numbers(values: tuple[Value, ...]) -> None:
 
 
 def maximum(*values: Value) -> Value:
-    _numbers(values)
-    best = values[0]
-    for value in values[1:]:
-        if best < value:
-            best = value
-    return best
+    return _first_best(values, operator.lt)
 
 
 def minimum(*values: Value) -> Value:
+    return _first_best(values, operator.gt)
+
+
+def _first_best(values: tuple[Value, ...], beaten: Callable[[Any, Any], bool]) -> Value:
+    """Lua's `math.max`/`min` loop: the first value that no later one beats (`beaten(best,
+    value)`); ties keep the earlier, so `math.max(1, 1.0)` is the integer 1."""
     _numbers(values)
     best = values[0]
     for value in values[1:]:
-        if value < best:
+        if beaten(best, value):
             best = value
     return best
 
