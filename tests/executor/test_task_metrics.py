@@ -1,6 +1,6 @@
-"""Finished tasks are counted only while an app of the process serves `/metrics`
-(`Metrics.served`, set by `create_app(..., metrics=True)`): nothing could read them
-otherwise, and counting costs each `@async` branch ~2 µs."""
+"""Finished tasks and answered requests are counted only while an app of the process
+serves `/metrics` (`Metrics.served`, set by `create_app(..., metrics=True)`): nothing could
+read them otherwise, and counting costs each `@async` branch ~2 µs, each request ~0.6."""
 
 from __future__ import annotations
 
@@ -24,6 +24,21 @@ def test_tasks_are_counted_once_metrics_are_served() -> None:
     metrics.task("GET /a", "t", "async", "ok", 0.01)
     metrics.task("GET /a", "t", "async", "ok", 0.01)
     assert counted(metrics) == 2.0
+
+
+def requests_counted(metrics: Metrics) -> float | None:
+    value = metrics.load().registry.get_sample_value(
+        "webpipe_requests_total", {"route": "GET /r", "status": "200"})
+    return None if value is None else float(value)
+
+
+def test_requests_are_counted_once_metrics_are_served() -> None:
+    metrics = Metrics()
+    metrics.request("GET /r", 200)
+    assert requests_counted(metrics) is None
+    metrics.served = True
+    metrics.request("GET /r", 200)
+    assert requests_counted(metrics) == 1.0
 
 
 def test_an_app_serving_metrics_turns_counting_on() -> None:

@@ -24,10 +24,9 @@ from webpipe.executor.retry import bounded, guard_grace, is_failure, retrying, w
 from webpipe.executor.state import (
     JSON_CT,
     Outcome,
-    carried,
     error_type,
     merge,
-    transform,
+    transform_carried,
     without_restored,
 )
 from webpipe.executor.steps import (
@@ -116,9 +115,9 @@ def run_plain_now(plain: tuple[StepPlan, ...], out: Outcome, ctx: RequestContext
             except Exception as exc:  # as `invoke_sync`: an envelope, or raised on
                 value = failure(plan, exc).value
             last = index == len(plain) - 1
-            new_state = transform(state, value, last)
-            if new_state is not value:  # the request keys carried along (§6.3)
-                out.restored.update(carried(value, new_state))
+            new_state, carried_keys = transform_carried(state, value, last)
+            if carried_keys:  # the request keys carried along (§6.3)
+                out.restored.update(carried_keys)
             out.state = new_state
             if last:
                 return None

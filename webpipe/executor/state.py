@@ -33,6 +33,7 @@ class Outcome:
 # the keys of the initial state that describe the request (RESTORED_KEYS but `async`/`data`)
 REQUEST_KEYS = ("originalRequest", "query", "params", "body", "headers", "cookies", "method",
                 "path", "ip", "content_type")
+_REQUEST_KEY_SET = frozenset(REQUEST_KEYS)
 
 
 def carried(value: Any, new_state: Any) -> list[str]:
@@ -90,15 +91,24 @@ def merge(state: Any, value: Any) -> Any:
 
 
 def transform(state: Any, value: Any, last: bool) -> Any:
+    return transform_carried(state, value, last)[0]
+
+
+def transform_carried(state: Any, value: Any, last: bool) -> tuple[Any, list[str]]:
+    """`transform`'s state, with the request keys it carried along (what `carried` of it
+    gives), in one pass: a plain body's Transform steps run this per step."""
+    carried_keys: list[str] = []
     if last or not isinstance(value, dict) or not isinstance(state, dict):
-        return value
-    missing = [k for k in RESTORED_KEYS if k in state and k not in value]
-    if not missing:
-        return value
-    out = dict(value)
-    for key in missing:
-        out[key] = state[key]
-    return out
+        return value, carried_keys
+    out = None
+    for key in RESTORED_KEYS:
+        if key in state and key not in value:
+            if out is None:
+                out = dict(value)
+            out[key] = state[key]
+            if key in _REQUEST_KEY_SET:
+                carried_keys.append(key)
+    return value if out is None else out, carried_keys
 
 
 def wrap_data(state: Any, target: str, value: Any) -> Any:
