@@ -425,8 +425,6 @@ class WebpipeApp:
 _KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 
 
-
-
 def run_hooks(ctx: RequestContext, name: str, *args: Any) -> None:
     """Call the request's hooks registered under `name`; a failing hook is logged only."""
     for hook in ctx.extras.get(name, ()):
